@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/alloc.h"
@@ -75,6 +76,9 @@ void buf_append_i64(buf *b, int64_t v)
 
 void buf_vprintf(buf *b, const char *fmt, va_list ap)
 {
+    /* also keeps GCC's -fsanitize=nonnull-attribute from making a path
+     * with a NULL format, which -Wformat-truncation then reports */
+    if (!fmt) return;
     va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);

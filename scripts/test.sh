@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, then
+#   1. builds (build/) and runs the unit tests and the integration tests,
+#   2. builds with ASan+UBSan (build-asan/) and runs both again,
+#   3. builds the libFuzzer targets (build-fuzz/) and runs each briefly.
+# Usage: scripts/test.sh [--quick]   (--quick: step 1 only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+scripts/deps.sh test
+
+PYTEST=(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration)
+
+echo "== build and unit tests ==" >&2
+scripts/build.sh build
+ctest --test-dir build --output-on-failure -j 2
+echo "== integration tests ==" >&2
+CAIRN_BUILD_DIR="$PWD/build" "${PYTEST[@]}"
+[ $quick -eq 1 ] && exit 0
+
+echo "== ASan+UBSan build: unit and integration tests ==" >&2
+scripts/build.sh build-asan -DCAIRN_SANITIZE=ON -DCMAKE_C_COMPILER=clang
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ctest --test-dir build-asan --output-on-failure -j 2
+CAIRN_BUILD_DIR="$PWD/build-asan" CAIRN_SANITIZED=1 "${PYTEST[@]}"
+
+echo "== fuzz smoke (each target briefly) ==" >&2
+scripts/build.sh build-fuzz -DCAIRN_FUZZ=ON -DCAIRN_SANITIZE=ON -DCMAKE_C_COMPILER=clang
+for f in build-fuzz/fuzz/fuzz_*; do
+  name=$(basename "$f" | sed 's/^fuzz_//')
+  corpus="fuzz/corpus/$name"
+  work=$(mktemp -d)
+  [ -d "$corpus" ] && cp -r "$corpus/." "$work/"
+  echo "-- $name" >&2
+  "$f" -max_total_time="${FUZZ_SECONDS:-15}" -print_final_stats=1 "$work" 2>&1 | grep -E "stat::number_of_executed_units|ERROR|crash" >&2 || true
+  # a crash makes libFuzzer exit non-zero and write crash-*; fail on it
+  if ls crash-* leak-* timeout-* >/dev/null 2>&1; then echo "fuzzer $name found a failure" >&2; exit 1; fi
+  rm -rf "$work"
+done
+echo "== all tests passed ==" >&2

@@ -1,0 +1,30 @@
+/* api: what the protocol front ends (http_api, resp_api) share.
+ *
+ * Each front end turns one parsed request into one kv command or read,
+ * hands it to the replica, and formats the reply. This struct is their
+ * common context; it owns nothing but counters. Loop thread only. */
+#ifndef CAIRN_API_API_H
+#define CAIRN_API_API_H
+
+#include <stdint.h>
+
+#include "kv/store.h"
+#include "net/server.h"
+#include "replica/replica.h"
+#include "util/config.h"
+
+#define CAIRN_VERSION_STRING "0.1.0"
+
+typedef struct api {
+    const cairn_config *cfg;
+    kv_store *store;
+    replica *replica;
+    net_server *server;
+    int64_t start_ms;       /* monotonic, for uptime */
+    uint64_t next_request;  /* for generated request ids */
+} api;
+
+/* Resident set size of this process in bytes (from /proc), 0 if unknown. */
+uint64_t api_rss_bytes(void);
+
+#endif

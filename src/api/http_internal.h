@@ -1,0 +1,76 @@
+/* http_internal: what the HTTP modules share (http_api: connections and
+ * routing; http_keys: key and listing handlers; http_ops: health, status,
+ * metrics). Not a public interface. */
+#ifndef CAIRN_API_HTTP_INTERNAL_H
+#define CAIRN_API_HTTP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "net/http_parser.h"
+#include "net/server.h"
+#include "replica/replica.h"
+#include "util/buf.h"
+
+enum http_route {
+    ROUTE_KEY = 0,
+    ROUTE_KEYS,
+    ROUTE_HEALTHZ,
+    ROUTE_READYZ,
+    ROUTE_METRICS,
+    ROUTE_STATUS,
+    ROUTE_OTHER,
+    ROUTE_COUNT_
+};
+
+typedef struct http_conn http_conn;
+typedef struct http_req http_req;
+
+struct http_req {
+    http_conn *hc;
+    api *a;
+    replica_req rreq;
+    int route;
+    http_method method;
+    bool head_only;   /* HEAD: headers of GET, no body */
+    bool done;
+    bool close_after; /* answer with Connection: close */
+    uint64_t start_ns;
+    char request_id[96];
+    buf key;  /* decoded key, or listing prefix */
+    buf resp; /* the whole response, written when its turn comes */
+    /* read parameters */
+    int consistency;
+    uint64_t min_revision;
+    bool has_if_none_match;
+    uint64_t if_none_match_rev;
+    /* listing parameters */
+    buf cursor;
+    uint64_t limit;
+    bool values;
+    http_req *next;
+};
+
+/* Parsed query string parameter lookup: returns true and the decoded value
+ * in out when present. */
+bool http_query_get(const char *query, size_t query_len, const char *name, buf *out);
+
+/* Build the response for req (status line, standard headers, extra headers
+ * as "Name: value\r\n" lines, body) and mark it done. */
+void http_respond(http_req *req, int status, const char *content_type, const char *extra_headers,
+                  const void *body, size_t body_len);
+void http_respond_error(http_req *req, int status, const char *message, const char *extra_headers);
+void http_respond_replica_error(http_req *req, int replica_status);
+/* The request's response is complete: write what is due, in order. */
+void http_req_complete(http_req *req);
+
+/* handlers (http_keys.c) */
+void http_keys_handle_key(http_req *req, const http_request *hr, const char *query,
+                          size_t query_len, const char *body, size_t body_len);
+void http_keys_handle_list(http_req *req, const http_request *hr, const char *query,
+                           size_t query_len);
+/* handlers (http_ops.c) */
+void http_ops_handle(http_req *req);
+
+#endif

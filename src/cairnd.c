@@ -1,0 +1,204 @@
+/* cairnd: one node of a cairn cluster, or a whole single-node store.
+ *
+ * Wires the layers together (net -> api -> replica -> kv), runs the loop,
+ * and shuts down gracefully on SIGTERM/SIGINT: stop accepting, let
+ * in-flight requests finish (bounded), hand leadership away, close the
+ * log. A second signal exits at once; the log is fsync'd per entry, so
+ * that is as safe as a crash. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "api/http_api.h"
+#include "kv/store.h"
+#include "net/server.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "replica/replica.h"
+#include "util/config.h"
+#include "util/hash.h"
+
+#define DRAIN_LIMIT_MS 5000
+#define DRAIN_POLL_MS 20
+
+typedef struct daemon {
+    uv_loop_t *loop;
+    cairn_config cfg;
+    kv_store store;
+    replica *replica;
+    net_server *server;
+    api api;
+    uv_signal_t sigterm, sigint, sigpipe;
+    uv_timer_t drain;
+    int64_t drain_deadline;
+    int signals;
+    int exit_code;
+} daemon_t;
+
+static double g_keys(void *c)
+{
+    return (double)kv_keyspace_count(&((kv_store *)c)->ks);
+}
+static double g_revision(void *c)
+{
+    return (double)((kv_store *)c)->revision;
+}
+static double g_data_bytes(void *c)
+{
+    return (double)((kv_store *)c)->ks.mem_bytes;
+}
+static double g_expired(void *c)
+{
+    return (double)((kv_store *)c)->expired_keys;
+}
+static double g_rss(void *c)
+{
+    (void)c;
+    return (double)api_rss_bytes();
+}
+
+static void daemon__register_metrics(daemon_t *d)
+{
+    metrics_gauge_register("cairn_keys", "Keys in the store (including expired, not yet reclaimed)",
+                           "", g_keys, &d->store);
+    metrics_gauge_register("cairn_revision", "Store revision", "", g_revision, &d->store);
+    metrics_gauge_register("cairn_data_bytes", "Estimated heap bytes held by keys and values", "",
+                           g_data_bytes, &d->store);
+    metrics_gauge_register("cairn_resident_memory_bytes", "Resident set size", "", g_rss, NULL);
+    metrics_counter_fn_register("cairn_expired_keys_total", "Keys reclaimed after expiring", "",
+                                g_expired, &d->store);
+}
+
+static void daemon__close_handles(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void daemon__replica_closed(void *ctx)
+{
+    daemon_t *d = ctx;
+    LOG_INFO("stopped", LF_I("id", d->cfg.id));
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigpipe, NULL);
+    uv_close((uv_handle_t *)&d->drain, NULL);
+}
+
+static void daemon__server_closed(void *ctx)
+{
+    daemon_t *d = ctx;
+    replica_close(d->replica, daemon__replica_closed, d);
+}
+
+static void daemon__stepped_down(void *ctx)
+{
+    daemon_t *d = ctx;
+    net_server_close(d->server, daemon__server_closed, d);
+}
+
+static void daemon__drain_tick(uv_timer_t *t)
+{
+    daemon_t *d = t->data;
+    bool idle = net_server_busy_conns(d->server) == 0;
+    if (!idle && uv_now(d->loop) < (uint64_t)d->drain_deadline) return;
+    uv_timer_stop(t);
+    if (!idle) LOG_WARN("in-flight requests did not finish in time; closing anyway", LF_I("ms", DRAIN_LIMIT_MS));
+    replica_step_down(d->replica, daemon__stepped_down, d);
+}
+
+static void daemon__on_signal(uv_signal_t *s, int signum)
+{
+    daemon_t *d = s->data;
+    if (signum == SIGPIPE) return;
+    if (++d->signals > 1) {
+        /* second signal: leave now; the log is durable entry by entry */
+        static const char msg[] = "level=warn msg=\"second signal: exiting at once\"\n";
+        ssize_t rv = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        (void)rv;
+        _exit(1);
+    }
+    LOG_INFO("shutting down", LF_S("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
+    net_server_stop_listening(d->server);
+    d->drain_deadline = (int64_t)uv_now(d->loop) + DRAIN_LIMIT_MS;
+    uv_timer_start(&d->drain, daemon__drain_tick, 0, DRAIN_POLL_MS);
+}
+
+static uint64_t daemon__random_seed(void)
+{
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+    return seed;
+}
+
+int main(int argc, char **argv)
+{
+    static daemon_t d;
+    char err[512];
+    config_defaults(&d.cfg);
+    int rv = config_parse(&d.cfg, argc, argv, err, sizeof(err));
+    if (rv == 1) return 0;
+    if (rv != 0) {
+        fprintf(stderr, "cairnd: %s\nRun 'cairnd --help' for usage.\n", err);
+        return 2;
+    }
+    log_setup(d.cfg.log_level, d.cfg.log_format);
+    crc32c_update(0, "", 0); /* build the table before any fork or thread */
+
+    d.loop = uv_default_loop();
+    kv_store_init(&d.store, daemon__random_seed());
+    daemon__register_metrics(&d);
+    if (replica_create(&d.replica, d.loop, &d.cfg, &d.store, err, sizeof(err)) != 0) {
+        LOG_ERROR("cannot start", LF_S("error", err));
+        return 1;
+    }
+    LOG_INFO("starting", LF_I("id", d.cfg.id), LF_S("version", CAIRN_VERSION_STRING),
+             LF_S("persistence", d.cfg.persistence == PERSISTENCE_NONE ? "none" : "durable"),
+             LF_S("data_dir", d.cfg.persistence == PERSISTENCE_NONE ? "" : d.cfg.data_dir));
+    if (replica_start(d.replica, err, sizeof(err)) != 0) {
+        LOG_ERROR("cannot start", LF_S("error", err));
+        return 1;
+    }
+
+    net_limits limits = {.max_clients = d.cfg.max_clients,
+                         .client_timeout = d.cfg.client_timeout,
+                         .idle_timeout = d.cfg.idle_timeout,
+                         .max_pending_output = d.cfg.max_pending_output};
+    d.server = net_server_create(d.loop, &limits);
+    d.api = (api){.cfg = &d.cfg, .store = &d.store, .replica = d.replica, .server = d.server,
+                  .start_ms = net_now_ms()};
+    http_api_init(&d.api);
+    if (net_server_listen(d.server, d.cfg.listen_http, &http_api_proto, &d.api, err, sizeof(err)) != 0) {
+        LOG_ERROR("cannot start", LF_S("error", err));
+        return 1;
+    }
+    if (d.cfg.listen_resp[0])
+        LOG_WARN("the Redis protocol listener is not available in this build yet",
+                 LF_S("addr", d.cfg.listen_resp));
+
+    uv_signal_init(d.loop, &d.sigterm);
+    uv_signal_init(d.loop, &d.sigint);
+    uv_signal_init(d.loop, &d.sigpipe);
+    d.sigterm.data = d.sigint.data = d.sigpipe.data = &d;
+    uv_signal_start(&d.sigterm, daemon__on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, daemon__on_signal, SIGINT);
+    uv_signal_start(&d.sigpipe, daemon__on_signal, SIGPIPE);
+    uv_timer_init(d.loop, &d.drain);
+    d.drain.data = &d;
+
+    uv_run(d.loop, UV_RUN_DEFAULT);
+
+    uv_walk(d.loop, daemon__close_handles, NULL);
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    uv_loop_close(d.loop);
+    net_server_destroy(d.server);
+    replica_destroy(d.replica);
+    kv_store_close(&d.store);
+    metrics_reset();
+    return d.exit_code;
+}

@@ -1,0 +1,94 @@
+/* command: the binary record of one write, as stored in the Raft log.
+ *
+ * Every write — from HTTP, from RESP, or from the leader's own expiry
+ * cycle — is encoded as one command, replicated, and applied by kv/store on
+ * every node. The command carries everything apply needs to be
+ * deterministic: the proposer's clock (`now_ms`, used to decide what has
+ * expired), absolute expiry times, and limits. Apply must never consult
+ * the local clock or configuration.
+ *
+ * Layout (little-endian), version 1:
+ *   u8 version | u8 op | u16 flags | u32 nargs
+ *   i64 now_ms | i64 expire_ms | i64 a | i64 b
+ *   u64 origin (proposing node id) | u64 seq (proposal number on origin)
+ *   nargs x (u32 len | bytes)
+ * Decoding rejects unknown versions and ops, lengths past the end, and
+ * trailing bytes: a corrupt entry is an error, never a guess. */
+#ifndef CAIRN_KV_COMMAND_H
+#define CAIRN_KV_COMMAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+#define KV_COMMAND_VERSION 1
+#define KV_COMMAND_HEADER_BYTES 56
+#define KV_COMMAND_MAX_ARGS (1u << 20)
+
+typedef enum kv_op {
+    KV_OP_PUT = 1,   /* key value: set; flags NX XX KEEPTTL GET IF_REV */
+    KV_OP_DEL,       /* key...: delete; flags GET (one key) IF_REV (one key) */
+    KV_OP_MSET,      /* key value ...: set all; flag NX = only if none exists */
+    KV_OP_INCR,      /* key: add a (int64) */
+    KV_OP_INCRFLOAT, /* key incr-text: add a long double */
+    KV_OP_APPEND,    /* key suffix; b = max value length */
+    KV_OP_SETRANGE,  /* key value; a = offset, b = max value length */
+    KV_OP_EXPIRE,    /* key: set expiry (expire_ms, may be past); flags NX XX GT LT */
+    KV_OP_PERSIST,   /* key: remove expiry */
+    KV_OP_GETEX,     /* key: return value, set expiry or (flag PERSIST) remove it */
+    KV_OP_RENAME,    /* src dst; flag NX */
+    KV_OP_FLUSH,     /* delete everything */
+    KV_OP_EXPIRE_KEYS, /* key...: delete those that are expired at now_ms */
+    KV_OP_NOOP,      /* nothing (used to commit an entry in a new term) */
+    KV_OP_MAX_
+} kv_op;
+
+enum {
+    KV_FLAG_NX = 1 << 0,
+    KV_FLAG_XX = 1 << 1,
+    KV_FLAG_KEEPTTL = 1 << 2,
+    KV_FLAG_GET = 1 << 3,    /* return the previous value */
+    KV_FLAG_IF_REV = 1 << 4, /* require mod_revision == a (0 = must be absent) */
+    KV_FLAG_GT = 1 << 5,
+    KV_FLAG_LT = 1 << 6,
+    KV_FLAG_PERSIST = 1 << 7,
+    KV_FLAG_ALL_ = (1 << 8) - 1
+};
+
+typedef struct kv_slice {
+    const char *ptr;
+    size_t len;
+} kv_slice;
+
+typedef struct kv_command {
+    uint8_t op;
+    uint16_t flags;
+    int64_t now_ms;
+    int64_t expire_ms;
+    int64_t a;
+    int64_t b;
+    uint64_t origin;
+    uint64_t seq;
+    uint32_t nargs;
+    kv_slice *args; /* decode: points into the input and a caller array */
+} kv_command;
+
+/* Append the encoding of cmd to out. */
+void kv_command_encode(const kv_command *cmd, buf *out);
+
+/* Encoded size, to allocate exactly once. */
+size_t kv_command_encoded_size(const kv_command *cmd);
+/* Encode into dst, which has kv_command_encoded_size bytes. */
+void kv_command_encode_to(const kv_command *cmd, char *dst);
+
+/* Decode data[0..len). args_space is a caller array of args_cap slices; if
+ * the command has more args, *args_needed is set and -2 is returned so the
+ * caller can retry with a larger array. Returns 0 on success, -1 when the
+ * data is malformed (err gets a reason). Slices point into data. */
+int kv_command_decode(const char *data, size_t len, kv_command *cmd, kv_slice *args_space,
+                      uint32_t args_cap, uint32_t *args_needed, const char **err);
+
+const char *kv_op_name(int op);
+
+#endif

@@ -1,0 +1,136 @@
+/* keyspace: the in-memory map from byte-string keys to entries.
+ *
+ * Two indexes share each entry:
+ *  - a chained hash table with incremental rehashing (as Redis' dict does),
+ *    for O(1) lookups and for SCAN: its reverse-binary cursor returns every
+ *    key present for the whole scan at least once, even across a resize,
+ *    and a resize never stalls the loop, because buckets move a few at a
+ *    time on each write;
+ *  - a skiplist in key byte order (forward pointers embedded in the entry),
+ *    for prefix listing with cursors.
+ *
+ * The keyspace knows nothing of revisions' meaning, commands or expiry
+ * policy: it stores what kv/store tells it. Expiry is a field here only so
+ * that reads can hide expired entries cheaply. Single-threaded: only the
+ * loop thread touches it (snapshots read it from a forked child). */
+#ifndef CAIRN_KV_KEYSPACE_H
+#define CAIRN_KV_KEYSPACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KV_SKIPLIST_MAX_LEVEL 32
+
+typedef struct kv_entry kv_entry;
+struct kv_entry {
+    kv_entry *hnext;     /* hash chain */
+    uint64_t create_rev; /* revision that created this incarnation */
+    uint64_t mod_rev;    /* revision of the last write */
+    uint64_t version;    /* writes since creation, 1 after the first */
+    int64_t expire_ms;   /* absolute unix ms; 0 = never */
+    char *value;
+    uint32_t value_len;
+    uint32_t key_len;
+    uint32_t lru; /* coarse access clock for approximate LRU eviction */
+    uint8_t level;
+    kv_entry *next[]; /* skiplist forward pointers [level], then key bytes */
+};
+
+static inline const char *kv_entry_key(const kv_entry *e)
+{
+    return (const char *)&e->next[e->level];
+}
+
+static inline bool kv_entry_expired(const kv_entry *e, int64_t now_ms)
+{
+    return e->expire_ms != 0 && e->expire_ms <= now_ms;
+}
+
+typedef struct kv_table {
+    kv_entry **buckets;
+    uint64_t mask; /* size - 1; size is a power of two or 0 */
+    uint64_t used;
+} kv_table;
+
+typedef struct kv_keyspace {
+    kv_table t[2];        /* t[1] is the target while rehashing */
+    int64_t rehash_index; /* next bucket of t[0] to move, -1 when idle */
+    uint64_t seed;
+    kv_entry *head; /* skiplist sentinel */
+    int level;      /* highest level in use */
+    uint64_t rng;   /* xorshift state for skiplist levels and sampling */
+    size_t mem_bytes; /* estimate of heap bytes held by entries and tables */
+    uint64_t volatile_count; /* entries with an expiry */
+} kv_keyspace;
+
+void kv_keyspace_init(kv_keyspace *ks, uint64_t seed);
+void kv_keyspace_close(kv_keyspace *ks);
+
+static inline uint64_t kv_keyspace_count(const kv_keyspace *ks)
+{
+    return ks->t[0].used + ks->t[1].used;
+}
+
+kv_entry *kv_keyspace_find(kv_keyspace *ks, const char *key, size_t key_len);
+
+/* Insert a new entry for a key that is not present. The value buffer is
+ * copied. Returns the entry; its metadata fields are zero for the caller to
+ * fill in. */
+kv_entry *kv_keyspace_insert(kv_keyspace *ks, const char *key, size_t key_len, const char *value,
+                             size_t value_len);
+
+/* Replace an entry's value (copied). */
+void kv_keyspace_set_value(kv_keyspace *ks, kv_entry *e, const char *value, size_t value_len);
+
+/* Take ownership of a malloc'd value buffer instead of copying it. */
+void kv_keyspace_set_value_owned(kv_keyspace *ks, kv_entry *e, char *value, size_t value_len);
+
+/* Detach the value buffer (the caller owns it now); the entry is left with
+ * an empty value. */
+char *kv_keyspace_take_value(kv_keyspace *ks, kv_entry *e, size_t *len);
+
+/* Set the expiry (0 = none), keeping volatile_count right. */
+void kv_keyspace_set_expire(kv_keyspace *ks, kv_entry *e, int64_t expire_ms);
+
+/* Remove and free the entry for key; returns true if it existed. */
+bool kv_keyspace_delete(kv_keyspace *ks, const char *key, size_t key_len);
+
+/* Remove everything. */
+void kv_keyspace_clear(kv_keyspace *ks);
+
+/* Ordered iteration: the first entry with key >= (key, key_len), or, with
+ * `after` set, the first entry with key > it. NULL at the end. */
+kv_entry *kv_keyspace_seek(const kv_keyspace *ks, const char *key, size_t key_len, bool after);
+static inline kv_entry *kv_keyspace_first(const kv_keyspace *ks)
+{
+    return ks->head->next[0];
+}
+static inline kv_entry *kv_keyspace_next(const kv_entry *e)
+{
+    return e->next[0];
+}
+
+/* Append an entry known to sort after every present key (snapshot restore
+ * writes keys in order, so loading is O(n) instead of O(n log n)). `tail`
+ * is a caller-owned array of KV_SKIPLIST_MAX_LEVEL pointers, all set to
+ * NULL before the first call. */
+kv_entry *kv_keyspace_append_sorted(kv_keyspace *ks, kv_entry **tail, const char *key,
+                                    size_t key_len, const char *value, size_t value_len);
+
+/* SCAN: visit the entries of one cursor step and return the next cursor (0
+ * when done). Every key present from the start to the end of a full scan is
+ * visited at least once; some may be visited twice. */
+typedef void (*kv_scan_fn)(void *ctx, kv_entry *e);
+uint64_t kv_keyspace_scan(kv_keyspace *ks, uint64_t cursor, kv_scan_fn fn, void *ctx);
+
+/* A uniformly-ish random entry (bucket sampling), NULL when empty. */
+kv_entry *kv_keyspace_random(kv_keyspace *ks);
+
+/* Do up to n steps of incremental rehashing; returns true if more remain. */
+bool kv_keyspace_rehash_step(kv_keyspace *ks, int n);
+
+/* Heap bytes one entry costs (for the memory estimate and eviction). */
+size_t kv_entry_mem_bytes(const kv_entry *e);
+
+#endif

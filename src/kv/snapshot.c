@@ -1,0 +1,196 @@
+#include "kv/snapshot.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/hash.h"
+
+#define SNAP_MAGIC "CAIRNSNP"
+#define SNAP_VERSION 1
+#define SNAP_HEADER_BYTES 32
+#define SNAP_ENTRY_HEADER_BYTES 40
+#define SNAP_CHUNK (64 * 1024)
+
+typedef struct snap_writer {
+    kv_snapshot_sink sink;
+    void *ctx;
+    uint32_t crc;
+    size_t used;
+    char chunk[SNAP_CHUNK];
+} snap_writer;
+
+static int snap__flush(snap_writer *w)
+{
+    if (!w->used) return 0;
+    w->crc = crc32c_update(w->crc, w->chunk, w->used);
+    int rv = w->sink(w->ctx, w->chunk, w->used);
+    w->used = 0;
+    return rv;
+}
+
+static int snap__put(snap_writer *w, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        size_t room = SNAP_CHUNK - w->used;
+        size_t k = n < room ? n : room;
+        memcpy(w->chunk + w->used, c, k);
+        w->used += k;
+        c += k;
+        n -= k;
+        if (w->used == SNAP_CHUNK) {
+            int rv = snap__flush(w);
+            if (rv) return rv;
+        }
+    }
+    return 0;
+}
+
+static void snap__le32(char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (char)(v >> (8 * i));
+}
+
+static void snap__le64(char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (char)(v >> (8 * i));
+}
+
+static uint32_t snap__get32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
+
+static uint64_t snap__get64(const char *p)
+{
+    return (uint64_t)snap__get32(p) | (uint64_t)snap__get32(p + 4) << 32;
+}
+
+int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
+{
+    /* static: 64 KiB is too much for some thread stacks, and the writer
+     * runs at most once at a time per process (in the forked child) */
+    static snap_writer w;
+    w.sink = sink;
+    w.ctx = ctx;
+    w.crc = 0;
+    w.used = 0;
+    char h[SNAP_HEADER_BYTES];
+    memcpy(h, SNAP_MAGIC, 8);
+    snap__le32(h + 8, SNAP_VERSION);
+    snap__le32(h + 12, 0);
+    snap__le64(h + 16, s->revision);
+    snap__le64(h + 24, kv_keyspace_count(&s->ks));
+    int rv = snap__put(&w, h, sizeof(h));
+    for (kv_entry *e = kv_keyspace_first(&s->ks); e && !rv; e = kv_keyspace_next(e)) {
+        char eh[SNAP_ENTRY_HEADER_BYTES];
+        snap__le32(eh, e->key_len);
+        snap__le32(eh + 4, e->value_len);
+        snap__le64(eh + 8, e->create_rev);
+        snap__le64(eh + 16, e->mod_rev);
+        snap__le64(eh + 24, e->version);
+        snap__le64(eh + 32, (uint64_t)e->expire_ms);
+        rv = snap__put(&w, eh, sizeof(eh));
+        if (!rv) rv = snap__put(&w, kv_entry_key(e), e->key_len);
+        if (!rv && e->value_len) rv = snap__put(&w, e->value, e->value_len);
+    }
+    if (!rv) rv = snap__flush(&w);
+    if (!rv) {
+        char t[4];
+        snap__le32(t, w.crc);
+        rv = sink(ctx, t, 4);
+    }
+    return rv;
+}
+
+int kv_snapshot_sink_fd(void *ctx, const void *p, size_t n)
+{
+    int fd = *(int *)ctx;
+    const char *c = p;
+    while (n) {
+        ssize_t k = write(fd, c, n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        c += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+int kv_snapshot_sink_buf(void *ctx, const void *p, size_t n)
+{
+    buf_append((buf *)ctx, p, n);
+    return 0;
+}
+
+int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_t errlen)
+{
+    if (len < SNAP_HEADER_BYTES + 4 || memcmp(data, SNAP_MAGIC, 8) != 0) {
+        snprintf(err, errlen, "not a cairn snapshot (bad magic or %zu bytes too short)", len);
+        return -1;
+    }
+    uint32_t want = snap__get32(data + len - 4);
+    uint32_t got = crc32c_update(0, data, len - 4);
+    if (want != got) {
+        snprintf(err, errlen, "snapshot checksum mismatch (stored %08x, computed %08x over %zu bytes)",
+                 want, got, len - 4);
+        return -1;
+    }
+    if (snap__get32(data + 8) != SNAP_VERSION) {
+        snprintf(err, errlen, "unsupported snapshot version %u", snap__get32(data + 8));
+        return -1;
+    }
+    uint64_t revision = snap__get64(data + 16);
+    uint64_t count = snap__get64(data + 24);
+    size_t end = len - 4, pos = SNAP_HEADER_BYTES;
+
+    kv_keyspace ks;
+    kv_keyspace_init(&ks, s->ks.seed);
+    kv_entry *tail[KV_SKIPLIST_MAX_LEVEL] = {0};
+    kv_entry *prev = NULL;
+    for (uint64_t i = 0; i < count; i++) {
+        if (end - pos < SNAP_ENTRY_HEADER_BYTES) {
+            snprintf(err, errlen, "snapshot entry %llu header past the end at offset %zu",
+                     (unsigned long long)i, pos);
+            goto fail;
+        }
+        const char *eh = data + pos;
+        uint32_t klen = snap__get32(eh), vlen = snap__get32(eh + 4);
+        pos += SNAP_ENTRY_HEADER_BYTES;
+        if ((uint64_t)klen + vlen > end - pos || klen == 0) {
+            snprintf(err, errlen, "snapshot entry %llu body invalid at offset %zu",
+                     (unsigned long long)i, pos);
+            goto fail;
+        }
+        const char *key = data + pos;
+        if (prev) {
+            size_t n = prev->key_len < klen ? prev->key_len : klen;
+            int c = memcmp(kv_entry_key(prev), key, n);
+            if (c > 0 || (c == 0 && prev->key_len >= klen)) {
+                snprintf(err, errlen, "snapshot keys out of order at offset %zu", pos);
+                goto fail;
+            }
+        }
+        kv_entry *e = kv_keyspace_append_sorted(&ks, tail, key, klen, key + klen, vlen);
+        e->create_rev = snap__get64(eh + 8);
+        e->mod_rev = snap__get64(eh + 16);
+        e->version = snap__get64(eh + 24);
+        kv_keyspace_set_expire(&ks, e, (int64_t)snap__get64(eh + 32));
+        pos += (size_t)klen + vlen;
+        prev = e;
+    }
+    if (pos != end) {
+        snprintf(err, errlen, "snapshot has %zu trailing bytes at offset %zu", end - pos, pos);
+        goto fail;
+    }
+    kv_store_replace(s, &ks, revision);
+    return 0;
+fail:
+    kv_keyspace_close(&ks);
+    return -1;
+}

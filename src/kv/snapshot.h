@@ -1,0 +1,35 @@
+/* snapshot: serialise the whole store, and load it back.
+ *
+ * Format (little-endian), version 1:
+ *   "CAIRNSNP" | u32 version | u32 reserved | u64 revision | u64 count
+ *   count x ( u32 key_len | u32 value_len | u64 create_rev | u64 mod_rev
+ *             | u64 version | i64 expire_ms | key | value )
+ *   u32 crc32c of everything before it
+ * Keys are written in byte order, so loading can append to the skiplist
+ * in O(1) per key, and the loader can check the order as a sanity test.
+ *
+ * The writer allocates nothing: it runs in a forked child (see
+ * replica/fsm), where another thread of the parent may have held the
+ * allocator's lock at the moment of fork(). */
+#ifndef CAIRN_KV_SNAPSHOT_H
+#define CAIRN_KV_SNAPSHOT_H
+
+#include <stddef.h>
+
+#include "kv/store.h"
+
+/* Sink for the writer: write all n bytes or return a negative errno. */
+typedef int (*kv_snapshot_sink)(void *ctx, const void *p, size_t n);
+
+int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx);
+
+/* Sinks for a file descriptor (ctx = int*) and for a buf (ctx = buf*). */
+int kv_snapshot_sink_fd(void *ctx, const void *p, size_t n);
+int kv_snapshot_sink_buf(void *ctx, const void *p, size_t n);
+
+/* Load data[0..len) into s, replacing its contents. On error s is
+ * unchanged and err (of errlen bytes) says what is wrong and at which
+ * offset. Returns 0 or -1. */
+int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,420 @@
+#include "kv/store.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/strconv.h"
+
+void kv_store_init(kv_store *s, uint64_t seed)
+{
+    memset(s, 0, sizeof(*s));
+    kv_keyspace_init(&s->ks, seed);
+    buf_init(&s->scratch);
+}
+
+void kv_store_close(kv_store *s)
+{
+    kv_keyspace_close(&s->ks);
+    buf_close(&s->scratch);
+}
+
+void kv_store_replace(kv_store *s, kv_keyspace *ks, uint64_t revision)
+{
+    kv_keyspace_close(&s->ks);
+    s->ks = *ks;
+    s->revision = revision;
+}
+
+kv_entry *kv_store_get(kv_store *s, const char *key, size_t key_len, int64_t now_ms)
+{
+    kv_entry *e = kv_keyspace_find(&s->ks, key, key_len);
+    if (e && kv_entry_expired(e, now_ms)) return NULL;
+    return e;
+}
+
+/* The live entry for key at the command's time; an expired one is removed
+ * here, identically on every node, and does not count as a change. */
+static kv_entry *store__live(kv_store *s, const kv_command *cmd, kv_slice key)
+{
+    kv_entry *e = kv_keyspace_find(&s->ks, key.ptr, key.len);
+    if (e && kv_entry_expired(e, cmd->now_ms)) {
+        kv_keyspace_delete(&s->ks, key.ptr, key.len);
+        s->expired_keys++;
+        return NULL;
+    }
+    return e;
+}
+
+static void store__return_value(kv_store *s, kv_result *res, const kv_entry *e)
+{
+    buf_reset(&s->scratch);
+    if (e) buf_append(&s->scratch, e->value, e->value_len);
+    res->has_value = e != NULL;
+    res->value = s->scratch.data ? s->scratch.data : "";
+    res->value_len = e ? e->value_len : 0;
+}
+
+static void store__describe(kv_result *res, const kv_entry *e)
+{
+    res->key_exists = e != NULL;
+    if (!e) return;
+    res->create_rev = e->create_rev;
+    res->mod_rev = e->mod_rev;
+    res->version = e->version;
+    res->expire_ms = e->expire_ms;
+}
+
+/* Record a write to e (existing) or create it, at the next revision. */
+static kv_entry *store__write(kv_store *s, kv_entry *e, kv_slice key, const char *value,
+                              size_t value_len, uint64_t rev)
+{
+    if (e) {
+        kv_keyspace_set_value(&s->ks, e, value, value_len);
+        e->version++;
+    } else {
+        e = kv_keyspace_insert(&s->ks, key.ptr, key.len, value, value_len);
+        e->create_rev = rev;
+        e->version = 1;
+    }
+    e->mod_rev = rev;
+    return e;
+}
+
+static void store__put(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_slice key = cmd->args[0], val = cmd->args[1];
+    kv_entry *e = store__live(s, cmd, key);
+    if (cmd->flags & KV_FLAG_GET) store__return_value(s, res, e);
+    bool ok = true;
+    if (cmd->flags & KV_FLAG_IF_REV) ok = cmd->a == 0 ? e == NULL : (e && e->mod_rev == (uint64_t)cmd->a);
+    if ((cmd->flags & KV_FLAG_NX) && e) ok = false;
+    if ((cmd->flags & KV_FLAG_XX) && !e) ok = false;
+    if (!ok) {
+        res->status = KV_ERR_PRECONDITION;
+        store__describe(res, e);
+        return;
+    }
+    uint64_t rev = ++s->revision;
+    e = store__write(s, e, key, val.ptr, val.len, rev);
+    if (!(cmd->flags & KV_FLAG_KEEPTTL)) kv_keyspace_set_expire(&s->ks, e, cmd->expire_ms);
+    store__describe(res, e);
+}
+
+static void store__del(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs == 0) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    if (cmd->flags & (KV_FLAG_GET | KV_FLAG_IF_REV)) {
+        kv_entry *e = store__live(s, cmd, cmd->args[0]);
+        if (cmd->flags & KV_FLAG_GET) store__return_value(s, res, e);
+        /* as for PUT: a == 0 means "must be absent" */
+        bool rev_ok = cmd->a == 0 ? e == NULL : (e && e->mod_rev == (uint64_t)cmd->a);
+        if ((cmd->flags & KV_FLAG_IF_REV) && !rev_ok) {
+            res->status = KV_ERR_PRECONDITION;
+            store__describe(res, e);
+            return;
+        }
+    }
+    int64_t n = 0;
+    for (uint32_t i = 0; i < cmd->nargs; i++) {
+        if (store__live(s, cmd, cmd->args[i]) &&
+            kv_keyspace_delete(&s->ks, cmd->args[i].ptr, cmd->args[i].len))
+            n++;
+    }
+    if (n) s->revision++;
+    res->integer = n;
+}
+
+static void store__mset(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs == 0 || cmd->nargs % 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    if (cmd->flags & KV_FLAG_NX) {
+        for (uint32_t i = 0; i < cmd->nargs; i += 2) {
+            if (store__live(s, cmd, cmd->args[i])) {
+                res->integer = 0;
+                return;
+            }
+        }
+    }
+    uint64_t rev = ++s->revision;
+    for (uint32_t i = 0; i < cmd->nargs; i += 2) {
+        kv_entry *e = store__live(s, cmd, cmd->args[i]);
+        e = store__write(s, e, cmd->args[i], cmd->args[i + 1].ptr, cmd->args[i + 1].len, rev);
+        kv_keyspace_set_expire(&s->ks, e, 0);
+    }
+    res->integer = 1;
+}
+
+static void store__incr(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 1) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    int64_t cur = 0;
+    if (e && !strconv_parse_i64(e->value, e->value_len, &cur)) {
+        res->status = KV_ERR_NOT_INTEGER;
+        return;
+    }
+    int64_t next;
+    if (__builtin_add_overflow(cur, cmd->a, &next)) {
+        res->status = KV_ERR_OVERFLOW;
+        return;
+    }
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)next);
+    e = store__write(s, e, cmd->args[0], tmp, (size_t)n, ++s->revision);
+    res->integer = next;
+    store__describe(res, e);
+}
+
+static void store__incrfloat(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    long double cur = 0, incr;
+    if ((e && !strconv_parse_ld(e->value, e->value_len, &cur)) ||
+        !strconv_parse_ld(cmd->args[1].ptr, cmd->args[1].len, &incr)) {
+        res->status = KV_ERR_NOT_FLOAT;
+        return;
+    }
+    long double next = cur + incr;
+    if (isnan(next) || isinf(next)) {
+        res->status = KV_ERR_NAN_OR_INF;
+        return;
+    }
+    char tmp[5200];
+    size_t n = strconv_format_ld(next, tmp, sizeof(tmp));
+    e = store__write(s, e, cmd->args[0], tmp, n, ++s->revision);
+    store__return_value(s, res, e);
+    store__describe(res, e);
+}
+
+static void store__append(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    kv_slice add = cmd->args[1];
+    size_t cur = e ? e->value_len : 0;
+    /* an entry's value length is a u32, whatever the limit in b */
+    if ((cmd->b > 0 && cur + add.len > (uint64_t)cmd->b) || cur + add.len > UINT32_MAX) {
+        res->status = KV_ERR_TOO_LARGE;
+        return;
+    }
+    uint64_t rev = ++s->revision;
+    if (!e) {
+        e = store__write(s, NULL, cmd->args[0], add.ptr, add.len, rev);
+    } else if (add.len) {
+        size_t old_len;
+        char *v = xrealloc(kv_keyspace_take_value(&s->ks, e, &old_len), cur + add.len);
+        memcpy(v + cur, add.ptr, add.len);
+        kv_keyspace_set_value_owned(&s->ks, e, v, cur + add.len);
+        e->version++;
+        e->mod_rev = rev;
+    } else {
+        e->version++;
+        e->mod_rev = rev;
+    }
+    res->integer = (int64_t)e->value_len;
+    store__describe(res, e);
+}
+
+static void store__setrange(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2 || cmd->a < 0) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    kv_slice val = cmd->args[1];
+    size_t cur = e ? e->value_len : 0;
+    if (val.len == 0) { /* Redis: no change, reply with the current length */
+        res->integer = (int64_t)cur;
+        return;
+    }
+    uint64_t end = (uint64_t)cmd->a + val.len;
+    if ((cmd->b > 0 && end > (uint64_t)cmd->b) || end > UINT32_MAX) {
+        res->status = KV_ERR_TOO_LARGE;
+        return;
+    }
+    size_t len = end > cur ? (size_t)end : cur;
+    char *v = xcalloc(1, len);
+    if (cur) memcpy(v, e->value, cur);
+    memcpy(v + cmd->a, val.ptr, val.len);
+    uint64_t rev = ++s->revision;
+    if (!e) {
+        e = kv_keyspace_insert(&s->ks, cmd->args[0].ptr, cmd->args[0].len, NULL, 0);
+        e->create_rev = rev;
+        e->version = 0;
+    }
+    kv_keyspace_set_value_owned(&s->ks, e, v, len);
+    e->version++;
+    e->mod_rev = rev;
+    res->integer = (int64_t)len;
+    store__describe(res, e);
+}
+
+/* Apply an expiry change (EXPIRE family, GETEX): a time in the past deletes
+ * the key, as Redis does. */
+static void store__set_expiry(kv_store *s, const kv_command *cmd, kv_entry *e, int64_t expire_ms)
+{
+    uint64_t rev = ++s->revision;
+    if (expire_ms != 0 && expire_ms <= cmd->now_ms) {
+        kv_keyspace_delete(&s->ks, kv_entry_key(e), e->key_len);
+        return;
+    }
+    kv_keyspace_set_expire(&s->ks, e, expire_ms);
+    e->mod_rev = rev;
+    e->version++;
+}
+
+static void store__expire(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 1) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    res->integer = 0;
+    if (!e) return;
+    int64_t cur = e->expire_ms, want = cmd->expire_ms;
+    if ((cmd->flags & KV_FLAG_NX) && cur) return;
+    if ((cmd->flags & KV_FLAG_XX) && !cur) return;
+    /* no expiry counts as infinite: GT never wins against it, LT always */
+    if ((cmd->flags & KV_FLAG_GT) && (!cur || want <= cur)) return;
+    if ((cmd->flags & KV_FLAG_LT) && cur && want >= cur) return;
+    store__set_expiry(s, cmd, e, want);
+    res->integer = 1;
+}
+
+static void store__persist(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 1) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    res->integer = 0;
+    if (!e || !e->expire_ms) return;
+    store__set_expiry(s, cmd, e, 0);
+    res->integer = 1;
+}
+
+static void store__getex(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 1) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    store__return_value(s, res, e);
+    if (!e) return;
+    if (cmd->flags & KV_FLAG_PERSIST) {
+        if (e->expire_ms) store__set_expiry(s, cmd, e, 0);
+    } else if (cmd->expire_ms) {
+        store__set_expiry(s, cmd, e, cmd->expire_ms);
+    }
+}
+
+static void store__rename(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_slice src = cmd->args[0], dst = cmd->args[1];
+    kv_entry *from = store__live(s, cmd, src);
+    if (!from) {
+        res->status = KV_ERR_NO_SUCH_KEY;
+        return;
+    }
+    kv_entry *to = store__live(s, cmd, dst);
+    bool same = src.len == dst.len && memcmp(src.ptr, dst.ptr, src.len) == 0;
+    if (same || ((cmd->flags & KV_FLAG_NX) && to)) {
+        res->integer = same && !(cmd->flags & KV_FLAG_NX) ? 1 : 0;
+        return;
+    }
+    uint64_t rev = ++s->revision;
+    /* move the value buffer rather than copying it */
+    size_t value_len;
+    int64_t expire = from->expire_ms;
+    char *value = kv_keyspace_take_value(&s->ks, from, &value_len);
+    kv_keyspace_delete(&s->ks, src.ptr, src.len);
+    if (!to) {
+        to = kv_keyspace_insert(&s->ks, dst.ptr, dst.len, NULL, 0);
+        to->create_rev = rev;
+    }
+    kv_keyspace_set_value_owned(&s->ks, to, value, value_len);
+    kv_keyspace_set_expire(&s->ks, to, expire);
+    to->version++;
+    to->mod_rev = rev;
+    res->integer = 1;
+    store__describe(res, to);
+}
+
+static void store__flush(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    res->integer = (int64_t)kv_keyspace_count(&s->ks);
+    if (res->integer) {
+        kv_keyspace_clear(&s->ks);
+        s->revision++;
+    }
+}
+
+static void store__expire_keys(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    int64_t n = 0;
+    for (uint32_t i = 0; i < cmd->nargs; i++) {
+        kv_entry *e = kv_keyspace_find(&s->ks, cmd->args[i].ptr, cmd->args[i].len);
+        if (e && kv_entry_expired(e, cmd->now_ms)) {
+            kv_keyspace_delete(&s->ks, cmd->args[i].ptr, cmd->args[i].len);
+            n++;
+        }
+    }
+    s->expired_keys += (uint64_t)n;
+    res->integer = n;
+}
+
+void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    res->value = "";
+    switch (cmd->op) {
+    case KV_OP_PUT: store__put(s, cmd, res); break;
+    case KV_OP_DEL: store__del(s, cmd, res); break;
+    case KV_OP_MSET: store__mset(s, cmd, res); break;
+    case KV_OP_INCR: store__incr(s, cmd, res); break;
+    case KV_OP_INCRFLOAT: store__incrfloat(s, cmd, res); break;
+    case KV_OP_APPEND: store__append(s, cmd, res); break;
+    case KV_OP_SETRANGE: store__setrange(s, cmd, res); break;
+    case KV_OP_EXPIRE: store__expire(s, cmd, res); break;
+    case KV_OP_PERSIST: store__persist(s, cmd, res); break;
+    case KV_OP_GETEX: store__getex(s, cmd, res); break;
+    case KV_OP_RENAME: store__rename(s, cmd, res); break;
+    case KV_OP_FLUSH: store__flush(s, cmd, res); break;
+    case KV_OP_EXPIRE_KEYS: store__expire_keys(s, cmd, res); break;
+    case KV_OP_NOOP: break;
+    default: res->status = KV_ERR_MALFORMED; break;
+    }
+    res->revision = s->revision;
+    if (s->on_result) s->on_result(s->on_result_ctx, cmd, res);
+}

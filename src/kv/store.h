@@ -1,0 +1,77 @@
+/* store: the deterministic state machine that every node runs.
+ *
+ * kv_store_apply takes one decoded command and changes the keyspace the
+ * same way on every node: it reads time only from the command (now_ms) and
+ * limits only from the command, so replaying the log anywhere yields the
+ * same keyspace and the same revision. It does no I/O.
+ *
+ * Revisions: `revision` grows by one per applied command that changes the
+ * visible keyspace (like etcd). A key's create_rev/mod_rev are revisions;
+ * `version` counts writes since the key was created.
+ *
+ * Expired entries are logically absent. Apply removes an expired entry
+ * when it meets one (same on every node, so no divergence); the leader's
+ * expiry cycle proposes KV_OP_EXPIRE_KEYS for the rest. Reads judge expiry
+ * by the local clock (kv_store_get). */
+#ifndef CAIRN_KV_STORE_H
+#define CAIRN_KV_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kv/command.h"
+#include "kv/keyspace.h"
+#include "util/buf.h"
+
+typedef enum kv_status {
+    KV_OK = 0,
+    KV_ERR_PRECONDITION, /* NX/XX/IF_REV not met: nothing changed */
+    KV_ERR_NOT_INTEGER,  /* value is not an integer or out of range */
+    KV_ERR_OVERFLOW,     /* increment or decrement would overflow */
+    KV_ERR_NOT_FLOAT,    /* value is not a valid float */
+    KV_ERR_NAN_OR_INF,   /* increment would produce NaN or Infinity */
+    KV_ERR_NO_SUCH_KEY,  /* rename of a missing key */
+    KV_ERR_TOO_LARGE,    /* result over the command's max length */
+    KV_ERR_MALFORMED,    /* wrong argument count for the op */
+} kv_status;
+
+typedef struct kv_result {
+    kv_status status;
+    int64_t integer; /* count, new length, new integer, 0/1 per op */
+    bool has_value;  /* value holds the old/current value */
+    const char *value; /* store-owned, valid until the next apply */
+    size_t value_len;
+    uint64_t revision; /* store revision after the command */
+    /* metadata of the (first) key after the command, when it exists */
+    bool key_exists;
+    uint64_t create_rev, mod_rev, version;
+    int64_t expire_ms;
+} kv_result;
+
+/* Called after each apply, on every node; the replica layer uses it to hand
+ * results to the request that proposed the command (origin == self). */
+typedef void (*kv_store_result_fn)(void *ctx, const kv_command *cmd, const kv_result *res);
+
+typedef struct kv_store {
+    kv_keyspace ks;
+    uint64_t revision;
+    uint64_t expired_keys; /* reclaimed by expiry (stat) */
+    buf scratch;           /* backs kv_result.value */
+    kv_store_result_fn on_result;
+    void *on_result_ctx;
+} kv_store;
+
+void kv_store_init(kv_store *s, uint64_t seed);
+void kv_store_close(kv_store *s);
+
+void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res);
+
+/* Local read: the live entry for key at now_ms, or NULL (expired entries
+ * are hidden, not removed: removal is a replicated write). */
+kv_entry *kv_store_get(kv_store *s, const char *key, size_t key_len, int64_t now_ms);
+
+/* Replace the whole state (snapshot restore). Takes the keyspace by value;
+ * the old one is freed. */
+void kv_store_replace(kv_store *s, kv_keyspace *ks, uint64_t revision);
+
+#endif

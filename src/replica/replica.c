@@ -1,0 +1,1060 @@
+#include "replica/replica.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kv/snapshot.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "replica/datadir.h"
+#include "util/alloc.h"
+#include "util/hash.h"
+
+#define TICK_MS 10
+#define EXPIRY_SCAN_VISITS 2000 /* entries looked at per expiry cycle */
+#define EXPIRY_MAX_KEYS 256     /* keys per EXPIRE_KEYS command */
+
+enum { OP_PROPOSE, OP_READ_BARRIER, OP_READ_REVISION };
+
+typedef struct replica_op replica_op;
+typedef struct op_list op_list;
+struct replica_op {
+    replica *r;
+    replica_req *req; /* NULL once detached (cancelled, timed out) */
+    int kind;
+    uint64_t seq;
+    int64_t deadline_ms;
+    uint64_t min_revision;
+    bool internal_noop;
+    bool internal_expiry;
+    uint64_t term; /* noop: the term it was proposed in */
+    struct raft_apply apply;
+    op_list *list;
+    replica_op *prev, *next;
+};
+
+struct op_list {
+    replica_op *head, *tail;
+    size_t n;
+};
+
+struct replica {
+    uv_loop_t *loop;
+    const cairn_config *cfg;
+    kv_store *store;
+    bool durable;
+    uint64_t id;
+
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    bool raft_started;
+    char raft_dir[1100];
+
+    uint64_t seq;
+    op_list proposals;    /* in seq order; deadlines ascend */
+    op_list rev_waiters;  /* min_revision reads; deadlines ascend */
+    op_list barrier_next; /* linearizable reads for the next barrier */
+    op_list barrier_now;  /* reads served by the barrier in flight */
+    struct raft_barrier barrier;
+    bool barrier_inflight;
+    uint64_t inflight; /* client proposals in flight (admission control) */
+
+    /* A leader serves local linearizable reads only after an entry of its
+     * own term has been applied (Raft thesis §6.4): before that it may not
+     * know the latest committed state. */
+    bool leader_ready;
+    uint64_t leader_ready_term;
+    bool noop_inflight;
+    uint64_t noop_term;
+
+    /* active expiry */
+    uint64_t expiry_cursor;
+    int64_t expiry_next_ms;
+    bool expiry_inflight;
+
+    /* snapshot child (see fsm__snapshot) */
+    pid_t snap_pid;
+    int snap_fd;
+    uint64_t snap_started_ns;
+    uint64_t snap_fork_ns;
+    int snap_error;
+    uint64_t snapshots_taken;
+    uint64_t snapshot_bytes;
+    double snapshot_last_seconds;
+    double snapshot_max_fork_seconds;
+
+    kv_slice *decode_args;
+    uint32_t decode_cap;
+    buf expiry_keys;
+
+    uv_timer_t tick;
+    struct raft_transfer transfer;
+    void (*stepdown_cb)(void *);
+    void *stepdown_ctx;
+    void (*close_cb)(void *);
+    void *close_ctx;
+    bool closing;
+
+    uint64_t leader_changes;
+    uint64_t last_leader_seen;
+    metrics_counter *m_proposals_ok, *m_proposals_failed, *m_shed, *m_expiry_cycles;
+    metrics_histogram *m_snapshot_seconds, *m_snapshot_fork_seconds;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int64_t replica_now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int64_t mono_ms(void)
+{
+    return (int64_t)(now_ns() / 1000000);
+}
+
+static void list_push(op_list *l, replica_op *op)
+{
+    op->list = l;
+    op->next = NULL;
+    op->prev = l->tail;
+    if (l->tail)
+        l->tail->next = op;
+    else
+        l->head = op;
+    l->tail = op;
+    l->n++;
+}
+
+static void list_remove(replica_op *op)
+{
+    op_list *l = op->list;
+    if (!l) return;
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        l->head = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    else
+        l->tail = op->prev;
+    op->prev = op->next = NULL;
+    op->list = NULL;
+    l->n--;
+}
+
+/* Move every op of `from` to the end of `to`. */
+static void list_splice(op_list *to, op_list *from)
+{
+    while (from->head) {
+        replica_op *op = from->head;
+        list_remove(op);
+        list_push(to, op);
+    }
+}
+
+const char *replica_status_text(int status)
+{
+    switch (status) {
+    case REPLICA_OK: return "ok";
+    case REPLICA_ERR_BUSY: return "too many requests in flight";
+    case REPLICA_ERR_NO_LEADER: return "no leader";
+    case REPLICA_ERR_NOT_LEADER: return "not the leader";
+    case REPLICA_ERR_TIMEOUT: return "quorum lost: not committed in time";
+    case REPLICA_ERR_INDETERMINATE: return "leadership lost: outcome unknown";
+    case REPLICA_ERR_SHUTDOWN: return "node is shutting down";
+    case REPLICA_ERR_READ_TIMEOUT: return "revision not reached in time";
+    default: return "internal error";
+    }
+}
+
+void replica_req_init(replica_req *req, void *data, replica_cb cb)
+{
+    memset(req, 0, sizeof(*req));
+    req->data = data;
+    req->cb = cb;
+    buf_init(&req->value_buf);
+}
+
+void replica_req_close(replica_req *req)
+{
+    if (req->op) replica_cancel(req);
+    buf_close(&req->value_buf);
+}
+
+static replica_op *op_new(replica *r, replica_req *req, int kind, double timeout_s)
+{
+    replica_op *op = xcalloc(1, sizeof(*op));
+    op->r = r;
+    op->req = req;
+    op->kind = kind;
+    op->deadline_ms = mono_ms() + (int64_t)(timeout_s * 1000);
+    op->apply.data = op;
+    if (req) req->op = op;
+    return op;
+}
+
+/* Complete an op's request, if one is still attached. */
+static void op_finish(replica_op *op, int status)
+{
+    replica_req *req = op->req;
+    if (!req) return;
+    op->req = NULL;
+    req->op = NULL;
+    req->cb(req, status);
+}
+
+/* Finish a read op: it is ours alone, so it goes at once. */
+static void read_finish(replica_op *op, int status)
+{
+    list_remove(op);
+    op_finish(op, status);
+    free(op);
+}
+
+void replica_cancel(replica_req *req)
+{
+    replica_op *op = req->op;
+    if (!op) return;
+    req->op = NULL;
+    op->req = NULL;
+    /* A proposal stays until libraft calls back: libraft holds a pointer
+     * into it. Reads are ours alone. */
+    if (op->kind != OP_PROPOSE) {
+        list_remove(op);
+        free(op);
+    }
+}
+
+/* ---- the state machine glue (libraft FSM) ------------------------------ */
+
+static void replica__wake_rev_waiters(replica *r)
+{
+    replica_op *op = r->rev_waiters.head;
+    while (op) {
+        replica_op *next = op->next;
+        if (r->store->revision >= op->min_revision) read_finish(op, REPLICA_OK);
+        op = next;
+    }
+}
+
+/* Deliver a result to the proposal that produced the command, if it was
+ * proposed here. Proposals apply in order, so the match is at or near the
+ * head of the list. */
+static void replica__on_result(void *ctx, const kv_command *cmd, const kv_result *res)
+{
+    replica *r = ctx;
+    if (!r->durable || cmd->origin != r->id) return;
+    for (replica_op *op = r->proposals.head; op; op = op->next) {
+        if (op->seq != cmd->seq) continue;
+        replica_req *req = op->req;
+        if (req) {
+            req->result = *res;
+            buf_reset(&req->value_buf);
+            buf_append(&req->value_buf, res->value, res->value_len);
+            req->result.value = req->value_buf.data ? req->value_buf.data : "";
+        }
+        return;
+    }
+}
+
+static int fsm__apply(struct raft_fsm *fsm, const struct raft_buffer *b, void **result)
+{
+    replica *r = fsm->data;
+    kv_command cmd;
+    const char *why = NULL;
+    uint32_t need = 0;
+    *result = NULL;
+    int rv = kv_command_decode(b->base, b->len, &cmd, r->decode_args, r->decode_cap, &need, &why);
+    if (rv == -2) {
+        r->decode_args = xrealloc(r->decode_args, need * sizeof(kv_slice));
+        r->decode_cap = need;
+        rv = kv_command_decode(b->base, b->len, &cmd, r->decode_args, r->decode_cap, &need, &why);
+    }
+    if (rv != 0) {
+        /* An entry that passed libraft's checksum but does not decode was
+         * written by an incompatible version: stopping is the only safe
+         * answer, applying a guess would fork the state. */
+        LOG_ERROR("cannot decode log entry", LF_S("error", why),
+                  LF_I("index", raft_last_applied(&r->raft) + 1));
+        return RAFT_MALFORMED;
+    }
+    kv_result res;
+    kv_store_apply(r->store, &cmd, &res);
+    replica__wake_rev_waiters(r);
+    return 0;
+}
+
+static int fsm__restore(struct raft_fsm *fsm, struct raft_buffer *b)
+{
+    replica *r = fsm->data;
+    char err[256];
+    uint64_t t0 = now_ns();
+    if (kv_snapshot_load(r->store, b->base, b->len, err, sizeof(err)) != 0) {
+        LOG_ERROR("cannot load snapshot", LF_S("dir", r->raft_dir), LF_S("error", err));
+        return RAFT_CORRUPT;
+    }
+    LOG_INFO("snapshot loaded", LF_I("keys", kv_keyspace_count(&r->store->ks)),
+             LF_I("revision", r->store->revision), LF_I("bytes", b->len),
+             LF_I("ms", (now_ns() - t0) / 1000000));
+    raft_free(b->base); /* on success the FSM owns the buffer */
+    replica__wake_rev_waiters(r);
+    return 0;
+}
+
+/* Snapshots never stall the loop for long: the loop only forks. The child
+ * sees a frozen copy-on-write image of the keyspace and streams it into a
+ * pipe; a thread-pool thread (snapshot_async) collects it; the loop keeps
+ * serving meanwhile. This is how Redis writes RDB files, and the stall is
+ * the fork itself (page-table copy), measured and exported as a metric. */
+static int fsm__snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    replica *r = fsm->data;
+    if (r->snap_pid > 0) return RAFT_BUSY;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return RAFT_IOERR;
+    uint64_t t0 = now_ns();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return RAFT_IOERR;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        int fd = p[1];
+        int rv = kv_snapshot_write(r->store, kv_snapshot_sink_fd, &fd);
+        _exit(rv == 0 ? 0 : 1);
+    }
+    close(p[1]);
+    r->snap_pid = pid;
+    r->snap_fd = p[0];
+    r->snap_started_ns = t0;
+    r->snap_fork_ns = now_ns() - t0;
+    *bufs = raft_malloc(sizeof(struct raft_buffer));
+    if (!*bufs) return RAFT_NOMEM;
+    (*bufs)[0].base = NULL;
+    (*bufs)[0].len = 0;
+    *n_bufs = 1;
+    return 0;
+}
+
+/* Runs on a thread-pool thread: must not log or touch loop state. */
+static int fsm__snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    replica *r = fsm->data;
+    size_t cap = 1 << 20, len = 0;
+    char *data = malloc(cap);
+    int rv = 0;
+    for (;;) {
+        if (!data) {
+            rv = RAFT_NOMEM;
+            break;
+        }
+        if (len == cap) {
+            char *bigger = realloc(data, cap * 2);
+            if (!bigger) {
+                rv = RAFT_NOMEM;
+                break;
+            }
+            data = bigger;
+            cap *= 2;
+        }
+        ssize_t k = read(r->snap_fd, data + len, cap - len);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            rv = RAFT_IOERR;
+            break;
+        }
+        if (k == 0) break;
+        len += (size_t)k;
+    }
+    close(r->snap_fd);
+    r->snap_fd = -1;
+    int status = 0;
+    while (waitpid(r->snap_pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) rv = RAFT_IOERR;
+    r->snap_error = rv;
+    if (rv != 0) {
+        free(data);
+        data = NULL;
+        len = 0;
+    }
+    (*bufs)[0].base = data;
+    (*bufs)[0].len = len;
+    (void)n_bufs;
+    return rv;
+}
+
+static int fsm__snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                                  unsigned *n_bufs)
+{
+    replica *r = fsm->data;
+    double secs = (double)(now_ns() - r->snap_started_ns) / 1e9;
+    double fork_secs = (double)r->snap_fork_ns / 1e9;
+    if (*bufs) {
+        if (r->snap_error == 0 && (*bufs)[0].base) {
+            r->snapshots_taken++;
+            r->snapshot_bytes = (*bufs)[0].len;
+            r->snapshot_last_seconds = secs;
+            if (fork_secs > r->snapshot_max_fork_seconds) r->snapshot_max_fork_seconds = fork_secs;
+            metrics_histogram_observe(r->m_snapshot_seconds, secs);
+            metrics_histogram_observe(r->m_snapshot_fork_seconds, fork_secs);
+            LOG_INFO("snapshot taken", LF_I("bytes", (*bufs)[0].len),
+                     LF_I("keys", kv_keyspace_count(&r->store->ks)),
+                     LF_I("fork_us", r->snap_fork_ns / 1000), LF_I("ms", (long long)(secs * 1000)));
+        } else {
+            LOG_ERROR("snapshot failed", LF_I("code", r->snap_error));
+        }
+        free((*bufs)[0].base);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    r->snap_pid = 0;
+    return 0;
+}
+
+/* libraft 0.15's disk backend predates async work (io version 2), which
+ * async snapshots need; the interface is a single function, so we provide
+ * it on the loop's thread pool. */
+typedef struct async_job {
+    uv_work_t work;
+    struct raft_io_async_work *req;
+    int status;
+} async_job;
+
+static void replica__async_run(uv_work_t *w)
+{
+    async_job *job = w->data;
+    job->status = job->req->work(job->req);
+}
+
+static void replica__async_done(uv_work_t *w, int status)
+{
+    async_job *job = w->data;
+    struct raft_io_async_work *req = job->req;
+    int rv = status == UV_ECANCELED ? RAFT_CANCELED : job->status;
+    free(job);
+    req->cb(req, rv);
+}
+
+static int replica__async_work(struct raft_io *io, struct raft_io_async_work *req,
+                               raft_io_async_work_cb cb)
+{
+    replica *r = (replica *)((char *)io - offsetof(replica, io));
+    async_job *job = xcalloc(1, sizeof(*job));
+    job->req = req;
+    job->work.data = job;
+    req->cb = cb;
+    int rv = uv_queue_work(r->loop, &job->work, replica__async_run, replica__async_done);
+    if (rv != 0) {
+        free(job);
+        return RAFT_IOERR;
+    }
+    return 0;
+}
+
+/* ---- proposals ---------------------------------------------------------- */
+
+static int replica__role_is_voter(const struct raft_configuration *c, uint64_t id)
+{
+    for (unsigned i = 0; i < c->n; i++)
+        if (c->servers[i].id == id) return c->servers[i].role == RAFT_VOTER;
+    return 0;
+}
+
+static unsigned replica__voters(const struct raft_configuration *c)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->n; i++) n += c->servers[i].role == RAFT_VOTER;
+    return n;
+}
+
+static void replica__proposal_done(struct raft_apply *a, int status, void *result)
+{
+    replica_op *op = a->data;
+    replica *r = op->r;
+    (void)result;
+    list_remove(op);
+    if (!op->internal_noop && !op->internal_expiry) r->inflight--;
+    if (op->internal_noop) {
+        r->noop_inflight = false;
+        if (status == 0 && raft_state(&r->raft) == RAFT_LEADER &&
+            r->raft.current_term == op->term) {
+            r->leader_ready = true;
+            r->leader_ready_term = op->term;
+            LOG_INFO("leader ready", LF_I("term", op->term));
+        }
+    }
+    if (op->internal_expiry) r->expiry_inflight = false;
+    int st = REPLICA_OK;
+    switch (status) {
+    case 0: break;
+    case RAFT_NOTLEADER: st = REPLICA_ERR_NOT_LEADER; break;
+    case RAFT_SHUTDOWN: st = REPLICA_ERR_SHUTDOWN; break;
+    default: st = REPLICA_ERR_INDETERMINATE; break;
+    }
+    metrics_counter_add(st == REPLICA_OK ? r->m_proposals_ok : r->m_proposals_failed, 1);
+    op_finish(op, st);
+    free(op);
+}
+
+static int replica__submit(replica *r, replica_op *op, kv_command *cmd)
+{
+    cmd->origin = r->id;
+    cmd->seq = ++r->seq;
+    op->seq = cmd->seq;
+    size_t n = kv_command_encoded_size(cmd);
+    struct raft_buffer b = {.base = raft_malloc(n), .len = n};
+    if (!b.base) return REPLICA_ERR_INTERNAL;
+    kv_command_encode_to(cmd, b.base);
+    list_push(&r->proposals, op);
+    int rv = raft_apply(&r->raft, &op->apply, &b, 1, replica__proposal_done);
+    if (rv != 0) {
+        list_remove(op);
+        raft_free(b.base);
+        return rv == RAFT_NOTLEADER ? REPLICA_ERR_NOT_LEADER : REPLICA_ERR_INTERNAL;
+    }
+    return REPLICA_OK;
+}
+
+int replica_propose(replica *r, replica_req *req, kv_command *cmd)
+{
+    if (r->closing) return REPLICA_ERR_SHUTDOWN;
+    if (!cmd->now_ms) cmd->now_ms = replica_now_ms();
+    if (!r->durable) {
+        /* persistence none: apply at once, same state machine */
+        cmd->origin = 0;
+        kv_result res;
+        kv_store_apply(r->store, cmd, &res);
+        req->result = res;
+        buf_reset(&req->value_buf);
+        buf_append(&req->value_buf, res.value, res.value_len);
+        req->result.value = req->value_buf.data ? req->value_buf.data : "";
+        metrics_counter_add(r->m_proposals_ok, 1);
+        req->cb(req, REPLICA_OK);
+        return REPLICA_OK;
+    }
+    if (r->inflight >= r->cfg->max_inflight) {
+        metrics_counter_add(r->m_shed, 1);
+        return REPLICA_ERR_BUSY;
+    }
+    if (raft_state(&r->raft) != RAFT_LEADER) {
+        raft_id leader = 0;
+        const char *addr = NULL;
+        raft_leader(&r->raft, &leader, &addr);
+        return leader ? REPLICA_ERR_NOT_LEADER : REPLICA_ERR_NO_LEADER;
+    }
+    replica_op *op = op_new(r, req, OP_PROPOSE, r->cfg->write_timeout);
+    int rv = replica__submit(r, op, cmd);
+    if (rv != REPLICA_OK) {
+        req->op = NULL;
+        free(op);
+        return rv;
+    }
+    r->inflight++;
+    return REPLICA_OK;
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+static void replica__barrier_done(struct raft_barrier *b, int status);
+
+static void replica__start_barrier(replica *r)
+{
+    if (r->barrier_inflight || !r->barrier_next.head) return;
+    list_splice(&r->barrier_now, &r->barrier_next);
+    r->barrier.data = r;
+    int rv = raft_barrier(&r->raft, &r->barrier, replica__barrier_done);
+    if (rv != 0) {
+        int st = rv == RAFT_NOTLEADER ? REPLICA_ERR_NOT_LEADER : REPLICA_ERR_INTERNAL;
+        while (r->barrier_now.head) read_finish(r->barrier_now.head, st);
+        return;
+    }
+    r->barrier_inflight = true;
+}
+
+static void replica__barrier_done(struct raft_barrier *b, int status)
+{
+    replica *r = b->data;
+    r->barrier_inflight = false;
+    int st = status == 0 ? REPLICA_OK
+                         : status == RAFT_SHUTDOWN ? REPLICA_ERR_SHUTDOWN : REPLICA_ERR_NOT_LEADER;
+    while (r->barrier_now.head) read_finish(r->barrier_now.head, st);
+    if (!r->closing) replica__start_barrier(r);
+}
+
+static bool replica__local_reads_ok(replica *r)
+{
+    return raft_state(&r->raft) == RAFT_LEADER && r->leader_ready &&
+           r->leader_ready_term == r->raft.current_term &&
+           replica__voters(&r->raft.configuration) == 1;
+}
+
+int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
+{
+    if (r->closing) return REPLICA_ERR_SHUTDOWN;
+    if (min_revision > r->store->revision) {
+        replica_op *op = op_new(r, req, OP_READ_REVISION, r->cfg->read_wait_timeout);
+        op->min_revision = min_revision;
+        list_push(&r->rev_waiters, op);
+        return REPLICA_OK;
+    }
+    if (!r->durable || consistency == REPLICA_READ_STALE || replica__local_reads_ok(r)) {
+        req->cb(req, REPLICA_OK);
+        return REPLICA_OK;
+    }
+    if (raft_state(&r->raft) != RAFT_LEADER) {
+        raft_id leader = 0;
+        const char *addr = NULL;
+        raft_leader(&r->raft, &leader, &addr);
+        return leader ? REPLICA_ERR_NOT_LEADER : REPLICA_ERR_NO_LEADER;
+    }
+    replica_op *op = op_new(r, req, OP_READ_BARRIER, r->cfg->write_timeout);
+    list_push(&r->barrier_next, op);
+    replica__start_barrier(r);
+    return REPLICA_OK;
+}
+
+/* ---- periodic work ------------------------------------------------------- */
+
+static void replica__expire_deadlines(replica *r)
+{
+    int64_t now = mono_ms();
+    /* lists are in deadline order: stop at the first op still in time */
+    for (replica_op *op = r->proposals.head; op && op->deadline_ms <= now; op = op->next)
+        if (op->req) op_finish(op, REPLICA_ERR_TIMEOUT); /* stays listed until libraft answers */
+    while (r->rev_waiters.head && r->rev_waiters.head->deadline_ms <= now)
+        read_finish(r->rev_waiters.head, REPLICA_ERR_READ_TIMEOUT);
+    while (r->barrier_next.head && r->barrier_next.head->deadline_ms <= now)
+        read_finish(r->barrier_next.head, REPLICA_ERR_TIMEOUT);
+    for (replica_op *op = r->barrier_now.head; op;) {
+        replica_op *next = op->next;
+        if (op->deadline_ms <= now) read_finish(op, REPLICA_ERR_TIMEOUT);
+        op = next;
+    }
+}
+
+static void replica__check_leadership(replica *r)
+{
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &leader, &addr);
+    if (leader != r->last_leader_seen) {
+        if (leader) {
+            r->leader_changes++;
+            LOG_INFO("leader changed", LF_I("leader", leader), LF_I("term", r->raft.current_term));
+        }
+        r->last_leader_seen = leader;
+    }
+    if (raft_state(&r->raft) != RAFT_LEADER) {
+        r->leader_ready = false;
+        return;
+    }
+    if (r->leader_ready && r->leader_ready_term == r->raft.current_term) return;
+    if (r->noop_inflight) return;
+    replica_op *op = op_new(r, NULL, OP_PROPOSE, 3600);
+    op->internal_noop = true;
+    kv_command cmd = {.op = KV_OP_NOOP, .now_ms = replica_now_ms()};
+    uint64_t term = r->raft.current_term;
+    if (replica__submit(r, op, &cmd) != REPLICA_OK) {
+        free(op);
+        return;
+    }
+    op->term = term;
+    r->noop_inflight = true;
+}
+
+typedef struct expiry_scan {
+    replica *r;
+    int64_t now_ms;
+    size_t found;
+    kv_slice *keys;
+} expiry_scan;
+
+static void replica__expiry_visit(void *ctx, kv_entry *e)
+{
+    expiry_scan *s = ctx;
+    if (s->found >= EXPIRY_MAX_KEYS || !kv_entry_expired(e, s->now_ms)) return;
+    buf *b = &s->r->expiry_keys;
+    /* offsets now, pointers later: the buffer may move while filling */
+    s->keys[s->found].ptr = (const char *)(uintptr_t)(b->len);
+    s->keys[s->found].len = e->key_len;
+    buf_append(b, kv_entry_key(e), e->key_len);
+    s->found++;
+}
+
+/* Active expiry, as Redis' activeExpireCycle: look at a bounded slice of the
+ * keyspace per cycle and reclaim what has expired. Only the leader decides
+ * (through the log), so every node deletes the same keys at the same
+ * point; followers just hide expired keys until then. */
+static void replica__expiry_cycle(replica *r)
+{
+    int64_t now = mono_ms();
+    if (now < r->expiry_next_ms) return;
+    r->expiry_next_ms = now + (int64_t)(r->cfg->expiry_interval * 1000);
+    if (r->store->ks.volatile_count == 0 || r->expiry_inflight) return;
+    if (r->durable && !(raft_state(&r->raft) == RAFT_LEADER && r->leader_ready)) return;
+
+    kv_slice keys[EXPIRY_MAX_KEYS];
+    expiry_scan s = {.r = r, .now_ms = replica_now_ms(), .keys = keys};
+    buf_reset(&r->expiry_keys);
+    uint64_t visits = 0, count = kv_keyspace_count(&r->store->ks);
+    do {
+        r->expiry_cursor = kv_keyspace_scan(&r->store->ks, r->expiry_cursor, replica__expiry_visit, &s);
+        visits += 4;
+    } while (r->expiry_cursor && visits < EXPIRY_SCAN_VISITS && visits < count * 2 &&
+             s.found < EXPIRY_MAX_KEYS);
+    metrics_counter_add(r->m_expiry_cycles, 1);
+    if (!s.found) return;
+    for (size_t i = 0; i < s.found; i++) keys[i].ptr = r->expiry_keys.data + (uintptr_t)keys[i].ptr;
+    kv_command cmd = {.op = KV_OP_EXPIRE_KEYS, .now_ms = s.now_ms, .nargs = (uint32_t)s.found,
+                      .args = keys};
+    if (!r->durable) {
+        kv_result res;
+        kv_store_apply(r->store, &cmd, &res);
+        return;
+    }
+    replica_op *op = op_new(r, NULL, OP_PROPOSE, 3600);
+    op->internal_expiry = true;
+    if (replica__submit(r, op, &cmd) != REPLICA_OK) {
+        free(op);
+        return;
+    }
+    r->expiry_inflight = true;
+}
+
+static void replica__tick(uv_timer_t *t)
+{
+    replica *r = t->data;
+    if (r->closing) return;
+    if (r->durable) {
+        replica__check_leadership(r);
+        replica__expire_deadlines(r);
+    }
+    replica__expiry_cycle(r);
+    /* keep incremental rehashing moving when there are no writes */
+    kv_keyspace_rehash_step(&r->store->ks, 100);
+}
+
+/* ---- status ---------------------------------------------------------------- */
+
+void replica_get_status(replica *r, replica_status_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->id = r->id;
+    info->inflight = r->inflight;
+    info->snapshots_taken = r->snapshots_taken;
+    if (!r->durable) {
+        info->role = "standalone";
+        info->ready = true;
+        info->applied_index = info->commit_index = r->store->revision;
+        return;
+    }
+    int st = raft_state(&r->raft);
+    info->role = st == RAFT_LEADER      ? "leader"
+                 : st == RAFT_CANDIDATE ? "candidate"
+                 : st == RAFT_FOLLOWER  ? "follower"
+                                        : "unavailable";
+    if (st == RAFT_FOLLOWER && !replica__role_is_voter(&r->raft.configuration, r->id))
+        info->role = "learner";
+    info->term = r->raft.current_term;
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &leader, &addr);
+    info->leader_id = leader;
+    info->commit_index = r->raft.commit_index;
+    info->applied_index = raft_last_applied(&r->raft);
+    info->last_index = raft_last_index(&r->raft);
+    if (st == RAFT_LEADER) {
+        info->ready = r->leader_ready && r->leader_ready_term == r->raft.current_term;
+        info->not_ready_reason = "leader has not committed an entry in its term yet";
+    } else if (leader) {
+        info->ready = info->applied_index >= info->commit_index;
+        info->not_ready_reason = "catching up";
+    } else {
+        info->ready = false;
+        info->not_ready_reason = "no leader";
+    }
+}
+
+/* ---- metrics ------------------------------------------------------------- */
+
+static double g_term(void *c) { return (double)((replica *)c)->raft.current_term; }
+static double g_commit(void *c) { return (double)((replica *)c)->raft.commit_index; }
+static double g_applied(void *c) { return (double)raft_last_applied(&((replica *)c)->raft); }
+static double g_last(void *c) { return (double)raft_last_index(&((replica *)c)->raft); }
+static double g_is_leader(void *c) { return raft_state(&((replica *)c)->raft) == RAFT_LEADER; }
+static double g_inflight(void *c) { return (double)((replica *)c)->inflight; }
+static double g_leader_changes(void *c) { return (double)((replica *)c)->leader_changes; }
+static double g_snapshots(void *c) { return (double)((replica *)c)->snapshots_taken; }
+static double g_snapshot_bytes(void *c) { return (double)((replica *)c)->snapshot_bytes; }
+static double g_fork_max(void *c) { return ((replica *)c)->snapshot_max_fork_seconds; }
+
+static void replica__register_metrics(replica *r)
+{
+    r->m_proposals_ok = metrics_counter_get("cairn_proposals_total", "Writes proposed, by outcome",
+                                            "outcome=\"ok\"");
+    r->m_proposals_failed = metrics_counter_get("cairn_proposals_total",
+                                                "Writes proposed, by outcome", "outcome=\"failed\"");
+    r->m_shed = metrics_counter_get("cairn_shed_total",
+                                    "Requests shed because too much was in flight", "");
+    r->m_expiry_cycles = metrics_counter_get("cairn_expiry_cycles_total",
+                                             "Active expiry cycles run", "");
+    r->m_snapshot_seconds = metrics_histogram_get(
+        "cairn_snapshot_duration_seconds", "Time to take a snapshot, fork to written", "");
+    r->m_snapshot_fork_seconds = metrics_histogram_get(
+        "cairn_snapshot_fork_seconds", "Loop stall caused by forking the snapshot child", "");
+    metrics_gauge_register("cairn_snapshot_fork_max_seconds", "Longest snapshot fork stall seen",
+                           "", g_fork_max, r);
+    metrics_gauge_register("cairn_inflight_proposals", "Client writes in flight", "", g_inflight, r);
+    if (!r->durable) return;
+    metrics_gauge_register("cairn_raft_term", "Current Raft term", "", g_term, r);
+    metrics_gauge_register("cairn_raft_commit_index", "Raft commit index", "", g_commit, r);
+    metrics_gauge_register("cairn_raft_applied_index", "Raft applied index", "", g_applied, r);
+    metrics_gauge_register("cairn_raft_last_index", "Last Raft log index", "", g_last, r);
+    metrics_gauge_register("cairn_raft_is_leader", "1 if this node leads", "", g_is_leader, r);
+    metrics_counter_fn_register("cairn_raft_leader_changes_total", "Leader changes seen", "",
+                                g_leader_changes, r);
+    metrics_counter_fn_register("cairn_snapshots_total", "Snapshots taken", "", g_snapshots, r);
+    metrics_gauge_register("cairn_snapshot_bytes", "Size of the last snapshot", "",
+                           g_snapshot_bytes, r);
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static uint64_t replica__cluster_id(const char *initial_cluster)
+{
+    return initial_cluster[0] ? hash_bytes(initial_cluster, strlen(initial_cluster), 0x636169726e) : 0;
+}
+
+/* Parse "1=host:port,2=host:port" into a raft configuration. */
+static int replica__parse_cluster(const char *spec, struct raft_configuration *conf, uint64_t self,
+                                  char *err, size_t errlen)
+{
+    char copy[4096];
+    snprintf(copy, sizeof(copy), "%s", spec);
+    char *save = NULL;
+    int self_found = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        char *end = NULL;
+        unsigned long long id = eq ? strtoull(tok, &end, 10) : 0;
+        if (!eq || end != eq || id == 0 || !strchr(eq + 1, ':')) {
+            snprintf(err, errlen, "--initial-cluster: bad member '%s' (want ID=host:port)", tok);
+            return -1;
+        }
+        int rv = raft_configuration_add(conf, id, eq + 1, RAFT_VOTER);
+        if (rv != 0) {
+            snprintf(err, errlen, "--initial-cluster: member '%s': %s", tok, raft_strerror(rv));
+            return -1;
+        }
+        self_found |= id == self;
+    }
+    if (!self_found) {
+        snprintf(err, errlen, "--initial-cluster does not contain this node's --id %llu",
+                 (unsigned long long)self);
+        return -1;
+    }
+    return 0;
+}
+
+int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_store *store,
+                   char *err, size_t errlen)
+{
+    replica *r = xcalloc(1, sizeof(*r));
+    r->loop = loop;
+    r->cfg = cfg;
+    r->store = store;
+    r->id = cfg->id;
+    r->durable = cfg->persistence == PERSISTENCE_DURABLE;
+    r->snap_fd = -1;
+    buf_init(&r->expiry_keys);
+    store->on_result = replica__on_result;
+    store->on_result_ctx = r;
+    replica__register_metrics(r);
+    uv_timer_init(loop, &r->tick);
+    r->tick.data = r;
+    *out = r;
+    if (!r->durable) return 0;
+
+    datadir_identity want = {.node_id = cfg->id, .cluster_id = replica__cluster_id(cfg->initial_cluster)};
+    int fresh = 0;
+    if (datadir_open(cfg->data_dir, &want, r->raft_dir, sizeof(r->raft_dir), &fresh, err, errlen) != 0)
+        return -1;
+
+    int rv = raft_uv_tcp_init(&r->transport, loop);
+    if (rv == 0) rv = raft_uv_tcp_set_bind_address(&r->transport, cfg->listen_peer);
+    if (rv != 0) {
+        snprintf(err, errlen, "--listen-peer %s: cannot use this address (%s)", cfg->listen_peer,
+                 raft_strerror(rv));
+        return -1;
+    }
+    rv = raft_uv_init(&r->io, loop, r->raft_dir, &r->transport);
+    if (rv != 0) {
+        snprintf(err, errlen, "cannot open raft storage in %s: %s", r->raft_dir, r->io.errmsg);
+        return -1;
+    }
+    raft_uv_set_snapshot_compression(&r->io, false);
+    if (r->io.version < 2) {
+        r->io.version = 2;
+        r->io.async_work = replica__async_work;
+    }
+    r->fsm.version = 3;
+    r->fsm.data = r;
+    r->fsm.apply = fsm__apply;
+    r->fsm.snapshot = fsm__snapshot;
+    r->fsm.restore = fsm__restore;
+    r->fsm.snapshot_finalize = fsm__snapshot_finalize;
+    r->fsm.snapshot_async = fsm__snapshot_async;
+    rv = raft_init(&r->raft, &r->io, &r->fsm, cfg->id, cfg->listen_peer);
+    if (rv != 0) {
+        snprintf(err, errlen, "raft init: %s", raft_errmsg(&r->raft));
+        return -1;
+    }
+    raft_set_snapshot_threshold(&r->raft, (unsigned)cfg->snapshot_threshold);
+    raft_set_snapshot_trailing(&r->raft, (unsigned)cfg->snapshot_trailing);
+    raft_set_pre_vote(&r->raft, true);
+
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    if (cfg->initial_cluster[0]) {
+        if (replica__parse_cluster(cfg->initial_cluster, &conf, cfg->id, err, errlen) != 0) {
+            raft_configuration_close(&conf);
+            return -1;
+        }
+    } else {
+        raft_configuration_add(&conf, cfg->id, cfg->listen_peer, RAFT_VOTER);
+    }
+    rv = raft_bootstrap(&r->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
+        snprintf(err, errlen, "raft bootstrap in %s: %s", r->raft_dir, raft_errmsg(&r->raft));
+        return -1;
+    }
+    if (rv == 0) LOG_INFO("bootstrapped new cluster", LF_S("data_dir", cfg->data_dir));
+    (void)fresh;
+    return 0;
+}
+
+int replica_start(replica *r, char *err, size_t errlen)
+{
+    uv_timer_start(&r->tick, replica__tick, TICK_MS, TICK_MS);
+    if (!r->durable) return 0;
+    uint64_t t0 = now_ns();
+    int rv = raft_start(&r->raft);
+    if (rv != 0) {
+        snprintf(err, errlen, "cannot load raft state from %s: %s (%s)", r->raft_dir,
+                 raft_errmsg(&r->raft), raft_strerror(rv));
+        return -1;
+    }
+    r->raft_started = true;
+    LOG_INFO("raft started", LF_I("id", r->id), LF_I("term", r->raft.current_term),
+             LF_I("last_index", raft_last_index(&r->raft)), LF_I("revision", r->store->revision),
+             LF_I("keys", kv_keyspace_count(&r->store->ks)),
+             LF_I("load_ms", (now_ns() - t0) / 1000000));
+    return 0;
+}
+
+static void replica__transfer_done(struct raft_transfer *t)
+{
+    replica *r = t->data;
+    if (r->stepdown_cb) r->stepdown_cb(r->stepdown_ctx);
+}
+
+void replica_step_down(replica *r, void (*cb)(void *ctx), void *ctx)
+{
+    r->stepdown_cb = cb;
+    r->stepdown_ctx = ctx;
+    if (!r->durable || !r->raft_started || raft_state(&r->raft) != RAFT_LEADER ||
+        replica__voters(&r->raft.configuration) < 2) {
+        cb(ctx);
+        return;
+    }
+    r->transfer.data = r;
+    if (raft_transfer(&r->raft, &r->transfer, 0, replica__transfer_done) != 0) cb(ctx);
+}
+
+static void replica__fail_reads(replica *r)
+{
+    while (r->rev_waiters.head) read_finish(r->rev_waiters.head, REPLICA_ERR_SHUTDOWN);
+    while (r->barrier_next.head) read_finish(r->barrier_next.head, REPLICA_ERR_SHUTDOWN);
+    while (r->barrier_now.head) read_finish(r->barrier_now.head, REPLICA_ERR_SHUTDOWN);
+}
+
+static void replica__tick_closed(uv_handle_t *h)
+{
+    replica *r = h->data;
+    if (r->close_cb) r->close_cb(r->close_ctx);
+}
+
+static void replica__raft_closed(struct raft *raft)
+{
+    replica *r = raft->data;
+    /* libraft is done with every request now */
+    while (r->proposals.head) {
+        replica_op *op = r->proposals.head;
+        list_remove(op);
+        op_finish(op, REPLICA_ERR_SHUTDOWN);
+        free(op);
+    }
+    raft_uv_close(&r->io);
+    raft_uv_tcp_close(&r->transport);
+    uv_close((uv_handle_t *)&r->tick, replica__tick_closed);
+}
+
+void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
+{
+    r->closing = true;
+    r->close_cb = cb;
+    r->close_ctx = ctx;
+    uv_timer_stop(&r->tick);
+    replica__fail_reads(r);
+    for (replica_op *op = r->proposals.head; op; op = op->next) op_finish(op, REPLICA_ERR_SHUTDOWN);
+    if (r->durable && r->raft_started) {
+        r->raft.data = r;
+        raft_close(&r->raft, replica__raft_closed);
+        return;
+    }
+    if (r->durable) {
+        raft_uv_close(&r->io);
+        raft_uv_tcp_close(&r->transport);
+    }
+    uv_close((uv_handle_t *)&r->tick, replica__tick_closed);
+}
+
+void replica_destroy(replica *r)
+{
+    if (r->snap_pid > 0) {
+        kill(r->snap_pid, SIGKILL);
+        waitpid(r->snap_pid, NULL, 0);
+    }
+    free(r->decode_args);
+    buf_close(&r->expiry_keys);
+    free(r);
+}

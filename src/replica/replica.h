@@ -1,0 +1,105 @@
+/* replica: orders operations. The only module that knows libraft.
+ *
+ * Writes: replica_propose encodes a kv command and appends it to the Raft
+ * log (durable mode) or applies it at once (persistence none). The request
+ * completes after the entry is committed and applied; its kv_result is the
+ * one the state machine produced for it, found by (origin node, sequence
+ * number) carried inside the command, so that no result object has to
+ * travel through libraft.
+ *
+ * Reads: replica_read completes when it is safe to read the local store:
+ * at once for stale reads, when the local revision reaches min_revision for
+ * bookmarks, and for linearizable reads once this node is a leader that has
+ * committed an entry in its term (single voter) or after a barrier that
+ * serves every read queued while it was in flight (several voters).
+ *
+ * Every request has a deadline; a request is failed with a clear status
+ * rather than left hanging. Completion callbacks may run before
+ * replica_propose/replica_read return (persistence none, or a read that is
+ * ready at once): the caller must not touch the request after calling them
+ * unless it handles that. A caller that goes away calls replica_cancel.
+ * Loop thread only. */
+#ifndef CAIRN_REPLICA_REPLICA_H
+#define CAIRN_REPLICA_REPLICA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "kv/command.h"
+#include "kv/store.h"
+#include "util/buf.h"
+#include "util/config.h"
+
+typedef enum replica_status {
+    REPLICA_OK = 0,
+    REPLICA_ERR_BUSY,            /* too much in flight: shed (503 + Retry-After) */
+    REPLICA_ERR_NO_LEADER,       /* no leader known within the deadline (503) */
+    REPLICA_ERR_NOT_LEADER,      /* this node cannot serve it (503) */
+    REPLICA_ERR_TIMEOUT,         /* not committed within the deadline (503) */
+    REPLICA_ERR_INDETERMINATE,   /* leadership lost: may or may not be applied (503) */
+    REPLICA_ERR_SHUTDOWN,        /* the node is stopping (503) */
+    REPLICA_ERR_READ_TIMEOUT,    /* min_revision not reached in time (504) */
+    REPLICA_ERR_INTERNAL,        /* unexpected (500) */
+} replica_status;
+
+const char *replica_status_text(int status);
+
+typedef struct replica_req replica_req;
+typedef void (*replica_cb)(replica_req *req, int status);
+
+struct replica_req {
+    void *data;
+    replica_cb cb;
+    kv_result result; /* for proposals; result.value points into value_buf */
+    buf value_buf;
+    struct replica_op *op; /* internal */
+};
+
+void replica_req_init(replica_req *req, void *data, replica_cb cb);
+void replica_req_close(replica_req *req);
+
+typedef struct replica replica;
+
+int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_store *store,
+                   char *err, size_t errlen);
+/* Start Raft (loads snapshot + log). Returns 0 or -1 with err set. */
+int replica_start(replica *r, char *err, size_t errlen);
+/* Hand leadership away if we lead and others can take it; cb when done
+ * (or at once). */
+void replica_step_down(replica *r, void (*cb)(void *ctx), void *ctx);
+/* Stop: fail pending requests with SHUTDOWN, close Raft; cb when closed. */
+void replica_close(replica *r, void (*cb)(void *ctx), void *ctx);
+void replica_destroy(replica *r);
+
+/* Propose a write. cmd->args may point into caller memory (copied here).
+ * Returns REPLICA_OK (cb will be / has been called) or an error status
+ * (cb is not called). */
+int replica_propose(replica *r, replica_req *req, kv_command *cmd);
+
+enum { REPLICA_READ_LINEARIZABLE = 0, REPLICA_READ_STALE };
+int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision);
+
+/* Detach a pending request: its callback will not be called. */
+void replica_cancel(replica_req *req);
+
+typedef struct replica_status_info {
+    const char *role; /* leader, follower, candidate, learner, standalone, unavailable */
+    uint64_t id;
+    uint64_t term;
+    uint64_t leader_id; /* 0 when unknown */
+    uint64_t commit_index;
+    uint64_t applied_index;
+    uint64_t last_index;
+    uint64_t snapshots_taken;
+    uint64_t inflight;
+    bool ready;
+    const char *not_ready_reason;
+} replica_status_info;
+
+void replica_get_status(replica *r, replica_status_info *info);
+
+/* Current time in ms since the epoch, as commands carry it. */
+int64_t replica_now_ms(void);
+
+#endif

@@ -1,0 +1,275 @@
+#include "util/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "obs/log.h"
+
+#define CAIRN_VERSION "0.1.0"
+
+enum { T_U64, T_POS_U64, T_BYTES, T_SECONDS, T_STR, T_ADDR, T_ADDR_OFF, T_ENUM };
+
+typedef struct flag_def {
+    const char *name; /* without the leading dashes */
+    int type;
+    size_t offset;
+    size_t size;              /* for strings */
+    const char *const *enums; /* for T_ENUM, NULL-terminated */
+    const char *help;
+} flag_def;
+
+static const char *const persistence_names[] = {"durable", "none", NULL};
+static const char *const eviction_names[] = {"noeviction", "allkeys-lru", "volatile-lru",
+                                             "volatile-ttl", NULL};
+static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
+static const char *const format_names[] = {"text", "json", NULL};
+
+#define OFF(f) offsetof(cairn_config, f)
+#define SZ(f) sizeof(((cairn_config *)0)->f)
+
+static const flag_def flags[] = {
+    {"id", T_POS_U64, OFF(id), 0, NULL, "node id, a positive integer unique in the cluster"},
+    {"data-dir", T_STR, OFF(data_dir), SZ(data_dir), NULL, "all durable state"},
+    {"listen-http", T_ADDR, OFF(listen_http), SZ(listen_http), NULL, "REST API address"},
+    {"listen-resp", T_ADDR_OFF, OFF(listen_resp), SZ(listen_resp), NULL,
+     "Redis protocol address, or off"},
+    {"listen-peer", T_ADDR, OFF(listen_peer), SZ(listen_peer), NULL, "replication address"},
+    {"initial-cluster", T_STR, OFF(initial_cluster), SZ(initial_cluster), NULL,
+     "bootstrap members: 1=host:port,2=host:port"},
+    {"join", T_STR, OFF(join), SZ(join), NULL, "join a running cluster through this HTTP URL"},
+    {"persistence", T_ENUM, OFF(persistence), 0, persistence_names, "durable or none"},
+    {"maxmemory", T_BYTES, OFF(maxmemory), 0, NULL, "memory budget for data (k, m, g)"},
+    {"eviction", T_ENUM, OFF(eviction), 0, eviction_names, "eviction policy"},
+    {"max-key-bytes", T_POS_U64, OFF(max_key_bytes), 0, NULL, "larger keys are refused"},
+    {"max-value-bytes", T_POS_U64, OFF(max_value_bytes), 0, NULL, "larger values are refused"},
+    {"log-level", T_ENUM, OFF(log_level), 0, level_names, "debug, info, warn, error"},
+    {"log-format", T_ENUM, OFF(log_format), 0, format_names, "text or json"},
+    {"max-clients", T_POS_U64, OFF(max_clients), 0, NULL, "connections beyond this are refused"},
+    {"client-timeout", T_SECONDS, OFF(client_timeout), 0, NULL,
+     "a request must arrive whole within this many seconds"},
+    {"idle-timeout", T_SECONDS, OFF(idle_timeout), 0, NULL, "close idle connections (0: never)"},
+    {"snapshot-threshold", T_POS_U64, OFF(snapshot_threshold), 0, NULL,
+     "log entries between snapshots"},
+    {"snapshot-trailing", T_U64, OFF(snapshot_trailing), 0, NULL,
+     "log entries kept behind a snapshot"},
+    {"max-inflight", T_POS_U64, OFF(max_inflight), 0, NULL,
+     "proposals in flight before new writes are shed with 503"},
+    {"write-timeout", T_SECONDS, OFF(write_timeout), 0, NULL,
+     "seconds a write may wait for a quorum before 503"},
+    {"read-wait-timeout", T_SECONDS, OFF(read_wait_timeout), 0, NULL,
+     "seconds a min_revision read may wait before 504"},
+    {"expiry-interval", T_SECONDS, OFF(expiry_interval), 0, NULL,
+     "seconds between active expiry cycles"},
+    {"max-pending-output", T_BYTES, OFF(max_pending_output), 0, NULL,
+     "unsent reply bytes per client before it is disconnected"},
+};
+
+/* Flags of SPEC §1 that later work will implement; refusing them loudly is
+ * better than accepting and ignoring a security setting. */
+static const char *const not_yet[] = {"tls-cert",   "tls-key",    "tls-client-ca",
+                                      "users-file", "rate-limit", "rate-burst"};
+
+void config_defaults(cairn_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->id = 1;
+    snprintf(c->data_dir, sizeof(c->data_dir), "./cairn-data");
+    snprintf(c->listen_http, sizeof(c->listen_http), "127.0.0.1:8080");
+    snprintf(c->listen_resp, sizeof(c->listen_resp), "127.0.0.1:6380");
+    snprintf(c->listen_peer, sizeof(c->listen_peer), "127.0.0.1:7080");
+    c->persistence = PERSISTENCE_DURABLE;
+    c->eviction = EVICTION_NOEVICTION;
+    c->max_key_bytes = 4096;
+    c->max_value_bytes = 1048576;
+    c->log_level = LOG_LEVEL_INFO;
+    c->log_format = LOG_FORMAT_TEXT;
+    c->max_clients = 10000;
+    c->client_timeout = 10;
+    c->idle_timeout = 300;
+    c->snapshot_threshold = 100000;
+    c->snapshot_trailing = 8192;
+    c->max_inflight = 10000;
+    c->write_timeout = 5;
+    c->read_wait_timeout = 5;
+    c->expiry_interval = 0.1;
+    c->max_pending_output = 64 * 1024 * 1024;
+}
+
+bool config_parse_bytes(const char *s, uint64_t *out)
+{
+    if (!*s || !isdigit((unsigned char)*s)) return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return false;
+    uint64_t mul = 1;
+    if (*end) {
+        switch (tolower((unsigned char)*end)) {
+        case 'k':
+            mul = 1024;
+            break;
+        case 'm':
+            mul = 1024 * 1024;
+            break;
+        case 'g':
+            mul = 1024ull * 1024 * 1024;
+            break;
+        default:
+            return false;
+        }
+        end++;
+        if (*end == 'b' || *end == 'B') end++;
+        if (*end) return false;
+    }
+    if (v > UINT64_MAX / mul) return false;
+    *out = v * mul;
+    return true;
+}
+
+static bool config__valid_addr(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s) return false;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    return colon[1] && !*end && !errno && port >= 0 && port <= 65535;
+}
+
+static int config__set(cairn_config *c, const flag_def *f, const char *v, char *err, size_t errlen)
+{
+    char *field = (char *)c + f->offset;
+    switch (f->type) {
+    case T_U64:
+    case T_POS_U64: {
+        char *end;
+        errno = 0;
+        if (!isdigit((unsigned char)v[0])) goto bad;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (*end || errno || (f->type == T_POS_U64 && n == 0)) goto bad;
+        *(uint64_t *)field = n;
+        return 0;
+    }
+    case T_BYTES:
+        if (!config_parse_bytes(v, (uint64_t *)field)) goto bad;
+        return 0;
+    case T_SECONDS: {
+        char *end;
+        errno = 0;
+        double d = strtod(v, &end);
+        if (!*v || *end || errno || !isfinite(d) || d < 0 || d > 1e7) goto bad;
+        *(double *)field = d;
+        return 0;
+    }
+    case T_ADDR_OFF:
+        if (strcmp(v, "off") == 0) {
+            field[0] = '\0';
+            return 0;
+        }
+        /* fallthrough */
+    case T_ADDR:
+        if (!config__valid_addr(v)) goto bad;
+        /* fallthrough */
+    case T_STR:
+        if (strlen(v) >= f->size) goto bad;
+        snprintf(field, f->size, "%s", v);
+        return 0;
+    case T_ENUM:
+        for (int i = 0; f->enums[i]; i++) {
+            if (strcmp(v, f->enums[i]) == 0) {
+                *(int *)field = i;
+                return 0;
+            }
+        }
+        goto bad;
+    }
+bad:
+    if (f->type == T_ENUM) {
+        char opts[256] = "";
+        for (int i = 0; f->enums[i]; i++) {
+            strncat(opts, i ? ", " : "", sizeof(opts) - strlen(opts) - 1);
+            strncat(opts, f->enums[i], sizeof(opts) - strlen(opts) - 1);
+        }
+        snprintf(err, errlen, "--%s: invalid value '%s' (one of: %s)", f->name, v, opts);
+    } else {
+        snprintf(err, errlen, "--%s: invalid value '%s' (%s)", f->name, v, f->help);
+    }
+    return -1;
+}
+
+static const flag_def *config__find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0)
+            return &flags[i];
+    return NULL;
+}
+
+void config_usage(void)
+{
+    fprintf(stderr,
+            "usage: cairnd [--flag value]...\n\nflags (each also read from CAIRN_<NAME>):\n");
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        fprintf(stderr, "  --%-20s %s\n", flags[i].name, flags[i].help);
+}
+
+int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errlen)
+{
+    /* environment first, so that flags override it */
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        char env[64] = "CAIRN_";
+        size_t k = strlen(env);
+        for (const char *p = flags[i].name; *p && k < sizeof(env) - 1; p++)
+            env[k++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+        env[k] = '\0';
+        const char *v = getenv(env);
+        if (v && config__set(c, &flags[i], v, err, errlen) != 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, " from %s", env);
+            return -1;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            config_usage();
+            return 1;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("cairnd %s\n", CAIRN_VERSION);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s'", a);
+            return -1;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        for (size_t k = 0; k < sizeof(not_yet) / sizeof(not_yet[0]); k++) {
+            if (strlen(not_yet[k]) == nlen && strncmp(not_yet[k], name, nlen) == 0) {
+                snprintf(err, errlen, "--%s: not supported by this version of cairnd yet",
+                         not_yet[k]);
+                return -1;
+            }
+        }
+        const flag_def *f = config__find(name, nlen);
+        if (!f) {
+            snprintf(err, errlen, "unknown flag '--%.*s'", (int)nlen, name);
+            return -1;
+        }
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "--%s: missing value", f->name);
+                return -1;
+            }
+            v = argv[++i];
+        }
+        if (config__set(c, f, v, err, errlen) != 0) return -1;
+    }
+    return 0;
+}

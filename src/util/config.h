@@ -1,0 +1,55 @@
+/* config: cairnd's flags, their defaults, and their parsing.
+ *
+ * Every flag can also come from the environment as CAIRN_<NAME> (dashes
+ * become underscores); a flag on the command line wins. Parsing stops at
+ * the first bad flag with a one-line message naming it (SPEC §1: exit 2). */
+#ifndef CAIRN_UTIL_CONFIG_H
+#define CAIRN_UTIL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { PERSISTENCE_DURABLE = 0, PERSISTENCE_NONE };
+enum { EVICTION_NOEVICTION = 0, EVICTION_ALLKEYS_LRU, EVICTION_VOLATILE_LRU, EVICTION_VOLATILE_TTL };
+
+typedef struct cairn_config {
+    uint64_t id;
+    char data_dir[1024];
+    char listen_http[256];
+    char listen_resp[256]; /* "" when off */
+    char listen_peer[256];
+    char initial_cluster[4096];
+    char join[256];
+    int persistence;
+    uint64_t maxmemory;
+    int eviction;
+    uint64_t max_key_bytes;
+    uint64_t max_value_bytes;
+    int log_level;
+    int log_format;
+    uint64_t max_clients;
+    double client_timeout; /* seconds */
+    double idle_timeout;   /* seconds, 0 = never */
+    uint64_t snapshot_threshold; /* log entries between snapshots */
+    uint64_t snapshot_trailing;  /* entries kept behind a snapshot */
+    uint64_t max_inflight;       /* proposals in flight before shedding */
+    double write_timeout;        /* seconds a write may wait for a quorum */
+    double read_wait_timeout;    /* seconds min_revision may wait */
+    double expiry_interval;      /* seconds between active expiry cycles */
+    uint64_t max_pending_output; /* bytes of unsent replies per client */
+} cairn_config;
+
+void config_defaults(cairn_config *c);
+
+/* Parse argv (and the environment). Returns 0 on success, 1 when --help or
+ * --version was handled (the caller exits 0), -1 on a bad flag or value
+ * with a one-line message in err. */
+int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errlen);
+
+/* Parse "123", "64k", "1m", "2g" (powers of 1024). */
+bool config_parse_bytes(const char *s, uint64_t *out);
+
+void config_usage(void);
+
+#endif
