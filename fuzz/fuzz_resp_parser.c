@@ -236,7 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf one, pieces;
     buf_init(&one);
     buf_init(&pieces);
-    fuzz_run(in, n, NULL, 0, &lim, false, true, &one);
+    fuzz_run(in, n, cuts, 0, &lim, false, true, &one);
     fuzz_run(in, n, cuts, three ? 2 : 1, &lim, drop_on_more, false, &pieces);
     if (one.len != pieces.len || memcmp(one.data, pieces.data, one.len) != 0) {
         fprintf(stderr, "one-shot and split (%zu, %zu, three=%d) parses differ\n", cuts[0], cuts[1],

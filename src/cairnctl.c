@@ -643,7 +643,7 @@ static char *ctl__member_http(const json_value *m)
         json_value v;
         if (json_scan_get(m, names[i], &v) == 0 && v.type == JSON_STRING) {
             char *s = ctl__field_text(m, names[i]);
-            if (strcmp(s, "?") != 0) return s;
+            if (strcmp(s, "?") != 0 && strcmp(s, "-") != 0) return s;
             free(s);
         }
     }
@@ -704,7 +704,7 @@ static int ctl__cmd_status(ctl *x)
     status_url = xstrdup(http_client_last_url(&x->client));
 
     rc = ctl__get_json(x, &x->client, "/v1/cluster", true, &cresp, &cl);
-    if (rc == -404 || rc != CTL_EXIT_OK) {
+    if (rc != CTL_EXIT_OK) {
         /* A standalone node (or an older server) has no cluster view: its
          * own status is the whole story. Other failures were reported. */
         ctl__status_row(&t, &st, status_url);

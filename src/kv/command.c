@@ -33,11 +33,12 @@ size_t kv_command_encoded_size(const kv_command *cmd)
 {
     size_t n = KV_COMMAND_HEADER_BYTES;
     for (uint32_t i = 0; i < cmd->nargs; i++) n += 4 + cmd->args[i].len;
-    return n;
+    return (n + 7) & ~(size_t)7;
 }
 
 void kv_command_encode_to(const kv_command *cmd, char *p)
 {
+    const char *start = p;
     p[0] = KV_COMMAND_VERSION;
     p[1] = (char)cmd->op;
     cmd__put_u16(p + 2, cmd->flags);
@@ -54,6 +55,8 @@ void kv_command_encode_to(const kv_command *cmd, char *p)
         if (cmd->args[i].len) memcpy(p + 4, cmd->args[i].ptr, cmd->args[i].len);
         p += 4 + cmd->args[i].len;
     }
+    size_t used = (size_t)(p - start), total = kv_command_encoded_size(cmd);
+    if (total > used) memset(p, 0, total - used);
 }
 
 void kv_command_encode(const kv_command *cmd, buf *out)
@@ -119,9 +122,16 @@ int kv_command_decode(const char *data, size_t len, kv_command *cmd, kv_slice *a
         args_space[i].len = n;
         pos += n;
     }
-    if (pos != len) {
+    /* only zero padding up to the next multiple of 8 may follow */
+    if (len % 8 != 0 || len - pos >= 8) {
         *err = "trailing bytes after command";
         return -1;
+    }
+    for (; pos < len; pos++) {
+        if (data[pos] != 0) {
+            *err = "non-zero padding after command";
+            return -1;
+        }
     }
     cmd->args = args_space;
     return 0;

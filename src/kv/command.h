@@ -12,8 +12,13 @@
  *   i64 now_ms | i64 expire_ms | i64 a | i64 b
  *   u64 origin (proposing node id) | u64 seq (proposal number on origin)
  *   nargs x (u32 len | bytes)
- * Decoding rejects unknown versions and ops, lengths past the end, and
- * trailing bytes: a corrupt entry is an error, never a guess. */
+ *   zero padding to a multiple of 8 bytes
+ * The padding is there because libraft 0.15 reads back entry payloads as
+ * if their length were a multiple of 8 (its writer pads, its reader does
+ * not); an unpadded entry makes the segment unreadable after a restart.
+ * Decoding rejects unknown versions and ops, lengths past the end, and any
+ * trailing byte that is not such padding: a corrupt entry is an error,
+ * never a guess. */
 #ifndef CAIRN_KV_COMMAND_H
 #define CAIRN_KV_COMMAND_H
 
@@ -77,7 +82,7 @@ typedef struct kv_command {
 /* Append the encoding of cmd to out. */
 void kv_command_encode(const kv_command *cmd, buf *out);
 
-/* Encoded size, to allocate exactly once. */
+/* Encoded size including padding, to allocate exactly once. */
 size_t kv_command_encoded_size(const kv_command *cmd);
 /* Encode into dst, which has kv_command_encoded_size bytes. */
 void kv_command_encode_to(const kv_command *cmd, char *dst);

@@ -162,7 +162,9 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
         const char *eh = data + pos;
         uint32_t klen = snap__get32(eh), vlen = snap__get32(eh + 4);
         pos += SNAP_ENTRY_HEADER_BYTES;
-        if ((uint64_t)klen + vlen > end - pos || klen == 0) {
+        /* the empty key is a valid key (the store accepts it, as Redis
+         * does); the order check below still allows it only first */
+        if ((uint64_t)klen + vlen > end - pos) {
             snprintf(err, errlen, "snapshot entry %llu body invalid at offset %zu",
                      (unsigned long long)i, pos);
             goto fail;

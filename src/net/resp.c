@@ -3,8 +3,8 @@
  * Parser state, all offsets relative to the `data` the caller passes (the
  * same start on every call until a command completes):
  *
- *   RESP__START      between commands. pos = bytes of empty commands already
- *                    skipped in this call (dropped with the next command).
+ *   RESP__START      between commands. pos = bytes of empty commands skipped
+ *                    so far in this call (see *consumed below).
  *   RESP__INLINE     scanning an inline line for '\n'.
  *   RESP__MB_COUNT   scanning the "*<count>" line for '\r'.
  *   RESP__BULK_COUNT scanning a "$<len>" line for '\r'.

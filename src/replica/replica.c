@@ -19,11 +19,12 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "replica/datadir.h"
+#include "replica/logcheck.h"
 #include "util/alloc.h"
 #include "util/hash.h"
 
 #define TICK_MS 10
-#define EXPIRY_SCAN_VISITS 2000 /* entries looked at per expiry cycle */
+#define EXPIRY_SCAN_BUCKETS 1024 /* hash buckets looked at per expiry cycle */
 #define EXPIRY_MAX_KEYS 256     /* keys per EXPIRE_KEYS command */
 
 enum { OP_PROPOSE, OP_READ_BARRIER, OP_READ_REVISION };
@@ -100,6 +101,7 @@ struct replica {
     kv_slice *decode_args;
     uint32_t decode_cap;
     buf expiry_keys;
+    char restore_error[1600];
 
     uv_timer_t tick;
     struct raft_transfer transfer;
@@ -314,7 +316,11 @@ static int fsm__restore(struct raft_fsm *fsm, struct raft_buffer *b)
     char err[256];
     uint64_t t0 = now_ns();
     if (kv_snapshot_load(r->store, b->base, b->len, err, sizeof(err)) != 0) {
-        LOG_ERROR("cannot load snapshot", LF_S("dir", r->raft_dir), LF_S("error", err));
+        char file[1300] = "";
+        if (logcheck_latest_snapshot(r->raft_dir, file, sizeof(file)) != 0)
+            snprintf(file, sizeof(file), "%s (snapshot received from the leader)", r->raft_dir);
+        LOG_ERROR("cannot load snapshot", LF_S("file", file), LF_S("error", err));
+        snprintf(r->restore_error, sizeof(r->restore_error), "snapshot %s: %s", file, err);
         return RAFT_CORRUPT;
     }
     LOG_INFO("snapshot loaded", LF_I("keys", kv_keyspace_count(&r->store->ks)),
@@ -724,12 +730,13 @@ static void replica__expiry_cycle(replica *r)
     kv_slice keys[EXPIRY_MAX_KEYS];
     expiry_scan s = {.r = r, .now_ms = replica_now_ms(), .keys = keys};
     buf_reset(&r->expiry_keys);
-    uint64_t visits = 0, count = kv_keyspace_count(&r->store->ks);
+    /* one scan step is one hash bucket; stop after a bounded number of
+     * buckets, at the end of a full pass, or with a full batch */
+    unsigned buckets = 0;
     do {
-        r->expiry_cursor = kv_keyspace_scan(&r->store->ks, r->expiry_cursor, replica__expiry_visit, &s);
-        visits += 4;
-    } while (r->expiry_cursor && visits < EXPIRY_SCAN_VISITS && visits < count * 2 &&
-             s.found < EXPIRY_MAX_KEYS);
+        r->expiry_cursor =
+            kv_keyspace_scan(&r->store->ks, r->expiry_cursor, replica__expiry_visit, &s);
+    } while (r->expiry_cursor && ++buckets < EXPIRY_SCAN_BUCKETS && s.found < EXPIRY_MAX_KEYS);
     metrics_counter_add(r->m_expiry_cycles, 1);
     if (!s.found) return;
     for (size_t i = 0; i < s.found; i++) keys[i].ptr = r->expiry_keys.data + (uintptr_t)keys[i].ptr;
@@ -921,6 +928,10 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
         return -1;
     }
     raft_uv_set_snapshot_compression(&r->io, false);
+    /* libraft's auto-recovery renames a segment it cannot read to corrupt-*
+     * and starts without it: silent loss of acknowledged writes. Refuse to
+     * start instead, naming the file (SPEC §4). */
+    raft_uv_set_auto_recovery(&r->io, false);
     if (r->io.version < 2) {
         r->io.version = 2;
         r->io.async_work = replica__async_work;
@@ -967,10 +978,15 @@ int replica_start(replica *r, char *err, size_t errlen)
     uv_timer_start(&r->tick, replica__tick, TICK_MS, TICK_MS);
     if (!r->durable) return 0;
     uint64_t t0 = now_ns();
+    int repaired = 0;
+    if (logcheck_run(r->raft_dir, &repaired, err, errlen) != 0) return -1;
     int rv = raft_start(&r->raft);
     if (rv != 0) {
-        snprintf(err, errlen, "cannot load raft state from %s: %s (%s)", r->raft_dir,
-                 raft_errmsg(&r->raft), raft_strerror(rv));
+        if (r->restore_error[0])
+            snprintf(err, errlen, "cannot load raft state: %s", r->restore_error);
+        else
+            snprintf(err, errlen, "cannot load raft state from %s: %s (%s)", r->raft_dir,
+                     raft_errmsg(&r->raft), raft_strerror(rv));
         return -1;
     }
     r->raft_started = true;

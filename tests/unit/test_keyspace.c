@@ -86,8 +86,7 @@ static void check_invariants(const kv_keyspace *ks)
         for (const kv_entry *e = ks->head->next[lvl]; e; e = e->next[lvl]) {
             assert_true(e->level > lvl);
             if (p)
-                assert_true(
-                    key_cmp(kv_entry_key(p), p->key_len, kv_entry_key(e), e->key_len) < 0);
+                assert_true(key_cmp(kv_entry_key(p), p->key_len, kv_entry_key(e), e->key_len) < 0);
             p = e;
             linked++;
         }
@@ -134,7 +133,8 @@ static kv_entry *insert_str(kv_keyspace *ks, const char *k, const char *v)
 
 static void finish_rehash(kv_keyspace *ks)
 {
-    for (int i = 0; i < 1000000 && kv_keyspace_rehash_step(ks, 100); i++) {}
+    for (int i = 0; i < 1000000 && kv_keyspace_rehash_step(ks, 100); i++) {
+    }
     assert_true(ks->rehash_index < 0);
 }
 
@@ -212,10 +212,8 @@ static void test_binary_keys(void **state)
         const char *p;
         size_t n;
     } keys[] = {
-        {"", 0},      {"\0", 1},     {"\0\0", 2},   {"a", 1},
-        {"a\0", 2},   {"a\0b", 3},   {"a\0c", 3},   {"ab", 2},
-        {"b", 1},     {"\x7f", 1},   {"\x80", 1},   {"\xff", 1},
-        {"\xff\0", 2}, {"\xff\xff", 2},
+        {"", 0},   {"\0", 1}, {"\0\0", 2}, {"a", 1},    {"a\0", 2},  {"a\0b", 3},   {"a\0c", 3},
+        {"ab", 2}, {"b", 1},  {"\x7f", 1}, {"\x80", 1}, {"\xff", 1}, {"\xff\0", 2}, {"\xff\xff", 2},
     };
     const size_t nk = sizeof(keys) / sizeof(keys[0]);
     /* insert in a scrambled order */
@@ -495,8 +493,8 @@ static void test_ordered_iteration_and_seek(void **state)
             kv_entry *e = kv_keyspace_seek(&ks, "", 0, false);
             for (size_t j = 0; j < n; j++) {
                 assert_non_null(e);
-                assert_int_equal(
-                    key_cmp(kv_entry_key(e), e->key_len, sorted[j]->k, sorted[j]->n), 0);
+                assert_int_equal(key_cmp(kv_entry_key(e), e->key_len, sorted[j]->k, sorted[j]->n),
+                                 0);
                 e = kv_keyspace_seek(&ks, kv_entry_key(e), e->key_len, true);
             }
             assert_null(e);

@@ -602,12 +602,27 @@ static void test_incr(void **state)
     r = incr(&s, "fresh", INT64_MIN);
     assert_int_equal(r.integer, INT64_MIN);
 
-    static const char *not_ints[] = {
-        "01",  "+1",   " 1",    "1 ",  "-0",   "-",    "",     "00",   "1.0",
-        "1e3", "0x10", "--1",   "abc", "1a",   "-01",  "\t1",  "1\n",
-        "9223372036854775808", "-9223372036854775809", "99999999999999999999",
-        "000000000000000000001",
-    };
+    static const char *not_ints[] = {"01",
+                                     "+1",
+                                     " 1",
+                                     "1 ",
+                                     "-0",
+                                     "-",
+                                     "",
+                                     "00",
+                                     "1.0",
+                                     "1e3",
+                                     "0x10",
+                                     "--1",
+                                     "abc",
+                                     "1a",
+                                     "-01",
+                                     "\t1",
+                                     "1\n",
+                                     "9223372036854775808",
+                                     "-9223372036854775809",
+                                     "99999999999999999999",
+                                     "000000000000000000001"};
     for (size_t i = 0; i < sizeof(not_ints) / sizeof(not_ints[0]); i++) {
         put(&s, "bad", not_ints[i]);
         rev = s.revision;
@@ -650,8 +665,8 @@ static void expect_incrf(kv_store *s, const char *start, const char *by, const c
     kv_result r = incrf(s, "f", by);
     if (r.status != KV_OK) fail_msg("INCRFLOAT %s + %s: status %d", start, by, r.status);
     if (r.value_len != strlen(want) || memcmp(r.value, want, r.value_len) != 0)
-        fail_msg("INCRFLOAT %s + %s: got '%.*s', want '%s'", start, by, (int)r.value_len,
-                 r.value, want);
+        fail_msg("INCRFLOAT %s + %s: got '%.*s', want '%s'", start, by, (int)r.value_len, r.value,
+                 want);
     expect_val(s, "f", want);
 }
 
@@ -669,9 +684,9 @@ static void test_incrfloat(void **state)
     expect_incrf(&s, "0.1", "0.2", "0.3");
     expect_incrf(&s, "10", "1", "11");
     expect_incrf(&s, "1.25", "-3", "-1.75");
-    expect_incrf(&s, "5", "1e-20", "5"); /* below 17 decimals */
+    expect_incrf(&s, "5", "1e-20", "5");  /* below 17 decimals */
     expect_incrf(&s, "0", "-1e-20", "0"); /* not "-0" */
-    expect_incrf(&s, "7", "0x10", "23"); /* strtold reads hex */
+    expect_incrf(&s, "7", "0x10", "23");  /* strtold reads hex */
 
     /* big results print in full fixed point */
     put(&s, "f", "1e300");
@@ -1317,14 +1332,15 @@ static void test_on_result_and_replace(void **state)
 
 /* ---- property: determinism ---- */
 
-static const char *const prop_keys[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7",
+static const char *const prop_keys[] = {"k0", "k1",  "k2", "k3", "k4", "k5", "k6", "k7",
                                         "",   "k\0", "n0", "n1", "n2", "f0", "f1", "zz"};
 static const size_t prop_key_lens[] = {2, 2, 2, 2, 2, 2, 2, 2, 0, 2, 2, 2, 2, 2, 2, 2};
-static const char *const prop_vals[] = {"",   "0",  "1",   "-5",  "42", "9223372036854775807",
-                                        "x",  "abc", "1.5", "3e2", "01", "hello world",
-                                        "-9223372036854775808", "\x01\x02", " 7", "10.5"};
-static const char *const prop_floats[] = {"1", "-1", "0.5", "1e3", "-2.25", "nan", "inf", "x",
-                                          "0.1", "1e-3"};
+static const char *const prop_vals[] = {
+    "",    "0",   "1",   "-5", "42",          "9223372036854775807",  "x",
+    "abc", "1.5", "3e2", "01", "hello world", "-9223372036854775808", "\x01\x02",
+    " 7",  "10.5"};
+static const char *const prop_floats[] = {"1",   "-1",  "0.5", "1e3", "-2.25",
+                                          "nan", "inf", "x",   "0.1", "1e-3"};
 
 static kv_slice prop_key(void)
 {
@@ -1347,10 +1363,18 @@ static kv_command prop_command(kv_slice *args, int64_t *clock)
     uint64_t pick = rnd() % 100;
     int64_t exp = 0;
     switch (rnd() % 4) {
-    case 0: exp = 0; break;
-    case 1: exp = *clock + (int64_t)(rnd() % 200); break;
-    case 2: exp = *clock - (int64_t)(rnd() % 20); break;
-    default: exp = *clock + 1; break;
+    case 0:
+        exp = 0;
+        break;
+    case 1:
+        exp = *clock + (int64_t)(rnd() % 200);
+        break;
+    case 2:
+        exp = *clock - (int64_t)(rnd() % 20);
+        break;
+    default:
+        exp = *clock + 1;
+        break;
     }
     uint16_t fl = (uint16_t)(rnd() & KV_FLAG_ALL_);
     if (pick < 25) {
@@ -1359,7 +1383,7 @@ static kv_command prop_command(kv_slice *args, int64_t *clock)
         args[0] = prop_key();
         args[1] = prop_val();
         c.flags = fl & (KV_FLAG_NX | KV_FLAG_XX | KV_FLAG_KEEPTTL | KV_FLAG_GET | KV_FLAG_IF_REV);
-        if (rnd() % 3) c.flags &= (uint16_t)~(KV_FLAG_NX | KV_FLAG_XX);
+        if (rnd() % 3) c.flags &= (uint16_t) ~(KV_FLAG_NX | KV_FLAG_XX);
         c.a = (int64_t)(rnd() % 30);
         c.expire_ms = rnd() % 2 ? 0 : exp;
     } else if (pick < 35) {
@@ -1470,7 +1494,7 @@ static void test_property_determinism(void **state)
         kv_slice args[8], dargs[8];
         int64_t clock = T0;
         uint64_t changes = 0;
-        for (int step = 0; step < 3000; step++) {
+        for (int step = 0; step < 10000; step++) {
             kv_command c = prop_command(args, &clock);
             /* replica b gets the command through the log encoding */
             buf_reset(&enc);
@@ -1486,7 +1510,7 @@ static void test_property_determinism(void **state)
             assert_same_result(&ra, &rb);
             assert_true(a.revision == before || a.revision == before + 1);
             changes += a.revision != before;
-            if (step % 250 == 0 || step == 2999) {
+            if (step % 500 == 0 || step == 9999) {
                 snapshot_of(&a, &sa);
                 snapshot_of(&b, &sb);
                 assert_int_equal(sa.len, sb.len);
@@ -1539,16 +1563,25 @@ static bool model_parse_int(const char *p, size_t n, int64_t *out)
 static void test_property_model(void **state)
 {
     static const char *const keys[MODEL_KEYS] = {"a", "b", "c", "d", "e", "f", "g", "h"};
-    static const char *const vals[] = {"0",  "1",  "-1", "17", "x",  "",
-                                       "01", "-0", "9223372036854775807",
-                                       "-9223372036854775808", "12a", "hello"};
+    static const char *const vals[] = {"0",
+                                       "1",
+                                       "-1",
+                                       "17",
+                                       "x",
+                                       "",
+                                       "01",
+                                       "-0",
+                                       "9223372036854775807",
+                                       "-9223372036854775808",
+                                       "12a",
+                                       "hello"};
     for (uint64_t run_seed = 1; run_seed <= 6; run_seed++) {
         rng_state = run_seed * 104729;
         kv_store s;
         kv_store_init(&s, run_seed);
         model_entry m[MODEL_KEYS] = {0};
         uint64_t rev = 0;
-        for (int step = 0; step < 4000; step++) {
+        for (int step = 0; step < 10000; step++) {
             int ki = (int)(rnd() % MODEL_KEYS);
             model_entry *e = &m[ki];
             kv_result r;
@@ -1565,8 +1598,7 @@ static void test_property_model(void **state)
                 if (c.flags & KV_FLAG_NX) ok = ok && !e->present;
                 if (c.flags & KV_FLAG_XX) ok = ok && e->present;
                 if (c.flags & KV_FLAG_IF_REV)
-                    ok = ok && (c.a == 0 ? !e->present
-                                         : e->present && e->mod_rev == (uint64_t)c.a);
+                    ok = ok && (c.a == 0 ? !e->present : e->present && e->mod_rev == (uint64_t)c.a);
                 model_entry old = *e;
                 r = run(&s, c);
                 if (c.flags & KV_FLAG_GET) {
