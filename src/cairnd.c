@@ -15,6 +15,8 @@
 
 #include "api/api.h"
 #include "api/http_api.h"
+#include "api/memory.h"
+#include "api/resp_api.h"
 #include "kv/store.h"
 #include "net/server.h"
 #include "obs/log.h"
@@ -25,6 +27,7 @@
 
 #define DRAIN_LIMIT_MS 5000
 #define DRAIN_POLL_MS 20
+#define LAG_PROBE_MS 10
 
 typedef struct daemon {
     uv_loop_t *loop;
@@ -33,8 +36,13 @@ typedef struct daemon {
     replica *replica;
     net_server *server;
     api api;
+    resp_api *resp;
     uv_signal_t sigterm, sigint, sigpipe;
     uv_timer_t drain;
+    uv_timer_t lag_probe;
+    uint64_t lag_last_ns;
+    double lag_max;
+    metrics_histogram *m_lag;
     int64_t drain_deadline;
     int signals;
     int exit_code;
@@ -62,8 +70,33 @@ static double g_rss(void *c)
     return (double)api_rss_bytes();
 }
 
+static double g_lag_max(void *c)
+{
+    return ((daemon_t *)c)->lag_max;
+}
+
+/* Event-loop lag: how late a 10 ms timer fires. Any stall of the loop (a
+ * fork, a long apply, a big snapshot load) shows up here, measured where
+ * it happens rather than by a client competing for the same CPUs. */
+static void daemon__lag_probe(uv_timer_t *t)
+{
+    daemon_t *d = t->data;
+    uint64_t now = uv_hrtime();
+    if (d->lag_last_ns) {
+        double lag = (double)(now - d->lag_last_ns) / 1e9 - LAG_PROBE_MS / 1000.0;
+        if (lag < 0) lag = 0;
+        metrics_histogram_observe(d->m_lag, lag);
+        if (lag > d->lag_max) d->lag_max = lag;
+        if (lag > 0.1) LOG_WARN("event loop stalled", LF_I("ms", (long long)(lag * 1000)));
+    }
+    d->lag_last_ns = now;
+}
+
 static void daemon__register_metrics(daemon_t *d)
 {
+    d->m_lag = metrics_histogram_get("cairn_loop_lag_seconds",
+                                     "How late a 10 ms loop timer fires (loop stalls)", "");
+    metrics_gauge_register("cairn_loop_lag_max_seconds", "Longest loop stall seen", "", g_lag_max, d);
     metrics_gauge_register("cairn_keys", "Keys in the store (including expired, not yet reclaimed)",
                            "", g_keys, &d->store);
     metrics_gauge_register("cairn_revision", "Store revision", "", g_revision, &d->store);
@@ -88,6 +121,7 @@ static void daemon__replica_closed(void *ctx)
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigpipe, NULL);
     uv_close((uv_handle_t *)&d->drain, NULL);
+    uv_close((uv_handle_t *)&d->lag_probe, NULL);
 }
 
 static void daemon__server_closed(void *ctx)
@@ -177,9 +211,15 @@ int main(int argc, char **argv)
         LOG_ERROR("cannot start", LF_S("error", err));
         return 1;
     }
-    if (d.cfg.listen_resp[0])
-        LOG_WARN("the Redis protocol listener is not available in this build yet",
-                 LF_S("addr", d.cfg.listen_resp));
+    memory_init();
+    if (d.cfg.listen_resp[0]) {
+        d.resp = resp_api_create(&d.api);
+        if (net_server_listen(d.server, d.cfg.listen_resp, &resp_api_proto, d.resp, err,
+                              sizeof(err)) != 0) {
+            LOG_ERROR("cannot start", LF_S("error", err));
+            return 1;
+        }
+    }
 
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
@@ -190,6 +230,9 @@ int main(int argc, char **argv)
     uv_signal_start(&d.sigpipe, daemon__on_signal, SIGPIPE);
     uv_timer_init(d.loop, &d.drain);
     d.drain.data = &d;
+    uv_timer_init(d.loop, &d.lag_probe);
+    d.lag_probe.data = &d;
+    uv_timer_start(&d.lag_probe, daemon__lag_probe, LAG_PROBE_MS, LAG_PROBE_MS);
 
     uv_run(d.loop, UV_RUN_DEFAULT);
 
@@ -197,6 +240,7 @@ int main(int argc, char **argv)
     uv_run(d.loop, UV_RUN_DEFAULT);
     uv_loop_close(d.loop);
     net_server_destroy(d.server);
+    resp_api_destroy(d.resp);
     replica_destroy(d.replica);
     kv_store_close(&d.store);
     metrics_reset();

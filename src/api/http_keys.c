@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/http_internal.h"
+#include "api/memory.h"
 #include "kv/command.h"
 #include "util/json_scan.h"
 #include "util/json_write.h"
@@ -248,10 +249,13 @@ void http_keys_handle_key(http_req *req, const http_request *hr, const char *que
             cmd.expire_ms = cmd.now_ms + ttl * 1000;
         }
         buf_close(&v);
+        if (memory_admit_write(a) != MEMORY_OK) {
+            http_respond_error(req, 507, "memory budget reached (--maxmemory)", NULL);
+            return;
+        }
         cmd.op = KV_OP_PUT;
         cmd.nargs = 2;
     } else {
-        if (cmd.flags & KV_FLAG_XX) cmd.flags &= (uint16_t)~KV_FLAG_XX; /* If-Match: * on delete */
         cmd.op = KV_OP_DEL;
         cmd.nargs = 1;
     }

@@ -135,6 +135,13 @@ static void ks__start_resize(kv_keyspace *ks, uint64_t want)
     ks->rehash_index = 0;
 }
 
+void kv_keyspace_reserve(kv_keyspace *ks, uint64_t n)
+{
+    if (kv_keyspace_count(ks) != 0 || ks__rehashing(ks)) return;
+    ks__table_free(ks, &ks->t[0]);
+    ks__start_resize(ks, n);
+}
+
 bool kv_keyspace_rehash_step(kv_keyspace *ks, int n)
 {
     if (!ks__rehashing(ks)) return false;

@@ -127,6 +127,10 @@ uint64_t kv_keyspace_scan(kv_keyspace *ks, uint64_t cursor, kv_scan_fn fn, void 
 /* A uniformly-ish random entry (bucket sampling), NULL when empty. */
 kv_entry *kv_keyspace_random(kv_keyspace *ks);
 
+/* Size the hash table for n entries up front (snapshot load), so loading
+ * does not resize repeatedly. Only on an empty keyspace. */
+void kv_keyspace_reserve(kv_keyspace *ks, uint64_t n);
+
 /* Do up to n steps of incremental rehashing; returns true if more remain. */
 bool kv_keyspace_rehash_step(kv_keyspace *ks, int n);
 

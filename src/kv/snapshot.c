@@ -151,6 +151,8 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
 
     kv_keyspace ks;
     kv_keyspace_init(&ks, s->ks.seed);
+    /* the count is not trusted for allocation beyond what the data can hold */
+    kv_keyspace_reserve(&ks, count < (len / SNAP_ENTRY_HEADER_BYTES) ? count : len / SNAP_ENTRY_HEADER_BYTES);
     kv_entry *tail[KV_SKIPLIST_MAX_LEVEL] = {0};
     kv_entry *prev = NULL;
     for (uint64_t i = 0; i < count; i++) {

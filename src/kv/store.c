@@ -113,12 +113,12 @@ static void store__del(kv_store *s, const kv_command *cmd, kv_result *res)
         res->status = KV_ERR_MALFORMED;
         return;
     }
-    if (cmd->flags & (KV_FLAG_GET | KV_FLAG_IF_REV)) {
+    if (cmd->flags & (KV_FLAG_GET | KV_FLAG_IF_REV | KV_FLAG_XX)) {
         kv_entry *e = store__live(s, cmd, cmd->args[0]);
         if (cmd->flags & KV_FLAG_GET) store__return_value(s, res, e);
-        /* as for PUT: a == 0 means "must be absent" */
+        /* as for PUT: a == 0 means "must be absent"; XX: must exist */
         bool rev_ok = cmd->a == 0 ? e == NULL : (e && e->mod_rev == (uint64_t)cmd->a);
-        if ((cmd->flags & KV_FLAG_IF_REV) && !rev_ok) {
+        if (((cmd->flags & KV_FLAG_IF_REV) && !rev_ok) || ((cmd->flags & KV_FLAG_XX) && !e)) {
             res->status = KV_ERR_PRECONDITION;
             store__describe(res, e);
             return;

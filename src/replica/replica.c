@@ -19,6 +19,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "replica/datadir.h"
+#include "replica/lazyfree.h"
 #include "replica/logcheck.h"
 #include "util/alloc.h"
 #include "util/hash.h"
@@ -915,6 +916,7 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
     if (datadir_open(cfg->data_dir, &want, r->raft_dir, sizeof(r->raft_dir), &fresh, err, errlen) != 0)
         return -1;
 
+    lazyfree_install(loop);
     int rv = raft_uv_tcp_init(&r->transport, loop);
     if (rv == 0) rv = raft_uv_tcp_set_bind_address(&r->transport, cfg->listen_peer);
     if (rv != 0) {
@@ -1066,6 +1068,7 @@ void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
 
 void replica_destroy(replica *r)
 {
+    lazyfree_flush();
     if (r->snap_pid > 0) {
         kill(r->snap_pid, SIGKILL);
         waitpid(r->snap_pid, NULL, 0);

@@ -271,5 +271,14 @@ int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errle
         }
         if (config__set(c, f, v, err, errlen) != 0) return -1;
     }
+    /* Evicting means dropping acknowledged writes, which a durable store
+     * promises never to do: there the budget can only refuse writes. */
+    if (c->persistence == PERSISTENCE_DURABLE && c->eviction != EVICTION_NOEVICTION) {
+        snprintf(err, errlen,
+                 "--eviction %s: needs --persistence none (a durable store never drops "
+                 "acknowledged writes; use noeviction with --maxmemory)",
+                 eviction_names[c->eviction]);
+        return -1;
+    }
     return 0;
 }

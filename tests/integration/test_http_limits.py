@@ -203,6 +203,23 @@ def test_value_too_large_with_expect_gets_413_not_100(limited):
         assert r.status == 413, r
 
 
+def test_default_value_limit_is_1mib(node):
+    mib = 1024 * 1024
+    value = bytes(range(256)) * (mib // 256)
+    assert node.put("mib", value).status_code == 201
+    assert node.get("mib").content == value
+    with node.raw() as c:
+        c.send(build_request("PUT", "/v1/key/over", {"Content-Length": str(mib + 1)}))
+        expect_error_then_close(c, 413)
+
+
+def test_default_key_limit_is_4096(node):
+    assert node.put(b"k" * 4096, b"v").status_code == 201
+    with node.raw() as c:
+        r = c.request("GET", kpath(b"k" * 4097))
+        assert r.status == 414, r
+
+
 # ---------------------------------------------------------------------------
 # routes
 # ---------------------------------------------------------------------------

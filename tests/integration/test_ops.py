@@ -278,6 +278,17 @@ def test_json_log_format(make_node):
     assert "another-secret-value" not in n.stderr_text()
 
 
+def test_request_id_on_request_log_lines(make_node):
+    n = make_node(extra_args=["--log-level", "debug"]).start()
+    n.put("k", b"v", headers={"X-Request-Id": "trace-me-7f3a"})
+    n.get("nope", headers={"X-Request-Id": "trace-me-404"})
+    assert n.stop() == 0
+    text = n.stderr_text()
+    for rid in ("trace-me-7f3a", "trace-me-404"):
+        lines = [ln for ln in text.splitlines() if rid in ln]
+        assert lines, f"no debug log line carries request id {rid}"
+
+
 def test_log_level_error_is_quiet(make_node):
     n = make_node(extra_args=["--log-level", "error"]).start()
     n.put("k", b"v")

@@ -326,9 +326,6 @@ static void test_many_keys_rehash_and_shrink(void **state)
             }
         }
     }
-    fprintf(stderr, "rehash: %llu grows, %llu shrinks, %llu finds mid-rehash\n",
-            (unsigned long long)grows, (unsigned long long)shrinks,
-            (unsigned long long)finds_mid_rehash);
     assert_true(shrinks >= 3);
     assert_int_equal(kv_keyspace_count(&ks), MANY / 1000);
     check_invariants(&ks);
@@ -646,9 +643,6 @@ static void scan_under_churn(uint64_t seed, int per_step, uint64_t high_water)
     for (int i = 0; i < SCAN_STABLE; i++) {
         if (c.seen[i] == 0) fail_msg("stable key s%d never returned by SCAN", i);
     }
-    fprintf(stderr, "scan seed %llu: %llu steps, %llu grows, %llu shrinks, %llu mid-rehash\n",
-            (unsigned long long)seed, (unsigned long long)steps, (unsigned long long)grows,
-            (unsigned long long)shrinks, (unsigned long long)steps_mid_rehash);
     assert_true(grows >= 1);
     assert_true(shrinks >= 1);
     assert_true(steps_mid_rehash >= 1);

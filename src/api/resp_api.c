@@ -1,0 +1,695 @@
+/* resp_api: connections, ordering and dispatch of the Redis front end.
+ *
+ * Per connection, requests form a queue in arrival order; each holds its
+ * reply until every request before it has been written. The parse loop
+ * (resp__process) takes one command at a time from the input:
+ *   - a write is dispatched unless a non-write is queued;
+ *   - anything else is dispatched only when the queue is empty;
+ *   - otherwise the loop stops without consuming the command, pauses
+ *     reading, and resumes when the queue drains (resp__drain).
+ * Replica callbacks may run inside replica_propose/replica_read, so the
+ * queue is written out only by the outermost process/drain call
+ * (rc->depth), and a connection closed under such a call is freed when
+ * that call unwinds (rc->dead): a reply written to a client that is
+ * disconnected for not reading closes the connection synchronously. */
+#include "api/resp_api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/memory.h"
+#include "api/resp_internal.h"
+#include "obs/log.h"
+#include "util/alloc.h"
+#include "util/strconv.h"
+
+#define RESP_MAX_ARGS (1u << 20)
+#define RESP_MAX_INLINE ((size_t)64 * 1024)
+/* Bulk strings a little over the key/value limits still parse, so that
+ * the command gets a clear "too large" error instead of a closed
+ * connection; beyond the margin it is a protocol error. */
+#define RESP_BULK_MARGIN ((size_t)64 * 1024)
+/* An incomplete command may buffer at most this much (or 4 maximal bulks,
+ * whichever is larger), like Redis' client-query-buffer-limit. */
+#define RESP_MIN_QUERY_BYTES ((size_t)256 * 1024 * 1024)
+#define RESP_SPARE_REQS 8
+#define RESP_KEEP_BYTES ((size_t)16 * 1024)
+
+static const char *const resp__outcome_names[RESP_OUTCOMES_] = {"ok", "error", "busy",
+                                                                 "unavailable", "oom"};
+
+static uint64_t resp__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the command index ---------------------------------------------------- */
+
+static char resp__lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
+/* FNV-1a over the lower-cased name: command names are fixed and short, so
+ * a 512-slot open-addressing table resolves a name in about one probe. */
+static uint32_t resp__hash_name(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)resp__lower(s[i]);
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static size_t resp__find(const resp_api *ra, const char *name, size_t len)
+{
+    if (len == 0 || len > ra->max_name_len) return ra->ncmds;
+    uint32_t h = resp__hash_name(name, len) & (RESP_HASH_SLOTS - 1);
+    while (ra->slots[h]) {
+        size_t idx = ra->slots[h] - 1u;
+        const char *cn = ra->cmds[idx]->name;
+        size_t i = 0;
+        while (i < len && cn[i] && cn[i] == resp__lower(name[i])) i++;
+        if (i == len && cn[i] == '\0') return idx;
+        h = (h + 1) & (RESP_HASH_SLOTS - 1);
+    }
+    return ra->ncmds;
+}
+
+const resp_cmd *resp_api_lookup(const resp_api *ra, const char *name, size_t len)
+{
+    size_t idx = resp__find(ra, name, len);
+    return idx < ra->ncmds ? ra->cmds[idx] : NULL;
+}
+
+static void resp__index_commands(resp_api *ra)
+{
+    const struct {
+        const resp_cmd *t;
+        size_t n;
+    } tables[] = {
+        {resp_cmds_server, resp_cmds_server_count},
+        {resp_cmds_strings, resp_cmds_strings_count},
+        {resp_cmds_keys, resp_cmds_keys_count},
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;
+    ra->cmds = xcalloc(total, sizeof(*ra->cmds));
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+        for (size_t k = 0; k < tables[i].n; k++) {
+            const resp_cmd *cmd = &tables[i].t[k];
+            size_t len = strlen(cmd->name);
+            if (len > ra->max_name_len) ra->max_name_len = len;
+            uint32_t h = resp__hash_name(cmd->name, len) & (RESP_HASH_SLOTS - 1);
+            while (ra->slots[h]) h = (h + 1) & (RESP_HASH_SLOTS - 1);
+            ra->cmds[ra->ncmds] = cmd;
+            ra->slots[h] = (uint16_t)(++ra->ncmds);
+        }
+}
+
+/* ---- metrics ---------------------------------------------------------------- */
+
+/* Created on first use, so /metrics lists only what happened; after that
+ * an update is a pointer dereference. */
+static metrics_counter *resp__counter(resp_api *ra, size_t idx, int outcome)
+{
+    metrics_counter **slot = &ra->m_cmd[idx][outcome];
+    if (!*slot) {
+        char labels[128];
+        snprintf(labels, sizeof(labels), "command=\"%s\",outcome=\"%s\"",
+                 idx < ra->ncmds ? ra->cmds[idx]->name : "unknown", resp__outcome_names[outcome]);
+        *slot = metrics_counter_get("cairn_resp_commands_total",
+                                    "Redis protocol commands by command and outcome", labels);
+    }
+    return *slot;
+}
+
+static metrics_histogram *resp__histogram(resp_api *ra, size_t idx)
+{
+    if (!ra->m_latency[idx]) {
+        char labels[96];
+        snprintf(labels, sizeof(labels), "command=\"%s\"",
+                 idx < ra->ncmds ? ra->cmds[idx]->name : "unknown");
+        ra->m_latency[idx] = metrics_histogram_get(
+            "cairn_resp_command_duration_seconds", "Redis protocol command latency", labels);
+    }
+    return ra->m_latency[idx];
+}
+
+resp_api *resp_api_create(api *a)
+{
+    resp_api *ra = xcalloc(1, sizeof(*ra));
+    ra->a = a;
+    size_t max_bulk = a->cfg->max_value_bytes > a->cfg->max_key_bytes ? a->cfg->max_value_bytes
+                                                                       : a->cfg->max_key_bytes;
+    ra->limits = (resp_limits){.max_args = RESP_MAX_ARGS,
+                               .max_bulk_bytes = max_bulk + RESP_BULK_MARGIN,
+                               .max_inline_bytes = RESP_MAX_INLINE};
+    ra->max_query_bytes = 4 * ra->limits.max_bulk_bytes;
+    if (ra->max_query_bytes < RESP_MIN_QUERY_BYTES) ra->max_query_bytes = RESP_MIN_QUERY_BYTES;
+    resp__index_commands(ra);
+    ra->m_cmd = xcalloc(ra->ncmds + 1, sizeof(*ra->m_cmd));
+    ra->m_latency = xcalloc(ra->ncmds + 1, sizeof(*ra->m_latency));
+    ra->m_protocol_errors = metrics_counter_get(
+        "cairn_resp_protocol_errors_total",
+        "Redis protocol connections closed for malformed input", "");
+    return ra;
+}
+
+void resp_api_destroy(resp_api *ra)
+{
+    if (!ra) return;
+    free(ra->cmds);
+    free(ra->m_cmd);
+    free(ra->m_latency);
+    free(ra);
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+static void resp__drain(resp_conn *rc);
+
+static resp_req *resp__new_req(resp_conn *rc)
+{
+    resp_req *req = rc->spare;
+    if (req) {
+        rc->spare = req->next;
+        rc->nspare--;
+    } else {
+        req = xcalloc(1, sizeof(*req));
+        buf_init(&req->reply);
+        buf_init(&req->own_data);
+        replica_req_init(&req->rreq, req, NULL);
+    }
+    req->rc = rc;
+    req->a = rc->ra->a;
+    req->cmd = NULL;
+    req->cmd_index = rc->ra->ncmds;
+    req->on_write = NULL;
+    req->on_ready = NULL;
+    req->proto = rc->proto;
+    req->outcome = RESP_OUTCOME_OK;
+    req->done = req->waiting = req->close_after = false;
+    req->start_ns = resp__now_ns();
+    req->argv = NULL;
+    req->argc = 0;
+    memset(req->n, 0, sizeof(req->n));
+    req->opt = 0;
+    req->next = NULL;
+    if (rc->tail)
+        rc->tail->next = req;
+    else
+        rc->head = req;
+    rc->tail = req;
+    rc->pending++;
+    rc->c->busy++;
+    return req;
+}
+
+static void resp__free_req(resp_req *req)
+{
+    replica_req_close(&req->rreq); /* cancels a pending replica request */
+    buf_close(&req->reply);
+    buf_close(&req->own_data);
+    free(req->own_argv);
+    free(req);
+}
+
+static void resp__recycle(resp_conn *rc, resp_req *req)
+{
+    if (req->rreq.op) replica_cancel(&req->rreq);
+    if (rc->nspare >= RESP_SPARE_REQS) {
+        resp__free_req(req);
+        return;
+    }
+    buf_reset(&req->reply);
+    buf_shrink_if_empty(&req->reply, RESP_KEEP_BYTES);
+    buf_reset(&req->own_data);
+    buf_shrink_if_empty(&req->own_data, RESP_KEEP_BYTES);
+    buf_reset(&req->rreq.value_buf);
+    buf_shrink_if_empty(&req->rreq.value_buf, RESP_KEEP_BYTES);
+    req->next = rc->spare;
+    rc->spare = req;
+    rc->nspare++;
+}
+
+/* The request keeps its own copy of the arguments (it has to wait and the
+ * parser's input will be consumed). */
+static void resp__own_args(resp_req *req)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < req->argc; i++) total += req->argv[i].len;
+    if (req->own_cap < req->argc) {
+        free(req->own_argv);
+        req->own_argv = xcalloc(req->argc, sizeof(*req->own_argv));
+        req->own_cap = req->argc;
+    }
+    buf_reset(&req->own_data);
+    buf_reserve(&req->own_data, total);
+    size_t off = 0;
+    for (size_t i = 0; i < req->argc; i++) {
+        buf_append(&req->own_data, req->argv[i].ptr, req->argv[i].len);
+        req->own_argv[i].len = req->argv[i].len;
+        off += req->argv[i].len;
+    }
+    /* pointers only once the buffer has stopped moving */
+    off = 0;
+    for (size_t i = 0; i < req->argc; i++) {
+        req->own_argv[i].ptr = req->own_data.data + off;
+        off += req->own_argv[i].len;
+    }
+    req->argv = req->own_argv;
+}
+
+static void resp__finish(resp_req *req)
+{
+    resp_api *ra = req->rc->ra;
+    req->done = true;
+    metrics_counter_add(resp__counter(ra, req->cmd_index, req->outcome), 1);
+    metrics_histogram_observe(resp__histogram(ra, req->cmd_index),
+                              (double)(resp__now_ns() - req->start_ns) / 1e9);
+}
+
+static void resp__complete(resp_req *req)
+{
+    resp__finish(req);
+    resp__drain(req->rc);
+}
+
+/* ---- replies used by every command ------------------------------------------ */
+
+void resp_req_error(resp_req *req, const char *msg)
+{
+    resp_write_error(&req->reply, msg);
+    if (req->outcome == RESP_OUTCOME_OK) req->outcome = RESP_OUTCOME_ERROR;
+}
+
+void resp_req_errorf(resp_req *req, const char *fmt, ...)
+{
+    buf tmp;
+    buf_init(&tmp);
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&tmp, fmt, ap);
+    va_end(ap);
+    resp_req_error(req, tmp.data ? tmp.data : "ERR");
+    buf_close(&tmp);
+}
+
+void resp_req_error_syntax(resp_req *req)
+{
+    resp_req_error(req, "ERR syntax error");
+}
+
+void resp_req_error_not_integer(resp_req *req)
+{
+    resp_req_error(req, "ERR value is not an integer or out of range");
+}
+
+void resp_req_error_arity(resp_req *req)
+{
+    resp_req_errorf(req, "ERR wrong number of arguments for '%s' command", req->cmd->name);
+}
+
+bool resp_req_check_value(resp_req *req, const resp_arg *v)
+{
+    uint64_t max = req->a->cfg->max_value_bytes;
+    if (v->len <= max) return true;
+    resp_req_errorf(req, "ERR value too large (max %llu bytes)", (unsigned long long)max);
+    return false;
+}
+
+bool resp_req_int_arg(resp_req *req, const resp_arg *v, int64_t *out)
+{
+    if (strconv_parse_i64(v->ptr, v->len, out)) return true;
+    resp_req_error_not_integer(req);
+    return false;
+}
+
+static void resp__replica_error(resp_req *req, int st)
+{
+    req->outcome = RESP_OUTCOME_UNAVAILABLE;
+    switch (st) {
+    case REPLICA_ERR_BUSY:
+        req->outcome = RESP_OUTCOME_BUSY;
+        resp_write_error(&req->reply, "BUSY too many requests in flight, retry later");
+        break;
+    case REPLICA_ERR_INTERNAL: resp_write_error(&req->reply, "ERR internal error"); break;
+    default: resp_write_errorf(&req->reply, "CLUSTERDOWN %s", replica_status_text(st)); break;
+    }
+}
+
+/* Errors the state machine reports the same way for every command. */
+static bool resp__kv_error(resp_req *req, const kv_result *res)
+{
+    const char *msg;
+    switch (res->status) {
+    case KV_OK:
+    case KV_ERR_PRECONDITION: return false;
+    case KV_ERR_NOT_INTEGER: msg = "ERR value is not an integer or out of range"; break;
+    case KV_ERR_OVERFLOW: msg = "ERR increment or decrement would overflow"; break;
+    case KV_ERR_NOT_FLOAT: msg = "ERR value is not a valid float"; break;
+    case KV_ERR_NAN_OR_INF: msg = "ERR increment would produce NaN or Infinity"; break;
+    case KV_ERR_NO_SUCH_KEY: msg = "ERR no such key"; break;
+    case KV_ERR_TOO_LARGE: msg = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"; break;
+    default: msg = "ERR internal error: the state machine refused the command"; break;
+    }
+    resp_req_error(req, msg);
+    return true;
+}
+
+/* ---- writes and reads ----------------------------------------------------------- */
+
+static void resp__write_cb(replica_req *rr, int status)
+{
+    resp_req *req = rr->data;
+    req->waiting = false;
+    if (status != REPLICA_OK)
+        resp__replica_error(req, status);
+    else if (!resp__kv_error(req, &rr->result))
+        req->on_write(req, &rr->result);
+    resp__complete(req);
+}
+
+/* Writes through RESP count as accesses for LRU eviction. Only possible
+ * when the write completed at once (persistence none, the only mode that
+ * evicts), while the command's arguments are still at hand. */
+static void resp__touch_written(resp_req *req, const kv_command *cmd)
+{
+    kv_keyspace *ks = &req->a->store->ks;
+    uint32_t clock = memory_lru_clock();
+    /* key positions: every other argument of MSET, the target of RENAME,
+     * else the first argument */
+    uint32_t first = cmd->op == KV_OP_RENAME ? 1 : 0;
+    uint32_t step = cmd->op == KV_OP_MSET ? 2 : cmd->nargs;
+    for (uint32_t i = first; i < cmd->nargs; i += step) {
+        kv_entry *e = kv_keyspace_find(ks, cmd->args[i].ptr, cmd->args[i].len);
+        if (e) memory_touch(e, clock);
+    }
+}
+
+void resp_req_propose(resp_req *req, kv_command *cmd, resp_write_fn done)
+{
+    api *a = req->a;
+    if ((req->cmd->flags & RESP_CMD_DENYOOM) && memory_admit_write(a) != MEMORY_OK) {
+        req->outcome = RESP_OUTCOME_OOM;
+        resp_write_error(&req->reply, "OOM command not allowed when used memory > 'maxmemory'.");
+        return;
+    }
+    if (!cmd->now_ms) cmd->now_ms = replica_now_ms();
+    req->on_write = done;
+    req->rreq.cb = resp__write_cb;
+    req->waiting = true;
+    int st = replica_propose(a->replica, &req->rreq, cmd);
+    if (st != REPLICA_OK) {
+        req->waiting = false;
+        resp__replica_error(req, st);
+        return;
+    }
+    if (req->done && memory_tracks_lru(a)) resp__touch_written(req, cmd);
+}
+
+static void resp__read_cb(replica_req *rr, int status)
+{
+    resp_req *req = rr->data;
+    req->waiting = false;
+    if (status != REPLICA_OK)
+        resp__replica_error(req, status);
+    else
+        req->on_ready(req);
+    resp__complete(req);
+}
+
+void resp_req_read(resp_req *req, resp_proc ready)
+{
+    req->on_ready = ready;
+    req->rreq.cb = resp__read_cb;
+    req->waiting = true;
+    int consistency = req->rc->readonly ? REPLICA_READ_STALE : REPLICA_READ_LINEARIZABLE;
+    int st = replica_read(req->a->replica, &req->rreq, consistency, 0);
+    if (st != REPLICA_OK) {
+        req->waiting = false;
+        resp__replica_error(req, st);
+    }
+}
+
+kv_entry *resp_req_lookup(resp_req *req, const resp_arg *key)
+{
+    resp_api *ra = req->rc->ra;
+    kv_entry *e = kv_store_get(req->a->store, key->ptr, key->len, replica_now_ms());
+    if (e) {
+        ra->keyspace_hits++;
+        memory_touch(e, memory_lru_clock());
+    } else {
+        ra->keyspace_misses++;
+    }
+    return e;
+}
+
+/* ---- dispatch -------------------------------------------------------------------- */
+
+/* Keys over --max-key-bytes, checked for every key position the command
+ * table declares. */
+static bool resp__check_keys(resp_req *req)
+{
+    const resp_cmd *cmd = req->cmd;
+    if (cmd->first_key <= 0) return true;
+    uint64_t max = req->a->cfg->max_key_bytes;
+    long last = cmd->last_key < 0 ? (long)req->argc + cmd->last_key : cmd->last_key;
+    for (long i = cmd->first_key; i <= last && i < (long)req->argc; i += cmd->key_step) {
+        if (req->argv[i].len > max) {
+            resp_req_errorf(req, "ERR key too large (max %llu bytes)", (unsigned long long)max);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size_t argc)
+{
+    resp_api *ra = rc->ra;
+    resp_req *req = resp__new_req(rc);
+    req->argv = argv;
+    req->argc = argc;
+    req->cmd_index = idx;
+    ra->total_commands++;
+    rc->last_cmd_ms = net_now_ms();
+    if (idx == ra->ncmds) {
+        buf msg;
+        buf_init(&msg);
+        resp_format_unknown_command(&msg, argv, argc);
+        resp_req_error(req, msg.data);
+        buf_close(&msg);
+        rc->last_cmd = "unknown";
+    } else {
+        const resp_cmd *cmd = ra->cmds[idx];
+        req->cmd = cmd;
+        rc->last_cmd = cmd->name;
+        if (!(cmd->flags & RESP_CMD_WRITE)) rc->pending_read = true;
+        if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
+            (cmd->arity < 0 && argc < (size_t)-cmd->arity))
+            resp_req_error_arity(req);
+        else if (resp__check_keys(req))
+            cmd->proc(req);
+    }
+    if (req->waiting) {
+        if (req->on_ready) {
+            resp__own_args(req);
+        } else {
+            req->argv = NULL; /* write continuations work from the kv_result only */
+            req->argc = 0;
+        }
+    } else if (!req->done) {
+        resp__finish(req);
+    }
+}
+
+/* ---- the connection's queue ---------------------------------------------------- */
+
+/* Ends a nested process/drain call; true when the connection was freed. */
+static void resp__free_conn(resp_conn *rc);
+
+static bool resp__leave(resp_conn *rc)
+{
+    if (--rc->depth == 0 && rc->dead) {
+        resp__free_conn(rc);
+        return true;
+    }
+    return false;
+}
+
+/* Write every finished reply at the head of the queue, in order. */
+static void resp__flush_replies(resp_conn *rc)
+{
+    net_conn *c = rc->c;
+    while (rc->head && rc->head->done && !rc->dead) {
+        resp_req *req = rc->head;
+        rc->head = req->next;
+        if (!rc->head) rc->tail = NULL;
+        rc->pending--;
+        c->busy--;
+        bool close = req->close_after;
+        net_conn_write(c, req->reply.data, req->reply.len); /* may close the connection */
+        resp__recycle(rc, req);
+        if (close) {
+            if (!c->closing) net_conn_close_after_write(c);
+            break;
+        }
+    }
+    if (!rc->head) rc->pending_read = false;
+}
+
+static void resp__drain(resp_conn *rc)
+{
+    if (rc->depth) return; /* the parse loop or drain up the stack writes */
+    net_conn *c = rc->c;
+    rc->depth++;
+    resp__flush_replies(rc);
+    if (!rc->dead) net_conn_flush(c);
+    bool resume = !rc->dead && !rc->head && rc->stalled && !c->closing;
+    if (resume) rc->stalled = false;
+    if (resp__leave(rc)) return;
+    if (resume) net_conn_resume(c); /* parses what waited, via on_data */
+}
+
+/* Answer an unparseable stream, after what is queued, and close. */
+static void resp__protocol_error(resp_conn *rc, const char *msg)
+{
+    resp_api *ra = rc->ra;
+    metrics_counter_add(ra->m_protocol_errors, 1);
+    LOG_INFO("closing connection after a protocol error", LF_I("conn", rc->c->id),
+             LF_S("peer", rc->c->peer), LF_S("error", msg));
+    rc->failed = true;
+    resp_req *req = resp__new_req(rc);
+    resp_write_errorf(&req->reply, "ERR %s", msg);
+    req->close_after = true;
+    req->done = true;
+    net_conn_pause(rc->c);
+}
+
+static void resp__process(resp_conn *rc)
+{
+    net_conn *c = rc->c;
+    resp_api *ra = rc->ra;
+    rc->depth++;
+    while (!c->closing && !c->close_after_write && !rc->failed && !rc->dead && !rc->stalled) {
+        size_t len = buf_unread_len(&c->in);
+        if (len == 0) break;
+        size_t consumed = 0;
+        int rv = resp_parse(&rc->parser, buf_unread(&c->in), len, &ra->limits, &consumed);
+        if (rv < 0) {
+            resp__protocol_error(rc, rc->parser.err);
+            break;
+        }
+        if (rv == 0) {
+            buf_consume(&c->in, consumed);
+            if (buf_unread_len(&c->in) > ra->max_query_bytes)
+                resp__protocol_error(rc, "Protocol error: request too large");
+            break;
+        }
+        const resp_parser *p = &rc->parser;
+        size_t idx = resp__find(ra, p->argv[0].ptr, p->argv[0].len);
+        bool is_write = idx < ra->ncmds && (ra->cmds[idx]->flags & RESP_CMD_WRITE);
+        bool observes = idx < ra->ncmds && !is_write;
+        if (rc->pending && (observes || rc->pending_read)) {
+            /* Left in the input; parsed again once the queue drains. */
+            rc->stalled = true;
+            net_conn_pause(c);
+            break;
+        }
+        resp__dispatch(rc, idx, p->argv, p->argc);
+        buf_consume(&c->in, consumed);
+        resp__flush_replies(rc);
+    }
+    resp__leave(rc);
+}
+
+/* ---- net_proto callbacks ---------------------------------------------------------- */
+
+static void resp__on_open(net_conn *c)
+{
+    resp_api *ra = c->proto_ctx;
+    resp_conn *rc = xcalloc(1, sizeof(*rc));
+    rc->c = c;
+    rc->ra = ra;
+    rc->proto = 2;
+    resp_parser_init(&rc->parser);
+    buf_init(&rc->name);
+    buf_init(&rc->lib_name);
+    buf_init(&rc->lib_ver);
+    rc->created_ms = rc->last_cmd_ms = net_now_ms();
+    rc->last_cmd = "NULL";
+    rc->next = ra->conns;
+    if (ra->conns) ra->conns->prev = rc;
+    ra->conns = rc;
+    ra->n_conns++;
+    ra->total_connections++;
+    c->proto_data = rc;
+}
+
+static void resp__on_data(net_conn *c)
+{
+    resp_conn *rc = c->proto_data;
+    if (!rc || rc->failed || rc->stalled) return;
+    resp__process(rc);
+}
+
+static void resp__free_conn(resp_conn *rc)
+{
+    while (rc->head) {
+        resp_req *req = rc->head;
+        rc->head = req->next;
+        resp__free_req(req);
+    }
+    while (rc->spare) {
+        resp_req *req = rc->spare;
+        rc->spare = req->next;
+        resp__free_req(req);
+    }
+    resp_parser_close(&rc->parser);
+    buf_close(&rc->name);
+    buf_close(&rc->lib_name);
+    buf_close(&rc->lib_ver);
+    free(rc);
+}
+
+static void resp__on_close(net_conn *c)
+{
+    resp_conn *rc = c->proto_data;
+    if (!rc) return;
+    c->proto_data = NULL;
+    resp_api *ra = rc->ra;
+    if (rc->prev)
+        rc->prev->next = rc->next;
+    else
+        ra->conns = rc->next;
+    if (rc->next) rc->next->prev = rc->prev;
+    ra->n_conns--;
+    /* No callback may reach this connection any more. */
+    for (resp_req *req = rc->head; req; req = req->next)
+        if (req->rreq.op) replica_cancel(&req->rreq);
+    if (rc->depth > 0) {
+        rc->dead = true; /* freed when the call up the stack returns */
+        return;
+    }
+    resp__free_conn(rc);
+}
+
+static void resp__on_reject(net_conn *c)
+{
+    static const char msg[] = "-ERR max number of clients reached\r\n";
+    net_conn_write(c, msg, sizeof(msg) - 1);
+}
+
+const net_proto resp_api_proto = {
+    .name = "resp",
+    .on_open = resp__on_open,
+    .on_data = resp__on_data,
+    .on_close = resp__on_close,
+    .on_reject = resp__on_reject,
+};

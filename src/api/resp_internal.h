@@ -1,0 +1,185 @@
+/* resp_internal: what the Redis front-end modules share (resp_api:
+ * connections, ordering, dispatch; resp_cmd_strings, resp_cmd_keys,
+ * resp_cmd_server: the commands). Not a public interface.
+ *
+ * A command handler (resp_proc) runs when its request is dispatched, with
+ * the request's arguments, and ends in exactly one of three ways:
+ *   - it writes a reply into req->reply and returns (answered at once);
+ *   - it calls resp_req_propose: the write goes to the replica and the
+ *     resp_write_fn formats the reply from the kv_result once committed;
+ *   - it calls resp_req_read: the resp_proc continuation runs once a read
+ *     is safe (linearizable, or stale after READONLY) and replies then.
+ * Continuations may run before those calls return. Arguments stay valid
+ * until the request completes (they are copied when it has to wait). */
+#ifndef CAIRN_API_RESP_INTERNAL_H
+#define CAIRN_API_RESP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "api/resp_api.h"
+#include "api/resp_format.h"
+#include "kv/command.h"
+#include "kv/store.h"
+#include "net/resp.h"
+#include "net/server.h"
+#include "obs/metrics.h"
+#include "replica/replica.h"
+#include "util/buf.h"
+
+typedef struct resp_conn resp_conn;
+typedef struct resp_req resp_req;
+typedef struct resp_cmd resp_cmd;
+
+typedef void (*resp_proc)(resp_req *req);
+typedef void (*resp_write_fn)(resp_req *req, const kv_result *res);
+
+/* Command flags. WRITE decides ordering: a write may be dispatched while
+ * earlier writes of its connection are in flight (the log keeps their
+ * order); anything else waits until every earlier request completed. The
+ * others are what COMMAND reports and what admission control checks. */
+enum {
+    RESP_CMD_WRITE = 1 << 0,
+    RESP_CMD_READONLY = 1 << 1,
+    RESP_CMD_DENYOOM = 1 << 2,
+    RESP_CMD_FAST = 1 << 3,
+    RESP_CMD_ADMIN = 1 << 4,
+    RESP_CMD_NOSCRIPT = 1 << 5,
+    RESP_CMD_LOADING = 1 << 6,
+    RESP_CMD_STALE = 1 << 7,
+    RESP_CMD_NO_AUTH = 1 << 8,
+    RESP_CMD_DANGEROUS = 1 << 9, /* ACL category only */
+    RESP_CMD_KEYSPACE = 1 << 10, /* ACL @keyspace (else the group's) */
+};
+
+struct resp_cmd {
+    const char *name; /* lower case */
+    resp_proc proc;
+    int arity; /* Redis' convention: N exactly, -N at least N (name included) */
+    uint32_t flags;
+    int first_key, last_key, key_step; /* last_key < 0 counts from the end */
+    const char *group;                 /* string, generic, connection, server */
+    const char *since;
+    const char *complexity;
+    const char *summary;
+};
+
+/* The command tables of the topic modules. */
+extern const resp_cmd resp_cmds_strings[];
+extern const size_t resp_cmds_strings_count;
+extern const resp_cmd resp_cmds_keys[];
+extern const size_t resp_cmds_keys_count;
+extern const resp_cmd resp_cmds_server[];
+extern const size_t resp_cmds_server_count;
+
+enum {
+    RESP_OUTCOME_OK = 0,
+    RESP_OUTCOME_ERROR,       /* the client's mistake: syntax, arity, types */
+    RESP_OUTCOME_BUSY,        /* shed: too much in flight */
+    RESP_OUTCOME_UNAVAILABLE, /* no leader, quorum lost, shutting down */
+    RESP_OUTCOME_OOM,         /* --maxmemory reached */
+    RESP_OUTCOMES_
+};
+
+#define RESP_HASH_SLOTS 512
+
+struct resp_api {
+    api *a;
+    resp_limits limits;
+    size_t max_query_bytes; /* an incomplete command beyond this is refused */
+    const resp_cmd **cmds;  /* every command, in table order */
+    size_t ncmds;
+    uint16_t slots[RESP_HASH_SLOTS]; /* command index + 1, open addressing */
+    size_t max_name_len;
+    metrics_counter *(*m_cmd)[RESP_OUTCOMES_]; /* [ncmds + 1]: last = unknown */
+    metrics_histogram **m_latency;             /* [ncmds + 1] */
+    metrics_counter *m_protocol_errors;
+    resp_conn *conns; /* open connections, newest first */
+    uint64_t n_conns;
+    uint64_t total_connections;
+    uint64_t total_commands;
+    uint64_t keyspace_hits, keyspace_misses;
+    int64_t peak_memory;
+};
+
+struct resp_conn {
+    net_conn *c;
+    resp_api *ra;
+    resp_parser parser;
+    resp_req *head, *tail; /* requests in arrival order */
+    resp_req *spare;       /* finished requests kept for reuse */
+    uint32_t pending, nspare;
+    bool pending_read; /* a non-write is queued: nothing may start */
+    bool stalled;      /* parsing stopped (and reading paused) until drained */
+    bool failed;       /* a protocol error or QUIT: parse nothing more */
+    bool dead;         /* closed while a call up the stack still uses it */
+    int depth;         /* nesting of process/drain calls */
+    int proto;         /* 2 or 3 */
+    bool readonly;     /* READONLY: stale local reads */
+    buf name, lib_name, lib_ver;
+    int64_t created_ms, last_cmd_ms;
+    const char *last_cmd;
+    resp_conn *prev, *next;
+};
+
+struct resp_req {
+    resp_conn *rc;
+    api *a;
+    const resp_cmd *cmd;
+    size_t cmd_index; /* into ra->cmds; ra->ncmds for unknown commands */
+    replica_req rreq;
+    resp_write_fn on_write;
+    resp_proc on_ready;
+    int proto; /* of the connection when the request arrived */
+    int outcome;
+    bool done;
+    bool waiting; /* a replica callback is due */
+    bool close_after;
+    uint64_t start_ns;
+    /* arguments: the parser's during dispatch, own copies once waiting */
+    const resp_arg *argv;
+    size_t argc;
+    resp_arg *own_argv;
+    size_t own_cap;
+    buf own_data;
+    /* options parsed by the handler for its continuation */
+    int64_t n[4];
+    uint32_t opt;
+    buf reply;
+    resp_req *next;
+};
+
+/* ---- used by the command modules (resp_api.c) ---- */
+
+void resp_req_propose(resp_req *req, kv_command *cmd, resp_write_fn done);
+void resp_req_read(resp_req *req, resp_proc ready);
+
+void resp_req_error(resp_req *req, const char *msg);
+void resp_req_errorf(resp_req *req, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void resp_req_error_syntax(resp_req *req);
+void resp_req_error_not_integer(resp_req *req);
+void resp_req_error_arity(resp_req *req);
+/* "-ERR value too large (max N bytes)" and false when v is over the limit. */
+bool resp_req_check_value(resp_req *req, const resp_arg *v);
+/* Parse an integer argument; false after replying the Redis error. */
+bool resp_req_int_arg(resp_req *req, const resp_arg *v, int64_t *out);
+
+/* Lookup for COMMAND INFO/DOCS: NULL when unknown. */
+const resp_cmd *resp_api_lookup(const resp_api *ra, const char *name, size_t len);
+
+/* Reply helpers that depend only on the request's protocol. */
+static inline void resp_req_ok(resp_req *req)
+{
+    buf_append(&req->reply, "+OK\r\n", 5);
+}
+static inline void resp_req_null(resp_req *req)
+{
+    resp_write_null(&req->reply, req->proto);
+}
+
+/* The keyspace lookup of a read continuation, counting hits and misses
+ * and touching the LRU clock. */
+kv_entry *resp_req_lookup(resp_req *req, const resp_arg *key);
+
+#endif
