@@ -88,14 +88,18 @@ static void fuzz_load_one(const char *p, size_t size)
 
     fuzz_check_store(&s);
     CHECK(kv_snapshot_write(&s, kv_snapshot_sink_buf, &out) == 0);
-    CHECK(out.len == size);
-    /* equal to the input but for the reserved word (written as 0) and,
-     * if that differed, the checksum */
-    CHECK(memcmp(out.data, p, SNAP_RESERVED_OFF) == 0);
-    CHECK(memcmp(out.data + SNAP_RESERVED_OFF + 4, p + SNAP_RESERVED_OFF + 4,
-                 size - 4 - SNAP_RESERVED_OFF - 4) == 0);
-    static const char zero[4];
-    if (memcmp(p + SNAP_RESERVED_OFF, zero, 4) == 0) CHECK(memcmp(out.data, p, size) == 0);
+    /* a version 1 input is rewritten as version 2 (with a member table),
+     * so byte equality holds only for version 2 inputs */
+    if (p[8] == 2) {
+        CHECK(out.len == size);
+        /* equal to the input but for the reserved word (written as 0) and,
+         * if that differed, the checksum */
+        CHECK(memcmp(out.data, p, SNAP_RESERVED_OFF) == 0);
+        CHECK(memcmp(out.data + SNAP_RESERVED_OFF + 4, p + SNAP_RESERVED_OFF + 4,
+                     size - 4 - SNAP_RESERVED_OFF - 4) == 0);
+        static const char zero[4];
+        if (memcmp(p + SNAP_RESERVED_OFF, zero, 4) == 0) CHECK(memcmp(out.data, p, size) == 0);
+    }
 
     kv_store t;
     kv_store_init(&t, 99);

@@ -10,6 +10,7 @@
  * success, 1 when the operation failed (server error, missing key,
  * unreachable cluster) and 2 when the command line itself is wrong. */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -23,6 +24,7 @@
 #include "util/buf.h"
 #include "util/http_client.h"
 #include "util/json_scan.h"
+#include "util/loadgen.h"
 
 enum { CTL_EXIT_OK = 0, CTL_EXIT_FAIL = 1, CTL_EXIT_USAGE = 2 };
 
@@ -48,7 +50,8 @@ static const char ctl__usage_text[] =
     "  member remove ID                remove member ID\n"
     "  leader transfer ID              hand leadership to member ID\n"
     "  hash-password PASSWORD          (not implemented yet)\n"
-    "  bench                           (not implemented yet)\n"
+    "  bench [OPTIONS]                 load generator for cairn, Redis, memcached and etcd\n"
+    "                                  (cairnctl bench --help lists its options)\n"
     "\n"
     "options:\n"
     "  --endpoints URL,...   servers to try in turn (default: $CAIRN_ENDPOINTS,\n"
@@ -899,6 +902,363 @@ static int ctl__not_yet(ctl *x)
     return ctl__fail(x, "not implemented yet");
 }
 
+/* ---- bench ------------------------------------------------------------------ */
+
+/* bench has options of its own, many of them, so it parses its command
+ * line itself; the global --endpoints names the HTTP target. */
+
+static const char ctl__bench_usage_text[] =
+    "usage: cairnctl bench [OPTIONS]\n"
+    "\n"
+    "Drive load at a server and report throughput and latency percentiles.\n"
+    "\n"
+    "options:\n"
+    "  --protocol P        http (cairn REST), resp (Redis), memcache (memcached text),\n"
+    "                      etcd (etcd v3 JSON gateway); default http\n"
+    "  --target HOST:PORT  server address (default: http: the first --endpoints URL,\n"
+    "                      else 127.0.0.1:8080; resp 127.0.0.1:6380; memcache\n"
+    "                      127.0.0.1:11211; etcd 127.0.0.1:2379)\n"
+    "  --connections N     concurrent connections (default 50)\n"
+    "  --duration S        run for S seconds (default 10 unless --requests is given)\n"
+    "  --requests N        stop after N answers\n"
+    "  --keyspace N        keys k000000000000000 .. N-1 (default 100000)\n"
+    "  --keys random|sequential\n"
+    "                      key choice; sequential writes each key once (default random)\n"
+    "  --value-size B      bytes per written value (default 100)\n"
+    "  --read-ratio R      share of reads, 0..1 (default 0.5)\n"
+    "  --pipeline N        requests in flight per connection (default 1)\n"
+    "  --rate R            open loop: R requests/s in total, latency measured from\n"
+    "                      each request's intended send time (default: closed loop)\n"
+    "  --seed N            random seed (default fixed)\n"
+    "  --timeout S         connect timeout and longest wait for an answer (default 10)\n"
+    "  --json              print the summary as one JSON object\n"
+    "  --quiet             no progress line on stderr\n"
+    "\n"
+    "Outcomes: ok, miss (key not found), shed (HTTP 503/429, -BUSY), error, lost\n"
+    "(connection failed). Percentiles cover served requests (all but shed and lost).\n";
+
+typedef struct ctl_bench {
+    loadgen_options opt;
+    char host[256];
+    char port[16];
+    bool json;
+    bool quiet;
+    bool tty;
+} ctl_bench;
+
+static int ctl__bench_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int ctl__bench_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cairnctl: bench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (see cairnctl bench --help)\n", stderr);
+    return CTL_EXIT_USAGE;
+}
+
+static bool ctl__parse_double(const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v) || v < min || v > max) return false;
+    *out = v;
+    return true;
+}
+
+/* "host:port", "[v6]:port" or an http:// URL into host and port. */
+static bool ctl__split_target(const char *s, ctl_bench *b)
+{
+    if (strncmp(s, "http://", 7) == 0) s += 7;
+    size_t n = strcspn(s, "/");
+    char tmp[300];
+    if (n == 0 || n >= sizeof(tmp)) return false;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    char *colon = strrchr(tmp, ':');
+    uint64_t port;
+    if (!colon || !ctl__parse_u64(colon + 1, 1, 65535, &port)) return false;
+    *colon = '\0';
+    char *host = tmp;
+    if (host[0] == '[') {
+        size_t hl = strlen(host);
+        if (hl < 3 || host[hl - 1] != ']') return false;
+        host[hl - 1] = '\0';
+        host++;
+    }
+    if (!*host || strlen(host) >= sizeof(b->host)) return false;
+    snprintf(b->host, sizeof(b->host), "%s", host);
+    snprintf(b->port, sizeof(b->port), "%" PRIu64, port);
+    return true;
+}
+
+static int ctl__bench_parse(ctl_bench *b, int argc, char **argv, bool *help)
+{
+    loadgen_options *o = &b->opt;
+    const char *target = NULL, *endpoints = NULL;
+    bool have_duration = false, have_requests = false, seen_cmd = false;
+    *help = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (arg[0] != '-') {
+            if (!seen_cmd && strcmp(arg, "bench") == 0) {
+                seen_cmd = true;
+                continue;
+            }
+            return ctl__bench_usage("unexpected argument '%s'", arg);
+        }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *help = true;
+            return CTL_EXIT_OK;
+        }
+        if (strcmp(arg, "--json") == 0) {
+            b->json = true;
+            continue;
+        }
+        if (strcmp(arg, "--quiet") == 0) {
+            b->quiet = true;
+            continue;
+        }
+        const char *eq = strchr(arg, '=');
+        char name[32];
+        size_t nl = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (nl >= sizeof(name)) return ctl__bench_usage("unknown option '%s'", arg);
+        memcpy(name, arg, nl);
+        name[nl] = '\0';
+        const char *val = eq ? eq + 1 : NULL;
+        if (!val) {
+            if (i + 1 >= argc) return ctl__bench_usage("%s needs a value", name);
+            val = argv[++i];
+        }
+        uint64_t u;
+        double d;
+        if (strcmp(name, "--protocol") == 0) {
+            if (loadgen_protocol_parse(val, &o->protocol) < 0)
+                return ctl__bench_usage("--protocol takes http, resp, memcache or etcd");
+        } else if (strcmp(name, "--target") == 0) {
+            target = val;
+        } else if (strcmp(name, "--endpoints") == 0) {
+            endpoints = val;
+        } else if (strcmp(name, "--connections") == 0) {
+            if (!ctl__parse_u64(val, 1, 100000, &u))
+                return ctl__bench_usage("--connections takes 1..100000");
+            o->connections = (unsigned)u;
+        } else if (strcmp(name, "--duration") == 0) {
+            if (!ctl__parse_double(val, 0.001, 86400, &d))
+                return ctl__bench_usage("--duration takes seconds, e.g. 10 or 0.5");
+            o->duration_s = d;
+            have_duration = true;
+        } else if (strcmp(name, "--requests") == 0) {
+            if (!ctl__parse_u64(val, 1, UINT64_MAX / 2, &u))
+                return ctl__bench_usage("--requests takes a positive integer");
+            o->requests = u;
+            have_requests = true;
+        } else if (strcmp(name, "--keyspace") == 0) {
+            if (!ctl__parse_u64(val, 1, 999999999999999ull, &u))
+                return ctl__bench_usage("--keyspace takes 1..999999999999999");
+            o->keyspace = u;
+        } else if (strcmp(name, "--keys") == 0) {
+            if (strcmp(val, "random") == 0)
+                o->keys = LOADGEN_KEYS_RANDOM;
+            else if (strcmp(val, "sequential") == 0)
+                o->keys = LOADGEN_KEYS_SEQUENTIAL;
+            else
+                return ctl__bench_usage("--keys takes random or sequential");
+        } else if (strcmp(name, "--value-size") == 0) {
+            if (!ctl__parse_u64(val, 0, 64u << 20, &u))
+                return ctl__bench_usage("--value-size takes 0..67108864 bytes");
+            o->value_size = (size_t)u;
+        } else if (strcmp(name, "--read-ratio") == 0) {
+            if (!ctl__parse_double(val, 0, 1, &d))
+                return ctl__bench_usage("--read-ratio takes a number from 0 to 1");
+            o->read_ratio = d;
+        } else if (strcmp(name, "--pipeline") == 0) {
+            if (!ctl__parse_u64(val, 1, 100000, &u))
+                return ctl__bench_usage("--pipeline takes 1..100000");
+            o->pipeline = (unsigned)u;
+        } else if (strcmp(name, "--rate") == 0) {
+            if (!ctl__parse_double(val, 0.001, 1e9, &d))
+                return ctl__bench_usage("--rate takes requests per second, > 0");
+            o->rate = d;
+        } else if (strcmp(name, "--seed") == 0) {
+            if (!ctl__parse_u64(val, 0, UINT64_MAX / 2, &u))
+                return ctl__bench_usage("--seed takes a non-negative integer");
+            o->seed = u;
+        } else if (strcmp(name, "--timeout") == 0) {
+            if (!ctl__parse_double(val, 0.001, 86400, &d))
+                return ctl__bench_usage("--timeout takes seconds, e.g. 5 or 0.5");
+            o->timeout_s = d;
+        } else {
+            return ctl__bench_usage("unknown option '%s'", name);
+        }
+    }
+    if (have_requests && !have_duration) o->duration_s = 0;
+
+    if (!target && o->protocol == LOADGEN_HTTP) {
+        if (!endpoints) endpoints = getenv("CAIRN_ENDPOINTS");
+        if (endpoints && *endpoints) {
+            /* the first endpoint; failover makes no sense under load */
+            static char first[300];
+            size_t n = strcspn(endpoints, ",");
+            if (n >= sizeof(first)) return ctl__bench_usage("--endpoints: URL too long");
+            memcpy(first, endpoints, n);
+            first[n] = '\0';
+            if (strncmp(first, "https://", 8) == 0)
+                return ctl__bench_usage("bench speaks plain HTTP only, not '%s'", first);
+            target = first;
+        }
+    }
+    if (!target) {
+        switch (o->protocol) {
+        case LOADGEN_HTTP:
+            target = "127.0.0.1:8080";
+            break;
+        case LOADGEN_RESP:
+            target = "127.0.0.1:6380";
+            break;
+        case LOADGEN_MEMCACHE:
+            target = "127.0.0.1:11211";
+            break;
+        case LOADGEN_ETCD:
+            target = "127.0.0.1:2379";
+            break;
+        }
+    }
+    if (!ctl__split_target(target, b))
+        return ctl__bench_usage("bad target '%s' (want HOST:PORT)", target);
+    o->host = b->host;
+    o->port = b->port;
+    return CTL_EXIT_OK;
+}
+
+static double ctl__ms(uint64_t ns)
+{
+    return (double)ns / 1e6;
+}
+
+static void ctl__bench_progress(const loadgen_progress *p, void *ctx)
+{
+    const ctl_bench *b = ctx;
+    fprintf(stderr, "%sbench: %6.1fs  %10.0f req/s  p99 %8.3f ms  answers %" PRIu64,
+            b->tty ? "\r" : "", p->elapsed_s, p->interval_rate, ctl__ms(p->interval_p99_ns),
+            p->completed);
+    if (p->shed) fprintf(stderr, "  shed %" PRIu64, p->shed);
+    if (p->errors) fprintf(stderr, "  errors %" PRIu64, p->errors);
+    if (b->opt.rate > 0) fprintf(stderr, "  backlog %" PRIu64, p->backlog);
+    fputs(b->tty ? "\033[K" : "\n", stderr);
+    fflush(stderr);
+}
+
+static const double ctl__bench_pcts[] = {50, 90, 99, 99.9, 99.99};
+static const char *const ctl__bench_pct_names[] = {"p50", "p90", "p99", "p999", "p9999"};
+#define CTL_BENCH_NPCT (sizeof(ctl__bench_pcts) / sizeof(ctl__bench_pcts[0]))
+
+static void ctl__bench_print_json(const ctl_bench *b, const loadgen_result *r)
+{
+    const loadgen_options *o = &b->opt;
+    const hdr_histogram *h = &r->latency;
+    printf("{\"protocol\":\"%s\",\"target\":\"%s:%s\",\"connections\":%u,\"pipeline\":%u,"
+           "\"rate\":%.3f,\"keyspace\":%" PRIu64 ",\"value_size\":%zu,\"read_ratio\":%.4f,"
+           "\"elapsed_s\":%.6f,\"sent\":%" PRIu64 ",\"answered\":%" PRIu64
+           ",\"throughput\":%.3f,\"ok\":%" PRIu64 ",\"misses\":%" PRIu64 ",\"shed\":%" PRIu64
+           ",\"errors\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"reconnects\":%" PRIu64
+           ",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64
+           ",\"latency_ms\":{\"min\":%.4f,\"mean\":%.4f",
+           loadgen_protocol_name(o->protocol), b->host, b->port, o->connections, o->pipeline,
+           o->rate, o->keyspace, o->value_size, o->read_ratio, r->elapsed_s, r->sent,
+           r->ok + r->misses + r->shed + r->errors, loadgen_result_throughput(r), r->ok, r->misses,
+           r->shed, r->errors, r->conn_errors, r->reconnects, r->reads, r->writes,
+           h->total ? ctl__ms(h->min) : 0.0, hdr_mean(h) / 1e6);
+    for (size_t i = 0; i < CTL_BENCH_NPCT; i++)
+        printf(",\"%s\":%.4f", ctl__bench_pct_names[i],
+               ctl__ms(hdr_percentile(h, ctl__bench_pcts[i])));
+    printf(",\"max\":%.4f}}\n", ctl__ms(h->max));
+}
+
+static void ctl__bench_print_text(const ctl_bench *b, const loadgen_result *r)
+{
+    const loadgen_options *o = &b->opt;
+    const hdr_histogram *h = &r->latency;
+    printf("target      %s %s:%s, %u connections, pipeline %u, ",
+           loadgen_protocol_name(o->protocol), b->host, b->port, o->connections, o->pipeline);
+    if (o->rate > 0)
+        printf("open loop at %.0f req/s\n", o->rate);
+    else
+        printf("closed loop\n");
+    printf("answers     %" PRIu64 " in %.2f s: %.0f req/s (%" PRIu64 " reads, %" PRIu64
+           " writes)\n",
+           r->ok + r->misses + r->shed + r->errors, r->elapsed_s, loadgen_result_throughput(r),
+           r->reads, r->writes);
+    printf("outcomes    ok %" PRIu64 ", miss %" PRIu64 ", shed %" PRIu64 ", error %" PRIu64
+           ", lost %" PRIu64 "\n",
+           r->ok, r->misses, r->shed, r->errors, r->conn_errors);
+    printf("latency ms  min %.3f  mean %.3f", h->total ? ctl__ms(h->min) : 0.0, hdr_mean(h) / 1e6);
+    for (size_t i = 0; i < CTL_BENCH_NPCT; i++)
+        printf("  p%g %.3f", ctl__bench_pcts[i], ctl__ms(hdr_percentile(h, ctl__bench_pcts[i])));
+    printf("  max %.3f\n", ctl__ms(h->max));
+}
+
+static int ctl__bench_main(int argc, char **argv)
+{
+    ctl_bench b;
+    memset(&b, 0, sizeof(b));
+    loadgen_options_default(&b.opt);
+    bool help;
+    int rc = ctl__bench_parse(&b, argc, argv, &help);
+    if (rc != CTL_EXIT_OK) return rc;
+    if (help) {
+        fputs(ctl__bench_usage_text, stdout);
+        return CTL_EXIT_OK;
+    }
+    b.tty = isatty(STDERR_FILENO);
+    if (!b.quiet) {
+        b.opt.progress = ctl__bench_progress;
+        b.opt.progress_ctx = &b;
+    }
+    loadgen_result r;
+    char err[256];
+    rc = loadgen_run(&b.opt, &r, err, sizeof(err));
+    if (!b.quiet && b.tty) fputc('\n', stderr);
+    if (rc < 0) {
+        fprintf(stderr, "cairnctl: bench: %s\n", err);
+        return CTL_EXIT_FAIL;
+    }
+    if (b.json)
+        ctl__bench_print_json(&b, &r);
+    else
+        ctl__bench_print_text(&b, &r);
+    bool served = r.ok + r.misses > 0;
+    loadgen_result_close(&r);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "cairnctl: bench: cannot write output: %s\n", strerror(errno));
+        return CTL_EXIT_FAIL;
+    }
+    if (!served) {
+        fprintf(stderr, "cairnctl: bench: no request was served\n");
+        return CTL_EXIT_FAIL;
+    }
+    return CTL_EXIT_OK;
+}
+
+/* Whether the command is bench: the first word that is neither an option
+ * nor the value of a global option. */
+static bool ctl__is_bench(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0) return i + 1 < argc && strcmp(argv[i + 1], "bench") == 0;
+        if (strcmp(arg, "--endpoints") == 0 || strcmp(arg, "--timeout") == 0) {
+            i++;
+            continue;
+        }
+        if (arg[0] == '-' && arg[1]) continue;
+        return strcmp(arg, "bench") == 0;
+    }
+    return false;
+}
+
 /* ---- command table and argument parsing ----------------------------------- */
 
 /* Which command-specific options a command accepts. */
@@ -924,7 +1284,6 @@ static const ctl_command ctl__commands[] = {
     {"member remove", "member remove ID", 0, true, ctl__member_remove},
     {"leader transfer", "leader transfer ID", 0, true, ctl__leader_transfer},
     {"hash-password", "hash-password PASSWORD", 0, false, ctl__not_yet},
-    {"bench", "bench", 0, false, ctl__not_yet},
 };
 
 typedef struct ctl_option {
@@ -1054,6 +1413,7 @@ int main(int argc, char **argv)
 {
     ctl x;
     memset(&x, 0, sizeof(x));
+    if (ctl__is_bench(argc, argv)) return ctl__bench_main(argc, argv);
     int used_opts;
     int rc = ctl__parse_args(&x, argc, argv, &used_opts);
     if (rc != CTL_EXIT_OK) return rc;

@@ -31,8 +31,9 @@ struct http_conn {
     buf body;
 };
 
-static const char *route_names[ROUTE_COUNT_] = {"key",     "keys",   "healthz", "readyz",
-                                                "metrics", "status", "other"};
+static const char *route_names[ROUTE_COUNT_] = {
+    "key", "keys", "healthz", "readyz", "metrics", "status", "cluster", "internal_propose",
+    "internal_read_index", "other"};
 static const int tracked_codes[] = {100, 200, 201, 304, 400, 404, 405, 408, 412, 413,
                                     414, 429, 431, 500, 501, 503, 504, 505, 507};
 #define N_CODES (sizeof(tracked_codes) / sizeof(tracked_codes[0]))
@@ -110,7 +111,10 @@ void http_respond(http_req *req, int status, const char *content_type, const cha
                status == 304 ? 0 : body_len);
     if (content_type) buf_printf(b, "Content-Type: %s\r\n", content_type);
     buf_printf(b, "X-Request-Id: %s\r\n", req->request_id);
-    if (req->close_after) buf_append_str(b, "Connection: close\r\n");
+    if (req->close_after)
+        buf_append_str(b, "Connection: close\r\n");
+    else if (req->http10_keep_alive)
+        buf_append_str(b, "Connection: keep-alive\r\n");
     if (extra_headers) buf_append_str(b, extra_headers);
     buf_append(b, "\r\n", 2);
     if (!req->head_only && status != 304 && body_len) buf_append(b, body, body_len);
@@ -255,13 +259,17 @@ static int http__route(const char *path, size_t len)
     if (IS("/readyz")) return ROUTE_READYZ;
     if (IS("/metrics")) return ROUTE_METRICS;
     if (IS("/v1/status")) return ROUTE_STATUS;
+    if (IS("/v1/cluster")) return ROUTE_CLUSTER;
+    if (IS("/internal/v1/propose")) return ROUTE_INTERNAL_PROPOSE;
+    if (IS("/internal/v1/read-index")) return ROUTE_INTERNAL_READ_INDEX;
     return ROUTE_OTHER;
 #undef IS
 }
 
 static bool http__is_write(const http_request *hr, int route)
 {
-    return route == ROUTE_KEY && (hr->method == HTTP_PUT || hr->method == HTTP_DELETE);
+    return (route == ROUTE_KEY && (hr->method == HTTP_PUT || hr->method == HTTP_DELETE)) ||
+           route == ROUTE_INTERNAL_PROPOSE;
 }
 
 /* Dispatch one complete request. The head and body are valid only during
@@ -277,6 +285,7 @@ static void http__dispatch(http_conn *hc, const http_request *hr, const char *bo
     req->method = hr->method;
     req->head_only = hr->method == HTTP_HEAD;
     req->close_after = !hr->keep_alive;
+    req->http10_keep_alive = hr->keep_alive && hr->version_minor == 0;
     http__set_request_id(req, hr);
     if (http__is_write(hr, req->route) == false && req->route != ROUTE_OTHER) hc->pending_read = true;
 
@@ -289,6 +298,21 @@ static void http__dispatch(http_conn *hc, const http_request *hr, const char *bo
             http_keys_handle_list(req, hr, query, query_len);
         break;
     case ROUTE_OTHER: http_respond_error(req, 404, "no such route", NULL); break;
+    case ROUTE_INTERNAL_PROPOSE:
+    case ROUTE_INTERNAL_READ_INDEX:
+        if (hr->method != HTTP_POST)
+            http_respond_error(req, 405, "method not allowed", "Allow: POST\r\n");
+        else if (req->route == ROUTE_INTERNAL_PROPOSE)
+            http_cluster_internal_propose(req, body, body_len);
+        else
+            http_cluster_internal_read_index(req);
+        break;
+    case ROUTE_CLUSTER:
+        if (hr->method != HTTP_GET && hr->method != HTTP_HEAD)
+            http_respond_error(req, 405, "method not allowed", "Allow: GET, HEAD\r\n");
+        else
+            http_cluster_list(req);
+        break;
     default:
         if (hr->method != HTTP_GET && hr->method != HTTP_HEAD)
             http_respond_error(req, 405, "method not allowed", "Allow: GET, HEAD\r\n");
@@ -344,7 +368,9 @@ static void http__process(http_conn *hc)
             break;
         }
         size_t cap = route == ROUTE_KEY && hr.method == HTTP_PUT ? a->cfg->max_value_bytes
-                                                                 : MAX_SMALL_BODY;
+                     : route == ROUTE_INTERNAL_PROPOSE
+                         ? 64u << 20 /* a forwarded command, e.g. a large MSET */
+                         : MAX_SMALL_BODY;
         size_t head_len = (size_t)rv;
         const char *body = data + head_len;
         size_t body_len = 0, consumed;

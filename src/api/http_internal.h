@@ -20,6 +20,9 @@ enum http_route {
     ROUTE_READYZ,
     ROUTE_METRICS,
     ROUTE_STATUS,
+    ROUTE_CLUSTER,
+    ROUTE_INTERNAL_PROPOSE,
+    ROUTE_INTERNAL_READ_INDEX,
     ROUTE_OTHER,
     ROUTE_COUNT_
 };
@@ -36,6 +39,7 @@ struct http_req {
     bool head_only;   /* HEAD: headers of GET, no body */
     bool done;
     bool close_after; /* answer with Connection: close */
+    bool http10_keep_alive; /* HTTP/1.0 asked for keep-alive: say yes */
     uint64_t start_ns;
     char request_id[96];
     buf key;  /* decoded key, or listing prefix */
@@ -70,6 +74,10 @@ void http_keys_handle_key(http_req *req, const http_request *hr, const char *que
                           size_t query_len, const char *body, size_t body_len);
 void http_keys_handle_list(http_req *req, const http_request *hr, const char *query,
                            size_t query_len);
+/* handlers (http_cluster.c) */
+void http_cluster_internal_propose(http_req *req, const char *body, size_t len);
+void http_cluster_internal_read_index(http_req *req);
+void http_cluster_list(http_req *req);
 /* handlers (http_ops.c) */
 void http_ops_handle(http_req *req);
 

@@ -9,8 +9,6 @@
 #include "replica/replica.h"
 #include "util/buf.h"
 
-/* Keys looked at per eviction, as Redis' maxmemory-samples default. */
-#define MEMORY_SAMPLES 5
 /* Random draws spent looking for keys with an expiry before falling back
  * to a scan (volatile-* policies with few volatile keys). */
 #define MEMORY_VOLATILE_DRAWS 64

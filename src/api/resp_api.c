@@ -606,6 +606,7 @@ static void resp__process(resp_conn *rc)
         buf_consume(&c->in, consumed);
         resp__flush_replies(rc);
     }
+    if (!rc->dead) resp__flush_replies(rc); /* a protocol error's reply */
     resp__leave(rc);
 }
 

@@ -22,6 +22,8 @@
 #include "util/strconv.h"
 
 #define SERVER_REDIS_VERSION "7.0.0"
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static const char server__no_password[] =
     "ERR AUTH <password> called without any password configured for the default user. Are you "
@@ -822,7 +824,7 @@ static size_t server__config_all(resp_req *req, buf *o)
     n += server__config_pair(req, o, "databases", "1");
     n += server__config_pair(req, o, "maxmemory", n1);
     n += server__config_pair(req, o, "maxmemory-policy", memory_policy_name(cfg->eviction));
-    n += server__config_pair(req, o, "maxmemory-samples", "5");
+    n += server__config_pair(req, o, "maxmemory-samples", STR(MEMORY_SAMPLES));
     n += server__config_pair(req, o, "maxclients", n2);
     n += server__config_pair(req, o, "timeout", n3);
     n += server__config_pair(req, o, "proto-max-bulk-len", n4);

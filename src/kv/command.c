@@ -141,7 +141,7 @@ const char *kv_op_name(int op)
 {
     static const char *names[] = {"?",      "put",      "del",     "mset",     "incr",
                                   "incrfloat", "append", "setrange", "expire", "persist",
-                                  "getex",  "rename",   "flush",   "expire_keys", "noop"};
+                                  "getex",  "rename",   "flush",   "expire_keys", "noop", "member"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

@@ -46,6 +46,7 @@ typedef enum kv_op {
     KV_OP_FLUSH,     /* delete everything */
     KV_OP_EXPIRE_KEYS, /* key...: delete those that are expired at now_ms */
     KV_OP_NOOP,      /* nothing (used to commit an entry in a new term) */
+    KV_OP_MEMBER,    /* a = node id; args: http addr, resp addr (both empty: forget it) */
     KV_OP_MAX_
 } kv_op;
 

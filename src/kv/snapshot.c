@@ -8,7 +8,7 @@
 #include "util/hash.h"
 
 #define SNAP_MAGIC "CAIRNSNP"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2
 #define SNAP_HEADER_BYTES 32
 #define SNAP_ENTRY_HEADER_BYTES 40
 #define SNAP_CHUNK (64 * 1024)
@@ -97,6 +97,24 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
         if (!rv) rv = snap__put(&w, kv_entry_key(e), e->key_len);
         if (!rv && e->value_len) rv = snap__put(&w, e->value, e->value_len);
     }
+    if (!rv) {
+        char m[4];
+        snap__le32(m, s->n_members);
+        rv = snap__put(&w, m, 4);
+    }
+    for (unsigned i = 0; i < s->n_members && !rv; i++) {
+        const kv_member *mb = &s->members[i];
+        char hdr[8];
+        snap__le64(hdr, mb->id);
+        uint16_t hl = (uint16_t)strlen(mb->http), rl = (uint16_t)strlen(mb->resp);
+        char l[2] = {(char)(hl & 0xff), (char)(hl >> 8)};
+        char l2[2] = {(char)(rl & 0xff), (char)(rl >> 8)};
+        rv = snap__put(&w, hdr, 8);
+        if (!rv) rv = snap__put(&w, l, 2);
+        if (!rv) rv = snap__put(&w, mb->http, hl);
+        if (!rv) rv = snap__put(&w, l2, 2);
+        if (!rv) rv = snap__put(&w, mb->resp, rl);
+    }
     if (!rv) rv = snap__flush(&w);
     if (!rv) {
         char t[4];
@@ -141,8 +159,9 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
                  want, got, len - 4);
         return -1;
     }
-    if (snap__get32(data + 8) != SNAP_VERSION) {
-        snprintf(err, errlen, "unsupported snapshot version %u", snap__get32(data + 8));
+    uint32_t version = snap__get32(data + 8);
+    if (version != 1 && version != SNAP_VERSION) {
+        snprintf(err, errlen, "unsupported snapshot version %u", version);
         return -1;
     }
     uint64_t revision = snap__get64(data + 16);
@@ -188,12 +207,42 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
         pos += (size_t)klen + vlen;
         prev = e;
     }
+    kv_member members[KV_MAX_MEMBERS];
+    uint32_t n_members = 0;
+    if (version >= 2) {
+        if (end - pos < 4 || (n_members = snap__get32(data + pos)) > KV_MAX_MEMBERS) {
+            snprintf(err, errlen, "snapshot member table invalid at offset %zu", pos);
+            goto fail;
+        }
+        pos += 4;
+        memset(members, 0, sizeof(members));
+        for (uint32_t i = 0; i < n_members; i++) {
+            if (end - pos < 10) goto bad_member;
+            members[i].id = snap__get64(data + pos);
+            pos += 8;
+            if (members[i].id == 0) goto bad_member;
+            for (uint32_t k = 0; k < i; k++)
+                if (members[k].id == members[i].id) goto bad_member;
+            for (int f = 0; f < 2; f++) {
+                if (end - pos < 2) goto bad_member;
+                size_t l = (size_t)(unsigned char)data[pos] | (size_t)(unsigned char)data[pos + 1] << 8;
+                pos += 2;
+                if (l >= KV_ADDR_MAX || end - pos < l || memchr(data + pos, 0, l)) goto bad_member;
+                memcpy(f == 0 ? members[i].http : members[i].resp, data + pos, l);
+                pos += l;
+            }
+        }
+    }
     if (pos != end) {
         snprintf(err, errlen, "snapshot has %zu trailing bytes at offset %zu", end - pos, pos);
         goto fail;
     }
     kv_store_replace(s, &ks, revision);
+    memcpy(s->members, members, sizeof(kv_member) * n_members);
+    s->n_members = n_members;
     return 0;
+bad_member:
+    snprintf(err, errlen, "snapshot member entry invalid at offset %zu", pos);
 fail:
     kv_keyspace_close(&ks);
     return -1;

@@ -394,6 +394,43 @@ static void store__expire_keys(kv_store *s, const kv_command *cmd, kv_result *re
     res->integer = n;
 }
 
+const kv_member *kv_store_member(const kv_store *s, uint64_t id)
+{
+    for (unsigned i = 0; i < s->n_members; i++)
+        if (s->members[i].id == id) return &s->members[i];
+    return NULL;
+}
+
+/* Member addresses are metadata, not keyspace: no revision change. */
+static void store__member(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2 || cmd->a <= 0 || cmd->args[0].len >= KV_ADDR_MAX ||
+        cmd->args[1].len >= KV_ADDR_MAX || memchr(cmd->args[0].ptr, 0, cmd->args[0].len) ||
+        memchr(cmd->args[1].ptr, 0, cmd->args[1].len)) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    uint64_t id = (uint64_t)cmd->a;
+    unsigned i = 0;
+    while (i < s->n_members && s->members[i].id != id) i++;
+    if (cmd->args[0].len == 0 && cmd->args[1].len == 0) {
+        if (i < s->n_members) s->members[i] = s->members[--s->n_members];
+        return;
+    }
+    if (i == s->n_members) {
+        if (s->n_members == KV_MAX_MEMBERS) {
+            res->status = KV_ERR_TOO_LARGE;
+            return;
+        }
+        s->n_members++;
+    }
+    kv_member *m = &s->members[i];
+    memset(m, 0, sizeof(*m));
+    m->id = id;
+    memcpy(m->http, cmd->args[0].ptr, cmd->args[0].len);
+    memcpy(m->resp, cmd->args[1].ptr, cmd->args[1].len);
+}
+
 void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
 {
     memset(res, 0, sizeof(*res));
@@ -413,8 +450,73 @@ void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
     case KV_OP_FLUSH: store__flush(s, cmd, res); break;
     case KV_OP_EXPIRE_KEYS: store__expire_keys(s, cmd, res); break;
     case KV_OP_NOOP: break;
+    case KV_OP_MEMBER: store__member(s, cmd, res); break;
     default: res->status = KV_ERR_MALFORMED; break;
     }
     res->revision = s->revision;
     if (s->on_result) s->on_result(s->on_result_ctx, cmd, res);
+}
+
+static void store__put64(buf *out, uint64_t v)
+{
+    char b[8];
+    for (int i = 0; i < 8; i++) b[i] = (char)(v >> (8 * i));
+    buf_append(out, b, 8);
+}
+
+static uint32_t store__get32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
+
+static uint64_t store__get64(const char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | (unsigned char)p[i];
+    return v;
+}
+
+#define KV_RESULT_FIXED 58
+
+void kv_result_encode(const kv_result *res, buf *out)
+{
+    char b4[4];
+    uint32_t st = (uint32_t)res->status;
+    for (int i = 0; i < 4; i++) b4[i] = (char)(st >> (8 * i));
+    buf_append(out, b4, 4);
+    store__put64(out, (uint64_t)res->integer);
+    store__put64(out, res->revision);
+    buf_append_char(out, res->key_exists ? 1 : 0);
+    store__put64(out, res->create_rev);
+    store__put64(out, res->mod_rev);
+    store__put64(out, res->version);
+    store__put64(out, (uint64_t)res->expire_ms);
+    buf_append_char(out, res->has_value ? 1 : 0);
+    uint32_t n = (uint32_t)res->value_len;
+    for (int i = 0; i < 4; i++) b4[i] = (char)(n >> (8 * i));
+    buf_append(out, b4, 4);
+    buf_append(out, res->value, res->value_len);
+}
+
+int kv_result_decode(const char *d, size_t len, kv_result *res)
+{
+    if (len < KV_RESULT_FIXED) return -1;
+    memset(res, 0, sizeof(*res));
+    uint32_t st = store__get32(d);
+    if (st > KV_ERR_MALFORMED) return -1;
+    res->status = (kv_status)st;
+    res->integer = (int64_t)store__get64(d + 4);
+    res->revision = store__get64(d + 12);
+    res->key_exists = d[20] != 0;
+    res->create_rev = store__get64(d + 21);
+    res->mod_rev = store__get64(d + 29);
+    res->version = store__get64(d + 37);
+    res->expire_ms = (int64_t)store__get64(d + 45);
+    res->has_value = d[53] != 0;
+    uint32_t n = store__get32(d + 54);
+    if (n != len - KV_RESULT_FIXED) return -1;
+    res->value = d + KV_RESULT_FIXED;
+    res->value_len = n;
+    return 0;
 }

@@ -52,11 +52,24 @@ typedef struct kv_result {
  * results to the request that proposed the command (origin == self). */
 typedef void (*kv_store_result_fn)(void *ctx, const kv_command *cmd, const kv_result *res);
 
+/* The client addresses of cluster members, replicated like data so that
+ * every node can reach every other one's HTTP API (for forwarding) and
+ * list them. Raft's configuration only knows peer addresses. */
+#define KV_MAX_MEMBERS 64
+#define KV_ADDR_MAX 128
+typedef struct kv_member {
+    uint64_t id;
+    char http[KV_ADDR_MAX];
+    char resp[KV_ADDR_MAX];
+} kv_member;
+
 typedef struct kv_store {
     kv_keyspace ks;
     uint64_t revision;
     uint64_t expired_keys; /* reclaimed by expiry (stat) */
     buf scratch;           /* backs kv_result.value */
+    kv_member members[KV_MAX_MEMBERS];
+    unsigned n_members;
     kv_store_result_fn on_result;
     void *on_result_ctx;
 } kv_store;
@@ -69,6 +82,15 @@ void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res);
 /* Local read: the live entry for key at now_ms, or NULL (expired entries
  * are hidden, not removed: removal is a replicated write). */
 kv_entry *kv_store_get(kv_store *s, const char *key, size_t key_len, int64_t now_ms);
+
+const kv_member *kv_store_member(const kv_store *s, uint64_t id);
+
+/* A result on the wire (a leader answering a forwarded write):
+ * u32 status | i64 integer | u64 revision | u8 key_exists | u64 create_rev
+ * | u64 mod_rev | u64 version | i64 expire_ms | u8 has_value | u32 len | value.
+ * Decoding points res->value into data; returns 0 or -1 if malformed. */
+void kv_result_encode(const kv_result *res, buf *out);
+int kv_result_decode(const char *data, size_t len, kv_result *res);
 
 /* Replace the whole state (snapshot restore). Takes the keyspace by value;
  * the old one is freed. */

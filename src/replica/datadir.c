@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,6 +100,25 @@ fail:
     return -1;
 }
 
+/* An exclusive lock held for the life of the process: two processes on
+ * one log would corrupt it. The descriptor is deliberately never closed. */
+static int datadir__lock(const char *path, char *err, size_t errlen)
+{
+    char file[1100];
+    snprintf(file, sizeof(file), "%s/LOCK", path);
+    int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", file, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "data dir %s is in use by another cairnd (%s is locked)", path, file);
+        close(fd);
+        return -1;
+    }
+    return 0;
+}
+
 int datadir_open(const char *path, const datadir_identity *want, char *raft_dir,
                  size_t raft_dir_len, int *fresh, char *err, size_t errlen)
 {
@@ -125,6 +145,8 @@ int datadir_open(const char *path, const datadir_identity *want, char *raft_dir,
                      path, have.cluster_id, want->cluster_id);
             return -1;
         }
+        /* only now, once the dir is known to be ours, may we create files */
+        if (datadir__lock(path, err, errlen) != 0) return -1;
         if (datadir__mkdirs(raft_dir) != 0) {
             snprintf(err, errlen, "cannot create %s: %s", raft_dir, strerror(errno));
             return -1;
@@ -142,6 +164,7 @@ int datadir_open(const char *path, const datadir_identity *want, char *raft_dir,
         snprintf(err, errlen, "cannot create %s: %s", raft_dir, strerror(errno));
         return -1;
     }
+    if (datadir__lock(path, err, errlen) != 0) return -1;
     if (datadir__write_meta(path, want, err, errlen) != 0) return -1;
     *fresh = 1;
     return 0;

@@ -19,6 +19,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "replica/datadir.h"
+#include "replica/forward.h"
 #include "replica/lazyfree.h"
 #include "replica/logcheck.h"
 #include "util/alloc.h"
@@ -28,7 +29,7 @@
 #define EXPIRY_SCAN_BUCKETS 1024 /* hash buckets looked at per expiry cycle */
 #define EXPIRY_MAX_KEYS 256     /* keys per EXPIRE_KEYS command */
 
-enum { OP_PROPOSE, OP_READ_BARRIER, OP_READ_REVISION };
+enum { OP_PROPOSE, OP_READ_BARRIER, OP_READ_REVISION, OP_FORWARD_WRITE, OP_FORWARD_READ, OP_READ_APPLIED };
 
 typedef struct replica_op replica_op;
 typedef struct op_list op_list;
@@ -42,6 +43,13 @@ struct replica_op {
     bool internal_noop;
     bool internal_expiry;
     uint64_t term; /* noop: the term it was proposed in */
+    /* forwarding to the leader */
+    buf payload;         /* the encoded command (writes) */
+    forward_req *freq;   /* the request in flight, if any */
+    unsigned attempts;
+    int64_t retry_at_ms;
+    uint64_t wait_index; /* reads: serve once applied >= this */
+    bool internal_member;
     struct raft_apply apply;
     op_list *list;
     replica_op *prev, *next;
@@ -71,6 +79,11 @@ struct replica {
     op_list rev_waiters;  /* min_revision reads; deadlines ascend */
     op_list barrier_next; /* linearizable reads for the next barrier */
     op_list barrier_now;  /* reads served by the barrier in flight */
+    op_list forwards;      /* writes and read-index requests sent to the leader */
+    op_list index_waiters; /* reads waiting for the local applied index */
+    forward *fwd;
+    bool member_inflight;
+    int64_t member_next_ms;
     struct raft_barrier barrier;
     bool barrier_inflight;
     uint64_t inflight; /* client proposals in flight (admission control) */
@@ -115,6 +128,7 @@ struct replica {
     uint64_t leader_changes;
     uint64_t last_leader_seen;
     metrics_counter *m_proposals_ok, *m_proposals_failed, *m_shed, *m_expiry_cycles;
+    metrics_counter *m_forwarded, *m_forward_failures;
     metrics_histogram *m_snapshot_seconds, *m_snapshot_fork_seconds;
 };
 
@@ -220,6 +234,16 @@ static replica_op *op_new(replica *r, replica_req *req, int kind, double timeout
     return op;
 }
 
+/* Release an op that libraft does not reference (reads, forwards). */
+static void op_free(replica_op *op)
+{
+    list_remove(op);
+    if (op->freq) forward_cancel(op->freq);
+    if (op->internal_member) op->r->member_inflight = false;
+    buf_close(&op->payload);
+    free(op);
+}
+
 /* Complete an op's request, if one is still attached. */
 static void op_finish(replica_op *op, int status)
 {
@@ -230,12 +254,12 @@ static void op_finish(replica_op *op, int status)
     req->cb(req, status);
 }
 
-/* Finish a read op: it is ours alone, so it goes at once. */
+/* Finish an op that is ours alone (reads, forwards): it goes at once. */
 static void read_finish(replica_op *op, int status)
 {
     list_remove(op);
     op_finish(op, status);
-    free(op);
+    op_free(op);
 }
 
 void replica_cancel(replica_req *req)
@@ -246,10 +270,7 @@ void replica_cancel(replica_req *req)
     op->req = NULL;
     /* A proposal stays until libraft calls back: libraft holds a pointer
      * into it. Reads are ours alone. */
-    if (op->kind != OP_PROPOSE) {
-        list_remove(op);
-        free(op);
-    }
+    if (op->kind != OP_PROPOSE) op_free(op);
 }
 
 /* ---- the state machine glue (libraft FSM) ------------------------------ */
@@ -508,7 +529,8 @@ static void replica__proposal_done(struct raft_apply *a, int status, void *resul
     replica *r = op->r;
     (void)result;
     list_remove(op);
-    if (!op->internal_noop && !op->internal_expiry) r->inflight--;
+    if (!op->internal_noop && !op->internal_expiry && !op->internal_member) r->inflight--;
+    if (op->internal_member) r->member_inflight = false;
     if (op->internal_noop) {
         r->noop_inflight = false;
         if (status == 0 && raft_state(&r->raft) == RAFT_LEADER &&
@@ -550,7 +572,10 @@ static int replica__submit(replica *r, replica_op *op, kv_command *cmd)
     return REPLICA_OK;
 }
 
-int replica_propose(replica *r, replica_req *req, kv_command *cmd)
+static int replica__forward(replica *r, replica_req *req, int kind, const kv_command *cmd,
+                            double timeout);
+
+static int replica__propose(replica *r, replica_req *req, kv_command *cmd, bool may_forward)
 {
     if (r->closing) return REPLICA_ERR_SHUTDOWN;
     if (!cmd->now_ms) cmd->now_ms = replica_now_ms();
@@ -572,10 +597,10 @@ int replica_propose(replica *r, replica_req *req, kv_command *cmd)
         return REPLICA_ERR_BUSY;
     }
     if (raft_state(&r->raft) != RAFT_LEADER) {
-        raft_id leader = 0;
-        const char *addr = NULL;
-        raft_leader(&r->raft, &leader, &addr);
-        return leader ? REPLICA_ERR_NOT_LEADER : REPLICA_ERR_NO_LEADER;
+        if (!may_forward) return REPLICA_ERR_NOT_LEADER;
+        cmd->origin = r->id;
+        cmd->seq = ++r->seq;
+        return replica__forward(r, req, OP_FORWARD_WRITE, cmd, r->cfg->write_timeout);
     }
     replica_op *op = op_new(r, req, OP_PROPOSE, r->cfg->write_timeout);
     int rv = replica__submit(r, op, cmd);
@@ -586,6 +611,208 @@ int replica_propose(replica *r, replica_req *req, kv_command *cmd)
     }
     r->inflight++;
     return REPLICA_OK;
+}
+
+int replica_propose(replica *r, replica_req *req, kv_command *cmd)
+{
+    return replica__propose(r, req, cmd, true);
+}
+
+int replica_propose_here(replica *r, replica_req *req, kv_command *cmd)
+{
+    return replica__propose(r, req, cmd, false);
+}
+
+/* ---- forwarding to the leader -------------------------------------------- */
+
+#define FORWARD_BACKOFF_MIN_MS 20
+#define FORWARD_BACKOFF_MAX_MS 500
+
+static void replica__forward_attempt(replica *r, replica_op *op);
+
+/* Exponential backoff with full jitter: spreads retries of many followers
+ * across a leader change instead of synchronising them. */
+static void replica__forward_later(replica *r, replica_op *op)
+{
+    unsigned shift = op->attempts < 5 ? op->attempts : 5;
+    int64_t cap = FORWARD_BACKOFF_MIN_MS << shift;
+    if (cap > FORWARD_BACKOFF_MAX_MS) cap = FORWARD_BACKOFF_MAX_MS;
+    op->retry_at_ms = mono_ms() + FORWARD_BACKOFF_MIN_MS / 2 + (int64_t)(rand() % (int)cap);
+    op->attempts++;
+    (void)r;
+}
+
+static void replica__forward_done(void *ctx, int status, bool sent, int http_status,
+                                  const char *body, size_t len)
+{
+    replica_op *op = ctx;
+    replica *r = op->r;
+    op->freq = NULL;
+    bool write = op->kind == OP_FORWARD_WRITE;
+    if (status == FORWARD_OK && http_status == 200) {
+        if (write) {
+            kv_result res;
+            if (kv_result_decode(body, len, &res) != 0) {
+                read_finish(op, REPLICA_ERR_INDETERMINATE);
+                return;
+            }
+            if (op->req) {
+                replica_req *req = op->req;
+                req->result = res;
+                buf_reset(&req->value_buf);
+                buf_append(&req->value_buf, res.value, res.value_len);
+                req->result.value = req->value_buf.data ? req->value_buf.data : "";
+            }
+            metrics_counter_add(r->m_forwarded, 1);
+            read_finish(op, REPLICA_OK);
+            return;
+        }
+        uint64_t index = 0;
+        char tmp[32];
+        size_t n = len < sizeof(tmp) - 1 ? len : sizeof(tmp) - 1;
+        memcpy(tmp, body, n);
+        tmp[n] = '\0';
+        index = strtoull(tmp, NULL, 10);
+        metrics_counter_add(r->m_forwarded, 1);
+        list_remove(op);
+        op->kind = OP_READ_APPLIED;
+        op->wait_index = index;
+        list_push(&r->index_waiters, op);
+        if (raft_last_applied(&r->raft) >= index) read_finish(op, REPLICA_OK);
+        return;
+    }
+    metrics_counter_add(r->m_forward_failures, 1);
+    if (status == FORWARD_OK && http_status == 503 && len > 0) {
+        /* the leader ran it and failed it: pass its status on */
+        int st = atoi(body);
+        if (st > 0 && st != REPLICA_ERR_NOT_LEADER && st != REPLICA_ERR_NO_LEADER) {
+            read_finish(op, st);
+            return;
+        }
+    }
+    /* 421: that node was not the leader and did nothing; not sent: nothing
+     * reached it. Both are safe to retry. A write that may have reached
+     * the leader is never sent again: at most once. */
+    bool safe = (status == FORWARD_OK && (http_status == 421 || http_status == 503)) || !sent;
+    if (write && !safe) {
+        read_finish(op, REPLICA_ERR_INDETERMINATE);
+        return;
+    }
+    replica__forward_later(r, op);
+}
+
+static void replica__forward_attempt(replica *r, replica_op *op)
+{
+    int64_t now = mono_ms();
+    if (now >= op->deadline_ms) {
+        raft_id leader = 0;
+        const char *addr = NULL;
+        raft_leader(&r->raft, &leader, &addr);
+        read_finish(op, leader ? REPLICA_ERR_TIMEOUT : REPLICA_ERR_NO_LEADER);
+        return;
+    }
+    if (raft_state(&r->raft) == RAFT_LEADER) {
+        /* we became the leader meanwhile: serve it here */
+        replica_req *req = op->req;
+        if (!req) {
+            op_free(op);
+            return;
+        }
+        op->req = NULL;
+        req->op = NULL;
+        bool write = op->kind == OP_FORWARD_WRITE;
+        kv_command cmd;
+        kv_slice args_space[64];
+        uint32_t need = 0;
+        const char *why = NULL;
+        int st = REPLICA_ERR_INTERNAL;
+        if (write && kv_command_decode(op->payload.data, op->payload.len, &cmd, args_space, 64,
+                                       &need, &why) == 0)
+            st = replica_propose(r, req, &cmd);
+        else if (!write)
+            st = replica_read(r, req, REPLICA_READ_LINEARIZABLE, 0);
+        op_free(op);
+        if (st != REPLICA_OK) req->cb(req, st);
+        return;
+    }
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &leader, &addr);
+    const kv_member *m = leader ? kv_store_member(r->store, leader) : NULL;
+    if (!m || !m->http[0]) {
+        replica__forward_later(r, op);
+        return;
+    }
+    double left = (double)(op->deadline_ms - now) / 1000.0;
+    bool write = op->kind == OP_FORWARD_WRITE;
+    op->freq = forward_post(r->fwd, leader, m->http,
+                            write ? "/internal/v1/propose" : "/internal/v1/read-index",
+                            op->payload.data, op->payload.len, left, replica__forward_done, op);
+    if (!op->freq) replica__forward_later(r, op);
+}
+
+static int replica__forward(replica *r, replica_req *req, int kind, const kv_command *cmd,
+                            double timeout)
+{
+    replica_op *op = op_new(r, req, kind, timeout);
+    buf_init(&op->payload);
+    if (cmd) kv_command_encode(cmd, &op->payload);
+    list_push(&r->forwards, op);
+    replica__forward_attempt(r, op);
+    return REPLICA_OK;
+}
+
+static void replica__forward_tick(replica *r)
+{
+    int64_t now = mono_ms();
+    for (replica_op *op = r->forwards.head; op;) {
+        replica_op *next = op->next;
+        if (!op->freq && op->retry_at_ms <= now) replica__forward_attempt(r, op);
+        op = next;
+    }
+    uint64_t applied = raft_last_applied(&r->raft);
+    for (replica_op *op = r->index_waiters.head; op;) {
+        replica_op *next = op->next;
+        if (applied >= op->wait_index)
+            read_finish(op, REPLICA_OK);
+        else if (now >= op->deadline_ms)
+            read_finish(op, REPLICA_ERR_TIMEOUT);
+        op = next;
+    }
+}
+
+/* Make sure the replicated member table holds this node's client
+ * addresses, so that others can forward to it and list it. */
+static void replica__register_member(replica *r)
+{
+    const kv_member *m = kv_store_member(r->store, r->id);
+    const char *resp = r->cfg->listen_resp;
+    if (m && strcmp(m->http, r->cfg->listen_http) == 0 && strcmp(m->resp, resp) == 0) return;
+    int64_t now = mono_ms();
+    if (r->member_inflight || now < r->member_next_ms) return;
+    r->member_next_ms = now + 500;
+    kv_slice args[2] = {{r->cfg->listen_http, strlen(r->cfg->listen_http)}, {resp, strlen(resp)}};
+    kv_command cmd = {.op = KV_OP_MEMBER, .a = (int64_t)r->id, .nargs = 2, .args = args,
+                      .now_ms = replica_now_ms()};
+    if (raft_state(&r->raft) == RAFT_LEADER) {
+        if (!r->leader_ready) return;
+        replica_op *op = op_new(r, NULL, OP_PROPOSE, 3600);
+        op->internal_member = true;
+        if (replica__submit(r, op, &cmd) != REPLICA_OK) {
+            free(op);
+            return;
+        }
+    } else {
+        raft_id leader = 0;
+        const char *addr = NULL;
+        raft_leader(&r->raft, &leader, &addr);
+        if (!leader) return;
+        cmd.origin = r->id;
+        cmd.seq = ++r->seq;
+        replica__forward(r, NULL, OP_FORWARD_WRITE, &cmd, r->cfg->write_timeout);
+        if (r->forwards.tail) r->forwards.tail->internal_member = true;
+    }
+    r->member_inflight = true;
 }
 
 /* ---- reads -------------------------------------------------------------- */
@@ -623,7 +850,8 @@ static bool replica__local_reads_ok(replica *r)
            replica__voters(&r->raft.configuration) == 1;
 }
 
-int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
+static int replica__read(replica *r, replica_req *req, int consistency, uint64_t min_revision,
+                         bool may_forward)
 {
     if (r->closing) return REPLICA_ERR_SHUTDOWN;
     if (min_revision > r->store->revision) {
@@ -637,15 +865,31 @@ int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_rev
         return REPLICA_OK;
     }
     if (raft_state(&r->raft) != RAFT_LEADER) {
-        raft_id leader = 0;
-        const char *addr = NULL;
-        raft_leader(&r->raft, &leader, &addr);
-        return leader ? REPLICA_ERR_NOT_LEADER : REPLICA_ERR_NO_LEADER;
+        if (!may_forward) return REPLICA_ERR_NOT_LEADER;
+        /* read-index: the leader confirms its leadership and tells us how
+         * far to apply; then the local state is at least as new as any
+         * write acknowledged before this read began */
+        return replica__forward(r, req, OP_FORWARD_READ, NULL, r->cfg->write_timeout);
     }
     replica_op *op = op_new(r, req, OP_READ_BARRIER, r->cfg->write_timeout);
     list_push(&r->barrier_next, op);
     replica__start_barrier(r);
     return REPLICA_OK;
+}
+
+int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
+{
+    return replica__read(r, req, consistency, min_revision, true);
+}
+
+int replica_read_here(replica *r, replica_req *req)
+{
+    return replica__read(r, req, REPLICA_READ_LINEARIZABLE, 0, false);
+}
+
+uint64_t replica_applied_index(replica *r)
+{
+    return r->durable ? raft_last_applied(&r->raft) : r->store->revision;
 }
 
 /* ---- periodic work ------------------------------------------------------- */
@@ -764,6 +1008,8 @@ static void replica__tick(uv_timer_t *t)
     if (r->durable) {
         replica__check_leadership(r);
         replica__expire_deadlines(r);
+        replica__forward_tick(r);
+        replica__register_member(r);
     }
     replica__expiry_cycle(r);
     /* keep incremental rehashing moving when there are no writes */
@@ -811,6 +1057,32 @@ void replica_get_status(replica *r, replica_status_info *info)
     }
 }
 
+size_t replica_members(replica *r, replica_member_info *out, size_t max)
+{
+    if (!r->durable) return 0;
+    const struct raft_configuration *c = &r->raft.configuration;
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &leader, &addr);
+    bool leading = raft_state(&r->raft) == RAFT_LEADER;
+    size_t n = 0;
+    for (unsigned i = 0; i < c->n && n < max; i++) {
+        const struct raft_server *srv = &c->servers[i];
+        const kv_member *m = kv_store_member(r->store, srv->id);
+        replica_member_info *o = &out[n++];
+        o->id = srv->id;
+        o->peer = srv->address;
+        o->http = m ? m->http : "";
+        o->resp = m ? m->resp : "";
+        o->role = srv->role == RAFT_VOTER ? "voter" : srv->role == RAFT_STANDBY ? "standby" : "spare";
+        o->leader = srv->id == leader;
+        o->has_match = leading && r->raft.leader_state.progress != NULL;
+        o->match_index = o->has_match ? r->raft.leader_state.progress[i].match_index : 0;
+        if (srv->id == r->id) o->match_index = raft_last_index(&r->raft);
+    }
+    return n;
+}
+
 /* ---- metrics ------------------------------------------------------------- */
 
 static double g_term(void *c) { return (double)((replica *)c)->raft.current_term; }
@@ -832,6 +1104,10 @@ static void replica__register_metrics(replica *r)
                                                 "Writes proposed, by outcome", "outcome=\"failed\"");
     r->m_shed = metrics_counter_get("cairn_shed_total",
                                     "Requests shed because too much was in flight", "");
+    r->m_forwarded = metrics_counter_get("cairn_forwarded_total",
+                                         "Writes and reads forwarded to the leader", "");
+    r->m_forward_failures = metrics_counter_get(
+        "cairn_forward_failures_total", "Forward attempts that failed (before retry)", "");
     r->m_expiry_cycles = metrics_counter_get("cairn_expiry_cycles_total",
                                              "Active expiry cycles run", "");
     r->m_snapshot_seconds = metrics_histogram_get(
@@ -917,6 +1193,7 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
         return -1;
 
     lazyfree_install(loop);
+    r->fwd = forward_create(loop);
     int rv = raft_uv_tcp_init(&r->transport, loop);
     if (rv == 0) rv = raft_uv_tcp_set_bind_address(&r->transport, cfg->listen_peer);
     if (rv != 0) {
@@ -1023,6 +1300,12 @@ static void replica__fail_reads(replica *r)
     while (r->rev_waiters.head) read_finish(r->rev_waiters.head, REPLICA_ERR_SHUTDOWN);
     while (r->barrier_next.head) read_finish(r->barrier_next.head, REPLICA_ERR_SHUTDOWN);
     while (r->barrier_now.head) read_finish(r->barrier_now.head, REPLICA_ERR_SHUTDOWN);
+    while (r->forwards.head) read_finish(r->forwards.head, REPLICA_ERR_SHUTDOWN);
+    while (r->index_waiters.head) read_finish(r->index_waiters.head, REPLICA_ERR_SHUTDOWN);
+    if (r->fwd) {
+        forward_close(r->fwd);
+        r->fwd = NULL;
+    }
 }
 
 static void replica__tick_closed(uv_handle_t *h)

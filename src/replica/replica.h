@@ -80,6 +80,13 @@ int replica_propose(replica *r, replica_req *req, kv_command *cmd);
 enum { REPLICA_READ_LINEARIZABLE = 0, REPLICA_READ_STALE };
 int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision);
 
+/* For requests forwarded to us by another node: serve here or fail with
+ * REPLICA_ERR_NOT_LEADER, never forward again (no forwarding loops). */
+int replica_propose_here(replica *r, replica_req *req, kv_command *cmd);
+int replica_read_here(replica *r, replica_req *req);
+/* Raft index this node has applied (the read-index answer). */
+uint64_t replica_applied_index(replica *r);
+
 /* Detach a pending request: its callback will not be called. */
 void replica_cancel(replica_req *req);
 
@@ -98,6 +105,21 @@ typedef struct replica_status_info {
 } replica_status_info;
 
 void replica_get_status(replica *r, replica_status_info *info);
+
+typedef struct replica_member_info {
+    uint64_t id;
+    const char *peer;
+    const char *http; /* "" when not yet known */
+    const char *resp;
+    const char *role; /* voter, standby, spare */
+    bool leader;
+    bool has_match;       /* match_index is known (we lead) */
+    uint64_t match_index; /* last log index known replicated there */
+} replica_member_info;
+
+/* Members of the current configuration; returns how many (at most max).
+ * Pointers are valid until the next loop iteration. */
+size_t replica_members(replica *r, replica_member_info *out, size_t max);
 
 /* Current time in ms since the epoch, as commands carry it. */
 int64_t replica_now_ms(void);

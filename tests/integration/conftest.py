@@ -420,9 +420,21 @@ class Cairnd:
         return self.proc
 
     def start(self, extra=None, wait_ready=True, timeout=None):
-        self.spawn(extra)
-        if wait_ready:
-            self.wait_ready(timeout)
+        first = self.runs == 0
+        for attempt in range(3):
+            self.spawn(extra)
+            if not wait_ready:
+                return self
+            try:
+                self.wait_ready(timeout)
+                return self
+            except StartupFailed:
+                # Another process grabbed one of our ports between picking and
+                # binding: on a first start only, pick new ports and retry.
+                if not (first and attempt < 2 and not self.running
+                        and "in use" in self.stderr_text().lower()):
+                    raise
+                self.http_port, self.resp_port, self.peer_port = free_ports(3)
         return self
 
     def wait_ready(self, timeout=None):

@@ -387,7 +387,7 @@ def test_config_get(anynode):
     assert cfg["appendonly"] == ("yes" if anynode.persistence == "durable" else "no")
     assert cfg["proto-max-bulk-len"] == "1048576"
     assert r.config_get("maxmemory*") == {"maxmemory": "0", "maxmemory-policy": "noeviction",
-                                          "maxmemory-samples": "5"}
+                                          "maxmemory-samples": "10"}
     assert r.config_get("MAXMEMORY") == {"maxmemory": "0"}
     assert r.config_get("nothing") == {}
     with raw(anynode) as c:

@@ -424,7 +424,7 @@ static void test_op_names(void **state)
 {
     static const char *names[] = {"put",    "del",      "mset",        "incr",    "incrfloat",
                                   "append", "setrange", "expire",      "persist", "getex",
-                                  "rename", "flush",    "expire_keys", "noop"};
+                                  "rename", "flush",    "expire_keys", "noop",    "member"};
     assert_int_equal(sizeof(names) / sizeof(names[0]), KV_OP_MAX_ - 1);
     for (int op = 1; op < KV_OP_MAX_; op++) assert_string_equal(kv_op_name(op), names[op - 1]);
     assert_string_equal(kv_op_name(0), "?");
@@ -490,6 +490,7 @@ static void craft_snapshot(buf *out, uint32_t version, uint64_t revision, uint64
         buf_append(out, e[i].k, e[i].kn);
         buf_append(out, e[i].v, e[i].vn);
     }
+    if (version >= 2) append_le(out, 0, 4); /* empty member table */
     append_le(out, crc32c_update(0, out->data, out->len), 4);
 }
 
@@ -587,13 +588,13 @@ static void test_snapshot_empty(void **state)
     buf_init(&out);
     buf_init(&want);
     snapshot_of(&a, &out);
-    craft_snapshot(&want, 1, 0, 0, NULL, 0);
-    assert_int_equal(out.len, 36);
+    craft_snapshot(&want, 2, 0, 0, NULL, 0);
+    assert_int_equal(out.len, 40);
     assert_memory_equal(out.data, want.data, want.len);
 
     /* an empty snapshot with a revision replaces a store with content */
     apply_put(&b, "x", 1, "y", 1, 0);
-    craft_snapshot(&want, 1, 77, 0, NULL, 0);
+    craft_snapshot(&want, 2, 77, 0, NULL, 0);
     char err[256];
     assert_int_equal(load(&b, &want, err, sizeof(err)), 0);
     assert_int_equal(b.revision, 77);
@@ -626,7 +627,7 @@ static void test_snapshot_round_trip_10k(void **state)
     /* the writer follows the documented format exactly */
     snap_ent *ents;
     size_t n = entries_of(&a, &ents);
-    craft_snapshot(&want, 1, a.revision, n, ents, n);
+    craft_snapshot(&want, 2, a.revision, n, ents, n);
     assert_int_equal(out.len, want.len);
     assert_memory_equal(out.data, want.data, want.len);
     free(ents);
@@ -855,7 +856,7 @@ static void test_snapshot_crafted_errors(void **state)
     craft_snapshot(&b, 1, 1, 2, empty_late, 2);
     expect_load_error(&v, &b, "out of order");
 
-    craft_snapshot(&b, 2, 3, 3, e, 3);
+    craft_snapshot(&b, 3, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
     craft_snapshot(&b, 0, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
@@ -918,7 +919,7 @@ static void test_snapshot_crafted_valid(void **state)
     buf b, out;
     buf_init(&b);
     buf_init(&out);
-    craft_snapshot(&b, 1, 5, 4, e, 4);
+    craft_snapshot(&b, 2, 5, 4, e, 4);
     kv_store s;
     kv_store_init(&s, 3);
     char err[256];
