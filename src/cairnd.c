@@ -21,6 +21,7 @@
 #include "net/server.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "replica/join.h"
 #include "replica/replica.h"
 #include "util/config.h"
 #include "util/hash.h"
@@ -37,6 +38,7 @@ typedef struct daemon {
     net_server *server;
     api api;
     resp_api *resp;
+    join *join;
     uv_signal_t sigterm, sigint, sigpipe;
     uv_timer_t drain;
     uv_timer_t lag_probe;
@@ -127,6 +129,8 @@ static void daemon__replica_closed(void *ctx)
 static void daemon__server_closed(void *ctx)
 {
     daemon_t *d = ctx;
+    join_stop(d->join);
+    d->join = NULL;
     replica_close(d->replica, daemon__replica_closed, d);
 }
 
@@ -233,6 +237,11 @@ int main(int argc, char **argv)
     uv_timer_init(d.loop, &d.lag_probe);
     d.lag_probe.data = &d;
     uv_timer_start(&d.lag_probe, daemon__lag_probe, LAG_PROBE_MS, LAG_PROBE_MS);
+
+    if (d.cfg.join[0]) {
+        d.join = join_start(d.loop, d.cfg.join, d.cfg.id, d.cfg.listen_peer);
+        if (!d.join) return 2;
+    }
 
     uv_run(d.loop, UV_RUN_DEFAULT);
 

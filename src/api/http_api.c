@@ -32,7 +32,9 @@ struct http_conn {
 };
 
 static const char *route_names[ROUTE_COUNT_] = {
-    "key", "keys", "healthz", "readyz", "metrics", "status", "cluster", "internal_propose",
+    "key",         "keys",        "healthz",          "readyz",
+    "metrics",     "status",      "cluster",          "cluster_members",
+    "cluster_member", "cluster_leader", "internal_remove", "internal_propose",
     "internal_read_index", "other"};
 static const int tracked_codes[] = {100, 200, 201, 304, 400, 404, 405, 408, 412, 413,
                                     414, 429, 431, 500, 501, 503, 504, 505, 507};
@@ -121,7 +123,9 @@ void http_respond(http_req *req, int status, const char *content_type, const cha
 
     metrics_counter_add(http__counter(req->route, status), 1);
     metrics_histogram_observe(m_latency[req->route], (double)(now_ns() - req->start_ns) / 1e9);
-    if (status >= 500)
+    /* 503 and 504 are expected answers (shedding, no leader, bounded
+     * waits) and are counted in metrics; a 500 is a bug worth a line */
+    if (status == 500)
         LOG_WARN("request failed", LF_I("status", status), LF_S("request_id", req->request_id),
                  LF_S("route", route_names[req->route]));
     else
@@ -260,6 +264,10 @@ static int http__route(const char *path, size_t len)
     if (IS("/metrics")) return ROUTE_METRICS;
     if (IS("/v1/status")) return ROUTE_STATUS;
     if (IS("/v1/cluster")) return ROUTE_CLUSTER;
+    if (IS("/v1/cluster/members")) return ROUTE_CLUSTER_MEMBERS;
+    if (len > 20 && memcmp(path, "/v1/cluster/members/", 20) == 0) return ROUTE_CLUSTER_MEMBER;
+    if (IS("/v1/cluster/leader")) return ROUTE_CLUSTER_LEADER;
+    if (len > 20 && memcmp(path, "/internal/v1/remove/", 20) == 0) return ROUTE_INTERNAL_REMOVE;
     if (IS("/internal/v1/propose")) return ROUTE_INTERNAL_PROPOSE;
     if (IS("/internal/v1/read-index")) return ROUTE_INTERNAL_READ_INDEX;
     return ROUTE_OTHER;
@@ -269,7 +277,10 @@ static int http__route(const char *path, size_t len)
 static bool http__is_write(const http_request *hr, int route)
 {
     return (route == ROUTE_KEY && (hr->method == HTTP_PUT || hr->method == HTTP_DELETE)) ||
-           route == ROUTE_INTERNAL_PROPOSE;
+           route == ROUTE_INTERNAL_PROPOSE || route == ROUTE_CLUSTER_LEADER ||
+           route == ROUTE_INTERNAL_REMOVE ||
+           ((route == ROUTE_CLUSTER_MEMBERS || route == ROUTE_CLUSTER_MEMBER) &&
+            hr->method != HTTP_GET);
 }
 
 /* Dispatch one complete request. The head and body are valid only during
@@ -286,6 +297,7 @@ static void http__dispatch(http_conn *hc, const http_request *hr, const char *bo
     req->head_only = hr->method == HTTP_HEAD;
     req->close_after = !hr->keep_alive;
     req->http10_keep_alive = hr->keep_alive && hr->version_minor == 0;
+    req->forwarded = http_find_header(hr, "X-Cairn-Forwarded") != NULL;
     http__set_request_id(req, hr);
     if (http__is_write(hr, req->route) == false && req->route != ROUTE_OTHER) hc->pending_read = true;
 
@@ -306,6 +318,29 @@ static void http__dispatch(http_conn *hc, const http_request *hr, const char *bo
             http_cluster_internal_propose(req, body, body_len);
         else
             http_cluster_internal_read_index(req);
+        break;
+    case ROUTE_CLUSTER_MEMBERS:
+        if (hr->method == HTTP_POST)
+            http_cluster_member_add(req, body, body_len);
+        else if (hr->method == HTTP_GET || hr->method == HTTP_HEAD)
+            http_cluster_list(req);
+        else
+            http_respond_error(req, 405, "method not allowed", "Allow: GET, HEAD, POST\r\n");
+        break;
+    case ROUTE_CLUSTER_MEMBER:
+    case ROUTE_INTERNAL_REMOVE:
+        if (hr->method != (req->route == ROUTE_CLUSTER_MEMBER ? HTTP_DELETE : HTTP_POST))
+            http_respond_error(req, 405, "method not allowed",
+                               req->route == ROUTE_CLUSTER_MEMBER ? "Allow: DELETE\r\n"
+                                                                  : "Allow: POST\r\n");
+        else
+            http_cluster_member_remove(req, hr->target + 20, path_len - 20);
+        break;
+    case ROUTE_CLUSTER_LEADER:
+        if (hr->method != HTTP_POST)
+            http_respond_error(req, 405, "method not allowed", "Allow: POST\r\n");
+        else
+            http_cluster_transfer(req, body, body_len);
         break;
     case ROUTE_CLUSTER:
         if (hr->method != HTTP_GET && hr->method != HTTP_HEAD)

@@ -21,6 +21,10 @@ enum http_route {
     ROUTE_METRICS,
     ROUTE_STATUS,
     ROUTE_CLUSTER,
+    ROUTE_CLUSTER_MEMBERS,
+    ROUTE_CLUSTER_MEMBER,
+    ROUTE_CLUSTER_LEADER,
+    ROUTE_INTERNAL_REMOVE,
     ROUTE_INTERNAL_PROPOSE,
     ROUTE_INTERNAL_READ_INDEX,
     ROUTE_OTHER,
@@ -40,6 +44,7 @@ struct http_req {
     bool done;
     bool close_after; /* answer with Connection: close */
     bool http10_keep_alive; /* HTTP/1.0 asked for keep-alive: say yes */
+    bool forwarded;         /* came from another node (X-Cairn-Forwarded) */
     uint64_t start_ns;
     char request_id[96];
     buf key;  /* decoded key, or listing prefix */
@@ -78,6 +83,9 @@ void http_keys_handle_list(http_req *req, const http_request *hr, const char *qu
 void http_cluster_internal_propose(http_req *req, const char *body, size_t len);
 void http_cluster_internal_read_index(http_req *req);
 void http_cluster_list(http_req *req);
+void http_cluster_member_add(http_req *req, const char *body, size_t len);
+void http_cluster_member_remove(http_req *req, const char *id_text, size_t id_len);
+void http_cluster_transfer(http_req *req, const char *body, size_t len);
 /* handlers (http_ops.c) */
 void http_ops_handle(http_req *req);
 

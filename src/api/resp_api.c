@@ -34,6 +34,11 @@
 /* An incomplete command may buffer at most this much (or 4 maximal bulks,
  * whichever is larger), like Redis' client-query-buffer-limit. */
 #define RESP_MIN_QUERY_BYTES ((size_t)256 * 1024 * 1024)
+/* Requests one connection may have in flight (at most --max-inflight). A
+ * client pipelining more (redis-cli --pipe) is slowed down by TCP
+ * backpressure instead of having its writes shed with -BUSY by the
+ * replica's global --max-inflight, which is left for many clients at once. */
+#define RESP_MAX_PENDING 1024
 #define RESP_SPARE_REQS 8
 #define RESP_KEEP_BYTES ((size_t)16 * 1024)
 
@@ -150,6 +155,9 @@ resp_api *resp_api_create(api *a)
     ra->limits = (resp_limits){.max_args = RESP_MAX_ARGS,
                                .max_bulk_bytes = max_bulk + RESP_BULK_MARGIN,
                                .max_inline_bytes = RESP_MAX_INLINE};
+    ra->max_pending = a->cfg->max_inflight < RESP_MAX_PENDING ? (uint32_t)a->cfg->max_inflight
+                                                              : RESP_MAX_PENDING;
+    if (ra->max_pending == 0) ra->max_pending = 1;
     ra->max_query_bytes = 4 * ra->limits.max_bulk_bytes;
     if (ra->max_query_bytes < RESP_MIN_QUERY_BYTES) ra->max_query_bytes = RESP_MIN_QUERY_BYTES;
     resp__index_commands(ra);
@@ -551,7 +559,7 @@ static void resp__drain(resp_conn *rc)
     rc->depth++;
     resp__flush_replies(rc);
     if (!rc->dead) net_conn_flush(c);
-    bool resume = !rc->dead && !rc->head && rc->stalled && !c->closing;
+    bool resume = !rc->dead && rc->stalled && rc->pending <= rc->resume_at && !c->closing;
     if (resume) rc->stalled = false;
     if (resp__leave(rc)) return;
     if (resume) net_conn_resume(c); /* parses what waited, via on_data */
@@ -596,9 +604,12 @@ static void resp__process(resp_conn *rc)
         size_t idx = resp__find(ra, p->argv[0].ptr, p->argv[0].len);
         bool is_write = idx < ra->ncmds && (ra->cmds[idx]->flags & RESP_CMD_WRITE);
         bool observes = idx < ra->ncmds && !is_write;
-        if (rc->pending && (observes || rc->pending_read)) {
-            /* Left in the input; parsed again once the queue drains. */
+        bool ordered = rc->pending && (observes || rc->pending_read);
+        if (ordered || rc->pending >= ra->max_pending) {
+            /* Left in the input and parsed again when the queue has
+             * drained: completely for ordering, half for the cap. */
             rc->stalled = true;
+            rc->resume_at = ordered ? 0 : ra->max_pending / 2;
             net_conn_pause(c);
             break;
         }

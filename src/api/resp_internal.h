@@ -88,6 +88,7 @@ struct resp_api {
     api *a;
     resp_limits limits;
     size_t max_query_bytes; /* an incomplete command beyond this is refused */
+    uint32_t max_pending;   /* requests in flight per connection */
     const resp_cmd **cmds;  /* every command, in table order */
     size_t ncmds;
     uint16_t slots[RESP_HASH_SLOTS]; /* command index + 1, open addressing */
@@ -112,6 +113,7 @@ struct resp_conn {
     uint32_t pending, nspare;
     bool pending_read; /* a non-write is queued: nothing may start */
     bool stalled;      /* parsing stopped (and reading paused) until drained */
+    uint32_t resume_at; /* a stalled connection resumes at this many pending */
     bool failed;       /* a protocol error or QUIT: parse nothing more */
     bool dead;         /* closed while a call up the stack still uses it */
     int depth;         /* nesting of process/drain calls */

@@ -309,8 +309,8 @@ static int fwd__sockaddr(const char *addr, struct sockaddr_storage *ss)
 }
 
 forward_req *forward_post(forward *f, uint64_t peer_id, const char *addr, const char *path,
-                          const void *body, size_t body_len, double timeout_s, forward_cb cb,
-                          void *ctx)
+                          const void *body, size_t body_len, bool relayed, double timeout_s,
+                          forward_cb cb, void *ctx)
 {
     if (f->closing) return NULL;
     fwd_peer *p = fwd__peer(f, peer_id, addr);
@@ -332,8 +332,8 @@ forward_req *forward_post(forward *f, uint64_t peer_id, const char *addr, const 
     buf_init(&r->out);
     buf_printf(&r->out,
                "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\n"
-               "Content-Length: %zu\r\n\r\n",
-               path, addr, body_len);
+               "%sContent-Length: %zu\r\n\r\n",
+               path, addr, relayed ? "X-Cairn-Forwarded: 1\r\n" : "", body_len);
     buf_append(&r->out, body, body_len);
     uv_timer_init(f->loop, &r->timer);
     r->timer.data = r;

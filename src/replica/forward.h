@@ -40,11 +40,13 @@ forward *forward_create(uv_loop_t *loop);
 /* Close every connection and fail pending requests (CANCELED). */
 void forward_close(forward *f);
 
-/* POST body to http://addr/path. Returns the request (for cancel) or NULL
- * if it could not even be started (cb not called). */
+/* POST body to http://addr/path. `relayed` marks the request with
+ * X-Cairn-Forwarded (sent on behalf of a client; the receiver must not
+ * relay it again). Returns the request (for cancel) or NULL if it could not
+ * even be started (cb not called). */
 forward_req *forward_post(forward *f, uint64_t peer_id, const char *addr, const char *path,
-                          const void *body, size_t body_len, double timeout_s, forward_cb cb,
-                          void *ctx);
+                          const void *body, size_t body_len, bool relayed, double timeout_s,
+                          forward_cb cb, void *ctx);
 /* The callback will not be called. */
 void forward_cancel(forward_req *req);
 

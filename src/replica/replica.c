@@ -747,7 +747,8 @@ static void replica__forward_attempt(replica *r, replica_op *op)
     bool write = op->kind == OP_FORWARD_WRITE;
     op->freq = forward_post(r->fwd, leader, m->http,
                             write ? "/internal/v1/propose" : "/internal/v1/read-index",
-                            op->payload.data, op->payload.len, left, replica__forward_done, op);
+                            op->payload.data, op->payload.len, true, left, replica__forward_done,
+                            op);
     if (!op->freq) replica__forward_later(r, op);
 }
 
@@ -1049,8 +1050,11 @@ void replica_get_status(replica *r, replica_status_info *info)
         info->ready = r->leader_ready && r->leader_ready_term == r->raft.current_term;
         info->not_ready_reason = "leader has not committed an entry in its term yet";
     } else if (leader) {
-        info->ready = info->applied_index >= info->commit_index;
-        info->not_ready_reason = "catching up";
+        /* forwarding needs the leader's client address from the member
+         * table: not ready to serve until we have it */
+        const kv_member *m = kv_store_member(r->store, leader);
+        info->ready = info->applied_index >= info->commit_index && m && m->http[0];
+        info->not_ready_reason = m && m->http[0] ? "catching up" : "leader address not known yet";
     } else {
         info->ready = false;
         info->not_ready_reason = "no leader";
@@ -1081,6 +1085,211 @@ size_t replica_members(replica *r, replica_member_info *out, size_t max)
         if (srv->id == r->id) o->match_index = raft_last_index(&r->raft);
     }
     return n;
+}
+
+/* ---- membership --------------------------------------------------------------- */
+
+typedef struct change_op {
+    replica *r;
+    struct raft_change change;
+    struct raft_transfer transfer;
+    uint64_t id;
+    bool then_promote; /* add: assign voter once the add has committed */
+    replica_change_cb cb;
+    void *ctx;
+} change_op;
+
+static void change__finish(change_op *c, int status, const char *msg)
+{
+    if (c->cb) c->cb(c->ctx, status, msg);
+    free(c);
+}
+
+static void change__done(struct raft_change *req, int status)
+{
+    change_op *c = req->data;
+    replica *r = c->r;
+    if (status != 0) {
+        change__finish(c, status, raft_strerror(status));
+        return;
+    }
+    if (c->then_promote) {
+        /* a new node joins as a spare; libraft catches it up before the
+         * configuration that makes it a voter is committed */
+        c->then_promote = false;
+        int rv = raft_assign(&r->raft, &c->change, c->id, RAFT_VOTER, change__done);
+        if (rv != 0) change__finish(c, rv, raft_errmsg(&r->raft));
+        return;
+    }
+    change__finish(c, 0, "ok");
+}
+
+static change_op *change__new(replica *r, uint64_t id, replica_change_cb cb, void *ctx)
+{
+    change_op *c = xcalloc(1, sizeof(*c));
+    c->r = r;
+    c->id = id;
+    c->cb = cb;
+    c->ctx = ctx;
+    c->change.data = c;
+    c->transfer.data = c;
+    return c;
+}
+
+int replica_member_add(replica *r, uint64_t id, const char *peer, replica_change_cb cb, void *ctx)
+{
+    if (!r->durable) return RAFT_NOTLEADER;
+    change_op *c = change__new(r, id, cb, ctx);
+    c->then_promote = true;
+    int rv = raft_add(&r->raft, &c->change, id, peer, change__done);
+    if (rv != 0) free(c);
+    return rv;
+}
+
+static void replica__forget_member(replica *r, uint64_t id)
+{
+    kv_slice args[2] = {{"", 0}, {"", 0}};
+    kv_command cmd = {.op = KV_OP_MEMBER, .a = (int64_t)id, .nargs = 2, .args = args,
+                      .now_ms = replica_now_ms()};
+    replica_op *op = op_new(r, NULL, OP_PROPOSE, 3600);
+    op->internal_expiry = false;
+    op->internal_noop = false;
+    op->internal_member = false;
+    r->inflight++; /* balanced in proposal_done */
+    if (replica__submit(r, op, &cmd) != REPLICA_OK) {
+        r->inflight--;
+        free(op);
+    }
+}
+
+static void remove__done(struct raft_change *req, int status)
+{
+    change_op *c = req->data;
+    if (status == 0 && raft_state(&c->r->raft) == RAFT_LEADER) replica__forget_member(c->r, c->id);
+    change__finish(c, status, status ? raft_strerror(status) : "ok");
+}
+
+int replica_member_remove(replica *r, uint64_t id, replica_change_cb cb, void *ctx)
+{
+    if (!r->durable) return RAFT_NOTLEADER;
+    change_op *c = change__new(r, id, cb, ctx);
+    int rv = raft_remove(&r->raft, &c->change, id, remove__done);
+    if (rv != 0) free(c);
+    return rv;
+}
+
+static void transfer__done(struct raft_transfer *t)
+{
+    change_op *c = t->data;
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&c->r->raft, &leader, &addr);
+    if (leader == c->id || (c->id == 0 && leader != c->r->id && leader != 0))
+        change__finish(c, 0, "ok");
+    else
+        change__finish(c, RAFT_NOTFOUND, "leadership was not transferred in time");
+}
+
+int replica_transfer_leadership(replica *r, uint64_t id, replica_change_cb cb, void *ctx)
+{
+    if (!r->durable) return RAFT_NOTLEADER;
+    change_op *c = change__new(r, id, cb, ctx);
+    int rv = raft_transfer(&r->raft, &c->transfer, id, transfer__done);
+    if (rv != 0) free(c);
+    return rv;
+}
+
+uint64_t replica_id(replica *r)
+{
+    return r->id;
+}
+
+bool replica_is_leader(replica *r)
+{
+    return !r->durable || raft_state(&r->raft) == RAFT_LEADER;
+}
+
+typedef struct raw_op {
+    replica *r;
+    uv_timer_t timer;
+    char path[128];
+    buf body;
+    int64_t deadline_ms;
+    replica_raw_cb cb;
+    void *ctx;
+} raw_op;
+
+static void replica__raw_attempt(uv_timer_t *t);
+
+static void replica__raw_closed(uv_handle_t *h)
+{
+    raw_op *o = h->data;
+    buf_close(&o->body);
+    free(o);
+}
+
+static void replica__raw_finish(raw_op *o, int http_status, const char *body, size_t len)
+{
+    if (o->cb) o->cb(o->ctx, http_status, body, len);
+    uv_close((uv_handle_t *)&o->timer, replica__raw_closed);
+}
+
+static void replica__raw_retry(raw_op *o)
+{
+    if (mono_ms() >= o->deadline_ms) {
+        replica__raw_finish(o, 0, NULL, 0);
+        return;
+    }
+    uv_timer_start(&o->timer, replica__raw_attempt, 50 + (uint64_t)(rand() % 50), 0);
+}
+
+static void replica__raw_done(void *ctx, int status, bool sent, int http_status, const char *body,
+                              size_t len)
+{
+    raw_op *o = ctx;
+    /* 421: that node no longer leads and did nothing; try the new one */
+    if ((status == FORWARD_OK && http_status == 421) || (status != FORWARD_OK && !sent)) {
+        replica__raw_retry(o);
+        return;
+    }
+    replica__raw_finish(o, status == FORWARD_OK ? http_status : 0, body, len);
+}
+
+static void replica__raw_attempt(uv_timer_t *t)
+{
+    raw_op *o = t->data;
+    replica *r = o->r;
+    if (r->closing) {
+        replica__raw_finish(o, 0, NULL, 0);
+        return;
+    }
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &leader, &addr);
+    const kv_member *m = leader && leader != r->id ? kv_store_member(r->store, leader) : NULL;
+    double left = (double)(o->deadline_ms - mono_ms()) / 1000.0;
+    if (!m || !m->http[0] || left <= 0 ||
+        !forward_post(r->fwd, leader, m->http, o->path, o->body.data, o->body.len, true, left,
+                      replica__raw_done, o))
+        replica__raw_retry(o);
+}
+
+int replica_forward_raw(replica *r, const char *path, const void *body, size_t len,
+                        replica_raw_cb cb, void *ctx)
+{
+    if (!r->durable || !r->fwd || r->closing) return REPLICA_ERR_NO_LEADER;
+    raw_op *o = xcalloc(1, sizeof(*o));
+    o->r = r;
+    o->cb = cb;
+    o->ctx = ctx;
+    snprintf(o->path, sizeof(o->path), "%s", path);
+    buf_init(&o->body);
+    buf_append(&o->body, body, len);
+    o->deadline_ms = mono_ms() + (int64_t)(r->cfg->write_timeout * 1000);
+    uv_timer_init(r->loop, &o->timer);
+    o->timer.data = o;
+    uv_timer_start(&o->timer, replica__raw_attempt, 0, 0);
+    return REPLICA_OK;
 }
 
 /* ---- metrics ------------------------------------------------------------- */
@@ -1241,7 +1450,9 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
     } else {
         raft_configuration_add(&conf, cfg->id, cfg->listen_peer, RAFT_VOTER);
     }
-    rv = raft_bootstrap(&r->raft, &conf);
+    /* a node that joins a running cluster gets its configuration from the
+     * leader; bootstrapping it would start a second, separate cluster */
+    rv = cfg->join[0] ? RAFT_CANTBOOTSTRAP : raft_bootstrap(&r->raft, &conf);
     raft_configuration_close(&conf);
     if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
         snprintf(err, errlen, "raft bootstrap in %s: %s", r->raft_dir, raft_errmsg(&r->raft));

@@ -121,6 +121,22 @@ typedef struct replica_member_info {
  * Pointers are valid until the next loop iteration. */
 size_t replica_members(replica *r, replica_member_info *out, size_t max);
 
+/* Membership and leadership (leader only; see replica_forward_raw for
+ * followers). cb gets 0 or a libraft error code with a message. */
+typedef void (*replica_change_cb)(void *ctx, int status, const char *message);
+int replica_member_add(replica *r, uint64_t id, const char *peer, replica_change_cb cb, void *ctx);
+int replica_member_remove(replica *r, uint64_t id, replica_change_cb cb, void *ctx);
+int replica_transfer_leadership(replica *r, uint64_t id, replica_change_cb cb, void *ctx);
+bool replica_is_leader(replica *r);
+uint64_t replica_id(replica *r);
+
+/* Send an HTTP request body to the leader's path and hand back its answer
+ * (admin requests that only the leader can perform). http_status is 0
+ * when the leader could not be reached in time. */
+typedef void (*replica_raw_cb)(void *ctx, int http_status, const char *body, size_t len);
+int replica_forward_raw(replica *r, const char *path, const void *body, size_t len,
+                        replica_raw_cb cb, void *ctx);
+
 /* Current time in ms since the epoch, as commands carry it. */
 int64_t replica_now_ms(void);
 

@@ -15,6 +15,7 @@ autouse watchdog (SIGALRM) fails a test that runs longer than its budget
 Only the standard library, pytest, requests and redis are used.
 """
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -410,10 +411,22 @@ class Cairnd:
                 del env[k]  # only what the test asks for
         env.update(self.env)
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
-        with open(self.stderr_path, "wb") as err, open(self.workdir / f"stdout.{self.runs}.log", "wb") as out:
-            self.proc = subprocess.Popen(argv or self.argv(extra), stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=err, env=env, cwd=str(self.workdir),
-                                         start_new_session=True)
+        # The binary may be being relinked right now (a developer rebuilding
+        # while the suite runs): retry exec for a few seconds on that.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with open(self.stderr_path, "wb") as err, \
+                        open(self.workdir / f"stdout.{self.runs}.log", "wb") as out:
+                    self.proc = subprocess.Popen(argv or self.argv(extra), stdin=subprocess.DEVNULL, stdout=out,
+                                                 stderr=err, env=env, cwd=str(self.workdir),
+                                                 start_new_session=True)
+                break
+            except (PermissionError, FileNotFoundError, OSError) as e:
+                if time.monotonic() > deadline or not (isinstance(e, (PermissionError, FileNotFoundError))
+                                                        or e.errno == errno.ETXTBSY):
+                    raise
+                time.sleep(0.2)
         with _LIVE_LOCK:
             _LIVE[self.proc.pid] = self.proc
         self._session = None

@@ -7,6 +7,7 @@ import time
 import pytest
 import redis
 
+from conftest import CAIRND
 from resp_helpers import client, info, metric_value, metrics, raw
 
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
@@ -197,6 +198,8 @@ def test_memory_estimate_tracks_rss(make_node):
     m = info(n, "memory")
     used, rss = int(m["used_memory"]), int(m["used_memory_rss"])
     assert used < rss
+    if b"__asan_init" in CAIRND.read_bytes():
+        return  # sanitizer builds: redzones and quarantine inflate the RSS
     grew_used = used - int(base["used_memory"])
     grew_rss = rss - int(base["used_memory_rss"])
     # ~200 bytes per key of estimate; the RSS growth is within 25 % of it

@@ -206,6 +206,42 @@ def test_redis_py_pipeline(anynode):
         assert out[3 * i] is True and out[3 * i + 1] == str(i).encode() and out[3 * i + 2] == i + 1
 
 
+@pytest.mark.timeout_s(120)
+def test_deep_write_pipeline_is_throttled_not_shed(make_node):
+    """One client pipelining far more writes than --max-inflight is slowed
+    down (backpressure), not answered -BUSY."""
+    n = make_node(extra_args=["--max-inflight", "64"]).start()
+    with raw(n, timeout=60) as c:
+        got = c.pipeline([("SET", f"deep{i}", str(i)) for i in range(5000)], timeout=60)
+    assert all(x == "OK" for x in got), {str(x) for x in got}
+    assert client(n).get("deep4999") == b"4999"
+
+
+@pytest.mark.timeout_s(120)
+def test_overload_across_connections_is_shed_with_busy(make_node):
+    n = make_node(extra_args=["--max-inflight", "1"]).start()
+    busy = 0
+    for _ in range(20):
+        conns = [raw(n, timeout=30) for _ in range(16)]
+        try:
+            for i, c in enumerate(conns):
+                c.send(b"".join(encode("SET", f"b{i}-{j}", "v") for j in range(20)))
+            for c in conns:
+                for _ in range(20):
+                    r = c.read(30)
+                    assert r in ("OK", "BUSY too many requests in flight, retry later"), r
+                    busy += r != "OK"
+        finally:
+            for c in conns:
+                c.close()
+        if busy:
+            break
+    assert busy > 0
+    text = metrics(n)
+    assert metric_value(text, "cairn_resp_commands_total", command="set", outcome="busy") == busy
+    assert client(n).ping()
+
+
 def test_many_connections_interleaved(anynode):
     conns = [raw(anynode) for _ in range(20)]
     try:

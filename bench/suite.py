@@ -1,0 +1,638 @@
+#!/usr/bin/python3
+"""cairn's side-by-side benchmark suite (issue #4).
+
+Runs cairn and its competitors (redis-server, memcached, etcd, nginx) on
+this machine, on loopback, with the same load generators, in the same run;
+alternates the sides of every comparison (A B A B ...) and reports medians
+and cairn/competitor ratios in a Markdown report with gnuplot plots.
+
+Usage (bench/run.sh installs packages and builds first; this file does not):
+    bench/suite.py [smoke|quick|full] [--build-dir DIR] [--report FILE]
+                   [--plots-dir DIR] [--out DIR] [--only W1,W2,...]
+
+smoke: seconds, proves the suite works (CI); quick: under 5 minutes;
+full: the numbers to quote. Missing tools or servers are reported as not
+measured, never guessed."""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import drivers  # noqa: E402
+import procs  # noqa: E402
+import report  # noqa: E402
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH_DIR)
+
+CONNS = 50
+VALUE = 100
+KEYSPACE = 100000
+
+# Sizes per variant. rb_*: redis-benchmark request counts; *_s: seconds.
+VARIANTS = {
+    "smoke": dict(rounds=1, gen_keys=5000, rb_n=2000, rb_n_pipe=8000, mset_n=500, dur_n1=50, dur_n50=500,
+                  gen_s=0.5, wrk_s=1, http_keys=2000, mem_keys=20000, overload_steps=[50, 150],
+                  overload_s=0.5, capacity_s=0.5),
+    "quick": dict(rounds=2, gen_keys=KEYSPACE, rb_n=60000, rb_n_pipe=300000, mset_n=15000, dur_n1=400,
+                  dur_n50=15000, gen_s=2, wrk_s=2, http_keys=20000, mem_keys=1000000,
+                  overload_steps=[10, 70, 110, 150], overload_s=2, capacity_s=2),
+    "full": dict(rounds=3, gen_keys=KEYSPACE, rb_n=400000, rb_n_pipe=3000000, mset_n=100000, dur_n1=3000,
+                 dur_n50=100000, gen_s=10, wrk_s=10, http_keys=100000, mem_keys=1000000,
+                 overload_steps=[10, 30, 50, 70, 90, 110, 130, 150], overload_s=10,
+                 capacity_s=10),
+}
+
+OVERLOAD_MAX_INFLIGHT = 256
+OVERLOAD_PIPELINE = 32
+
+
+class Suite:
+    def __init__(self, args):
+        self.args = args
+        self.v = VARIANTS[args.variant]
+        self.rounds = args.rounds or self.v["rounds"]
+        self.build = os.path.abspath(args.build_dir)
+        self.cairnd = os.path.join(self.build, "cairnd")
+        self.cairnctl = os.path.join(self.build, "cairnctl")
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.out = os.path.abspath(args.out or os.path.join(BENCH_DIR, "results",
+                                                            f"{args.variant}-{stamp}"))
+        os.makedirs(self.out, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix="cairn-bench-")
+        self.results = []   # one dict per run
+        self.notes = {}     # workload -> list of notes
+        self.extra = {}     # workload -> free-form measured data
+        self.loadavg = []
+        self.have = {t: shutil.which(t) is not None for t in
+                     ("redis-server", "redis-benchmark", "memcached", "etcd", "nginx", "wrk",
+                      "gnuplot")}
+        self.resp_ok = False
+        self.t_start = time.monotonic()
+
+    # ---- helpers -----------------------------------------------------------
+
+    def note(self, w, text):
+        self.notes.setdefault(w, []).append(text)
+        self.log(f"[{w}] {text}")
+
+    def log(self, text):
+        el = time.monotonic() - self.t_start
+        print(f"[{el:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    def datadir(self, name):
+        d = os.path.join(self.tmp, name)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        return d
+
+    def wanted(self, w):
+        return not self.args.only or w in self.args.only.split(",")
+
+    # ---- servers -----------------------------------------------------------
+
+    def cairn(self, name, persistence, extra=(), datadir=None, resp=True):
+        http, peer = procs.free_port(), procs.free_port()
+        rport = procs.free_port() if resp else None
+        d = datadir or self.datadir(name)
+        argv = [self.cairnd, "--id", "1", "--data-dir", d, "--listen-http", f"127.0.0.1:{http}",
+                "--listen-peer", f"127.0.0.1:{peer}",
+                "--listen-resp", f"127.0.0.1:{rport}" if resp else "off",
+                "--persistence", persistence, "--log-level", "warn", *extra]
+        s = procs.Server(name, argv, self.out,
+                         lambda s: procs.http_ok(f"http://127.0.0.1:{http}/readyz"))
+        s.http_port, s.resp_port, s.datadir, s.kind = http, rport, d, "cairn"
+        return s
+
+    def redis(self, name, aof=False, fsync="always", datadir=None, port=None):
+        port = port or procs.free_port()
+        d = datadir or self.datadir(name)
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
+                "--save", "", "--appendonly", "yes" if aof else "no", "--appendfsync", fsync,
+                "--auto-aof-rewrite-percentage", "0", "--daemonize", "no", "--logfile", "",
+                "--dbfilename", "dump.rdb", "--protected-mode", "yes"]
+        s = procs.Server(name, argv, self.out, lambda s: procs.resp_ready(port))
+        s.resp_port, s.datadir, s.kind = port, d, "redis"
+        return s
+
+    def memcached(self, name):
+        port = procs.free_port()
+        argv = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-t", "1",
+                "-m", "4096", "-c", "4096"]
+        if os.geteuid() == 0:
+            argv += ["-u", "memcache" if _user_exists("memcache") else "nobody"]
+        s = procs.Server(name, argv, self.out, lambda s: procs.memcached_ready(port))
+        s.mc_port, s.kind = port, "memcached"
+        return s
+
+    def etcd(self, name):
+        port, peer = procs.free_port(), procs.free_port()
+        d = self.datadir(name)
+        argv = ["etcd", "--name", "bench", "--data-dir", os.path.join(d, "data"),
+                "--listen-client-urls", f"http://127.0.0.1:{port}",
+                "--advertise-client-urls", f"http://127.0.0.1:{port}",
+                "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                "--initial-cluster", f"bench=http://127.0.0.1:{peer}",
+                "--log-level", "error"]
+        s = procs.Server(name, argv, self.out,
+                         lambda s: procs.http_ok(f"http://127.0.0.1:{port}/health"))
+        s.http_port, s.kind = port, "etcd"
+        return s
+
+    def nginx(self, name):
+        port = procs.free_port()
+        d = self.datadir(name)
+        www = os.path.join(d, "www")
+        os.makedirs(www)
+        # workers run as nobody: the path must be readable by everyone
+        for p in (self.tmp, d, www):
+            os.chmod(p, 0o755)
+        with open(os.path.join(www, "v"), "wb") as f:
+            f.write(b"v" * VALUE)
+        os.chmod(os.path.join(www, "v"), 0o644)
+        conf = os.path.join(d, "nginx.conf")
+        temps = "\n".join(f"  {k}_temp_path {d}/{k};" for k in
+                          ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        with open(conf, "w") as f:
+            f.write(f"""daemon off;
+master_process on;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 100000000;
+  default_type application/octet-stream;
+{temps}
+  server {{ listen 127.0.0.1:{port}; root {www}; }}
+}}
+""")
+        argv = ["nginx", "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")]
+        s = procs.Server(name, argv, self.out,
+                         lambda s: procs.http_ok(f"http://127.0.0.1:{port}/v"))
+        s.http_port, s.kind = port, "nginx"
+        return s
+
+    # ---- measuring one run ---------------------------------------------------
+
+    def measure(self, workload, test, side, server, fn, rnd, **meta):
+        """Run fn() against server, with the server's CPU and memory
+        measured around it; record the result (or the failure)."""
+        with open("/proc/loadavg") as f:
+            load = float(f.read().split()[0])
+        self.loadavg.append(load)
+        cpu0 = server.cpu_seconds() if server else 0.0
+        t0 = time.monotonic()
+        row = {"workload": workload, "test": test, "side": side, "round": rnd,
+               "loadavg": load, **meta}
+        try:
+            res = fn()
+            row.update(res)
+            row["ok"] = True
+        except Exception as e:  # noqa: BLE001 - any failure becomes a reported row
+            row["ok"] = False
+            row["error"] = str(e)[:300]
+            self.log(f"  {test} / {side}: FAILED: {row['error']}")
+        row["wall_s"] = time.monotonic() - t0
+        if server:
+            row["server_cpu_s"] = server.cpu_seconds() - cpu0
+            row["peak_rss_mb"] = server.hwm_kb() / 1024
+            if not server.alive():
+                row["ok"] = False
+                row["error"] = (row.get("error", "") + f" server died: {server.log_tail()}")[:300]
+        if row["ok"]:
+            self.log(f"  {test} / {side} r{rnd}: {row['throughput']:.0f} req/s "
+                     f"p99 {row.get('p99_ms') or 0:.2f} ms cpu {row.get('server_cpu_s', 0):.2f}s")
+        self.results.append(row)
+        return row
+
+    def alternate(self, workload, test, sides, rounds=None):
+        """sides: [(side label, server, fn)]; runs A B A B ... per round."""
+        for rnd in range(1, (rounds or self.rounds) + 1):
+            for side, server, fn in sides:
+                self.measure(workload, test, side, server, fn, rnd)
+
+    def start(self, servers, workload):
+        """Start servers; those that fail are noted and left out."""
+        up = []
+        for s in servers:
+            try:
+                up.append(s.start())
+            except Exception as e:  # noqa: BLE001
+                self.note(workload, f"{s.name} did not start: {e}")
+        return up
+
+    def stop(self, servers):
+        for s in servers:
+            how = s.stop()
+            if how not in ("sigterm", "not running"):
+                self.note("stops", f"{s.name} needed {how} to stop")
+
+    def preload(self, protocol, port, keys, workload, label):
+        """Write keys 0..keys-1 once each (sequential, pipelined)."""
+        try:
+            r = drivers.cairnctl_bench(self.cairnctl, protocol, port, requests=keys,
+                                       connections=8, pipeline=16, read_ratio=0,
+                                       keyspace=keys, keys="sequential",
+                                       timeout_pad=600,
+                                       log_path=os.path.join(self.out, "cairnctl_bench.log"))
+            self.log(f"  preloaded {keys} keys into {label} at {r['throughput']:.0f}/s")
+            return r
+        except drivers.DriverError as e:
+            self.note(workload, f"preloading {label} failed: {e}")
+            return None
+
+    # ---- W1: RESP in memory ------------------------------------------------
+
+    def w1_resp_memory(self):
+        w = "W1"
+        if not self.resp_ok:
+            self.note(w, "not run: cairn's RESP port did not answer PING")
+            return
+        if not self.have["redis-server"] or not self.have["redis-benchmark"]:
+            self.note(w, "not run: redis-server / redis-benchmark not installed")
+            return
+        servers = self.start([self.cairn("w1-cairn-none", "none"),
+                              self.redis("w1-redis", aof=False)], w)
+        by = {s.kind: s for s in servers}
+        if len(by) < 2:
+            self.stop(servers)
+            return
+        c, r = by["cairn"], by["redis"]
+        for pipeline in (1, 16):
+            for test in ("set", "get", "incr", "mset"):
+                n = self.v["mset_n"] if test == "mset" else (
+                    self.v["rb_n"] if pipeline == 1 else self.v["rb_n_pipe"])
+                if test == "mset" and pipeline > 1:
+                    n = n * 4
+                name = f"{test.upper()} -P {pipeline}"
+
+                def fn(port, test=test, n=n, pipeline=pipeline):
+                    return lambda: drivers.redis_benchmark(port, test, CONNS, n, pipeline,
+                                                           VALUE, KEYSPACE)
+
+                self.alternate(w, name, [("cairn", c, fn(c.resp_port)),
+                                         ("redis", r, fn(r.resp_port))])
+        # GET/SET against memcached need a generator that speaks both
+        # protocols: cairnctl bench, on the same preloaded keyspace.
+        if self.have["memcached"]:
+            mc = self.start([self.memcached("w1-memcached")], w)
+            if mc:
+                m = mc[0]
+                gk = self.v["gen_keys"]
+                self.preload("resp", c.resp_port, gk, w, "cairn")
+                self.preload("resp", r.resp_port, gk, w, "redis")
+                self.preload("memcache", m.mc_port, gk, w, "memcached")
+                for test, ratio in (("SET", 0.0), ("GET", 1.0)):
+                    def gen(proto, port, ratio=ratio):
+                        return lambda: drivers.cairnctl_bench(
+                            self.cairnctl, proto, port, duration=self.v["gen_s"],
+                            connections=CONNS, read_ratio=ratio, keyspace=gk)
+
+                    self.alternate(w, f"{test} (cairnctl bench)",
+                                   [("cairn", c, gen("resp", c.resp_port)),
+                                    ("memcached", m, gen("memcache", m.mc_port)),
+                                    ("redis", r, gen("resp", r.resp_port))])
+                self.stop(mc)
+        else:
+            self.note(w, "memcached comparison not run: memcached not installed")
+        self.stop(servers)
+
+    # ---- W2: RESP durable --------------------------------------------------
+
+    def w2_resp_durable(self):
+        w = "W2"
+        if not self.resp_ok:
+            self.note(w, "not run: cairn's RESP port did not answer PING")
+            return
+        if not self.have["redis-server"] or not self.have["redis-benchmark"]:
+            self.note(w, "not run: redis-server / redis-benchmark not installed")
+            return
+        servers = self.start([self.cairn("w2-cairn-durable", "durable"),
+                              self.redis("w2-redis-aof-always", aof=True, fsync="always")], w)
+        by = {s.kind: s for s in servers}
+        if len(by) == 2:
+            c, r = by["cairn"], by["redis"]
+            for clients, n in ((1, self.v["dur_n1"]), (50, self.v["dur_n50"])):
+                def fn(port, clients=clients, n=n):
+                    return lambda: drivers.redis_benchmark(port, "set", clients, n, 1, VALUE,
+                                                           KEYSPACE)
+
+                self.alternate(w, f"SET -c {clients}", [("cairn", c, fn(c.resp_port)),
+                                                        ("redis", r, fn(r.resp_port))])
+        self.stop(servers)
+
+    # ---- W3: HTTP ------------------------------------------------------------
+
+    def w3_http(self):
+        w = "W3"
+        if not self.have["wrk"]:
+            self.note(w, "not run: wrk not installed")
+            return
+        cands = [self.cairn("w3-cairn-durable", "durable", resp=False)]
+        if self.have["etcd"]:
+            cands.append(self.etcd("w3-etcd"))
+        else:
+            self.note(w, "etcd not installed: etcd comparison not run")
+        if self.have["nginx"]:
+            cands.append(self.nginx("w3-nginx"))
+        else:
+            self.note(w, "nginx not installed: nginx comparison not run")
+        servers = self.start(cands, w)
+        by = {s.kind: s for s in servers}
+        if "cairn" not in by:
+            self.stop(servers)
+            return
+        keys = self.v["http_keys"]
+        c = by["cairn"]
+        self.preload("http", c.http_port, keys, w, "cairn")
+        if "etcd" in by:
+            self.preload("etcd", by["etcd"].http_port, keys, w, "etcd")
+        env = {"CAIRN_KEYSPACE": str(keys), "CAIRN_THREADS": "2"}
+        d = self.v["wrk_s"]
+
+        def run(port, script, path="/", extra=None):
+            e = dict(env, **(extra or {}))
+            return lambda: drivers.wrk(f"http://127.0.0.1:{port}{path}",
+                                       os.path.join(BENCH_DIR, script), d, CONNS, 2, e)
+
+        put = [("cairn", c, run(c.http_port, "wrk_put.lua"))]
+        get = [("cairn", c, run(c.http_port, "wrk_get.lua"))]
+        if "etcd" in by:
+            e = by["etcd"]
+            put.append(("etcd", e, run(e.http_port, "wrk_etcd.lua", extra={"ETCD_OP": "put"})))
+            get.append(("etcd", e, run(e.http_port, "wrk_etcd.lua",
+                                       extra={"ETCD_OP": "range"})))
+        if "nginx" in by:
+            n = by["nginx"]
+            get.append(("nginx", n, run(n.http_port, "wrk_static.lua", path="/v")))
+        self.alternate(w, "PUT", put)
+        self.alternate(w, "GET", get)
+        self.extra.setdefault(w, {})["cairn_metrics"] = _scrape_metrics(
+            c.http_port, ("cairn_loop_lag_max_seconds", "cairn_snapshot_fork_max_seconds"))
+        self.stop(servers)
+
+    # ---- W4 + W5: memory per key and recovery ------------------------------
+
+    def w4_w5_memory_recovery(self):
+        keys = self.v["mem_keys"]
+        proto = "resp" if self.resp_ok else "http"
+        cands = [self.cairn("w4-cairn-none", "none", resp=self.resp_ok),
+                 self.cairn("w4-cairn-durable", "durable", resp=self.resp_ok)]
+        if self.have["redis-server"]:
+            cands.append(self.redis("w4-redis", aof=True, fsync="everysec"))
+        else:
+            self.note("W4", "redis-server not installed: not measured")
+        if self.have["memcached"]:
+            cands.append(self.memcached("w4-memcached"))
+        else:
+            self.note("W4", "memcached not installed: not measured")
+        mem = {}
+        for s in cands:
+            try:
+                s.start()
+            except Exception as e:  # noqa: BLE001
+                self.note("W4", f"{s.name} did not start: {e}")
+                continue
+            time.sleep(0.2)
+            base = s.rss_kb()
+            if s.kind == "cairn":
+                port, p = (s.resp_port, "resp") if proto == "resp" else (s.http_port, "http")
+            elif s.kind == "redis":
+                port, p = s.resp_port, "resp"
+            else:
+                port, p = s.mc_port, "memcache"
+            label = s.name.replace("w4-", "")
+            r = self.preload(p, port, keys, "W4", label)
+            time.sleep(1.0)  # let background work (snapshots, AOF) settle
+            rss = s.rss_kb()
+            stored = _count_keys(s)
+            mem[label] = {"keys": keys, "stored": stored, "rss_before_mb": base / 1024,
+                          "rss_after_mb": rss / 1024, "peak_rss_mb": s.hwm_kb() / 1024,
+                          "bytes_per_key": (rss - base) * 1024 / keys if r else None,
+                          "load_rate": r["throughput"] if r else None,
+                          "load_protocol": p}
+            self.log(f"  memory {label}: {mem[label]['bytes_per_key'] or 0:.0f} B/key "
+                     f"({stored} keys stored)")
+            if s.kind == "redis":
+                try:
+                    procs.resp_command(s.resp_port, "SAVE", timeout=120)
+                except OSError as e:
+                    self.note("W5", f"redis SAVE failed: {e}")
+            if s.kind == "cairn" and "durable" in s.name:
+                self.extra.setdefault("W4", {})["cairn_durable_metrics"] = _scrape_metrics(
+                    s.http_port, ("cairn_loop_lag_max_seconds",
+                                  "cairn_snapshot_fork_max_seconds"))
+            s.stop()
+            mem[label]["stopped_by"] = "sigterm"
+        self.extra["W4"] = dict(self.extra.get("W4", {}), memory=mem)
+        if self.wanted("W5"):
+            self.w5_recovery(cands, keys)
+
+    def w5_recovery(self, loaded, keys):
+        w = "W5"
+        by = {s.name: s for s in loaded}
+        sides = []
+        cd = by.get("w4-cairn-durable")
+        if cd and os.path.exists(cd.datadir):
+            sides.append(("cairn durable", lambda: self.cairn("w5-cairn", "durable",
+                                                              datadir=cd.datadir, resp=False)))
+        rd = by.get("w4-redis")
+        if rd and os.path.exists(os.path.join(rd.datadir, "dump.rdb")):
+            sides.append(("redis AOF", lambda: self.redis("w5-redis-aof", aof=True,
+                                                          fsync="everysec",
+                                                          datadir=rd.datadir)))
+            sides.append(("redis RDB", lambda: self.redis("w5-redis-rdb", aof=False,
+                                                          datadir=rd.datadir)))
+        elif rd:
+            self.note(w, "redis recovery not measured: no RDB file was written")
+        if not sides:
+            self.note(w, "not run: nothing was loaded")
+            return
+        for rnd in range(1, self.rounds + 1):
+            for side, make in sides:
+                s = make()
+                row = {"workload": w, "test": f"restart with {keys} keys", "side": side,
+                       "round": rnd}
+                try:
+                    s.start(timeout=300)
+                    row.update(ok=True, ready_s=s.ready_seconds, stored=_count_keys(s),
+                               peak_rss_mb=s.hwm_kb() / 1024, server_cpu_s=s.cpu_seconds())
+                    self.log(f"  recovery {side} r{rnd}: {s.ready_seconds:.2f}s "
+                             f"({row['stored']} keys)")
+                except Exception as e:  # noqa: BLE001
+                    row.update(ok=False, error=str(e)[:300])
+                    self.log(f"  recovery {side}: FAILED {e}")
+                self.results.append(row)
+                self.stop([s])
+
+    # ---- W6: overload ------------------------------------------------------
+
+    def w6_overload(self):
+        w = "W6"
+        extra = ["--max-inflight", str(OVERLOAD_MAX_INFLIGHT)]
+        servers = self.start([self.cairn("w6-cairn-durable", "durable", extra=extra,
+                                         resp=False)], w)
+        if not servers:
+            return
+        c = servers[0]
+        log = os.path.join(self.out, "cairnctl_bench.log")
+        cap = self.measure(w, "capacity (closed loop)", "cairn", c,
+                           lambda: drivers.cairnctl_bench(
+                               self.cairnctl, "http", c.http_port,
+                               duration=self.v["capacity_s"], connections=CONNS, read_ratio=0,
+                               keyspace=KEYSPACE, log_path=log), 1)
+        if not cap["ok"] or cap["throughput"] <= 0:
+            self.note(w, "capacity could not be measured; steps not run")
+            self.stop(servers)
+            return
+        capacity = cap["throughput"]
+        self.extra[w] = {"capacity": capacity, "max_inflight": OVERLOAD_MAX_INFLIGHT,
+                         "pipeline": OVERLOAD_PIPELINE}
+        for rnd in range(1, self.rounds + 1):
+            for pct in self.v["overload_steps"]:
+                rate = capacity * pct / 100
+                self.measure(w, f"{pct}%", "cairn", c,
+                             lambda rate=rate: drivers.cairnctl_bench(
+                                 self.cairnctl, "http", c.http_port,
+                                 duration=self.v["overload_s"], connections=CONNS,
+                                 pipeline=OVERLOAD_PIPELINE, read_ratio=0, keyspace=KEYSPACE,
+                                 rate=rate, log_path=log), rnd, offered_pct=pct,
+                             offered_rate=rate)
+        self.stop(servers)
+
+    # ---- the run -----------------------------------------------------------
+
+    def check_resp(self):
+        s = self.cairn("resp-probe", "none")
+        try:
+            s.start()
+            self.resp_ok = procs.resp_ready(s.resp_port)
+            if self.resp_ok and self.have["redis-server"]:
+                # a write and a read back, as the workloads do
+                procs.resp_command(s.resp_port, "SET", "probe", "v")
+                self.resp_ok = procs.resp_command(s.resp_port, "GET", "probe") == "$1"
+        except Exception as e:  # noqa: BLE001
+            self.log(f"RESP probe failed: {e}")
+            self.resp_ok = False
+        finally:
+            self.stop([s])
+        self.log(f"cairn RESP port answers: {self.resp_ok}")
+
+    def run(self):
+        for b in (self.cairnd, self.cairnctl):
+            if not os.access(b, os.X_OK):
+                raise SystemExit(f"suite: {b} missing; build first (scripts/build.sh build)")
+        self.machine = report.machine_info(self.tmp)
+        if self.args.label:
+            self.machine["git"] = self.args.label
+        self.log(f"variant {self.args.variant}, {self.rounds} round(s), output {self.out}")
+        self.check_resp()
+        steps = [("W1", self.w1_resp_memory), ("W2", self.w2_resp_durable),
+                 ("W3", self.w3_http), ("W4", self.w4_w5_memory_recovery),
+                 ("W6", self.w6_overload)]
+        for w, fn in steps:
+            if not self.wanted(w) and not (w == "W4" and self.wanted("W5")):
+                continue
+            self.log(f"== {w}")
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001
+                self.note(w, f"aborted: {e}")
+                traceback.print_exc()
+            finally:
+                procs.stop_all()
+        self.elapsed = time.monotonic() - self.t_start
+        with open(os.path.join(self.out, "results.json"), "w") as f:
+            json.dump({"variant": self.args.variant, "rounds": self.rounds,
+                       "machine": self.machine, "results": self.results, "notes": self.notes,
+                       "extra": self.extra, "elapsed_s": self.elapsed,
+                       "resp_ok": self.resp_ok, "pids": procs.started_pids}, f, indent=1)
+        report.write(self)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _user_exists(name):
+    import pwd
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _count_keys(s):
+    try:
+        if s.kind == "cairn":
+            import urllib.request
+            with urllib.request.urlopen(f"http://127.0.0.1:{s.http_port}/v1/status",
+                                        timeout=10) as r:
+                return json.loads(r.read()).get("keys")
+        if s.kind == "redis":
+            line = procs.resp_command(s.resp_port, "DBSIZE", timeout=10)
+            return int(line[1:]) if line.startswith(":") else None
+        if s.kind == "memcached":
+            return procs.memcached_items(s.mc_port)
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+def _scrape_metrics(port, names):
+    import urllib.request
+    out = {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[0] in names:
+                    out[parts[0]] = float(parts[1])
+    except Exception:  # noqa: BLE001
+        pass
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("variant", nargs="?", default="quick", choices=sorted(VARIANTS))
+    ap.add_argument("--build-dir", default=os.path.join(REPO, "build"))
+    ap.add_argument("--report", help="Markdown report (default: BENCHMARKS.md in the repo "
+                    "for quick/full, OUT/BENCHMARKS.md for smoke)")
+    ap.add_argument("--plots-dir", help="PNG plots (default: bench/plots for quick/full, "
+                    "OUT/plots for smoke)")
+    ap.add_argument("--out", help="raw results and logs (default bench/results/VARIANT-TIME)")
+    ap.add_argument("--only", help="comma-separated workloads: W1,W2,W3,W4,W5,W6")
+    ap.add_argument("--rounds", type=int, help="override the variant's A/B rounds")
+    ap.add_argument("--label", help="what the report calls the cairn build (default: git "
+                    "describe of this checkout)")
+    args = ap.parse_args()
+    suite = Suite(args)
+
+    def on_signal(signum, frame):
+        procs.stop_all()
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        suite.run()
+    finally:
+        procs.stop_all()
+    print(suite.report_path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+#include "replica/join.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "obs/log.h"
+#include "replica/forward.h"
+#include "util/alloc.h"
+
+#define JOIN_ATTEMPTS 60
+#define JOIN_RETRY_MS 1000
+#define JOIN_TIMEOUT_S 10
+
+struct join {
+    uv_loop_t *loop;
+    forward *fwd;
+    uv_timer_t timer;
+    char addr[160];
+    char body[256];
+    int attempts;
+    bool done;
+};
+
+static void join__attempt(uv_timer_t *t);
+
+static void join__done(void *ctx, int status, bool sent, int http_status, const char *body,
+                       size_t len)
+{
+    join *j = ctx;
+    (void)sent;
+    if (status == FORWARD_OK && (http_status == 200 || http_status == 409)) {
+        LOG_INFO("joined the cluster", LF_S("via", j->addr), LF_I("status", http_status));
+        j->done = true;
+        return;
+    }
+    LOG_WARN("join attempt failed", LF_S("via", j->addr), LF_I("status", http_status),
+             LF_B("answer", body ? body : "", len), LF_I("attempt", j->attempts));
+    if (j->attempts >= JOIN_ATTEMPTS) {
+        LOG_ERROR("giving up joining the cluster", LF_S("via", j->addr));
+        return;
+    }
+    uv_timer_start(&j->timer, join__attempt, JOIN_RETRY_MS, 0);
+}
+
+static void join__attempt(uv_timer_t *t)
+{
+    join *j = t->data;
+    j->attempts++;
+    if (!forward_post(j->fwd, 0, j->addr, "/v1/cluster/members", j->body, strlen(j->body),
+                      false, JOIN_TIMEOUT_S, join__done, j))
+        join__done(j, FORWARD_ERR_CONNECT, false, 0, NULL, 0);
+}
+
+join *join_start(uv_loop_t *loop, const char *url, uint64_t id, const char *peer_addr)
+{
+    const char *p = url;
+    if (strncmp(p, "http://", 7) == 0) p += 7;
+    size_t n = strcspn(p, "/");
+    if (n == 0 || n >= 160 || !memchr(p, ':', n)) {
+        LOG_ERROR("--join needs http://host:port of a member", LF_S("url", url));
+        return NULL;
+    }
+    join *j = xcalloc(1, sizeof(*j));
+    j->loop = loop;
+    j->fwd = forward_create(loop);
+    memcpy(j->addr, p, n);
+    snprintf(j->body, sizeof(j->body), "{\"id\":%" PRIu64 ",\"peer\":\"%s\"}", id, peer_addr);
+    uv_timer_init(loop, &j->timer);
+    j->timer.data = j;
+    uv_timer_start(&j->timer, join__attempt, 0, 0);
+    return j;
+}
+
+static void join__closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void join_stop(join *j)
+{
+    if (!j) return;
+    uv_timer_stop(&j->timer);
+    forward_close(j->fwd);
+    uv_close((uv_handle_t *)&j->timer, join__closed);
+}
