@@ -120,6 +120,7 @@ static void http__write_done(replica_req *rr, int status)
     const kv_result *res = &rr->result;
     buf h;
     buf_init(&h);
+    if (status == REPLICA_OK && res->replayed) buf_append_str(&h, "Idempotency-Replayed: true\r\n");
     if (status != REPLICA_OK) {
         http_respond_replica_error(req, status);
     } else if (res->status == KV_ERR_PRECONDITION) {
@@ -227,9 +228,14 @@ void http_keys_handle_key(http_req *req, const http_request *hr, const char *que
         return;
     }
 
-    kv_slice args[2] = {{req->key.data, req->key.len}, {body, body_len}};
+    kv_slice args[3] = {{req->key.data, req->key.len}, {body, body_len}, {NULL, 0}};
     kv_command cmd = {.args = args, .now_ms = replica_now_ms()};
     if (!http__write_conditions(req, hr, &cmd)) return;
+    const http_header *idem = http_find_header(hr, "Idempotency-Key");
+    if (idem && (idem->value_len == 0 || idem->value_len > KV_DEDUP_KEY_MAX)) {
+        http_respond_error(req, 400, "Idempotency-Key must be 1 to 128 bytes", NULL);
+        return;
+    }
     if (hr->method == HTTP_PUT) {
         if (body_len > a->cfg->max_value_bytes) {
             http_respond_error(req, 413, "value too large", NULL);
@@ -258,6 +264,13 @@ void http_keys_handle_key(http_req *req, const http_request *hr, const char *que
     } else {
         cmd.op = KV_OP_DEL;
         cmd.nargs = 1;
+    }
+    if (idem) {
+        /* the idempotency key travels as the last argument */
+        args[cmd.nargs].ptr = idem->value;
+        args[cmd.nargs].len = idem->value_len;
+        cmd.nargs++;
+        cmd.flags |= KV_FLAG_IDEMPOTENT;
     }
     http__propose(req, &cmd);
 }

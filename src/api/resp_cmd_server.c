@@ -502,8 +502,9 @@ static void server__command_info(buf *o, int proto, const resp_cmd *cmd)
 
 static void server__command_doc(buf *o, int proto, const resp_cmd *cmd)
 {
+    bool args = cmd->synopsis && cmd->synopsis[0];
     resp_write_bulk_str(o, cmd->name);
-    resp_write_map(o, proto, 4);
+    resp_write_map(o, proto, args ? 5 : 4);
     resp_write_bulk_str(o, "summary");
     resp_write_bulk_str(o, cmd->summary);
     resp_write_bulk_str(o, "since");
@@ -512,6 +513,11 @@ static void server__command_doc(buf *o, int proto, const resp_cmd *cmd)
     resp_write_bulk_str(o, cmd->group);
     resp_write_bulk_str(o, "complexity");
     resp_write_bulk_str(o, cmd->complexity);
+    if (args) {
+        /* what redis-cli turns into its argument hints */
+        resp_write_bulk_str(o, "arguments");
+        if (resp_format_doc_args(o, proto, cmd->synopsis) < 0) resp_write_array(o, 0);
+    }
 }
 
 static void server__command_getkeys(resp_req *req)
@@ -896,33 +902,33 @@ static void server__config(resp_req *req)
 
 const resp_cmd resp_cmds_server[] = {
     {"ping", server__ping, -1, F | S, 0, 0, 0, "connection", "1.0.0", "O(1)",
-     "Ping the server"},
+     "Ping the server", "[message]"},
     {"echo", server__echo, 2, F | S | L, 0, 0, 0, "connection", "1.0.0", "O(1)",
-     "Return the given string"},
+     "Return the given string", "message"},
     {"hello", server__hello, -1, F | N | L | S | U, 0, 0, 0, "connection", "6.0.0", "O(1)",
-     "Handshake: choose the protocol (2 or 3), authenticate, name the connection"},
+     "Handshake: choose the protocol (2 or 3), authenticate, name the connection", "[protover [AUTH username password] [SETNAME clientname]]"},
     {"quit", server__quit, -1, F | N | L | S | U, 0, 0, 0, "connection", "1.0.0", "O(1)",
-     "Close the connection once the earlier replies are sent"},
+     "Close the connection once the earlier replies are sent", ""},
     {"reset", server__reset, 1, F | N | L | S | U, 0, 0, 0, "connection", "6.2.0", "O(1)",
-     "Reset the connection: RESP2, no name, linearizable reads"},
+     "Reset the connection: RESP2, no name, linearizable reads", ""},
     {"select", server__select, 2, F | L | S, 0, 0, 0, "connection", "1.0.0", "O(1)",
-     "Select the database (cairn has only database 0)"},
+     "Select the database (cairn has only database 0)", "index"},
     {"auth", server__auth, -2, F | N | L | S | U, 0, 0, 0, "connection", "1.0.0", "O(N)",
-     "Authenticate the connection"},
+     "Authenticate the connection", "[username] password"},
     {"client", server__client, -2, N | L | S, 0, 0, 0, "connection", "2.4.0", "O(1)",
-     "Connection commands: ID, SETNAME, GETNAME, INFO, LIST, SETINFO"},
+     "Connection commands: ID, SETNAME, GETNAME, INFO, LIST, SETINFO", "subcommand [argument ...]"},
     {"readonly", server__readonly, 1, F | L | S, 0, 0, 0, "connection", "3.0.0", "O(1)",
-     "Serve this connection's reads from the local node without a linearizability check"},
+     "Serve this connection's reads from the local node without a linearizability check", ""},
     {"readwrite", server__readwrite, 1, F | L | S, 0, 0, 0, "connection", "3.0.0", "O(1)",
-     "Back to linearizable reads after READONLY"},
+     "Back to linearizable reads after READONLY", ""},
     {"command", server__command, -1, L | S, 0, 0, 0, "server", "2.8.13", "O(N)",
-     "Describe the commands: COUNT, INFO, DOCS, LIST, GETKEYS"},
+     "Describe the commands: COUNT, INFO, DOCS, LIST, GETKEYS", "[subcommand [argument ...]]"},
     {"info", server__info, -1, L | S, 0, 0, 0, "server", "1.0.0", "O(1)",
-     "Server information and statistics"},
+     "Server information and statistics", "[section [section ...]]"},
     {"time", server__time, 1, F | L | S, 0, 0, 0, "server", "2.6.0", "O(1)",
-     "Return the server time"},
+     "Return the server time", ""},
     {"config", server__config, -2, A | N | L | S, 0, 0, 0, "server", "2.0.0", "O(N)",
-     "Read the configuration (CONFIG GET)"},
+     "Read the configuration (CONFIG GET)", "subcommand [argument ...]"},
 };
 const size_t resp_cmds_server_count = sizeof(resp_cmds_server) / sizeof(resp_cmds_server[0]);
 

@@ -36,6 +36,18 @@ bool resp_format_expire_ms(int64_t when, bool seconds, bool relative, int64_t no
 /* CLIENT SETNAME: printable ASCII without spaces ('!'..'~'), may be empty. */
 bool resp_format_client_name_ok(const char *s, size_t n);
 
+/* COMMAND DOCS: the "arguments" array described by a synopsis in the
+ * notation of Redis' documentation, e.g.
+ *   "key value [NX|XX] [GET] [EX seconds|PX milliseconds|KEEPTTL]"
+ * UPPER-case words are tokens (a token followed by a lower-case word is
+ * one argument with that token); lower-case words are arguments, typed by
+ * name (key, pattern, integer-like names, unix-time-*, float-*); [...] is
+ * optional, (...) a required group, '|' separates alternatives (oneof),
+ * "..." after an item makes it repeatable. Writes one array; returns the
+ * number of top-level arguments, or -1 (and writes nothing) if the
+ * synopsis does not parse. */
+int resp_format_doc_args(buf *out, int proto, const char *synopsis);
+
 /* ASCII case-insensitive equality of an argument with a lower-case word. */
 bool resp_format_arg_is(const resp_arg *a, const char *lower);
 

@@ -63,6 +63,7 @@ struct resp_cmd {
     const char *since;
     const char *complexity;
     const char *summary;
+    const char *synopsis; /* arguments, in the notation of Redis' docs */
 };
 
 /* The command tables of the topic modules. */

@@ -59,7 +59,10 @@ enum {
     KV_FLAG_GT = 1 << 5,
     KV_FLAG_LT = 1 << 6,
     KV_FLAG_PERSIST = 1 << 7,
-    KV_FLAG_ALL_ = (1 << 8) - 1
+    /* the last arg is a client's idempotency key: a repeat of a key seen
+     * recently returns the remembered result and changes nothing */
+    KV_FLAG_IDEMPOTENT = 1 << 8,
+    KV_FLAG_ALL_ = (1 << 9) - 1
 };
 
 typedef struct kv_slice {

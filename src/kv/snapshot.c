@@ -8,7 +8,7 @@
 #include "util/hash.h"
 
 #define SNAP_MAGIC "CAIRNSNP"
-#define SNAP_VERSION 2
+#define SNAP_VERSION 3
 #define SNAP_HEADER_BYTES 32
 #define SNAP_ENTRY_HEADER_BYTES 40
 #define SNAP_CHUNK (64 * 1024)
@@ -115,6 +115,28 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
         if (!rv) rv = snap__put(&w, l2, 2);
         if (!rv) rv = snap__put(&w, mb->resp, rl);
     }
+    if (!rv) {
+        char m[4];
+        snap__le32(m, s->dedup.count);
+        rv = snap__put(&w, m, 4);
+    }
+    for (uint32_t i = 0; i < s->dedup.count && !rv; i++) {
+        const kv_dedup_entry *e = kv_dedup_at(&s->dedup, i);
+        char h[1 + KV_DEDUP_KEY_MAX + 4 + 40];
+        size_t n = 0;
+        h[n++] = (char)e->key_len;
+        memcpy(h + n, e->key, e->key_len);
+        n += e->key_len;
+        snap__le32(h + n, e->status);
+        n += 4;
+        snap__le64(h + n, (uint64_t)e->integer);
+        snap__le64(h + n + 8, e->revision);
+        snap__le64(h + n + 16, e->create_rev);
+        snap__le64(h + n + 24, e->mod_rev);
+        snap__le64(h + n + 32, e->version);
+        n += 40;
+        rv = snap__put(&w, h, n);
+    }
     if (!rv) rv = snap__flush(&w);
     if (!rv) {
         char t[4];
@@ -160,7 +182,7 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
         return -1;
     }
     uint32_t version = snap__get32(data + 8);
-    if (version != 1 && version != SNAP_VERSION) {
+    if (version < 1 || version > SNAP_VERSION) {
         snprintf(err, errlen, "unsupported snapshot version %u", version);
         return -1;
     }
@@ -233,14 +255,50 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
             }
         }
     }
+    kv_dedup dedup;
+    kv_dedup_init(&dedup, s->dedup.seed);
+    if (version >= 3) {
+        uint32_t n_dedup;
+        if (end - pos < 4 || (n_dedup = snap__get32(data + pos)) > KV_DEDUP_CAPACITY) {
+            snprintf(err, errlen, "snapshot dedup table invalid at offset %zu", pos);
+            goto fail;
+        }
+        pos += 4;
+        for (uint32_t i = 0; i < n_dedup; i++) {
+            kv_dedup_entry e;
+            memset(&e, 0, sizeof(e));
+            if (end - pos < 1) goto bad_dedup;
+            e.key_len = (uint8_t)data[pos++];
+            if (e.key_len == 0 || e.key_len > KV_DEDUP_KEY_MAX || end - pos < (size_t)e.key_len + 44)
+                goto bad_dedup;
+            memcpy(e.key, data + pos, e.key_len);
+            pos += e.key_len;
+            e.status = snap__get32(data + pos);
+            e.integer = (int64_t)snap__get64(data + pos + 4);
+            e.revision = snap__get64(data + pos + 12);
+            e.create_rev = snap__get64(data + pos + 20);
+            e.mod_rev = snap__get64(data + pos + 28);
+            e.version = snap__get64(data + pos + 36);
+            pos += 44;
+            if (kv_dedup_find(&dedup, e.key, e.key_len)) goto bad_dedup;
+            kv_dedup_put(&dedup, &e);
+        }
+    }
     if (pos != end) {
         snprintf(err, errlen, "snapshot has %zu trailing bytes at offset %zu", end - pos, pos);
+        kv_dedup_close(&dedup);
         goto fail;
     }
     kv_store_replace(s, &ks, revision);
+    kv_dedup_close(&s->dedup);
+    s->dedup = dedup;
     memcpy(s->members, members, sizeof(kv_member) * n_members);
     s->n_members = n_members;
     return 0;
+bad_dedup:
+    snprintf(err, errlen, "snapshot dedup entry invalid at offset %zu", pos);
+    kv_dedup_close(&dedup);
+    goto fail;
 bad_member:
     snprintf(err, errlen, "snapshot member entry invalid at offset %zu", pos);
 fail:

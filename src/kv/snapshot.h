@@ -1,10 +1,12 @@
 /* snapshot: serialise the whole store, and load it back.
  *
- * Format (little-endian), version 2 (version 1 has no member table):
+ * Format (little-endian), version 3 (1: no member table, 2: no dedup table):
  *   "CAIRNSNP" | u32 version | u32 reserved | u64 revision | u64 count
  *   count x ( u32 key_len | u32 value_len | u64 create_rev | u64 mod_rev
  *             | u64 version | i64 expire_ms | key | value )
- *   (version 2) u32 n_members, n x (u64 id | u16 len | http | u16 len | resp)
+ *   (version >= 2) u32 n_members, n x (u64 id | u16 len | http | u16 len | resp)
+ *   (version >= 3) u32 n_dedup, n x (u8 key_len | key | u32 status | i64 integer
+ *                  | u64 revision | u64 create_rev | u64 mod_rev | u64 version), oldest first
  *   u32 crc32c of everything before it
  * Keys are written in byte order, so loading can append to the skiplist
  * in O(1) per key, and the loader can check the order as a sanity test.

@@ -13,12 +13,14 @@ void kv_store_init(kv_store *s, uint64_t seed)
     memset(s, 0, sizeof(*s));
     kv_keyspace_init(&s->ks, seed);
     buf_init(&s->scratch);
+    kv_dedup_init(&s->dedup, seed);
 }
 
 void kv_store_close(kv_store *s)
 {
     kv_keyspace_close(&s->ks);
     buf_close(&s->scratch);
+    kv_dedup_close(&s->dedup);
 }
 
 void kv_store_replace(kv_store *s, kv_keyspace *ks, uint64_t revision)
@@ -431,10 +433,50 @@ static void store__member(kv_store *s, const kv_command *cmd, kv_result *res)
     memcpy(m->resp, cmd->args[1].ptr, cmd->args[1].len);
 }
 
+static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
+
 void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
 {
     memset(res, 0, sizeof(*res));
     res->value = "";
+    if (!(cmd->flags & KV_FLAG_IDEMPOTENT)) {
+        store__dispatch(s, cmd, res);
+    } else if (cmd->nargs < 1 || cmd->args[cmd->nargs - 1].len == 0 ||
+               cmd->args[cmd->nargs - 1].len > KV_DEDUP_KEY_MAX) {
+        res->status = KV_ERR_MALFORMED;
+    } else {
+        kv_slice key = cmd->args[cmd->nargs - 1];
+        const kv_dedup_entry *seen = kv_dedup_find(&s->dedup, key.ptr, key.len);
+        if (seen) {
+            res->status = (kv_status)seen->status;
+            res->integer = seen->integer;
+            res->create_rev = seen->create_rev;
+            res->mod_rev = seen->mod_rev;
+            res->version = seen->version;
+            res->key_exists = seen->mod_rev != 0;
+            res->replayed = true;
+        } else {
+            kv_command inner = *cmd;
+            inner.nargs--;
+            inner.flags &= (uint16_t)~KV_FLAG_IDEMPOTENT;
+            store__dispatch(s, &inner, res);
+            kv_dedup_entry e = {.key_len = (uint8_t)key.len,
+                                .status = (uint32_t)res->status,
+                                .integer = res->integer,
+                                .revision = s->revision,
+                                .create_rev = res->key_exists ? res->create_rev : 0,
+                                .mod_rev = res->key_exists ? res->mod_rev : 0,
+                                .version = res->key_exists ? res->version : 0};
+            memcpy(e.key, key.ptr, key.len);
+            kv_dedup_put(&s->dedup, &e);
+        }
+    }
+    res->revision = s->revision;
+    if (s->on_result) s->on_result(s->on_result_ctx, cmd, res);
+}
+
+static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
+{
     switch (cmd->op) {
     case KV_OP_PUT: store__put(s, cmd, res); break;
     case KV_OP_DEL: store__del(s, cmd, res); break;
@@ -453,8 +495,6 @@ void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
     case KV_OP_MEMBER: store__member(s, cmd, res); break;
     default: res->status = KV_ERR_MALFORMED; break;
     }
-    res->revision = s->revision;
-    if (s->on_result) s->on_result(s->on_result_ctx, cmd, res);
 }
 
 static void store__put64(buf *out, uint64_t v)
@@ -492,7 +532,7 @@ void kv_result_encode(const kv_result *res, buf *out)
     store__put64(out, res->mod_rev);
     store__put64(out, res->version);
     store__put64(out, (uint64_t)res->expire_ms);
-    buf_append_char(out, res->has_value ? 1 : 0);
+    buf_append_char(out, (char)((res->has_value ? 1 : 0) | (res->replayed ? 2 : 0)));
     uint32_t n = (uint32_t)res->value_len;
     for (int i = 0; i < 4; i++) b4[i] = (char)(n >> (8 * i));
     buf_append(out, b4, 4);
@@ -513,7 +553,8 @@ int kv_result_decode(const char *d, size_t len, kv_result *res)
     res->mod_rev = store__get64(d + 29);
     res->version = store__get64(d + 37);
     res->expire_ms = (int64_t)store__get64(d + 45);
-    res->has_value = d[53] != 0;
+    res->has_value = (d[53] & 1) != 0;
+    res->replayed = (d[53] & 2) != 0;
     uint32_t n = store__get32(d + 54);
     if (n != len - KV_RESULT_FIXED) return -1;
     res->value = d + KV_RESULT_FIXED;

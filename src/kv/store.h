@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "kv/command.h"
+#include "kv/dedup.h"
 #include "kv/keyspace.h"
 #include "util/buf.h"
 
@@ -46,6 +47,7 @@ typedef struct kv_result {
     bool key_exists;
     uint64_t create_rev, mod_rev, version;
     int64_t expire_ms;
+    bool replayed; /* an idempotent repeat: the remembered result */
 } kv_result;
 
 /* Called after each apply, on every node; the replica layer uses it to hand
@@ -70,6 +72,7 @@ typedef struct kv_store {
     buf scratch;           /* backs kv_result.value */
     kv_member members[KV_MAX_MEMBERS];
     unsigned n_members;
+    kv_dedup dedup;
     kv_store_result_fn on_result;
     void *on_result_ctx;
 } kv_store;
@@ -87,7 +90,8 @@ const kv_member *kv_store_member(const kv_store *s, uint64_t id);
 
 /* A result on the wire (a leader answering a forwarded write):
  * u32 status | i64 integer | u64 revision | u8 key_exists | u64 create_rev
- * | u64 mod_rev | u64 version | i64 expire_ms | u8 has_value | u32 len | value.
+ * | u64 mod_rev | u64 version | i64 expire_ms | u8 flags (1 has_value, 2 replayed)
+ * | u32 len | value.
  * Decoding points res->value into data; returns 0 or -1 if malformed. */
 void kv_result_encode(const kv_result *res, buf *out);
 int kv_result_decode(const char *data, size_t len, kv_result *res);

@@ -251,3 +251,21 @@ def test_bad_membership_requests(cluster):
     assert x.request("DELETE", "/v1/cluster/members/abc").status_code == 400
     assert x.request("DELETE", "/v1/cluster/members/77").status_code == 404
     assert x.request("PUT", "/v1/cluster/members").status_code == 405
+
+
+def test_idempotency_key_applies_a_retried_write_once(cluster):
+    leader = leader_of(cluster)
+    follower = next(x for x in cluster if x is not leader)
+    h = {"Idempotency-Key": "order-42"}
+    r1 = follower.put("idem", "first", headers=h)
+    assert r1.status_code == 201 and "Idempotency-Replayed" not in r1.headers
+    # the client retries (say after a timeout), through another node
+    r2 = leader.put("idem", "first", headers=h)
+    assert r2.status_code == 201
+    assert r2.headers.get("Idempotency-Replayed") == "true"
+    assert r2.headers["ETag"] == r1.headers["ETag"]
+    assert leader.get("idem").headers["X-Cairn-Version"] == "1"
+    # a different key is a different write
+    assert follower.put("idem", "second", headers={"Idempotency-Key": "order-43"}).status_code == 201
+    assert leader.get("idem").headers["X-Cairn-Version"] == "2"
+    assert follower.put("idem", "x", headers={"Idempotency-Key": "k" * 129}).status_code == 400

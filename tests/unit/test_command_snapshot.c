@@ -491,6 +491,7 @@ static void craft_snapshot(buf *out, uint32_t version, uint64_t revision, uint64
         buf_append(out, e[i].v, e[i].vn);
     }
     if (version >= 2) append_le(out, 0, 4); /* empty member table */
+    if (version >= 3) append_le(out, 0, 4); /* empty dedup table */
     append_le(out, crc32c_update(0, out->data, out->len), 4);
 }
 
@@ -588,13 +589,13 @@ static void test_snapshot_empty(void **state)
     buf_init(&out);
     buf_init(&want);
     snapshot_of(&a, &out);
-    craft_snapshot(&want, 2, 0, 0, NULL, 0);
-    assert_int_equal(out.len, 40);
+    craft_snapshot(&want, 3, 0, 0, NULL, 0);
+    assert_int_equal(out.len, 44);
     assert_memory_equal(out.data, want.data, want.len);
 
     /* an empty snapshot with a revision replaces a store with content */
     apply_put(&b, "x", 1, "y", 1, 0);
-    craft_snapshot(&want, 2, 77, 0, NULL, 0);
+    craft_snapshot(&want, 3, 77, 0, NULL, 0);
     char err[256];
     assert_int_equal(load(&b, &want, err, sizeof(err)), 0);
     assert_int_equal(b.revision, 77);
@@ -627,7 +628,7 @@ static void test_snapshot_round_trip_10k(void **state)
     /* the writer follows the documented format exactly */
     snap_ent *ents;
     size_t n = entries_of(&a, &ents);
-    craft_snapshot(&want, 2, a.revision, n, ents, n);
+    craft_snapshot(&want, 3, a.revision, n, ents, n);
     assert_int_equal(out.len, want.len);
     assert_memory_equal(out.data, want.data, want.len);
     free(ents);
@@ -856,7 +857,7 @@ static void test_snapshot_crafted_errors(void **state)
     craft_snapshot(&b, 1, 1, 2, empty_late, 2);
     expect_load_error(&v, &b, "out of order");
 
-    craft_snapshot(&b, 3, 3, 3, e, 3);
+    craft_snapshot(&b, 4, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
     craft_snapshot(&b, 0, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
@@ -919,7 +920,7 @@ static void test_snapshot_crafted_valid(void **state)
     buf b, out;
     buf_init(&b);
     buf_init(&out);
-    craft_snapshot(&b, 2, 5, 4, e, 4);
+    craft_snapshot(&b, 3, 5, 4, e, 4);
     kv_store s;
     kv_store_init(&s, 3);
     char err[256];
