@@ -604,6 +604,25 @@ def _scrape_metrics(port, names):
     return out
 
 
+def render(args):
+    """Rewrite the report of an earlier run from its results.json."""
+    out = os.path.abspath(args.render)
+    with open(os.path.join(out, "results.json")) as f:
+        d = json.load(f)
+
+    class Saved:
+        pass
+
+    s = Saved()
+    args.variant = d["variant"]
+    s.args, s.out, s.rounds = args, out, d["rounds"]
+    s.machine, s.results, s.notes = d["machine"], d["results"], d["notes"]
+    s.extra, s.elapsed = d["extra"], d["elapsed_s"]
+    s.loadavg = [r.get("loadavg") for r in d["results"] if r.get("loadavg") is not None]
+    report.write(s)
+    print(s.report_path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -616,9 +635,15 @@ def main():
     ap.add_argument("--out", help="raw results and logs (default bench/results/VARIANT-TIME)")
     ap.add_argument("--only", help="comma-separated workloads: W1,W2,W3,W4,W5,W6")
     ap.add_argument("--rounds", type=int, help="override the variant's A/B rounds")
+    ap.add_argument("--render", metavar="OUT",
+                    help="only rewrite the report and plots from OUT/results.json of an "
+                    "earlier run")
     ap.add_argument("--label", help="what the report calls the cairn build (default: git "
                     "describe of this checkout)")
     args = ap.parse_args()
+    if args.render:
+        render(args)
+        return
     suite = Suite(args)
 
     def on_signal(signum, frame):

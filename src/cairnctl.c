@@ -1027,6 +1027,14 @@ static int ctl__bench_parse(ctl_bench *b, int argc, char **argv, bool *help)
         if (nl >= sizeof(name)) return ctl__bench_usage("unknown option '%s'", arg);
         memcpy(name, arg, nl);
         name[nl] = '\0';
+        static const char *const valued[] = {
+            "--protocol", "--target",   "--endpoints", "--connections", "--duration",
+            "--requests", "--keyspace", "--keys",      "--value-size",  "--read-ratio",
+            "--pipeline", "--rate",     "--seed",      "--timeout"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
+            known |= strcmp(name, valued[k]) == 0;
+        if (!known) return ctl__bench_usage("unknown option '%s'", name);
         const char *val = eq ? eq + 1 : NULL;
         if (!val) {
             if (i + 1 >= argc) return ctl__bench_usage("%s needs a value", name);

@@ -163,6 +163,8 @@ static void daemon__on_signal(uv_signal_t *s, int signum)
     }
     LOG_INFO("shutting down", LF_S("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
     net_server_stop_listening(d->server);
+    d->api.stopping = true;
+    replica_begin_shutdown(d->replica);
     d->drain_deadline = (int64_t)uv_now(d->loop) + DRAIN_LIMIT_MS;
     uv_timer_start(&d->drain, daemon__drain_tick, 0, DRAIN_POLL_MS);
 }

@@ -6,6 +6,7 @@
 #ifndef CAIRN_API_API_H
 #define CAIRN_API_API_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kv/store.h"
@@ -22,6 +23,7 @@ typedef struct api {
     net_server *server;
     int64_t start_ms;       /* monotonic, for uptime */
     uint64_t next_request;  /* for generated request ids */
+    bool stopping;          /* SIGTERM seen: new requests get 503 and close */
 } api;
 
 /* Resident set size of this process in bytes (from /proc), 0 if unknown. */

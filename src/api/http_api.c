@@ -23,6 +23,8 @@ struct http_conn {
     bool pending_read; /* a non-write is queued: later requests must wait */
     bool stalled;      /* parsing stopped until the queue drains */
     bool in_process;
+    int busy_depth;    /* drain/process frames on the stack */
+    bool dead;         /* the connection closed under us: free on unwind */
     /* body of the request being received */
     bool sent_continue;
     bool chunk_active;
@@ -168,33 +170,41 @@ static void http__free_req(http_req *req)
 
 static void http__process(http_conn *hc);
 
-/* Write every finished response at the head of the queue, in order. */
+static void http__free_conn(http_conn *hc);
+
+/* Write every finished response at the head of the queue, in order.
+ * Writing may close the connection (a Connection: close answer, a write
+ * error), which runs http__on_close: it only marks hc dead while a drain or
+ * parse frame is on the stack, and the outermost frame frees it. */
 static void http__drain(http_conn *hc)
 {
     net_conn *c = hc->c;
-    while (hc->head && hc->head->done) {
+    hc->busy_depth++;
+    while (!hc->dead && hc->head && hc->head->done) {
         http_req *req = hc->head;
         hc->head = req->next;
         if (!hc->head) hc->tail = NULL;
         hc->pending--;
         c->busy--;
-        net_conn_write(c, buf_unread(&req->resp), buf_unread_len(&req->resp));
         bool close = req->close_after;
+        net_conn_write(c, buf_unread(&req->resp), buf_unread_len(&req->resp));
         http__free_req(req);
-        if (close) {
+        if (close && !hc->dead) {
             /* nothing after a closing response may be answered */
             net_conn_close_after_write(c);
             break;
         }
     }
-    if (!hc->head) hc->pending_read = false;
-    if (hc->in_process) return; /* the parse loop continues and flushes once */
-    net_conn_flush(c);
-    if (!hc->head && hc->stalled && !c->closing) {
-        hc->stalled = false;
-        http__process(hc);
+    if (!hc->dead && !hc->head) hc->pending_read = false;
+    if (!hc->dead && !hc->in_process) {
         net_conn_flush(c);
+        if (!hc->dead && !hc->head && hc->stalled && !c->closing) {
+            hc->stalled = false;
+            http__process(hc);
+            if (!hc->dead) net_conn_flush(c);
+        }
     }
+    if (--hc->busy_depth == 0 && hc->dead) http__free_conn(hc);
 }
 
 void http_req_complete(http_req *req)
@@ -301,6 +311,14 @@ static void http__dispatch(http_conn *hc, const http_request *hr, const char *bo
     http__set_request_id(req, hr);
     if (http__is_write(hr, req->route) == false && req->route != ROUTE_OTHER) hc->pending_read = true;
 
+    if (req->a->stopping && req->route != ROUTE_HEALTHZ && req->route != ROUTE_READYZ &&
+        req->route != ROUTE_METRICS && req->route != ROUTE_INTERNAL_PROPOSE &&
+        req->route != ROUTE_INTERNAL_READ_INDEX) {
+        /* draining: finish what is in flight, take nothing new */
+        req->close_after = true;
+        http_respond_error(req, 503, "node is shutting down", "Retry-After: 1\r\n");
+        return;
+    }
     switch (req->route) {
     case ROUTE_KEY: http_keys_handle_key(req, hr, query, query_len, body, body_len); break;
     case ROUTE_KEYS:
@@ -377,7 +395,8 @@ static void http__process(http_conn *hc)
     api *a = hc->a;
     size_t max_target = 3 * a->cfg->max_key_bytes + 1024;
     hc->in_process = true;
-    while (!c->closing && !c->close_after_write) {
+    hc->busy_depth++;
+    while (!hc->dead && !c->closing && !c->close_after_write) {
         const char *data = buf_unread(&c->in);
         size_t len = buf_unread_len(&c->in);
         if (len == 0) break;
@@ -466,11 +485,13 @@ static void http__process(http_conn *hc)
             consumed = head_len + cl;
         }
         http__dispatch(hc, &hr, body, body_len);
+        if (hc->dead) break;
         buf_consume(&c->in, consumed);
         http__reset_body(hc);
         http__drain(hc);
     }
     hc->in_process = false;
+    if (--hc->busy_depth == 0 && hc->dead) http__free_conn(hc);
 }
 
 static void http__on_open(net_conn *c)
@@ -487,10 +508,8 @@ static void http__on_data(net_conn *c)
     http__process(c->proto_data);
 }
 
-static void http__on_close(net_conn *c)
+static void http__free_conn(http_conn *hc)
 {
-    http_conn *hc = c->proto_data;
-    if (!hc) return;
     while (hc->head) {
         http_req *req = hc->head;
         hc->head = req->next;
@@ -498,7 +517,18 @@ static void http__on_close(net_conn *c)
     }
     buf_close(&hc->body);
     free(hc);
+}
+
+static void http__on_close(net_conn *c)
+{
+    http_conn *hc = c->proto_data;
+    if (!hc) return;
     c->proto_data = NULL;
+    if (hc->busy_depth > 0) {
+        hc->dead = true; /* the frame on the stack frees it */
+        return;
+    }
+    http__free_conn(hc);
 }
 
 static void http__on_timeout(net_conn *c, int kind)

@@ -38,10 +38,14 @@ uint32_t memory_lru_clock(void)
 const char *memory_policy_name(int eviction)
 {
     switch (eviction) {
-    case EVICTION_ALLKEYS_LRU: return "allkeys-lru";
-    case EVICTION_VOLATILE_LRU: return "volatile-lru";
-    case EVICTION_VOLATILE_TTL: return "volatile-ttl";
-    default: return "noeviction";
+    case EVICTION_ALLKEYS_LRU:
+        return "allkeys-lru";
+    case EVICTION_VOLATILE_LRU:
+        return "volatile-lru";
+    case EVICTION_VOLATILE_TTL:
+        return "volatile-ttl";
+    default:
+        return "noeviction";
     }
 }
 
@@ -75,7 +79,8 @@ typedef struct memory_pick {
  * volatile-ttl. */
 static uint64_t memory__score(memory_pick *p, kv_entry *e)
 {
-    if (p->a->cfg->eviction == EVICTION_VOLATILE_TTL) return (uint64_t)INT64_MAX - (uint64_t)e->expire_ms;
+    if (p->a->cfg->eviction == EVICTION_VOLATILE_TTL)
+        return (uint64_t)INT64_MAX - (uint64_t)e->expire_ms;
     if (e->lru == 0) e->lru = p->clock; /* first sighting starts its clock */
     return (uint32_t)(p->clock - e->lru);
 }
@@ -144,10 +149,8 @@ static bool memory__delete(api *a, const kv_entry *e, bool expired, int64_t now_
     buf_init(&key);
     buf_append(&key, kv_entry_key(e), e->key_len);
     kv_slice arg = {key.data ? key.data : "", key.len};
-    kv_command cmd = {.op = expired ? KV_OP_EXPIRE_KEYS : KV_OP_DEL,
-                      .nargs = 1,
-                      .args = &arg,
-                      .now_ms = now_ms};
+    kv_command cmd = {
+        .op = expired ? KV_OP_EXPIRE_KEYS : KV_OP_DEL, .nargs = 1, .args = &arg, .now_ms = now_ms};
     replica_req rr;
     replica_req_init(&rr, NULL, memory__noop);
     int st = replica_propose(a->replica, &rr, &cmd);

@@ -43,7 +43,7 @@
 #define RESP_KEEP_BYTES ((size_t)16 * 1024)
 
 static const char *const resp__outcome_names[RESP_OUTCOMES_] = {"ok", "error", "busy",
-                                                                 "unavailable", "oom"};
+                                                                "unavailable", "oom"};
 
 static uint64_t resp__now_ns(void)
 {
@@ -140,8 +140,8 @@ static metrics_histogram *resp__histogram(resp_api *ra, size_t idx)
         char labels[96];
         snprintf(labels, sizeof(labels), "command=\"%s\"",
                  idx < ra->ncmds ? ra->cmds[idx]->name : "unknown");
-        ra->m_latency[idx] = metrics_histogram_get(
-            "cairn_resp_command_duration_seconds", "Redis protocol command latency", labels);
+        ra->m_latency[idx] = metrics_histogram_get("cairn_resp_command_duration_seconds",
+                                                   "Redis protocol command latency", labels);
     }
     return ra->m_latency[idx];
 }
@@ -151,21 +151,21 @@ resp_api *resp_api_create(api *a)
     resp_api *ra = xcalloc(1, sizeof(*ra));
     ra->a = a;
     size_t max_bulk = a->cfg->max_value_bytes > a->cfg->max_key_bytes ? a->cfg->max_value_bytes
-                                                                       : a->cfg->max_key_bytes;
+                                                                      : a->cfg->max_key_bytes;
     ra->limits = (resp_limits){.max_args = RESP_MAX_ARGS,
                                .max_bulk_bytes = max_bulk + RESP_BULK_MARGIN,
                                .max_inline_bytes = RESP_MAX_INLINE};
-    ra->max_pending = a->cfg->max_inflight < RESP_MAX_PENDING ? (uint32_t)a->cfg->max_inflight
-                                                              : RESP_MAX_PENDING;
+    ra->max_pending =
+        a->cfg->max_inflight < RESP_MAX_PENDING ? (uint32_t)a->cfg->max_inflight : RESP_MAX_PENDING;
     if (ra->max_pending == 0) ra->max_pending = 1;
     ra->max_query_bytes = 4 * ra->limits.max_bulk_bytes;
     if (ra->max_query_bytes < RESP_MIN_QUERY_BYTES) ra->max_query_bytes = RESP_MIN_QUERY_BYTES;
     resp__index_commands(ra);
     ra->m_cmd = xcalloc(ra->ncmds + 1, sizeof(*ra->m_cmd));
     ra->m_latency = xcalloc(ra->ncmds + 1, sizeof(*ra->m_latency));
-    ra->m_protocol_errors = metrics_counter_get(
-        "cairn_resp_protocol_errors_total",
-        "Redis protocol connections closed for malformed input", "");
+    ra->m_protocol_errors =
+        metrics_counter_get("cairn_resp_protocol_errors_total",
+                            "Redis protocol connections closed for malformed input", "");
     return ra;
 }
 
@@ -347,8 +347,12 @@ static void resp__replica_error(resp_req *req, int st)
         req->outcome = RESP_OUTCOME_BUSY;
         resp_write_error(&req->reply, "BUSY too many requests in flight, retry later");
         break;
-    case REPLICA_ERR_INTERNAL: resp_write_error(&req->reply, "ERR internal error"); break;
-    default: resp_write_errorf(&req->reply, "CLUSTERDOWN %s", replica_status_text(st)); break;
+    case REPLICA_ERR_INTERNAL:
+        resp_write_error(&req->reply, "ERR internal error");
+        break;
+    default:
+        resp_write_errorf(&req->reply, "CLUSTERDOWN %s", replica_status_text(st));
+        break;
     }
 }
 
@@ -358,14 +362,29 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
     const char *msg;
     switch (res->status) {
     case KV_OK:
-    case KV_ERR_PRECONDITION: return false;
-    case KV_ERR_NOT_INTEGER: msg = "ERR value is not an integer or out of range"; break;
-    case KV_ERR_OVERFLOW: msg = "ERR increment or decrement would overflow"; break;
-    case KV_ERR_NOT_FLOAT: msg = "ERR value is not a valid float"; break;
-    case KV_ERR_NAN_OR_INF: msg = "ERR increment would produce NaN or Infinity"; break;
-    case KV_ERR_NO_SUCH_KEY: msg = "ERR no such key"; break;
-    case KV_ERR_TOO_LARGE: msg = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"; break;
-    default: msg = "ERR internal error: the state machine refused the command"; break;
+    case KV_ERR_PRECONDITION:
+        return false;
+    case KV_ERR_NOT_INTEGER:
+        msg = "ERR value is not an integer or out of range";
+        break;
+    case KV_ERR_OVERFLOW:
+        msg = "ERR increment or decrement would overflow";
+        break;
+    case KV_ERR_NOT_FLOAT:
+        msg = "ERR value is not a valid float";
+        break;
+    case KV_ERR_NAN_OR_INF:
+        msg = "ERR increment would produce NaN or Infinity";
+        break;
+    case KV_ERR_NO_SUCH_KEY:
+        msg = "ERR no such key";
+        break;
+    case KV_ERR_TOO_LARGE:
+        msg = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+        break;
+    default:
+        msg = "ERR internal error: the state machine refused the command";
+        break;
     }
     resp_req_error(req, msg);
     return true;
@@ -487,7 +506,14 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
     req->cmd_index = idx;
     ra->total_commands++;
     rc->last_cmd_ms = net_now_ms();
-    if (idx == ra->ncmds) {
+    if (ra->a->stopping) {
+        /* draining: finish what is in flight, take nothing new */
+        resp_write_error(&req->reply, "CLUSTERDOWN node is shutting down");
+        req->outcome = RESP_OUTCOME_UNAVAILABLE;
+        req->close_after = true;
+        rc->failed = true;
+        net_conn_pause(rc->c);
+    } else if (idx == ra->ncmds) {
         buf msg;
         buf_init(&msg);
         resp_format_unknown_command(&msg, argv, argc);

@@ -12,6 +12,9 @@
  * always reads its own writes. When a command cannot start yet, parsing
  * stops and reading pauses (backpressure) until the connection's queue
  * drains; the command stays unconsumed in the input and is parsed again.
+ * The same backpressure caps the requests one connection has in flight
+ * (min(1024, --max-inflight)), so a deep write pipeline is slowed down
+ * rather than shed with -BUSY.
  *
  * The resp_api object owns the command index, the per-command metric
  * pointers and the list of open connections (CLIENT LIST, INFO); it is the

@@ -106,8 +106,12 @@ static void keys__expire_common(resp_req *req, bool seconds, bool relative)
      * so every past instant is sent as 1. */
     if (at <= 0) at = 1;
     kv_slice key = {req->argv[1].ptr, req->argv[1].len};
-    kv_command cmd = {
-        .op = KV_OP_EXPIRE, .flags = flags, .nargs = 1, .args = &key, .now_ms = now, .expire_ms = at};
+    kv_command cmd = {.op = KV_OP_EXPIRE,
+                      .flags = flags,
+                      .nargs = 1,
+                      .args = &key,
+                      .now_ms = now,
+                      .expire_ms = at};
     resp_req_propose(req, &cmd, keys__reply_integer);
 }
 
@@ -155,10 +159,18 @@ static void keys__ttl_ready(resp_req *req)
         int64_t left = e->expire_ms - now;
         if (left < 0) left = 0;
         switch (req->opt) {
-        case KEYS_TTL: v = (left + 500) / 1000; break;
-        case KEYS_PTTL: v = left; break;
-        case KEYS_EXPIRETIME: v = e->expire_ms / 1000; break;
-        default: v = e->expire_ms; break;
+        case KEYS_TTL:
+            v = (left + 500) / 1000;
+            break;
+        case KEYS_PTTL:
+            v = left;
+            break;
+        case KEYS_EXPIRETIME:
+            v = e->expire_ms / 1000;
+            break;
+        default:
+            v = e->expire_ms;
+            break;
         }
     }
     resp_write_integer(&req->reply, v);
@@ -363,9 +375,8 @@ static void keys__renamenx(resp_req *req)
 static void keys__flush(resp_req *req)
 {
     /* ASYNC and SYNC are accepted; the flush is one log entry either way */
-    if (req->argc > 2 ||
-        (req->argc == 2 && !resp_format_arg_is(&req->argv[1], "async") &&
-         !resp_format_arg_is(&req->argv[1], "sync"))) {
+    if (req->argc > 2 || (req->argc == 2 && !resp_format_arg_is(&req->argv[1], "async") &&
+                          !resp_format_arg_is(&req->argv[1], "sync"))) {
         resp_req_error_syntax(req);
         return;
     }
@@ -382,11 +393,11 @@ static void keys__flush(resp_req *req)
 #define X RESP_CMD_DANGEROUS
 
 const resp_cmd resp_cmds_keys[] = {
-    {"del", keys__del, -2, W | K, 1, -1, 1, "generic", "1.0.0", "O(N)", "Delete keys", "key [key ...]"},
+    {"del", keys__del, -2, W | K, 1, -1, 1, "generic", "1.0.0", "O(N)", "Delete keys", "key ..."},
     {"unlink", keys__del, -2, W | K | F, 1, -1, 1, "generic", "4.0.0", "O(N)",
-     "Delete keys (the same as DEL in cairn)", "key [key ...]"},
+     "Delete keys (the same as DEL in cairn)", "key ..."},
     {"exists", keys__exists, -2, R | K | F, 1, -1, 1, "generic", "1.0.0", "O(N)",
-     "Count how many of the given keys exist", "key [key ...]"},
+     "Count how many of the given keys exist", "key ..."},
     {"type", keys__type, 2, R | K | F, 1, 1, 1, "generic", "1.0.0", "O(1)",
      "Return the type of the value of a key", "key"},
     {"expire", keys__expire, -3, W | K | F, 1, 1, 1, "generic", "1.0.0", "O(1)",
@@ -396,7 +407,8 @@ const resp_cmd resp_cmds_keys[] = {
     {"expireat", keys__expireat, -3, W | K | F, 1, 1, 1, "generic", "1.2.0", "O(1)",
      "Set a key's expiry as a unix time in seconds", "key unix-time-seconds [NX|XX|GT|LT]"},
     {"pexpireat", keys__pexpireat, -3, W | K | F, 1, 1, 1, "generic", "2.6.0", "O(1)",
-     "Set a key's expiry as a unix time in milliseconds", "key unix-time-milliseconds [NX|XX|GT|LT]"},
+     "Set a key's expiry as a unix time in milliseconds",
+     "key unix-time-milliseconds [NX|XX|GT|LT]"},
     {"persist", keys__persist, 2, W | K | F, 1, 1, 1, "generic", "2.2.0", "O(1)",
      "Remove the expiry of a key", "key"},
     {"ttl", keys__ttl, 2, R | K | F, 1, 1, 1, "generic", "1.0.0", "O(1)",
@@ -410,16 +422,18 @@ const resp_cmd resp_cmds_keys[] = {
     {"keys", keys__keys, 2, R | K | X, 0, 0, 0, "generic", "1.0.0", "O(N)",
      "Return every key matching a glob-style pattern", "pattern"},
     {"scan", keys__scan, -2, R | K, 0, 0, 0, "generic", "2.8.0", "O(1) per call",
-     "Iterate over the keys incrementally with a cursor", "cursor [MATCH pattern] [COUNT count] [TYPE type]"},
+     "Iterate over the keys incrementally with a cursor",
+     "cursor [MATCH pattern] [COUNT count] [TYPE type]"},
     {"randomkey", keys__randomkey, 1, R | K, 0, 0, 0, "generic", "1.0.0", "O(1)",
      "Return a random key", ""},
     {"dbsize", keys__dbsize, 1, R | K | F, 0, 0, 0, "server", "1.0.0", "O(1)",
      "Return the number of keys", ""},
-    {"rename", keys__rename, 3, W | K, 1, 2, 1, "generic", "1.0.0", "O(1)", "Rename a key", "key newkey"},
+    {"rename", keys__rename, 3, W | K, 1, 2, 1, "generic", "1.0.0", "O(1)", "Rename a key",
+     "key newkey"},
     {"renamenx", keys__renamenx, 3, W | K | F, 1, 2, 1, "generic", "1.0.0", "O(1)",
      "Rename a key only if the new name does not exist", "key newkey"},
-    {"flushdb", keys__flush, -1, W | K | X, 0, 0, 0, "server", "1.0.0", "O(N)",
-     "Delete every key", "[ASYNC|SYNC]"},
+    {"flushdb", keys__flush, -1, W | K | X, 0, 0, 0, "server", "1.0.0", "O(N)", "Delete every key",
+     "[ASYNC|SYNC]"},
     {"flushall", keys__flush, -1, W | K | X, 0, 0, 0, "server", "1.0.0", "O(N)",
      "Delete every key (cairn has one database)", "[ASYNC|SYNC]"},
 };

@@ -36,8 +36,8 @@ static const char server__bad_name[] =
 static void server__unknown_subcommand(resp_req *req, const char *help_of)
 {
     const resp_arg *a = &req->argv[1];
-    resp_req_errorf(req, "ERR unknown subcommand '%.*s'. Try %s HELP.", (int)(a->len > 128 ? 128 : a->len),
-                    a->ptr, help_of);
+    resp_req_errorf(req, "ERR unknown subcommand '%.*s'. Try %s HELP.",
+                    (int)(a->len > 128 ? 128 : a->len), a->ptr, help_of);
 }
 
 static void server__sub_arity(resp_req *req, const char *cmd, const char *sub)
@@ -273,7 +273,8 @@ static void server__client_line(buf *out, const resp_conn *rc, int64_t now_ms)
                "events=r cmd=%s user=default redir=-1 resp=%d lib-name=",
                (long long)((now_ms - rc->created_ms) / 1000),
                (long long)((now_ms - rc->last_cmd_ms) / 1000), rc->readonly ? "r" : "N",
-               buf_unread_len(&c->in), c->in.cap, buf_unread_len(&c->out) + buf_unread_len(&c->wbuf),
+               buf_unread_len(&c->in), c->in.cap,
+               buf_unread_len(&c->out) + buf_unread_len(&c->wbuf),
                c->in.cap + c->out.cap + c->wbuf.cap, rc->last_cmd, rc->proto);
     buf_append(out, rc->lib_name.data ? rc->lib_name.data : "", rc->lib_name.len);
     buf_append_str(out, " lib-ver=");
@@ -290,8 +291,7 @@ static void server__client_list(resp_req *req)
         const resp_arg *a = &req->argv[i];
         if (resp_format_arg_is(a, "type") && i + 1 < req->argc) {
             const resp_arg *t = &req->argv[++i];
-            if (resp_format_arg_is(t, "normal"))
-                continue;
+            if (resp_format_arg_is(t, "normal")) continue;
             if (resp_format_arg_is(t, "master") || resp_format_arg_is(t, "replica") ||
                 resp_format_arg_is(t, "slave") || resp_format_arg_is(t, "pubsub")) {
                 none = true;
@@ -452,11 +452,9 @@ static void server__command_flags(buf *o, int proto, uint32_t f)
         uint32_t bit;
         const char *name;
     } names[] = {
-        {RESP_CMD_WRITE, "write"},       {RESP_CMD_READONLY, "readonly"},
-        {RESP_CMD_DENYOOM, "denyoom"},   {RESP_CMD_ADMIN, "admin"},
-        {RESP_CMD_NOSCRIPT, "noscript"}, {RESP_CMD_LOADING, "loading"},
-        {RESP_CMD_STALE, "stale"},       {RESP_CMD_FAST, "fast"},
-        {RESP_CMD_NO_AUTH, "no_auth"},
+        {RESP_CMD_WRITE, "write"}, {RESP_CMD_READONLY, "readonly"}, {RESP_CMD_DENYOOM, "denyoom"},
+        {RESP_CMD_ADMIN, "admin"}, {RESP_CMD_NOSCRIPT, "noscript"}, {RESP_CMD_LOADING, "loading"},
+        {RESP_CMD_STALE, "stale"}, {RESP_CMD_FAST, "fast"},         {RESP_CMD_NO_AUTH, "no_auth"},
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) n += (f & names[i].bit) != 0;
@@ -524,9 +522,9 @@ static void server__command_getkeys(resp_req *req)
 {
     const resp_api *ra = req->rc->ra;
     if (req->argc < 3) {
-            server__sub_arity(req, "command", "getkeys");
-            return;
-        }
+        server__sub_arity(req, "command", "getkeys");
+        return;
+    }
     const resp_cmd *cmd = resp_api_lookup(ra, req->argv[2].ptr, req->argv[2].len);
     size_t argc = req->argc - 2;
     const resp_arg *argv = req->argv + 2;
@@ -645,9 +643,11 @@ static const struct {
     const char *name;
     uint32_t bit;
 } server__sections[] = {
-    {"server", INFO_SERVER},           {"clients", INFO_CLIENTS}, {"memory", INFO_MEMORY},
-    {"persistence", INFO_PERSISTENCE}, {"stats", INFO_STATS},     {"replication", INFO_REPLICATION},
-    {"cpu", INFO_CPU},                 {"cluster", INFO_CLUSTER}, {"keyspace", INFO_KEYSPACE},
+    {"server", INFO_SERVER},     {"clients", INFO_CLIENTS},
+    {"memory", INFO_MEMORY},     {"persistence", INFO_PERSISTENCE},
+    {"stats", INFO_STATS},       {"replication", INFO_REPLICATION},
+    {"cpu", INFO_CPU},           {"cluster", INFO_CLUSTER},
+    {"keyspace", INFO_KEYSPACE},
 };
 
 static void server__section(buf *o, const char *title, bool *first)
@@ -676,9 +676,8 @@ static void server__info_text(resp_req *req, uint32_t want, buf *o)
     int64_t now = net_now_ms();
     uint64_t used = store->ks.mem_bytes, rss = api_rss_bytes();
     bool durable = cfg->persistence == PERSISTENCE_DURABLE;
-    const char *role = strcmp(st.role, "leader") == 0 || strcmp(st.role, "standalone") == 0
-                           ? "master"
-                           : "slave";
+    const char *role =
+        strcmp(st.role, "leader") == 0 || strcmp(st.role, "standalone") == 0 ? "master" : "slave";
     if (want & INFO_SERVER) {
         struct utsname u;
         if (uname(&u) != 0) memset(&u, 0, sizeof(u));
@@ -901,12 +900,13 @@ static void server__config(resp_req *req)
 #define U RESP_CMD_NO_AUTH
 
 const resp_cmd resp_cmds_server[] = {
-    {"ping", server__ping, -1, F | S, 0, 0, 0, "connection", "1.0.0", "O(1)",
-     "Ping the server", "[message]"},
+    {"ping", server__ping, -1, F | S, 0, 0, 0, "connection", "1.0.0", "O(1)", "Ping the server",
+     "[message]"},
     {"echo", server__echo, 2, F | S | L, 0, 0, 0, "connection", "1.0.0", "O(1)",
      "Return the given string", "message"},
     {"hello", server__hello, -1, F | N | L | S | U, 0, 0, 0, "connection", "6.0.0", "O(1)",
-     "Handshake: choose the protocol (2 or 3), authenticate, name the connection", "[protover [AUTH username password] [SETNAME clientname]]"},
+     "Handshake: choose the protocol (2 or 3), authenticate, name the connection",
+     "[protover [AUTH username password] [SETNAME clientname]]"},
     {"quit", server__quit, -1, F | N | L | S | U, 0, 0, 0, "connection", "1.0.0", "O(1)",
      "Close the connection once the earlier replies are sent", ""},
     {"reset", server__reset, 1, F | N | L | S | U, 0, 0, 0, "connection", "6.2.0", "O(1)",
@@ -924,11 +924,10 @@ const resp_cmd resp_cmds_server[] = {
     {"command", server__command, -1, L | S, 0, 0, 0, "server", "2.8.13", "O(N)",
      "Describe the commands: COUNT, INFO, DOCS, LIST, GETKEYS", "[subcommand [argument ...]]"},
     {"info", server__info, -1, L | S, 0, 0, 0, "server", "1.0.0", "O(1)",
-     "Server information and statistics", "[section [section ...]]"},
+     "Server information and statistics", "[section ...]"},
     {"time", server__time, 1, F | L | S, 0, 0, 0, "server", "2.6.0", "O(1)",
      "Return the server time", ""},
     {"config", server__config, -2, A | N | L | S, 0, 0, 0, "server", "2.0.0", "O(N)",
      "Read the configuration (CONFIG GET)", "subcommand [argument ...]"},
 };
 const size_t resp_cmds_server_count = sizeof(resp_cmds_server) / sizeof(resp_cmds_server[0]);
-

@@ -369,10 +369,8 @@ static void str__append(resp_req *req)
 {
     if (!resp_req_check_value(req, &req->argv[2])) return;
     kv_slice args[2] = {{req->argv[1].ptr, req->argv[1].len}, {req->argv[2].ptr, req->argv[2].len}};
-    kv_command cmd = {.op = KV_OP_APPEND,
-                      .nargs = 2,
-                      .args = args,
-                      .b = (int64_t)req->a->cfg->max_value_bytes};
+    kv_command cmd = {
+        .op = KV_OP_APPEND, .nargs = 2, .args = args, .b = (int64_t)req->a->cfg->max_value_bytes};
     resp_req_propose(req, &cmd, str__reply_integer);
 }
 
@@ -405,9 +403,12 @@ static void str__setrange(resp_req *req)
 #define F RESP_CMD_FAST
 
 const resp_cmd resp_cmds_strings[] = {
-    {"get", str__get, 2, R | F, 1, 1, 1, "string", "1.0.0", "O(1)", "Get the value of a key", "key"},
+    {"get", str__get, 2, R | F, 1, 1, 1, "string", "1.0.0", "O(1)", "Get the value of a key",
+     "key"},
     {"set", str__set, -3, W | D, 1, 1, 1, "string", "1.0.0", "O(1)",
-     "Set the string value of a key, with optional expiry and conditions", "key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]"},
+     "Set the string value of a key, with optional expiry and conditions",
+     "key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT "
+     "unix-time-milliseconds|KEEPTTL]"},
     {"setnx", str__setnx, 3, W | D | F, 1, 1, 1, "string", "1.0.0", "O(1)",
      "Set the value of a key only if it does not exist", "key value"},
     {"setex", str__setex, 4, W | D, 1, 1, 1, "string", "2.0.0", "O(1)",
@@ -419,9 +420,10 @@ const resp_cmd resp_cmds_strings[] = {
     {"getdel", str__getdel, 2, W | F, 1, 1, 1, "string", "6.2.0", "O(1)",
      "Return the value of a key and delete the key", "key"},
     {"getex", str__getex, -2, W | F, 1, 1, 1, "string", "6.2.0", "O(1)",
-     "Return the value of a key and optionally change its expiry", "key [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|PERSIST]"},
+     "Return the value of a key and optionally change its expiry",
+     "key [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|PERSIST]"},
     {"mget", str__mget, -2, R | F, 1, -1, 1, "string", "1.0.0", "O(N)",
-     "Return the values of all the given keys", "key [key ...]"},
+     "Return the values of all the given keys", "key ..."},
     {"mset", str__mset, -3, W | D, 1, -1, 2, "string", "1.0.1", "O(N)",
      "Set several keys to several values at once", "(key value)..."},
     {"msetnx", str__msetnx, -3, W | D, 1, -1, 2, "string", "1.0.1", "O(N)",
@@ -435,7 +437,7 @@ const resp_cmd resp_cmds_strings[] = {
     {"decrby", str__decrby, 3, W | D | F, 1, 1, 1, "string", "1.0.0", "O(1)",
      "Subtract an amount from the integer value of a key", "key decrement"},
     {"incrbyfloat", str__incrbyfloat, 3, W | D | F, 1, 1, 1, "string", "2.6.0", "O(1)",
-     "Add a floating point amount to the value of a key", "key float-increment"},
+     "Add a floating point amount to the value of a key", "key increment:double"},
     {"append", str__append, 3, W | D | F, 1, 1, 1, "string", "2.0.0", "O(1)",
      "Append bytes to the value of a key", "key value"},
     {"strlen", str__strlen, 2, R | F, 1, 1, 1, "string", "2.2.0", "O(1)",

@@ -158,13 +158,12 @@ static size_t doc__word(doc_parser *p, char *out, size_t cap, bool *upper)
 
 static const char *doc__type_of(const char *name)
 {
-    static const char *const integers[] = {"seconds", "milliseconds", "offset", "start", "end",
-                                           "count", "cursor", "increment", "decrement", "index",
-                                           "protover", "client-id", NULL};
+    static const char *const integers[] = {
+        "seconds",   "milliseconds", "offset", "start",    "end",       "count", "cursor",
+        "increment", "decrement",    "index",  "protover", "client-id", NULL};
     if (strcmp(name, "key") == 0 || strcmp(name, "newkey") == 0) return "key";
     if (strcmp(name, "pattern") == 0) return "pattern";
     if (strncmp(name, "unix-time", 9) == 0) return "unix-time";
-    if (strncmp(name, "float", 5) == 0) return "double";
     for (size_t i = 0; integers[i]; i++)
         if (strcmp(name, integers[i]) == 0) return "integer";
     return "string";
@@ -225,6 +224,20 @@ static int doc__item(doc_parser *p)
         } else {
             doc__copy(d->name, sizeof(d->name), w);
             d->type = doc__type_of(w);
+            if (p->s[p->i] == ':') { /* an explicit type: "increment:double" */
+                static const char *const types[] = {"string",  "integer",   "double", "key",
+                                                    "pattern", "unix-time", NULL};
+                char t[16];
+                p->i++;
+                doc__word(p, t, sizeof(t), &upper);
+                d->type = NULL;
+                for (size_t k = 0; types[k]; k++)
+                    if (strcmp(t, types[k]) == 0) d->type = types[k];
+                if (!d->type) {
+                    p->failed = true;
+                    return -1;
+                }
+            }
         }
     }
     doc__skip(p);

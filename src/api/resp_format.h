@@ -41,7 +41,8 @@ bool resp_format_client_name_ok(const char *s, size_t n);
  *   "key value [NX|XX] [GET] [EX seconds|PX milliseconds|KEEPTTL]"
  * UPPER-case words are tokens (a token followed by a lower-case word is
  * one argument with that token); lower-case words are arguments, typed by
- * name (key, pattern, integer-like names, unix-time-*, float-*); [...] is
+ * name (key, pattern, integer-like names, unix-time-*) or explicitly
+ * ("increment:double"); [...] is
  * optional, (...) a required group, '|' separates alternatives (oneof),
  * "..." after an item makes it repeatable. Writes one array; returns the
  * number of top-level arguments, or -1 (and writes nothing) if the

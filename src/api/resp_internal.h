@@ -112,14 +112,14 @@ struct resp_conn {
     resp_req *head, *tail; /* requests in arrival order */
     resp_req *spare;       /* finished requests kept for reuse */
     uint32_t pending, nspare;
-    bool pending_read; /* a non-write is queued: nothing may start */
-    bool stalled;      /* parsing stopped (and reading paused) until drained */
+    bool pending_read;  /* a non-write is queued: nothing may start */
+    bool stalled;       /* parsing stopped (and reading paused) until drained */
     uint32_t resume_at; /* a stalled connection resumes at this many pending */
-    bool failed;       /* a protocol error or QUIT: parse nothing more */
-    bool dead;         /* closed while a call up the stack still uses it */
-    int depth;         /* nesting of process/drain calls */
-    int proto;         /* 2 or 3 */
-    bool readonly;     /* READONLY: stale local reads */
+    bool failed;        /* a protocol error or QUIT: parse nothing more */
+    bool dead;          /* closed while a call up the stack still uses it */
+    int depth;          /* nesting of process/drain calls */
+    int proto;          /* 2 or 3 */
+    bool readonly;      /* READONLY: stale local reads */
     buf name, lib_name, lib_ver;
     int64_t created_ms, last_cmd_ms;
     const char *last_cmd;

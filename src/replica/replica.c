@@ -127,6 +127,8 @@ struct replica {
 
     uint64_t leader_changes;
     uint64_t last_leader_seen;
+    struct peer_gauge *peer_gauges; /* per-peer metrics registered so far */
+    uint64_t snapshots_received;
     metrics_counter *m_proposals_ok, *m_proposals_failed, *m_shed, *m_expiry_cycles;
     metrics_counter *m_forwarded, *m_forward_failures;
     metrics_histogram *m_snapshot_seconds, *m_snapshot_fork_seconds;
@@ -349,6 +351,7 @@ static int fsm__restore(struct raft_fsm *fsm, struct raft_buffer *b)
              LF_I("revision", r->store->revision), LF_I("bytes", b->len),
              LF_I("ms", (now_ns() - t0) / 1000000));
     raft_free(b->base); /* on success the FSM owns the buffer */
+    if (r->raft_started) r->snapshots_received++; /* installed from the leader */
     replica__wake_rev_waiters(r);
     return 0;
 }
@@ -1002,6 +1005,8 @@ static void replica__expiry_cycle(replica *r)
     r->expiry_inflight = true;
 }
 
+static void replica__register_peer_metrics(replica *r);
+
 static void replica__tick(uv_timer_t *t)
 {
     replica *r = t->data;
@@ -1011,6 +1016,7 @@ static void replica__tick(uv_timer_t *t)
         replica__expire_deadlines(r);
         replica__forward_tick(r);
         replica__register_member(r);
+        replica__register_peer_metrics(r);
     }
     replica__expiry_cycle(r);
     /* keep incremental rehashing moving when there are no writes */
@@ -1305,6 +1311,62 @@ static double g_snapshots(void *c) { return (double)((replica *)c)->snapshots_ta
 static double g_snapshot_bytes(void *c) { return (double)((replica *)c)->snapshot_bytes; }
 static double g_fork_max(void *c) { return ((replica *)c)->snapshot_max_fork_seconds; }
 
+/* Per-peer gauges, registered when a peer first appears in the
+ * configuration; their callbacks look the peer up by id at scrape time. */
+typedef struct peer_gauge {
+    replica *r;
+    uint64_t id;
+    struct peer_gauge *next;
+} peer_gauge;
+
+static double g_breaker(void *c)
+{
+    peer_gauge *p = c;
+    return p->r->fwd ? forward_breaker_state(p->r->fwd, p->id) : 0;
+}
+
+static double g_lag(void *c)
+{
+    peer_gauge *p = c;
+    replica *r = p->r;
+    if (raft_state(&r->raft) != RAFT_LEADER || !r->raft.leader_state.progress) return 0;
+    const struct raft_configuration *conf = &r->raft.configuration;
+    for (unsigned i = 0; i < conf->n; i++) {
+        if (conf->servers[i].id != p->id) continue;
+        if (p->id == r->id) return 0;
+        uint64_t last = raft_last_index(&r->raft), match = r->raft.leader_state.progress[i].match_index;
+        return last > match ? (double)(last - match) : 0;
+    }
+    return 0;
+}
+
+static void replica__register_peer_metrics(replica *r)
+{
+    const struct raft_configuration *conf = &r->raft.configuration;
+    for (unsigned i = 0; i < conf->n; i++) {
+        uint64_t id = conf->servers[i].id;
+        if (id == r->id) continue;
+        peer_gauge *p = r->peer_gauges;
+        while (p && p->id != id) p = p->next;
+        if (p) continue;
+        p = xcalloc(1, sizeof(*p));
+        p->r = r;
+        p->id = id;
+        p->next = r->peer_gauges;
+        r->peer_gauges = p;
+        char labels[64];
+        snprintf(labels, sizeof(labels), "peer=\"%llu\"", (unsigned long long)id);
+        metrics_gauge_register("cairn_forward_breaker_state",
+                               "Circuit breaker towards a peer: 0 closed, 1 open, 2 half-open",
+                               labels, g_breaker, p);
+        metrics_gauge_register("cairn_replication_lag_entries",
+                               "Log entries a peer is behind the leader (on the leader)", labels,
+                               g_lag, p);
+    }
+}
+
+static double g_snap_recv(void *c) { return (double)((replica *)c)->snapshots_received; }
+
 static void replica__register_metrics(replica *r)
 {
     r->m_proposals_ok = metrics_counter_get("cairn_proposals_total", "Writes proposed, by outcome",
@@ -1337,6 +1399,8 @@ static void replica__register_metrics(replica *r)
     metrics_counter_fn_register("cairn_snapshots_total", "Snapshots taken", "", g_snapshots, r);
     metrics_gauge_register("cairn_snapshot_bytes", "Size of the last snapshot", "",
                            g_snapshot_bytes, r);
+    metrics_counter_fn_register("cairn_snapshots_received_total",
+                                "Snapshots installed from the leader", "", g_snap_recv, r);
 }
 
 /* ---- lifecycle ------------------------------------------------------------- */
@@ -1519,6 +1583,12 @@ static void replica__fail_reads(replica *r)
     }
 }
 
+void replica_begin_shutdown(replica *r)
+{
+    while (r->rev_waiters.head) read_finish(r->rev_waiters.head, REPLICA_ERR_SHUTDOWN);
+    while (r->index_waiters.head) read_finish(r->index_waiters.head, REPLICA_ERR_SHUTDOWN);
+}
+
 static void replica__tick_closed(uv_handle_t *h)
 {
     replica *r = h->data;
@@ -1563,6 +1633,11 @@ void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
 void replica_destroy(replica *r)
 {
     lazyfree_flush();
+    while (r->peer_gauges) {
+        peer_gauge *p = r->peer_gauges;
+        r->peer_gauges = p->next;
+        free(p);
+    }
     if (r->snap_pid > 0) {
         kill(r->snap_pid, SIGKILL);
         waitpid(r->snap_pid, NULL, 0);

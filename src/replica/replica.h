@@ -68,6 +68,9 @@ int replica_start(replica *r, char *err, size_t errlen);
 /* Hand leadership away if we lead and others can take it; cb when done
  * (or at once). */
 void replica_step_down(replica *r, void (*cb)(void *ctx), void *ctx);
+/* Shutdown has begun: answer reads that are waiting (bookmarks, index)
+ * with SHUTDOWN now rather than letting them run into the drain limit. */
+void replica_begin_shutdown(replica *r);
 /* Stop: fail pending requests with SHUTDOWN, close Raft; cb when closed. */
 void replica_close(replica *r, void (*cb)(void *ctx), void *ctx);
 void replica_destroy(replica *r);

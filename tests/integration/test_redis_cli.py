@@ -108,12 +108,14 @@ def _interactive(port, lines, timeout=20):
     """Run redis-cli on a pseudo-terminal, type lines, return the screen text."""
     pid, fd = pty.fork()
     if pid == 0:  # child
+        os.environ["TERM"] = "xterm"  # hints need a terminal that has colours
         os.execvp("redis-cli", ["redis-cli", "-h", "127.0.0.1", "-p", str(port)])
+    queries = 0
     out = b""
     deadline = time.monotonic() + timeout
 
     def pump(seconds):
-        nonlocal out
+        nonlocal out, queries
         end = min(time.monotonic() + seconds, deadline)
         while time.monotonic() < end:
             r, _, _ = select.select([fd], [], [], 0.05)
@@ -126,12 +128,21 @@ def _interactive(port, lines, timeout=20):
             if not d:
                 return
             out += d
-            if b"\x1b[6n" in d:  # the line editor asks for the cursor position
-                os.write(fd, b"\x1b[1;1R")
+            # The line editor measures the terminal by asking for the cursor
+            # position before and after moving far right: answer 200 columns.
+            for _ in range(d.count(b"\x1b[6n")):
+                queries += 1
+                os.write(fd, b"\x1b[1;1R" if queries % 2 else b"\x1b[1;200R")
 
     try:
         pump(1.0)
         for line in lines:
+            if line.endswith(" "):  # type it and stop: the hint shows
+                os.write(fd, line.encode())
+                pump(0.6)
+                os.write(fd, b"\x15")  # ^U clears the line
+                pump(0.2)
+                continue
             os.write(fd, line.encode() + b"\r")
             pump(0.6)
     finally:
@@ -145,10 +156,17 @@ def _interactive(port, lines, timeout=20):
 
 
 def test_interactive_session(anynode):
-    """The interactive client starts (it fetches COMMAND DOCS first) and
-    runs commands with its human-readable formatting."""
-    screen = _interactive(anynode.resp_port, ["SET greeting hello", "GET greeting", "GET nokey",
+    """The interactive client starts (it fetches COMMAND DOCS first), shows
+    Redis' argument hints, and runs commands with its formatting."""
+    screen = _interactive(anynode.resp_port, ["SET ", "EXPIRE ", "SCAN ", "MGET ", "INCRBYFLOAT ",
+                                              "SET greeting hello", "GET greeting", "GET nokey",
                                               "INCR n", "SET x", "HELLO 3", "MGET greeting nokey"])
+    # the hints redis-cli 7.0 shows against redis-server, character for character
+    for hint in ("SET key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds"
+                 "|PXAT unix-time-milliseconds|KEEPTTL]", "EXPIRE key seconds [NX|XX|GT|LT]",
+                 "SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]", "MGET key [key ...]",
+                 "INCRBYFLOAT key increment"):
+        assert hint in screen, hint
     assert '"hello"' in screen
     assert "(nil)" in screen
     assert "(integer) 1" in screen

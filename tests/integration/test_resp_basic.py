@@ -305,6 +305,16 @@ def test_command(anynode):
         assert d[b"group"] == b"string" and d[b"since"] == b"1.0.0" and d[b"summary"]
         alldocs = c.cmd("COMMAND", "DOCS")
         assert len(alldocs) == 2 * n
+        # every command that takes arguments documents them (redis-cli hints)
+        no_args = {b"quit", b"reset", b"readonly", b"readwrite", b"time", b"randomkey", b"dbsize"}
+        for name, doc in zip(alldocs[0::2], alldocs[1::2]):
+            d = dict(zip(doc[0::2], doc[1::2]))
+            assert (b"arguments" in d) == (name not in no_args), name
+            if b"arguments" in d:
+                assert d[b"arguments"], name
+        sd = dict(zip(docs[1][0::2], docs[1][1::2]))[b"arguments"]
+        assert [dict(zip(a[0::2], a[1::2]))[b"name"] for a in sd] == \
+            [b"key", b"value", b"nx", b"get", b"seconds"]
         assert sorted(x.decode() for x in c.cmd("COMMAND", "LIST")) == sorted(names)
         assert c.cmd("COMMAND", "GETKEYS", "MSET", "a", "1", "b", "2") == [b"a", b"b"]
         assert c.cmd("COMMAND", "GETKEYS", "GET") == "ERR Invalid number of arguments specified for command"

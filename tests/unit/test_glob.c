@@ -232,10 +232,10 @@ static void test_property_vs_reference(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_literals),     cmocka_unit_test(test_star_and_question),
-        cmocka_unit_test(test_sets),         cmocka_unit_test(test_escapes),
-        cmocka_unit_test(test_binary),       cmocka_unit_test(test_pathological),
-        cmocka_unit_test(test_is_literal),   cmocka_unit_test(test_property_vs_reference),
+        cmocka_unit_test(test_literals),   cmocka_unit_test(test_star_and_question),
+        cmocka_unit_test(test_sets),       cmocka_unit_test(test_escapes),
+        cmocka_unit_test(test_binary),     cmocka_unit_test(test_pathological),
+        cmocka_unit_test(test_is_literal), cmocka_unit_test(test_property_vs_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,345 @@
+"""Fault schedules and their execution against a harness.Cluster.
+
+A schedule is a list of steps computed from the seed alone, so a seed
+reproduces it; which node "the leader" is gets resolved when the step runs
+(and is recorded in the fault log). Every fault lasts a bounded time and is
+healed before the next one starts; at most a minority (one node of three)
+is faulty at any moment, except in `restart-all`, which is the point of it.
+
+Kinds:
+  kill              kill -9 a random node, restart it after the fault time
+  kill-leader       kill -9 the current leader, restart it
+  pause             SIGSTOP a random node (a very slow node), SIGCONT
+  pause-leader      SIGSTOP the leader, SIGCONT
+  partition-random  cut a random node off from both peers (connections reset)
+  partition-leader  cut the leader off from both peers
+  blackhole-leader  isolate the leader silently (packets dropped, no resets)
+  partition-partial cut only the link between the leader and one follower;
+                    the third node still reaches both (a non-transitive net)
+  partition-asym    the leader's outgoing messages are dropped, incoming
+                    ones still arrive
+  delay             every link delayed by 20-150 ms with jitter
+  member            remove a random node (DELETE /v1/cluster/members/N), wipe
+                    its data, re-add it (POST /v1/cluster/members) and restart
+                    it with --join; the cluster runs on two voters meanwhile
+  transfer          POST /v1/cluster/leader to move leadership to a random
+                    follower
+  restart-all       kill -9 every node at once, then restart them all
+"""
+import random
+import threading
+import time
+
+import requests
+
+KINDS = ["kill", "kill-leader", "pause", "pause-leader", "partition-random", "partition-leader",
+         "blackhole-leader", "partition-partial", "partition-asym", "delay", "member", "transfer",
+         "restart-all"]
+
+# rough time each kind takes beyond its fault time (recovery), for planning
+_RECOVERY = {"kill": 3, "kill-leader": 4, "pause": 2, "pause-leader": 4, "partition-random": 2,
+             "partition-leader": 4, "blackhole-leader": 4, "partition-partial": 3,
+             "partition-asym": 4, "delay": 1, "member": 8, "transfer": 1, "restart-all": 6}
+
+
+def parse_mix(mix):
+    """'all' or 'kind[:weight],...' -> {kind: weight}."""
+    if mix in (None, "", "all"):
+        return {k: 1 for k in KINDS}
+    out = {}
+    for part in mix.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, _, w = part.partition(":")
+        if name == "all":
+            for k in KINDS:
+                out.setdefault(k, 1)
+            continue
+        if name not in KINDS:
+            raise ValueError(f"unknown nemesis {name!r}; known: {', '.join(KINDS)}")
+        out[name] = int(w) if w else 1
+    if not out:
+        raise ValueError("empty nemesis mix")
+    return out
+
+
+def make_schedule(seed, duration, mix="all", fault_time=(3.0, 6.0), gap=(1.0, 3.0)):
+    """Steps whose planned total (fault + recovery + gap) fits `duration`
+    seconds. Kinds come in shuffled rounds where each kind appears `weight`
+    times, so a short run still sees every kind once."""
+    rng = random.Random(seed)
+    weights = parse_mix(mix)
+    steps = []
+    planned = 0.0
+    bag = []
+    while True:
+        if not bag:
+            bag = [k for k, w in weights.items() for _ in range(w)]
+            rng.shuffle(bag)
+        kind = bag.pop()
+        d = rng.uniform(*fault_time)
+        if kind == "transfer":
+            d = rng.uniform(1.0, 2.0)
+        elif kind == "restart-all":
+            d = rng.uniform(0.5, 2.0)
+        g = rng.uniform(*gap)
+        cost = d + g + _RECOVERY[kind]
+        if steps and planned + cost > duration:
+            break
+        steps.append({"step": len(steps), "kind": kind, "duration": round(d, 2), "gap": round(g, 2),
+                      "pick": round(rng.random(), 4), "delay_ms": rng.randint(20, 150),
+                      "jitter_ms": rng.randint(0, 80)})
+        planned += cost
+        if planned > duration:
+            break
+    return steps
+
+
+class Nemesis:
+    def __init__(self, cluster, log=print, recovery_timeout=60.0):
+        self.c = cluster
+        self.log = log
+        self.events = []
+        self.lock = threading.Lock()
+        self.recovery_timeout = recovery_timeout
+        self.problems = []  # harness-level trouble (not safety violations)
+        self.unavailable = []  # cluster did not recover in time after a heal
+
+    # -- bookkeeping --------------------------------------------------------------
+    def event(self, step, phase, **kw):
+        e = {"t": time.monotonic_ns(), "step": step["step"], "kind": step["kind"], "phase": phase}
+        e.update(kw)
+        with self.lock:
+            self.events.append(e)
+        self.log(f"nemesis: step {step['step']} {step['kind']} {phase} "
+                 + " ".join(f"{k}={v}" for k, v in kw.items()))
+        return e
+
+    def _pick(self, step, candidates):
+        candidates = sorted(candidates)
+        return candidates[int(step["pick"] * len(candidates)) % len(candidates)]
+
+    def _leader_or_pick(self, step):
+        ld = self.c.leader(8)
+        if ld is None:
+            ld = self._pick(step, self.c.node_ids())
+            self.event(step, "info", note="no leader found, picking a node instead", node=ld)
+        return ld
+
+    def _others(self, i):
+        return [j for j in self.c.node_ids() if j != i]
+
+    # -- the run --------------------------------------------------------------------
+    def run(self, schedule, deadline):
+        """Run steps until the schedule ends or the monotonic deadline passes
+        (a started fault is always finished and healed)."""
+        for step in schedule:
+            if time.monotonic() >= deadline:
+                break
+            try:
+                getattr(self, "do_" + step["kind"].replace("-", "_"))(step)
+            except Exception as e:  # noqa: BLE001 - heal and carry on, but say so
+                self.problems.append(f"step {step['step']} {step['kind']}: {e!r}")
+                self.event(step, "error", error=repr(e))
+                self.c.heal_all()
+            t0 = time.monotonic()
+            ok = self.c.wait_healthy(self.recovery_timeout)
+            took = time.monotonic() - t0
+            self.event(step, "recovered" if ok else "not-recovered", seconds=round(took, 2))
+            if not ok:
+                self.unavailable.append(f"step {step['step']} {step['kind']}: cluster not healthy "
+                                        f"{self.recovery_timeout}s after the heal")
+                self.c.heal_all()
+                self.c.wait_healthy(self.recovery_timeout)
+            time.sleep(step["gap"])
+
+    # -- faults -----------------------------------------------------------------------
+    def _kill(self, step, target):
+        self.event(step, "start", node=target, action="kill -9")
+        self.c.kill9(target)
+        time.sleep(step["duration"])
+        self.c.restart(target, wait=False)
+        self.event(step, "heal", node=target, action="restart")
+
+    def do_kill(self, step):
+        self._kill(step, self._pick(step, self.c.node_ids()))
+
+    def do_kill_leader(self, step):
+        self._kill(step, self._leader_or_pick(step))
+
+    def _pause(self, step, target):
+        self.event(step, "start", node=target, action="SIGSTOP")
+        self.c.pause(target)
+        time.sleep(step["duration"])
+        self.c.resume(target)
+        self.event(step, "heal", node=target, action="SIGCONT")
+
+    def do_pause(self, step):
+        self._pause(step, self._pick(step, self.c.node_ids()))
+
+    def do_pause_leader(self, step):
+        self._pause(step, self._leader_or_pick(step))
+
+    def _isolate(self, step, target, mode):
+        links = [[target, o] for o in self._others(target)] + [[o, target] for o in self._others(target)]
+        self.event(step, "start", node=target, mode=mode, links=links)
+        self.c.proxy.call(cmd="set", links=links, mode=mode)
+        time.sleep(step["duration"])
+        self.c.proxy.call(cmd="heal")
+        self.event(step, "heal", node=target)
+
+    def do_partition_random(self, step):
+        self._isolate(step, self._pick(step, self.c.node_ids()), "cut")
+
+    def do_partition_leader(self, step):
+        self._isolate(step, self._leader_or_pick(step), "cut")
+
+    def do_blackhole_leader(self, step):
+        self._isolate(step, self._leader_or_pick(step), "blackhole")
+
+    def do_partition_partial(self, step):
+        ld = self._leader_or_pick(step)
+        other = self._pick(step, self._others(ld))
+        links = [[ld, other], [other, ld]]
+        self.event(step, "start", node=ld, peer=other, mode="cut", links=links)
+        self.c.proxy.call(cmd="set", links=links, mode="cut")
+        time.sleep(step["duration"])
+        self.c.proxy.call(cmd="heal")
+        self.event(step, "heal", node=ld, peer=other)
+
+    def do_partition_asym(self, step):
+        ld = self._leader_or_pick(step)
+        links = [[ld, o] for o in self._others(ld)]
+        self.event(step, "start", node=ld, mode="blackhole", links=links, note="outgoing only")
+        self.c.proxy.call(cmd="set", links=links, mode="blackhole")
+        time.sleep(step["duration"])
+        self.c.proxy.call(cmd="heal")
+        self.event(step, "heal", node=ld)
+
+    def do_delay(self, step):
+        ids = self.c.node_ids()
+        links = [[a, b] for a in ids for b in ids if a != b]
+        self.event(step, "start", delay_ms=step["delay_ms"], jitter_ms=step["jitter_ms"], links="all")
+        self.c.proxy.call(cmd="set", links=links, mode="ok", delay_ms=step["delay_ms"],
+                          jitter_ms=step["jitter_ms"])
+        time.sleep(step["duration"])
+        self.c.proxy.call(cmd="heal")
+        self.event(step, "heal")
+
+    def do_transfer(self, step):
+        ld = self.c.leader(8)
+        ids = self.c.node_ids()
+        target = self._pick(step, [i for i in ids if i != ld] or ids)
+        via = self._pick(step, ids)
+        self.event(step, "start", node=target, via=via, leader=ld)
+        try:
+            r = self.c.http(via, "POST", "/v1/cluster/leader", json={"id": target}, timeout=15)
+            res = f"{r.status_code} {r.text.strip()[:200]}"
+        except requests.RequestException as e:
+            res = repr(e)
+        self.event(step, "info", result=res)
+        time.sleep(step["duration"])
+        self.event(step, "heal", leader=self.c.leader(5))
+
+    def do_restart_all(self, step):
+        ids = self.c.node_ids()
+        self.event(step, "start", nodes=ids, action="kill -9 all")
+        for i in ids:
+            self.c.kill9(i)
+        time.sleep(step["duration"])
+        for i in ids:
+            self.c.restart(i, wait=False)
+        self.event(step, "heal", nodes=ids, action="restart all")
+
+    # -- membership -------------------------------------------------------------------
+    def _view(self, exclude):
+        for i in self.c.node_ids():
+            if i == exclude or not self.c.node(i).running or i in self.c.paused:
+                continue
+            v = self.c.members_view(i)
+            if v:
+                return v
+        return None
+
+    def _member_role(self, target, exclude):
+        """'voter', 'spare', 'standby', None (absent) or '?' (no answer)."""
+        v = self._view(exclude)
+        if v is None:
+            return "?"
+        for m in v["members"]:
+            if m["id"] == target:
+                return "voter" if m.get("voter") else m.get("role", "?")
+        return None
+
+    def _admin(self, method, path, exclude, body=None, timeout=20):
+        vias = [i for i in self.c.node_ids() if i != exclude]
+        last = None
+        for via in vias:
+            try:
+                r = self.c.http(via, method, path, json=body, timeout=timeout)
+                last = f"via {via}: {r.status_code} {r.text.strip()[:200]}"
+                if r.status_code == 200:
+                    return True, last
+            except requests.RequestException as e:
+                last = f"via {via}: {e!r}"
+        return False, last
+
+    def do_member(self, step):
+        ids = self.c.node_ids()
+        target = self._pick(step, ids)
+        ld = self.c.leader(8)
+        self.event(step, "start", node=target, leader=ld, action="remove")
+        # 1. remove it (retried: a leader change may fail the request)
+        removed = False
+        for _ in range(4):
+            ok, res = self._admin("DELETE", f"/v1/cluster/members/{target}", exclude=target)
+            self.event(step, "info", action="DELETE member", result=res)
+            if ok or self._member_role(target, exclude=target) is None:
+                removed = True
+                break
+            time.sleep(1)
+        if not removed:
+            raise RuntimeError(f"could not remove node {target}: {res}")
+        # 2. stop it, wipe its data; the cluster runs on the others
+        self.c.kill9(target)
+        self.c.wipe(target)
+        self.event(step, "info", node=target, action="killed and wiped")
+        time.sleep(step["duration"])
+        # 3. re-add it under its old (proxy) address, then start it with --join
+        peer = self.c.peer_addr(target)
+        adder = {}
+
+        def add():
+            adder["result"] = self._admin("POST", "/v1/cluster/members", exclude=target,
+                                          body={"id": target, "peer": peer}, timeout=30)
+
+        t = threading.Thread(target=add, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self._member_role(target, exclude=target) in (None, "?"):
+            time.sleep(0.1)
+        via = self._pick(step, [i for i in ids if i != target])
+        join_url = f"http://127.0.0.1:{self.c.node(via).http_port}"
+        args = ["--join", join_url] + [a for a in self.c.base_args[target]]
+        # --initial-cluster is for bootstrapping; a joining node must not carry it
+        k = args.index("--initial-cluster")
+        del args[k:k + 2]
+        self.c.spawn(target, args)
+        self.event(step, "heal", node=target, action="re-add + restart with --join", join=join_url,
+                   peer=peer)
+        t.join(45)
+        self.event(step, "info", action="POST member", result=str(adder.get("result")))
+        deadline = time.monotonic() + 45
+        role = None
+        while time.monotonic() < deadline:
+            role = self._member_role(target, exclude=None)
+            if role == "voter":
+                break
+            time.sleep(0.2)
+        self.event(step, "info", node=target, role=role)
+        # later restarts of this node use the normal command line
+        self.c.node(target).extra_args = list(self.c.base_args[target])
+        if role != "voter":
+            raise RuntimeError(f"node {target} did not become a voter again (role {role}, "
+                               f"add: {adder.get('result')})")
