@@ -19,6 +19,7 @@
 #include "api/resp_api.h"
 #include "kv/store.h"
 #include "net/server.h"
+#include "net/tls.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "replica/join.h"
@@ -39,7 +40,8 @@ typedef struct daemon {
     api api;
     resp_api *resp;
     join *join;
-    uv_signal_t sigterm, sigint, sigpipe;
+    uv_signal_t sigterm, sigint, sigpipe, sighup;
+    tls_ctx *tls;
     uv_timer_t drain;
     uv_timer_t lag_probe;
     uint64_t lag_last_ns;
@@ -122,6 +124,7 @@ static void daemon__replica_closed(void *ctx)
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigpipe, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->drain, NULL);
     uv_close((uv_handle_t *)&d->lag_probe, NULL);
 }
@@ -169,6 +172,21 @@ static void daemon__on_signal(uv_signal_t *s, int signum)
     uv_timer_start(&d->drain, daemon__drain_tick, 0, DRAIN_POLL_MS);
 }
 
+/* SIGHUP: re-read what can change without a restart. Open connections
+ * keep the TLS context they started with. */
+static void daemon__on_sighup(uv_signal_t *s, int signum)
+{
+    daemon_t *d = s->data;
+    (void)signum;
+    if (d->tls) {
+        char err[512];
+        if (tls_ctx_reload(d->tls, err, sizeof(err)) == 0)
+            LOG_INFO("TLS certificate reloaded", LF_S("cert", d->cfg.tls_cert));
+        else
+            LOG_ERROR("TLS reload failed; keeping the old certificate", LF_S("error", err));
+    }
+}
+
 static uint64_t daemon__random_seed(void)
 {
     uint64_t seed = 0;
@@ -213,15 +231,21 @@ int main(int argc, char **argv)
     d.api = (api){.cfg = &d.cfg, .store = &d.store, .replica = d.replica, .server = d.server,
                   .start_ms = net_now_ms()};
     http_api_init(&d.api);
-    if (net_server_listen(d.server, d.cfg.listen_http, &http_api_proto, &d.api, err, sizeof(err)) != 0) {
+    if (d.cfg.tls_cert[0] && tls_ctx_create(&d.tls, d.cfg.tls_cert, d.cfg.tls_key,
+                                            d.cfg.tls_client_ca, err, sizeof(err)) != 0) {
+        LOG_ERROR("cannot start", LF_S("error", err));
+        return 1;
+    }
+    if (net_server_listen_tls(d.server, d.cfg.listen_http, &http_api_proto, &d.api, d.tls, err,
+                              sizeof(err)) != 0) {
         LOG_ERROR("cannot start", LF_S("error", err));
         return 1;
     }
     memory_init();
     if (d.cfg.listen_resp[0]) {
         d.resp = resp_api_create(&d.api);
-        if (net_server_listen(d.server, d.cfg.listen_resp, &resp_api_proto, d.resp, err,
-                              sizeof(err)) != 0) {
+        if (net_server_listen_tls(d.server, d.cfg.listen_resp, &resp_api_proto, d.resp, d.tls,
+                                  err, sizeof(err)) != 0) {
             LOG_ERROR("cannot start", LF_S("error", err));
             return 1;
         }
@@ -230,7 +254,9 @@ int main(int argc, char **argv)
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
     uv_signal_init(d.loop, &d.sigpipe);
-    d.sigterm.data = d.sigint.data = d.sigpipe.data = &d;
+    uv_signal_init(d.loop, &d.sighup);
+    d.sigterm.data = d.sigint.data = d.sigpipe.data = d.sighup.data = &d;
+    uv_signal_start(&d.sighup, daemon__on_sighup, SIGHUP);
     uv_signal_start(&d.sigterm, daemon__on_signal, SIGTERM);
     uv_signal_start(&d.sigint, daemon__on_signal, SIGINT);
     uv_signal_start(&d.sigpipe, daemon__on_signal, SIGPIPE);
@@ -254,6 +280,7 @@ int main(int argc, char **argv)
     resp_api_destroy(d.resp);
     replica_destroy(d.replica);
     kv_store_close(&d.store);
+    tls_ctx_free(d.tls);
     metrics_reset();
     return d.exit_code;
 }

@@ -22,6 +22,7 @@ typedef struct net_listener {
     net_server *srv;
     const net_proto *proto;
     void *proto_ctx;
+    tls_ctx *tls;
     bool active;
 } net_listener;
 
@@ -41,6 +42,7 @@ struct net_server {
     int pending_handle_closes;
     bool closing;
     metrics_counter *m_accepted, *m_rejected, *m_timeouts, *m_idle_closed, *m_output_overflow;
+    metrics_counter *m_tls_failed;
 };
 
 int64_t net_now_ms(void)
@@ -76,6 +78,8 @@ net_server *net_server_create(uv_loop_t *loop, const net_limits *limits)
                                            "Connections closed for being idle", "");
     s->m_output_overflow = metrics_counter_get(
         "cairn_output_overflow_total", "Clients disconnected for not reading their replies", "");
+    s->m_tls_failed = metrics_counter_get("cairn_tls_handshake_failures_total",
+                                          "TLS connections closed for a failed handshake or read", "");
     metrics_gauge_register("cairn_connections", "Open client connections", "", net__conn_gauge, s);
     return s;
 }
@@ -87,6 +91,7 @@ static void net__on_conn_closed(uv_handle_t *h)
     buf_close(&c->in);
     buf_close(&c->out);
     buf_close(&c->wbuf);
+    tls_conn_free(c->tls);
     free(c);
     if (s->closing && s->n_conns == 0 && s->pending_handle_closes == 0 && s->close_cb) {
         void (*cb)(void *) = s->close_cb;
@@ -146,7 +151,20 @@ static void net__on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
     }
     c->last_activity_ms = net_now_ms();
     if (buf_unread_len(&c->in) == 0) c->request_start_ms = c->last_activity_ms;
-    buf_append(&c->in, b->base, (size_t)n);
+    if (c->tls) {
+        char err[256];
+        if (tls_conn_read(c->tls, b->base, (size_t)n, &c->in, &c->out, err, sizeof(err)) != 0) {
+            metrics_counter_add(c->srv->m_tls_failed, 1);
+            LOG_DEBUG("closing TLS connection", LF_I("conn", c->id), LF_S("peer", c->peer),
+                      LF_S("error", err));
+            net_conn_close(c);
+            return;
+        }
+        if (buf_unread_len(&c->out)) net_conn_flush(c);
+        if (c->closing) return;
+    } else {
+        buf_append(&c->in, b->base, (size_t)n);
+    }
     net__process(c);
 }
 
@@ -228,6 +246,10 @@ void net_conn_write(net_conn *c, const void *p, size_t n)
         net_conn_close(c);
         return;
     }
+    if (c->tls) {
+        if (tls_conn_write(c->tls, p, n, &c->out) != 0) net_conn_close(c);
+        return;
+    }
     buf_append(&c->out, p, n);
 }
 
@@ -300,6 +322,10 @@ static void net__on_connection(uv_stream_t *server, int status)
     s->conns = c;
     s->n_conns++;
     c->proto_ctx = l->proto_ctx;
+    if (l->tls && !(c->tls = tls_conn_new(l->tls))) {
+        net_conn_close(c);
+        return;
+    }
     if (s->n_conns > s->limits.max_clients) {
         metrics_counter_add(s->m_rejected, 1);
         if (c->proto->on_reject) c->proto->on_reject(c);
@@ -342,6 +368,12 @@ static int net__resolve(const char *addr, struct sockaddr_storage *ss, char *err
 int net_server_listen(net_server *s, const char *addr, const net_proto *proto, void *proto_ctx,
                       char *err, size_t errlen)
 {
+    return net_server_listen_tls(s, addr, proto, proto_ctx, NULL, err, errlen);
+}
+
+int net_server_listen_tls(net_server *s, const char *addr, const net_proto *proto,
+                          void *proto_ctx, tls_ctx *tls, char *err, size_t errlen)
+{
     if (s->n_listeners >= MAX_LISTENERS) {
         snprintf(err, errlen, "too many listeners");
         return -1;
@@ -353,6 +385,7 @@ int net_server_listen(net_server *s, const char *addr, const net_proto *proto, v
     l->srv = s;
     l->proto = proto;
     l->proto_ctx = proto_ctx;
+    l->tls = tls;
     uv_tcp_init(s->loop, &l->tcp);
     l->tcp.data = l;
     l->active = true;
@@ -377,7 +410,8 @@ int net_server_listen(net_server *s, const char *addr, const net_proto *proto, v
     }
     char where[128];
     snprintf(where, sizeof(where), bound.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
-    LOG_INFO("listening", LF_S("proto", proto->name), LF_S("addr", where));
+    LOG_INFO("listening", LF_S("proto", proto->name), LF_S("addr", where),
+             LF_S("tls", tls ? "on" : "off"));
     return 0;
 }
 
@@ -457,7 +491,9 @@ static void net__sweep(uv_timer_t *t)
             c = next;
             continue;
         }
-        bool partial = buf_unread_len(&c->in) > 0 && c->request_start_ms;
+        /* an unfinished TLS handshake counts as a request still arriving */
+        bool partial = (buf_unread_len(&c->in) > 0 || (c->tls && !tls_conn_handshake_done(c->tls))) &&
+                       c->request_start_ms;
         if (partial && req_ms > 0 && now - c->request_start_ms >= req_ms && !c->busy) {
             metrics_counter_add(s->m_timeouts, 1);
             LOG_DEBUG("request timeout", LF_I("conn", c->id), LF_S("peer", c->peer));

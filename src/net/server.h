@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "net/tls.h"
 #include "util/buf.h"
 
 typedef struct net_conn net_conn;
@@ -57,6 +58,7 @@ struct net_conn {
     bool reading;
     bool paused; /* protocol asked to stop reading (ordering, backpressure) */
     char peer[64];
+    tls_conn *tls; /* NULL on a plain-text listener */
     net_conn *prev, *next;
 };
 
@@ -72,6 +74,9 @@ net_server *net_server_create(uv_loop_t *loop, const net_limits *limits);
  * port when 0 was asked) is logged. Returns 0 or -1 with err set. */
 int net_server_listen(net_server *s, const char *addr, const net_proto *proto, void *proto_ctx,
                       char *err, size_t errlen);
+/* The same with TLS (tls may be NULL for plain text). */
+int net_server_listen_tls(net_server *s, const char *addr, const net_proto *proto,
+                          void *proto_ctx, tls_ctx *tls, char *err, size_t errlen);
 /* Stop accepting (graceful shutdown, step 1). */
 void net_server_stop_listening(net_server *s);
 /* Connections with requests in progress. */

@@ -66,12 +66,16 @@ static const flag_def flags[] = {
      "seconds between active expiry cycles"},
     {"max-pending-output", T_BYTES, OFF(max_pending_output), 0, NULL,
      "unsent reply bytes per client before it is disconnected"},
+    {"tls-cert", T_STR, OFF(tls_cert), SZ(tls_cert), NULL,
+     "serve HTTP and RESP over TLS with this PEM certificate (chain)"},
+    {"tls-key", T_STR, OFF(tls_key), SZ(tls_key), NULL, "the PEM private key for --tls-cert"},
+    {"tls-client-ca", T_STR, OFF(tls_client_ca), SZ(tls_client_ca), NULL,
+     "require client certificates signed by this CA (mutual TLS)"},
 };
 
 /* Flags of SPEC §1 that later work will implement; refusing them loudly is
  * better than accepting and ignoring a security setting. */
-static const char *const not_yet[] = {"tls-cert",   "tls-key",    "tls-client-ca",
-                                      "users-file", "rate-limit", "rate-burst"};
+static const char *const not_yet[] = {"users-file", "rate-limit", "rate-burst"};
 
 void config_defaults(cairn_config *c)
 {
@@ -270,6 +274,14 @@ int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errle
             v = argv[++i];
         }
         if (config__set(c, f, v, err, errlen) != 0) return -1;
+    }
+    if (!c->tls_cert[0] != !c->tls_key[0]) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    if (c->tls_client_ca[0] && !c->tls_cert[0]) {
+        snprintf(err, errlen, "--tls-client-ca needs --tls-cert and --tls-key");
+        return -1;
     }
     /* Evicting means dropping acknowledged writes, which a durable store
      * promises never to do: there the budget can only refuse writes. */
