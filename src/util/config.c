@@ -11,7 +11,7 @@
 
 #define CAIRN_VERSION "0.1.0"
 
-enum { T_U64, T_POS_U64, T_BYTES, T_SECONDS, T_STR, T_ADDR, T_ADDR_OFF, T_ENUM };
+enum { T_U64, T_POS_U64, T_BYTES, T_SECONDS, T_STR, T_ADDR, T_ADDR_OFF, T_ENUM, T_BOOL };
 
 typedef struct flag_def {
     const char *name; /* without the leading dashes */
@@ -66,6 +66,8 @@ static const flag_def flags[] = {
      "seconds between active expiry cycles"},
     {"max-pending-output", T_BYTES, OFF(max_pending_output), 0, NULL,
      "unsent reply bytes per client before it is disconnected"},
+    {"insecure-allow-public", T_BOOL, OFF(insecure_allow_public), 0, NULL,
+     "serve clients on non-loopback addresses without authentication (true/false)"},
     {"tls-cert", T_STR, OFF(tls_cert), SZ(tls_cert), NULL,
      "serve HTTP and RESP over TLS with this PEM certificate (chain)"},
     {"tls-key", T_STR, OFF(tls_key), SZ(tls_key), NULL, "the PEM private key for --tls-cert"},
@@ -144,6 +146,13 @@ static bool config__valid_addr(const char *s)
     return colon[1] && !*end && !errno && port >= 0 && port <= 65535;
 }
 
+/* 127.0.0.0/8, ::1, localhost */
+static bool config__is_loopback(const char *addr)
+{
+    if (strncmp(addr, "127.", 4) == 0 || strncmp(addr, "localhost:", 10) == 0) return true;
+    return strncmp(addr, "[::1]:", 6) == 0;
+}
+
 static int config__set(cairn_config *c, const flag_def *f, const char *v, char *err, size_t errlen)
 {
     char *field = (char *)c + f->offset;
@@ -182,6 +191,16 @@ static int config__set(cairn_config *c, const flag_def *f, const char *v, char *
         if (strlen(v) >= f->size) goto bad;
         snprintf(field, f->size, "%s", v);
         return 0;
+    case T_BOOL:
+        if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+            *(bool *)field = true;
+            return 0;
+        }
+        if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0) {
+            *(bool *)field = false;
+            return 0;
+        }
+        goto bad;
     case T_ENUM:
         for (int i = 0; f->enums[i]; i++) {
             if (strcmp(v, f->enums[i]) == 0) {
@@ -266,6 +285,7 @@ int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errle
             return -1;
         }
         const char *v = eq ? eq + 1 : NULL;
+        if (!v && f->type == T_BOOL) v = "true"; /* a bare boolean flag turns it on */
         if (!v) {
             if (i + 1 >= argc) {
                 snprintf(err, errlen, "--%s: missing value", f->name);
@@ -282,6 +302,21 @@ int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errle
     if (c->tls_client_ca[0] && !c->tls_cert[0]) {
         snprintf(err, errlen, "--tls-client-ca needs --tls-cert and --tls-key");
         return -1;
+    }
+    if (!c->insecure_allow_public) {
+        /* protected mode, as Redis has it: without authentication (not
+         * implemented yet: --users-file), only loopback clients */
+        const char *addrs[2] = {c->listen_http, c->listen_resp};
+        const char *names[2] = {"--listen-http", "--listen-resp"};
+        for (int i = 0; i < 2; i++) {
+            if (!addrs[i][0] || config__is_loopback(addrs[i])) continue;
+            snprintf(err, errlen,
+                     "%s %s: not a loopback address, and without authentication anyone who can "
+                     "reach it could read and write every key; use a loopback address or pass "
+                     "--insecure-allow-public to accept that",
+                     names[i], addrs[i]);
+            return -1;
+        }
     }
     /* Evicting means dropping acknowledged writes, which a durable store
      * promises never to do: there the budget can only refuse writes. */

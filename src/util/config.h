@@ -38,6 +38,7 @@ typedef struct cairn_config {
     double read_wait_timeout;    /* seconds min_revision may wait */
     double expiry_interval;      /* seconds between active expiry cycles */
     uint64_t max_pending_output; /* bytes of unsent replies per client */
+    bool insecure_allow_public; /* serve non-loopback clients without users */
     char tls_cert[1024];
     char tls_key[1024];
     char tls_client_ca[1024];
