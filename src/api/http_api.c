@@ -10,6 +10,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/json_write.h"
 
 #define MAX_HEAD_BYTES (16 * 1024)
@@ -44,12 +45,6 @@ static const int tracked_codes[] = {100, 200, 201, 304, 400, 404, 405, 408, 412,
 static metrics_counter *m_requests[ROUTE_COUNT_][N_CODES + 1];
 static metrics_histogram *m_latency[ROUTE_COUNT_];
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void http_api_init(api *a)
 {
@@ -124,7 +119,7 @@ void http_respond(http_req *req, int status, const char *content_type, const cha
     if (!req->head_only && status != 304 && body_len) buf_append(b, body, body_len);
 
     metrics_counter_add(http__counter(req->route, status), 1);
-    metrics_histogram_observe(m_latency[req->route], (double)(now_ns() - req->start_ns) / 1e9);
+    metrics_histogram_observe(m_latency[req->route], (double)(clock_mono_ns() - req->start_ns) / 1e9);
     /* 503 and 504 are expected answers (shedding, no leader, bounded
      * waits) and are counted in metrics; a 500 is a bug worth a line */
     if (status == 500)
@@ -217,7 +212,7 @@ static http_req *http__new_req(http_conn *hc)
     http_req *req = xcalloc(1, sizeof(*req));
     req->hc = hc;
     req->a = hc->a;
-    req->start_ns = now_ns();
+    req->start_ns = clock_mono_ns();
     req->route = ROUTE_OTHER;
     buf_init(&req->key);
     buf_init(&req->resp);
@@ -540,7 +535,7 @@ static void http__on_timeout(net_conn *c, int kind)
         tmp.a = hc->a;
         tmp.route = ROUTE_OTHER;
         tmp.close_after = true;
-        tmp.start_ns = now_ns();
+        tmp.start_ns = clock_mono_ns();
         buf_init(&tmp.resp);
         http__set_request_id(&tmp, NULL);
         http_respond_error(&tmp, 408, "request not received in time", NULL);

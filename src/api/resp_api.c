@@ -41,6 +41,7 @@
 #define RESP_MAX_PENDING 1024
 #define RESP_SPARE_REQS 8
 #define RESP_KEEP_BYTES ((size_t)16 * 1024)
+#define RESP_KEEP_ARGS 1024
 
 static const char *const resp__outcome_names[RESP_OUTCOMES_] = {"ok", "error", "busy",
                                                                 "unavailable", "oom"};
@@ -241,6 +242,11 @@ static void resp__recycle(resp_conn *rc, resp_req *req)
     buf_shrink_if_empty(&req->own_data, RESP_KEEP_BYTES);
     buf_reset(&req->rreq.value_buf);
     buf_shrink_if_empty(&req->rreq.value_buf, RESP_KEEP_BYTES);
+    if (req->own_cap > RESP_KEEP_ARGS) {
+        free(req->own_argv);
+        req->own_argv = NULL;
+        req->own_cap = 0;
+    }
     req->next = rc->spare;
     rc->spare = req;
     rc->nspare++;

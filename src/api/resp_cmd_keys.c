@@ -16,6 +16,7 @@
 
 #define KEYS_SCAN_DEFAULT_COUNT 10
 #define KEYS_RANDOM_TRIES 100
+#define KEYS_SCAN_MAX_COUNT ((uint64_t)1 << 40)
 
 /* ---- DEL UNLINK EXISTS TYPE ----------------------------------------------------- */
 
@@ -266,6 +267,7 @@ static void keys__scan_ready(resp_req *req)
     buf_init(&s.body);
     uint64_t cursor = (uint64_t)req->n[0];
     uint64_t count = (uint64_t)req->n[1];
+    if (count > KEYS_SCAN_MAX_COUNT) count = KEYS_SCAN_MAX_COUNT; /* keeps count * 10 exact */
     /* As Redis: visit buckets until COUNT keys were seen (before any
      * filtering), bounded to 10 x COUNT buckets so sparse tables return. */
     uint64_t buckets = 0;

@@ -9,6 +9,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 
 #define READ_CHUNK (64 * 1024)
 #define SWEEP_MS 100
@@ -47,9 +48,7 @@ struct net_server {
 
 int64_t net_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_mono_ms();
 }
 
 static double net__conn_gauge(void *ctx)

@@ -23,6 +23,7 @@
 #include "replica/lazyfree.h"
 #include "replica/logcheck.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/hash.h"
 
 #define TICK_MS 10
@@ -136,23 +137,10 @@ struct replica {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 int64_t replica_now_ms(void)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-static int64_t mono_ms(void)
-{
-    return (int64_t)(now_ns() / 1000000);
+    return clock_wall_ms();
 }
 
 static void list_push(op_list *l, replica_op *op)
@@ -230,7 +218,7 @@ static replica_op *op_new(replica *r, replica_req *req, int kind, double timeout
     op->r = r;
     op->req = req;
     op->kind = kind;
-    op->deadline_ms = mono_ms() + (int64_t)(timeout_s * 1000);
+    op->deadline_ms = clock_mono_ms() + (int64_t)(timeout_s * 1000);
     op->apply.data = op;
     if (req) req->op = op;
     return op;
@@ -338,7 +326,7 @@ static int fsm__restore(struct raft_fsm *fsm, struct raft_buffer *b)
 {
     replica *r = fsm->data;
     char err[256];
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clock_mono_ns();
     if (kv_snapshot_load(r->store, b->base, b->len, err, sizeof(err)) != 0) {
         char file[1300] = "";
         if (logcheck_latest_snapshot(r->raft_dir, file, sizeof(file)) != 0)
@@ -349,7 +337,7 @@ static int fsm__restore(struct raft_fsm *fsm, struct raft_buffer *b)
     }
     LOG_INFO("snapshot loaded", LF_I("keys", kv_keyspace_count(&r->store->ks)),
              LF_I("revision", r->store->revision), LF_I("bytes", b->len),
-             LF_I("ms", (now_ns() - t0) / 1000000));
+             LF_I("ms", (clock_mono_ns() - t0) / 1000000));
     raft_free(b->base); /* on success the FSM owns the buffer */
     if (r->raft_started) r->snapshots_received++; /* installed from the leader */
     replica__wake_rev_waiters(r);
@@ -367,7 +355,7 @@ static int fsm__snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsig
     if (r->snap_pid > 0) return RAFT_BUSY;
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) return RAFT_IOERR;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clock_mono_ns();
     pid_t pid = fork();
     if (pid < 0) {
         close(p[0]);
@@ -384,7 +372,7 @@ static int fsm__snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsig
     r->snap_pid = pid;
     r->snap_fd = p[0];
     r->snap_started_ns = t0;
-    r->snap_fork_ns = now_ns() - t0;
+    r->snap_fork_ns = clock_mono_ns() - t0;
     *bufs = raft_malloc(sizeof(struct raft_buffer));
     if (!*bufs) return RAFT_NOMEM;
     (*bufs)[0].base = NULL;
@@ -445,7 +433,7 @@ static int fsm__snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs
                                   unsigned *n_bufs)
 {
     replica *r = fsm->data;
-    double secs = (double)(now_ns() - r->snap_started_ns) / 1e9;
+    double secs = (double)(clock_mono_ns() - r->snap_started_ns) / 1e9;
     double fork_secs = (double)r->snap_fork_ns / 1e9;
     if (*bufs) {
         if (r->snap_error == 0 && (*bufs)[0].base) {
@@ -640,7 +628,7 @@ static void replica__forward_later(replica *r, replica_op *op)
     unsigned shift = op->attempts < 5 ? op->attempts : 5;
     int64_t cap = FORWARD_BACKOFF_MIN_MS << shift;
     if (cap > FORWARD_BACKOFF_MAX_MS) cap = FORWARD_BACKOFF_MAX_MS;
-    op->retry_at_ms = mono_ms() + FORWARD_BACKOFF_MIN_MS / 2 + (int64_t)(rand() % (int)cap);
+    op->retry_at_ms = clock_mono_ms() + FORWARD_BACKOFF_MIN_MS / 2 + (int64_t)(rand() % (int)cap);
     op->attempts++;
     (void)r;
 }
@@ -706,7 +694,7 @@ static void replica__forward_done(void *ctx, int status, bool sent, int http_sta
 
 static void replica__forward_attempt(replica *r, replica_op *op)
 {
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     if (now >= op->deadline_ms) {
         raft_id leader = 0;
         const char *addr = NULL;
@@ -768,7 +756,7 @@ static int replica__forward(replica *r, replica_req *req, int kind, const kv_com
 
 static void replica__forward_tick(replica *r)
 {
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     for (replica_op *op = r->forwards.head; op;) {
         replica_op *next = op->next;
         if (!op->freq && op->retry_at_ms <= now) replica__forward_attempt(r, op);
@@ -792,7 +780,7 @@ static void replica__register_member(replica *r)
     const kv_member *m = kv_store_member(r->store, r->id);
     const char *resp = r->cfg->listen_resp;
     if (m && strcmp(m->http, r->cfg->listen_http) == 0 && strcmp(m->resp, resp) == 0) return;
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     if (r->member_inflight || now < r->member_next_ms) return;
     r->member_next_ms = now + 500;
     kv_slice args[2] = {{r->cfg->listen_http, strlen(r->cfg->listen_http)}, {resp, strlen(resp)}};
@@ -900,7 +888,7 @@ uint64_t replica_applied_index(replica *r)
 
 static void replica__expire_deadlines(replica *r)
 {
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     /* lists are in deadline order: stop at the first op still in time */
     for (replica_op *op = r->proposals.head; op && op->deadline_ms <= now; op = op->next)
         if (op->req) op_finish(op, REPLICA_ERR_TIMEOUT); /* stays listed until libraft answers */
@@ -970,7 +958,7 @@ static void replica__expiry_visit(void *ctx, kv_entry *e)
  * point; followers just hide expired keys until then. */
 static void replica__expiry_cycle(replica *r)
 {
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     if (now < r->expiry_next_ms) return;
     r->expiry_next_ms = now + (int64_t)(r->cfg->expiry_interval * 1000);
     if (r->store->ks.volatile_count == 0 || r->expiry_inflight) return;
@@ -1242,7 +1230,7 @@ static void replica__raw_finish(raw_op *o, int http_status, const char *body, si
 
 static void replica__raw_retry(raw_op *o)
 {
-    if (mono_ms() >= o->deadline_ms) {
+    if (clock_mono_ms() >= o->deadline_ms) {
         replica__raw_finish(o, 0, NULL, 0);
         return;
     }
@@ -1273,7 +1261,7 @@ static void replica__raw_attempt(uv_timer_t *t)
     const char *addr = NULL;
     raft_leader(&r->raft, &leader, &addr);
     const kv_member *m = leader && leader != r->id ? kv_store_member(r->store, leader) : NULL;
-    double left = (double)(o->deadline_ms - mono_ms()) / 1000.0;
+    double left = (double)(o->deadline_ms - clock_mono_ms()) / 1000.0;
     if (!m || !m->http[0] || left <= 0 ||
         !forward_post(r->fwd, leader, m->http, o->path, o->body.data, o->body.len, true, left,
                       replica__raw_done, o))
@@ -1291,7 +1279,7 @@ int replica_forward_raw(replica *r, const char *path, const void *body, size_t l
     snprintf(o->path, sizeof(o->path), "%s", path);
     buf_init(&o->body);
     buf_append(&o->body, body, len);
-    o->deadline_ms = mono_ms() + (int64_t)(r->cfg->write_timeout * 1000);
+    o->deadline_ms = clock_mono_ms() + (int64_t)(r->cfg->write_timeout * 1000);
     uv_timer_init(r->loop, &o->timer);
     o->timer.data = o;
     uv_timer_start(&o->timer, replica__raw_attempt, 0, 0);
@@ -1531,7 +1519,7 @@ int replica_start(replica *r, char *err, size_t errlen)
 {
     uv_timer_start(&r->tick, replica__tick, TICK_MS, TICK_MS);
     if (!r->durable) return 0;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clock_mono_ns();
     int repaired = 0;
     if (logcheck_run(r->raft_dir, &repaired, err, errlen) != 0) return -1;
     int rv = raft_start(&r->raft);
@@ -1547,7 +1535,7 @@ int replica_start(replica *r, char *err, size_t errlen)
     LOG_INFO("raft started", LF_I("id", r->id), LF_I("term", r->raft.current_term),
              LF_I("last_index", raft_last_index(&r->raft)), LF_I("revision", r->store->revision),
              LF_I("keys", kv_keyspace_count(&r->store->ks)),
-             LF_I("load_ms", (now_ns() - t0) / 1000000));
+             LF_I("load_ms", (clock_mono_ns() - t0) / 1000000));
     return 0;
 }
 

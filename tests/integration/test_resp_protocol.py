@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from conftest import kpath
-from resp_helpers import (ConnectionClosed, Err, anynode, client, encode, info, metric_value,  # noqa: F401
-                          metrics, raw)
+from resp_helpers import (ConnectionClosed, Err, NullType, anynode, client, encode, info,  # noqa: F401
+                          metric_value, metrics, raw)
 
 
 # --------------------------------------------------------------------------
@@ -160,10 +160,15 @@ def _model_pipeline(n, seed):
 
 
 @pytest.mark.timeout_s(120)
-def test_pipeline_of_1000_mixed_commands_in_order(anynode):
-    cmds, want = _model_pipeline(1000, seed=7)
+@pytest.mark.parametrize("proto", [2, 3])
+def test_pipeline_of_1000_mixed_commands_in_order(anynode, proto):
+    cmds, want = _model_pipeline(1000, seed=7 + proto)
     with raw(anynode, timeout=60) as c:
+        if proto == 3:
+            assert c.cmd("HELLO", "3")[b"proto"] == 3
         got = c.pipeline(cmds, timeout=60)
+    nulls = [g for g in got if isinstance(g, NullType)]
+    assert nulls and all(g.wire == (b"_" if proto == 3 else b"$-1") for g in nulls)
     for i, (cmd, g, w) in enumerate(zip(cmds, got, want)):
         assert g == w, f"reply {i} to {cmd}: got {g!r}, want {w!r}"
 
@@ -449,3 +454,21 @@ def test_command_metrics(anynode):
     assert metric_value(text, "cairn_resp_command_duration_seconds_count", command="get") >= 5
     assert metric_value(text, "cairn_resp_command_duration_seconds_bucket", command="get", le="+Inf") >= 5
     assert metric_value(text, "cairn_evicted_keys_total") == 0
+
+
+# --------------------------------------------------------------------------
+# durability of acknowledged writes
+# --------------------------------------------------------------------------
+
+def test_acknowledged_writes_survive_kill9(node):
+    """A reply comes only after the write is committed: every acknowledged
+    write of a pipeline is there after a crash."""
+    with raw(node, timeout=30) as c:
+        got = c.pipeline([("SET", f"d{i}", str(i)) for i in range(300)] + [("INCRBY", "sum", "7")],
+                         timeout=30)
+    assert all(x == "OK" for x in got[:-1]) and got[-1] == 7
+    node.kill9()
+    node.start()
+    r = client(node)
+    assert r.mget([f"d{i}" for i in range(300)]) == [str(i).encode() for i in range(300)]
+    assert r.get("sum") == b"7"

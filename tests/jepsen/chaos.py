@@ -40,6 +40,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=None, help="random seed (default: time based, printed)")
     ap.add_argument("--nemesis", default="all",
                     help="fault mix: 'all' or kind[:weight],... (see --list-nemeses)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="run exactly N shuffled rounds of the mix (each kind once per round) "
+                         "instead of filling --duration; --duration then only bounds the run")
     ap.add_argument("--http-clients", type=int, default=4)
     ap.add_argument("--resp-clients", type=int, default=1, help="used only if RESP SET/GET works")
     ap.add_argument("--ops-per-key", type=int, default=120, help="operations before a key is retired")
@@ -49,6 +52,9 @@ def main(argv=None):
     ap.add_argument("--workdir", default=None, help="where nodes keep data (default: a temp dir, removed "
                                                    "after a valid run)")
     ap.add_argument("--check", metavar="HISTORY_JSONL", help="only re-check a saved history")
+    ap.add_argument("--self-check-stale-reads", type=float, default=0.0, metavar="RATE",
+                    help="harness self-check: send this share of HTTP reads with ?consistency=stale "
+                         "while checking them as linearizable; the run must then be INVALID")
     ap.add_argument("--list-nemeses", action="store_true")
     ap.add_argument("--plan", action="store_true", help="print the fault schedule for the seed and exit")
     a = ap.parse_args(argv)
@@ -70,7 +76,7 @@ def main(argv=None):
         return 3
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1, 10 ** 6)
     if a.plan:
-        for s in make_schedule(seed, a.duration, a.nemesis):
+        for s in make_schedule(seed, a.duration, a.nemesis, rounds=a.rounds):
             print(s)
         return 0
 
@@ -86,7 +92,8 @@ def main(argv=None):
     runner = Runner(workdir, seed, duration=a.duration, mix=a.nemesis, n_http=a.http_clients,
                     n_resp=a.resp_clients, ops_per_key=a.ops_per_key, slots=a.keys, log=log,
                     results_root=a.results or default_results_root(),
-                    save=a.save if a.save != "never" else "none")
+                    save=a.save if a.save != "never" else "none",
+                    stale_read_rate=a.self_check_stale_reads, rounds=a.rounds)
     res = runner.run()
     print()
     print(res.summary())
@@ -96,7 +103,7 @@ def main(argv=None):
     elif own_workdir:
         print(f"node data kept in {workdir}")
     print(f"reproduce: {sys.executable} {os.path.relpath(__file__)} --seed {seed} "
-          f"--duration {a.duration:g} --nemesis {a.nemesis}")
+          f"--duration {a.duration:g} --nemesis {a.nemesis}" + (f" --rounds {a.rounds}" if a.rounds else ""))
     return 0 if res.valid else (1 if res.verdict == "invalid" else 2)
 
 

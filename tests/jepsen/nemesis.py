@@ -37,9 +37,9 @@ KINDS = ["kill", "kill-leader", "pause", "pause-leader", "partition-random", "pa
          "restart-all"]
 
 # rough time each kind takes beyond its fault time (recovery), for planning
-_RECOVERY = {"kill": 3, "kill-leader": 4, "pause": 2, "pause-leader": 4, "partition-random": 2,
-             "partition-leader": 4, "blackhole-leader": 4, "partition-partial": 3,
-             "partition-asym": 4, "delay": 1, "member": 8, "transfer": 1, "restart-all": 6}
+_RECOVERY = {"kill": 1.5, "kill-leader": 2, "pause": 1, "pause-leader": 1.5, "partition-random": 1,
+             "partition-leader": 1.5, "blackhole-leader": 1.5, "partition-partial": 1,
+             "partition-asym": 1.5, "delay": 0.5, "member": 4, "transfer": 0.5, "restart-all": 3}
 
 
 def parse_mix(mix):
@@ -64,19 +64,24 @@ def parse_mix(mix):
     return out
 
 
-def make_schedule(seed, duration, mix="all", fault_time=(3.0, 6.0), gap=(1.0, 3.0)):
+def make_schedule(seed, duration, mix="all", fault_time=(3.0, 6.0), gap=(1.0, 3.0), rounds=None):
     """Steps whose planned total (fault + recovery + gap) fits `duration`
-    seconds. Kinds come in shuffled rounds where each kind appears `weight`
-    times, so a short run still sees every kind once."""
+    seconds, or exactly `rounds` rounds when given. Kinds come in shuffled
+    rounds where each kind appears `weight` times, so a run of one round
+    sees every kind of the mix."""
     rng = random.Random(seed)
     weights = parse_mix(mix)
     steps = []
     planned = 0.0
     bag = []
+    done_rounds = 0
     while True:
         if not bag:
+            if rounds is not None and done_rounds >= rounds:
+                break
             bag = [k for k, w in weights.items() for _ in range(w)]
             rng.shuffle(bag)
+            done_rounds += 1
         kind = bag.pop()
         d = rng.uniform(*fault_time)
         if kind == "transfer":
@@ -85,13 +90,13 @@ def make_schedule(seed, duration, mix="all", fault_time=(3.0, 6.0), gap=(1.0, 3.
             d = rng.uniform(0.5, 2.0)
         g = rng.uniform(*gap)
         cost = d + g + _RECOVERY[kind]
-        if steps and planned + cost > duration:
+        if rounds is None and steps and planned + cost > duration:
             break
         steps.append({"step": len(steps), "kind": kind, "duration": round(d, 2), "gap": round(g, 2),
                       "pick": round(rng.random(), 4), "delay_ms": rng.randint(20, 150),
                       "jitter_ms": rng.randint(0, 80)})
         planned += cost
-        if planned > duration:
+        if rounds is None and planned > duration:
             break
     return steps
 

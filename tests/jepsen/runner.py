@@ -128,7 +128,8 @@ def _b64d(s):
 class Runner:
     def __init__(self, workdir, seed, duration=100.0, mix="all", node_factory=None, n_http=4, n_resp=1,
                  ops_per_key=120, slots=4, log=print, results_root=None, save="failure",
-                 op_timeout=10.0, recovery_timeout=60.0, think=(0.005, 0.03)):
+                 op_timeout=10.0, recovery_timeout=60.0, think=(0.005, 0.03), stale_read_rate=0.0,
+                 rounds=None, fault_time=(3.0, 6.0), gap=(1.0, 3.0)):
         self.workdir = Path(workdir)
         self.seed = seed
         self.duration = duration
@@ -144,11 +145,16 @@ class Runner:
         self.op_timeout = op_timeout
         self.recovery_timeout = recovery_timeout
         self.think = think
+        self.stale_read_rate = stale_read_rate
+        self.rounds = rounds
+        self.fault_time = fault_time
+        self.gap = gap
 
     def run(self):
         res = RunResult(self.seed)
         t_begin = time.monotonic()
-        res.schedule = make_schedule(self.seed, self.duration, self.mix)
+        res.schedule = make_schedule(self.seed, self.duration, self.mix, fault_time=self.fault_time,
+                                     gap=self.gap, rounds=self.rounds)
         self.log(f"seed {self.seed}: {len(res.schedule)} fault steps planned: "
                  + ", ".join(s["kind"] for s in res.schedule))
         cluster = Cluster(self.workdir, node_factory=self.node_factory, log=self.log)
@@ -167,7 +173,7 @@ class Runner:
             for c in range(self.n_http):
                 clients.append(Client(f"h{c}", "http", cluster, keys, history, stop,
                                       random.Random(rng.random()), op_timeout=self.op_timeout,
-                                      think=self.think))
+                                      think=self.think, stale_read_rate=self.stale_read_rate))
             for c in range(self.n_resp if res.resp else 0):
                 clients.append(Client(f"r{c}", "resp", cluster, keys, history, stop,
                                       random.Random(rng.random()), op_timeout=self.op_timeout,

@@ -279,7 +279,7 @@ class Client(threading.Thread):
     map (ports may change when a node had to move)."""
 
     def __init__(self, name, proto, cluster, keys, history, stop, rng, op_timeout=10.0,
-                 think=(0.005, 0.03), mix=None):
+                 think=(0.005, 0.03), mix=None, stale_read_rate=0.0):
         super().__init__(name=f"jepsen-{name}", daemon=True)
         self.cname = name
         self.proto = proto
@@ -298,6 +298,10 @@ class Client(threading.Thread):
         self.seq = 0
         self.known = {}   # key -> (value, mod_revision) last seen by this client
         self.errors = []
+        # harness self-check only: this share of HTTP reads asks for
+        # ?consistency=stale but is recorded (and checked) as linearizable,
+        # which the checker must catch once a node lags
+        self.stale_read_rate = stale_read_rate
 
     # -- connections ---------------------------------------------------------
     def _port(self):
@@ -335,8 +339,8 @@ class Client(threading.Thread):
                 self._move()
         return op
 
-    def _http(self, op, method, key, body=b"", headers=None):
-        path = "/v1/key/" + urllib.parse.quote(key, safe="")
+    def _http(self, op, method, key, body=b"", headers=None, query=""):
+        path = "/v1/key/" + urllib.parse.quote(key, safe="") + query
         try:
             conn = self._get_conn()
             st, hdrs, rbody = conn.request(method, path, headers=headers, body=body,
@@ -359,7 +363,10 @@ class Client(threading.Thread):
               "inv": time.monotonic_ns()}
         if self.proto == "resp":
             return self._resp_op(op, ("GET", key))
-        st, hdrs, body, err = self._http(op, "GET", key)
+        query = ""
+        if self.stale_read_rate and self.rng.random() < self.stale_read_rate:
+            query = "?consistency=stale"
+        st, hdrs, body, err = self._http(op, "GET", key, query=query)
         if err:
             # a read has no effect: failed or unknown, it observed nothing
             return self._record(op, "fail", error=err[1], status=None)
