@@ -98,6 +98,7 @@ static void http__get_ready(replica_req *rr, int status)
     kv_store *store = req->a->store;
     int64_t now = replica_now_ms();
     kv_entry *e = kv_store_get(store, req->key.data, req->key.len, now);
+    if (e && memory_tracks_lru(req->a)) memory_touch(e, memory_lru_clock()); /* HTTP reads count too */
     buf h;
     buf_init(&h);
     if (!e) {
