@@ -51,6 +51,7 @@ struct replica_op {
     int64_t retry_at_ms;
     uint64_t wait_index; /* reads: serve once applied >= this */
     bool internal_member;
+    int status; /* for completions waiting on r->completed */
     struct raft_apply apply;
     op_list *list;
     replica_op *prev, *next;
@@ -80,6 +81,13 @@ struct replica {
     op_list rev_waiters;  /* min_revision reads; deadlines ascend */
     op_list barrier_next; /* linearizable reads for the next barrier */
     op_list barrier_now;  /* reads served by the barrier in flight */
+    /* Completions are never run inside a libraft callback: a client
+     * callback may start the next request (a pipelined write), and calling
+     * into libraft while it is converting state (leadership lost) crashes
+     * it. They wait here and run on the next loop iteration (`kick`). */
+    op_list completed;
+    uv_timer_t kick;
+    bool kick_armed;
     op_list forwards;      /* writes and read-index requests sent to the leader */
     op_list index_waiters; /* reads waiting for the local applied index */
     forward *fwd;
@@ -122,6 +130,7 @@ struct replica {
     struct raft_transfer transfer;
     void (*stepdown_cb)(void *);
     void *stepdown_ctx;
+    bool stepdown_done;
     void (*close_cb)(void *);
     void *close_ctx;
     bool closing;
@@ -252,6 +261,17 @@ static void read_finish(replica_op *op, int status)
     op_free(op);
 }
 
+static void replica__kick(replica *r);
+
+/* Queue an op's completion for the next loop iteration (see `completed`). */
+static void complete_later(replica_op *op, int status)
+{
+    list_remove(op);
+    op->status = status;
+    list_push(&op->r->completed, op);
+    replica__kick(op->r);
+}
+
 void replica_cancel(replica_req *req)
 {
     replica_op *op = req->op;
@@ -259,8 +279,9 @@ void replica_cancel(replica_req *req)
     req->op = NULL;
     op->req = NULL;
     /* A proposal stays until libraft calls back: libraft holds a pointer
-     * into it. Reads are ours alone. */
-    if (op->kind != OP_PROPOSE) op_free(op);
+     * into it (unless it already did and the op only waits to complete).
+     * Reads are ours alone. */
+    if (op->kind != OP_PROPOSE || op->list == &op->r->completed) op_free(op);
 }
 
 /* ---- the state machine glue (libraft FSM) ------------------------------ */
@@ -270,7 +291,8 @@ static void replica__wake_rev_waiters(replica *r)
     replica_op *op = r->rev_waiters.head;
     while (op) {
         replica_op *next = op->next;
-        if (r->store->revision >= op->min_revision) read_finish(op, REPLICA_OK);
+        /* called from inside libraft's apply: complete later */
+        if (r->store->revision >= op->min_revision) complete_later(op, REPLICA_OK);
         op = next;
     }
 }
@@ -540,8 +562,11 @@ static void replica__proposal_done(struct raft_apply *a, int status, void *resul
     default: st = REPLICA_ERR_INDETERMINATE; break;
     }
     metrics_counter_add(st == REPLICA_OK ? r->m_proposals_ok : r->m_proposals_failed, 1);
-    op_finish(op, st);
-    free(op);
+    if (op->req) {
+        complete_later(op, st);
+    } else {
+        op_free(op);
+    }
 }
 
 static int replica__submit(replica *r, replica_op *op, kv_command *cmd)
@@ -829,10 +854,70 @@ static void replica__barrier_done(struct raft_barrier *b, int status)
 {
     replica *r = b->data;
     r->barrier_inflight = false;
-    int st = status == 0 ? REPLICA_OK
-                         : status == RAFT_SHUTDOWN ? REPLICA_ERR_SHUTDOWN : REPLICA_ERR_NOT_LEADER;
-    while (r->barrier_now.head) read_finish(r->barrier_now.head, st);
-    if (!r->closing) replica__start_barrier(r);
+    if (status == 0 || r->closing) {
+        int st = status == 0 ? REPLICA_OK : REPLICA_ERR_SHUTDOWN;
+        while (r->barrier_now.head) complete_later(r->barrier_now.head, st);
+    } else {
+        /* leadership lost: reads are safe to retry, so they go back in the
+         * queue (oldest first) and the kick sends them to the new leader */
+        list_splice(&r->barrier_now, &r->barrier_next); /* failed batch, then newer reads */
+        list_splice(&r->barrier_next, &r->barrier_now);
+    }
+    replica__kick(r); /* the next barrier starts outside this callback */
+}
+
+/* Queued linearizable reads: a leader starts a barrier for them; a node
+ * that no longer leads forwards them (read-index) to the new leader. */
+static void replica__serve_queued_reads(replica *r)
+{
+    if (r->barrier_inflight || !r->barrier_next.head || r->closing) return;
+    if (raft_state(&r->raft) == RAFT_LEADER) {
+        replica__start_barrier(r);
+        return;
+    }
+    while (r->barrier_next.head) {
+        replica_op *op = r->barrier_next.head;
+        list_remove(op);
+        op->kind = OP_FORWARD_READ;
+        buf_init(&op->payload);
+        list_push(&r->forwards, op);
+        replica__forward_attempt(r, op);
+    }
+}
+
+static void replica__drain_completions(replica *r);
+
+static void replica__run_completions(uv_timer_t *t)
+{
+    replica *r = t->data;
+    r->kick_armed = false;
+    replica__drain_completions(r);
+    replica__serve_queued_reads(r);
+    if (r->stepdown_done) {
+        r->stepdown_done = false;
+        if (r->stepdown_cb) r->stepdown_cb(r->stepdown_ctx);
+    }
+}
+
+static void replica__drain_completions(replica *r)
+{
+    /* a completion may queue more: take only what is there now */
+    op_list batch = r->completed;
+    memset(&r->completed, 0, sizeof(r->completed));
+    for (replica_op *op = batch.head; op; op = op->next) op->list = &batch;
+    while (batch.head) {
+        replica_op *op = batch.head;
+        list_remove(op);
+        op_finish(op, op->status);
+        op_free(op);
+    }
+}
+
+static void replica__kick(replica *r)
+{
+    if (r->kick_armed || r->closing) return;
+    r->kick_armed = true;
+    uv_timer_start(&r->kick, replica__run_completions, 0, 0);
 }
 
 static bool replica__local_reads_ok(replica *r)
@@ -1087,16 +1172,41 @@ typedef struct change_op {
     replica *r;
     struct raft_change change;
     struct raft_transfer transfer;
+    uv_timer_t later; /* the callback runs outside libraft's stack */
     uint64_t id;
     bool then_promote; /* add: assign voter once the add has committed */
+    bool forget;       /* remove: drop the member's addresses afterwards */
+    int status;
+    const char *msg;
     replica_change_cb cb;
     void *ctx;
 } change_op;
 
+static void replica__forget_member(replica *r, uint64_t id);
+
+static void change__closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void change__deliver(uv_timer_t *t)
+{
+    change_op *c = t->data;
+    if (c->forget && c->status == 0 && raft_state(&c->r->raft) == RAFT_LEADER)
+        replica__forget_member(c->r, c->id);
+    if (c->cb) c->cb(c->ctx, c->status, c->msg);
+    uv_close((uv_handle_t *)&c->later, change__closed);
+}
+
+/* Called from libraft callbacks: never re-enter libraft or client code
+ * from there; deliver on the next loop iteration. msg must be static. */
 static void change__finish(change_op *c, int status, const char *msg)
 {
-    if (c->cb) c->cb(c->ctx, status, msg);
-    free(c);
+    c->status = status;
+    c->msg = msg;
+    uv_timer_init(c->r->loop, &c->later);
+    c->later.data = c;
+    uv_timer_start(&c->later, change__deliver, 0, 0);
 }
 
 static void change__done(struct raft_change *req, int status)
@@ -1112,7 +1222,7 @@ static void change__done(struct raft_change *req, int status)
          * configuration that makes it a voter is committed */
         c->then_promote = false;
         int rv = raft_assign(&r->raft, &c->change, c->id, RAFT_VOTER, change__done);
-        if (rv != 0) change__finish(c, rv, raft_errmsg(&r->raft));
+        if (rv != 0) change__finish(c, rv, raft_strerror(rv));
         return;
     }
     change__finish(c, 0, "ok");
@@ -1159,7 +1269,7 @@ static void replica__forget_member(replica *r, uint64_t id)
 static void remove__done(struct raft_change *req, int status)
 {
     change_op *c = req->data;
-    if (status == 0 && raft_state(&c->r->raft) == RAFT_LEADER) replica__forget_member(c->r, c->id);
+    c->forget = true;
     change__finish(c, status, status ? raft_strerror(status) : "ok");
 }
 
@@ -1445,6 +1555,8 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
     replica__register_metrics(r);
     uv_timer_init(loop, &r->tick);
     r->tick.data = r;
+    uv_timer_init(loop, &r->kick);
+    r->kick.data = r;
     *out = r;
     if (!r->durable) return 0;
 
@@ -1542,7 +1654,8 @@ int replica_start(replica *r, char *err, size_t errlen)
 static void replica__transfer_done(struct raft_transfer *t)
 {
     replica *r = t->data;
-    if (r->stepdown_cb) r->stepdown_cb(r->stepdown_ctx);
+    r->stepdown_done = true; /* delivered by the kick, outside libraft */
+    replica__kick(r);
 }
 
 void replica_step_down(replica *r, void (*cb)(void *ctx), void *ctx)
@@ -1595,6 +1708,8 @@ static void replica__raft_closed(struct raft *raft)
     }
     raft_uv_close(&r->io);
     raft_uv_tcp_close(&r->transport);
+    replica__drain_completions(r); /* what libraft failed while closing */
+    uv_close((uv_handle_t *)&r->kick, NULL);
     uv_close((uv_handle_t *)&r->tick, replica__tick_closed);
 }
 
@@ -1604,6 +1719,8 @@ void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
     r->close_cb = cb;
     r->close_ctx = ctx;
     uv_timer_stop(&r->tick);
+    uv_timer_stop(&r->kick);
+    replica__drain_completions(r);
     replica__fail_reads(r);
     for (replica_op *op = r->proposals.head; op; op = op->next) op_finish(op, REPLICA_ERR_SHUTDOWN);
     if (r->durable && r->raft_started) {
@@ -1615,6 +1732,8 @@ void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
         raft_uv_close(&r->io);
         raft_uv_tcp_close(&r->transport);
     }
+    replica__drain_completions(r);
+    uv_close((uv_handle_t *)&r->kick, NULL);
     uv_close((uv_handle_t *)&r->tick, replica__tick_closed);
 }
 

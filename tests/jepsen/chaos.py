@@ -43,6 +43,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=None,
                     help="run exactly N shuffled rounds of the mix (each kind once per round) "
                          "instead of filling --duration; --duration then only bounds the run")
+    ap.add_argument("--fault-time", default="3,6", help="MIN,MAX seconds each fault lasts (default 3,6)")
+    ap.add_argument("--delay-ms", default="20,150", help="MIN,MAX link delay of the delay fault (default 20,150)")
     ap.add_argument("--http-clients", type=int, default=4)
     ap.add_argument("--resp-clients", type=int, default=1, help="used only if RESP SET/GET works")
     ap.add_argument("--ops-per-key", type=int, default=120, help="operations before a key is retired")
@@ -74,9 +76,18 @@ def main(argv=None):
     except ValueError as e:
         print(f"chaos.py: {e}", file=sys.stderr)
         return 3
+    try:
+        fault_time = tuple(float(x) for x in a.fault_time.split(","))
+        delay_ms = tuple(int(x) for x in a.delay_ms.split(","))
+        assert len(fault_time) == 2 and len(delay_ms) == 2 and 0 < fault_time[0] <= fault_time[1]
+        assert 0 <= delay_ms[0] <= delay_ms[1]
+    except (ValueError, AssertionError):
+        print("chaos.py: --fault-time and --delay-ms take MIN,MAX", file=sys.stderr)
+        return 3
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1, 10 ** 6)
     if a.plan:
-        for s in make_schedule(seed, a.duration, a.nemesis, rounds=a.rounds):
+        for s in make_schedule(seed, a.duration, a.nemesis, rounds=a.rounds, fault_time=fault_time,
+                               delay_ms=delay_ms):
             print(s)
         return 0
 
@@ -93,7 +104,8 @@ def main(argv=None):
                     n_resp=a.resp_clients, ops_per_key=a.ops_per_key, slots=a.keys, log=log,
                     results_root=a.results or default_results_root(),
                     save=a.save if a.save != "never" else "none",
-                    stale_read_rate=a.self_check_stale_reads, rounds=a.rounds)
+                    stale_read_rate=a.self_check_stale_reads, rounds=a.rounds, fault_time=fault_time,
+                    delay_ms=delay_ms)
     res = runner.run()
     print()
     print(res.summary())
@@ -103,7 +115,8 @@ def main(argv=None):
     elif own_workdir:
         print(f"node data kept in {workdir}")
     print(f"reproduce: {sys.executable} {os.path.relpath(__file__)} --seed {seed} "
-          f"--duration {a.duration:g} --nemesis {a.nemesis}" + (f" --rounds {a.rounds}" if a.rounds else ""))
+          f"--duration {a.duration:g} --nemesis {a.nemesis} --fault-time {a.fault_time} --delay-ms {a.delay_ms}"
+          + (f" --rounds {a.rounds}" if a.rounds else ""))
     return 0 if res.valid else (1 if res.verdict == "invalid" else 2)
 
 

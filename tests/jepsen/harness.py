@@ -89,9 +89,17 @@ class Cluster:
         self.nodes = {}
         for i in range(1, n + 1):
             self.nodes[i] = factory(node_id=i)
-        self.proxy_ports = dict(zip(range(1, n + 1), free_ports(n)))
-        for i, p in self.proxy_ports.items():
-            self.proxy.call(cmd="listen", dst=i, port=p, target=self.nodes[i].peer_port)
+        self.proxy_ports = {}
+        for i in range(1, n + 1):
+            for attempt in range(5):
+                try:
+                    rep = self.proxy.call(cmd="listen", dst=i, port=free_ports(1)[0],
+                                          target=self.nodes[i].peer_port)
+                    self.proxy_ports[i] = rep["port"]
+                    break
+                except RuntimeError:
+                    if attempt == 4:  # the port was taken meanwhile: another one
+                        raise
         self.members = ",".join(f"{i}=127.0.0.1:{p}" for i, p in self.proxy_ports.items())
         self.base_args = {}
         for i, x in self.nodes.items():

@@ -18,7 +18,7 @@ Kinds:
                     the third node still reaches both (a non-transitive net)
   partition-asym    the leader's outgoing messages are dropped, incoming
                     ones still arrive
-  delay             every link delayed by 20-150 ms with jitter
+  delay             every link delayed by 20-150 ms (chaos.py --delay-ms) with jitter
   member            remove a random node (DELETE /v1/cluster/members/N), wipe
                     its data, re-add it (POST /v1/cluster/members) and restart
                     it with --join; the cluster runs on two voters meanwhile
@@ -64,7 +64,8 @@ def parse_mix(mix):
     return out
 
 
-def make_schedule(seed, duration, mix="all", fault_time=(3.0, 6.0), gap=(1.0, 3.0), rounds=None):
+def make_schedule(seed, duration, mix="all", fault_time=(3.0, 6.0), gap=(1.0, 3.0), rounds=None,
+                  delay_ms=(20, 150)):
     """Steps whose planned total (fault + recovery + gap) fits `duration`
     seconds, or exactly `rounds` rounds when given. Kinds come in shuffled
     rounds where each kind appears `weight` times, so a run of one round
@@ -93,8 +94,8 @@ def make_schedule(seed, duration, mix="all", fault_time=(3.0, 6.0), gap=(1.0, 3.
         if rounds is None and steps and planned + cost > duration:
             break
         steps.append({"step": len(steps), "kind": kind, "duration": round(d, 2), "gap": round(g, 2),
-                      "pick": round(rng.random(), 4), "delay_ms": rng.randint(20, 150),
-                      "jitter_ms": rng.randint(0, 80)})
+                      "pick": round(rng.random(), 4), "delay_ms": rng.randint(*delay_ms),
+                      "jitter_ms": rng.randint(0, max(1, delay_ms[1] // 2))})
         planned += cost
         if rounds is None and planned > duration:
             break
@@ -147,6 +148,17 @@ class Nemesis:
             except Exception as e:  # noqa: BLE001 - heal and carry on, but say so
                 self.problems.append(f"step {step['step']} {step['kind']}: {e!r}")
                 self.event(step, "error", error=repr(e))
+                self.c.proxy.call(cmd="heal")
+                for i in self.c.node_ids():
+                    self.c.resume(i)
+                # a node that is no longer a member must join again, not
+                # bootstrap from --initial-cluster with an empty data dir
+                for i in self.c.node_ids():
+                    if self._member_role(i, exclude=i) is None:
+                        try:
+                            self.readd(step, i)
+                        except Exception as e2:  # noqa: BLE001
+                            self.problems.append(f"re-adding node {i}: {e2!r}")
                 self.c.heal_all()
             t0 = time.monotonic()
             ok = self.c.wait_healthy(self.recovery_timeout)
@@ -278,17 +290,18 @@ class Nemesis:
         return None
 
     def _admin(self, method, path, exclude, body=None, timeout=20):
-        vias = [i for i in self.c.node_ids() if i != exclude]
-        last = None
+        vias = [i for i in self.c.node_ids() if i != exclude and i not in self.c.paused]
+        tried = []
         for via in vias:
             try:
                 r = self.c.http(via, method, path, json=body, timeout=timeout)
-                last = f"via {via}: {r.status_code} {r.text.strip()[:200]}"
+                tried.append(f"via {via}: {r.status_code} {r.text.strip()[:200]}")
                 if r.status_code == 200:
-                    return True, last
+                    return True, "; ".join(tried)
             except requests.RequestException as e:
-                last = f"via {via}: {e!r}"
-        return False, last
+                self.c.sessions.pop(via, None)
+                tried.append(f"via {via}: {e!r}")
+        return False, "; ".join(tried)
 
     def do_member(self, step):
         ids = self.c.node_ids()
@@ -311,7 +324,15 @@ class Nemesis:
         self.c.wipe(target)
         self.event(step, "info", node=target, action="killed and wiped")
         time.sleep(step["duration"])
-        # 3. re-add it under its old (proxy) address, then start it with --join
+        self.readd(step, target)
+
+    def readd(self, step, target):
+        """Add a removed, wiped node back under its old (proxy) address and
+        start it with --join; wait until it is a voter."""
+        ids = self.c.node_ids()
+        if self.c.node(target).running:
+            self.c.kill9(target)
+        self.c.wipe(target)
         peer = self.c.peer_addr(target)
         adder = {}
 

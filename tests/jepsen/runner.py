@@ -129,7 +129,7 @@ class Runner:
     def __init__(self, workdir, seed, duration=100.0, mix="all", node_factory=None, n_http=4, n_resp=1,
                  ops_per_key=120, slots=4, log=print, results_root=None, save="failure",
                  op_timeout=10.0, recovery_timeout=60.0, think=(0.005, 0.03), stale_read_rate=0.0,
-                 rounds=None, fault_time=(3.0, 6.0), gap=(1.0, 3.0)):
+                 rounds=None, fault_time=(3.0, 6.0), gap=(1.0, 3.0), delay_ms=(20, 150)):
         self.workdir = Path(workdir)
         self.seed = seed
         self.duration = duration
@@ -149,12 +149,13 @@ class Runner:
         self.rounds = rounds
         self.fault_time = fault_time
         self.gap = gap
+        self.delay_ms = delay_ms
 
     def run(self):
         res = RunResult(self.seed)
         t_begin = time.monotonic()
         res.schedule = make_schedule(self.seed, self.duration, self.mix, fault_time=self.fault_time,
-                                     gap=self.gap, rounds=self.rounds)
+                                     gap=self.gap, rounds=self.rounds, delay_ms=self.delay_ms)
         self.log(f"seed {self.seed}: {len(res.schedule)} fault steps planned: "
                  + ", ".join(s["kind"] for s in res.schedule))
         cluster = Cluster(self.workdir, node_factory=self.node_factory, log=self.log)
