@@ -133,6 +133,7 @@ static int http__raft_status(int rv)
     case RAFT_BADID:
     case RAFT_NOTFOUND: return 404;
     case RAFT_NOTLEADER:
+    case RAFT_NOCONNECTION:
     case RAFT_LEADERSHIPLOST: return 503;
     default: return 500;
     }

@@ -160,7 +160,7 @@ static void net__on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
             return;
         }
         if (buf_unread_len(&c->out)) net_conn_flush(c);
-        if (c->closing) return;
+        if (c->closing || buf_unread_len(&c->in) == 0) return; /* handshake bytes only */
     } else {
         buf_append(&c->in, b->base, (size_t)n);
     }

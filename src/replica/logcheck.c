@@ -168,7 +168,7 @@ int logcheck_run(const char *raft_dir, int *repaired, char *err, size_t errlen)
         files[n++] = f;
     }
     closedir(d);
-    qsort(files, n, sizeof(*files), logcheck__cmp);
+    if (n > 1) qsort(files, n, sizeof(*files), logcheck__cmp); /* qsort(NULL, 0) is UB */
 
     int rv = 0;
     bool later_data = false; /* an open segment after this one holds data */

@@ -1173,6 +1173,9 @@ typedef struct change_op {
     struct raft_change change;
     struct raft_transfer transfer;
     uv_timer_t later; /* the callback runs outside libraft's stack */
+    uv_timer_t retry; /* promotion retries while the new node catches up */
+    bool retry_armed;
+    int promote_tries;
     uint64_t id;
     bool then_promote; /* add: assign voter once the add has committed */
     bool forget;       /* remove: drop the member's addresses afterwards */
@@ -1186,7 +1189,13 @@ static void replica__forget_member(replica *r, uint64_t id);
 
 static void change__closed(uv_handle_t *h)
 {
-    free(h->data);
+    change_op *c = h->data;
+    if (c->retry_armed) {
+        c->retry_armed = false;
+        uv_close((uv_handle_t *)&c->retry, change__closed);
+        return;
+    }
+    free(c);
 }
 
 static void change__deliver(uv_timer_t *t)
@@ -1209,23 +1218,40 @@ static void change__finish(change_op *c, int status, const char *msg)
     uv_timer_start(&c->later, change__deliver, 0, 0);
 }
 
+#define PROMOTE_TRIES 60 /* x 500 ms: a joining node has this long to become reachable */
+
+static void change__done(struct raft_change *req, int status);
+
+static void change__promote(uv_timer_t *t)
+{
+    change_op *c = t->data;
+    replica *r = c->r;
+    int rv = raft_state(&r->raft) == RAFT_LEADER
+                 ? raft_assign(&r->raft, &c->change, c->id, RAFT_VOTER, change__done)
+                 : RAFT_NOTLEADER;
+    if (rv != 0) change__done(&c->change, rv);
+}
+
 static void change__done(struct raft_change *req, int status)
 {
     change_op *c = req->data;
-    replica *r = c->r;
-    if (status != 0) {
-        change__finish(c, status, raft_strerror(status));
+    /* Adding is two steps: the node joins as a spare, then an assign makes
+     * it a voter once libraft has caught it up. A node that is not
+     * reachable yet fails the assign with NOCONNECTION: try again shortly.
+     * Always from a timer: never call libraft from inside its callback. */
+    bool spare_added = c->then_promote && c->promote_tries == 0 && status == 0;
+    bool retry = c->then_promote && status == RAFT_NOCONNECTION && c->promote_tries < PROMOTE_TRIES;
+    if (spare_added || retry) {
+        if (!c->retry_armed) {
+            uv_timer_init(c->r->loop, &c->retry);
+            c->retry.data = c;
+            c->retry_armed = true;
+        }
+        uv_timer_start(&c->retry, change__promote, spare_added ? 0 : 500, 0);
+        c->promote_tries++;
         return;
     }
-    if (c->then_promote) {
-        /* a new node joins as a spare; libraft catches it up before the
-         * configuration that makes it a voter is committed */
-        c->then_promote = false;
-        int rv = raft_assign(&r->raft, &c->change, c->id, RAFT_VOTER, change__done);
-        if (rv != 0) change__finish(c, rv, raft_strerror(rv));
-        return;
-    }
-    change__finish(c, 0, "ok");
+    change__finish(c, status, status ? raft_strerror(status) : "ok");
 }
 
 static change_op *change__new(replica *r, uint64_t id, replica_change_cb cb, void *ctx)
@@ -1243,6 +1269,17 @@ static change_op *change__new(replica *r, uint64_t id, replica_change_cb cb, voi
 int replica_member_add(replica *r, uint64_t id, const char *peer, replica_change_cb cb, void *ctx)
 {
     if (!r->durable) return RAFT_NOTLEADER;
+    const struct raft_configuration *conf = &r->raft.configuration;
+    for (unsigned i = 0; i < conf->n; i++) {
+        if (conf->servers[i].id != id) continue;
+        if (conf->servers[i].role == RAFT_VOTER) return RAFT_DUPLICATEID;
+        /* added before but never promoted (it was not reachable then):
+         * adding it again means promoting it */
+        change_op *c = change__new(r, id, cb, ctx);
+        c->then_promote = true;
+        change__done(&c->change, 0);
+        return 0;
+    }
     change_op *c = change__new(r, id, cb, ctx);
     c->then_promote = true;
     int rv = raft_add(&r->raft, &c->change, id, peer, change__done);

@@ -42,7 +42,7 @@ void buf_shrink_if_empty(buf *b, size_t keep);
 
 static inline const char *buf_unread(const buf *b)
 {
-    return b->data + b->off;
+    return b->data ? b->data + b->off : ""; /* NULL + 0 is undefined behaviour */
 }
 static inline size_t buf_unread_len(const buf *b)
 {

@@ -63,7 +63,7 @@ class RunResult:
         n = len(self.history)
         lines.append(f"operations: {n} recorded ({'HTTP + RESP' if self.resp else 'HTTP only'} clients)")
         for k in sorted(self.counts):
-            lines.append(f"  {k:<22} {self.counts[k]}")
+            lines.append(f"  {k:<30} {self.counts[k]}")
         starts = [e for e in self.events if e["phase"] == "start"]
         lines.append(f"faults injected: {len(starts)}")
         for k in sorted(self.fault_counts):
@@ -89,10 +89,11 @@ class RunResult:
 def _count_ops(ops):
     counts = {}
     for o in ops:
+        proto = o["proto"] + ("-pipelined" if o.get("pipelined") else "")
         if o["f"] == "cas" and o["outcome"] == "ok":
-            label = f"{o['proto']} cas ok/" + ("applied" if o.get("result") else "412")
+            label = f"{proto} cas ok/" + ("applied" if o.get("result") else "412")
         else:
-            label = f"{o['proto']} {o['f']} {o['outcome']}"
+            label = f"{proto} {o['f']} {o['outcome']}"
         counts[label] = counts.get(label, 0) + 1
     return counts
 
@@ -204,11 +205,15 @@ class Runner:
             res.problems.extend(nem.unavailable)
             t_check = time.monotonic()
             finals = self._final_reads(cluster, keys, history, res)
+            res.timings["final reads"] = time.monotonic() - t_check
+            t1 = time.monotonic()
             self._convergence(cluster, finals, res)
+            res.timings["convergence"] = time.monotonic() - t1
             res.history = history.snapshot()
             self._lost_writes(res.history, finals, res)
+            t1 = time.monotonic()
             res.lin = checker.check(res.history)
-            res.timings["checks"] = time.monotonic() - t_check
+            res.timings["linearizability"] = time.monotonic() - t1
         except Exception as e:  # noqa: BLE001 - reported, results kept
             stop.set()
             res.problems.append(f"harness error: {e!r}")
@@ -243,30 +248,41 @@ class Runner:
 
     # -- final phase ------------------------------------------------------------------
     def _final_reads(self, cluster, keys, history, res):
-        """Linearizable read of every key through every node (recorded in the
-        history); returns key -> value agreed by the successful reads."""
-        finals = {}
-        probe = Client("final", "http", cluster, keys, history, threading.Event(), random.Random(0),
-                       op_timeout=self.op_timeout)
-        for key in keys.all:
-            seen = {}
-            for i in cluster.node_ids():
-                probe.node = i
-                probe._drop()
+        """Linearizable read of every key through every node (one thread per
+        node; the reads are part of the checked history); returns key ->
+        value agreed by the successful reads."""
+        seen = {}  # key -> {node: value}
+        lock = threading.Lock()
+
+        def reader(i):
+            probe = Client(f"final{i}", "http", cluster, keys, history, threading.Event(),
+                           random.Random(i), op_timeout=self.op_timeout)
+            probe.node = i
+            probe._move = lambda: None  # stay on this node
+            for key in keys.all:
                 for _attempt in range(5):
                     op = probe.do_read(key)
                     if op["outcome"] == "ok":
-                        seen[i] = op.get("result")
+                        with lock:
+                            seen.setdefault(key, {})[i] = op.get("result")
                         break
                     time.sleep(0.5)
-            if not seen:
+            probe._drop()
+
+        threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in cluster.node_ids()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(600)
+        finals = {}
+        for key in keys.all:
+            got = seen.get(key)
+            if not got:
                 res.problems.append(f"no node answered a final read of {key}")
                 continue
-            vals = set(seen.values())
-            if len(vals) > 1:
-                res.failures.append(f"final linearizable reads of {key} disagree across nodes: {seen}")
-            finals[key] = next(iter(seen.values()))
-        probe._drop()
+            if len(set(got.values())) > 1:
+                res.failures.append(f"final linearizable reads of {key} disagree across nodes: {got}")
+            finals[key] = next(iter(got.values()))
         return finals
 
     def _convergence(self, cluster, finals, res):
@@ -330,8 +346,7 @@ class Runner:
         for o in ops:
             if o["f"] in ("write", "cas"):
                 producers[(o["key"], o["value"])] = o
-                if o["outcome"] == "ok" and (o["f"] == "write" or o.get("result") is True) \
-                        and o["client"] != "final":
+                if o["outcome"] == "ok" and (o["f"] == "write" or o.get("result") is True):
                     by_key.setdefault(o["key"], []).append(o)
         for key, acked in by_key.items():
             if key not in finals:

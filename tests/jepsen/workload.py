@@ -93,6 +93,36 @@ class HttpConn:
         except (OSError, TimeoutError, ValueError) as e:
             raise Unknown(f"{type(e).__name__}: {e}") from None
 
+    def pipeline(self, reqs, timeout=10.0):
+        """Send several requests at once (HTTP pipelining), then read the
+        answers in order. Returns one entry per request: (status, headers,
+        body, completion time ns), or an Unknown exception for a request
+        whose answer did not arrive (its outcome is unknown: an earlier
+        request of the batch may have been received whole)."""
+        out = []
+        for method, target, headers, body in reqs:
+            hdrs = [("Host", "127.0.0.1")] + list((headers or {}).items())
+            if body or method in ("PUT", "POST"):
+                hdrs.append(("Content-Length", str(len(body))))
+            out.append((f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs)
+                        + "\r\n").encode("latin-1") + body)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.sendall(b"".join(out))
+        except OSError as e:
+            return [Unknown(f"send: {e}")] * len(reqs)
+        deadline = time.monotonic() + timeout
+        results = []
+        for method, _, _, _ in reqs:
+            try:
+                st, hdrs, body = self._read_response(method, deadline)
+                results.append((st, hdrs, body, time.monotonic_ns()))
+            except (OSError, TimeoutError, ValueError) as e:
+                err = Unknown(f"{type(e).__name__}: {e}")
+                results += [err] * (len(reqs) - len(results))
+                break
+        return results
+
     def _fill(self, deadline):
         left = deadline - time.monotonic()
         if left <= 0:
@@ -290,7 +320,7 @@ class Client(threading.Thread):
         self.rng = rng
         self.op_timeout = op_timeout
         self.think = think
-        self.mix = mix or {"read": 0.4, "write": 0.3, "cas": 0.3}
+        self.mix = mix or {"read": 0.35, "write": 0.25, "cas": 0.3, "pipelined": 0.1}
         self.conn = None
         self.conn_node = None
         ids = cluster.node_ids()
@@ -329,7 +359,7 @@ class Client(threading.Thread):
 
     # -- one operation ----------------------------------------------------------
     def _record(self, op, outcome, **kw):
-        op["cmp"] = time.monotonic_ns()
+        op["cmp"] = op.get("cmp") or time.monotonic_ns()
         op["outcome"] = outcome
         op.update(kw)
         self.history.add(op)
@@ -367,6 +397,10 @@ class Client(threading.Thread):
         if self.stale_read_rate and self.rng.random() < self.stale_read_rate:
             query = "?consistency=stale"
         st, hdrs, body, err = self._http(op, "GET", key, query=query)
+        return self._classify_read(op, st, hdrs, body, err)
+
+    def _classify_read(self, op, st, hdrs, body, err):
+        key = op["key"]
         if err:
             # a read has no effect: failed or unknown, it observed nothing
             return self._record(op, "fail", error=err[1], status=None)
@@ -423,6 +457,46 @@ class Client(threading.Thread):
         st, hdrs, body, err = self._http(op, "PUT", key, body=value.encode(), headers=headers)
         return self._classify_write(op, st, hdrs, body, err)
 
+    def do_pipelined(self, key):
+        """A write (or CAS) and a read of the same key sent back to back on
+        one connection before any answer: cairn must run them in order, so
+        the read sees the write (or something newer)."""
+        path = "/v1/key/" + urllib.parse.quote(key, safe="")
+        self.seq += 1
+        value = f"{self.cname}-{self.seq}"
+        known = self.known.get(key)
+        now = time.monotonic_ns()
+        base = {"client": self.cname, "proto": self.proto, "node": self.node, "key": key, "inv": now,
+                "pipelined": True}
+        if known is not None and (known[0] is None or known[1] is not None) and self.rng.random() < 0.5:
+            expect, rev = known
+            headers = {"If-None-Match": "*"} if expect is None else {"If-Match": f'"{rev}"'}
+            w = dict(base, f="cas", value=value, expect=expect, expect_rev=rev)
+        else:
+            headers = {}
+            w = dict(base, f="write", value=value)
+        r = dict(base, f="read")
+        try:
+            conn = self._get_conn()
+        except NotSent as e:
+            self._record(w, "fail", error=str(e))
+            return self._record(r, "fail", error=str(e))
+        results = conn.pipeline([("PUT", path, headers, value.encode()), ("GET", path, {}, b"")],
+                                timeout=self.op_timeout)
+        # classify in order; the connection is dropped on any failure
+        ops = []
+        for op, res in zip((w, r), results):
+            if isinstance(res, Exception):
+                ops.append((op, None, None, None, ("info", str(res))))
+            else:
+                st, hdrs, body, cmp = res
+                op["cmp"] = cmp
+                ops.append((op, st, hdrs, body, None))
+        (op, st, hdrs, body, err) = ops[0]
+        self._classify_write(op, st, hdrs, body, err)
+        (op, st, hdrs, body, err) = ops[1]
+        return self._classify_read(op, st, hdrs, body, err)
+
     def _resp_op(self, op, cmd):
         try:
             conn = self._get_conn()
@@ -448,7 +522,8 @@ class Client(threading.Thread):
         return self._record(op, "info", error=repr(rep))
 
     def run(self):
-        fns = {"read": self.do_read, "write": self.do_write, "cas": self.do_cas}
+        fns = {"read": self.do_read, "write": self.do_write, "cas": self.do_cas,
+               "pipelined": self.do_pipelined}
         kinds = list(self.mix)
         weights = [self.mix[k] for k in kinds]
         n = 0
@@ -456,7 +531,7 @@ class Client(threading.Thread):
             while not self.stop.is_set():
                 key = self.keys.pick(self.rng)
                 f = self.rng.choices(kinds, weights)[0]
-                if self.proto == "resp" and f == "cas":
+                if self.proto == "resp" and f in ("cas", "pipelined"):
                     f = "write"
                 fns[f](key)
                 n += 1
