@@ -100,7 +100,8 @@ static void daemon__register_metrics(daemon_t *d)
 {
     d->m_lag = metrics_histogram_get("cairn_loop_lag_seconds",
                                      "How late a 10 ms loop timer fires (loop stalls)", "");
-    metrics_gauge_register("cairn_loop_lag_max_seconds", "Longest loop stall seen", "", g_lag_max, d);
+    metrics_gauge_register("cairn_loop_lag_max_seconds", "Longest loop stall seen", "", g_lag_max,
+                           d);
     metrics_gauge_register("cairn_keys", "Keys in the store (including expired, not yet reclaimed)",
                            "", g_keys, &d->store);
     metrics_gauge_register("cairn_revision", "Store revision", "", g_revision, &d->store);
@@ -149,7 +150,9 @@ static void daemon__drain_tick(uv_timer_t *t)
     bool idle = net_server_busy_conns(d->server) == 0;
     if (!idle && uv_now(d->loop) < (uint64_t)d->drain_deadline) return;
     uv_timer_stop(t);
-    if (!idle) LOG_WARN("in-flight requests did not finish in time; closing anyway", LF_I("ms", DRAIN_LIMIT_MS));
+    if (!idle)
+        LOG_WARN("in-flight requests did not finish in time; closing anyway",
+                 LF_I("ms", DRAIN_LIMIT_MS));
     replica_step_down(d->replica, daemon__stepped_down, d);
 }
 
@@ -190,7 +193,8 @@ static void daemon__on_sighup(uv_signal_t *s, int signum)
 static uint64_t daemon__random_seed(void)
 {
     uint64_t seed = 0;
-    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+        seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
     return seed;
 }
 
@@ -228,7 +232,10 @@ int main(int argc, char **argv)
                          .idle_timeout = d.cfg.idle_timeout,
                          .max_pending_output = d.cfg.max_pending_output};
     d.server = net_server_create(d.loop, &limits);
-    d.api = (api){.cfg = &d.cfg, .store = &d.store, .replica = d.replica, .server = d.server,
+    d.api = (api){.cfg = &d.cfg,
+                  .store = &d.store,
+                  .replica = d.replica,
+                  .server = d.server,
                   .start_ms = net_now_ms()};
     http_api_init(&d.api);
     if (d.cfg.tls_cert[0] && tls_ctx_create(&d.tls, d.cfg.tls_cert, d.cfg.tls_key,
@@ -244,8 +251,8 @@ int main(int argc, char **argv)
     memory_init();
     if (d.cfg.listen_resp[0]) {
         d.resp = resp_api_create(&d.api);
-        if (net_server_listen_tls(d.server, d.cfg.listen_resp, &resp_api_proto, d.resp, d.tls,
-                                  err, sizeof(err)) != 0) {
+        if (net_server_listen_tls(d.server, d.cfg.listen_resp, &resp_api_proto, d.resp, d.tls, err,
+                                  sizeof(err)) != 0) {
             LOG_ERROR("cannot start", LF_S("error", err));
             return 1;
         }

@@ -21,9 +21,9 @@ typedef struct api {
     kv_store *store;
     replica *replica;
     net_server *server;
-    int64_t start_ms;       /* monotonic, for uptime */
-    uint64_t next_request;  /* for generated request ids */
-    bool stopping;          /* SIGTERM seen: new requests get 503 and close */
+    int64_t start_ms;      /* monotonic, for uptime */
+    uint64_t next_request; /* for generated request ids */
+    bool stopping;         /* SIGTERM seen: new requests get 503 and close */
 } api;
 
 /* Resident set size of this process in bytes (from /proc), 0 if unknown. */

@@ -24,8 +24,8 @@ struct http_conn {
     bool pending_read; /* a non-write is queued: later requests must wait */
     bool stalled;      /* parsing stopped until the queue drains */
     bool in_process;
-    int busy_depth;    /* drain/process frames on the stack */
-    bool dead;         /* the connection closed under us: free on unwind */
+    int busy_depth; /* drain/process frames on the stack */
+    bool dead;      /* the connection closed under us: free on unwind */
     /* body of the request being received */
     bool sent_continue;
     bool chunk_active;
@@ -34,17 +34,25 @@ struct http_conn {
     buf body;
 };
 
-static const char *route_names[ROUTE_COUNT_] = {
-    "key",         "keys",        "healthz",          "readyz",
-    "metrics",     "status",      "cluster",          "cluster_members",
-    "cluster_member", "cluster_leader", "internal_remove", "internal_propose",
-    "internal_read_index", "other"};
+static const char *route_names[ROUTE_COUNT_] = {"key",
+                                                "keys",
+                                                "healthz",
+                                                "readyz",
+                                                "metrics",
+                                                "status",
+                                                "cluster",
+                                                "cluster_members",
+                                                "cluster_member",
+                                                "cluster_leader",
+                                                "internal_remove",
+                                                "internal_propose",
+                                                "internal_read_index",
+                                                "other"};
 static const int tracked_codes[] = {100, 200, 201, 304, 400, 404, 405, 408, 412, 413,
                                     414, 429, 431, 500, 501, 503, 504, 505, 507};
 #define N_CODES (sizeof(tracked_codes) / sizeof(tracked_codes[0]))
 static metrics_counter *m_requests[ROUTE_COUNT_][N_CODES + 1];
 static metrics_histogram *m_latency[ROUTE_COUNT_];
-
 
 void http_api_init(api *a)
 {
@@ -64,7 +72,8 @@ static metrics_counter *http__counter(int route, int status)
     if (!m_requests[route][i]) {
         char labels[96];
         if (i < N_CODES)
-            snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%d\"", route_names[route], status);
+            snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%d\"", route_names[route],
+                     status);
         else
             snprintf(labels, sizeof(labels), "route=\"%s\",code=\"other\"", route_names[route]);
         m_requests[route][i] = metrics_counter_get(
@@ -76,28 +85,50 @@ static metrics_counter *http__counter(int route, int status)
 static const char *http__reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    case 507: return "Insufficient Storage";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Unknown";
     }
 }
 
@@ -119,7 +150,8 @@ void http_respond(http_req *req, int status, const char *content_type, const cha
     if (!req->head_only && status != 304 && body_len) buf_append(b, body, body_len);
 
     metrics_counter_add(http__counter(req->route, status), 1);
-    metrics_histogram_observe(m_latency[req->route], (double)(clock_mono_ns() - req->start_ns) / 1e9);
+    metrics_histogram_observe(m_latency[req->route],
+                              (double)(clock_mono_ns() - req->start_ns) / 1e9);
     /* 503 and 504 are expected answers (shedding, no leader, bounded
      * waits) and are counted in metrics; a 500 is a bug worth a line */
     if (status == 500)
@@ -148,9 +180,15 @@ void http_respond_replica_error(http_req *req, int st)
     case REPLICA_ERR_BUSY:
         http_respond_error(req, 503, replica_status_text(st), "Retry-After: 1\r\n");
         break;
-    case REPLICA_ERR_READ_TIMEOUT: http_respond_error(req, 504, replica_status_text(st), NULL); break;
-    case REPLICA_ERR_INTERNAL: http_respond_error(req, 500, replica_status_text(st), NULL); break;
-    default: http_respond_error(req, 503, replica_status_text(st), "Retry-After: 1\r\n"); break;
+    case REPLICA_ERR_READ_TIMEOUT:
+        http_respond_error(req, 504, replica_status_text(st), NULL);
+        break;
+    case REPLICA_ERR_INTERNAL:
+        http_respond_error(req, 500, replica_status_text(st), NULL);
+        break;
+    default:
+        http_respond_error(req, 503, replica_status_text(st), "Retry-After: 1\r\n");
+        break;
     }
 }
 
@@ -244,8 +282,8 @@ static void http__set_request_id(http_req *req, const http_request *hr)
             return;
         }
     }
-    snprintf(req->request_id, sizeof(req->request_id), "%" PRIx64 "-%" PRIx64,
-             req->a->cfg->id, ++req->a->next_request);
+    snprintf(req->request_id, sizeof(req->request_id), "%" PRIx64 "-%" PRIx64, req->a->cfg->id,
+             ++req->a->next_request);
 }
 
 /* A framing error: answer (after what is queued) and close. */
@@ -304,7 +342,8 @@ static void http__dispatch(http_conn *hc, const http_request *hr, const char *bo
     req->http10_keep_alive = hr->keep_alive && hr->version_minor == 0;
     req->forwarded = http_find_header(hr, "X-Cairn-Forwarded") != NULL;
     http__set_request_id(req, hr);
-    if (http__is_write(hr, req->route) == false && req->route != ROUTE_OTHER) hc->pending_read = true;
+    if (http__is_write(hr, req->route) == false && req->route != ROUTE_OTHER)
+        hc->pending_read = true;
 
     if (req->a->stopping && req->route != ROUTE_HEALTHZ && req->route != ROUTE_READYZ &&
         req->route != ROUTE_METRICS && req->route != ROUTE_INTERNAL_PROPOSE &&
@@ -315,14 +354,18 @@ static void http__dispatch(http_conn *hc, const http_request *hr, const char *bo
         return;
     }
     switch (req->route) {
-    case ROUTE_KEY: http_keys_handle_key(req, hr, query, query_len, body, body_len); break;
+    case ROUTE_KEY:
+        http_keys_handle_key(req, hr, query, query_len, body, body_len);
+        break;
     case ROUTE_KEYS:
         if (hr->method != HTTP_GET && hr->method != HTTP_HEAD)
             http_respond_error(req, 405, "method not allowed", "Allow: GET, HEAD\r\n");
         else
             http_keys_handle_list(req, hr, query, query_len);
         break;
-    case ROUTE_OTHER: http_respond_error(req, 404, "no such route", NULL); break;
+    case ROUTE_OTHER:
+        http_respond_error(req, 404, "no such route", NULL);
+        break;
     case ROUTE_INTERNAL_PROPOSE:
     case ROUTE_INTERNAL_READ_INDEX:
         if (hr->method != HTTP_POST)
@@ -402,9 +445,10 @@ static void http__process(http_conn *hc)
             http__fail_connection(hc, http__status_of(rv),
                                   rv == HTTP_ERR_HEADERS_TOO_LARGE ? "header section too large"
                                   : rv == HTTP_ERR_URI_TOO_LONG    ? "request target too long"
-                                  : rv == HTTP_ERR_NOT_IMPLEMENTED ? "transfer encoding not supported"
-                                  : rv == HTTP_ERR_VERSION         ? "HTTP version not supported"
-                                                                   : "malformed request");
+                                  : rv == HTTP_ERR_NOT_IMPLEMENTED
+                                      ? "transfer encoding not supported"
+                                  : rv == HTTP_ERR_VERSION ? "HTTP version not supported"
+                                                           : "malformed request");
             break;
         }
         const char *q = memchr(hr.target, '?', hr.target_len);
@@ -437,7 +481,8 @@ static void http__process(http_conn *hc)
             }
             size_t used = 0, out_len = hc->body.len;
             /* grow the output as needed, never past the cap */
-            buf_reserve(&hc->body, len - head_len - hc->chunk_in < cap ? len - head_len - hc->chunk_in : cap);
+            buf_reserve(&hc->body,
+                        len - head_len - hc->chunk_in < cap ? len - head_len - hc->chunk_in : cap);
             size_t room = hc->body.cap - 1;
             int crv = http_chunked_feed(&hc->dec, data + head_len + hc->chunk_in,
                                         len - head_len - hc->chunk_in, &used, hc->body.data,
@@ -464,8 +509,8 @@ static void http__process(http_conn *hc)
         } else {
             uint64_t cl = hr.content_length > 0 ? (uint64_t)hr.content_length : 0;
             if (cl > cap) {
-                http__fail_connection(hc, 413, cap == MAX_SMALL_BODY ? "request body too large"
-                                                                     : "value too large");
+                http__fail_connection(
+                    hc, 413, cap == MAX_SMALL_BODY ? "request body too large" : "value too large");
                 break;
             }
             if (len - head_len < cl) {

@@ -129,13 +129,17 @@ static int http__raft_status(int rv)
     switch (rv) {
     case RAFT_DUPLICATEID:
     case RAFT_DUPLICATEADDRESS:
-    case RAFT_CANTCHANGE: return 409;
+    case RAFT_CANTCHANGE:
+        return 409;
     case RAFT_BADID:
-    case RAFT_NOTFOUND: return 404;
+    case RAFT_NOTFOUND:
+        return 404;
     case RAFT_NOTLEADER:
     case RAFT_NOCONNECTION:
-    case RAFT_LEADERSHIPLOST: return 503;
-    default: return 500;
+    case RAFT_LEADERSHIPLOST:
+        return 503;
+    default:
+        return 500;
     }
 }
 
@@ -226,7 +230,8 @@ static void http__remove_self_transferred(void *ctx, int status, const char *mes
 void http_cluster_member_remove(http_req *req, const char *id_text, size_t id_len)
 {
     char path[96];
-    snprintf(path, sizeof(path), "/internal/v1/remove/%.*s", (int)(id_len < 40 ? id_len : 40), id_text);
+    snprintf(path, sizeof(path), "/internal/v1/remove/%.*s", (int)(id_len < 40 ? id_len : 40),
+             id_text);
     uint64_t id;
     if (!strconv_parse_u64(id_text, id_len, &id) || id == 0) {
         http_respond_error(req, 400, "member id must be a positive integer", NULL);

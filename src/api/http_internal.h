@@ -40,9 +40,9 @@ struct http_req {
     replica_req rreq;
     int route;
     http_method method;
-    bool head_only;   /* HEAD: headers of GET, no body */
+    bool head_only; /* HEAD: headers of GET, no body */
     bool done;
-    bool close_after; /* answer with Connection: close */
+    bool close_after;       /* answer with Connection: close */
     bool http10_keep_alive; /* HTTP/1.0 asked for keep-alive: say yes */
     bool forwarded;         /* came from another node (X-Cairn-Forwarded) */
     uint64_t start_ns;

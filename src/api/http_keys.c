@@ -64,7 +64,8 @@ static bool http__read_params(http_req *req, const char *query, size_t query_len
         if (strcmp(v.data ? v.data : "", "stale") == 0)
             req->consistency = REPLICA_READ_STALE;
         else if (strcmp(v.data ? v.data : "", "linearizable") != 0)
-            ok = false, http_respond_error(req, 400, "consistency must be linearizable or stale", NULL);
+            ok = false,
+            http_respond_error(req, 400, "consistency must be linearizable or stale", NULL);
     }
     if (ok && http_query_get(query, query_len, "min_revision", &v) &&
         !strconv_parse_u64(v.data ? v.data : "", v.len, &req->min_revision)) {
@@ -77,9 +78,11 @@ static bool http__read_params(http_req *req, const char *query, size_t query_len
 
 static void http__key_headers(buf *h, const kv_entry *e, uint64_t revision, int64_t now_ms)
 {
-    buf_printf(h, "ETag: \"%" PRIu64 "\"\r\nX-Cairn-Revision: %" PRIu64 "\r\n", e->mod_rev, revision);
-    buf_printf(h, "X-Cairn-Create-Revision: %" PRIu64 "\r\nX-Cairn-Mod-Revision: %" PRIu64
-                  "\r\nX-Cairn-Version: %" PRIu64 "\r\n",
+    buf_printf(h, "ETag: \"%" PRIu64 "\"\r\nX-Cairn-Revision: %" PRIu64 "\r\n", e->mod_rev,
+               revision);
+    buf_printf(h,
+               "X-Cairn-Create-Revision: %" PRIu64 "\r\nX-Cairn-Mod-Revision: %" PRIu64
+               "\r\nX-Cairn-Version: %" PRIu64 "\r\n",
                e->create_rev, e->mod_rev, e->version);
     if (e->expire_ms) {
         int64_t left = (e->expire_ms - now_ms + 999) / 1000;
@@ -98,7 +101,8 @@ static void http__get_ready(replica_req *rr, int status)
     kv_store *store = req->a->store;
     int64_t now = replica_now_ms();
     kv_entry *e = kv_store_get(store, req->key.data, req->key.len, now);
-    if (e && memory_tracks_lru(req->a)) memory_touch(e, memory_lru_clock()); /* HTTP reads count too */
+    if (e && memory_tracks_lru(req->a))
+        memory_touch(e, memory_lru_clock()); /* HTTP reads count too */
     buf h;
     buf_init(&h);
     if (!e) {
@@ -289,8 +293,8 @@ static void http__list_ready(replica_req *rr, int status)
     const char *prefix = req->key.data ? req->key.data : "";
     size_t plen = req->key.len;
     kv_entry *e;
-    if (req->cursor.len && (plen == 0 || memcmp(req->cursor.data, prefix, plen) >= 0 ||
-                            req->cursor.len < plen))
+    if (req->cursor.len &&
+        (plen == 0 || memcmp(req->cursor.data, prefix, plen) >= 0 || req->cursor.len < plen))
         e = kv_keyspace_seek(&store->ks, req->cursor.data, req->cursor.len, true);
     else
         e = kv_keyspace_seek(&store->ks, prefix, plen, false);
@@ -319,8 +323,9 @@ static void http__list_ready(replica_req *rr, int status)
         }
         buf_append_str(&body, "\"key_b64\":\"");
         base64url_encode(&body, k, e->key_len);
-        buf_printf(&body, "\",\"create_revision\":%" PRIu64 ",\"mod_revision\":%" PRIu64
-                          ",\"version\":%" PRIu64,
+        buf_printf(&body,
+                   "\",\"create_revision\":%" PRIu64 ",\"mod_revision\":%" PRIu64
+                   ",\"version\":%" PRIu64,
                    e->create_rev, e->mod_rev, e->version);
         if (e->expire_ms) {
             int64_t left = (e->expire_ms - now + 999) / 1000;

@@ -21,9 +21,9 @@ static void http__status_json(http_req *req)
     else
         buf_append_str(&b, "null");
     buf_printf(&b,
-               ",\"commit_index\":%" PRIu64 ",\"applied_index\":%" PRIu64
-               ",\"last_index\":%" PRIu64 ",\"revision\":%" PRIu64 ",\"keys\":%" PRIu64
-               ",\"memory_bytes\":%" PRIu64 ",\"data_bytes\":%zu,\"uptime_seconds\":%.3f"
+               ",\"commit_index\":%" PRIu64 ",\"applied_index\":%" PRIu64 ",\"last_index\":%" PRIu64
+               ",\"revision\":%" PRIu64 ",\"keys\":%" PRIu64 ",\"memory_bytes\":%" PRIu64
+               ",\"data_bytes\":%zu,\"uptime_seconds\":%.3f"
                ",\"version\":\"%s\",\"persistence\":\"%s\",\"ready\":%s,\"snapshots\":%" PRIu64
                ",\"inflight\":%" PRIu64 "}\n",
                st.commit_index, st.applied_index, st.last_index, a->store->revision,
@@ -62,7 +62,11 @@ void http_ops_handle(http_req *req)
         buf_close(&b);
         break;
     }
-    case ROUTE_STATUS: http__status_json(req); break;
-    default: http_respond_error(req, 404, "no such route", NULL); break;
+    case ROUTE_STATUS:
+        http__status_json(req);
+        break;
+    default:
+        http_respond_error(req, 404, "no such route", NULL);
+        break;
     }
 }

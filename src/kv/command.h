@@ -32,21 +32,21 @@
 #define KV_COMMAND_MAX_ARGS (1u << 20)
 
 typedef enum kv_op {
-    KV_OP_PUT = 1,   /* key value: set; flags NX XX KEEPTTL GET IF_REV */
-    KV_OP_DEL,       /* key...: delete; flags GET, IF_REV, XX (must exist) apply to one key */
-    KV_OP_MSET,      /* key value ...: set all; flag NX = only if none exists */
-    KV_OP_INCR,      /* key: add a (int64) */
-    KV_OP_INCRFLOAT, /* key incr-text: add a long double */
-    KV_OP_APPEND,    /* key suffix; b = max value length */
-    KV_OP_SETRANGE,  /* key value; a = offset, b = max value length */
-    KV_OP_EXPIRE,    /* key: set expiry (expire_ms, may be past); flags NX XX GT LT */
-    KV_OP_PERSIST,   /* key: remove expiry */
-    KV_OP_GETEX,     /* key: return value, set expiry or (flag PERSIST) remove it */
-    KV_OP_RENAME,    /* src dst; flag NX */
-    KV_OP_FLUSH,     /* delete everything */
+    KV_OP_PUT = 1,     /* key value: set; flags NX XX KEEPTTL GET IF_REV */
+    KV_OP_DEL,         /* key...: delete; flags GET, IF_REV, XX (must exist) apply to one key */
+    KV_OP_MSET,        /* key value ...: set all; flag NX = only if none exists */
+    KV_OP_INCR,        /* key: add a (int64) */
+    KV_OP_INCRFLOAT,   /* key incr-text: add a long double */
+    KV_OP_APPEND,      /* key suffix; b = max value length */
+    KV_OP_SETRANGE,    /* key value; a = offset, b = max value length */
+    KV_OP_EXPIRE,      /* key: set expiry (expire_ms, may be past); flags NX XX GT LT */
+    KV_OP_PERSIST,     /* key: remove expiry */
+    KV_OP_GETEX,       /* key: return value, set expiry or (flag PERSIST) remove it */
+    KV_OP_RENAME,      /* src dst; flag NX */
+    KV_OP_FLUSH,       /* delete everything */
     KV_OP_EXPIRE_KEYS, /* key...: delete those that are expired at now_ms */
-    KV_OP_NOOP,      /* nothing (used to commit an entry in a new term) */
-    KV_OP_MEMBER,    /* a = node id; args: http addr, resp addr (both empty: forget it) */
+    KV_OP_NOOP,        /* nothing (used to commit an entry in a new term) */
+    KV_OP_MEMBER,      /* a = node id; args: http addr, resp addr (both empty: forget it) */
     KV_OP_MAX_
 } kv_op;
 

@@ -29,7 +29,7 @@ typedef struct kv_dedup_entry {
 typedef struct kv_dedup {
     kv_dedup_entry *ring; /* insertion order; ring[head] is the oldest */
     uint32_t head, count;
-    uint32_t *index;      /* open addressing: ring slot + 1, 0 = empty */
+    uint32_t *index; /* open addressing: ring slot + 1, 0 = empty */
     uint32_t index_cap;
     uint64_t seed;
 } kv_dedup;

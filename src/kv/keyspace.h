@@ -57,10 +57,10 @@ typedef struct kv_keyspace {
     kv_table t[2];        /* t[1] is the target while rehashing */
     int64_t rehash_index; /* next bucket of t[0] to move, -1 when idle */
     uint64_t seed;
-    kv_entry *head; /* skiplist sentinel */
-    int level;      /* highest level in use */
-    uint64_t rng;   /* xorshift state for skiplist levels and sampling */
-    size_t mem_bytes; /* estimate of heap bytes held by entries and tables */
+    kv_entry *head;          /* skiplist sentinel */
+    int level;               /* highest level in use */
+    uint64_t rng;            /* xorshift state for skiplist levels and sampling */
+    size_t mem_bytes;        /* estimate of heap bytes held by entries and tables */
     uint64_t volatile_count; /* entries with an expiry */
 } kv_keyspace;
 

@@ -177,8 +177,9 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
     uint32_t want = snap__get32(data + len - 4);
     uint32_t got = crc32c_update(0, data, len - 4);
     if (want != got) {
-        snprintf(err, errlen, "snapshot checksum mismatch (stored %08x, computed %08x over %zu bytes)",
-                 want, got, len - 4);
+        snprintf(err, errlen,
+                 "snapshot checksum mismatch (stored %08x, computed %08x over %zu bytes)", want,
+                 got, len - 4);
         return -1;
     }
     uint32_t version = snap__get32(data + 8);
@@ -193,7 +194,8 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
     kv_keyspace ks;
     kv_keyspace_init(&ks, s->ks.seed);
     /* the count is not trusted for allocation beyond what the data can hold */
-    kv_keyspace_reserve(&ks, count < (len / SNAP_ENTRY_HEADER_BYTES) ? count : len / SNAP_ENTRY_HEADER_BYTES);
+    kv_keyspace_reserve(
+        &ks, count < (len / SNAP_ENTRY_HEADER_BYTES) ? count : len / SNAP_ENTRY_HEADER_BYTES);
     kv_entry *tail[KV_SKIPLIST_MAX_LEVEL] = {0};
     kv_entry *prev = NULL;
     for (uint64_t i = 0; i < count; i++) {
@@ -247,7 +249,8 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
                 if (members[k].id == members[i].id) goto bad_member;
             for (int f = 0; f < 2; f++) {
                 if (end - pos < 2) goto bad_member;
-                size_t l = (size_t)(unsigned char)data[pos] | (size_t)(unsigned char)data[pos + 1] << 8;
+                size_t l = (size_t)(unsigned char)data[pos] | (size_t)(unsigned char)data[pos + 1]
+                                                                  << 8;
                 pos += 2;
                 if (l >= KV_ADDR_MAX || end - pos < l || memchr(data + pos, 0, l)) goto bad_member;
                 memcpy(f == 0 ? members[i].http : members[i].resp, data + pos, l);
@@ -269,7 +272,8 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
             memset(&e, 0, sizeof(e));
             if (end - pos < 1) goto bad_dedup;
             e.key_len = (uint8_t)data[pos++];
-            if (e.key_len == 0 || e.key_len > KV_DEDUP_KEY_MAX || end - pos < (size_t)e.key_len + 44)
+            if (e.key_len == 0 || e.key_len > KV_DEDUP_KEY_MAX ||
+                end - pos < (size_t)e.key_len + 44)
                 goto bad_dedup;
             memcpy(e.key, data + pos, e.key_len);
             pos += e.key_len;

@@ -95,7 +95,8 @@ static void store__put(kv_store *s, const kv_command *cmd, kv_result *res)
     kv_entry *e = store__live(s, cmd, key);
     if (cmd->flags & KV_FLAG_GET) store__return_value(s, res, e);
     bool ok = true;
-    if (cmd->flags & KV_FLAG_IF_REV) ok = cmd->a == 0 ? e == NULL : (e && e->mod_rev == (uint64_t)cmd->a);
+    if (cmd->flags & KV_FLAG_IF_REV)
+        ok = cmd->a == 0 ? e == NULL : (e && e->mod_rev == (uint64_t)cmd->a);
     if ((cmd->flags & KV_FLAG_NX) && e) ok = false;
     if ((cmd->flags & KV_FLAG_XX) && !e) ok = false;
     if (!ok) {
@@ -478,22 +479,53 @@ void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
 static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
 {
     switch (cmd->op) {
-    case KV_OP_PUT: store__put(s, cmd, res); break;
-    case KV_OP_DEL: store__del(s, cmd, res); break;
-    case KV_OP_MSET: store__mset(s, cmd, res); break;
-    case KV_OP_INCR: store__incr(s, cmd, res); break;
-    case KV_OP_INCRFLOAT: store__incrfloat(s, cmd, res); break;
-    case KV_OP_APPEND: store__append(s, cmd, res); break;
-    case KV_OP_SETRANGE: store__setrange(s, cmd, res); break;
-    case KV_OP_EXPIRE: store__expire(s, cmd, res); break;
-    case KV_OP_PERSIST: store__persist(s, cmd, res); break;
-    case KV_OP_GETEX: store__getex(s, cmd, res); break;
-    case KV_OP_RENAME: store__rename(s, cmd, res); break;
-    case KV_OP_FLUSH: store__flush(s, cmd, res); break;
-    case KV_OP_EXPIRE_KEYS: store__expire_keys(s, cmd, res); break;
-    case KV_OP_NOOP: break;
-    case KV_OP_MEMBER: store__member(s, cmd, res); break;
-    default: res->status = KV_ERR_MALFORMED; break;
+    case KV_OP_PUT:
+        store__put(s, cmd, res);
+        break;
+    case KV_OP_DEL:
+        store__del(s, cmd, res);
+        break;
+    case KV_OP_MSET:
+        store__mset(s, cmd, res);
+        break;
+    case KV_OP_INCR:
+        store__incr(s, cmd, res);
+        break;
+    case KV_OP_INCRFLOAT:
+        store__incrfloat(s, cmd, res);
+        break;
+    case KV_OP_APPEND:
+        store__append(s, cmd, res);
+        break;
+    case KV_OP_SETRANGE:
+        store__setrange(s, cmd, res);
+        break;
+    case KV_OP_EXPIRE:
+        store__expire(s, cmd, res);
+        break;
+    case KV_OP_PERSIST:
+        store__persist(s, cmd, res);
+        break;
+    case KV_OP_GETEX:
+        store__getex(s, cmd, res);
+        break;
+    case KV_OP_RENAME:
+        store__rename(s, cmd, res);
+        break;
+    case KV_OP_FLUSH:
+        store__flush(s, cmd, res);
+        break;
+    case KV_OP_EXPIRE_KEYS:
+        store__expire_keys(s, cmd, res);
+        break;
+    case KV_OP_NOOP:
+        break;
+    case KV_OP_MEMBER:
+        store__member(s, cmd, res);
+        break;
+    default:
+        res->status = KV_ERR_MALFORMED;
+        break;
     }
 }
 

@@ -38,8 +38,8 @@ typedef enum kv_status {
 
 typedef struct kv_result {
     kv_status status;
-    int64_t integer; /* count, new length, new integer, 0/1 per op */
-    bool has_value;  /* value holds the old/current value */
+    int64_t integer;   /* count, new length, new integer, 0/1 per op */
+    bool has_value;    /* value holds the old/current value */
     const char *value; /* store-owned, valid until the next apply */
     size_t value_len;
     uint64_t revision; /* store revision after the command */

@@ -18,8 +18,8 @@
 #include "util/buf.h"
 
 typedef struct resp_limits {
-    size_t max_args;        /* multibulk count over this: protocol error */
-    size_t max_bulk_bytes;  /* one bulk string over this: protocol error */
+    size_t max_args;         /* multibulk count over this: protocol error */
+    size_t max_bulk_bytes;   /* one bulk string over this: protocol error */
     size_t max_inline_bytes; /* inline command line over this: protocol error */
 } resp_limits;
 
@@ -76,19 +76,21 @@ int resp_parse(resp_parser *p, const char *data, size_t len, const resp_limits *
  * has no type of its own the RESP2 equivalent is written (null -> $-1 or
  * *-1 as noted, map -> flat array, set -> array, double -> bulk string,
  * bool -> integer 1/0, verbatim -> bulk, push -> array). */
-void resp_write_simple(buf *out, const char *s);                 /* +s */
-void resp_write_error(buf *out, const char *msg);                /* -msg (msg includes the code) */
+void resp_write_simple(buf *out, const char *s);  /* +s */
+void resp_write_error(buf *out, const char *msg); /* -msg (msg includes the code) */
 void resp_write_errorf(buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void resp_write_integer(buf *out, long long v);                  /* :v */
-void resp_write_bulk(buf *out, const void *p, size_t n);         /* $n\r\n..\r\n */
+void resp_write_integer(buf *out, long long v);          /* :v */
+void resp_write_bulk(buf *out, const void *p, size_t n); /* $n\r\n..\r\n */
 void resp_write_bulk_str(buf *out, const char *s);
-void resp_write_null(buf *out, int proto);                       /* $-1 | _ */
-void resp_write_null_array(buf *out, int proto);                 /* *-1 | _ */
-void resp_write_array(buf *out, size_t n);                       /* *n */
-void resp_write_map(buf *out, int proto, size_t pairs);          /* %n | *2n */
-void resp_write_set(buf *out, int proto, size_t n);              /* ~n | *n */
-void resp_write_double(buf *out, int proto, double v);           /* ,v | bulk; Redis' %.17g formatting, inf/-inf/nan */
-void resp_write_bool(buf *out, int proto, bool v);               /* #t/#f | :1/:0 */
-void resp_write_verbatim(buf *out, int proto, const char *fmt3, const void *p, size_t n); /* =n+4\r\ntxt:.. | bulk */
+void resp_write_null(buf *out, int proto);              /* $-1 | _ */
+void resp_write_null_array(buf *out, int proto);        /* *-1 | _ */
+void resp_write_array(buf *out, size_t n);              /* *n */
+void resp_write_map(buf *out, int proto, size_t pairs); /* %n | *2n */
+void resp_write_set(buf *out, int proto, size_t n);     /* ~n | *n */
+void resp_write_double(buf *out, int proto,
+                       double v); /* ,v | bulk; Redis' %.17g formatting, inf/-inf/nan */
+void resp_write_bool(buf *out, int proto, bool v); /* #t/#f | :1/:0 */
+void resp_write_verbatim(buf *out, int proto, const char *fmt3, const void *p,
+                         size_t n); /* =n+4\r\ntxt:.. | bulk */
 
 #endif

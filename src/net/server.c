@@ -67,18 +67,19 @@ net_server *net_server_create(uv_loop_t *loop, const net_limits *limits)
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
     uv_timer_start(&s->sweep, net__sweep, SWEEP_MS, SWEEP_MS);
-    s->m_accepted = metrics_counter_get("cairn_connections_accepted_total",
-                                        "Client connections accepted", "");
+    s->m_accepted =
+        metrics_counter_get("cairn_connections_accepted_total", "Client connections accepted", "");
     s->m_rejected = metrics_counter_get("cairn_connections_rejected_total",
                                         "Connections refused over --max-clients", "");
-    s->m_timeouts = metrics_counter_get("cairn_client_timeouts_total",
-                                        "Connections closed for a request not arriving in time", "");
-    s->m_idle_closed = metrics_counter_get("cairn_idle_closed_total",
-                                           "Connections closed for being idle", "");
+    s->m_timeouts = metrics_counter_get(
+        "cairn_client_timeouts_total", "Connections closed for a request not arriving in time", "");
+    s->m_idle_closed =
+        metrics_counter_get("cairn_idle_closed_total", "Connections closed for being idle", "");
     s->m_output_overflow = metrics_counter_get(
         "cairn_output_overflow_total", "Clients disconnected for not reading their replies", "");
-    s->m_tls_failed = metrics_counter_get("cairn_tls_handshake_failures_total",
-                                          "TLS connections closed for a failed handshake or read", "");
+    s->m_tls_failed =
+        metrics_counter_get("cairn_tls_handshake_failures_total",
+                            "TLS connections closed for a failed handshake or read", "");
     metrics_gauge_register("cairn_connections", "Open client connections", "", net__conn_gauge, s);
     return s;
 }
@@ -209,7 +210,8 @@ void net_conn_flush(net_conn *c)
     /* try the fast path first: most replies fit in the socket buffer */
     uv_buf_t b = uv_buf_init((char *)buf_unread(&c->out), (unsigned)n);
     int k = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (k > 0) buf_consume(&c->out, (size_t)k);
+    if (k > 0)
+        buf_consume(&c->out, (size_t)k);
     else if (k < 0 && k != UV_EAGAIN) {
         net_conn_close(c);
         return;
@@ -238,7 +240,8 @@ void net_conn_flush(net_conn *c)
 void net_conn_write(net_conn *c, const void *p, size_t n)
 {
     if (c->closing) return;
-    if (buf_unread_len(&c->out) + buf_unread_len(&c->wbuf) + n > c->srv->limits.max_pending_output) {
+    if (buf_unread_len(&c->out) + buf_unread_len(&c->wbuf) + n >
+        c->srv->limits.max_pending_output) {
         metrics_counter_add(c->srv->m_output_overflow, 1);
         LOG_WARN("client not reading its replies; disconnecting", LF_I("conn", c->id),
                  LF_S("peer", c->peer));
@@ -281,7 +284,8 @@ static void net__peer_name(net_conn *c)
     char host[48];
     if (ss.ss_family == AF_INET) {
         uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
-        snprintf(c->peer, sizeof(c->peer), "%s:%d", host, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", host,
+                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
     } else if (ss.ss_family == AF_INET6) {
         uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
         snprintf(c->peer, sizeof(c->peer), "[%s]:%d", host,
@@ -352,7 +356,8 @@ static int net__resolve(const char *addr, struct sockaddr_storage *ss, char *err
         h++;
         h[strcspn(h, "]")] = '\0';
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
     int rv = getaddrinfo(h[0] ? h : NULL, colon + 1, &hints, &res);
     if (rv != 0 || !res) {
@@ -370,8 +375,8 @@ int net_server_listen(net_server *s, const char *addr, const net_proto *proto, v
     return net_server_listen_tls(s, addr, proto, proto_ctx, NULL, err, errlen);
 }
 
-int net_server_listen_tls(net_server *s, const char *addr, const net_proto *proto,
-                          void *proto_ctx, tls_ctx *tls, char *err, size_t errlen)
+int net_server_listen_tls(net_server *s, const char *addr, const net_proto *proto, void *proto_ctx,
+                          tls_ctx *tls, char *err, size_t errlen)
 {
     if (s->n_listeners >= MAX_LISTENERS) {
         snprintf(err, errlen, "too many listeners");
@@ -440,7 +445,8 @@ void net_server_stop_listening(net_server *s)
 uint64_t net_server_busy_conns(net_server *s)
 {
     uint64_t n = 0;
-    for (net_conn *c = s->conns; c; c = c->next) n += c->busy > 0 || buf_unread_len(&c->out) > 0 || c->write_inflight;
+    for (net_conn *c = s->conns; c; c = c->next)
+        n += c->busy > 0 || buf_unread_len(&c->out) > 0 || c->write_inflight;
     return n;
 }
 
@@ -491,8 +497,9 @@ static void net__sweep(uv_timer_t *t)
             continue;
         }
         /* an unfinished TLS handshake counts as a request still arriving */
-        bool partial = (buf_unread_len(&c->in) > 0 || (c->tls && !tls_conn_handshake_done(c->tls))) &&
-                       c->request_start_ms;
+        bool partial =
+            (buf_unread_len(&c->in) > 0 || (c->tls && !tls_conn_handshake_done(c->tls))) &&
+            c->request_start_ms;
         if (partial && req_ms > 0 && now - c->request_start_ms >= req_ms && !c->busy) {
             metrics_counter_add(s->m_timeouts, 1);
             LOG_DEBUG("request timeout", LF_I("conn", c->id), LF_S("peer", c->peer));

@@ -45,8 +45,8 @@ struct net_conn {
     void *proto_ctx;  /* given to net_server_listen (e.g. the api object) */
     void *proto_data; /* per-connection protocol state */
     buf in;
-    buf out;   /* replies not yet handed to the kernel */
-    buf wbuf;  /* the bytes of the write in flight */
+    buf out;  /* replies not yet handed to the kernel */
+    buf wbuf; /* the bytes of the write in flight */
     uv_write_t wreq;
     uint64_t id;
     int64_t last_activity_ms;
@@ -75,8 +75,8 @@ net_server *net_server_create(uv_loop_t *loop, const net_limits *limits);
 int net_server_listen(net_server *s, const char *addr, const net_proto *proto, void *proto_ctx,
                       char *err, size_t errlen);
 /* The same with TLS (tls may be NULL for plain text). */
-int net_server_listen_tls(net_server *s, const char *addr, const net_proto *proto,
-                          void *proto_ctx, tls_ctx *tls, char *err, size_t errlen);
+int net_server_listen_tls(net_server *s, const char *addr, const net_proto *proto, void *proto_ctx,
+                          tls_ctx *tls, char *err, size_t errlen);
 /* Stop accepting (graceful shutdown, step 1). */
 void net_server_stop_listening(net_server *s);
 /* Connections with requests in progress. */

@@ -15,8 +15,8 @@ struct tls_ctx {
 
 struct tls_conn {
     SSL *ssl;
-    BIO *rbio; /* ciphertext in: we write, OpenSSL reads */
-    BIO *wbio; /* ciphertext out: OpenSSL writes, we read */
+    BIO *rbio;   /* ciphertext in: we write, OpenSSL reads */
+    BIO *wbio;   /* ciphertext out: OpenSSL writes, we read */
     buf pending; /* plaintext written before the handshake finished */
     bool done;
 };

@@ -33,8 +33,8 @@ typedef struct log_field {
 
 void log_setup(int level, int format);
 int log_level(void);
-int log_parse_level(const char *s);   /* -1 if unknown */
-int log_parse_format(const char *s);  /* -1 if unknown */
+int log_parse_level(const char *s);  /* -1 if unknown */
+int log_parse_format(const char *s); /* -1 if unknown */
 void log_event(int level, const char *msg, const log_field *fields, size_t n);
 
 #define LOG_AT(lvl, msg, ...)                                                                      \

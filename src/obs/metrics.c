@@ -9,8 +9,7 @@
 enum { METRIC_COUNTER, METRIC_GAUGE_FN, METRIC_COUNTER_FN, METRIC_HISTOGRAM };
 
 static const double metrics__bounds[METRICS_LATENCY_BUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-    0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   5.0};
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0};
 
 typedef struct metric {
     char *name;
@@ -125,9 +124,13 @@ void metrics_render(buf *out)
             last = m->name;
         }
         switch (m->kind) {
-        case METRIC_COUNTER: metrics__series(out, m->name, "", m->labels, NULL, m->counter.value); break;
+        case METRIC_COUNTER:
+            metrics__series(out, m->name, "", m->labels, NULL, m->counter.value);
+            break;
         case METRIC_GAUGE_FN:
-        case METRIC_COUNTER_FN: metrics__series(out, m->name, "", m->labels, NULL, m->fn(m->ctx)); break;
+        case METRIC_COUNTER_FN:
+            metrics__series(out, m->name, "", m->labels, NULL, m->fn(m->ctx));
+            break;
         case METRIC_HISTOGRAM: {
             uint64_t cum = 0;
             char le[48];

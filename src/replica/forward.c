@@ -188,7 +188,8 @@ static int fwd__parse(fwd_conn *c, int *status, const char **body, size_t *len)
     *status = (d[9] - '0') * 100 + (d[10] - '0') * 10 + (d[11] - '0');
     size_t head = (size_t)(end - d) + 4;
     uint64_t cl = 0;
-    for (const char *line = memchr(d, '\n', head); line && line < end; line = memchr(line + 1, '\n', (size_t)(end - line))) {
+    for (const char *line = memchr(d, '\n', head); line && line < end;
+         line = memchr(line + 1, '\n', (size_t)(end - line))) {
         const char *l = line + 1;
         if ((size_t)(end - l) > 15 && strncasecmp(l, "Content-Length:", 15) == 0) {
             const char *v = l + 15;

@@ -24,12 +24,12 @@ typedef struct forward forward;
 typedef struct forward_req forward_req;
 
 enum {
-    FORWARD_OK = 0,        /* a response arrived (see http_status) */
-    FORWARD_ERR_CONNECT,   /* could not connect: nothing was sent */
-    FORWARD_ERR_BREAKER,   /* circuit open: nothing was sent */
-    FORWARD_ERR_IO,        /* connection failed after sending */
-    FORWARD_ERR_TIMEOUT,   /* deadline passed */
-    FORWARD_ERR_PROTOCOL,  /* unparseable response */
+    FORWARD_OK = 0,       /* a response arrived (see http_status) */
+    FORWARD_ERR_CONNECT,  /* could not connect: nothing was sent */
+    FORWARD_ERR_BREAKER,  /* circuit open: nothing was sent */
+    FORWARD_ERR_IO,       /* connection failed after sending */
+    FORWARD_ERR_TIMEOUT,  /* deadline passed */
+    FORWARD_ERR_PROTOCOL, /* unparseable response */
     FORWARD_ERR_CANCELED,
 };
 

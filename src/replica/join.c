@@ -48,8 +48,8 @@ static void join__attempt(uv_timer_t *t)
 {
     join *j = t->data;
     j->attempts++;
-    if (!forward_post(j->fwd, 0, j->addr, "/v1/cluster/members", j->body, strlen(j->body),
-                      false, JOIN_TIMEOUT_S, join__done, j))
+    if (!forward_post(j->fwd, 0, j->addr, "/v1/cluster/members", j->body, strlen(j->body), false,
+                      JOIN_TIMEOUT_S, join__done, j))
         join__done(j, FORWARD_ERR_CONNECT, false, 0, NULL, 0);
 }
 

@@ -71,7 +71,8 @@ static void lf_free(void *d, void *p)
         /* reuse the consumed front before growing */
         if (lazyfree__head > 0) {
             size_t live = lazyfree__len - lazyfree__head;
-            for (size_t i = 0; i < live; i++) lazyfree__queue[i] = lazyfree__queue[lazyfree__head + i];
+            for (size_t i = 0; i < live; i++)
+                lazyfree__queue[i] = lazyfree__queue[lazyfree__head + i];
             lazyfree__len = live;
             lazyfree__head = 0;
         }

@@ -158,7 +158,8 @@ int logcheck_run(const char *raft_dir, int *repaired, char *err, size_t errlen)
         if (sscanf(e->d_name, "open-%llu%c", &a, &tail) == 1) {
             f.open = 1;
             f.order = a;
-        } else if (strlen(e->d_name) == 33 && sscanf(e->d_name, "%16llu-%16llu%c", &a, &b, &tail) == 2) {
+        } else if (strlen(e->d_name) == 33 &&
+                   sscanf(e->d_name, "%16llu-%16llu%c", &a, &b, &tail) == 2) {
             f.order = a;
         } else {
             continue;
@@ -195,10 +196,12 @@ int logcheck_run(const char *raft_dir, int *repaired, char *err, size_t errlen)
         }
         size_t off = 8;
         while (off < size) {
-            if (files[i].open && logcheck__all_zero(data + off, size - off < 16 ? size - off : 16)) {
+            if (files[i].open &&
+                logcheck__all_zero(data + off, size - off < 16 ? size - off : 16)) {
                 /* the unused, preallocated rest of an open segment */
                 if (!logcheck__all_zero(data + off, size - off)) {
-                    snprintf(err, errlen, "%s: offset %zu: data after an empty batch header", path, off);
+                    snprintf(err, errlen, "%s: offset %zu: data after an empty batch header", path,
+                             off);
                     rv = -1;
                 }
                 break;
@@ -223,8 +226,8 @@ int logcheck_run(const char *raft_dir, int *repaired, char *err, size_t errlen)
             }
             if (files[i].open && !later_data && tail_is_empty) {
                 if (logcheck__zero_tail(path, off, size) != 0) {
-                    snprintf(err, errlen, "%s: cannot repair torn tail at offset %zu: %s", path, off,
-                             strerror(errno));
+                    snprintf(err, errlen, "%s: cannot repair torn tail at offset %zu: %s", path,
+                             off, strerror(errno));
                     rv = -1;
                 } else {
                     LOG_WARN("discarded torn write at the end of the log (never acknowledged)",
@@ -233,8 +236,10 @@ int logcheck_run(const char *raft_dir, int *repaired, char *err, size_t errlen)
                     (*repaired)++;
                 }
             } else {
-                snprintf(err, errlen, "%s: offset %zu: %s; refusing to start (the log is damaged "
-                         "before its end, which a crash cannot explain)", path, off, why);
+                snprintf(err, errlen,
+                         "%s: offset %zu: %s; refusing to start (the log is damaged "
+                         "before its end, which a crash cannot explain)",
+                         path, off, why);
                 rv = -1;
             }
             break;

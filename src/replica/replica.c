@@ -28,9 +28,16 @@
 
 #define TICK_MS 10
 #define EXPIRY_SCAN_BUCKETS 1024 /* hash buckets looked at per expiry cycle */
-#define EXPIRY_MAX_KEYS 256     /* keys per EXPIRE_KEYS command */
+#define EXPIRY_MAX_KEYS 256      /* keys per EXPIRE_KEYS command */
 
-enum { OP_PROPOSE, OP_READ_BARRIER, OP_READ_REVISION, OP_FORWARD_WRITE, OP_FORWARD_READ, OP_READ_APPLIED };
+enum {
+    OP_PROPOSE,
+    OP_READ_BARRIER,
+    OP_READ_REVISION,
+    OP_FORWARD_WRITE,
+    OP_FORWARD_READ,
+    OP_READ_APPLIED
+};
 
 typedef struct replica_op replica_op;
 typedef struct op_list op_list;
@@ -45,8 +52,8 @@ struct replica_op {
     bool internal_expiry;
     uint64_t term; /* noop: the term it was proposed in */
     /* forwarding to the leader */
-    buf payload;         /* the encoded command (writes) */
-    forward_req *freq;   /* the request in flight, if any */
+    buf payload;       /* the encoded command (writes) */
+    forward_req *freq; /* the request in flight, if any */
     unsigned attempts;
     int64_t retry_at_ms;
     uint64_t wait_index; /* reads: serve once applied >= this */
@@ -146,7 +153,6 @@ struct replica {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-
 int64_t replica_now_ms(void)
 {
     return clock_wall_ms();
@@ -195,15 +201,24 @@ static void list_splice(op_list *to, op_list *from)
 const char *replica_status_text(int status)
 {
     switch (status) {
-    case REPLICA_OK: return "ok";
-    case REPLICA_ERR_BUSY: return "too many requests in flight";
-    case REPLICA_ERR_NO_LEADER: return "no leader";
-    case REPLICA_ERR_NOT_LEADER: return "not the leader";
-    case REPLICA_ERR_TIMEOUT: return "quorum lost: not committed in time";
-    case REPLICA_ERR_INDETERMINATE: return "leadership lost: outcome unknown";
-    case REPLICA_ERR_SHUTDOWN: return "node is shutting down";
-    case REPLICA_ERR_READ_TIMEOUT: return "revision not reached in time";
-    default: return "internal error";
+    case REPLICA_OK:
+        return "ok";
+    case REPLICA_ERR_BUSY:
+        return "too many requests in flight";
+    case REPLICA_ERR_NO_LEADER:
+        return "no leader";
+    case REPLICA_ERR_NOT_LEADER:
+        return "not the leader";
+    case REPLICA_ERR_TIMEOUT:
+        return "quorum lost: not committed in time";
+    case REPLICA_ERR_INDETERMINATE:
+        return "leadership lost: outcome unknown";
+    case REPLICA_ERR_SHUTDOWN:
+        return "node is shutting down";
+    case REPLICA_ERR_READ_TIMEOUT:
+        return "revision not reached in time";
+    default:
+        return "internal error";
     }
 }
 
@@ -360,7 +375,7 @@ static int fsm__restore(struct raft_fsm *fsm, struct raft_buffer *b)
     LOG_INFO("snapshot loaded", LF_I("keys", kv_keyspace_count(&r->store->ks)),
              LF_I("revision", r->store->revision), LF_I("bytes", b->len),
              LF_I("ms", (clock_mono_ns() - t0) / 1000000));
-    raft_free(b->base); /* on success the FSM owns the buffer */
+    raft_free(b->base);                           /* on success the FSM owns the buffer */
     if (r->raft_started) r->snapshots_received++; /* installed from the leader */
     replica__wake_rev_waiters(r);
     return 0;
@@ -556,10 +571,17 @@ static void replica__proposal_done(struct raft_apply *a, int status, void *resul
     if (op->internal_expiry) r->expiry_inflight = false;
     int st = REPLICA_OK;
     switch (status) {
-    case 0: break;
-    case RAFT_NOTLEADER: st = REPLICA_ERR_NOT_LEADER; break;
-    case RAFT_SHUTDOWN: st = REPLICA_ERR_SHUTDOWN; break;
-    default: st = REPLICA_ERR_INDETERMINATE; break;
+    case 0:
+        break;
+    case RAFT_NOTLEADER:
+        st = REPLICA_ERR_NOT_LEADER;
+        break;
+    case RAFT_SHUTDOWN:
+        st = REPLICA_ERR_SHUTDOWN;
+        break;
+    default:
+        st = REPLICA_ERR_INDETERMINATE;
+        break;
     }
     metrics_counter_add(st == REPLICA_OK ? r->m_proposals_ok : r->m_proposals_failed, 1);
     if (op->req) {
@@ -761,10 +783,9 @@ static void replica__forward_attempt(replica *r, replica_op *op)
     }
     double left = (double)(op->deadline_ms - now) / 1000.0;
     bool write = op->kind == OP_FORWARD_WRITE;
-    op->freq = forward_post(r->fwd, leader, m->http,
-                            write ? "/internal/v1/propose" : "/internal/v1/read-index",
-                            op->payload.data, op->payload.len, true, left, replica__forward_done,
-                            op);
+    op->freq = forward_post(
+        r->fwd, leader, m->http, write ? "/internal/v1/propose" : "/internal/v1/read-index",
+        op->payload.data, op->payload.len, true, left, replica__forward_done, op);
     if (!op->freq) replica__forward_later(r, op);
 }
 
@@ -809,7 +830,10 @@ static void replica__register_member(replica *r)
     if (r->member_inflight || now < r->member_next_ms) return;
     r->member_next_ms = now + 500;
     kv_slice args[2] = {{r->cfg->listen_http, strlen(r->cfg->listen_http)}, {resp, strlen(resp)}};
-    kv_command cmd = {.op = KV_OP_MEMBER, .a = (int64_t)r->id, .nargs = 2, .args = args,
+    kv_command cmd = {.op = KV_OP_MEMBER,
+                      .a = (int64_t)r->id,
+                      .nargs = 2,
+                      .args = args,
                       .now_ms = replica_now_ms()};
     if (raft_state(&r->raft) == RAFT_LEADER) {
         if (!r->leader_ready) return;
@@ -1062,8 +1086,8 @@ static void replica__expiry_cycle(replica *r)
     metrics_counter_add(r->m_expiry_cycles, 1);
     if (!s.found) return;
     for (size_t i = 0; i < s.found; i++) keys[i].ptr = r->expiry_keys.data + (uintptr_t)keys[i].ptr;
-    kv_command cmd = {.op = KV_OP_EXPIRE_KEYS, .now_ms = s.now_ms, .nargs = (uint32_t)s.found,
-                      .args = keys};
+    kv_command cmd = {
+        .op = KV_OP_EXPIRE_KEYS, .now_ms = s.now_ms, .nargs = (uint32_t)s.found, .args = keys};
     if (!r->durable) {
         kv_result res;
         kv_store_apply(r->store, &cmd, &res);
@@ -1157,7 +1181,9 @@ size_t replica_members(replica *r, replica_member_info *out, size_t max)
         o->peer = srv->address;
         o->http = m ? m->http : "";
         o->resp = m ? m->resp : "";
-        o->role = srv->role == RAFT_VOTER ? "voter" : srv->role == RAFT_STANDBY ? "standby" : "spare";
+        o->role = srv->role == RAFT_VOTER     ? "voter"
+                  : srv->role == RAFT_STANDBY ? "standby"
+                                              : "spare";
         o->leader = srv->id == leader;
         o->has_match = leading && r->raft.leader_state.progress != NULL;
         o->match_index = o->has_match ? r->raft.leader_state.progress[i].match_index : 0;
@@ -1290,8 +1316,8 @@ int replica_member_add(replica *r, uint64_t id, const char *peer, replica_change
 static void replica__forget_member(replica *r, uint64_t id)
 {
     kv_slice args[2] = {{"", 0}, {"", 0}};
-    kv_command cmd = {.op = KV_OP_MEMBER, .a = (int64_t)id, .nargs = 2, .args = args,
-                      .now_ms = replica_now_ms()};
+    kv_command cmd = {
+        .op = KV_OP_MEMBER, .a = (int64_t)id, .nargs = 2, .args = args, .now_ms = replica_now_ms()};
     replica_op *op = op_new(r, NULL, OP_PROPOSE, 3600);
     op->internal_expiry = false;
     op->internal_noop = false;
@@ -1435,16 +1461,46 @@ int replica_forward_raw(replica *r, const char *path, const void *body, size_t l
 
 /* ---- metrics ------------------------------------------------------------- */
 
-static double g_term(void *c) { return (double)((replica *)c)->raft.current_term; }
-static double g_commit(void *c) { return (double)((replica *)c)->raft.commit_index; }
-static double g_applied(void *c) { return (double)raft_last_applied(&((replica *)c)->raft); }
-static double g_last(void *c) { return (double)raft_last_index(&((replica *)c)->raft); }
-static double g_is_leader(void *c) { return raft_state(&((replica *)c)->raft) == RAFT_LEADER; }
-static double g_inflight(void *c) { return (double)((replica *)c)->inflight; }
-static double g_leader_changes(void *c) { return (double)((replica *)c)->leader_changes; }
-static double g_snapshots(void *c) { return (double)((replica *)c)->snapshots_taken; }
-static double g_snapshot_bytes(void *c) { return (double)((replica *)c)->snapshot_bytes; }
-static double g_fork_max(void *c) { return ((replica *)c)->snapshot_max_fork_seconds; }
+static double g_term(void *c)
+{
+    return (double)((replica *)c)->raft.current_term;
+}
+static double g_commit(void *c)
+{
+    return (double)((replica *)c)->raft.commit_index;
+}
+static double g_applied(void *c)
+{
+    return (double)raft_last_applied(&((replica *)c)->raft);
+}
+static double g_last(void *c)
+{
+    return (double)raft_last_index(&((replica *)c)->raft);
+}
+static double g_is_leader(void *c)
+{
+    return raft_state(&((replica *)c)->raft) == RAFT_LEADER;
+}
+static double g_inflight(void *c)
+{
+    return (double)((replica *)c)->inflight;
+}
+static double g_leader_changes(void *c)
+{
+    return (double)((replica *)c)->leader_changes;
+}
+static double g_snapshots(void *c)
+{
+    return (double)((replica *)c)->snapshots_taken;
+}
+static double g_snapshot_bytes(void *c)
+{
+    return (double)((replica *)c)->snapshot_bytes;
+}
+static double g_fork_max(void *c)
+{
+    return ((replica *)c)->snapshot_max_fork_seconds;
+}
 
 /* Per-peer gauges, registered when a peer first appears in the
  * configuration; their callbacks look the peer up by id at scrape time. */
@@ -1469,7 +1525,8 @@ static double g_lag(void *c)
     for (unsigned i = 0; i < conf->n; i++) {
         if (conf->servers[i].id != p->id) continue;
         if (p->id == r->id) return 0;
-        uint64_t last = raft_last_index(&r->raft), match = r->raft.leader_state.progress[i].match_index;
+        uint64_t last = raft_last_index(&r->raft),
+                 match = r->raft.leader_state.progress[i].match_index;
         return last > match ? (double)(last - match) : 0;
     }
     return 0;
@@ -1500,29 +1557,33 @@ static void replica__register_peer_metrics(replica *r)
     }
 }
 
-static double g_snap_recv(void *c) { return (double)((replica *)c)->snapshots_received; }
+static double g_snap_recv(void *c)
+{
+    return (double)((replica *)c)->snapshots_received;
+}
 
 static void replica__register_metrics(replica *r)
 {
     r->m_proposals_ok = metrics_counter_get("cairn_proposals_total", "Writes proposed, by outcome",
                                             "outcome=\"ok\"");
-    r->m_proposals_failed = metrics_counter_get("cairn_proposals_total",
-                                                "Writes proposed, by outcome", "outcome=\"failed\"");
-    r->m_shed = metrics_counter_get("cairn_shed_total",
-                                    "Requests shed because too much was in flight", "");
+    r->m_proposals_failed = metrics_counter_get(
+        "cairn_proposals_total", "Writes proposed, by outcome", "outcome=\"failed\"");
+    r->m_shed =
+        metrics_counter_get("cairn_shed_total", "Requests shed because too much was in flight", "");
     r->m_forwarded = metrics_counter_get("cairn_forwarded_total",
                                          "Writes and reads forwarded to the leader", "");
-    r->m_forward_failures = metrics_counter_get(
-        "cairn_forward_failures_total", "Forward attempts that failed (before retry)", "");
-    r->m_expiry_cycles = metrics_counter_get("cairn_expiry_cycles_total",
-                                             "Active expiry cycles run", "");
-    r->m_snapshot_seconds = metrics_histogram_get(
-        "cairn_snapshot_duration_seconds", "Time to take a snapshot, fork to written", "");
+    r->m_forward_failures = metrics_counter_get("cairn_forward_failures_total",
+                                                "Forward attempts that failed (before retry)", "");
+    r->m_expiry_cycles =
+        metrics_counter_get("cairn_expiry_cycles_total", "Active expiry cycles run", "");
+    r->m_snapshot_seconds = metrics_histogram_get("cairn_snapshot_duration_seconds",
+                                                  "Time to take a snapshot, fork to written", "");
     r->m_snapshot_fork_seconds = metrics_histogram_get(
         "cairn_snapshot_fork_seconds", "Loop stall caused by forking the snapshot child", "");
     metrics_gauge_register("cairn_snapshot_fork_max_seconds", "Longest snapshot fork stall seen",
                            "", g_fork_max, r);
-    metrics_gauge_register("cairn_inflight_proposals", "Client writes in flight", "", g_inflight, r);
+    metrics_gauge_register("cairn_inflight_proposals", "Client writes in flight", "", g_inflight,
+                           r);
     if (!r->durable) return;
     metrics_gauge_register("cairn_raft_term", "Current Raft term", "", g_term, r);
     metrics_gauge_register("cairn_raft_commit_index", "Raft commit index", "", g_commit, r);
@@ -1542,7 +1603,8 @@ static void replica__register_metrics(replica *r)
 
 static uint64_t replica__cluster_id(const char *initial_cluster)
 {
-    return initial_cluster[0] ? hash_bytes(initial_cluster, strlen(initial_cluster), 0x636169726e) : 0;
+    return initial_cluster[0] ? hash_bytes(initial_cluster, strlen(initial_cluster), 0x636169726e)
+                              : 0;
 }
 
 /* Parse "1=host:port,2=host:port" into a raft configuration. */
@@ -1597,9 +1659,11 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
     *out = r;
     if (!r->durable) return 0;
 
-    datadir_identity want = {.node_id = cfg->id, .cluster_id = replica__cluster_id(cfg->initial_cluster)};
+    datadir_identity want = {.node_id = cfg->id,
+                             .cluster_id = replica__cluster_id(cfg->initial_cluster)};
     int fresh = 0;
-    if (datadir_open(cfg->data_dir, &want, r->raft_dir, sizeof(r->raft_dir), &fresh, err, errlen) != 0)
+    if (datadir_open(cfg->data_dir, &want, r->raft_dir, sizeof(r->raft_dir), &fresh, err, errlen) !=
+        0)
         return -1;
 
     lazyfree_install(loop);

@@ -33,14 +33,14 @@
 
 typedef enum replica_status {
     REPLICA_OK = 0,
-    REPLICA_ERR_BUSY,            /* too much in flight: shed (503 + Retry-After) */
-    REPLICA_ERR_NO_LEADER,       /* no leader known within the deadline (503) */
-    REPLICA_ERR_NOT_LEADER,      /* this node cannot serve it (503) */
-    REPLICA_ERR_TIMEOUT,         /* not committed within the deadline (503) */
-    REPLICA_ERR_INDETERMINATE,   /* leadership lost: may or may not be applied (503) */
-    REPLICA_ERR_SHUTDOWN,        /* the node is stopping (503) */
-    REPLICA_ERR_READ_TIMEOUT,    /* min_revision not reached in time (504) */
-    REPLICA_ERR_INTERNAL,        /* unexpected (500) */
+    REPLICA_ERR_BUSY,          /* too much in flight: shed (503 + Retry-After) */
+    REPLICA_ERR_NO_LEADER,     /* no leader known within the deadline (503) */
+    REPLICA_ERR_NOT_LEADER,    /* this node cannot serve it (503) */
+    REPLICA_ERR_TIMEOUT,       /* not committed within the deadline (503) */
+    REPLICA_ERR_INDETERMINATE, /* leadership lost: may or may not be applied (503) */
+    REPLICA_ERR_SHUTDOWN,      /* the node is stopping (503) */
+    REPLICA_ERR_READ_TIMEOUT,  /* min_revision not reached in time (504) */
+    REPLICA_ERR_INTERNAL,      /* unexpected (500) */
 } replica_status;
 
 const char *replica_status_text(int status);

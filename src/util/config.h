@@ -11,7 +11,12 @@
 #include <stdint.h>
 
 enum { PERSISTENCE_DURABLE = 0, PERSISTENCE_NONE };
-enum { EVICTION_NOEVICTION = 0, EVICTION_ALLKEYS_LRU, EVICTION_VOLATILE_LRU, EVICTION_VOLATILE_TTL };
+enum {
+    EVICTION_NOEVICTION = 0,
+    EVICTION_ALLKEYS_LRU,
+    EVICTION_VOLATILE_LRU,
+    EVICTION_VOLATILE_TTL
+};
 
 typedef struct cairn_config {
     uint64_t id;
@@ -29,8 +34,8 @@ typedef struct cairn_config {
     int log_level;
     int log_format;
     uint64_t max_clients;
-    double client_timeout; /* seconds */
-    double idle_timeout;   /* seconds, 0 = never */
+    double client_timeout;       /* seconds */
+    double idle_timeout;         /* seconds, 0 = never */
     uint64_t snapshot_threshold; /* log entries between snapshots */
     uint64_t snapshot_trailing;  /* entries kept behind a snapshot */
     uint64_t max_inflight;       /* proposals in flight before shedding */
@@ -38,7 +43,7 @@ typedef struct cairn_config {
     double read_wait_timeout;    /* seconds min_revision may wait */
     double expiry_interval;      /* seconds between active expiry cycles */
     uint64_t max_pending_output; /* bytes of unsent replies per client */
-    bool insecure_allow_public; /* serve non-loopback clients without users */
+    bool insecure_allow_public;  /* serve non-loopback clients without users */
     char tls_cert[1024];
     char tls_key[1024];
     char tls_client_ca[1024];

@@ -16,8 +16,8 @@ static void idem_put(kv_store *s, const char *key, const char *value, const char
                      kv_result *res)
 {
     kv_slice args[3] = {{key, strlen(key)}, {value, strlen(value)}, {idem, strlen(idem)}};
-    kv_command cmd = {.op = KV_OP_PUT, .flags = KV_FLAG_IDEMPOTENT, .nargs = 3, .args = args,
-                      .now_ms = 1000};
+    kv_command cmd = {
+        .op = KV_OP_PUT, .flags = KV_FLAG_IDEMPOTENT, .nargs = 3, .args = args, .now_ms = 1000};
     kv_store_apply(s, &cmd, res);
 }
 
@@ -50,8 +50,8 @@ static void test_failed_precondition_is_remembered_too(void **state)
     kv_store_init(&s, 7);
     kv_result r;
     kv_slice args[3] = {{"k", 1}, {"v", 1}, {"once", 4}};
-    kv_command cmd = {.op = KV_OP_PUT, .flags = KV_FLAG_IDEMPOTENT | KV_FLAG_XX, .nargs = 3,
-                      .args = args};
+    kv_command cmd = {
+        .op = KV_OP_PUT, .flags = KV_FLAG_IDEMPOTENT | KV_FLAG_XX, .nargs = 3, .args = args};
     kv_store_apply(&s, &cmd, &r);
     assert_int_equal(r.status, KV_ERR_PRECONDITION);
     idem_put(&s, "k", "v", "other", &r); /* now the key exists */
