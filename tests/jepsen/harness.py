@@ -108,6 +108,8 @@ class Cluster:
         self.paused = set()
         self.sessions = {}
         self.unexpected_exits = []  # (node, exit status, log) of nodes found dead
+        self.down = set()           # nodes stopped on purpose (kill9), not yet restarted
+        self.stop_problems = []
 
     # -- lookups ------------------------------------------------------------------
     def node_ids(self):
@@ -173,6 +175,7 @@ class Cluster:
 
     def spawn(self, i, extra_args=None):
         x = self.nodes[i]
+        self.down.discard(i)
         if extra_args is not None:
             x.extra_args = list(extra_args)
         x.spawn()
@@ -214,6 +217,7 @@ class Cluster:
 
     def kill9(self, i):
         x = self.nodes[i]
+        self.down.add(i)
         if i in self.paused:
             x.send_signal(signal.SIGCONT)
             self.paused.discard(i)
@@ -251,7 +255,8 @@ class Cluster:
             if not x.running:
                 rc = x.proc.poll() if x.proc is not None else None
                 self.log(f"heal: node {i} is not running (exit status {rc}); restarting it")
-                self.unexpected_exits.append((i, rc, str(x.stderr_path)))
+                if i not in self.down:
+                    self.unexpected_exits.append((i, rc, str(x.stderr_path)))
                 if x.proc is not None:
                     x.wait_exit(1)
                 self.spawn(i, self.base_args[i])
@@ -280,9 +285,23 @@ class Cluster:
         voters = sorted(m["id"] for m in view["members"] if m.get("voter"))
         return voters == self.node_ids()
 
+    def crashed(self):
+        """Nodes that exited although nobody stopped them: [(id, status)]."""
+        out = []
+        for i, x in self.nodes.items():
+            if x.proc is not None and i not in self.down:
+                rc = x.proc.poll()
+                if rc is not None:
+                    out.append((i, rc))
+        return out
+
     def wait_healthy(self, timeout=60.0):
+        """True once healthy(); False after timeout, or at once when a node
+        has crashed (heal_all restarts it)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.crashed():
+                return False
             if self.healthy():
                 return True
             time.sleep(0.25)
@@ -292,11 +311,13 @@ class Cluster:
         """Stop every node this cluster started (by pid) and the proxy."""
         for i in list(self.paused):
             self.resume(i)
-        for x in self.nodes.values():
+        for i, x in self.nodes.items():
+            self.down.add(i)
             if x.running:
                 try:
                     x.stop(timeout=10)
                 except AssertionError as e:
+                    self.stop_problems.append(f"node {i}: {str(e).splitlines()[0]}")
                     self.log(f"stop: {e}")
         for s in self.sessions.values():
             s.close()

@@ -168,6 +168,10 @@ class Nemesis:
                 self.c.heal_all()
             t0 = time.monotonic()
             ok = self.c.wait_healthy(self.recovery_timeout)
+            for i, rc in self.c.crashed():
+                self.event(step, "crash", node=i, status=rc, log=str(self.c.node(i).stderr_path))
+                self.c.heal_all()  # restarts it (and records it)
+                ok = self.c.wait_healthy(self.recovery_timeout)
             took = time.monotonic() - t0
             self.event(step, "recovered" if ok else "not-recovered", seconds=round(took, 2))
             if not ok:
@@ -364,11 +368,20 @@ class Nemesis:
         self.c.spawn(target, args)
         self.event(step, "heal", node=target, action="re-add + restart with --join", join=join_url,
                    peer=peer)
-        t.join(45)
+        deadline = time.monotonic() + 45
+        while t.is_alive() and time.monotonic() < deadline and self.c.node(target).running:
+            t.join(0.2)
         self.event(step, "info", action="POST member", result=str(adder.get("result")))
         deadline = time.monotonic() + 45
         role = None
         while time.monotonic() < deadline:
+            x = self.c.node(target)
+            if not x.running:
+                rc = x.proc.poll() if x.proc is not None else None
+                tail = "\n".join(x.stderr_text().splitlines()[-5:])
+                self.event(step, "info", node=target, action="exited while joining", status=rc)
+                x.extra_args = list(self.c.base_args[target])
+                raise RuntimeError(f"node {target} exited with status {rc} while joining; log tail:\n{tail}")
             role = self._member_role(target, exclude=None)
             if role == "voter":
                 break

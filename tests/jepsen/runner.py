@@ -122,6 +122,14 @@ def _digest(entries):
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest(), rows
 
 
+def _tail(path, n=12):
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return "    (no log)"
+    return "\n".join("    " + ln for ln in lines[-n:])
+
+
 def _b64d(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
@@ -189,7 +197,8 @@ class Runner:
             res.timings["faults"] = time.monotonic() - t_faults
             # heal everything (it already is) and keep the clients going a bit
             cluster.heal_all()
-            if not cluster.wait_healthy(self.recovery_timeout):
+            healthy = cluster.wait_healthy(self.recovery_timeout)
+            if not healthy:
                 res.problems.append(f"cluster not healthy {self.recovery_timeout}s after the final heal")
             time.sleep(3.0)
             stop.set()
@@ -204,11 +213,16 @@ class Runner:
             res.problems.extend(nem.problems)
             res.problems.extend(nem.unavailable)
             t_check = time.monotonic()
-            finals = self._final_reads(cluster, keys, history, res)
-            res.timings["final reads"] = time.monotonic() - t_check
-            t1 = time.monotonic()
-            self._convergence(cluster, finals, res)
-            res.timings["convergence"] = time.monotonic() - t1
+            if healthy:
+                finals = self._final_reads(cluster, keys, history, res)
+                res.timings["final reads"] = time.monotonic() - t_check
+                t1 = time.monotonic()
+                self._convergence(cluster, finals, res)
+                res.timings["convergence"] = time.monotonic() - t1
+            else:
+                finals = {}
+                res.problems.append("final reads, lost-write and convergence checks skipped: "
+                                    "the cluster never became healthy again")
             res.history = history.snapshot()
             self._lost_writes(res.history, finals, res)
             t1 = time.monotonic()
@@ -226,6 +240,16 @@ class Runner:
             for c in clients:
                 c.join(self.op_timeout + 10)
             cluster.stop_all()
+        # a node that died by itself (not our kill -9) or did not exit
+        # cleanly when stopped is a bug whatever the history says
+        for i, x in cluster.nodes.items():
+            for n, rc in enumerate(x.returncodes, 1):
+                if rc not in (0, -9):
+                    log = x.stderr_paths[n - 1] if n - 1 < len(x.stderr_paths) else x.stderr_path
+                    res.failures.append(f"node {i} run {n} exited with status {rc} (not killed by the "
+                                        f"harness; log {log}):\n" + _tail(log))
+        for p in cluster.stop_problems:
+            res.failures.append(f"graceful stop failed: {p}")
         res.counts = _count_ops(res.history)
         for e in res.events:
             if e["phase"] == "start":
