@@ -53,7 +53,6 @@ def test_jepsen_short(make_node, tmp_path):
 # --------------------------------------------------------------------------
 
 def _plain_cluster(make_node):
-    import conftest  # noqa: F401 - the integration harness (already loaded by pytest)
     nodes = [make_node(node_id=i) for i in (1, 2, 3)]
     members = ",".join(f"{x.node_id}=127.0.0.1:{x.peer_port}" for x in nodes)
     for x in nodes:

@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import checker  # noqa: E402
-from nemesis import KINDS, make_schedule, parse_mix  # noqa: E402
+from nemesis import make_schedule, parse_mix  # noqa: E402
 from runner import Runner, default_results_root  # noqa: E402
 
 

@@ -23,7 +23,7 @@ REPO = HERE.parents[1]
 if str(REPO / "tests" / "integration") not in sys.path:
     sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-import conftest  # noqa: E402  (the integration harness; reused, not edited)
+# the integration harness (tests/integration/conftest.py), reused, not edited
 from conftest import Cairnd, StartupFailed, free_ports  # noqa: E402
 
 # Small snapshot thresholds so that restarted / re-added nodes catch up

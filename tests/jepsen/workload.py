@@ -22,7 +22,6 @@ retried behind our back (an automatic retry of a write would make its
 outcome unknowable).
 """
 import json
-import random
 import select
 import socket
 import threading
