@@ -25,6 +25,8 @@
 #include "util/http_client.h"
 #include "util/json_scan.h"
 #include "util/loadgen.h"
+#include "util/password.h"
+#include "util/strconv.h"
 
 enum { CTL_EXIT_OK = 0, CTL_EXIT_FAIL = 1, CTL_EXIT_USAGE = 2 };
 
@@ -49,7 +51,9 @@ static const char ctl__usage_text[] =
     "                                  add member ID reachable at PEER_ADDR (host:port)\n"
     "  member remove ID                remove member ID\n"
     "  leader transfer ID              hand leadership to member ID\n"
-    "  hash-password PASSWORD          (not implemented yet)\n"
+    "  hash-password PASSWORD|- [--iterations N]\n"
+    "                                  print a --users-file hash ('-': read the password\n"
+    "                                  from stdin; N default 600000)\n"
     "  bench [OPTIONS]                 load generator for cairn, Redis, memcached and etcd\n"
     "                                  (cairnctl bench --help lists its options)\n"
     "\n"
@@ -57,6 +61,9 @@ static const char ctl__usage_text[] =
     "  --endpoints URL,...   servers to try in turn (default: $CAIRN_ENDPOINTS,\n"
     "                        else " CTL_DEFAULT_ENDPOINT ")\n"
     "  --timeout S           deadline per request attempt in seconds (default 5)\n"
+    "  --user NAME           authenticate (HTTP Basic; default $CAIRN_USER)\n"
+    "  --password PW         its password (default $CAIRN_PASSWORD, which keeps it out\n"
+    "                        of the process list)\n"
     "  --                    end of options (for keys starting with '-')\n"
     "\n"
     "exit status: 0 success, 1 failure, 2 usage error\n";
@@ -67,6 +74,9 @@ typedef struct ctl_args {
     const char *ttl;
     const char *limit;
     const char *http_url;
+    const char *user;
+    const char *password;
+    const char *iterations;
     bool values;
     bool help;
     const char *pos[CTL_MAX_POSITIONAL];
@@ -79,6 +89,8 @@ typedef struct ctl {
     ctl_args args;
     http_client client;
     http_client_options opt;
+    char auth_value[512]; /* "Basic ..." with --user, else "" */
+    http_client_header auth_header;
 } ctl;
 
 /* ---- messages ----------------------------------------------------------- */
@@ -270,6 +282,8 @@ static int ctl__send(ctl *x, const char *method, const char *target, const buf *
         .has_body = body != NULL,
         .body = body ? body->data : NULL,
         .body_len = body ? body->len : 0,
+        .headers = x->auth_value[0] ? &x->auth_header : NULL,
+        .n_headers = x->auth_value[0] ? 1 : 0,
     };
     http_client_error err;
     int rc = http_client_send(&x->client, &req, resp, &err);
@@ -602,7 +616,10 @@ static int ctl__cmd_list(ctl *x)
 static int ctl__get_json(ctl *x, http_client *client, const char *path, bool allow_404,
                          http_client_response *resp, json_value *root)
 {
-    http_client_request req = {.method = "GET", .target = path};
+    http_client_request req = {.method = "GET",
+                               .target = path,
+                               .headers = x->auth_value[0] ? &x->auth_header : NULL,
+                               .n_headers = x->auth_value[0] ? 1 : 0};
     http_client_error err;
     int rc = http_client_send(client, &req, resp, &err);
     if (rc < 0) return ctl__transport_fail(x, &err, client->n_endpoints);
@@ -897,9 +914,29 @@ static int ctl__leader_transfer(ctl *x)
     return rc;
 }
 
-static int ctl__not_yet(ctl *x)
+/* hash-password: the hash of a users-file line (docs/security.md). */
+static int ctl__hash_password(ctl *x)
 {
-    return ctl__fail(x, "not implemented yet");
+    if (x->args.n_pos != 1) return ctl__usage(x, "expected one PASSWORD (or - to read stdin)");
+    uint64_t iterations = PASSWORD_DEFAULT_ITERATIONS;
+    if (x->args.iterations &&
+        (!strconv_parse_u64(x->args.iterations, strlen(x->args.iterations), &iterations) ||
+         iterations < PASSWORD_MIN_ITERATIONS || iterations > PASSWORD_MAX_ITERATIONS))
+        return ctl__usage(x, "--iterations takes an integer from 10000 to 100000000");
+    char line[1100];
+    const char *pw = x->args.pos[0];
+    if (strcmp(pw, "-") == 0) {
+        if (!fgets(line, sizeof(line), stdin)) return ctl__fail(x, "no password on stdin");
+        line[strcspn(line, "\r\n")] = '\0';
+        pw = line;
+    }
+    if (!*pw || strlen(pw) > 1024) return ctl__usage(x, "the password must be 1 to 1024 bytes");
+    char out[256];
+    int rc = password_hash(pw, strlen(pw), (uint32_t)iterations, out, sizeof(out));
+    memset(line, 0, sizeof(line));
+    if (rc != 0) return ctl__fail(x, "hashing failed");
+    printf("%s\n", out);
+    return CTL_EXIT_OK;
 }
 
 /* ---- bench ------------------------------------------------------------------ */
@@ -1270,7 +1307,13 @@ static bool ctl__is_bench(int argc, char **argv)
 /* ---- command table and argument parsing ----------------------------------- */
 
 /* Which command-specific options a command accepts. */
-enum { CTL_OPT_TTL = 1, CTL_OPT_LIMIT = 2, CTL_OPT_VALUES = 4, CTL_OPT_HTTP = 8 };
+enum {
+    CTL_OPT_TTL = 1,
+    CTL_OPT_LIMIT = 2,
+    CTL_OPT_VALUES = 4,
+    CTL_OPT_HTTP = 8,
+    CTL_OPT_ITERATIONS = 16
+};
 
 typedef struct ctl_command {
     const char *name; /* "member add": two words are a subcommand */
@@ -1291,7 +1334,8 @@ static const ctl_command ctl__commands[] = {
     {"member add", "member add ID PEER_ADDR [--http URL]", CTL_OPT_HTTP, true, ctl__member_add},
     {"member remove", "member remove ID", 0, true, ctl__member_remove},
     {"leader transfer", "leader transfer ID", 0, true, ctl__leader_transfer},
-    {"hash-password", "hash-password PASSWORD", 0, false, ctl__not_yet},
+    {"hash-password", "hash-password PASSWORD|- [--iterations N]", CTL_OPT_ITERATIONS, false,
+     ctl__hash_password},
 };
 
 typedef struct ctl_option {
@@ -1307,6 +1351,9 @@ static const ctl_option ctl__options[] = {
     {"--limit", CTL_OPT_LIMIT, true},
     {"--values", CTL_OPT_VALUES, false},
     {"--http", CTL_OPT_HTTP, true},
+    {"--user", 0, true},
+    {"--password", 0, true},
+    {"--iterations", CTL_OPT_ITERATIONS, true},
     {"--help", 0, false},
 };
 
@@ -1317,6 +1364,9 @@ static const char **ctl__option_slot(ctl_args *a, const char *name)
     if (strcmp(name, "--ttl") == 0) return &a->ttl;
     if (strcmp(name, "--limit") == 0) return &a->limit;
     if (strcmp(name, "--http") == 0) return &a->http_url;
+    if (strcmp(name, "--user") == 0) return &a->user;
+    if (strcmp(name, "--password") == 0) return &a->password;
+    if (strcmp(name, "--iterations") == 0) return &a->iterations;
     return NULL;
 }
 
@@ -1411,6 +1461,23 @@ static int ctl__setup_client(ctl *x)
     const char *endpoints = x->args.endpoints;
     if (!endpoints) endpoints = getenv("CAIRN_ENDPOINTS");
     if (!endpoints || !*endpoints) endpoints = CTL_DEFAULT_ENDPOINT;
+    const char *user = x->args.user ? x->args.user : getenv("CAIRN_USER");
+    const char *password = x->args.password ? x->args.password : getenv("CAIRN_PASSWORD");
+    if (user && *user) {
+        if (!password) return ctl__usage(&global, "--user needs --password or CAIRN_PASSWORD");
+        char creds[1100];
+        int n = snprintf(creds, sizeof(creds), "%s:%s", user, password);
+        if (n < 0 || (size_t)n >= sizeof(creds) || strlen(user) > 64)
+            return ctl__usage(&global, "--user or --password too long");
+        memcpy(x->auth_value, "Basic ", 6);
+        size_t len = 6 + base64_encode_nopad((const uint8_t *)creds, (size_t)n, x->auth_value + 6,
+                                             sizeof(x->auth_value) - 8);
+        while (len % 4 != 2) x->auth_value[len++] = '='; /* RFC 7617 pads */
+        x->auth_value[len] = '\0';
+        memset(creds, 0, sizeof(creds));
+        x->auth_header.name = "Authorization";
+        x->auth_header.value = x->auth_value;
+    }
     http_client_error err;
     if (http_client_init(&x->client, endpoints, &x->opt, &err) < 0)
         return ctl__usage(&global, "%s", err.msg);

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "api/http_api.h"
 #include "api/memory.h"
 #include "api/resp_api.h"
@@ -26,10 +27,12 @@
 #include "replica/replica.h"
 #include "util/config.h"
 #include "util/hash.h"
+#include "util/ratelimit.h"
 
 #define DRAIN_LIMIT_MS 5000
 #define DRAIN_POLL_MS 20
 #define LAG_PROBE_MS 10
+#define RATE_LIMIT_CLIENTS 100000 /* buckets kept (docs/security.md) */
 
 typedef struct daemon {
     uv_loop_t *loop;
@@ -42,6 +45,7 @@ typedef struct daemon {
     join *join;
     uv_signal_t sigterm, sigint, sigpipe, sighup;
     tls_ctx *tls;
+    auth *auth;
     uv_timer_t drain;
     uv_timer_t lag_probe;
     uint64_t lag_last_ns;
@@ -181,6 +185,14 @@ static void daemon__on_sighup(uv_signal_t *s, int signum)
 {
     daemon_t *d = s->data;
     (void)signum;
+    if (d->auth) {
+        char err[1300];
+        if (auth_reload(d->auth, err, sizeof(err)) == 0)
+            LOG_INFO("users reloaded", LF_S("file", d->cfg.users_file),
+                     LF_I("users", auth_user_count(d->auth)));
+        else
+            LOG_ERROR("users file reload failed; keeping the old users", LF_S("error", err));
+    }
     if (d->tls) {
         char err[512];
         if (tls_ctx_reload(d->tls, err, sizeof(err)) == 0)
@@ -210,9 +222,17 @@ int main(int argc, char **argv)
         return 2;
     }
     log_setup(d.cfg.log_level, d.cfg.log_format);
+    d.loop = uv_default_loop();
+    if (d.cfg.users_file[0]) {
+        char uerr[1300];
+        d.auth = auth_create(d.loop, d.cfg.users_file, uerr, sizeof(uerr));
+        if (!d.auth) {
+            fprintf(stderr, "cairnd: --users-file %s\n", uerr);
+            return 2;
+        }
+    }
     crc32c_update(0, "", 0); /* build the table before any fork or thread */
 
-    d.loop = uv_default_loop();
     kv_store_init(&d.store, daemon__random_seed());
     daemon__register_metrics(&d);
     if (replica_create(&d.replica, d.loop, &d.cfg, &d.store, err, sizeof(err)) != 0) {
@@ -236,7 +256,16 @@ int main(int argc, char **argv)
                   .store = &d.store,
                   .replica = d.replica,
                   .server = d.server,
-                  .start_ms = net_now_ms()};
+                  .start_ms = net_now_ms(),
+                  .auth = d.auth};
+    if (d.cfg.rate_limit) {
+        d.api.rate = ratelimit_create((double)d.cfg.rate_limit, (double)d.cfg.rate_burst,
+                                      RATE_LIMIT_CLIENTS);
+        const char *name = "cairn_rate_limited_total";
+        const char *help = "requests refused by --rate-limit, by protocol";
+        d.api.m_rate_limited_http = metrics_counter_get(name, help, "protocol=\"http\"");
+        d.api.m_rate_limited_resp = metrics_counter_get(name, help, "protocol=\"resp\"");
+    }
     http_api_init(&d.api);
     if (d.cfg.tls_cert[0] && tls_ctx_create(&d.tls, d.cfg.tls_cert, d.cfg.tls_key,
                                             d.cfg.tls_client_ca, err, sizeof(err)) != 0) {
@@ -288,6 +317,8 @@ int main(int argc, char **argv)
     replica_destroy(d.replica);
     kv_store_close(&d.store);
     tls_ctx_free(d.tls);
+    auth_destroy(d.auth);
+    ratelimit_destroy(d.api.rate);
     metrics_reset();
     return d.exit_code;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "kv/store.h"
+#include "obs/metrics.h"
 #include "net/server.h"
 #include "replica/replica.h"
 #include "util/config.h"
@@ -21,9 +22,12 @@ typedef struct api {
     kv_store *store;
     replica *replica;
     net_server *server;
-    int64_t start_ms;      /* monotonic, for uptime */
-    uint64_t next_request; /* for generated request ids */
-    bool stopping;         /* SIGTERM seen: new requests get 503 and close */
+    int64_t start_ms;       /* monotonic, for uptime */
+    uint64_t next_request;  /* for generated request ids */
+    bool stopping;          /* SIGTERM seen: new requests get 503 and close */
+    struct auth *auth;      /* --users-file, or NULL: everyone may do anything */
+    struct ratelimit *rate; /* --rate-limit, or NULL */
+    metrics_counter *m_rate_limited_http, *m_rate_limited_resp;
 } api;
 
 /* Resident set size of this process in bytes (from /proc), 0 if unknown. */

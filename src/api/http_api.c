@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/auth.h"
 #include "api/http_internal.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
@@ -32,6 +33,11 @@ struct http_conn {
     http_chunked_decoder dec;
     size_t chunk_in; /* encoded bytes consumed after the head */
     buf body;
+    /* a password check of the request at the head of the input */
+    auth_wait *auth_wait;  /* running: parsing waits for it */
+    bool auth_has_verdict; /* it finished: its verdict applies once */
+    int auth_verdict;
+    const users_user *auth_user;
 };
 
 static const char *route_names[ROUTE_COUNT_] = {"key",
@@ -47,9 +53,10 @@ static const char *route_names[ROUTE_COUNT_] = {"key",
                                                 "internal_remove",
                                                 "internal_propose",
                                                 "internal_read_index",
+                                                "auth_token",
                                                 "other"};
-static const int tracked_codes[] = {100, 200, 201, 304, 400, 404, 405, 408, 412, 413,
-                                    414, 429, 431, 500, 501, 503, 504, 505, 507};
+static const int tracked_codes[] = {100, 200, 201, 304, 400, 401, 403, 404, 405, 408, 412,
+                                    413, 414, 429, 431, 500, 501, 503, 504, 505, 507};
 #define N_CODES (sizeof(tracked_codes) / sizeof(tracked_codes[0]))
 static metrics_counter *m_requests[ROUTE_COUNT_][N_CODES + 1];
 static metrics_histogram *m_latency[ROUTE_COUNT_];
@@ -145,6 +152,9 @@ void http_respond(http_req *req, int status, const char *content_type, const cha
         buf_append_str(b, "Connection: close\r\n");
     else if (req->http10_keep_alive)
         buf_append_str(b, "Connection: keep-alive\r\n");
+    if (req->rate_checked)
+        buf_printf(b, "X-RateLimit-Limit: %" PRIu64 "\r\nX-RateLimit-Remaining: %" PRIu64 "\r\n",
+                   req->a->cfg->rate_limit, req->rate_remaining);
     if (extra_headers) buf_append_str(b, extra_headers);
     buf_append(b, "\r\n", 2);
     if (!req->head_only && status != 304 && body_len) buf_append(b, body, body_len);
@@ -296,6 +306,23 @@ static void http__fail_connection(http_conn *hc, int status, const char *message
     http__drain(hc);
 }
 
+/* An unauthenticated request with a body: answer and close unread. */
+static void http__fail_connection_hr(http_conn *hc, const http_request *hr, int verdict)
+{
+    http_req *req = http__new_req(hc);
+    http__set_request_id(req, hr);
+    req->close_after = true;
+    if (hc->a->rate) {
+        req->hc_peer = hc->c->peer;
+        if (!http_auth_rate(req)) {
+            http__drain(hc);
+            return;
+        }
+    }
+    http_auth_respond_unauthenticated(req, verdict);
+    http__drain(hc);
+}
+
 static int http__route(const char *path, size_t len)
 {
 #define IS(lit) (len == sizeof(lit) - 1 && memcmp(path, lit, len) == 0)
@@ -313,6 +340,7 @@ static int http__route(const char *path, size_t len)
     if (len > 20 && memcmp(path, "/internal/v1/remove/", 20) == 0) return ROUTE_INTERNAL_REMOVE;
     if (IS("/internal/v1/propose")) return ROUTE_INTERNAL_PROPOSE;
     if (IS("/internal/v1/read-index")) return ROUTE_INTERNAL_READ_INDEX;
+    if (IS("/v1/auth/token")) return ROUTE_AUTH_TOKEN;
     return ROUTE_OTHER;
 #undef IS
 }
@@ -328,7 +356,8 @@ static bool http__is_write(const http_request *hr, int route)
 
 /* Dispatch one complete request. The head and body are valid only during
  * this call; handlers copy what they keep. */
-static void http__dispatch(http_conn *hc, const http_request *hr, const char *body, size_t body_len)
+static void http__dispatch(http_conn *hc, const http_request *hr, const char *body, size_t body_len,
+                           int verdict, const users_user *user)
 {
     http_req *req = http__new_req(hc);
     const char *q = memchr(hr->target, '?', hr->target_len);
@@ -353,6 +382,18 @@ static void http__dispatch(http_conn *hc, const http_request *hr, const char *bo
         http_respond_error(req, 503, "node is shutting down", "Retry-After: 1\r\n");
         return;
     }
+    req->user = user;
+    req->hc_peer = hc->c->peer;
+    if (verdict == HTTP_AUTH_PEER) { /* checked by http_auth_authorize_route */
+        req->peer_trusted = true;
+        verdict = AUTH_OK;
+    }
+    if (!http_auth_rate(req)) return; /* before 401: guessing passwords costs tokens too */
+    if (verdict != AUTH_OK) {
+        http_auth_respond_unauthenticated(req, verdict);
+        return;
+    }
+    if (!http_auth_authorize_route(req)) return;
     switch (req->route) {
     case ROUTE_KEY:
         http_keys_handle_key(req, hr, query, query_len, body, body_len);
@@ -398,6 +439,12 @@ static void http__dispatch(http_conn *hc, const http_request *hr, const char *bo
         else
             http_cluster_transfer(req, body, body_len);
         break;
+    case ROUTE_AUTH_TOKEN:
+        if (hr->method != HTTP_POST)
+            http_respond_error(req, 405, "method not allowed", "Allow: POST\r\n");
+        else
+            http_auth_token(req, query, query_len);
+        break;
     case ROUTE_CLUSTER:
         if (hr->method != HTTP_GET && hr->method != HTTP_HEAD)
             http_respond_error(req, 405, "method not allowed", "Allow: GET, HEAD\r\n");
@@ -411,6 +458,7 @@ static void http__dispatch(http_conn *hc, const http_request *hr, const char *bo
             http_ops_handle(req);
         break;
     }
+    req->user = NULL; /* valid during this call only: a reload may free it */
     /* the handler may have completed synchronously (or not yet) */
 }
 
@@ -427,11 +475,48 @@ static void http__reset_body(http_conn *hc)
     buf_reset(&hc->body);
 }
 
+static void http__auth_done(void *ctx, int verdict, const users_user *user)
+{
+    http_conn *hc = ctx;
+    hc->auth_wait = NULL;
+    hc->auth_has_verdict = true;
+    hc->auth_verdict = verdict;
+    hc->auth_user = user;
+    hc->busy_depth++;       /* resuming may close the connection */
+    net_conn_resume(hc->c); /* parses the waiting request again, via on_data */
+    if (!hc->dead && hc->auth_has_verdict) {
+        http__process(hc);
+        if (!hc->dead) net_conn_flush(hc->c);
+    }
+    if (--hc->busy_depth == 0 && hc->dead) http__free_conn(hc);
+}
+
+/* Who sent the request at the head of the input. False when a password
+ * check has started: parsing stops until it ends (the request stays in
+ * the input and is parsed again then). */
+static bool http__identify(http_conn *hc, const http_request *hr, int route, int *verdict,
+                           const users_user **user)
+{
+    if (hc->auth_has_verdict) {
+        hc->auth_has_verdict = false;
+        *verdict = hc->auth_verdict;
+        *user = hc->auth_user;
+        return true;
+    }
+    auth_wait *w = NULL;
+    *verdict = http_auth_identify(hc->a, hr, route, user, http__auth_done, hc, &w);
+    if (*verdict != AUTH_PENDING) return true;
+    hc->auth_wait = w;
+    net_conn_pause(hc->c);
+    return false;
+}
+
 static void http__process(http_conn *hc)
 {
     net_conn *c = hc->c;
     api *a = hc->a;
     size_t max_target = 3 * a->cfg->max_key_bytes + 1024;
+    if (hc->auth_wait) return; /* a password check decides what comes next */
     hc->in_process = true;
     hc->busy_depth++;
     while (!hc->dead && !c->closing && !c->close_after_write) {
@@ -458,6 +543,14 @@ static void http__process(http_conn *hc)
          * nothing overtakes a queued read */
         if (hc->pending && (!is_write || hc->pending_read)) {
             hc->stalled = true;
+            break;
+        }
+        int verdict = AUTH_OK;
+        const users_user *user = NULL;
+        if (a->auth && !http__identify(hc, &hr, route, &verdict, &user)) break;
+        if (verdict != AUTH_OK && (hr.chunked || hr.content_length > 0)) {
+            /* the body of a client we do not know is not read */
+            http__fail_connection_hr(hc, &hr, verdict);
             break;
         }
         size_t cap = route == ROUTE_KEY && hr.method == HTTP_PUT ? a->cfg->max_value_bytes
@@ -524,7 +617,7 @@ static void http__process(http_conn *hc)
             body_len = cl;
             consumed = head_len + cl;
         }
-        http__dispatch(hc, &hr, body, body_len);
+        http__dispatch(hc, &hr, body, body_len, verdict, user);
         if (hc->dead) break;
         buf_consume(&c->in, consumed);
         http__reset_body(hc);
@@ -550,6 +643,7 @@ static void http__on_data(net_conn *c)
 
 static void http__free_conn(http_conn *hc)
 {
+    auth_wait_cancel(hc->auth_wait);
     while (hc->head) {
         http_req *req = hc->head;
         hc->head = req->next;

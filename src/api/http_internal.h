@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "net/http_parser.h"
 #include "net/server.h"
 #include "replica/replica.h"
@@ -27,6 +28,7 @@ enum http_route {
     ROUTE_INTERNAL_REMOVE,
     ROUTE_INTERNAL_PROPOSE,
     ROUTE_INTERNAL_READ_INDEX,
+    ROUTE_AUTH_TOKEN,
     ROUTE_OTHER,
     ROUTE_COUNT_
 };
@@ -45,6 +47,11 @@ struct http_req {
     bool close_after;       /* answer with Connection: close */
     bool http10_keep_alive; /* HTTP/1.0 asked for keep-alive: say yes */
     bool forwarded;         /* came from another node (X-Cairn-Forwarded) */
+    bool rate_checked;      /* answer with the X-RateLimit headers */
+    uint64_t rate_remaining;
+    const char *hc_peer;    /* the client's "ip:port" */
+    const users_user *user; /* authenticated user, during dispatch only */
+    bool peer_trusted;      /* another node's request, from a member's host */
     uint64_t start_ns;
     char request_id[96];
     buf key;  /* decoded key, or listing prefix */
@@ -87,6 +94,20 @@ void http_cluster_list(http_req *req);
 void http_cluster_member_add(http_req *req, const char *body, size_t len);
 void http_cluster_member_remove(http_req *req, const char *id_text, size_t id_len);
 void http_cluster_transfer(http_req *req, const char *body, size_t len);
+/* authentication, permissions, rate limits (http_auth.c) */
+#define HTTP_AUTH_MISSING 100 /* verdicts besides AUTH_*: no usable credentials, */
+#define HTTP_AUTH_PEER 101    /* or another node speaking (internal, relayed) */
+bool http_auth_route_is_open(int route);
+/* Who sent hr: AUTH_OK (user set, or NULL when no auth applies),
+ * HTTP_AUTH_MISSING, AUTH_BAD, AUTH_BUSY, or AUTH_PENDING (done runs later). */
+int http_auth_identify(api *a, const http_request *hr, int route, const users_user **user,
+                       auth_done_fn done, void *ctx, auth_wait **wait);
+void http_auth_respond_unauthenticated(http_req *req, int verdict);
+/* Each answers 403 / 429 itself and returns false when the request stops. */
+bool http_auth_authorize_route(http_req *req);
+bool http_auth_may_access(http_req *req, const void *key, size_t len, bool write);
+bool http_auth_rate(http_req *req);
+void http_auth_token(http_req *req, const char *query, size_t query_len);
 /* handlers (http_ops.c) */
 void http_ops_handle(http_req *req);
 

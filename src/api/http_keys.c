@@ -216,6 +216,8 @@ void http_keys_handle_key(http_req *req, const http_request *hr, const char *que
         http_respond_error(req, 414, "key too long", NULL);
         return;
     }
+    bool write = hr->method == HTTP_PUT || hr->method == HTTP_DELETE;
+    if (!http_auth_may_access(req, req->key.data, req->key.len, write)) return;
 
     if (hr->method == HTTP_GET || hr->method == HTTP_HEAD) {
         if (!http__read_params(req, query, query_len)) return;
@@ -375,6 +377,7 @@ void http_keys_handle_list(http_req *req, const http_request *hr, const char *qu
     buf v;
     buf_init(&v);
     http_query_get(query, query_len, "prefix", &req->key);
+    if (!http_auth_may_access(req, req->key.data, req->key.len, false)) return;
     req->limit = LIST_DEFAULT_LIMIT;
     if (http_query_get(query, query_len, "limit", &v) &&
         (!strconv_parse_u64(v.data ? v.data : "", v.len, &req->limit) || req->limit == 0 ||

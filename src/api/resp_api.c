@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "api/memory.h"
+#include "api/auth.h"
 #include "api/resp_internal.h"
 #include "obs/log.h"
 #include "util/alloc.h"
@@ -295,6 +296,11 @@ static void resp__complete(resp_req *req)
     resp__drain(req->rc);
 }
 
+void resp_req_finish_async(resp_req *req)
+{
+    resp__complete(req);
+}
+
 /* ---- replies used by every command ------------------------------------------ */
 
 void resp_req_error(resp_req *req, const char *msg)
@@ -519,6 +525,8 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
         req->close_after = true;
         rc->failed = true;
         net_conn_pause(rc->c);
+    } else if (!resp_auth_rate(req)) {
+        rc->last_cmd = idx == ra->ncmds ? "unknown" : ra->cmds[idx]->name;
     } else if (idx == ra->ncmds) {
         buf msg;
         buf_init(&msg);
@@ -534,7 +542,7 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
         if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
             (cmd->arity < 0 && argc < (size_t)-cmd->arity))
             resp_req_error_arity(req);
-        else if (resp__check_keys(req))
+        else if (resp_auth_admit(req) && resp__check_keys(req))
             cmd->proc(req);
     }
     if (req->waiting) {
@@ -717,6 +725,7 @@ static void resp__on_close(net_conn *c)
     /* No callback may reach this connection any more. */
     for (resp_req *req = rc->head; req; req = req->next)
         if (req->rreq.op) replica_cancel(&req->rreq);
+    auth_wait_cancel(rc->auth_wait);
     if (rc->depth > 0) {
         rc->dead = true; /* freed when the call up the stack returns */
         return;

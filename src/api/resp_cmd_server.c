@@ -129,23 +129,35 @@ static void server__reset(resp_req *req)
     rc->proto = 2;
     rc->readonly = false;
     buf_reset(&rc->name);
+    resp_auth_forget(rc); /* as Redis: back to not authenticated */
     req->proto = 2;
     resp_write_simple(&req->reply, "RESET");
 }
 
 /* ---- AUTH HELLO --------------------------------------------------------------------- */
 
-/* Without users every password of the default user is right (Redis'
- * "nopass" default user); no other user exists. */
+/* Without --users-file every password of the default user is right
+ * (Redis' "nopass" default user); no other user exists. */
 static bool server__auth_ok(const resp_arg *user)
 {
     return user->len == 7 && memcmp(user->ptr, "default", 7) == 0;
+}
+
+static void server__auth_reply(resp_req *req)
+{
+    resp_req_ok(req);
 }
 
 static void server__auth(resp_req *req)
 {
     if (req->argc > 3) {
         resp_req_error_syntax(req);
+        return;
+    }
+    if (req->a->auth) {
+        static const resp_arg default_user = {"default", 7};
+        const resp_arg *user = req->argc == 2 ? &default_user : &req->argv[1];
+        resp_req_authenticate(req, user, &req->argv[req->argc - 1], server__auth_reply);
         return;
     }
     if (req->argc == 2) {
@@ -165,6 +177,32 @@ static void server__set_name(resp_conn *rc, const resp_arg *name)
     buf_append(&rc->name, name->ptr, name->len);
 }
 
+/* The reply of HELLO, once any AUTH in it succeeded: n[0] is the
+ * protocol, n[1] the index of SETNAME's argument (0: none). */
+static void server__hello_reply(resp_req *req)
+{
+    resp_conn *rc = req->rc;
+    if (req->n[1]) server__set_name(rc, &req->argv[req->n[1]]);
+    rc->proto = (int)req->n[0];
+    req->proto = (int)req->n[0]; /* HELLO answers in the protocol it selects */
+    buf *o = &req->reply;
+    resp_write_map(o, req->proto, 7);
+    resp_write_bulk_str(o, "server");
+    resp_write_bulk_str(o, "redis");
+    resp_write_bulk_str(o, "version");
+    resp_write_bulk_str(o, SERVER_REDIS_VERSION);
+    resp_write_bulk_str(o, "proto");
+    resp_write_integer(o, req->n[0]);
+    resp_write_bulk_str(o, "id");
+    resp_write_integer(o, (long long)rc->c->id);
+    resp_write_bulk_str(o, "mode");
+    resp_write_bulk_str(o, "standalone");
+    resp_write_bulk_str(o, "role");
+    resp_write_bulk_str(o, server__role(req));
+    resp_write_bulk_str(o, "modules");
+    resp_write_array(o, 0);
+}
+
 static void server__hello(resp_req *req)
 {
     resp_conn *rc = req->rc;
@@ -180,46 +218,36 @@ static void server__hello(resp_req *req)
         }
     }
     const resp_arg *user = NULL, *name = NULL;
+    size_t name_at = 0;
     for (size_t i = 2; i < req->argc; i++) {
         const resp_arg *a = &req->argv[i];
         if (resp_format_arg_is(a, "auth") && i + 2 < req->argc) {
             user = &req->argv[i + 1];
             i += 2;
         } else if (resp_format_arg_is(a, "setname") && i + 1 < req->argc) {
-            name = &req->argv[++i];
+            name_at = ++i;
+            name = &req->argv[i];
         } else {
             resp_req_errorf(req, "ERR Syntax error in HELLO option '%.*s'",
                             (int)(a->len > 128 ? 128 : a->len), a->ptr);
             return;
         }
     }
-    if (user && !server__auth_ok(user)) {
-        resp_req_error(req, server__wrongpass);
-        return;
-    }
     if (name && !resp_format_client_name_ok(name->ptr, name->len)) {
         resp_req_error(req, server__bad_name);
         return;
     }
-    if (name) server__set_name(rc, name);
-    rc->proto = (int)ver;
-    req->proto = (int)ver; /* HELLO answers in the protocol it selects */
-    buf *o = &req->reply;
-    resp_write_map(o, req->proto, 7);
-    resp_write_bulk_str(o, "server");
-    resp_write_bulk_str(o, "redis");
-    resp_write_bulk_str(o, "version");
-    resp_write_bulk_str(o, SERVER_REDIS_VERSION);
-    resp_write_bulk_str(o, "proto");
-    resp_write_integer(o, ver);
-    resp_write_bulk_str(o, "id");
-    resp_write_integer(o, (long long)rc->c->id);
-    resp_write_bulk_str(o, "mode");
-    resp_write_bulk_str(o, "standalone");
-    resp_write_bulk_str(o, "role");
-    resp_write_bulk_str(o, server__role(req));
-    resp_write_bulk_str(o, "modules");
-    resp_write_array(o, 0);
+    req->n[0] = ver;
+    req->n[1] = (int64_t)name_at;
+    if (user && req->a->auth) {
+        resp_req_authenticate(req, user, user + 1, server__hello_reply);
+        return;
+    }
+    if (user && !server__auth_ok(user)) {
+        resp_req_error(req, server__wrongpass);
+        return;
+    }
+    server__hello_reply(req);
 }
 
 /* ---- CLIENT ---------------------------------------------------------------------------- */
@@ -270,12 +298,14 @@ static void server__client_line(buf *out, const resp_conn *rc, int64_t now_ms)
     buf_printf(out,
                " age=%lld idle=%lld flags=%s db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu "
                "qbuf-free=0 argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 oll=0 omem=%zu tot-mem=%zu "
-               "events=r cmd=%s user=default redir=-1 resp=%d lib-name=",
+               "events=r cmd=%s user=%.*s redir=-1 resp=%d lib-name=",
                (long long)((now_ms - rc->created_ms) / 1000),
                (long long)((now_ms - rc->last_cmd_ms) / 1000), rc->readonly ? "r" : "N",
                buf_unread_len(&c->in), c->in.cap,
                buf_unread_len(&c->out) + buf_unread_len(&c->wbuf),
-               c->in.cap + c->out.cap + c->wbuf.cap, rc->last_cmd, rc->proto);
+               c->in.cap + c->out.cap + c->wbuf.cap, rc->last_cmd,
+               rc->user_name_len ? (int)rc->user_name_len : 7,
+               rc->user_name_len ? rc->user_name : "default", rc->proto);
     buf_append(out, rc->lib_name.data ? rc->lib_name.data : "", rc->lib_name.len);
     buf_append_str(out, " lib-ver=");
     buf_append(out, rc->lib_ver.data ? rc->lib_ver.data : "", rc->lib_ver.len);

@@ -27,6 +27,7 @@
 #include "obs/metrics.h"
 #include "replica/replica.h"
 #include "util/buf.h"
+#include "util/users.h"
 
 typedef struct resp_conn resp_conn;
 typedef struct resp_req resp_req;
@@ -120,6 +121,12 @@ struct resp_conn {
     int depth;          /* nesting of process/drain calls */
     int proto;          /* 2 or 3 */
     bool readonly;      /* READONLY: stale local reads */
+    /* --users-file: who authenticated (by name: a reload frees users) */
+    const users_user *user; /* valid while user_gen is the current generation */
+    uint64_t user_gen;
+    char user_name[USERS_NAME_MAX];
+    size_t user_name_len;        /* 0: not authenticated */
+    struct auth_wait *auth_wait; /* a password check in progress */
     buf name, lib_name, lib_ver;
     int64_t created_ms, last_cmd_ms;
     const char *last_cmd;
@@ -167,6 +174,23 @@ void resp_req_error_arity(resp_req *req);
 bool resp_req_check_value(resp_req *req, const resp_arg *v);
 /* Parse an integer argument; false after replying the Redis error. */
 bool resp_req_int_arg(resp_req *req, const resp_arg *v, int64_t *out);
+
+/* A request that waited for something other than the replica is done:
+ * count it and write what is due. */
+void resp_req_finish_async(resp_req *req);
+
+/* ---- authentication and limits (resp_auth.c) ---- */
+
+/* The connection's user, NULL if none (or no --users-file). */
+const users_user *resp_auth_user(resp_conn *rc);
+void resp_auth_forget(resp_conn *rc);
+/* Check user and password; then ready(req) runs (now or once the check
+ * finished) or WRONGPASS is answered. */
+void resp_req_authenticate(resp_req *req, const resp_arg *user, const resp_arg *pw,
+                           resp_proc ready);
+/* Each answers the error itself and returns false when the command stops. */
+bool resp_auth_rate(resp_req *req);
+bool resp_auth_admit(resp_req *req);
 
 /* Lookup for COMMAND INFO/DOCS: NULL when unknown. */
 const resp_cmd *resp_api_lookup(const resp_api *ra, const char *name, size_t len);

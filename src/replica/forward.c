@@ -59,7 +59,13 @@ struct forward {
     uint64_t n_sent, n_failed;
     forward_req *active;
     bool closing;
+    char extra_headers[600]; /* e.g. the Authorization of --join */
 };
+
+void forward_set_headers(forward *f, const char *lines)
+{
+    snprintf(f->extra_headers, sizeof(f->extra_headers), "%s", lines);
+}
 
 forward *forward_create(uv_loop_t *loop)
 {
@@ -333,8 +339,8 @@ forward_req *forward_post(forward *f, uint64_t peer_id, const char *addr, const 
     buf_init(&r->out);
     buf_printf(&r->out,
                "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\n"
-               "%sContent-Length: %zu\r\n\r\n",
-               path, addr, relayed ? "X-Cairn-Forwarded: 1\r\n" : "", body_len);
+               "%s%sContent-Length: %zu\r\n\r\n",
+               path, addr, relayed ? "X-Cairn-Forwarded: 1\r\n" : "", f->extra_headers, body_len);
     buf_append(&r->out, body, body_len);
     uv_timer_init(f->loop, &r->timer);
     r->timer.data = r;

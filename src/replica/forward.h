@@ -37,6 +37,8 @@ typedef void (*forward_cb)(void *ctx, int status, bool sent, int http_status, co
                            size_t body_len);
 
 forward *forward_create(uv_loop_t *loop);
+/* Header lines ("Name: value\r\n"...) sent with every request. */
+void forward_set_headers(forward *f, const char *lines);
 /* Close every connection and fail pending requests (CANCELED). */
 void forward_close(forward *f);
 

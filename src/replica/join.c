@@ -7,6 +7,7 @@
 
 #include "obs/log.h"
 #include "replica/forward.h"
+#include "util/password.h"
 #include "util/alloc.h"
 
 #define JOIN_ATTEMPTS 60
@@ -57,14 +58,35 @@ join *join_start(uv_loop_t *loop, const char *url, uint64_t id, const char *peer
 {
     const char *p = url;
     if (strncmp(p, "http://", 7) == 0) p += 7;
+    /* http://user:password@host:port authenticates the request (a cluster
+     * with --users-file needs an admin); never logged */
+    const char *at = memchr(p, '@', strcspn(p, "/"));
+    char auth[600] = "";
+    if (at) {
+        char creds[200], b64[300];
+        size_t cl = (size_t)(at - p);
+        if (cl >= sizeof(creds) || !memchr(p, ':', cl)) {
+            LOG_ERROR("--join: credentials must be http://user:password@host:port");
+            return NULL;
+        }
+        memcpy(creds, p, cl);
+        size_t bl = base64_encode_nopad((const uint8_t *)creds, cl, b64, sizeof(b64) - 3);
+        while (bl % 4) b64[bl++] = '=';
+        b64[bl] = '\0';
+        snprintf(auth, sizeof(auth), "Authorization: Basic %s\r\n", b64);
+        memset(creds, 0, sizeof(creds));
+        p = at + 1;
+    }
     size_t n = strcspn(p, "/");
     if (n == 0 || n >= 160 || !memchr(p, ':', n)) {
-        LOG_ERROR("--join needs http://host:port of a member", LF_S("url", url));
+        LOG_ERROR("--join needs http://host:port of a member", LF_B("address", p, n));
         return NULL;
     }
     join *j = xcalloc(1, sizeof(*j));
     j->loop = loop;
     j->fwd = forward_create(loop);
+    forward_set_headers(j->fwd, auth);
+    memset(auth, 0, sizeof(auth));
     memcpy(j->addr, p, n);
     snprintf(j->body, sizeof(j->body), "{\"id\":%" PRIu64 ",\"peer\":\"%s\"}", id, peer_addr);
     uv_timer_init(loop, &j->timer);

@@ -73,11 +73,13 @@ static const flag_def flags[] = {
     {"tls-key", T_STR, OFF(tls_key), SZ(tls_key), NULL, "the PEM private key for --tls-cert"},
     {"tls-client-ca", T_STR, OFF(tls_client_ca), SZ(tls_client_ca), NULL,
      "require client certificates signed by this CA (mutual TLS)"},
+    {"users-file", T_STR, OFF(users_file), SZ(users_file), NULL,
+     "enable authentication: lines name:hash:perms (reloaded on SIGHUP)"},
+    {"rate-limit", T_POS_U64, OFF(rate_limit), 0, NULL,
+     "requests per second per client (user, else IP address)"},
+    {"rate-burst", T_POS_U64, OFF(rate_burst), 0, NULL,
+     "burst size of --rate-limit (default: the rate)"},
 };
-
-/* Flags of SPEC §1 that later work will implement; refusing them loudly is
- * better than accepting and ignoring a security setting. */
-static const char *const not_yet[] = {"users-file", "rate-limit", "rate-burst"};
 
 void config_defaults(cairn_config *c)
 {
@@ -272,13 +274,6 @@ int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errle
         }
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        for (size_t k = 0; k < sizeof(not_yet) / sizeof(not_yet[0]); k++) {
-            if (strlen(not_yet[k]) == nlen && strncmp(not_yet[k], name, nlen) == 0) {
-                snprintf(err, errlen, "--%s: not supported by this version of cairnd yet",
-                         not_yet[k]);
-                return -1;
-            }
-        }
         const flag_def *f = config__find(name, nlen);
         if (!f) {
             snprintf(err, errlen, "unknown flag '--%.*s'", (int)nlen, name);
@@ -303,17 +298,23 @@ int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errle
         snprintf(err, errlen, "--tls-client-ca needs --tls-cert and --tls-key");
         return -1;
     }
-    if (!c->insecure_allow_public) {
-        /* protected mode, as Redis has it: without authentication (not
-         * implemented yet: --users-file), only loopback clients */
+    if (c->rate_burst && !c->rate_limit) {
+        snprintf(err, errlen, "--rate-burst needs --rate-limit");
+        return -1;
+    }
+    if (c->rate_limit && !c->rate_burst) c->rate_burst = c->rate_limit;
+    if (!c->insecure_allow_public && !c->users_file[0]) {
+        /* protected mode, as Redis has it: without authentication
+         * (--users-file), only loopback clients */
         const char *addrs[2] = {c->listen_http, c->listen_resp};
         const char *names[2] = {"--listen-http", "--listen-resp"};
         for (int i = 0; i < 2; i++) {
             if (!addrs[i][0] || config__is_loopback(addrs[i])) continue;
             snprintf(err, errlen,
                      "%s %s: not a loopback address, and without authentication anyone who can "
-                     "reach it could read and write every key; use a loopback address or pass "
-                     "--insecure-allow-public to accept that",
+                     "reach it could read and write every key; use a loopback address, "
+                     "configure users with --users-file, or pass --insecure-allow-public to "
+                     "accept that",
                      names[i], addrs[i]);
             return -1;
         }

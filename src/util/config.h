@@ -47,6 +47,9 @@ typedef struct cairn_config {
     char tls_cert[1024];
     char tls_key[1024];
     char tls_client_ca[1024];
+    char users_file[1024]; /* "" when authentication is off */
+    uint64_t rate_limit;   /* requests per second per client, 0 = off */
+    uint64_t rate_burst;   /* bucket size; 0 = rate_limit */
 } cairn_config;
 
 void config_defaults(cairn_config *c);
