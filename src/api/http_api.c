@@ -307,9 +307,11 @@ static void http__fail_connection(http_conn *hc, int status, const char *message
 }
 
 /* An unauthenticated request with a body: answer and close unread. */
-static void http__fail_connection_hr(http_conn *hc, const http_request *hr, int verdict)
+static void http__fail_connection_hr(http_conn *hc, const http_request *hr, int route,
+                                     int verdict)
 {
     http_req *req = http__new_req(hc);
+    req->route = route;
     http__set_request_id(req, hr);
     req->close_after = true;
     if (hc->a->rate) {
@@ -548,9 +550,10 @@ static void http__process(http_conn *hc)
         int verdict = AUTH_OK;
         const users_user *user = NULL;
         if (a->auth && !http__identify(hc, &hr, route, &verdict, &user)) break;
-        if (verdict != AUTH_OK && (hr.chunked || hr.content_length > 0)) {
+        if (verdict != AUTH_OK && verdict != HTTP_AUTH_PEER &&
+            (hr.chunked || hr.content_length > 0)) {
             /* the body of a client we do not know is not read */
-            http__fail_connection_hr(hc, &hr, verdict);
+            http__fail_connection_hr(hc, &hr, route, verdict);
             break;
         }
         size_t cap = route == ROUTE_KEY && hr.method == HTTP_PUT ? a->cfg->max_value_bytes

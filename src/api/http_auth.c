@@ -105,9 +105,9 @@ static void http__host_of(const char *addr, char *out, size_t cap)
     out[n] = '\0';
 }
 
-static bool http__is_loopback_host(const char *h)
+static bool http__is_loopback_ip(const char *h)
 {
-    return strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0 || strcmp(h, "localhost") == 0;
+    return strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0;
 }
 
 /* Internal routes, with users configured, serve only the hosts of the
@@ -124,7 +124,8 @@ static bool http__from_member_host(http_req *req)
             http__host_of(addrs[k], host, sizeof(host));
             if (!host[0]) continue;
             if (strcmp(host, ip) == 0) return true;
-            if (http__is_loopback_host(host) && http__is_loopback_host(ip)) return true;
+            /* "localhost" may connect from any loopback address */
+            if (strcmp(host, "localhost") == 0 && http__is_loopback_ip(ip)) return true;
         }
     }
     return false;
