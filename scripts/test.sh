@@ -2,7 +2,8 @@
 # The whole test suite: installs what is missing, then
 #   1. builds (build/) and runs the unit tests and the integration tests,
 #   2. builds with ASan+UBSan (build-asan/) and runs both again,
-#   3. builds the libFuzzer targets (build-fuzz/) and runs each briefly.
+#   3. runs the normal build under Valgrind memcheck (scripts/valgrind.sh),
+#   4. builds the libFuzzer targets (build-fuzz/) and runs each briefly.
 # Usage: scripts/test.sh [--quick]   (--quick: step 1 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,9 @@ scripts/build.sh build-asan -DCAIRN_SANITIZE=ON -DCMAKE_C_COMPILER=clang
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build-asan --output-on-failure -j 2
 CAIRN_BUILD_DIR="$PWD/build-asan" CAIRN_SANITIZED=1 "${PYTEST[@]}"
+
+echo "== normal build under Valgrind ==" >&2
+scripts/valgrind.sh build
 
 echo "== fuzz smoke (each target briefly) ==" >&2
 scripts/build.sh build-fuzz -DCAIRN_FUZZ=ON -DCAIRN_SANITIZE=ON -DCMAKE_C_COMPILER=clang

@@ -162,6 +162,9 @@ static void auth__run(uv_work_t *work)
 {
     auth_wait *w = work->data;
     w->ok = password_verify(&w->params, w->pw, w->pw_len) && w->user >= 0;
+    /* libuv's pool threads never exit through OpenSSL: free its
+     * thread-local state now rather than leave it for the process exit */
+    OPENSSL_thread_stop();
 }
 
 static void auth__start_next(auth *a);

@@ -307,8 +307,7 @@ static void http__fail_connection(http_conn *hc, int status, const char *message
 }
 
 /* An unauthenticated request with a body: answer and close unread. */
-static void http__fail_connection_hr(http_conn *hc, const http_request *hr, int route,
-                                     int verdict)
+static void http__fail_connection_hr(http_conn *hc, const http_request *hr, int route, int verdict)
 {
     http_req *req = http__new_req(hc);
     req->route = route;
@@ -460,8 +459,9 @@ static void http__dispatch(http_conn *hc, const http_request *hr, const char *bo
             http_ops_handle(req);
         break;
     }
-    req->user = NULL; /* valid during this call only: a reload may free it */
-    /* the handler may have completed synchronously (or not yet) */
+    /* the handler may have completed synchronously (or not yet): req may
+     * be gone. req->user was valid only during the handler's synchronous
+     * part (a reload frees users); nothing reads it later. */
 }
 
 static int http__status_of(int err)

@@ -73,6 +73,7 @@ static bool users__parse_perms(users_user *u, const char *p, size_t n, const cha
 int users_parse(const char *text, size_t len, users_table *out, char *err, size_t errlen)
 {
     users_table t = {0};
+    *out = t;
     size_t cap = 0, line_no = 0, pos = 0;
     while (pos < len) {
         const char *line = text + pos;
