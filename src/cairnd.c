@@ -303,7 +303,7 @@ int main(int argc, char **argv)
     uv_timer_start(&d.lag_probe, daemon__lag_probe, LAG_PROBE_MS, LAG_PROBE_MS);
 
     if (d.cfg.join[0]) {
-        d.join = join_start(d.loop, d.cfg.join, d.cfg.id, d.cfg.listen_peer);
+        d.join = join_start_config(d.loop, &d.cfg);
         if (!d.join) return 2;
     }
 

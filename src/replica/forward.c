@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "net/server.h"
+#include "net/tls.h"
+#include "obs/log.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/strconv.h"
@@ -34,11 +36,22 @@ struct fwd_conn {
     forward *f;
     fwd_peer *peer;
     forward_req *req;
-    buf in;
+    buf in; /* the response, plaintext */
+    tls_conn *tls;
+    buf cipher;      /* TLS: records to send */
+    char raw[16384]; /* TLS: records read from the socket */
     int64_t idle_since;
     bool closing;
     fwd_conn *next;
 };
+
+/* TLS output is produced in pieces (handshake, then the request), so each
+ * write owns a copy of its bytes. */
+typedef struct fwd_write {
+    uv_write_t w;
+    fwd_conn *c;
+    char data[];
+} fwd_write;
 
 struct forward_req {
     forward *f;
@@ -59,6 +72,7 @@ struct forward {
     uint64_t n_sent, n_failed;
     forward_req *active;
     bool closing;
+    tls_ctx *tls;            /* owned; NULL: plain text */
     char extra_headers[600]; /* e.g. the Authorization of --join */
 };
 
@@ -67,11 +81,33 @@ void forward_set_headers(forward *f, const char *lines)
     snprintf(f->extra_headers, sizeof(f->extra_headers), "%s", lines);
 }
 
-forward *forward_create(uv_loop_t *loop)
+forward *forward_create(uv_loop_t *loop, tls_ctx *tls)
 {
     forward *f = xcalloc(1, sizeof(*f));
     f->loop = loop;
+    f->tls = tls;
     return f;
+}
+
+int forward_reload_tls(forward *f, char *err, size_t errlen)
+{
+    return f->tls ? tls_ctx_reload(f->tls, err, errlen) : 0;
+}
+
+static void fwd__conn_closed(uv_handle_t *h)
+{
+    fwd_conn *c = h->data;
+    buf_close(&c->in);
+    buf_close(&c->cipher);
+    tls_conn_free(c->tls);
+    free(c);
+}
+
+static void fwd__conn_close(fwd_conn *c)
+{
+    if (c->closing) return;
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, fwd__conn_closed);
 }
 
 static fwd_peer *fwd__peer(forward *f, uint64_t id, const char *addr)
@@ -91,8 +127,7 @@ static fwd_peer *fwd__peer(forward *f, uint64_t id, const char *addr)
         while (p->idle) {
             fwd_conn *c = p->idle;
             p->idle = c->next;
-            c->closing = true;
-            uv_close((uv_handle_t *)&c->tcp, NULL);
+            fwd__conn_close(c);
         }
     }
     return p;
@@ -108,20 +143,6 @@ int forward_breaker_state(forward *f, uint64_t id)
 uint64_t forward_count(forward *f, int which)
 {
     return which == 0 ? f->n_sent : f->n_failed;
-}
-
-static void fwd__conn_closed(uv_handle_t *h)
-{
-    fwd_conn *c = h->data;
-    buf_close(&c->in);
-    free(c);
-}
-
-static void fwd__conn_close(fwd_conn *c)
-{
-    if (c->closing) return;
-    c->closing = true;
-    uv_close((uv_handle_t *)&c->tcp, fwd__conn_closed);
 }
 
 static void fwd__req_freed(uv_handle_t *h)
@@ -215,9 +236,97 @@ static void fwd__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     fwd_conn *c = h->data;
     (void)suggested;
+    if (c->tls) { /* records go through TLS into c->in */
+        b->base = c->raw;
+        b->len = sizeof(c->raw);
+        return;
+    }
     buf_reserve(&c->in, 16384);
     b->base = c->in.data + c->in.len;
     b->len = c->in.cap - c->in.len - 1;
+}
+
+/* The request may have reached the peer from now on: a failure after this
+ * leaves its outcome unknown. */
+static void fwd__mark_sent(forward_req *r)
+{
+    if (r->sent) return;
+    r->sent = true;
+    r->f->n_sent++;
+}
+
+static int fwd__failure(const forward_req *r)
+{
+    return r->sent ? FORWARD_ERR_IO : FORWARD_ERR_CONNECT;
+}
+
+/* Close a connection that may sit in its peer's idle list. */
+static void fwd__drop(fwd_conn *c)
+{
+    for (fwd_conn **pp = &c->peer->idle; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    fwd__conn_close(c);
+}
+
+static void fwd__on_tls_write(uv_write_t *w, int status)
+{
+    fwd_write *fw = w->data;
+    fwd_conn *c = fw->c;
+    free(fw);
+    if (status < 0 && c->req) fwd__finish(c->req, fwd__failure(c->req), 0, NULL, 0);
+}
+
+/* Send the records TLS produced. -1 if the write could not be started. */
+static int fwd__flush_tls(fwd_conn *c)
+{
+    size_t n = buf_unread_len(&c->cipher);
+    if (n == 0 || c->closing) return c->closing ? -1 : 0;
+    fwd_write *fw = xmalloc(sizeof(*fw) + n);
+    fw->c = c;
+    fw->w.data = fw;
+    memcpy(fw->data, buf_unread(&c->cipher), n);
+    buf_reset(&c->cipher);
+    uv_buf_t b = uv_buf_init(fw->data, (unsigned)n);
+    if (uv_write(&fw->w, (uv_stream_t *)&c->tcp, &b, 1, fwd__on_tls_write) != 0) {
+        free(fw);
+        return -1;
+    }
+    return 0;
+}
+
+/* Decrypt n bytes of c->raw into c->in and send what TLS answers (the rest
+ * of the handshake, then the request held until it finished). 0: go on; -1:
+ * the connection failed, is closed, and its request (if any) finished. */
+static int fwd__tls_read(fwd_conn *c, size_t n)
+{
+    forward_req *r = c->req;
+    bool was_done = tls_conn_handshake_done(c->tls);
+    char err[400];
+    int rv = tls_conn_read(c->tls, c->raw, n, &c->in, &c->cipher, err, sizeof(err));
+    /* the request goes out with the client's last handshake flight */
+    if (r && !was_done && tls_conn_handshake_done(c->tls)) fwd__mark_sent(r);
+    if (fwd__flush_tls(c) != 0 && rv == 0) {
+        snprintf(err, sizeof(err), "write failed");
+        rv = -1;
+    }
+    if (rv == 0) return 0;
+    if (!tls_conn_handshake_done(c->tls))
+        LOG_WARN("TLS connection to a member failed", LF_S("peer", c->peer->addr),
+                 LF_S("error", err));
+    fwd__drop(c);
+    if (!r) return -1;
+    /* a whole response followed by close_notify is still a response */
+    int status = 0;
+    const char *body = NULL;
+    size_t len = 0;
+    if (fwd__parse(c, &status, &body, &len) == 1)
+        fwd__finish(r, FORWARD_OK, status, body, len);
+    else
+        fwd__finish(r, fwd__failure(r), 0, NULL, 0);
+    return -1;
 }
 
 static void fwd__on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
@@ -227,22 +336,18 @@ static void fwd__on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     if (n == 0) return;
     forward_req *r = c->req;
     if (n < 0) {
-        if (r) {
-            fwd__finish(r, r->sent ? FORWARD_ERR_IO : FORWARD_ERR_CONNECT, 0, NULL, 0);
-        } else {
-            /* an idle connection closed by the peer: drop it from the pool */
-            fwd_peer *p = c->peer;
-            for (fwd_conn **pp = &p->idle; *pp; pp = &(*pp)->next)
-                if (*pp == c) {
-                    *pp = c->next;
-                    break;
-                }
-            fwd__conn_close(c);
-        }
+        if (r)
+            fwd__finish(r, fwd__failure(r), 0, NULL, 0);
+        else
+            fwd__drop(c); /* an idle connection closed by the peer */
         return;
     }
-    c->in.len += (size_t)n;
-    c->in.data[c->in.len] = '\0';
+    if (c->tls) {
+        if (fwd__tls_read(c, (size_t)n) != 0) return;
+    } else {
+        c->in.len += (size_t)n;
+        c->in.data[c->in.len] = '\0';
+    }
     if (!r) return;
     int status = 0;
     const char *body = NULL;
@@ -269,13 +374,26 @@ static void fwd__send(fwd_conn *c, forward_req *r)
     c->req = r;
     r->conn = c;
     buf_reset(&c->in);
-    uv_buf_t b = uv_buf_init((char *)buf_unread(&r->out), (unsigned)buf_unread_len(&r->out));
-    c->write.data = c;
-    r->sent = true;
-    r->f->n_sent++;
-    if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, fwd__on_write) != 0) {
-        fwd__finish(r, FORWARD_ERR_IO, 0, NULL, 0);
-        return;
+    if (c->tls) {
+        /* on a new connection this starts the handshake and holds the
+         * request until it is done (the deadline timer bounds both) */
+        if (tls_conn_write(c->tls, buf_unread(&r->out), buf_unread_len(&r->out), &c->cipher) != 0) {
+            fwd__finish(r, fwd__failure(r), 0, NULL, 0);
+            return;
+        }
+        if (tls_conn_handshake_done(c->tls)) fwd__mark_sent(r);
+        if (fwd__flush_tls(c) != 0) {
+            fwd__finish(r, fwd__failure(r), 0, NULL, 0);
+            return;
+        }
+    } else {
+        uv_buf_t b = uv_buf_init((char *)buf_unread(&r->out), (unsigned)buf_unread_len(&r->out));
+        c->write.data = c;
+        fwd__mark_sent(r);
+        if (uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, fwd__on_write) != 0) {
+            fwd__finish(r, FORWARD_ERR_IO, 0, NULL, 0);
+            return;
+        }
     }
     uv_read_start((uv_stream_t *)&c->tcp, fwd__alloc, fwd__on_read);
 }
@@ -296,22 +414,25 @@ static void fwd__on_connect(uv_connect_t *cr, int status)
     fwd__send(c, r);
 }
 
-static int fwd__sockaddr(const char *addr, struct sockaddr_storage *ss)
+/* "host:port" or "[v6]:port" to a socket address; host (without brackets)
+ * is what a TLS certificate is checked against. */
+static int fwd__sockaddr(const char *addr, struct sockaddr_storage *ss, char *host, size_t hostlen)
 {
-    char host[160];
     const char *colon = strrchr(addr, ':');
-    if (!colon || (size_t)(colon - addr) >= sizeof(host)) return -1;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    int port = atoi(colon + 1);
-    char *h = host;
+    if (!colon || (size_t)(colon - addr) >= hostlen) return -1;
+    const char *h = addr;
+    size_t hl = (size_t)(colon - addr);
     if (h[0] == '[') {
         h++;
-        h[strcspn(h, "]")] = '\0';
+        hl = strcspn(h, "]");
+        if (h + hl >= colon) return -1;
     }
-    if (strcmp(h, "localhost") == 0) h = "127.0.0.1";
-    if (uv_ip4_addr(h, port, (struct sockaddr_in *)ss) == 0) return 0;
-    if (uv_ip6_addr(h, port, (struct sockaddr_in6 *)ss) == 0) return 0;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    int port = atoi(colon + 1);
+    const char *ip = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+    if (uv_ip4_addr(ip, port, (struct sockaddr_in *)ss) == 0) return 0;
+    if (uv_ip6_addr(ip, port, (struct sockaddr_in6 *)ss) == 0) return 0;
     return -1;
 }
 
@@ -329,7 +450,8 @@ forward_req *forward_post(forward *f, uint64_t peer_id, const char *addr, const 
         return NULL; /* a probe is already in flight */
     }
     struct sockaddr_storage ss;
-    if (fwd__sockaddr(addr, &ss) != 0) return NULL;
+    char host[160];
+    if (fwd__sockaddr(addr, &ss, host, sizeof(host)) != 0) return NULL;
 
     forward_req *r = xcalloc(1, sizeof(*r));
     r->f = f;
@@ -364,12 +486,14 @@ forward_req *forward_post(forward *f, uint64_t peer_id, const char *addr, const 
     c->f = f;
     c->peer = p;
     buf_init(&c->in);
+    buf_init(&c->cipher);
     uv_tcp_init(f->loop, &c->tcp);
     c->tcp.data = c;
     c->connect.data = c;
     c->req = r;
     r->conn = c;
-    if (uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&ss, fwd__on_connect) != 0) {
+    if ((f->tls && !(c->tls = tls_conn_new_client(f->tls, host))) ||
+        uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&ss, fwd__on_connect) != 0) {
         r->cb = NULL;
         fwd__finish(r, FORWARD_ERR_CONNECT, 0, NULL, 0);
         return NULL;
@@ -400,5 +524,7 @@ void forward_close(forward *f)
         p = next;
     }
     f->peers = NULL;
+    /* connections still closing hold their own reference to the SSL_CTX */
+    tls_ctx_free(f->tls);
     free(f);
 }

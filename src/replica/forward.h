@@ -11,7 +11,12 @@
  * The callback learns whether the request may have reached the peer
  * (`sent`): a request that failed before any byte was written can be
  * retried safely; one that failed after may have been applied.
- * Loop thread only. */
+ *
+ * With a client TLS context (a node that serves TLS) every connection is
+ * TLS: the handshake runs on the loop through net/tls, under the same
+ * deadline as the request, and the request is held (not `sent`) until the
+ * peer's certificate has been verified, so a refused certificate counts
+ * as "could not connect". Loop thread only. */
 #ifndef CAIRN_REPLICA_FORWARD_H
 #define CAIRN_REPLICA_FORWARD_H
 
@@ -19,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+#include "net/tls.h"
 
 typedef struct forward forward;
 typedef struct forward_req forward_req;
@@ -36,7 +43,12 @@ enum {
 typedef void (*forward_cb)(void *ctx, int status, bool sent, int http_status, const char *body,
                            size_t body_len);
 
-forward *forward_create(uv_loop_t *loop);
+/* tls: NULL for plain text, else a context from tls_ctx_create_client,
+ * owned by the forward from now on (freed by forward_close). */
+forward *forward_create(uv_loop_t *loop, tls_ctx *tls);
+/* Re-read the TLS files (SIGHUP): new connections use them, pooled ones
+ * keep theirs. 0 without TLS; on error the old files stay in use. */
+int forward_reload_tls(forward *f, char *err, size_t errlen);
 /* Header lines ("Name: value\r\n"...) sent with every request. */
 void forward_set_headers(forward *f, const char *lines);
 /* Close every connection and fail pending requests (CANCELED). */

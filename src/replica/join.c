@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "obs/log.h"
+#include "net/tls.h"
 #include "replica/forward.h"
-#include "util/password.h"
 #include "util/alloc.h"
+#include "util/config.h"
+#include "util/password.h"
 
 #define JOIN_ATTEMPTS 60
 #define JOIN_RETRY_MS 1000
@@ -19,7 +21,7 @@ struct join {
     forward *fwd;
     uv_timer_t timer;
     char addr[160];
-    char body[256];
+    char body[320]; /* {"id":N,"peer":"<listen-peer, up to 255 bytes>"} */
     int attempts;
     bool done;
 };
@@ -54,10 +56,20 @@ static void join__attempt(uv_timer_t *t)
         join__done(j, FORWARD_ERR_CONNECT, false, 0, NULL, 0);
 }
 
-join *join_start(uv_loop_t *loop, const char *url, uint64_t id, const char *peer_addr)
+/* tls: owned from here on (freed on every path). */
+static join *join__start(uv_loop_t *loop, const char *url, uint64_t id, const char *peer_addr,
+                         tls_ctx *tls)
 {
     const char *p = url;
-    if (strncmp(p, "http://", 7) == 0) p += 7;
+    if (strncmp(p, "http://", 7) == 0) {
+        p += 7;
+    } else if (strncmp(p, "https://", 8) == 0) {
+        if (!tls) {
+            LOG_ERROR("--join https:// needs --tls-cert and --tls-key on this node");
+            return NULL;
+        }
+        p += 8;
+    }
     /* http://user:password@host:port authenticates the request (a cluster
      * with --users-file needs an admin); never logged */
     const char *at = memchr(p, '@', strcspn(p, "/"));
@@ -66,7 +78,8 @@ join *join_start(uv_loop_t *loop, const char *url, uint64_t id, const char *peer
         char creds[200], b64[300];
         size_t cl = (size_t)(at - p);
         if (cl >= sizeof(creds) || !memchr(p, ':', cl)) {
-            LOG_ERROR("--join: credentials must be http://user:password@host:port");
+            LOG_ERROR("--join: credentials must be http[s]://user:password@host:port");
+            tls_ctx_free(tls);
             return NULL;
         }
         memcpy(creds, p, cl);
@@ -79,12 +92,14 @@ join *join_start(uv_loop_t *loop, const char *url, uint64_t id, const char *peer
     }
     size_t n = strcspn(p, "/");
     if (n == 0 || n >= 160 || !memchr(p, ':', n)) {
-        LOG_ERROR("--join needs http://host:port of a member", LF_B("address", p, n));
+        LOG_ERROR("--join needs http[s]://host:port of a member", LF_B("address", p, n));
+        memset(auth, 0, sizeof(auth));
+        tls_ctx_free(tls);
         return NULL;
     }
     join *j = xcalloc(1, sizeof(*j));
     j->loop = loop;
-    j->fwd = forward_create(loop);
+    j->fwd = forward_create(loop, tls);
     forward_set_headers(j->fwd, auth);
     memset(auth, 0, sizeof(auth));
     memcpy(j->addr, p, n);
@@ -93,6 +108,22 @@ join *join_start(uv_loop_t *loop, const char *url, uint64_t id, const char *peer
     j->timer.data = j;
     uv_timer_start(&j->timer, join__attempt, 0, 0);
     return j;
+}
+
+join *join_start_config(uv_loop_t *loop, const cairn_config *cfg)
+{
+    tls_ctx *tls = NULL;
+    if (cfg->tls_cert[0]) {
+        /* a node that serves TLS expects its peers to: the request to the
+         * member goes over TLS whether the URL says http:// or https:// */
+        char err[1400];
+        if (tls_ctx_create_client(&tls, cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, err,
+                                  sizeof(err)) != 0) {
+            LOG_ERROR("--join: cannot set up TLS", LF_S("error", err));
+            return NULL;
+        }
+    }
+    return join__start(loop, cfg->join, cfg->id, cfg->listen_peer, tls);
 }
 
 static void join__closed(uv_handle_t *h)

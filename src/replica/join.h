@@ -12,11 +12,17 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "util/config.h"
+
 typedef struct join join;
 
-/* url: http://host:port of any member. Returns NULL (with a log line) if
- * the URL is unusable. */
-join *join_start(uv_loop_t *loop, const char *url, uint64_t id, const char *peer_addr);
+/* Join through cfg->join as node cfg->id with peer address
+ * cfg->listen_peer. The URL is http[s]://[user:password@]host:port of any
+ * member. When the node serves TLS (cfg->tls_cert) the request goes over
+ * TLS whatever the scheme, checked and authenticated like forwarding (see
+ * tls_ctx_create_client); https:// without --tls-cert is refused. Returns
+ * NULL (with a log line) if the URL or the TLS files are unusable. */
+join *join_start_config(uv_loop_t *loop, const cairn_config *cfg);
 void join_stop(join *j);
 
 #endif

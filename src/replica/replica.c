@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "kv/snapshot.h"
+#include "net/tls.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "replica/datadir.h"
@@ -97,7 +98,9 @@ struct replica {
     bool kick_armed;
     op_list forwards;      /* writes and read-index requests sent to the leader */
     op_list index_waiters; /* reads waiting for the local applied index */
-    forward *fwd;
+    forward *fwd;          /* over TLS when this node serves TLS */
+    uv_signal_t fwd_hup;   /* SIGHUP: forwarding re-reads the TLS files */
+    bool fwd_hup_on;
     bool member_inflight;
     int64_t member_next_ms;
     struct raft_barrier barrier;
@@ -1607,6 +1610,41 @@ static uint64_t replica__cluster_id(const char *initial_cluster)
                               : 0;
 }
 
+static void replica__on_hup(uv_signal_t *s, int signum)
+{
+    replica *r = s->data;
+    char err[1400];
+    (void)signum;
+    if (!r->fwd) return;
+    if (forward_reload_tls(r->fwd, err, sizeof(err)) == 0)
+        LOG_INFO("TLS files reloaded for forwarding", LF_S("cert", r->cfg->tls_cert));
+    else
+        LOG_ERROR("TLS reload for forwarding failed; keeping the old certificate",
+                  LF_S("error", err));
+}
+
+/* A node that serves TLS expects the other members to serve it too: the
+ * leader's HTTP port is then reached over TLS, its certificate checked
+ * against --tls-client-ca (else this node's own --tls-cert file) and its
+ * address, and this node's certificate presented for mutual TLS. */
+static int replica__forward_create(replica *r, char *err, size_t errlen)
+{
+    const cairn_config *cfg = r->cfg;
+    tls_ctx *tls = NULL;
+    if (cfg->tls_cert[0] && tls_ctx_create_client(&tls, cfg->tls_cert, cfg->tls_key,
+                                                  cfg->tls_client_ca, err, errlen) != 0)
+        return -1;
+    r->fwd = forward_create(r->loop, tls);
+    if (tls) {
+        uv_signal_init(r->loop, &r->fwd_hup);
+        r->fwd_hup.data = r;
+        uv_signal_start(&r->fwd_hup, replica__on_hup, SIGHUP);
+        uv_unref((uv_handle_t *)&r->fwd_hup); /* never what keeps the loop running */
+        r->fwd_hup_on = true;
+    }
+    return 0;
+}
+
 /* Parse "1=host:port,2=host:port" into a raft configuration. */
 static int replica__parse_cluster(const char *spec, struct raft_configuration *conf, uint64_t self,
                                   char *err, size_t errlen)
@@ -1667,7 +1705,7 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
         return -1;
 
     lazyfree_install(loop);
-    r->fwd = forward_create(loop);
+    if (replica__forward_create(r, err, errlen) != 0) return -1;
     int rv = raft_uv_tcp_init(&r->transport, loop);
     if (rv == 0) rv = raft_uv_tcp_set_bind_address(&r->transport, cfg->listen_peer);
     if (rv != 0) {
@@ -1819,6 +1857,10 @@ void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
     r->closing = true;
     r->close_cb = cb;
     r->close_ctx = ctx;
+    if (r->fwd_hup_on) {
+        r->fwd_hup_on = false;
+        uv_close((uv_handle_t *)&r->fwd_hup, NULL);
+    }
     uv_timer_stop(&r->tick);
     uv_timer_stop(&r->kick);
     replica__drain_completions(r);
