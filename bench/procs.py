@@ -72,8 +72,14 @@ class Server:
         self.ready_seconds = None
 
     def start(self, timeout=60):
+        self.spawn()
+        return self.wait_ready(timeout)
+
+    def spawn(self):
+        """Start the process without waiting for it to be ready (members of
+        a cluster are only ready once a quorum of them runs)."""
         log = open(self.log_path, "ab")
-        t0 = time.monotonic()
+        self._t0 = time.monotonic()
         self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
                                      start_new_session=True)
@@ -81,7 +87,12 @@ class Server:
         self.pid = self.proc.pid
         _started.append(self)
         started_pids.append(self.pid)
-        deadline = t0 + timeout
+        return self
+
+    def wait_ready(self, timeout=60):
+        """Wait (bounded) until ready; stops the process and raises if not."""
+        t0 = self._t0
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode} while "
@@ -143,6 +154,62 @@ class Server:
     def _forget(self):
         if self in _started:
             _started.remove(self)
+
+
+class Group:
+    """Several servers measured as one (a cluster): CPU seconds and peak RSS
+    are summed over the members; start() spawns every member before waiting
+    for any (a member is ready only once a quorum runs); stop() stops each
+    member by pid. Quacks like Server for the suite's start/measure/stop."""
+
+    def __init__(self, name, members, kind):
+        self.name = name
+        self.members = list(members)
+        self.kind = kind
+        self.ready_seconds = None
+
+    def start(self, timeout=60):
+        t0 = time.monotonic()
+        try:
+            for m in self.members:
+                m.spawn()
+            deadline = t0 + timeout
+            for m in self.members:
+                m.wait_ready(max(1.0, deadline - time.monotonic()))
+        except Exception:
+            self.stop(graceful_timeout=5)
+            raise
+        self.ready_seconds = time.monotonic() - t0
+        return self
+
+    def pids(self):
+        return [p for m in self.members for p in m.pids()]
+
+    def cpu_seconds(self):
+        return sum(m.cpu_seconds() for m in self.members)
+
+    def rss_kb(self):
+        return sum(m.rss_kb() for m in self.members)
+
+    def hwm_kb(self):
+        return sum(m.hwm_kb() for m in self.members)
+
+    def alive(self):
+        return all(m.alive() for m in self.members)
+
+    def log_tail(self, n=3):
+        dead = [m for m in self.members if not m.alive()] or self.members
+        return " || ".join(f"{m.name}: {m.log_tail(n)}" for m in dead)
+
+    def stop(self, graceful_timeout=15):
+        """Stops every member; returns the worst way one of them ended."""
+        order = ("not running", "sigterm", "second sigterm", "sigkill")
+        worst = "not running"
+        for m in self.members:
+            how = m.stop(graceful_timeout)
+            if order.index(how) > order.index(worst):
+                worst = how
+        return worst
 
 
 def stop_all():
@@ -207,3 +274,52 @@ def memcached_items(port):
         if line.startswith("STAT curr_items "):
             return int(line.split()[2])
     return None
+
+
+# ---- cluster leaders -------------------------------------------------------
+
+
+def http_json(url, body=None, timeout=1.0):
+    """GET (or POST body) url on loopback and parse the JSON answer."""
+    import json
+    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def _agreed_leader(ask, ports, timeout, what):
+    """Poll every member (bounded) until all answer and name the same
+    leader; returns the leader's port. ask(port) -> (own id, leader id)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            seen = {p: ask(p) for p in ports}
+            leaders = {lead for _, lead in seen.values()}
+            if len(leaders) == 1 and None not in leaders:
+                lead = leaders.pop()
+                for p, (own, _) in seen.items():
+                    if own == lead:
+                        return p
+            last = seen
+        except Exception as e:  # noqa: BLE001 - keep polling until the deadline
+            last = e
+        time.sleep(0.05)
+    raise RuntimeError(f"{what}: members did not agree on a leader within {timeout}s ({last})")
+
+
+def cairn_leader(http_ports, timeout=15):
+    """The HTTP port of the cairn cluster's leader, from GET /v1/status."""
+    def ask(p):
+        st = http_json(f"http://127.0.0.1:{p}/v1/status")
+        return st.get("id"), (st.get("leader") or None)
+    return _agreed_leader(ask, http_ports, timeout, "cairn")
+
+
+def etcd_leader(client_ports, timeout=15):
+    """The client port of the etcd cluster's leader, from the JSON gateway's
+    POST /v3/maintenance/status (header.member_id vs leader)."""
+    def ask(p):
+        st = http_json(f"http://127.0.0.1:{p}/v3/maintenance/status", body=b"{}")
+        return st.get("header", {}).get("member_id"), (st.get("leader") or None)
+    return _agreed_leader(ask, client_ports, timeout, "etcd")

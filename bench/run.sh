@@ -9,6 +9,8 @@
 #   quick  under 5 minutes
 #   full   the numbers to quote (about 30 minutes)
 # Options go to bench/suite.py: --only W1,W3 --rounds N --report FILE ...
+# (quick and full include W7, the 3-node cairn vs etcd clusters; smoke does
+# not unless --only names it)
 # Set CAIRN_BENCH_NO_INSTALL=1 / CAIRN_BENCH_NO_BUILD=1 to skip those steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -43,18 +43,19 @@ KEYSPACE = 100000
 VARIANTS = {
     "smoke": dict(rounds=1, gen_keys=5000, rb_n=2000, rb_n_pipe=8000, mset_n=500, dur_n1=50, dur_n50=500,
                   gen_s=0.5, wrk_s=1, http_keys=2000, mem_keys=20000, overload_steps=[50, 150],
-                  overload_s=0.5, capacity_s=0.5),
+                  overload_s=0.5, capacity_s=0.5, cluster=False),
     "quick": dict(rounds=2, gen_keys=KEYSPACE, rb_n=60000, rb_n_pipe=300000, mset_n=15000, dur_n1=400,
                   dur_n50=15000, gen_s=2, wrk_s=2, http_keys=20000, mem_keys=1000000,
-                  overload_steps=[10, 70, 110, 150], overload_s=2, capacity_s=2),
+                  overload_steps=[10, 70, 110, 150], overload_s=2, capacity_s=2, cluster=True),
     "full": dict(rounds=3, gen_keys=KEYSPACE, rb_n=400000, rb_n_pipe=3000000, mset_n=100000, dur_n1=3000,
                  dur_n50=100000, gen_s=10, wrk_s=10, http_keys=100000, mem_keys=1000000,
                  overload_steps=[10, 30, 50, 70, 90, 110, 130, 150], overload_s=10,
-                 capacity_s=10),
+                 capacity_s=10, cluster=True),
 }
 
 OVERLOAD_MAX_INFLIGHT = 256
 OVERLOAD_PIPELINE = 32
+CLUSTER_SIZE = 3
 
 
 class Suite:
@@ -149,6 +150,55 @@ class Suite:
                          lambda s: procs.http_ok(f"http://127.0.0.1:{port}/health"))
         s.http_port, s.kind = port, "etcd"
         return s
+
+    def cairn_cluster(self, name, n=CLUSTER_SIZE):
+        """n durable cairnd members on loopback, one --initial-cluster, one
+        data dir each; measured as one server (procs.Group)."""
+        ports = [(procs.free_port(), procs.free_port()) for _ in range(n)]
+        members = ",".join(f"{i + 1}=127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
+        d = self.datadir(name)
+        nodes = []
+        for i, (http, peer) in enumerate(ports):
+            argv = [self.cairnd, "--id", str(i + 1), "--data-dir", os.path.join(d, f"node{i + 1}"),
+                    "--initial-cluster", members, "--listen-http", f"127.0.0.1:{http}",
+                    "--listen-peer", f"127.0.0.1:{peer}", "--listen-resp", "off",
+                    "--persistence", "durable", "--log-level", "warn"]
+            node = procs.Server(f"{name}-{i + 1}", argv, self.out,
+                                lambda s, http=http: procs.http_ok(
+                                    f"http://127.0.0.1:{http}/readyz"))
+            node.http_port, node.kind = http, "cairn"
+            nodes.append(node)
+        g = procs.Group(name, nodes, "cairn")
+        g.http_ports = [x.http_port for x in nodes]
+        g.leader_port = lambda: procs.cairn_leader(g.http_ports)
+        return g
+
+    def etcd_cluster(self, name, n=CLUSTER_SIZE):
+        """n etcd members on loopback (defaults otherwise: the WAL is fsync'd
+        before a write is acknowledged), one data dir each."""
+        ports = [(procs.free_port(), procs.free_port()) for _ in range(n)]
+        cluster = ",".join(f"m{i + 1}=http://127.0.0.1:{peer}"
+                           for i, (_, peer) in enumerate(ports))
+        d = self.datadir(name)
+        nodes = []
+        for i, (port, peer) in enumerate(ports):
+            argv = ["etcd", "--name", f"m{i + 1}", "--data-dir", os.path.join(d, f"m{i + 1}"),
+                    "--listen-client-urls", f"http://127.0.0.1:{port}",
+                    "--advertise-client-urls", f"http://127.0.0.1:{port}",
+                    "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                    "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                    "--initial-cluster", cluster, "--initial-cluster-state", "new",
+                    "--initial-cluster-token", f"{name}-{os.getpid()}",
+                    "--log-level", "error"]
+            node = procs.Server(f"{name}-m{i + 1}", argv, self.out,
+                                lambda s, port=port: procs.http_ok(
+                                    f"http://127.0.0.1:{port}/health"))
+            node.http_port, node.kind = port, "etcd"
+            nodes.append(node)
+        g = procs.Group(name, nodes, "etcd")
+        g.http_ports = [x.http_port for x in nodes]
+        g.leader_port = lambda: procs.etcd_leader(g.http_ports)
+        return g
 
     def nginx(self, name):
         port = procs.free_port()
@@ -513,6 +563,55 @@ http {{
                              offered_rate=rate)
         self.stop(servers)
 
+    # ---- W7: 3-node cluster ------------------------------------------------
+
+    def w7_cluster(self):
+        w = "W7"
+        if not self.have["wrk"]:
+            self.note(w, "not run: wrk not installed")
+            return
+        cands = [self.cairn_cluster("w7-cairn")]
+        if self.have["etcd"]:
+            cands.append(self.etcd_cluster("w7-etcd"))
+        else:
+            self.note(w, "etcd not installed: etcd comparison not run")
+        servers = self.start(cands, w)
+        by = {s.kind: s for s in servers}
+        self.extra[w] = {"nodes": CLUSTER_SIZE, "start_to_ready_s": {
+            s.kind: s.ready_seconds for s in servers}}
+        if "cairn" not in by:
+            self.stop(servers)
+            return
+        env = {"CAIRN_KEYSPACE": str(self.v["http_keys"]), "CAIRN_THREADS": "2"}
+        d = self.v["wrk_s"]
+
+        def put(g, script, role, extra=None):
+            """wrk PUT against the member that leads (or one that follows)
+            when the run starts; notes a leader change during the run."""
+            def fn():
+                lead = g.leader_port()
+                port = lead if role == "leader" else next(
+                    p for p in g.http_ports if p != lead)
+                res = drivers.wrk(f"http://127.0.0.1:{port}/", os.path.join(BENCH_DIR, script),
+                                  d, CONNS, 2, dict(env, **(extra or {})))
+                after = g.leader_port()
+                res["target"] = f"{role} 127.0.0.1:{port}"
+                if after != lead:
+                    res["leader_changed"] = True
+                    self.note(w, f"{g.kind}: the leader changed during a {role} run "
+                                 f"(:{lead} -> :{after})")
+                return res
+            return fn
+
+        c = by["cairn"]
+        sides = [("cairn", c, put(c, "wrk_put.lua", "leader"))]
+        if "etcd" in by:
+            e = by["etcd"]
+            sides.append(("etcd", e, put(e, "wrk_etcd.lua", "leader", {"ETCD_OP": "put"})))
+        sides.append(("cairn via follower", c, put(c, "wrk_put.lua", "follower")))
+        self.alternate(w, "PUT", sides)
+        self.stop(servers)
+
     # ---- the run -----------------------------------------------------------
 
     def check_resp(self):
@@ -543,6 +642,8 @@ http {{
         steps = [("W1", self.w1_resp_memory), ("W2", self.w2_resp_durable),
                  ("W3", self.w3_http), ("W4", self.w4_w5_memory_recovery),
                  ("W6", self.w6_overload)]
+        if self.v["cluster"] or self.args.only:
+            steps.append(("W7", self.w7_cluster))
         for w, fn in steps:
             if not self.wanted(w) and not (w == "W4" and self.wanted("W5")):
                 continue
@@ -633,7 +734,8 @@ def main():
     ap.add_argument("--plots-dir", help="PNG plots (default: bench/plots for quick/full, "
                     "OUT/plots for smoke)")
     ap.add_argument("--out", help="raw results and logs (default bench/results/VARIANT-TIME)")
-    ap.add_argument("--only", help="comma-separated workloads: W1,W2,W3,W4,W5,W6")
+    ap.add_argument("--only", help="comma-separated workloads: W1,W2,W3,W4,W5,W6,W7 "
+                    "(W7, the 3-node clusters, is left out of smoke unless named here)")
     ap.add_argument("--rounds", type=int, help="override the variant's A/B rounds")
     ap.add_argument("--render", metavar="OUT",
                     help="only rewrite the report and plots from OUT/results.json of an "
