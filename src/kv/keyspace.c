@@ -191,6 +191,13 @@ kv_entry *kv_keyspace_find(kv_keyspace *ks, const char *key, size_t key_len)
     return NULL;
 }
 
+void kv_keyspace_prefetch(const kv_keyspace *ks, const char *key, size_t key_len)
+{
+    const kv_table *t = ks__rehashing(ks) ? &ks->t[1] : &ks->t[0];
+    if (!t->buckets) return;
+    __builtin_prefetch(&t->buckets[ks__hash(ks, key, key_len) & t->mask], 1);
+}
+
 static kv_entry *ks__new_entry(kv_keyspace *ks, const char *key, size_t key_len, const char *value,
                                size_t value_len, int level)
 {
