@@ -294,6 +294,15 @@ char *kv_keyspace_take_value(kv_keyspace *ks, kv_entry *e, size_t *len)
 
 void kv_keyspace_set_value(kv_keyspace *ks, kv_entry *e, const char *value, size_t value_len)
 {
+    /* An overwrite with a value of the same allocation size (the common
+     * case: counters, fixed-size records) copies into the old buffer: no
+     * free of a cold chunk and no malloc, and the memory estimate, which
+     * counts allocation sizes, stays exact. */
+    if (e->value && value_len && ks__alloc_size(value_len) == ks__alloc_size(e->value_len)) {
+        memmove(e->value, value, value_len);
+        e->value_len = (uint32_t)value_len;
+        return;
+    }
     kv_keyspace_set_value_owned(ks, e, value_len ? xmemdup(value, value_len) : NULL, value_len);
 }
 
