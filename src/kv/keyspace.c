@@ -1,5 +1,6 @@
 #include "kv/keyspace.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -297,8 +298,11 @@ void kv_keyspace_set_value(kv_keyspace *ks, kv_entry *e, const char *value, size
     /* An overwrite with a value of the same allocation size (the common
      * case: counters, fixed-size records) copies into the old buffer: no
      * free of a cold chunk and no malloc, and the memory estimate, which
-     * counts allocation sizes, stays exact. */
-    if (e->value && value_len && ks__alloc_size(value_len) == ks__alloc_size(e->value_len)) {
+     * counts allocation sizes, stays exact. malloc_usable_size, not the
+     * estimate, says whether the bytes fit: the buffer was allocated with
+     * the old length (and sanitizers hold us to exactly that). */
+    if (e->value && value_len && ks__alloc_size(value_len) == ks__alloc_size(e->value_len) &&
+        malloc_usable_size(e->value) >= value_len) {
         memmove(e->value, value, value_len);
         e->value_len = (uint32_t)value_len;
         return;
