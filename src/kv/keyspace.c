@@ -1,5 +1,6 @@
 #include "kv/keyspace.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,6 +192,13 @@ kv_entry *kv_keyspace_find(kv_keyspace *ks, const char *key, size_t key_len)
     return NULL;
 }
 
+void kv_keyspace_prefetch(const kv_keyspace *ks, const char *key, size_t key_len)
+{
+    const kv_table *t = ks__rehashing(ks) ? &ks->t[1] : &ks->t[0];
+    if (!t->buckets) return;
+    __builtin_prefetch(&t->buckets[ks__hash(ks, key, key_len) & t->mask], 1);
+}
+
 static kv_entry *ks__new_entry(kv_keyspace *ks, const char *key, size_t key_len, const char *value,
                                size_t value_len, int level)
 {
@@ -287,6 +295,18 @@ char *kv_keyspace_take_value(kv_keyspace *ks, kv_entry *e, size_t *len)
 
 void kv_keyspace_set_value(kv_keyspace *ks, kv_entry *e, const char *value, size_t value_len)
 {
+    /* An overwrite with a value of the same allocation size (the common
+     * case: counters, fixed-size records) copies into the old buffer: no
+     * free of a cold chunk and no malloc, and the memory estimate, which
+     * counts allocation sizes, stays exact. malloc_usable_size, not the
+     * estimate, says whether the bytes fit: the buffer was allocated with
+     * the old length (and sanitizers hold us to exactly that). */
+    if (e->value && value_len && ks__alloc_size(value_len) == ks__alloc_size(e->value_len) &&
+        malloc_usable_size(e->value) >= value_len) {
+        memmove(e->value, value, value_len);
+        e->value_len = (uint32_t)value_len;
+        return;
+    }
     kv_keyspace_set_value_owned(ks, e, value_len ? xmemdup(value, value_len) : NULL, value_len);
 }
 

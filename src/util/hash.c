@@ -61,7 +61,7 @@ static void crc32c__init(void)
 
 /* Slicing-by-8: eight table lookups per 8 input bytes, about 1 GB/s without
  * special instructions, so checking a 100 MB snapshot costs ~0.1 s. */
-uint32_t crc32c_update(uint32_t crc, const void *data, size_t n)
+uint32_t crc32c_update_portable(uint32_t crc, const void *data, size_t n)
 {
     if (!__atomic_load_n(&crc32c_ready, __ATOMIC_ACQUIRE)) crc32c__init();
     const unsigned char *p = data;
@@ -78,3 +78,51 @@ uint32_t crc32c_update(uint32_t crc, const void *data, size_t n)
     while (n--) crc = (crc >> 8) ^ crc32c_table[0][(crc ^ *p++) & 0xff];
     return ~crc;
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <nmmintrin.h>
+
+/* SSE4.2's crc32 instruction computes CRC-32C (the Castagnoli polynomial,
+ * reflected) 8 bytes per instruction: one 64-bit stream runs ~6x faster
+ * than the tables here. Restart checks the whole snapshot (22% of the
+ * restart's CPU with the tables at 1M keys) and every snapshot the child
+ * writes is summed too. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c__sse42(uint32_t crc, const void *data,
+                                                                size_t n)
+{
+    const unsigned char *p = data;
+    uint64_t c = (uint32_t)~crc;
+    while (n >= 8) {
+        c = _mm_crc32_u64(c, hash__read64(p));
+        p += 8;
+        n -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (n--) c32 = _mm_crc32_u8(c32, *p++);
+    return ~c32;
+}
+
+static int crc32c__has_sse42(void)
+{
+    /* 0 unknown, 1 yes, 2 no; racing first calls agree on the answer */
+    static int known;
+    int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (!k) {
+        __builtin_cpu_init();
+        k = __builtin_cpu_supports("sse4.2") ? 1 : 2;
+        __atomic_store_n(&known, k, __ATOMIC_RELAXED);
+    }
+    return k == 1;
+}
+
+uint32_t crc32c_update(uint32_t crc, const void *data, size_t n)
+{
+    if (crc32c__has_sse42()) return crc32c__sse42(crc, data, n);
+    return crc32c_update_portable(crc, data, n);
+}
+#else
+uint32_t crc32c_update(uint32_t crc, const void *data, size_t n)
+{
+    return crc32c_update_portable(crc, data, n);
+}
+#endif

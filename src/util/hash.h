@@ -11,6 +11,10 @@
 #include <stdint.h>
 
 uint64_t hash_bytes(const void *p, size_t n, uint64_t seed);
+/* Uses the CPU's CRC32 instruction where it has one (x86-64 SSE4.2,
+ * checked at run time), else crc32c_update_portable. */
 uint32_t crc32c_update(uint32_t crc, const void *p, size_t n);
+/* The table-driven version: the same results on any CPU. */
+uint32_t crc32c_update_portable(uint32_t crc, const void *p, size_t n);
 
 #endif

@@ -859,6 +859,46 @@ static void test_take_value(void **state)
     kv_keyspace_close(&ks);
 }
 
+/* An overwrite whose value needs the same allocation size reuses the
+ * buffer; any other size gets a new one; content and the memory estimate
+ * are right either way. */
+static void test_overwrite_reuses_same_size_value(void **state)
+{
+    kv_keyspace ks;
+    kv_keyspace_init(&ks, 11);
+    char v[300];
+    memset(v, 'a', sizeof(v));
+    kv_entry *e = kv_keyspace_insert(&ks, "k", 1, v, 100);
+    const char *buf = e->value;
+    size_t mem = ks.mem_bytes;
+    memset(v, 'b', sizeof(v));
+    kv_keyspace_set_value(&ks, e, v, 100); /* same length */
+    assert_ptr_equal(e->value, buf);
+    assert_int_equal(e->value_len, 100);
+    assert_memory_equal(e->value, v, 100);
+    assert_int_equal(ks.mem_bytes, mem);
+    memset(v, 'c', sizeof(v));
+    kv_keyspace_set_value(&ks, e, v, 97); /* shorter, same 16-byte class */
+    assert_ptr_equal(e->value, buf);
+    assert_int_equal(e->value_len, 97);
+    assert_memory_equal(e->value, v, 97);
+    assert_int_equal(ks.mem_bytes, mem);
+    check_invariants(&ks);
+    kv_keyspace_set_value(&ks, e, v, 300); /* larger: a new buffer */
+    assert_int_equal(e->value_len, 300);
+    assert_memory_equal(e->value, v, 300);
+    kv_keyspace_set_value(&ks, e, v, 1); /* much smaller: not kept oversized */
+    assert_int_equal(e->value_len, 1);
+    check_invariants(&ks);                      /* the estimate follows the new, smaller buffer */
+    kv_keyspace_set_value(&ks, e, e->value, 1); /* its own bytes */
+    assert_int_equal(e->value[0], 'c');
+    check_invariants(&ks);
+    kv_keyspace_set_value(&ks, e, NULL, 0);
+    assert_null(e->value);
+    check_invariants(&ks);
+    kv_keyspace_close(&ks);
+}
+
 /* Entries never move: pointers stay valid across resizes, which kv/store
  * relies on while it holds one entry and inserts or deletes others. */
 static void test_entries_stable_across_resize(void **state)
@@ -901,6 +941,7 @@ int main(void)
         cmocka_unit_test(test_volatile_count),
         cmocka_unit_test(test_take_value),
         cmocka_unit_test(test_entries_stable_across_resize),
+        cmocka_unit_test(test_overwrite_reuses_same_size_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
