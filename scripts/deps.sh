@@ -6,7 +6,7 @@ what=${1:-build}
 pkgs=(build-essential cmake pkg-config libuv1-dev libraft-dev libssl-dev)
 if [ "$what" = test ] || [ "$what" = bench ]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-requests
-         python3-redis redis-tools redis-server libhiredis-dev valgrind)
+         python3-redis redis-tools redis-server libhiredis-dev valgrind curl openssl)
 fi
 if [ "$what" = bench ]; then
   pkgs+=(wrk gnuplot memcached nginx-light etcd-server etcd-client)
