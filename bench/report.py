@@ -441,7 +441,8 @@ def write(suite):
     L += [f"### {TITLES['W4']}", "",
           "Keys `k` + 15 digits (16 bytes), 100-byte values, written once each by "
           "`cairnctl bench --keys sequential --pipeline 16`; bytes per key = (RSS after − RSS "
-          "before) / keys. redis-server runs with `--appendonly yes --appendfsync everysec` "
+          "before) / keys, where \"after\" is once RSS has stayed within 1% for 2 s (at "
+          "most 20 s: background snapshots and AOF work finish first). redis-server runs with `--appendonly yes --appendfsync everysec` "
           "here so that W5 can restart it from the same data (AOF adds no per-key memory).",
           ""]
     L += memory_table(suite) or ["Not measured."]

@@ -466,13 +466,15 @@ http {{
                 port, p = s.mc_port, "memcache"
             label = s.name.replace("w4-", "")
             r = self.preload(p, port, keys, "W4", label)
-            time.sleep(1.0)  # let background work (snapshots, AOF) settle
-            rss = s.rss_kb()
+            # let background work (snapshots, AOF rewrites) finish: the same
+            # rule for every server, RSS steady within 1% for 2 s (at most 20 s)
+            rss, settle_s = _settled_rss(s)
             stored = _count_keys(s)
             mem[label] = {"keys": keys, "stored": stored, "rss_before_mb": base / 1024,
                           "rss_after_mb": rss / 1024, "peak_rss_mb": s.hwm_kb() / 1024,
                           "bytes_per_key": (rss - base) * 1024 / keys if r else None,
                           "load_rate": r["throughput"] if r else None,
+                          "settle_s": settle_s,
                           "load_protocol": p}
             self.log(f"  memory {label}: {mem[label]['bytes_per_key'] or 0:.0f} B/key "
                      f"({stored} keys stored)")
@@ -689,6 +691,23 @@ def _count_keys(s):
     except Exception:  # noqa: BLE001
         return None
     return None
+
+
+def _settled_rss(s, min_s=1.0, steady_s=2.0, max_s=20.0, step=0.25):
+    """RSS (KiB) once it has stayed within 1% for steady_s; at most max_s."""
+    t0 = time.monotonic()
+    time.sleep(min_s)
+    hist = []
+    while True:
+        now = time.monotonic()
+        hist.append((now, s.rss_kb()))
+        window = [v for t, v in hist if t >= now - steady_s]
+        covered = now - hist[0][0] >= steady_s
+        if covered and max(window) - min(window) <= 0.01 * max(window):
+            return hist[-1][1], now - t0
+        if now - t0 >= max_s:
+            return hist[-1][1], now - t0
+        time.sleep(step)
 
 
 def _scrape_metrics(port, names):

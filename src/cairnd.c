@@ -230,6 +230,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "cairnd: --users-file %s\n", uerr);
             return 2;
         }
+        bool loopback_only = strncmp(d.cfg.listen_http, "127.", 4) == 0 &&
+                             (!d.cfg.listen_resp[0] || strncmp(d.cfg.listen_resp, "127.", 4) == 0);
+        if (!d.cfg.tls_cert[0] && !loopback_only)
+            LOG_WARN("users without --tls-cert: passwords and tokens cross the network in plain "
+                     "text; serve TLS on a non-loopback address");
     }
     crc32c_update(0, "", 0); /* build the table before any fork or thread */
 
