@@ -151,38 +151,39 @@ class Suite:
         s.http_port, s.kind = port, "etcd"
         return s
 
-    def cairn_cluster(self, name, n=CLUSTER_SIZE):
-        """n durable cairnd members on loopback, one --initial-cluster, one
-        data dir each; measured as one server (procs.Group)."""
+    def _cluster(self, name, kind, n, argv_of, health_path, leader_of):
+        """n members on loopback, measured as one server (procs.Group).
+        argv_of(i, http_port, peer_port, all_ports, data_dir) -> argv."""
         ports = [(procs.free_port(), procs.free_port()) for _ in range(n)]
-        members = ",".join(f"{i + 1}=127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
         d = self.datadir(name)
         nodes = []
         for i, (http, peer) in enumerate(ports):
-            argv = [self.cairnd, "--id", str(i + 1), "--data-dir", os.path.join(d, f"node{i + 1}"),
+            node = procs.Server(f"{name}-{i + 1}", argv_of(i, http, peer, ports, d), self.out,
+                                lambda s, http=http: procs.http_ok(
+                                    f"http://127.0.0.1:{http}{health_path}"))
+            node.http_port, node.kind = http, kind
+            nodes.append(node)
+        g = procs.Group(name, nodes, kind)
+        g.http_ports = [x.http_port for x in nodes]
+        g.leader_port = lambda: leader_of(g.http_ports)
+        return g
+
+    def cairn_cluster(self, name, n=CLUSTER_SIZE):
+        """n durable cairnd members, one --initial-cluster, a data dir each."""
+        def argv(i, http, peer, ports, d):
+            members = ",".join(f"{k + 1}=127.0.0.1:{p}" for k, (_, p) in enumerate(ports))
+            return [self.cairnd, "--id", str(i + 1), "--data-dir", os.path.join(d, f"node{i + 1}"),
                     "--initial-cluster", members, "--listen-http", f"127.0.0.1:{http}",
                     "--listen-peer", f"127.0.0.1:{peer}", "--listen-resp", "off",
                     "--persistence", "durable", "--log-level", "warn"]
-            node = procs.Server(f"{name}-{i + 1}", argv, self.out,
-                                lambda s, http=http: procs.http_ok(
-                                    f"http://127.0.0.1:{http}/readyz"))
-            node.http_port, node.kind = http, "cairn"
-            nodes.append(node)
-        g = procs.Group(name, nodes, "cairn")
-        g.http_ports = [x.http_port for x in nodes]
-        g.leader_port = lambda: procs.cairn_leader(g.http_ports)
-        return g
+        return self._cluster(name, "cairn", n, argv, "/readyz", procs.cairn_leader)
 
     def etcd_cluster(self, name, n=CLUSTER_SIZE):
-        """n etcd members on loopback (defaults otherwise: the WAL is fsync'd
-        before a write is acknowledged), one data dir each."""
-        ports = [(procs.free_port(), procs.free_port()) for _ in range(n)]
-        cluster = ",".join(f"m{i + 1}=http://127.0.0.1:{peer}"
-                           for i, (_, peer) in enumerate(ports))
-        d = self.datadir(name)
-        nodes = []
-        for i, (port, peer) in enumerate(ports):
-            argv = ["etcd", "--name", f"m{i + 1}", "--data-dir", os.path.join(d, f"m{i + 1}"),
+        """n etcd members (defaults otherwise: the WAL is fsync'd before a
+        write is acknowledged), a data dir each."""
+        def argv(i, port, peer, ports, d):
+            cluster = ",".join(f"m{k + 1}=http://127.0.0.1:{p}" for k, (_, p) in enumerate(ports))
+            return ["etcd", "--name", f"m{i + 1}", "--data-dir", os.path.join(d, f"m{i + 1}"),
                     "--listen-client-urls", f"http://127.0.0.1:{port}",
                     "--advertise-client-urls", f"http://127.0.0.1:{port}",
                     "--listen-peer-urls", f"http://127.0.0.1:{peer}",
@@ -190,15 +191,7 @@ class Suite:
                     "--initial-cluster", cluster, "--initial-cluster-state", "new",
                     "--initial-cluster-token", f"{name}-{os.getpid()}",
                     "--log-level", "error"]
-            node = procs.Server(f"{name}-m{i + 1}", argv, self.out,
-                                lambda s, port=port: procs.http_ok(
-                                    f"http://127.0.0.1:{port}/health"))
-            node.http_port, node.kind = port, "etcd"
-            nodes.append(node)
-        g = procs.Group(name, nodes, "etcd")
-        g.http_ports = [x.http_port for x in nodes]
-        g.leader_port = lambda: procs.etcd_leader(g.http_ports)
-        return g
+        return self._cluster(name, "etcd", n, argv, "/health", procs.etcd_leader)
 
     def nginx(self, name):
         port = procs.free_port()

@@ -1469,12 +1469,17 @@ static int ctl__setup_client(ctl *x)
         int n = snprintf(creds, sizeof(creds), "%s:%s", user, password);
         if (n < 0 || (size_t)n >= sizeof(creds) || strlen(user) > 64)
             return ctl__usage(&global, "--user or --password too long");
-        memcpy(x->auth_value, "Basic ", 6);
-        size_t len = 6 + base64_encode_nopad((const uint8_t *)creds, (size_t)n, x->auth_value + 6,
-                                             sizeof(x->auth_value) - 8);
-        while (len % 4 != 2) x->auth_value[len++] = '='; /* RFC 7617 pads */
-        x->auth_value[len] = '\0';
+        buf value;
+        buf_init(&value);
+        http_basic_auth_value(&value, creds, (size_t)n);
         memset(creds, 0, sizeof(creds));
+        if (value.len >= sizeof(x->auth_value)) {
+            buf_close(&value);
+            return ctl__usage(&global, "--user or --password too long");
+        }
+        memcpy(x->auth_value, value.data, value.len + 1);
+        memset(value.data, 0, value.len);
+        buf_close(&value);
         x->auth_header.name = "Authorization";
         x->auth_header.value = x->auth_value;
     }

@@ -1,7 +1,10 @@
 #include "api/api.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
+
+#include "util/clock.h"
 
 uint64_t api_rss_bytes(void)
 {
@@ -12,4 +15,11 @@ uint64_t api_rss_bytes(void)
     fclose(f);
     if (n != 2) return 0;
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+ratelimit_verdict api_rate_take(api *a, const users_user *user, const char *ip)
+{
+    const char *key = user ? user->name : ip;
+    size_t len = user ? user->name_len : strlen(ip);
+    return ratelimit_take(a->rate, key, len, clock_mono_ms());
 }

@@ -14,6 +14,8 @@
 #include "net/server.h"
 #include "replica/replica.h"
 #include "util/config.h"
+#include "util/ratelimit.h"
+#include "util/users.h"
 
 #define CAIRN_VERSION_STRING "0.1.0"
 
@@ -29,6 +31,10 @@ typedef struct api {
     struct ratelimit *rate; /* --rate-limit, or NULL */
     metrics_counter *m_rate_limited_http, *m_rate_limited_resp;
 } api;
+
+/* One request against --rate-limit (a->rate must be set): the bucket of
+ * the authenticated user, else of the client's address. */
+ratelimit_verdict api_rate_take(api *a, const users_user *user, const char *ip);
 
 /* Resident set size of this process in bytes (from /proc), 0 if unknown. */
 uint64_t api_rss_bytes(void);

@@ -262,6 +262,7 @@ static http_req *http__new_req(http_conn *hc)
     req->a = hc->a;
     req->start_ns = clock_mono_ns();
     req->route = ROUTE_OTHER;
+    req->peer_ip = hc->c->peer_ip;
     buf_init(&req->key);
     buf_init(&req->resp);
     buf_init(&req->cursor);
@@ -313,14 +314,7 @@ static void http__fail_connection_hr(http_conn *hc, const http_request *hr, int 
     req->route = route;
     http__set_request_id(req, hr);
     req->close_after = true;
-    if (hc->a->rate) {
-        req->hc_peer = hc->c->peer;
-        if (!http_auth_rate(req)) {
-            http__drain(hc);
-            return;
-        }
-    }
-    http_auth_respond_unauthenticated(req, verdict);
+    if (http_auth_rate(req)) http_auth_respond_unauthenticated(req, verdict);
     http__drain(hc);
 }
 
@@ -384,7 +378,6 @@ static void http__dispatch(http_conn *hc, const http_request *hr, const char *bo
         return;
     }
     req->user = user;
-    req->hc_peer = hc->c->peer;
     if (verdict == HTTP_AUTH_PEER) { /* checked by http_auth_authorize_route */
         req->peer_trusted = true;
         verdict = AUTH_OK;

@@ -1,6 +1,7 @@
 /* http_auth: who an HTTP client is and what it may do (--users-file), and
  * its rate limit (--rate-limit). docs/security.md has the contract. */
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,8 +9,7 @@
 #include "api/http_internal.h"
 #include "util/clock.h"
 #include "util/json_write.h"
-#include "util/password.h"
-#include "util/ratelimit.h"
+#include "util/base64.h"
 #include "util/strconv.h"
 
 #define CHALLENGE                                                                                  \
@@ -60,15 +60,20 @@ int http_auth_identify(api *a, const http_request *hr, int route, const users_us
     const char *b = h->value + 6;
     size_t bl = h->value_len - 6;
     while (bl && *b == ' ') b++, bl--;
-    while (bl && b[bl - 1] == '=') bl--; /* padding is optional here */
-    uint8_t creds[2 + USERS_NAME_MAX + 1024];
-    long n = base64_decode_nopad(b, bl, creds, sizeof(creds));
-    const uint8_t *colon = n > 0 ? memchr(creds, ':', (size_t)n) : NULL;
-    if (!colon) return HTTP_AUTH_MISSING;
-    size_t ulen = (size_t)(colon - creds);
-    int v = auth_check_password(a->auth, (const char *)creds, ulen, (const char *)colon + 1,
-                                (size_t)n - ulen - 1, user, done, ctx, wait);
-    memset(creds, 0, sizeof(creds));
+    buf creds;
+    buf_init(&creds);
+    const char *colon = NULL;
+    if (base64_decode(b, bl, BASE64_STD, &creds) == 0 && creds.len)
+        colon = memchr(creds.data, ':', creds.len);
+    /* too long for a name and a password: auth_check_password says BAD */
+    int v = HTTP_AUTH_MISSING;
+    if (colon) {
+        size_t ulen = (size_t)(colon - creds.data);
+        v = auth_check_password(a->auth, creds.data, ulen, colon + 1, creds.len - ulen - 1, user,
+                                done, ctx, wait);
+    }
+    if (creds.data) OPENSSL_cleanse(creds.data, creds.cap);
+    buf_close(&creds);
     return v;
 }
 
@@ -114,8 +119,8 @@ static bool http__is_loopback_ip(const char *h)
  * cluster's members (whose peer port is trusted anyway: docs/security.md). */
 static bool http__from_member_host(http_req *req)
 {
-    char ip[64], host[300];
-    http__host_of(req->hc_peer, ip, sizeof(ip));
+    const char *ip = req->peer_ip;
+    char host[300];
     replica_member_info m[16];
     size_t n = replica_members(req->a->replica, m, 16);
     for (size_t i = 0; i < n; i++) {
@@ -156,17 +161,7 @@ bool http_auth_rate(http_req *req)
     if (!a->rate || http_auth_route_is_open(req->route) || http__is_internal(req->route) ||
         req->peer_trusted)
         return true;
-    char ip[64];
-    const char *key = ip;
-    size_t klen;
-    if (req->user) {
-        key = req->user->name;
-        klen = req->user->name_len;
-    } else {
-        http__host_of(req->hc_peer, ip, sizeof(ip));
-        klen = strlen(ip);
-    }
-    ratelimit_verdict v = ratelimit_take(a->rate, key, klen, clock_mono_ms());
+    ratelimit_verdict v = api_rate_take(a, req->user, req->peer_ip);
     req->rate_checked = true;
     req->rate_remaining = v.remaining;
     if (v.allowed) return true;

@@ -49,7 +49,7 @@ struct http_req {
     bool forwarded;         /* came from another node (X-Cairn-Forwarded) */
     bool rate_checked;      /* answer with the X-RateLimit headers */
     uint64_t rate_remaining;
-    const char *hc_peer;    /* the client's "ip:port" */
+    const char *peer_ip;    /* the client's address (net_conn.peer_ip) */
     const users_user *user; /* authenticated user, during dispatch only */
     bool peer_trusted;      /* another node's request, from a member's host */
     uint64_t start_ns;

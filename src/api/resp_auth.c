@@ -6,8 +6,6 @@
 
 #include "api/auth.h"
 #include "api/resp_internal.h"
-#include "util/clock.h"
-#include "util/ratelimit.h"
 
 static const char noauth[] = "NOAUTH Authentication required.";
 static const char noauth_hello[] =
@@ -89,22 +87,7 @@ bool resp_auth_rate(resp_req *req)
     api *a = req->a;
     if (!a->rate) return true;
     resp_conn *rc = req->rc;
-    const users_user *u = resp_auth_user(rc);
-    char ip[64];
-    const char *key = ip;
-    size_t klen;
-    if (u) {
-        key = u->name;
-        klen = u->name_len;
-    } else {
-        /* "ip:port" or "[v6]:port" */
-        const char *p = rc->c->peer, *end = strrchr(p, ':');
-        if (*p == '[') end = strchr(++p, ']');
-        klen = end ? (size_t)(end - p) : strlen(p);
-        if (klen >= sizeof(ip)) klen = sizeof(ip) - 1;
-        memcpy(ip, p, klen);
-    }
-    ratelimit_verdict v = ratelimit_take(a->rate, key, klen, clock_mono_ms());
+    ratelimit_verdict v = api_rate_take(a, resp_auth_user(rc), rc->c->peer_ip);
     if (v.allowed) return true;
     metrics_counter_add(a->m_rate_limited_resp, 1);
     resp_req_errorf(req, "ERR rate limit exceeded, retry in %llu seconds",

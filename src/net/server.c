@@ -279,7 +279,7 @@ static void net__peer_name(net_conn *c)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    c->peer[0] = '\0';
+    c->peer[0] = c->peer_ip[0] = '\0';
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return;
     char host[48];
     if (ss.ss_family == AF_INET) {
@@ -290,7 +290,10 @@ static void net__peer_name(net_conn *c)
         uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
         snprintf(c->peer, sizeof(c->peer), "[%s]:%d", host,
                  ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    } else {
+        return;
     }
+    snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", host);
 }
 
 static void net__on_connection(uv_stream_t *server, int status)

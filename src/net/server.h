@@ -56,9 +56,10 @@ struct net_conn {
     bool write_inflight;
     bool close_after_write;
     bool reading;
-    bool paused; /* protocol asked to stop reading (ordering, backpressure) */
-    char peer[64];
-    tls_conn *tls; /* NULL on a plain-text listener */
+    bool paused;      /* protocol asked to stop reading (ordering, backpressure) */
+    char peer[64];    /* "ip:port" or "[ipv6]:port", for logs */
+    char peer_ip[48]; /* the address alone (rate limits, trusted hosts) */
+    tls_conn *tls;    /* NULL on a plain-text listener */
     net_conn *prev, *next;
 };
 

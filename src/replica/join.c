@@ -10,7 +10,7 @@
 #include "replica/forward.h"
 #include "util/alloc.h"
 #include "util/config.h"
-#include "util/password.h"
+#include "util/http_client.h"
 
 #define JOIN_ATTEMPTS 60
 #define JOIN_RETRY_MS 1000
@@ -75,19 +75,18 @@ static join *join__start(uv_loop_t *loop, const char *url, uint64_t id, const ch
     const char *at = memchr(p, '@', strcspn(p, "/"));
     char auth[600] = "";
     if (at) {
-        char creds[200], b64[300];
         size_t cl = (size_t)(at - p);
-        if (cl >= sizeof(creds) || !memchr(p, ':', cl)) {
+        if (cl >= 200 || !memchr(p, ':', cl)) {
             LOG_ERROR("--join: credentials must be http[s]://user:password@host:port");
             tls_ctx_free(tls);
             return NULL;
         }
-        memcpy(creds, p, cl);
-        size_t bl = base64_encode_nopad((const uint8_t *)creds, cl, b64, sizeof(b64) - 3);
-        while (bl % 4) b64[bl++] = '=';
-        b64[bl] = '\0';
-        snprintf(auth, sizeof(auth), "Authorization: Basic %s\r\n", b64);
-        memset(creds, 0, sizeof(creds));
+        buf value;
+        buf_init(&value);
+        http_basic_auth_value(&value, p, cl);
+        snprintf(auth, sizeof(auth), "Authorization: %s\r\n", value.data);
+        memset(value.data, 0, value.len);
+        buf_close(&value);
         p = at + 1;
     }
     size_t n = strcspn(p, "/");

@@ -1,5 +1,7 @@
 #include "util/http_client.h"
 
+#include "util/base64.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -908,4 +910,10 @@ const char *http_client_strerror(int code)
     default:
         return "unknown error";
     }
+}
+
+void http_basic_auth_value(buf *out, const char *userpass, size_t n)
+{
+    buf_append_str(out, "Basic ");
+    base64_encode(out, userpass, n, BASE64_STD, true);
 }

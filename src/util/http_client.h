@@ -135,4 +135,8 @@ const char *http_client_last_url(const http_client *c);
 
 const char *http_client_strerror(int code);
 
+/* Append an HTTP Basic Authorization value ("Basic " + padded base64 of
+ * "user:password", RFC 7617) for the credentials userpass[0..n). */
+void http_basic_auth_value(buf *out, const char *userpass, size_t n);
+
 #endif

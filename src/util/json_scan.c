@@ -1,5 +1,7 @@
 #include "util/json_scan.h"
 
+#include "util/base64.h"
+
 #include <string.h>
 
 /* The validator and every lookup share one routine, json__skip_value: it
@@ -464,53 +466,9 @@ int json_scan_bool(const json_value *v, bool *out)
     return JSON_SCAN_OK;
 }
 
-static int json__b64url_digit(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
 int json_scan_base64url_decode(const char *s, size_t n, buf *out)
 {
-    /* Padding, if any, must make the length a multiple of 4. */
-    if (n > 0 && s[n - 1] == '=') {
-        if (n % 4 != 0) return JSON_SCAN_EENCODING;
-        n--;
-        if (s[n - 1] == '=') n--;
-    }
-    size_t tail = n % 4;
-    if (tail == 1) return JSON_SCAN_EENCODING;
-    buf_reserve(out, n / 4 * 3 + 2);
-    size_t mark = out->len;
-    uint32_t acc = 0;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        int d = json__b64url_digit((unsigned char)s[i]);
-        if (d < 0) goto bad;
-        acc = acc << 6 | (uint32_t)d;
-        if (i % 4 == 3) {
-            char three[3] = {(char)(acc >> 16), (char)(acc >> 8), (char)acc};
-            buf_append(out, three, 3);
-            acc = 0;
-        }
-    }
-    if (tail == 2) {
-        if (acc & 0x0F) goto bad; /* 12 bits carry 8: the low 4 must be 0 */
-        buf_append_char(out, (char)(acc >> 4));
-    } else if (tail == 3) {
-        if (acc & 0x03) goto bad; /* 18 bits carry 16: the low 2 must be 0 */
-        char two[2] = {(char)(acc >> 10), (char)(acc >> 2)};
-        buf_append(out, two, 2);
-    }
-    return JSON_SCAN_OK;
-bad:
-    out->len = mark;
-    if (out->data) out->data[out->len] = '\0';
-    return JSON_SCAN_EENCODING;
+    return base64_decode(s, n, BASE64_URL, out) == 0 ? JSON_SCAN_OK : JSON_SCAN_EENCODING;
 }
 
 const char *json_scan_strerror(int err)

@@ -1,5 +1,7 @@
 #include "util/json_write.h"
 
+#include "util/base64.h"
+
 #include <string.h>
 
 void json_write_string(buf *out, const char *s, size_t n)
@@ -84,22 +86,5 @@ bool utf8_valid(const char *str, size_t n)
 
 void base64url_encode(buf *out, const void *p, size_t n)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const unsigned char *s = p;
-    buf_reserve(out, (n + 2) / 3 * 4);
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
-        char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], tab[(v >> 6) & 63], tab[v & 63]};
-        buf_append(out, q, 4);
-    }
-    if (n - i == 1) {
-        unsigned v = (unsigned)s[i] << 16;
-        char q[2] = {tab[v >> 18], tab[(v >> 12) & 63]};
-        buf_append(out, q, 2);
-    } else if (n - i == 2) {
-        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8;
-        char q[3] = {tab[v >> 18], tab[(v >> 12) & 63], tab[(v >> 6) & 63]};
-        buf_append(out, q, 3);
-    }
+    base64_encode(out, p, n, BASE64_URL, false);
 }

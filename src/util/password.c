@@ -6,74 +6,43 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/base64.h"
+#include "util/buf.h"
+
 #define PREFIX "pbkdf2-sha256$"
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-size_t base64_encode_nopad(const uint8_t *in, size_t n, char *out, size_t cap)
+/* Decode standard base64 without padding into out (at most cap bytes);
+ * the length, or -1. The users file's form has no '=' (padding). */
+static long password__b64(const char *s, size_t n, uint8_t *out, size_t cap)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n) v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n) v |= in[i + 2];
-        size_t chars = n - i >= 3 ? 4 : n - i + 1;
-        for (size_t k = 0; k < chars; k++) {
-            if (o + 1 >= cap) return 0;
-            out[o++] = b64_alphabet[(v >> (18 - 6 * k)) & 63];
-        }
-    }
-    if (o >= cap) return 0;
-    out[o] = '\0';
-    return o;
-}
-
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-long base64_decode_nopad(const char *s, size_t n, uint8_t *out, size_t cap)
-{
-    if (n % 4 == 1) return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_value(s[i]);
-        if (v < 0) return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= cap) return -1;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    /* the unused low bits of the last character must be zero (canonical) */
-    if (bits && (acc & ((1u << bits) - 1))) return -1;
-    return (long)o;
+    if (memchr(s, '=', n)) return -1;
+    buf b;
+    buf_init(&b);
+    long len = base64_decode(s, n, BASE64_STD, &b) == 0 && b.len <= cap ? (long)b.len : -1;
+    if (len > 0) memcpy(out, b.data, (size_t)len);
+    if (b.data) OPENSSL_cleanse(b.data, b.cap);
+    buf_close(&b);
+    return len;
 }
 
 int password_hash(const char *pw, size_t pw_len, uint32_t iterations, char *out, size_t cap)
 {
     uint8_t salt[PASSWORD_SALT_BYTES], key[PASSWORD_KEY_BYTES];
-    char salt_txt[32], key_txt[64];
     if (RAND_bytes(salt, sizeof(salt)) != 1) return -1;
     if (PKCS5_PBKDF2_HMAC(pw, (int)pw_len, salt, sizeof(salt), (int)iterations, EVP_sha256(),
                           sizeof(key), key) != 1)
         return -1;
-    base64_encode_nopad(salt, sizeof(salt), salt_txt, sizeof(salt_txt));
-    base64_encode_nopad(key, sizeof(key), key_txt, sizeof(key_txt));
+    buf b;
+    buf_init(&b);
+    buf_printf(&b, PREFIX "%u$", iterations);
+    base64_encode(&b, salt, sizeof(salt), BASE64_STD, false);
+    buf_append_char(&b, '$');
+    base64_encode(&b, key, sizeof(key), BASE64_STD, false);
     OPENSSL_cleanse(key, sizeof(key));
-    int n = snprintf(out, cap, PREFIX "%u$%s$%s", iterations, salt_txt, key_txt);
-    return n > 0 && (size_t)n < cap ? 0 : -1;
+    int rv = b.len < cap ? 0 : -1;
+    if (rv == 0) memcpy(out, b.data, b.len + 1);
+    buf_close(&b);
+    return rv;
 }
 
 bool password_parse(const char *s, size_t n, password_params *out, const char **why)
@@ -104,8 +73,8 @@ bool password_parse(const char *s, size_t n, password_params *out, const char **
         *why = "the hash lacks its key";
         return false;
     }
-    long sl = base64_decode_nopad(salt, (size_t)(p - salt), out->salt, sizeof(out->salt));
-    long kl = base64_decode_nopad(p + 1, (size_t)(end - p - 1), out->key, sizeof(out->key));
+    long sl = password__b64(salt, (size_t)(p - salt), out->salt, sizeof(out->salt));
+    long kl = password__b64(p + 1, (size_t)(end - p - 1), out->key, sizeof(out->key));
     if (sl < 8 || kl < 16) {
         *why = "the hash has a bad salt or key (base64 without padding, salt >= 8 bytes, "
                "key >= 16 bytes)";

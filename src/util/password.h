@@ -40,10 +40,4 @@ bool password_parse(const char *s, size_t n, password_params *out, const char **
 /* Whether pw matches, compared in constant time. */
 bool password_verify(const password_params *p, const char *pw, size_t pw_len);
 
-/* Standard base64 (RFC 4648 §4) without padding. encode writes
- * 4*ceil(n/3) bytes at most plus a NUL; decode returns the byte count or
- * -1 on a bad character, bad length or overflow of cap. */
-size_t base64_encode_nopad(const uint8_t *in, size_t n, char *out, size_t cap);
-long base64_decode_nopad(const char *s, size_t n, uint8_t *out, size_t cap);
-
 #endif

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/base64.h"
+#include "util/buf.h"
 #include "util/password.h"
 #include "util/ratelimit.h"
 #include "util/users.h"
@@ -20,23 +22,46 @@
 static void test_base64_roundtrip(void **state)
 {
     (void)state;
-    uint8_t in[40], out[40];
-    char txt[80];
+    uint8_t in[40];
     for (size_t n = 0; n <= sizeof(in); n++) {
         for (size_t i = 0; i < n; i++) in[i] = (uint8_t)(i * 37 + n);
-        size_t tl = base64_encode_nopad(in, n, txt, sizeof(txt));
-        assert_int_equal(tl, (n * 4 + 2) / 3);
-        assert_null(strchr(txt, '='));
-        assert_int_equal(base64_decode_nopad(txt, tl, out, sizeof(out)), (long)n);
-        assert_memory_equal(in, out, n);
+        for (int padded = 0; padded < 2; padded++) {
+            buf txt, out;
+            buf_init(&txt);
+            buf_init(&out);
+            base64_encode(&txt, in, n, BASE64_STD, padded);
+            assert_int_equal(txt.len, padded ? (n + 2) / 3 * 4 : (n * 4 + 2) / 3);
+            if (!padded) assert_true(!txt.len || !memchr(txt.data, '=', txt.len));
+            assert_int_equal(base64_decode(txt.data, txt.len, BASE64_STD, &out), 0);
+            assert_int_equal(out.len, n);
+            if (n) assert_memory_equal(in, out.data, n);
+            buf_close(&txt);
+            buf_close(&out);
+        }
     }
-    /* RFC 4648 vectors, padding removed */
-    assert_int_equal(base64_encode_nopad((const uint8_t *)"foob", 4, txt, sizeof(txt)), 6);
-    assert_string_equal(txt, "Zm9vYg");
-    assert_int_equal(base64_decode_nopad("Zm9v!g", 6, out, sizeof(out)), -1); /* bad char */
-    assert_int_equal(base64_decode_nopad("Zm9vY", 5, out, sizeof(out)), -1);  /* bad length */
-    assert_int_equal(base64_decode_nopad("Zh", 2, out, sizeof(out)), -1);     /* not canonical */
-    assert_int_equal(base64_decode_nopad("Zm9vYg", 6, out, 3), -1);           /* overflow */
+    /* RFC 4648 vectors */
+    buf b, out;
+    buf_init(&b);
+    buf_init(&out);
+    base64_encode(&b, "foob", 4, BASE64_STD, false);
+    assert_string_equal(b.data, "Zm9vYg");
+    buf_reset(&b);
+    base64_encode(&b, "foob", 4, BASE64_STD, true);
+    assert_string_equal(b.data, "Zm9vYg==");
+    buf_reset(&b);
+    base64_encode(&b, "\xfb\xff", 2, BASE64_STD, false);
+    assert_string_equal(b.data, "+/8");
+    buf_reset(&b);
+    base64_encode(&b, "\xfb\xff", 2, BASE64_URL, false);
+    assert_string_equal(b.data, "-_8");
+    assert_int_equal(base64_decode("Zm9v!g", 6, BASE64_STD, &out), -1);  /* bad char */
+    assert_int_equal(base64_decode("-_8", 3, BASE64_STD, &out), -1);     /* other alphabet */
+    assert_int_equal(base64_decode("Zm9vY", 5, BASE64_STD, &out), -1);   /* bad length */
+    assert_int_equal(base64_decode("Zh", 2, BASE64_STD, &out), -1);      /* not canonical */
+    assert_int_equal(base64_decode("Zm9vYg=", 7, BASE64_STD, &out), -1); /* partial padding */
+    assert_int_equal(out.len, 0); /* nothing appended on failure */
+    buf_close(&b);
+    buf_close(&out);
 }
 
 static void test_password_hash_and_verify(void **state)
