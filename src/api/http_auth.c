@@ -7,9 +7,9 @@
 
 #include "api/auth.h"
 #include "api/http_internal.h"
+#include "util/base64.h"
 #include "util/clock.h"
 #include "util/json_write.h"
-#include "util/base64.h"
 #include "util/strconv.h"
 
 #define CHALLENGE                                                                                  \
