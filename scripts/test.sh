@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, then
 #   1. builds (build/) and runs the unit tests and the integration tests,
-#   2. builds with ASan+UBSan (build-asan/) and runs both again,
-#   3. runs the normal build under Valgrind memcheck (scripts/valgrind.sh),
-#   4. builds the libFuzzer targets (build-fuzz/) and runs each briefly.
+#   2. builds the Release configuration with GCC (-O3, what a packager
+#      builds; build-release/) and runs the unit tests and the cluster and
+#      fault tests on it (GCC -O3 once miscompiled the replica's op lists:
+#      docs/design.md),
+#   3. builds with ASan+UBSan and assertions (build-asan/) and runs the
+#      unit and integration tests again,
+#   4. runs the normal build under Valgrind memcheck (scripts/valgrind.sh),
+#   5. builds the libFuzzer targets (build-fuzz/) and runs each briefly.
 # Usage: scripts/test.sh [--quick]   (--quick: step 1 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +24,14 @@ ctest --test-dir build --output-on-failure -j 2
 echo "== integration tests ==" >&2
 CAIRN_BUILD_DIR="$PWD/build" "${PYTEST[@]}"
 [ $quick -eq 1 ] && exit 0
+
+echo "== Release (GCC -O3) build: unit tests, cluster and fault tests ==" >&2
+scripts/build.sh build-release -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=gcc
+ctest --test-dir build-release --output-on-failure -j 2
+CAIRN_BUILD_DIR="$PWD/build-release" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+  tests/integration/test_cluster.py tests/integration/test_pause_leader.py \
+  tests/integration/test_snapshot_catchup.py tests/integration/test_durability.py \
+  tests/integration/test_jepsen_short.py
 
 echo "== ASan+UBSan build: unit and integration tests ==" >&2
 scripts/build.sh build-asan -DCAIRN_SANITIZE=ON -DCMAKE_C_COMPILER=clang

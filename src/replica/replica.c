@@ -1,5 +1,6 @@
 #include "replica/replica.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,6 +25,7 @@
 #include "replica/forward.h"
 #include "replica/lazyfree.h"
 #include "replica/logcheck.h"
+#include "replica/snapshot_handoff.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/hash.h"
@@ -82,6 +84,10 @@ struct replica {
     struct raft_io io;
     struct raft_uv_transport transport;
     struct raft_fsm fsm;
+    /* raft_io seam: the transport's messages pass through the handoff,
+     * which holds a leader's snapshot while libraft would ignore it */
+    snapshot_handoff handoff;
+    int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
     bool raft_started;
     char raft_dir[1100];
 
@@ -163,10 +169,13 @@ int64_t replica_now_ms(void)
     return clock_wall_ms();
 }
 
+/* The op lists are intrusive doubly linked lists. Invariant (asserted
+ * in test and sanitizer builds): an op is on at most one list, op->list
+ * names it, and the list's head, tail and count agree with the links. */
 static void list_push(op_list *l, replica_op *op)
 {
+    assert(op->list == NULL && op->prev == NULL && op->next == NULL);
     op->list = l;
-    op->next = NULL;
     op->prev = l->tail;
     if (l->tail)
         l->tail->next = op;
@@ -180,6 +189,9 @@ static void list_remove(replica_op *op)
 {
     op_list *l = op->list;
     if (!l) return;
+    assert(l->n > 0);
+    assert(op->prev ? op->prev->next == op : l->head == op);
+    assert(op->next ? op->next->prev == op : l->tail == op);
     if (op->prev)
         op->prev->next = op->next;
     else
@@ -193,14 +205,31 @@ static void list_remove(replica_op *op)
     l->n--;
 }
 
-/* Move every op of `from` to the end of `to`. */
-static void list_splice(op_list *to, op_list *from)
+/* Move every op of `from` to the end of `to`, in order, by joining the two
+ * chains once; only op->list is rewritten op by op. Not a pop-and-push loop:
+ * GCC 12.2 at -O3 compiled that loop, in replica__barrier_done, into one
+ * that never re-read from->head and never ended (docs/design.md, "The op
+ * lists and GCC -O3"; tests/unit/test_replica_barrier.c). */
+static void list_move_all(op_list *to, op_list *from)
 {
-    while (from->head) {
-        replica_op *op = from->head;
-        list_remove(op);
-        list_push(to, op);
+    assert(to != from);
+    if (!from->head) return;
+    size_t n = 0;
+    for (replica_op *op = from->head; op; op = op->next, n++) {
+        assert(op->list == from);
+        op->list = to;
     }
+    assert(n == from->n);
+    if (to->tail) {
+        to->tail->next = from->head;
+        from->head->prev = to->tail;
+    } else {
+        to->head = from->head;
+    }
+    to->tail = from->tail;
+    to->n += n;
+    from->head = from->tail = NULL;
+    from->n = 0;
 }
 
 const char *replica_status_text(int status)
@@ -883,7 +912,7 @@ static void replica__barrier_done(struct raft_barrier *b, int status);
 static void replica__start_barrier(replica *r)
 {
     if (r->barrier_inflight || !r->barrier_next.head) return;
-    list_splice(&r->barrier_now, &r->barrier_next);
+    list_move_all(&r->barrier_now, &r->barrier_next);
     r->barrier.data = r;
     int rv = raft_barrier(&r->raft, &r->barrier, replica__barrier_done);
     if (rv != 0) {
@@ -900,12 +929,13 @@ static void replica__barrier_done(struct raft_barrier *b, int status)
     r->barrier_inflight = false;
     if (status == 0 || r->closing) {
         int st = status == 0 ? REPLICA_OK : REPLICA_ERR_SHUTDOWN;
-        while (r->barrier_now.head) complete_later(r->barrier_now.head, st);
+        for (replica_op *op = r->barrier_now.head; op; op = op->next) op->status = st;
+        list_move_all(&r->completed, &r->barrier_now);
     } else {
         /* leadership lost: reads are safe to retry, so they go back in the
          * queue (oldest first) and the kick sends them to the new leader */
-        list_splice(&r->barrier_now, &r->barrier_next); /* failed batch, then newer reads */
-        list_splice(&r->barrier_next, &r->barrier_now);
+        list_move_all(&r->barrier_now, &r->barrier_next); /* failed batch, then newer reads */
+        list_move_all(&r->barrier_next, &r->barrier_now);
     }
     replica__kick(r); /* the next barrier starts outside this callback */
 }
@@ -946,9 +976,8 @@ static void replica__run_completions(uv_timer_t *t)
 static void replica__drain_completions(replica *r)
 {
     /* a completion may queue more: take only what is there now */
-    op_list batch = r->completed;
-    memset(&r->completed, 0, sizeof(r->completed));
-    for (replica_op *op = batch.head; op; op = op->next) op->list = &batch;
+    op_list batch = {0};
+    list_move_all(&batch, &r->completed);
     while (batch.head) {
         replica_op *op = batch.head;
         list_remove(op);
@@ -1134,6 +1163,7 @@ static void replica__tick(uv_timer_t *t)
         replica__forward_tick(r);
         replica__register_member(r);
         replica__register_peer_metrics(r);
+        snapshot_handoff_poll(&r->handoff);
     }
     replica__expiry_cycle(r);
     /* keep incremental rehashing moving when there are no writes */
@@ -1582,6 +1612,11 @@ static double g_snap_recv(void *c)
     return (double)((replica *)c)->snapshots_received;
 }
 
+static double g_snap_held(void *c)
+{
+    return (double)((replica *)c)->handoff.held_total;
+}
+
 static void replica__register_metrics(replica *r)
 {
     r->m_proposals_ok = metrics_counter_get("cairn_proposals_total", "Writes proposed, by outcome",
@@ -1617,9 +1652,29 @@ static void replica__register_metrics(replica *r)
                            g_snapshot_bytes, r);
     metrics_counter_fn_register("cairn_snapshots_received_total",
                                 "Snapshots installed from the leader", "", g_snap_recv, r);
+    metrics_counter_fn_register("cairn_snapshot_installs_held_total",
+                                "Leader snapshots that arrived during a snapshot of our own and "
+                                "were held until it was done",
+                                "", g_snap_held, r);
 }
 
 /* ---- lifecycle ------------------------------------------------------------- */
+
+static void replica__io_recv(struct raft_io *io, struct raft_message *msg)
+{
+    replica *r = (replica *)((char *)io - offsetof(replica, io));
+    snapshot_handoff_recv(&r->handoff, msg);
+}
+
+/* libraft's raft_start calls this with its own receive callback: the
+ * transport gets ours, which passes everything on through the handoff. */
+static int replica__io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                             raft_io_recv_cb recv)
+{
+    replica *r = (replica *)((char *)io - offsetof(replica, io));
+    snapshot_handoff_started(&r->handoff, recv);
+    return r->io_start(io, msecs, tick, replica__io_recv);
+}
 
 static uint64_t replica__cluster_id(const char *initial_cluster)
 {
@@ -1759,6 +1814,12 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
     raft_set_snapshot_threshold(&r->raft, (unsigned)cfg->snapshot_threshold);
     raft_set_snapshot_trailing(&r->raft, (unsigned)cfg->snapshot_trailing);
     raft_set_pre_vote(&r->raft, true);
+    /* libraft's default is 30 s; with the handoff a leader's snapshot is no
+     * longer ignored, so this only covers one lost on the wire */
+    raft_set_install_snapshot_timeout(&r->raft, (unsigned)(cfg->install_snapshot_timeout * 1000));
+    snapshot_handoff_init(&r->handoff, &r->raft, &r->io);
+    r->io_start = r->io.start;
+    r->io.start = replica__io_start;
 
     struct raft_configuration conf;
     raft_configuration_init(&conf);
@@ -1862,6 +1923,7 @@ static void replica__raft_closed(struct raft *raft)
         op_finish(op, REPLICA_ERR_SHUTDOWN);
         free(op);
     }
+    snapshot_handoff_close(&r->handoff);
     raft_uv_close(&r->io);
     raft_uv_tcp_close(&r->transport);
     replica__drain_completions(r); /* what libraft failed while closing */

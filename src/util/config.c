@@ -56,6 +56,8 @@ static const flag_def flags[] = {
      "log entries between snapshots"},
     {"snapshot-trailing", T_U64, OFF(snapshot_trailing), 0, NULL,
      "log entries kept behind a snapshot"},
+    {"install-snapshot-timeout", T_SECONDS, OFF(install_snapshot_timeout), 0, NULL,
+     "seconds a leader waits for a follower to install its snapshot before sending it again"},
     {"max-inflight", T_POS_U64, OFF(max_inflight), 0, NULL,
      "proposals in flight before new writes are shed with 503"},
     {"write-timeout", T_SECONDS, OFF(write_timeout), 0, NULL,
@@ -100,6 +102,7 @@ void config_defaults(cairn_config *c)
     c->idle_timeout = 300;
     c->snapshot_threshold = 100000;
     c->snapshot_trailing = 8192;
+    c->install_snapshot_timeout = 5;
     c->max_inflight = 10000;
     c->write_timeout = 5;
     c->read_wait_timeout = 5;
@@ -296,6 +299,10 @@ int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errle
     }
     if (c->tls_client_ca[0] && !c->tls_cert[0]) {
         snprintf(err, errlen, "--tls-client-ca needs --tls-cert and --tls-key");
+        return -1;
+    }
+    if (c->install_snapshot_timeout < 0.1 || c->install_snapshot_timeout > 3600) {
+        snprintf(err, errlen, "--install-snapshot-timeout: must be between 0.1 and 3600 seconds");
         return -1;
     }
     if (c->rate_burst && !c->rate_limit) {

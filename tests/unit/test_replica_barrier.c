@@ -1,0 +1,200 @@
+/* The read barrier's completion (issue 23, part 2).
+ *
+ * When leadership is lost while linearizable reads wait on a barrier, the
+ * failed batch goes back to the front of the queue, ahead of the reads that
+ * arrived meanwhile, and everything is retried (forwarded to the new
+ * leader). Debian's GCC 12.2 at -O3 compiled the old one-op-at-a-time
+ * splice of that branch into a loop that never ended: the node spun at 100%
+ * CPU and never served again after a leader pause. This test drives the
+ * real replica__barrier_done (replica.c is compiled into it) and is built
+ * twice, at -O2 and at -O3 (CMakeLists.txt), with assertions on: a
+ * miscompiled splice hangs and the ctest timeout (and the alarm below)
+ * fails it.
+ *
+ * The second half checks the op-list invariants that the fix asserts on
+ * every push, remove and move. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "replica/replica.c"
+
+typedef struct {
+    uv_loop_t loop;
+    replica *r;
+    replica_req reqs[8];
+    int done_status[8];
+    int done_calls[8];
+} fixture;
+
+static void req_done(replica_req *req, int status)
+{
+    fixture *f = req->data;
+    int i = (int)(req - f->reqs);
+    f->done_calls[i]++;
+    f->done_status[i] = status;
+}
+
+static int setup(void **state)
+{
+    fixture *f = xcalloc(1, sizeof(*f));
+    uv_loop_init(&f->loop);
+    f->r = xcalloc(1, sizeof(*f->r));
+    f->r->loop = &f->loop;
+    uv_timer_init(&f->loop, &f->r->kick);
+    f->r->kick.data = f->r;
+    f->r->barrier.data = f->r; /* as replica__start_barrier sets it */
+    for (int i = 0; i < 8; i++) replica_req_init(&f->reqs[i], f, req_done);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    op_list *lists[] = {&r->barrier_next, &r->barrier_now, &r->completed};
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+        while (lists[i]->head) {
+            replica_op *op = lists[i]->head;
+            if (op->req) op->req->op = NULL;
+            op_free(op);
+        }
+    uv_timer_stop(&r->kick);
+    uv_close((uv_handle_t *)&r->kick, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&f->loop);
+    free(r);
+    free(f);
+    return 0;
+}
+
+/* Queue reads 0..n_now-1 as the batch in flight, n_now..n_now+n_next-1 as
+ * arrived since. */
+static void queue_reads(fixture *f, int n_now, int n_next)
+{
+    replica *r = f->r;
+    for (int i = 0; i < n_now + n_next; i++) {
+        replica_op *op = op_new(r, &f->reqs[i], OP_READ_BARRIER, 5);
+        list_push(&r->barrier_next, op);
+        if (i == n_now - 1) list_move_all(&r->barrier_now, &r->barrier_next);
+    }
+    r->barrier_inflight = n_now > 0;
+}
+
+static void assert_list_is(op_list *l, fixture *f, const int *want, size_t n)
+{
+    assert_int_equal(l->n, n);
+    replica_op *prev = NULL;
+    size_t i = 0;
+    for (replica_op *op = l->head; op; op = op->next, i++) {
+        assert_true(i < n);
+        assert_ptr_equal(op->list, l);
+        assert_ptr_equal(op->prev, prev);
+        assert_ptr_equal(op->req, &f->reqs[want[i]]);
+        prev = op;
+    }
+    assert_int_equal(i, n);
+    assert_ptr_equal(l->tail, prev);
+}
+
+static void test_leadership_lost_requeues_oldest_first(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    queue_reads(f, 3, 1);
+    replica__barrier_done(&r->barrier, RAFT_LEADERSHIPLOST);
+    assert_false(r->barrier_inflight);
+    static const int want[] = {0, 1, 2, 3};
+    assert_list_is(&r->barrier_next, f, want, 4);
+    assert_list_is(&r->barrier_now, f, NULL, 0);
+    assert_int_equal(r->completed.n, 0);
+    assert_true(r->kick_armed); /* the retry runs on the next loop pass */
+    for (int i = 0; i < 4; i++) assert_int_equal(f->done_calls[i], 0);
+}
+
+static void test_leadership_lost_with_nothing_newer(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    queue_reads(f, 5, 0);
+    replica__barrier_done(&r->barrier, RAFT_LEADERSHIPLOST);
+    static const int want[] = {0, 1, 2, 3, 4};
+    assert_list_is(&r->barrier_next, f, want, 5);
+    assert_list_is(&r->barrier_now, f, NULL, 0);
+}
+
+static void test_leadership_lost_many_newer(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    queue_reads(f, 1, 7);
+    replica__barrier_done(&r->barrier, RAFT_LEADERSHIPLOST);
+    static const int want[] = {0, 1, 2, 3, 4, 5, 6, 7};
+    assert_list_is(&r->barrier_next, f, want, 8);
+    assert_list_is(&r->barrier_now, f, NULL, 0);
+}
+
+static void test_success_completes_the_batch_only(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    queue_reads(f, 3, 2);
+    replica__barrier_done(&r->barrier, 0);
+    static const int done[] = {0, 1, 2}, waiting[] = {3, 4};
+    assert_list_is(&r->completed, f, done, 3);
+    assert_list_is(&r->barrier_next, f, waiting, 2);
+    assert_list_is(&r->barrier_now, f, NULL, 0);
+    /* completions run later, outside the libraft callback */
+    for (int i = 0; i < 5; i++) assert_int_equal(f->done_calls[i], 0);
+    replica__drain_completions(r);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(f->done_calls[i], 1);
+        assert_int_equal(f->done_status[i], REPLICA_OK);
+    }
+    assert_int_equal(f->done_calls[3], 0);
+}
+
+static void test_move_all_into_nonempty_and_empty(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    op_list a = {0}, b = {0};
+    for (int i = 0; i < 4; i++) list_push(i < 2 ? &a : &b, op_new(r, &f->reqs[i], 0, 5));
+    list_move_all(&a, &b);
+    static const int all[] = {0, 1, 2, 3};
+    assert_list_is(&a, f, all, 4);
+    assert_list_is(&b, f, NULL, 0);
+    list_move_all(&a, &b); /* from an empty list: nothing changes */
+    assert_list_is(&a, f, all, 4);
+    list_move_all(&b, &a); /* into an empty list */
+    assert_list_is(&b, f, all, 4);
+    assert_list_is(&a, f, NULL, 0);
+    list_remove(b.head->next); /* from the middle */
+    static const int rest[] = {0, 2, 3};
+    assert_list_is(&b, f, rest, 3);
+    while (b.head) {
+        replica_op *op = b.head;
+        op->req->op = NULL;
+        op_free(op);
+    }
+}
+
+int main(void)
+{
+    alarm(20); /* a miscompiled splice loops forever: fail instead */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_leadership_lost_requeues_oldest_first, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_leadership_lost_with_nothing_newer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leadership_lost_many_newer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_success_completes_the_batch_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_move_all_into_nonempty_and_empty, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
