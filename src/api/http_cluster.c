@@ -68,12 +68,8 @@ static void http__read_index_done(replica_req *rr, int status)
     if (status != REPLICA_OK) {
         http__internal_error(req, status);
     } else {
-        /* Raft read-index: the commit index seen when the request arrived,
-         * now that the barrier has confirmed we still lead. (Not the index
-         * after the barrier: the follower learns that only with the next
-         * heartbeat, which would add a heartbeat interval to every read.) */
         char body[32];
-        int n = snprintf(body, sizeof(body), "%" PRIu64, req->read_index);
+        int n = snprintf(body, sizeof(body), "%" PRIu64, rr->read_index);
         http_respond(req, 200, "text/plain", NULL, body, (size_t)n);
     }
     http_req_complete(req);
@@ -81,11 +77,8 @@ static void http__read_index_done(replica_req *rr, int status)
 
 void http_cluster_internal_read_index(http_req *req)
 {
-    replica_status_info info;
-    replica_get_status(req->a->replica, &info);
-    req->read_index = info.commit_index;
     req->rreq.cb = http__read_index_done;
-    int st = replica_read_here(req->a->replica, &req->rreq);
+    int st = replica_read_index(req->a->replica, &req->rreq);
     if (st != REPLICA_OK) http__internal_error(req, st);
 }
 

@@ -59,7 +59,6 @@ struct http_req {
     /* read parameters */
     int consistency;
     uint64_t min_revision;
-    uint64_t read_index; /* internal read-index: commit index when the request arrived */
     bool has_if_none_match;
     uint64_t if_none_match_rev;
     /* listing parameters */

@@ -37,6 +37,7 @@
 enum {
     OP_PROPOSE,
     OP_READ_BARRIER,
+    OP_READ_INDEX, /* a follower's read-index request, served by this leader */
     OP_READ_REVISION,
     OP_FORWARD_WRITE,
     OP_FORWARD_READ,
@@ -54,7 +55,8 @@ struct replica_op {
     uint64_t min_revision;
     bool internal_noop;
     bool internal_expiry;
-    uint64_t term; /* noop: the term it was proposed in */
+    uint64_t term;            /* noop: the term it was proposed in; read index: arrival term */
+    bool index_after_barrier; /* read index: take the commit index once the barrier is done */
     /* forwarding to the leader */
     buf payload;       /* the encoded command (writes) */
     forward_req *freq; /* the request in flight, if any */
@@ -923,13 +925,31 @@ static void replica__start_barrier(replica *r)
     r->barrier_inflight = true;
 }
 
+/* The index a follower must apply before it serves a linearizable read,
+ * decided once the barrier has confirmed this node still leads. The commit
+ * index at arrival (kept in req->read_index) saves the follower a heartbeat
+ * interval, but only counts when this leader had already committed an entry
+ * of its own term at arrival and the barrier ran in that same term (Raft
+ * thesis §6.4: before that, its commit index may lack an entry the previous
+ * leader committed and acknowledged). Otherwise the barrier, an entry of
+ * the current term, has just committed: the commit index now is right. */
+static void replica__read_index_settle(replica *r, replica_op *op)
+{
+    if (op->index_after_barrier || op->term != r->raft.current_term)
+        op->req->read_index = r->raft.commit_index;
+}
+
 static void replica__barrier_done(struct raft_barrier *b, int status)
 {
     replica *r = b->data;
     r->barrier_inflight = false;
     if (status == 0 || r->closing) {
         int st = status == 0 ? REPLICA_OK : REPLICA_ERR_SHUTDOWN;
-        for (replica_op *op = r->barrier_now.head; op; op = op->next) op->status = st;
+        for (replica_op *op = r->barrier_now.head; op; op = op->next) {
+            op->status = st;
+            if (op->kind == OP_READ_INDEX && op->req && status == 0)
+                replica__read_index_settle(r, op);
+        }
         list_move_all(&r->completed, &r->barrier_now);
     } else {
         /* leadership lost: reads are safe to retry, so they go back in the
@@ -951,6 +971,11 @@ static void replica__serve_queued_reads(replica *r)
     }
     while (r->barrier_next.head) {
         replica_op *op = r->barrier_next.head;
+        if (op->kind == OP_READ_INDEX) {
+            /* asked of us as the leader: the follower asks the new one */
+            complete_later(op, REPLICA_ERR_NOT_LEADER);
+            continue;
+        }
         list_remove(op);
         op->kind = OP_FORWARD_READ;
         buf_init(&op->payload);
@@ -1000,8 +1025,7 @@ static bool replica__local_reads_ok(replica *r)
            replica__voters(&r->raft.configuration) == 1;
 }
 
-static int replica__read(replica *r, replica_req *req, int consistency, uint64_t min_revision,
-                         bool may_forward)
+static int replica__read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
 {
     if (r->closing) return REPLICA_ERR_SHUTDOWN;
     if (min_revision > r->store->revision) {
@@ -1015,7 +1039,6 @@ static int replica__read(replica *r, replica_req *req, int consistency, uint64_t
         return REPLICA_OK;
     }
     if (raft_state(&r->raft) != RAFT_LEADER) {
-        if (!may_forward) return REPLICA_ERR_NOT_LEADER;
         /* read-index: the leader confirms its leadership and tells us how
          * far to apply; then the local state is at least as new as any
          * write acknowledged before this read began */
@@ -1029,12 +1052,20 @@ static int replica__read(replica *r, replica_req *req, int consistency, uint64_t
 
 int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
 {
-    return replica__read(r, req, consistency, min_revision, true);
+    return replica__read(r, req, consistency, min_revision);
 }
 
-int replica_read_here(replica *r, replica_req *req)
+int replica_read_index(replica *r, replica_req *req)
 {
-    return replica__read(r, req, REPLICA_READ_LINEARIZABLE, 0, false);
+    if (r->closing) return REPLICA_ERR_SHUTDOWN;
+    if (!r->durable || raft_state(&r->raft) != RAFT_LEADER) return REPLICA_ERR_NOT_LEADER;
+    replica_op *op = op_new(r, req, OP_READ_INDEX, r->cfg->write_timeout);
+    op->term = r->raft.current_term;
+    op->index_after_barrier = !(r->leader_ready && r->leader_ready_term == r->raft.current_term);
+    req->read_index = r->raft.commit_index;
+    list_push(&r->barrier_next, op);
+    replica__start_barrier(r);
+    return REPLICA_OK;
 }
 
 uint64_t replica_applied_index(replica *r)

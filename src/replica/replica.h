@@ -51,7 +51,8 @@ typedef void (*replica_cb)(replica_req *req, int status);
 struct replica_req {
     void *data;
     replica_cb cb;
-    kv_result result; /* for proposals; result.value points into value_buf */
+    kv_result result;    /* for proposals; result.value points into value_buf */
+    uint64_t read_index; /* replica_read_index's answer */
     buf value_buf;
     struct replica_op *op; /* internal */
 };
@@ -86,7 +87,11 @@ int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_rev
 /* For requests forwarded to us by another node: serve here or fail with
  * REPLICA_ERR_NOT_LEADER, never forward again (no forwarding loops). */
 int replica_propose_here(replica *r, replica_req *req, kv_command *cmd);
-int replica_read_here(replica *r, replica_req *req);
+/* Raft read-index, the leader's side of a follower's linearizable read:
+ * confirm leadership with a barrier, then answer in req->read_index the
+ * index the follower must have applied before it reads. Fails with
+ * REPLICA_ERR_NOT_LEADER (never forwarded) when this node does not lead. */
+int replica_read_index(replica *r, replica_req *req);
 /* Raft index this node has applied (the read-index answer). */
 uint64_t replica_applied_index(replica *r);
 

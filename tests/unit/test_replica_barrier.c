@@ -11,8 +11,11 @@
  * miscompiled splice hangs and the ctest timeout (and the alarm below)
  * fails it.
  *
- * The second half checks the op-list invariants that the fix asserts on
- * every push, remove and move. */
+ * Then the op-list invariants that the fix asserts on every push, remove
+ * and move, and the leader's side of a follower's read-index request
+ * (issue 24): the index it answers must cover every entry committed before
+ * the request arrived, also when this leader was elected a moment ago and
+ * has not yet committed an entry of its own term. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,6 +52,9 @@ static int setup(void **state)
     uv_timer_init(&f->loop, &f->r->kick);
     f->r->kick.data = f->r;
     f->r->barrier.data = f->r; /* as replica__start_barrier sets it */
+    static cairn_config cfg;
+    config_defaults(&cfg);
+    f->r->cfg = &cfg;
     for (int i = 0; i < 8; i++) replica_req_init(&f->reqs[i], f, req_done);
     *state = f;
     return 0;
@@ -185,6 +191,98 @@ static void test_move_all_into_nonempty_and_empty(void **state)
     }
 }
 
+/* ---- read index (issue 24) ---------------------------------------------- */
+
+/* A leader in `term` with `commit` as its commit index; a barrier of an
+ * earlier batch is in flight, so replica__start_barrier queues the read
+ * instead of calling libraft. */
+static void leader_at(replica *r, uint64_t term, uint64_t commit, bool ready)
+{
+    r->durable = true;
+    r->raft.state = RAFT_LEADER;
+    r->raft.current_term = term;
+    r->raft.commit_index = commit;
+    r->leader_ready = ready;
+    r->leader_ready_term = ready ? term : 0;
+    r->barrier_inflight = true;
+}
+
+/* What replica__start_barrier does once the earlier barrier is done. */
+static void next_barrier_starts(replica *r)
+{
+    list_move_all(&r->barrier_now, &r->barrier_next);
+    r->barrier_inflight = true;
+}
+
+static void test_read_index_of_a_new_leader_waits_for_its_barrier(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    /* elected a moment ago: the previous leader committed and acknowledged
+     * index 11, this one has only heard of 10 and has not committed an
+     * entry of its term yet */
+    leader_at(r, 3, 10, false);
+    assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
+    next_barrier_starts(r);
+    r->raft.commit_index = 12; /* the barrier, of term 3, commits 11 with it */
+    replica__barrier_done(&r->barrier, 0);
+    replica__drain_completions(r);
+    assert_int_equal(f->done_calls[0], 1);
+    assert_int_equal(f->done_status[0], REPLICA_OK);
+    assert_true(f->reqs[0].read_index >= 12); /* never the 10 it had at arrival */
+}
+
+static void test_read_index_of_a_ready_leader_is_the_arrival_index(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    leader_at(r, 3, 10, true);
+    assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
+    next_barrier_starts(r);
+    r->raft.commit_index = 12;
+    replica__barrier_done(&r->barrier, 0);
+    replica__drain_completions(r);
+    assert_int_equal(f->done_status[0], REPLICA_OK);
+    /* complete at arrival; the follower need not wait for 12 */
+    assert_int_equal(f->reqs[0].read_index, 10);
+}
+
+static void test_read_index_across_a_term_change_takes_the_later_index(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    leader_at(r, 3, 10, true);
+    assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
+    /* leadership lost and won back (term 5) before its barrier ran: a
+     * leader of term 4 may have committed writes after 10 */
+    r->raft.current_term = 5;
+    r->leader_ready_term = 5;
+    next_barrier_starts(r);
+    r->raft.commit_index = 15;
+    replica__barrier_done(&r->barrier, 0);
+    replica__drain_completions(r);
+    assert_int_equal(f->done_status[0], REPLICA_OK);
+    assert_int_equal(f->reqs[0].read_index, 15);
+}
+
+static void test_read_index_fails_not_forwards_when_leadership_is_lost(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    leader_at(r, 3, 10, true);
+    assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
+    next_barrier_starts(r);
+    replica__barrier_done(&r->barrier, RAFT_LEADERSHIPLOST);
+    r->raft.state = RAFT_FOLLOWER;
+    replica__serve_queued_reads(r);
+    replica__drain_completions(r);
+    assert_int_equal(f->done_calls[0], 1);
+    assert_int_equal(f->done_status[0], REPLICA_ERR_NOT_LEADER);
+    assert_int_equal(r->forwards.n, 0);
+    /* and a follower refuses one at once */
+    assert_int_equal(replica_read_index(r, &f->reqs[1]), REPLICA_ERR_NOT_LEADER);
+}
+
 int main(void)
 {
     alarm(20); /* a miscompiled splice loops forever: fail instead */
@@ -195,6 +293,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_leadership_lost_many_newer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_success_completes_the_batch_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_all_into_nonempty_and_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_index_of_a_new_leader_waits_for_its_barrier,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_index_of_a_ready_leader_is_the_arrival_index,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_index_across_a_term_change_takes_the_later_index,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_index_fails_not_forwards_when_leadership_is_lost,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
