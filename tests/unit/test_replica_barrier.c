@@ -181,7 +181,10 @@ static void test_move_all_into_nonempty_and_empty(void **state)
     list_move_all(&b, &a); /* into an empty list */
     assert_list_is(&b, f, all, 4);
     assert_list_is(&a, f, NULL, 0);
-    list_remove(b.head->next); /* from the middle */
+    replica_op *mid = b.head->next;
+    list_remove(mid); /* from the middle */
+    mid->req->op = NULL;
+    op_free(mid);
     static const int rest[] = {0, 2, 3};
     assert_list_is(&b, f, rest, 3);
     while (b.head) {
