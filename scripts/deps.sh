@@ -3,10 +3,10 @@
 # Usage: scripts/deps.sh [build|test|bench]   (each implies the ones before)
 set -euo pipefail
 what=${1:-build}
-pkgs=(build-essential cmake pkg-config libuv1-dev libraft-dev libssl-dev)
+pkgs=(build-essential cmake pkg-config libuv1-dev libraft-dev libssl-dev libpq-dev)
 if [ "$what" = test ] || [ "$what" = bench ]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-requests
-         python3-redis redis-tools redis-server libhiredis-dev valgrind curl openssl)
+         python3-redis redis-tools redis-server libhiredis-dev valgrind curl openssl postgresql)
 fi
 if [ "$what" = bench ]; then
   pkgs+=(wrk gnuplot memcached nginx-light etcd-server etcd-client)

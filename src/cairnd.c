@@ -25,6 +25,7 @@
 #include "obs/metrics.h"
 #include "replica/join.h"
 #include "replica/replica.h"
+#include "txlog/txlog.h"
 #include "util/config.h"
 #include "util/hash.h"
 #include "util/ratelimit.h"
@@ -33,6 +34,7 @@
 #define DRAIN_POLL_MS 20
 #define LAG_PROBE_MS 10
 #define RATE_LIMIT_CLIENTS 100000 /* buckets kept (docs/security.md) */
+#define TXLOG_ROLE_MS 100         /* how often the txlog learns who leads */
 
 typedef struct daemon {
     uv_loop_t *loop;
@@ -48,6 +50,8 @@ typedef struct daemon {
     auth *auth;
     uv_timer_t drain;
     uv_timer_t lag_probe;
+    txlog *txlog; /* --txlog-postgres, or NULL */
+    uv_timer_t txlog_role;
     uint64_t lag_last_ns;
     double lag_max;
     metrics_histogram *m_lag;
@@ -100,6 +104,16 @@ static void daemon__lag_probe(uv_timer_t *t)
     d->lag_last_ns = now;
 }
 
+/* Only the leader (or a single node) ships the transaction log. */
+static void daemon__txlog_role(uv_timer_t *t)
+{
+    daemon_t *d = t->data;
+    replica_status_info st;
+    replica_get_status(d->replica, &st);
+    txlog_set_leader(d->txlog,
+                     strcmp(st.role, "leader") == 0 || strcmp(st.role, "standalone") == 0);
+}
+
 static void daemon__register_metrics(daemon_t *d)
 {
     d->m_lag = metrics_histogram_get("cairn_loop_lag_seconds",
@@ -132,6 +146,7 @@ static void daemon__replica_closed(void *ctx)
     uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->drain, NULL);
     uv_close((uv_handle_t *)&d->lag_probe, NULL);
+    if (d->txlog) uv_close((uv_handle_t *)&d->txlog_role, NULL);
 }
 
 static void daemon__server_closed(void *ctx)
@@ -240,6 +255,17 @@ int main(int argc, char **argv)
 
     kv_store_init(&d.store, daemon__random_seed());
     daemon__register_metrics(&d);
+    if (d.cfg.txlog_postgres[0]) {
+        /* before the replica starts: replaying the log tail is recorded */
+        d.txlog = txlog_new(d.cfg.txlog_postgres, d.cfg.txlog_buffer, err, sizeof(err));
+        if (!d.txlog) {
+            fprintf(stderr, "cairnd: %s\n", err);
+            return 2;
+        }
+        d.store.on_change = txlog_on_change;
+        d.store.on_change_ctx = d.txlog;
+        txlog_register_metrics(d.txlog);
+    }
     if (replica_create(&d.replica, d.loop, &d.cfg, &d.store, err, sizeof(err)) != 0) {
         LOG_ERROR("cannot start", LF_S("error", err));
         return 1;
@@ -262,7 +288,8 @@ int main(int argc, char **argv)
                   .replica = d.replica,
                   .server = d.server,
                   .start_ms = net_now_ms(),
-                  .auth = d.auth};
+                  .auth = d.auth,
+                  .txlog = d.txlog};
     if (d.cfg.rate_limit) {
         d.api.rate = ratelimit_create((double)d.cfg.rate_limit, (double)d.cfg.rate_burst,
                                       RATE_LIMIT_CLIENTS);
@@ -306,6 +333,11 @@ int main(int argc, char **argv)
     uv_timer_init(d.loop, &d.lag_probe);
     d.lag_probe.data = &d;
     uv_timer_start(&d.lag_probe, daemon__lag_probe, LAG_PROBE_MS, LAG_PROBE_MS);
+    if (d.txlog) {
+        uv_timer_init(d.loop, &d.txlog_role);
+        d.txlog_role.data = &d;
+        uv_timer_start(&d.txlog_role, daemon__txlog_role, 0, TXLOG_ROLE_MS);
+    }
 
     if (d.cfg.join[0]) {
         d.join = join_start_config(d.loop, &d.cfg);
@@ -320,6 +352,7 @@ int main(int argc, char **argv)
     net_server_destroy(d.server);
     resp_api_destroy(d.resp);
     replica_destroy(d.replica);
+    txlog_free(d.txlog);
     kv_store_close(&d.store);
     tls_ctx_free(d.tls);
     auth_destroy(d.auth);

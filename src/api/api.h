@@ -29,6 +29,7 @@ typedef struct api {
     bool stopping;          /* SIGTERM seen: new requests get 503 and close */
     struct auth *auth;      /* --users-file, or NULL: everyone may do anything */
     struct ratelimit *rate; /* --rate-limit, or NULL */
+    struct txlog *txlog;    /* --txlog-postgres, or NULL */
     metrics_counter *m_rate_limited_http, *m_rate_limited_resp;
 } api;
 

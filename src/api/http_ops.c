@@ -5,6 +5,7 @@
 
 #include "api/http_internal.h"
 #include "obs/metrics.h"
+#include "txlog/txlog.h"
 #include "util/json_write.h"
 
 static void http__status_json(http_req *req)
@@ -25,12 +26,26 @@ static void http__status_json(http_req *req)
                ",\"revision\":%" PRIu64 ",\"keys\":%" PRIu64 ",\"memory_bytes\":%" PRIu64
                ",\"data_bytes\":%zu,\"uptime_seconds\":%.3f"
                ",\"version\":\"%s\",\"persistence\":\"%s\",\"ready\":%s,\"snapshots\":%" PRIu64
-               ",\"inflight\":%" PRIu64 "}\n",
+               ",\"inflight\":%" PRIu64,
                st.commit_index, st.applied_index, st.last_index, a->store->revision,
                kv_keyspace_count(&a->store->ks), api_rss_bytes(), a->store->ks.mem_bytes,
                (double)(net_now_ms() - a->start_ms) / 1000.0, CAIRN_VERSION_STRING,
                a->cfg->persistence == PERSISTENCE_NONE ? "none" : "durable",
                st.ready ? "true" : "false", st.snapshots_taken, st.inflight);
+    if (a->txlog) {
+        txlog_status ts;
+        txlog_get_status(a->txlog, &ts);
+        buf_printf(&b,
+                   ",\"txlog\":{\"shipping\":%s,\"connected\":%s,\"recorded\":%" PRIu64
+                   ",\"shipped\":%" PRIu64 ",\"lag\":%" PRIu64
+                   ",\"gap\":%s,\"buffered_events\":%" PRIu64 ",\"last_error\":",
+                   ts.leader ? "true" : "false", ts.connected ? "true" : "false", ts.recorded,
+                   ts.shipped, ts.recorded > ts.shipped ? ts.recorded - ts.shipped : 0,
+                   ts.gap ? "true" : "false", ts.buffered_events);
+        json_write_string(&b, ts.last_error, strlen(ts.last_error));
+        buf_append_str(&b, "}");
+    }
+    buf_append_str(&b, "}\n");
     http_respond(req, 200, "application/json", NULL, b.data, b.len);
     buf_close(&b);
 }

@@ -69,6 +69,26 @@ static void store__describe(kv_result *res, const kv_entry *e)
     res->expire_ms = e->expire_ms;
 }
 
+static void store__changed(kv_store *s, const kv_command *cmd, kv_change_kind kind, const char *key,
+                           size_t key_len, const kv_entry *e, uint64_t rev)
+{
+    if (!s->on_change) return;
+    kv_change c = {
+        .revision = rev, .kind = kind, .key = key, .key_len = key_len, .now_ms = cmd->now_ms};
+    if (e) {
+        c.value = e->value;
+        c.value_len = e->value_len;
+        c.expire_ms = e->expire_ms;
+    }
+    s->on_change(s->on_change_ctx, &c);
+}
+
+/* e's current value and expiry (e->mod_rev is the change's revision). */
+static void store__changed_put(kv_store *s, const kv_command *cmd, const kv_entry *e)
+{
+    store__changed(s, cmd, KV_CHANGE_PUT, kv_entry_key(e), e->key_len, e, e->mod_rev);
+}
+
 /* Record a write to e (existing) or create it, at the next revision. */
 static kv_entry *store__write(kv_store *s, kv_entry *e, kv_slice key, const char *value,
                               size_t value_len, uint64_t rev)
@@ -107,6 +127,7 @@ static void store__put(kv_store *s, const kv_command *cmd, kv_result *res)
     uint64_t rev = ++s->revision;
     e = store__write(s, e, key, val.ptr, val.len, rev);
     if (!(cmd->flags & KV_FLAG_KEEPTTL)) kv_keyspace_set_expire(&s->ks, e, cmd->expire_ms);
+    store__changed_put(s, cmd, e);
     store__describe(res, e);
 }
 
@@ -128,12 +149,15 @@ static void store__del(kv_store *s, const kv_command *cmd, kv_result *res)
         }
     }
     int64_t n = 0;
+    uint64_t rev = s->revision + 1; /* taken only if something is deleted */
     for (uint32_t i = 0; i < cmd->nargs; i++) {
         if (store__live(s, cmd, cmd->args[i]) &&
-            kv_keyspace_delete(&s->ks, cmd->args[i].ptr, cmd->args[i].len))
+            kv_keyspace_delete(&s->ks, cmd->args[i].ptr, cmd->args[i].len)) {
             n++;
+            store__changed(s, cmd, KV_CHANGE_DELETE, cmd->args[i].ptr, cmd->args[i].len, NULL, rev);
+        }
     }
-    if (n) s->revision++;
+    if (n) s->revision = rev;
     res->integer = n;
 }
 
@@ -156,6 +180,7 @@ static void store__mset(kv_store *s, const kv_command *cmd, kv_result *res)
         kv_entry *e = store__live(s, cmd, cmd->args[i]);
         e = store__write(s, e, cmd->args[i], cmd->args[i + 1].ptr, cmd->args[i + 1].len, rev);
         kv_keyspace_set_expire(&s->ks, e, 0);
+        store__changed_put(s, cmd, e);
     }
     res->integer = 1;
 }
@@ -180,6 +205,7 @@ static void store__incr(kv_store *s, const kv_command *cmd, kv_result *res)
     char tmp[24];
     int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)next);
     e = store__write(s, e, cmd->args[0], tmp, (size_t)n, ++s->revision);
+    store__changed_put(s, cmd, e);
     res->integer = next;
     store__describe(res, e);
 }
@@ -205,6 +231,7 @@ static void store__incrfloat(kv_store *s, const kv_command *cmd, kv_result *res)
     char tmp[5200];
     size_t n = strconv_format_ld(next, tmp, sizeof(tmp));
     e = store__write(s, e, cmd->args[0], tmp, n, ++s->revision);
+    store__changed_put(s, cmd, e);
     store__return_value(s, res, e);
     store__describe(res, e);
 }
@@ -237,6 +264,7 @@ static void store__append(kv_store *s, const kv_command *cmd, kv_result *res)
         e->version++;
         e->mod_rev = rev;
     }
+    store__changed_put(s, cmd, e);
     res->integer = (int64_t)e->value_len;
     store__describe(res, e);
 }
@@ -272,6 +300,7 @@ static void store__setrange(kv_store *s, const kv_command *cmd, kv_result *res)
     kv_keyspace_set_value_owned(&s->ks, e, v, len);
     e->version++;
     e->mod_rev = rev;
+    store__changed_put(s, cmd, e);
     res->integer = (int64_t)len;
     store__describe(res, e);
 }
@@ -282,12 +311,14 @@ static void store__set_expiry(kv_store *s, const kv_command *cmd, kv_entry *e, i
 {
     uint64_t rev = ++s->revision;
     if (expire_ms != 0 && expire_ms <= cmd->now_ms) {
+        store__changed(s, cmd, KV_CHANGE_DELETE, kv_entry_key(e), e->key_len, NULL, rev);
         kv_keyspace_delete(&s->ks, kv_entry_key(e), e->key_len);
         return;
     }
     kv_keyspace_set_expire(&s->ks, e, expire_ms);
     e->mod_rev = rev;
     e->version++;
+    store__changed_put(s, cmd, e);
 }
 
 static void store__expire(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -362,6 +393,7 @@ static void store__rename(kv_store *s, const kv_command *cmd, kv_result *res)
     int64_t expire = from->expire_ms;
     char *value = kv_keyspace_take_value(&s->ks, from, &value_len);
     kv_keyspace_delete(&s->ks, src.ptr, src.len);
+    store__changed(s, cmd, KV_CHANGE_DELETE, src.ptr, src.len, NULL, rev);
     if (!to) {
         to = kv_keyspace_insert(&s->ks, dst.ptr, dst.len, NULL, 0);
         to->create_rev = rev;
@@ -370,6 +402,7 @@ static void store__rename(kv_store *s, const kv_command *cmd, kv_result *res)
     kv_keyspace_set_expire(&s->ks, to, expire);
     to->version++;
     to->mod_rev = rev;
+    store__changed_put(s, cmd, to);
     res->integer = 1;
     store__describe(res, to);
 }
@@ -380,6 +413,7 @@ static void store__flush(kv_store *s, const kv_command *cmd, kv_result *res)
     if (res->integer) {
         kv_keyspace_clear(&s->ks);
         s->revision++;
+        store__changed(s, cmd, KV_CHANGE_FLUSH, NULL, 0, NULL, s->revision);
     }
 }
 

@@ -54,6 +54,31 @@ typedef struct kv_result {
  * results to the request that proposed the command (origin == self). */
 typedef void (*kv_store_result_fn)(void *ctx, const kv_command *cmd, const kv_result *res);
 
+/* A change to the keyspace, reported right after it is made, on every node
+ * and in apply order (the transaction log feeds on it; watch and keyspace
+ * notifications will). One command may report several at one revision
+ * (MSET, a DEL of several keys, RENAME). Every revision a command adds
+ * reports at least one change; reclaiming a key that had already expired
+ * adds no revision and reports none (its expiry was reported with it). */
+typedef enum kv_change_kind {
+    KV_CHANGE_PUT = 1,    /* key now holds value (and expire_ms, 0 = none) */
+    KV_CHANGE_DELETE = 2, /* key removed */
+    KV_CHANGE_FLUSH = 3,  /* every key removed */
+} kv_change_kind;
+
+typedef struct kv_change {
+    uint64_t revision;
+    kv_change_kind kind;
+    const char *key; /* PUT, DELETE; valid during the call only */
+    size_t key_len;
+    const char *value; /* PUT */
+    size_t value_len;
+    int64_t expire_ms; /* PUT: absolute, ms since the epoch; 0 = none */
+    int64_t now_ms;    /* the command's time */
+} kv_change;
+
+typedef void (*kv_store_change_fn)(void *ctx, const kv_change *c);
+
 /* The client addresses of cluster members, replicated like data so that
  * every node can reach every other one's HTTP API (for forwarding) and
  * list them. Raft's configuration only knows peer addresses. */
@@ -75,6 +100,8 @@ typedef struct kv_store {
     kv_dedup dedup;
     kv_store_result_fn on_result;
     void *on_result_ctx;
+    kv_store_change_fn on_change; /* optional */
+    void *on_change_ctx;
 } kv_store;
 
 void kv_store_init(kv_store *s, uint64_t seed);

@@ -68,6 +68,10 @@ static const flag_def flags[] = {
      "seconds between active expiry cycles"},
     {"max-pending-output", T_BYTES, OFF(max_pending_output), 0, NULL,
      "unsent reply bytes per client before it is disconnected"},
+    {"txlog-postgres", T_STR, OFF(txlog_postgres), SZ(txlog_postgres), NULL,
+     "also append every committed write to a PostgreSQL table (libpq URL)"},
+    {"txlog-buffer", T_BYTES, OFF(txlog_buffer), 0, NULL,
+     "changes held in memory for --txlog-postgres while PostgreSQL is behind (k, m, g)"},
     {"insecure-allow-public", T_BOOL, OFF(insecure_allow_public), 0, NULL,
      "serve clients on non-loopback addresses without authentication (true/false)"},
     {"tls-cert", T_STR, OFF(tls_cert), SZ(tls_cert), NULL,
@@ -103,6 +107,7 @@ void config_defaults(cairn_config *c)
     c->snapshot_threshold = 100000;
     c->snapshot_trailing = 8192;
     c->install_snapshot_timeout = 5;
+    c->txlog_buffer = 64 * 1024 * 1024;
     c->max_inflight = 10000;
     c->write_timeout = 5;
     c->read_wait_timeout = 5;
@@ -303,6 +308,10 @@ int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errle
     }
     if (c->install_snapshot_timeout < 0.1 || c->install_snapshot_timeout > 3600) {
         snprintf(err, errlen, "--install-snapshot-timeout: must be between 0.1 and 3600 seconds");
+        return -1;
+    }
+    if (c->txlog_buffer < 1024 * 1024) {
+        snprintf(err, errlen, "--txlog-buffer: at least 1m");
         return -1;
     }
     if (c->rate_burst && !c->rate_limit) {

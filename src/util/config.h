@@ -39,6 +39,8 @@ typedef struct cairn_config {
     uint64_t snapshot_threshold;     /* log entries between snapshots */
     uint64_t snapshot_trailing;      /* entries kept behind a snapshot */
     double install_snapshot_timeout; /* seconds before a leader re-sends a snapshot */
+    char txlog_postgres[1024];       /* libpq connection string, or empty */
+    uint64_t txlog_buffer;           /* bytes of changes held for it */
     uint64_t max_inflight;           /* proposals in flight before shedding */
     double write_timeout;            /* seconds a write may wait for a quorum */
     double read_wait_timeout;        /* seconds min_revision may wait */

@@ -1528,6 +1528,80 @@ static void test_property_determinism(void **state)
     }
 }
 
+/* ---- property: the change stream rebuilds the keyspace ---- */
+
+/* Every change, applied as a plain PUT (value and absolute expiry), DEL or
+ * FLUSH to a second store, must leave it with the same live keys, values
+ * and expiries as the source; every revision the source adds reports at
+ * least one change, in order. This is what the PostgreSQL transaction log
+ * replays (txlog). */
+typedef struct change_sink {
+    kv_store *copy;
+    uint64_t last_rev;
+    uint64_t n;
+} change_sink;
+
+static void replay_change(void *ctx, const kv_change *ch)
+{
+    change_sink *k = ctx;
+    assert_true(ch->revision == k->last_rev || ch->revision == k->last_rev + 1);
+    k->last_rev = ch->revision;
+    k->n++;
+    kv_slice a[2] = {{ch->key, ch->key_len}, {ch->value, ch->value_len}};
+    kv_command c = {.now_ms = ch->now_ms, .args = a};
+    if (ch->kind == KV_CHANGE_PUT) {
+        c.op = KV_OP_PUT;
+        c.nargs = 2;
+        c.expire_ms = ch->expire_ms;
+    } else if (ch->kind == KV_CHANGE_DELETE) {
+        c.op = KV_OP_DEL;
+        c.nargs = 1;
+    } else {
+        assert_int_equal(ch->kind, KV_CHANGE_FLUSH);
+        c.op = KV_OP_FLUSH;
+    }
+    kv_result r;
+    kv_store_apply(k->copy, &c, &r);
+    assert_int_equal(r.status, KV_OK);
+}
+
+static void test_property_changes_rebuild_the_keyspace(void **state)
+{
+    (void)state;
+    for (uint64_t run_seed = 1; run_seed <= 4; run_seed++) {
+        rng_state = run_seed * 104729;
+        kv_store a, b;
+        kv_store_init(&a, run_seed);
+        kv_store_init(&b, run_seed + 1);
+        change_sink k = {.copy = &b};
+        a.on_change = replay_change;
+        a.on_change_ctx = &k;
+        kv_slice args[8];
+        int64_t clock = T0;
+        for (int step = 0; step < 5000; step++) {
+            kv_command c = prop_command(args, &clock);
+            uint64_t before = a.revision;
+            kv_result r;
+            kv_store_apply(&a, &c, &r);
+            /* a new revision always came with its change(s) */
+            assert_int_equal(k.last_rev, a.revision);
+            if (a.revision == before) continue;
+            for (size_t i = 0; i < 16; i++) {
+                kv_entry *x = kv_store_get(&a, prop_keys[i], prop_key_lens[i], clock);
+                kv_entry *y = kv_store_get(&b, prop_keys[i], prop_key_lens[i], clock);
+                assert_true((x == NULL) == (y == NULL));
+                if (!x) continue;
+                assert_int_equal(x->value_len, y->value_len);
+                assert_memory_equal(x->value, y->value, x->value_len);
+                assert_int_equal(x->expire_ms, y->expire_ms);
+            }
+        }
+        assert_true(k.n > 1000);
+        kv_store_close(&a);
+        kv_store_close(&b);
+    }
+}
+
 /* ---- property: a model of PUT/DEL/INCR ---- */
 
 #define MODEL_KEYS 8
@@ -1719,6 +1793,7 @@ int main(void)
         cmocka_unit_test(test_on_result_and_replace),
         cmocka_unit_test(test_property_determinism),
         cmocka_unit_test(test_property_model),
+        cmocka_unit_test(test_property_changes_rebuild_the_keyspace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,466 @@
+#include "txlog/txlog.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+
+#define BATCH_MAX_EVENTS 4096
+#define BATCH_MAX_BYTES (4u * 1024 * 1024)
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define IDLE_WAIT_MS 1000
+/* every call to PostgreSQL has a deadline (SPEC: every outgoing call) */
+#define CONNECT_TIMEOUT_S "5"
+#define STATEMENT_TIMEOUT_MS 10000
+
+typedef struct txlog_event txlog_event;
+struct txlog_event {
+    txlog_event *next;
+    uint64_t revision;
+    uint32_t seq;
+    uint8_t kind;
+    int64_t expire_ms;
+    int64_t commit_ms;
+    uint32_t key_len, value_len;
+    char data[]; /* key, then value */
+};
+
+struct txlog {
+    char *url;
+    size_t limit;
+    pthread_t thread;
+    bool thread_started;
+
+    /* everything below up to `conn` is guarded by mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool stop;
+    bool leader;
+    /* the buffer: whole revisions, contiguous, oldest first */
+    txlog_event *head, *tail;
+    size_t bytes;
+    uint64_t n;
+    uint64_t recorded;
+    uint32_t next_seq;
+    txlog_status st;
+
+    /* shipping thread only */
+    PGconn *conn;
+    buf copy;
+};
+
+static size_t event_size(const txlog_event *e)
+{
+    return sizeof(*e) + e->key_len + e->value_len;
+}
+
+/* mu held */
+static void txlog__pop_head(txlog *t)
+{
+    txlog_event *e = t->head;
+    t->head = e->next;
+    if (!t->head) t->tail = NULL;
+    t->bytes -= event_size(e);
+    t->n--;
+    free(e);
+}
+
+/* mu held: drop every event of revision <= rev */
+static void txlog__drop_through(txlog *t, uint64_t rev)
+{
+    while (t->head && t->head->revision <= rev) txlog__pop_head(t);
+}
+
+void txlog_on_change(void *ctx, const kv_change *c)
+{
+    txlog *t = ctx;
+    size_t klen = c->kind == KV_CHANGE_FLUSH ? 0 : c->key_len;
+    size_t vlen = c->kind == KV_CHANGE_PUT ? c->value_len : 0;
+    txlog_event *e = xmalloc(sizeof(*e) + klen + vlen);
+    e->next = NULL;
+    e->revision = c->revision;
+    e->kind = (uint8_t)c->kind;
+    e->expire_ms = c->kind == KV_CHANGE_PUT ? c->expire_ms : 0;
+    e->commit_ms = c->now_ms;
+    e->key_len = (uint32_t)klen;
+    e->value_len = (uint32_t)vlen;
+    if (klen) memcpy(e->data, c->key, klen);
+    if (vlen) memcpy(e->data + klen, c->value, vlen);
+
+    pthread_mutex_lock(&t->mu);
+    if (c->revision == t->recorded) {
+        e->seq = t->next_seq++;
+    } else {
+        /* a revision skipped (a snapshot from the leader was installed):
+         * what is buffered no longer joins up with what follows */
+        if (t->recorded && c->revision != t->recorded + 1) txlog__drop_through(t, UINT64_MAX);
+        e->seq = 0;
+        t->next_seq = 1;
+        t->recorded = c->revision;
+    }
+    if (t->tail)
+        t->tail->next = e;
+    else
+        t->head = e;
+    t->tail = e;
+    t->bytes += event_size(e);
+    t->n++;
+    /* over the bound: drop the oldest whole revisions, never the newest */
+    while (t->bytes > t->limit && t->head->revision != e->revision) {
+        uint64_t rev = t->head->revision;
+        while (t->head && t->head->revision == rev) {
+            txlog__pop_head(t);
+            t->st.dropped_events_total++;
+        }
+    }
+    if (t->leader) pthread_cond_signal(&t->cond);
+    pthread_mutex_unlock(&t->mu);
+}
+
+void txlog_set_leader(txlog *t, bool leader)
+{
+    pthread_mutex_lock(&t->mu);
+    if (leader != t->leader) {
+        t->leader = leader;
+        pthread_cond_signal(&t->cond);
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+void txlog_get_status(txlog *t, txlog_status *st)
+{
+    pthread_mutex_lock(&t->mu);
+    *st = t->st;
+    st->leader = t->leader;
+    st->recorded = t->recorded;
+    st->buffered_events = t->n;
+    st->buffered_bytes = t->bytes;
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- metrics ------------------------------------------------------------- */
+
+#define TXLOG_METRIC(fn, expr)                                                                     \
+    static double fn(void *c)                                                                      \
+    {                                                                                              \
+        txlog_status st;                                                                           \
+        txlog_get_status(c, &st);                                                                  \
+        return (double)(expr);                                                                     \
+    }
+TXLOG_METRIC(m_lag, st.recorded > st.shipped ? st.recorded - st.shipped : 0)
+TXLOG_METRIC(m_shipped, st.shipped)
+TXLOG_METRIC(m_connected, st.connected)
+TXLOG_METRIC(m_gap, st.gap)
+TXLOG_METRIC(m_bytes, st.buffered_bytes)
+TXLOG_METRIC(m_events, st.shipped_events_total)
+TXLOG_METRIC(m_errors, st.errors_total)
+TXLOG_METRIC(m_dropped, st.dropped_events_total)
+
+void txlog_register_metrics(txlog *t)
+{
+    metrics_gauge_register("cairn_txlog_lag_revisions",
+                           "Revisions recorded but not yet in PostgreSQL", "", m_lag, t);
+    metrics_gauge_register("cairn_txlog_shipped_revision",
+                           "Newest revision in PostgreSQL (its progress row)", "", m_shipped, t);
+    metrics_gauge_register("cairn_txlog_connected", "1 while connected to PostgreSQL", "",
+                           m_connected, t);
+    metrics_gauge_register("cairn_txlog_gap", "1 when PostgreSQL needs changes no longer buffered",
+                           "", m_gap, t);
+    metrics_gauge_register("cairn_txlog_buffered_bytes", "Changes held for PostgreSQL", "", m_bytes,
+                           t);
+    metrics_counter_fn_register("cairn_txlog_events_total", "Changes written to PostgreSQL", "",
+                                m_events, t);
+    metrics_counter_fn_register("cairn_txlog_errors_total", "Failed PostgreSQL calls", "", m_errors,
+                                t);
+    metrics_counter_fn_register("cairn_txlog_dropped_events_total",
+                                "Changes dropped from a full buffer", "", m_dropped, t);
+}
+
+/* ---- the shipping thread ------------------------------------------------ */
+
+static void txlog__fail(txlog *t, const char *what)
+{
+    const char *msg = t->conn ? PQerrorMessage(t->conn) : "";
+    char line[256];
+    snprintf(line, sizeof(line), "%s: %s", what, msg && *msg ? msg : "failed");
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == ' ')) line[--n] = '\0';
+    pthread_mutex_lock(&t->mu);
+    bool repeated = strcmp(t->st.last_error, line) == 0;
+    snprintf(t->st.last_error, sizeof(t->st.last_error), "%s", line);
+    t->st.errors_total++;
+    t->st.connected = false;
+    pthread_mutex_unlock(&t->mu);
+    if (!repeated) LOG_WARN("txlog: PostgreSQL", LF_S("error", line));
+    if (t->conn) PQfinish(t->conn);
+    t->conn = NULL;
+}
+
+static bool txlog__exec(txlog *t, const char *sql, ExecStatusType want)
+{
+    PGresult *res = PQexec(t->conn, sql);
+    bool ok = PQresultStatus(res) == want;
+    PQclear(res);
+    return ok;
+}
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS cairn_txlog ("
+    " revision bigint NOT NULL, seq integer NOT NULL, event_type smallint NOT NULL,"
+    " key bytea, value bytea, expire_ms bigint, commit_ms bigint NOT NULL,"
+    " PRIMARY KEY (revision, seq));"
+    "CREATE TABLE IF NOT EXISTS cairn_txlog_progress ("
+    " id integer PRIMARY KEY CHECK (id = 1), revision bigint NOT NULL,"
+    " updated_at timestamptz NOT NULL DEFAULT now());"
+    "INSERT INTO cairn_txlog_progress (id, revision) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;";
+
+static bool txlog__connect(txlog *t)
+{
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {t->url, CONNECT_TIMEOUT_S, "cairnd-txlog", NULL};
+    t->conn = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(t->conn) != CONNECTION_OK) {
+        txlog__fail(t, "connect");
+        return false;
+    }
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SET statement_timeout = %d", STATEMENT_TIMEOUT_MS);
+    if (!txlog__exec(t, sql, PGRES_COMMAND_OK) || !txlog__exec(t, SCHEMA, PGRES_COMMAND_OK)) {
+        txlog__fail(t, "create tables");
+        return false;
+    }
+    pthread_mutex_lock(&t->mu);
+    t->st.connected = true;
+    pthread_mutex_unlock(&t->mu);
+    LOG_INFO("txlog: connected to PostgreSQL", LF_I("shipped", t->st.shipped));
+    return true;
+}
+
+static void copy_bytea(buf *b, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    /* COPY text format: "\\x" is bytea's hex form once COPY has undone
+     * its own backslash escaping */
+    buf_append(b, "\\\\x", 3);
+    buf_reserve(b, 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        char two[2] = {hex[(unsigned char)p[i] >> 4], hex[(unsigned char)p[i] & 15]};
+        buf_append(b, two, 2);
+    }
+}
+
+static void copy_row(buf *b, const txlog_event *e)
+{
+    buf_printf(b, "%" PRIu64 "\t%" PRIu32 "\t%u\t", e->revision, e->seq, (unsigned)e->kind);
+    if (e->kind == KV_CHANGE_FLUSH)
+        buf_append(b, "\\N", 2);
+    else
+        copy_bytea(b, e->data, e->key_len);
+    buf_append(b, "\t", 1);
+    if (e->kind == KV_CHANGE_PUT)
+        copy_bytea(b, e->data + e->key_len, e->value_len);
+    else
+        buf_append(b, "\\N", 2);
+    if (e->kind == KV_CHANGE_PUT && e->expire_ms)
+        buf_printf(b, "\t%" PRId64, e->expire_ms);
+    else
+        buf_append(b, "\t\\N", 3);
+    buf_printf(b, "\t%" PRId64 "\n", e->commit_ms);
+}
+
+enum { SHIP_MORE, SHIP_IDLE, SHIP_GAP, SHIP_ERROR };
+
+/* One batch in one PostgreSQL transaction: lock the progress row, COPY what
+ * comes after it, advance it. Another node shipping at the same moment (a
+ * deposed leader that does not know it yet) waits on the row lock and then
+ * sees the new progress: nothing is written twice. */
+static int txlog__ship_once(txlog *t)
+{
+    if (!t->conn && !txlog__connect(t)) return SHIP_ERROR;
+    if (!txlog__exec(t, "BEGIN", PGRES_COMMAND_OK)) {
+        txlog__fail(t, "begin");
+        return SHIP_ERROR;
+    }
+    PGresult *res =
+        PQexec(t->conn, "SELECT revision FROM cairn_txlog_progress WHERE id = 1 FOR UPDATE");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        PQclear(res);
+        txlog__fail(t, "read progress");
+        return SHIP_ERROR;
+    }
+    uint64_t progress = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+
+    buf_reset(&t->copy);
+    uint64_t last = 0, events = 0;
+    pthread_mutex_lock(&t->mu);
+    t->st.shipped = progress;
+    txlog__drop_through(t, progress); /* already in PostgreSQL */
+    bool gap = t->head ? t->head->revision > progress + 1 : t->recorded > progress;
+    t->st.gap = gap;
+    for (txlog_event *e = gap ? NULL : t->head; e; e = e->next) {
+        /* a batch ends on a revision boundary: the progress row names
+         * revisions, never half of one */
+        if (e->revision != last && (events >= BATCH_MAX_EVENTS || t->copy.len >= BATCH_MAX_BYTES))
+            break;
+        copy_row(&t->copy, e);
+        last = e->revision;
+        events++;
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (!events) {
+        txlog__exec(t, "ROLLBACK", PGRES_COMMAND_OK);
+        return gap ? SHIP_GAP : SHIP_IDLE;
+    }
+
+    res = PQexec(t->conn, "COPY cairn_txlog (revision, seq, event_type, key, value, expire_ms, "
+                          "commit_ms) FROM STDIN");
+    bool ok = PQresultStatus(res) == PGRES_COPY_IN;
+    PQclear(res);
+    ok = ok && PQputCopyData(t->conn, t->copy.data, (int)t->copy.len) == 1 &&
+         PQputCopyEnd(t->conn, NULL) == 1;
+    if (ok) {
+        res = PQgetResult(t->conn);
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+        while ((res = PQgetResult(t->conn))) PQclear(res);
+    }
+    if (!ok) {
+        txlog__fail(t, "copy");
+        return SHIP_ERROR;
+    }
+    char sql[128];
+    snprintf(sql, sizeof(sql),
+             "UPDATE cairn_txlog_progress SET revision = %" PRIu64
+             ", updated_at = now() WHERE id = 1",
+             last);
+    if (!txlog__exec(t, sql, PGRES_COMMAND_OK) || !txlog__exec(t, "COMMIT", PGRES_COMMAND_OK)) {
+        txlog__fail(t, "commit");
+        return SHIP_ERROR;
+    }
+    pthread_mutex_lock(&t->mu);
+    t->st.shipped = last;
+    t->st.shipped_events_total += events;
+    t->st.batches_total++;
+    t->st.last_error[0] = '\0';
+    txlog__drop_through(t, last);
+    bool more = t->recorded > last;
+    pthread_mutex_unlock(&t->mu);
+    return more ? SHIP_MORE : SHIP_IDLE;
+}
+
+/* mu held: wait for a signal, stop, or ms */
+static void txlog__wait(txlog *t, unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    if (!t->stop) pthread_cond_timedwait(&t->cond, &t->mu, &ts);
+}
+
+static void *txlog__run(void *arg)
+{
+    txlog *t = arg;
+    unsigned backoff = 0;
+    bool gap_logged = false;
+    pthread_mutex_lock(&t->mu);
+    while (!t->stop) {
+        if (!t->leader) {
+            if (t->conn) {
+                pthread_mutex_unlock(&t->mu);
+                PQfinish(t->conn);
+                t->conn = NULL;
+                pthread_mutex_lock(&t->mu);
+                t->st.connected = false;
+            }
+            txlog__wait(t, IDLE_WAIT_MS);
+            continue;
+        }
+        pthread_mutex_unlock(&t->mu);
+        int rv = txlog__ship_once(t);
+        pthread_mutex_lock(&t->mu);
+        if (rv == SHIP_ERROR) {
+            backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
+            if (backoff > BACKOFF_MAX_MS) backoff = BACKOFF_MAX_MS;
+            txlog__wait(t, backoff);
+            continue;
+        }
+        backoff = 0;
+        if (rv == SHIP_GAP && !gap_logged) {
+            LOG_ERROR("txlog: PostgreSQL needs changes this node no longer buffers; shipping "
+                      "stopped (docs/operations.md)",
+                      LF_I("progress", t->st.shipped),
+                      LF_I("oldest_buffered", t->head ? t->head->revision : 0));
+        }
+        gap_logged = rv == SHIP_GAP;
+        if (rv == SHIP_MORE) continue;
+        if (t->recorded <= t->st.shipped || rv == SHIP_GAP) txlog__wait(t, IDLE_WAIT_MS);
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (t->conn) PQfinish(t->conn);
+    t->conn = NULL;
+    return NULL;
+}
+
+txlog *txlog_new(const char *url, size_t buffer_bytes, char *err, size_t errlen)
+{
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &perr);
+    if (!opts) {
+        /* the message never repeats the URL: it may hold a password */
+        snprintf(err, errlen, "--txlog-postgres: not a PostgreSQL connection string (%s)",
+                 perr ? perr : "out of memory");
+        size_t n = strlen(err);
+        while (n && err[n - 1] == '\n') err[--n] = '\0';
+        PQfreemem(perr);
+        return NULL;
+    }
+    PQconninfoFree(opts);
+    txlog *t = xcalloc(1, sizeof(*t));
+    t->url = xstrdup(url);
+    t->limit = buffer_bytes ? buffer_bytes : TXLOG_DEFAULT_BUFFER_BYTES;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cond, NULL);
+    buf_init(&t->copy);
+    int rv = pthread_create(&t->thread, NULL, txlog__run, t);
+    if (rv != 0) {
+        snprintf(err, errlen, "--txlog-postgres: cannot start its thread: %s", strerror(rv));
+        txlog_free(t);
+        return NULL;
+    }
+    t->thread_started = true;
+    return t;
+}
+
+void txlog_free(txlog *t)
+{
+    if (!t) return;
+    if (t->thread_started) {
+        pthread_mutex_lock(&t->mu);
+        t->stop = true;
+        pthread_cond_signal(&t->cond);
+        pthread_mutex_unlock(&t->mu);
+        pthread_join(t->thread, NULL);
+    }
+    txlog__drop_through(t, UINT64_MAX);
+    buf_close(&t->copy);
+    pthread_cond_destroy(&t->cond);
+    pthread_mutex_destroy(&t->mu);
+    free(t->url);
+    free(t);
+}

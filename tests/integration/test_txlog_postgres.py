@@ -1,0 +1,200 @@
+"""The PostgreSQL transaction log (--txlog-postgres, issue 16), against a
+real PostgreSQL server (pg_helpers.Postgres: Debian's postgresql on a
+loopback port of its own).
+
+What must hold: every committed change lands in cairn_txlog once, in
+revision order, with no gap; writes never wait for PostgreSQL (they go on
+while it is down, and it catches up when it is back); a new leader goes on
+from the progress row; replaying the table gives the store's keyspace."""
+import subprocess
+import threading
+import time
+
+import pytest
+import redis
+import requests
+
+from conftest import b64url_decode, wait_until
+from pg_helpers import Postgres, replay, wait_shipped
+
+
+@pytest.fixture
+def pg():
+    p = Postgres()
+    try:
+        p.start()
+        yield p
+    finally:
+        p.stop_and_remove()
+
+
+def keyspace(node):
+    """key -> value of every live key, through the public listing."""
+    out, cursor = {}, None
+    while True:
+        params = {"limit": "1000", "values": "true", "consistency": "stale"}
+        if cursor:
+            params["cursor"] = cursor
+        doc = node.request("GET", "/v1/keys", params=params).json()
+        for e in doc["keys"]:
+            out[b64url_decode(e["key_b64"])] = b64url_decode(e["value_b64"])
+        cursor = doc.get("next_cursor")
+        if not cursor:
+            return out
+
+
+def as_listing(state):
+    """replay() state without the expiries: key -> value bytes."""
+    return {k: v for k, (v, _) in state.items()}
+
+
+def test_every_write_lands_once_in_revision_order(make_node, pg):
+    node = make_node(extra_args=["--txlog-postgres", pg.url]).start()
+    s = requests.Session()
+    for i in range(20):
+        assert s.put(node.url(f"/v1/key/h{i:02d}"), data=f"v{i}").status_code == 201
+    assert s.delete(node.url("/v1/key/h03")).status_code == 200
+    r = redis.Redis(port=node.resp_port, socket_timeout=10)
+    r.mset({"m1": "a", "m2": "b"})
+    r.incr("counter")
+    r.incr("counter")
+    r.append("m1", "zz")
+    r.rename("m2", "m3")
+    r.delete("h04", "h05", "missing")
+    r.set("ttl", "x", ex=300)
+    r.expire("h06", 600)
+    r.set("bin\x00key", b"\x00\xff\x01")
+    st = wait_shipped(node, pg)
+    state, last = replay(pg)
+    assert last == st["revision"]
+    assert as_listing(state) == keyspace(node)
+    assert state[b"counter"][0] == b"2" and state[b"m1"][0] == b"azz"
+    assert b"m2" not in state and state[b"m3"][0] == b"b"
+    assert state[b"bin\x00key"][0] == b"\x00\xff\x01"
+    assert state[b"ttl"][1] > time.time() * 1000 and state[b"h06"][1] > time.time() * 1000
+    # one multi-key command is one revision, its changes numbered by seq
+    rows = pg.sql("SELECT count(*) FROM cairn_txlog GROUP BY revision HAVING count(*) > 1")
+    assert len(rows) >= 3  # MSET, RENAME, DEL h04 h05
+    assert pg.sql("SELECT revision FROM cairn_txlog_progress")[0][0] == str(st["revision"])
+    # FLUSHDB is one event that clears everything before it
+    r.flushdb()
+    r.set("after", "flush")
+    wait_shipped(node, pg)
+    state, _ = replay(pg)
+    assert as_listing(state) == {b"after": b"flush"}
+
+
+def test_restart_ships_nothing_twice(make_node, pg):
+    node = make_node(extra_args=["--txlog-postgres", pg.url]).start()
+    for i in range(30):
+        assert node.put(f"r{i}", "x").status_code == 201
+    wait_shipped(node, pg)
+    node.stop()
+    node.start()  # replays its log: recorded again, already in PostgreSQL
+    assert node.put("after-restart", "y").status_code == 201
+    st = wait_shipped(node, pg)
+    state, last = replay(pg)  # asserts no duplicate or missing revision
+    assert last == st["revision"] and state[b"after-restart"][0] == b"y"
+
+
+def test_postgres_down_mid_load_loses_and_duplicates_nothing(make_node, pg):
+    node = make_node(extra_args=["--txlog-postgres", pg.url]).start()
+    stop = threading.Event()
+    results = {"ok": 0, "bad": []}
+
+    def load():
+        s = requests.Session()
+        i = 0
+        while not stop.is_set() and i < 100000:
+            r = s.put(node.url(f"/v1/key/load{i % 500:03d}"), data=str(i), timeout=10)
+            if r.status_code == 201:
+                results["ok"] += 1
+            else:
+                results["bad"].append(r.status_code)
+            i += 1
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    try:
+        wait_until(lambda: node.status()["txlog"]["shipped"] > 50, 15, 0.05, "first batches")
+        pg.stop()  # immediate: like a crash
+        before = results["ok"]
+        # writes go on without PostgreSQL, and the lag shows it
+        wait_until(lambda: results["ok"] > before + 200, 20, 0.05, "writes while PostgreSQL is down")
+        st = node.status()["txlog"]
+        assert st["lag"] > 0 and not st["connected"], st
+        metrics = node.request("GET", "/metrics").text
+        assert "cairn_txlog_lag_revisions" in metrics
+        time.sleep(1.0)
+        pg.start()
+        wait_until(lambda: results["ok"] > before + 400, 20, 0.05, "writes after PostgreSQL is back")
+    finally:
+        stop.set()
+        t.join(15)
+    assert not results["bad"], results["bad"][:10]
+    st = wait_shipped(node, pg, timeout=30)
+    state, last = replay(pg)
+    assert last == st["revision"]
+    assert as_listing(state) == keyspace(node)
+    count = int(pg.sql("SELECT count(*) FROM cairn_txlog")[0][0])
+    assert count == st["revision"]  # single-key PUTs: one row per revision, none twice
+    assert node.status()["txlog"]["connected"]
+
+
+def _leader(nodes):
+    def find():
+        for x in nodes:
+            if x.running:
+                try:
+                    if x.status()["role"] == "leader":
+                        return x
+                except (requests.RequestException, AssertionError):
+                    pass
+        return None
+    return wait_until(find, 15, 0.05, "a leader")
+
+
+@pytest.mark.timeout_s(120)
+def test_new_leader_goes_on_from_the_progress_row(make_node, pg):
+    nodes = [make_node(node_id=i + 1) for i in range(3)]
+    members = ",".join(f"{x.node_id}=127.0.0.1:{x.peer_port}" for x in nodes)
+    for x in nodes:
+        x.extra_args = ["--initial-cluster", members, "--txlog-postgres", pg.url]
+        x.start(wait_ready=False)
+    for x in nodes:
+        x.wait_ready(20)
+    leader = _leader(nodes)
+    s = requests.Session()
+    for i in range(100):
+        assert s.put(leader.url(f"/v1/key/a{i:03d}"), data=str(i)).status_code == 201
+    # PostgreSQL stops before the leader dies: the new leader must ship what
+    # the old one had not, from its own buffer
+    pg.stop()
+    for i in range(100, 150):
+        assert s.put(leader.url(f"/v1/key/a{i:03d}"), data=str(i)).status_code == 201
+    leader.kill9()
+    rest = [x for x in nodes if x is not leader]
+    new = _leader(rest)
+    for i in range(150, 200):
+        r = s.put(new.url(f"/v1/key/a{i:03d}"), data=str(i), timeout=10)
+        assert r.status_code == 201, r.text
+    pg.start()
+    st = wait_shipped(new, pg, timeout=30)
+    state, last = replay(pg)
+    assert last == st["revision"]
+    assert as_listing(state) == keyspace(new)
+    assert len([k for k in state if k.startswith(b"a")]) == 200
+    # followers do not ship
+    other = next(x for x in rest if x is not new)
+    assert other.status()["txlog"]["shipping"] is False
+
+
+def test_bad_url_is_refused_without_echoing_it(make_node):
+    n = make_node(extra_args=["--txlog-postgres", "postgresql://u:s3cret@host:5432/db?bogus=1"])
+    r = subprocess.run(n.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10,
+                       text=True)
+    assert r.returncode == 2, r.stderr
+    assert "--txlog-postgres" in r.stderr and "s3cret" not in r.stderr
+    r = subprocess.run(n.argv(["--txlog-buffer", "10k"]), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=10, text=True)
+    assert r.returncode == 2 and "--txlog-buffer" in r.stderr
