@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian packages cairn needs, only those that are missing.
-# Usage: scripts/deps.sh [build|test|bench]   (each implies the ones before)
+# Usage: scripts/deps.sh [build|test|bench|package]   (test and bench imply
+# build; package: the Debian packaging and image tools on top of test)
 set -euo pipefail
 what=${1:-build}
-pkgs=(build-essential cmake pkg-config libuv1-dev libraft-dev libssl-dev libpq-dev)
-if [ "$what" = test ] || [ "$what" = bench ]; then
+pkgs=(build-essential cmake pkg-config libuv1-dev libraft-dev libssl-dev libpq-dev libsystemd-dev)
+if [ "$what" = test ] || [ "$what" = bench ] || [ "$what" = package ]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-requests
          python3-redis redis-tools redis-server libhiredis-dev valgrind curl openssl postgresql)
+fi
+if [ "$what" = package ]; then
+  pkgs+=(debhelper dpkg-dev fakeroot lintian help2man mmdebstrap buildah podman)
 fi
 if [ "$what" = bench ]; then
   pkgs+=(wrk gnuplot memcached nginx-light etcd-server etcd-client)

@@ -29,6 +29,7 @@
 #include "util/config.h"
 #include "util/hash.h"
 #include "util/ratelimit.h"
+#include "util/sdnotify.h"
 
 #define DRAIN_LIMIT_MS 5000
 #define DRAIN_POLL_MS 20
@@ -51,6 +52,7 @@ typedef struct daemon {
     uv_timer_t drain;
     uv_timer_t lag_probe;
     txlog *txlog; /* --txlog-postgres, or NULL */
+    sdnotify sd;  /* systemd Type=notify, when run by systemd */
     uv_timer_t txlog_role;
     uint64_t lag_last_ns;
     double lag_max;
@@ -187,6 +189,7 @@ static void daemon__on_signal(uv_signal_t *s, int signum)
         _exit(1);
     }
     LOG_INFO("shutting down", LF_S("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
+    sdnotify_stopping(&d->sd);
     net_server_stop_listening(d->server);
     d->api.stopping = true;
     replica_begin_shutdown(d->replica);
@@ -343,6 +346,7 @@ int main(int argc, char **argv)
         d.join = join_start_config(d.loop, &d.cfg);
         if (!d.join) return 2;
     }
+    sdnotify_ready(&d.sd, d.loop, "listening; /readyz tells when linearizable requests are served");
 
     uv_run(d.loop, UV_RUN_DEFAULT);
 
