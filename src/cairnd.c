@@ -5,6 +5,8 @@
  * in-flight requests finish (bounded), hand leadership away, close the
  * log. A second signal exits at once; the log is fsync'd per entry, so
  * that is as safe as a crash. */
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,8 @@
 #include "obs/metrics.h"
 #include "replica/join.h"
 #include "replica/replica.h"
+#include "replica/seed.h"
+#include "txlog/replay.h"
 #include "txlog/txlog.h"
 #include "util/config.h"
 #include "util/hash.h"
@@ -220,6 +224,24 @@ static void daemon__on_sighup(uv_signal_t *s, int signum)
     }
 }
 
+/* --restore-from-postgres: refuse a data dir that holds anything. */
+static int daemon__restore_target_empty(const char *dir, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return 0;
+        snprintf(err, errlen, "--restore-from-postgres: data dir %.300s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    if (n) snprintf(err, errlen, "--restore-from-postgres: data dir %.300s is not empty", dir);
+    return n ? -1 : 0;
+}
+
 static uint64_t daemon__random_seed(void)
 {
     uint64_t seed = 0;
@@ -258,6 +280,26 @@ int main(int argc, char **argv)
 
     kv_store_init(&d.store, daemon__random_seed());
     daemon__register_metrics(&d);
+    /* a restore reads and checks the whole table before anything is
+     * created: a refused table leaves no data dir behind */
+    static kv_store restored;
+    bool restoring = d.cfg.restore_from_postgres[0] != 0;
+    if (restoring) {
+        if (d.cfg.persistence == PERSISTENCE_DURABLE &&
+            daemon__restore_target_empty(d.cfg.data_dir, err, sizeof(err)) != 0) {
+            fprintf(stderr, "cairnd: %s\n", err);
+            return 2;
+        }
+        kv_store_init(&restored, daemon__random_seed());
+        txlog_replay_stats rs;
+        if (txlog_replay(d.cfg.restore_from_postgres, &restored, &rs, err, sizeof(err)) != 0) {
+            LOG_ERROR("cannot restore", LF_S("error", err));
+            return 1;
+        }
+        LOG_INFO("read the PostgreSQL transaction log", LF_I("events", rs.events),
+                 LF_I("last_revision", rs.last_revision),
+                 LF_I("keys", kv_keyspace_count(&restored.ks)));
+    }
     if (d.cfg.txlog_postgres[0]) {
         /* before the replica starts: replaying the log tail is recorded */
         d.txlog = txlog_new(d.cfg.txlog_postgres, d.cfg.txlog_buffer, err, sizeof(err));
@@ -279,6 +321,16 @@ int main(int argc, char **argv)
     if (replica_start(d.replica, err, sizeof(err)) != 0) {
         LOG_ERROR("cannot start", LF_S("error", err));
         return 1;
+    }
+    if (restoring) {
+        uint64_t written = 0;
+        if (replica_seed(d.loop, d.replica, &restored, 30, &written, err, sizeof(err)) != 0) {
+            LOG_ERROR("cannot restore", LF_S("error", err));
+            return 1;
+        }
+        kv_store_close(&restored);
+        LOG_INFO("restored from PostgreSQL", LF_I("keys", written),
+                 LF_I("revision", d.store.revision));
     }
 
     net_limits limits = {.max_clients = d.cfg.max_clients,

@@ -70,6 +70,8 @@ static const flag_def flags[] = {
      "unsent reply bytes per client before it is disconnected"},
     {"txlog-postgres", T_STR, OFF(txlog_postgres), SZ(txlog_postgres), NULL,
      "also append every committed write to a PostgreSQL table (libpq URL)"},
+    {"restore-from-postgres", T_STR, OFF(restore_from_postgres), SZ(restore_from_postgres), NULL,
+     "seed an empty data dir by replaying a --txlog-postgres table, then start"},
     {"txlog-buffer", T_BYTES, OFF(txlog_buffer), 0, NULL,
      "changes held in memory for --txlog-postgres while PostgreSQL is behind (k, m, g)"},
     {"insecure-allow-public", T_BOOL, OFF(insecure_allow_public), 0, NULL,
@@ -308,6 +310,20 @@ int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errle
     }
     if (c->install_snapshot_timeout < 0.1 || c->install_snapshot_timeout > 3600) {
         snprintf(err, errlen, "--install-snapshot-timeout: must be between 0.1 and 3600 seconds");
+        return -1;
+    }
+    if (c->restore_from_postgres[0] && (c->join[0] || strchr(c->initial_cluster, ','))) {
+        snprintf(err, errlen,
+                 "--restore-from-postgres seeds a new cluster of one: not with "
+                 "--join or a several-member --initial-cluster (grow it with --join "
+                 "afterwards)");
+        return -1;
+    }
+    if (c->restore_from_postgres[0] && strcmp(c->restore_from_postgres, c->txlog_postgres) == 0) {
+        snprintf(err, errlen,
+                 "--restore-from-postgres and --txlog-postgres name the same "
+                 "database: the restored cluster's revisions start again at 1, give "
+                 "its transaction log a database of its own");
         return -1;
     }
     if (c->txlog_buffer < 1024 * 1024) {

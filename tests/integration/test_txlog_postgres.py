@@ -198,3 +198,89 @@ def test_bad_url_is_refused_without_echoing_it(make_node):
     r = subprocess.run(n.argv(["--txlog-buffer", "10k"]), stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=10, text=True)
     assert r.returncode == 2 and "--txlog-buffer" in r.stderr
+
+
+# ---- --restore-from-postgres: the book's ReadEvents ----------------------
+
+def _fill(node):
+    r = redis.Redis(port=node.resp_port, socket_timeout=10)
+    for i in range(300):
+        r.set(f"k{i:03d}", f"v{i}")
+    r.mset({"m1": "a", "m2": b"\x00\xffbin"})
+    r.incrby("counter", 41)
+    r.incr("counter")
+    r.delete("k000", "k001")
+    r.rename("k002", "renamed")
+    r.set("ttl", "x", ex=600)
+    r.flushdb()  # everything above goes: replay must honour it
+    for i in range(200):
+        r.set(f"after{i:03d}", f"w{i}")
+    r.set("ttl", "y", ex=600)
+    r.set("gone-soon", "z", px=1)  # expired by the time of the restore
+    r.delete("after000")
+
+
+@pytest.mark.timeout_s(120)
+def test_restore_from_postgres_rebuilds_the_keyspace(make_node, pg):
+    src = make_node(extra_args=["--txlog-postgres", pg.url]).start()
+    _fill(src)
+    wait_shipped(src, pg)
+    want = keyspace(src)
+    assert len(want) == 200 and b"after000" not in want
+    time.sleep(0.01)
+    # a new node from the table alone; then a normal node with that data
+    dst = make_node(node_id=1, extra_args=["--restore-from-postgres", pg.url]).start(timeout=60)
+    assert keyspace(dst) == want
+    ttl = redis.Redis(port=dst.resp_port, socket_timeout=10).ttl("ttl")
+    assert 0 < ttl <= 600  # the absolute expiry came along
+    assert "restored from PostgreSQL" in dst.stderr_text()
+    # durable: it survives a restart without the flag
+    dst.stop()
+    dst.extra_args = []
+    dst.start()
+    assert keyspace(dst) == want
+
+
+def test_restore_into_memory_only_node(make_node, pg):
+    src = make_node(extra_args=["--txlog-postgres", pg.url]).start()
+    _fill(src)
+    wait_shipped(src, pg)
+    dst = make_node(persistence="none", extra_args=["--restore-from-postgres", pg.url]).start()
+    assert keyspace(dst) == keyspace(src)
+
+
+def test_restore_refuses_a_table_with_a_gap_and_writes_nothing(make_node, pg):
+    src = make_node(extra_args=["--txlog-postgres", pg.url]).start()
+    for i in range(20):
+        assert src.put(f"g{i}", "v").status_code == 201
+    wait_shipped(src, pg)
+    pg.sql("DELETE FROM cairn_txlog WHERE revision = 7")
+    dst = make_node(extra_args=["--restore-from-postgres", pg.url])
+    r = subprocess.run(dst.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=30)
+    assert r.returncode == 1, r.stderr
+    assert "gap" in r.stderr and "revision 8" in r.stderr, r.stderr
+    assert not dst.data_dir.exists()  # nothing written
+    # a data dir that holds anything is refused before PostgreSQL is asked
+    dst.data_dir.mkdir(parents=True)
+    (dst.data_dir / "something").write_text("x")
+    r = subprocess.run(dst.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and "not empty" in r.stderr, r.stderr
+
+
+def test_restore_refuses_what_it_cannot_do(make_node, pg):
+    n = make_node(extra_args=["--restore-from-postgres", pg.url, "--txlog-postgres", pg.url])
+    r = subprocess.run(n.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and "same" in r.stderr, r.stderr
+    n = make_node(extra_args=["--restore-from-postgres", pg.url, "--join", "http://127.0.0.1:1"])
+    r = subprocess.run(n.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and "cluster of one" in r.stderr, r.stderr
+    # no table at all
+    pg.sql("DROP TABLE IF EXISTS cairn_txlog")
+    n = make_node(extra_args=["--restore-from-postgres", pg.url])
+    r = subprocess.run(n.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=30)
+    assert r.returncode == 1 and "cairn_txlog" in r.stderr, r.stderr

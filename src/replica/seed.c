@@ -1,0 +1,89 @@
+#include "replica/seed.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "kv/keyspace.h"
+#include "util/clock.h"
+
+typedef struct seed_slot {
+    replica_req req;
+    struct seed_run *run;
+    bool busy;
+} seed_slot;
+
+typedef struct seed_run {
+    seed_slot slots[SEED_WINDOW];
+    unsigned inflight;
+    int failed; /* first failing replica status, 0 if none */
+    uint64_t written;
+} seed_run;
+
+static void seed__done(replica_req *req, int status)
+{
+    seed_slot *s = req->data;
+    s->busy = false;
+    s->run->inflight--;
+    if (status != REPLICA_OK || req->result.status != KV_OK) {
+        if (!s->run->failed) s->run->failed = status != REPLICA_OK ? status : REPLICA_ERR_INTERNAL;
+    } else {
+        s->run->written++;
+    }
+}
+
+static seed_slot *seed__free_slot(seed_run *run)
+{
+    for (unsigned i = 0; i < SEED_WINDOW; i++)
+        if (!run->slots[i].busy) return &run->slots[i];
+    return NULL;
+}
+
+int replica_seed(uv_loop_t *loop, replica *r, kv_store *from, double timeout_s, uint64_t *written,
+                 char *err, size_t errlen)
+{
+    int64_t deadline = clock_mono_ms() + (int64_t)(timeout_s * 1000);
+    replica_status_info st;
+    for (;;) {
+        replica_get_status(r, &st);
+        if (st.ready && (strcmp(st.role, "leader") == 0 || strcmp(st.role, "standalone") == 0))
+            break;
+        if (clock_mono_ms() > deadline) {
+            snprintf(err, errlen, "restore: this node did not become a ready leader in %.0f s (%s)",
+                     timeout_s, st.not_ready_reason ? st.not_ready_reason : st.role);
+            return -1;
+        }
+        uv_run(loop, UV_RUN_ONCE);
+    }
+    static seed_run run; /* one restore per process, before serving */
+    memset(&run, 0, sizeof(run));
+    for (unsigned i = 0; i < SEED_WINDOW; i++) {
+        replica_req_init(&run.slots[i].req, &run.slots[i], seed__done);
+        run.slots[i].run = &run;
+    }
+    int64_t now = replica_now_ms();
+    for (kv_entry *e = kv_keyspace_first(&from->ks); e && !run.failed; e = kv_keyspace_next(e)) {
+        if (kv_entry_expired(e, now)) continue;
+        seed_slot *s;
+        while (!(s = seed__free_slot(&run)) && !run.failed) uv_run(loop, UV_RUN_ONCE);
+        if (run.failed) break;
+        kv_slice a[2] = {{kv_entry_key(e), e->key_len}, {e->value, e->value_len}};
+        kv_command cmd = {.op = KV_OP_PUT, .nargs = 2, .args = a, .expire_ms = e->expire_ms};
+        s->busy = true;
+        run.inflight++;
+        int rv = replica_propose(r, &s->req, &cmd);
+        if (rv != REPLICA_OK) { /* not started: the callback will not come */
+            s->busy = false;
+            run.inflight--;
+            run.failed = rv;
+        }
+    }
+    while (run.inflight) uv_run(loop, UV_RUN_ONCE);
+    for (unsigned i = 0; i < SEED_WINDOW; i++) replica_req_close(&run.slots[i].req);
+    *written = run.written;
+    if (run.failed) {
+        snprintf(err, errlen, "restore: a write failed after %llu keys: %s",
+                 (unsigned long long)run.written, replica_status_text(run.failed));
+        return -1;
+    }
+    return 0;
+}

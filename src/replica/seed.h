@@ -1,0 +1,27 @@
+/* seed: write every live key of a keyspace into this node's store through
+ * Raft, before it serves clients: how a restore (--restore-from-postgres;
+ * later backups and RDB files) becomes an ordinary, replicated and
+ * durable history. Each key is one PUT (value and absolute expiry; keys
+ * already expired are left out), at most SEED_WINDOW in flight. The
+ * revisions are the new cluster's own, starting at 1.
+ *
+ * Runs the loop itself until done (the node is not listening yet): waits
+ * for this node to lead a cluster of one, then proposes. Loop thread. */
+#ifndef CAIRN_REPLICA_SEED_H
+#define CAIRN_REPLICA_SEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "kv/store.h"
+#include "replica/replica.h"
+
+#define SEED_WINDOW 256
+
+/* 0 with *written set, or -1 with err (no leader within timeout_s, or a
+ * write that failed). */
+int replica_seed(uv_loop_t *loop, replica *r, kv_store *from, double timeout_s, uint64_t *written,
+                 char *err, size_t errlen);
+
+#endif
