@@ -244,23 +244,76 @@ static const flag_def *config__find(const char *name, size_t len)
     return NULL;
 }
 
+/* The environment variable of a flag: CAIRN_ and the name in capitals. */
+static void config__env_name(const flag_def *f, char *env, size_t n)
+{
+    size_t k = (size_t)snprintf(env, n, "CAIRN_");
+    for (const char *p = f->name; *p && k + 1 < n; p++)
+        env[k++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    env[k] = '\0';
+}
+
+/* A flag's default, as it would be written on the command line. */
+static void config__default_text(const cairn_config *d, const flag_def *f, char *out, size_t n)
+{
+    const char *field = (const char *)d + f->offset;
+    switch (f->type) {
+    case T_POS_U64: /* 0 is not a value these take: the flag is unset */
+        if (*(const uint64_t *)field == 0) {
+            snprintf(out, n, "unset");
+            break;
+        }
+        /* fallthrough */
+    case T_U64:
+        snprintf(out, n, "%llu", (unsigned long long)*(const uint64_t *)field);
+        break;
+    case T_BYTES: {
+        uint64_t v = *(const uint64_t *)field;
+        if (v && v % (1024 * 1024) == 0)
+            snprintf(out, n, "%llum", (unsigned long long)(v / (1024 * 1024)));
+        else
+            snprintf(out, n, "%llu%s", (unsigned long long)v, v ? "" : " (no limit)");
+        break;
+    }
+    case T_SECONDS:
+        snprintf(out, n, "%g", *(const double *)field);
+        break;
+    case T_BOOL:
+        snprintf(out, n, "%s", *(const bool *)field ? "true" : "false");
+        break;
+    case T_ENUM:
+        snprintf(out, n, "%s", f->enums[*(const int *)field]);
+        break;
+    case T_ADDR_OFF:
+        snprintf(out, n, "%s", field[0] ? field : "off");
+        break;
+    default:
+        snprintf(out, n, "%s", field[0] ? field : "none");
+        break;
+    }
+}
+
 void config_usage(void)
 {
-    fprintf(stderr,
-            "usage: cairnd [--flag value]...\n\nflags (each also read from CAIRN_<NAME>):\n");
-    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
-        fprintf(stderr, "  --%-20s %s\n", flags[i].name, flags[i].help);
+    cairn_config d;
+    config_defaults(&d);
+    printf("usage: cairnd [--flag value]...\n\n"
+           "Every flag also reads its environment variable; the flag wins.\n\n");
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        char env[64], def[160];
+        config__env_name(&flags[i], env, sizeof(env));
+        config__default_text(&d, &flags[i], def, sizeof(def));
+        printf("  --%s VALUE\n      %s\n      [default %s, env %s]\n", flags[i].name, flags[i].help,
+               def, env);
+    }
 }
 
 int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errlen)
 {
     /* environment first, so that flags override it */
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-        char env[64] = "CAIRN_";
-        size_t k = strlen(env);
-        for (const char *p = flags[i].name; *p && k < sizeof(env) - 1; p++)
-            env[k++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
-        env[k] = '\0';
+        char env[64];
+        config__env_name(&flags[i], env, sizeof(env));
         const char *v = getenv(env);
         if (v && config__set(c, &flags[i], v, err, errlen) != 0) {
             size_t n = strlen(err);

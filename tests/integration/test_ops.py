@@ -213,6 +213,12 @@ def test_help_is_not_an_error(make_node):
     assert rc == 0, err[-1000:]
     out = (n.workdir / f"stdout.{n.runs}.log").read_text(errors="replace") + err
     assert "--data-dir" in out and "--listen-http" in out
+    # each flag with its default and its environment variable
+    assert re.search(r"--listen-http VALUE\n.*\n\s+\[default 127\.0\.0\.1:8080, env CAIRN_LISTEN_HTTP\]",
+                     out), out[:2000]
+    assert re.search(r"--install-snapshot-timeout VALUE\n.*\n\s+\[default 5, "
+                     r"env CAIRN_INSTALL_SNAPSHOT_TIMEOUT\]", out), out[:4000]
+    assert re.search(r"--persistence VALUE\n.*\n\s+\[default durable,", out)
 
 
 # ---------------------------------------------------------------------------
