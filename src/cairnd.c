@@ -118,6 +118,7 @@ static void daemon__txlog_role(uv_timer_t *t)
     replica_get_status(d->replica, &st);
     txlog_set_leader(d->txlog,
                      strcmp(st.role, "leader") == 0 || strcmp(st.role, "standalone") == 0);
+    txlog_tick(d->txlog, replica_now_ms());
 }
 
 static void daemon__register_metrics(daemon_t *d)
@@ -309,6 +310,7 @@ int main(int argc, char **argv)
         }
         d.store.on_change = txlog_on_change;
         d.store.on_change_ctx = d.txlog;
+        txlog_attach_store(d.txlog, &d.store);
         txlog_register_metrics(d.txlog);
     }
     if (replica_create(&d.replica, d.loop, &d.cfg, &d.store, err, sizeof(err)) != 0) {

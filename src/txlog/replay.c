@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define FETCH_ROWS 10000
+#define TXLOG_BASE_EVENT 4 /* txlog.c: a base begins */
 
 static uint64_t be64(const char *p)
 {
@@ -48,7 +49,9 @@ static int replay_row(PGresult *res, int i, kv_store *into, txlog_replay_stats *
     int kind = ((unsigned char)k[0] << 8) | (unsigned char)k[1];
     if (rev == st->last_revision && seq == *next_seq) {
         (*next_seq)++;
-    } else if (rev == st->last_revision + 1 && seq == 0) {
+    } else if (seq == 0 && (rev == st->last_revision + 1 ||
+                            (rev > st->last_revision && kind == TXLOG_BASE_EVENT))) {
+        /* a base may follow any earlier revision: it replaces them all */
         st->last_revision = rev;
         *next_seq = 1;
     } else {
@@ -68,7 +71,7 @@ static int replay_row(PGresult *res, int i, kv_store *into, txlog_replay_stats *
     } else if (kind == KV_CHANGE_DELETE && !PQgetisnull(res, i, 3)) {
         c.op = KV_OP_DEL;
         c.nargs = 1;
-    } else if (kind == KV_CHANGE_FLUSH) {
+    } else if (kind == KV_CHANGE_FLUSH || (kind == TXLOG_BASE_EVENT && seq == 0)) {
         c.op = KV_OP_FLUSH;
     } else {
         snprintf(err, errlen,

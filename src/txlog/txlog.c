@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "obs/log.h"
+#include "kv/keyspace.h"
 #include "obs/metrics.h"
 #include "util/alloc.h"
 #include "util/buf.h"
@@ -22,6 +23,20 @@
 /* every call to PostgreSQL has a deadline (SPEC: every outgoing call) */
 #define CONNECT_TIMEOUT_S "5"
 #define STATEMENT_TIMEOUT_MS 10000
+#define BASE_KEYS_PER_TICK 10000 /* keys copied per loop tick into a base */
+#define TXLOG_BASE 4             /* event type of a base's first row */
+
+/* A base: when PostgreSQL needs changes no node buffers any more (it was
+ * down too long, the txlog was enabled on a store that already had data,
+ * or this leader was restored from a snapshot), the leader copies its
+ * keyspace at revision R, a bounded number of keys per loop tick, and
+ * ships it as revision R: a first row of type 4 ("what came before is
+ * replaced by what follows") and one put per live key, then the changes
+ * after R from its buffer. The copy is fuzzy: a key copied late may hold
+ * a value of a revision after R; the changes after R, replayed after it,
+ * set every key to its final value anyway (they are whole values, never
+ * increments), so a replay ends where the store is. */
+enum { BASE_NONE, BASE_WANTED, BASE_COPYING, BASE_READY, BASE_SHIPPING };
 
 typedef struct txlog_event txlog_event;
 struct txlog_event {
@@ -53,6 +68,14 @@ struct txlog {
     uint64_t recorded;
     uint32_t next_seq;
     txlog_status st;
+    int base_state;
+    uint64_t base_rev;
+    txlog_event *base_head, *base_tail;
+    uint32_t base_n;
+
+    /* loop thread only */
+    kv_store *store;
+    buf base_cursor; /* last key copied */
 
     /* shipping thread only */
     PGconn *conn;
@@ -81,6 +104,81 @@ static void txlog__drop_through(txlog *t, uint64_t rev)
     while (t->head && t->head->revision <= rev) txlog__pop_head(t);
 }
 
+/* mu held */
+static void txlog__base_free(txlog *t, int next_state)
+{
+    while (t->base_head) {
+        txlog_event *e = t->base_head;
+        t->base_head = e->next;
+        free(e);
+    }
+    t->base_tail = NULL;
+    t->base_n = 0;
+    t->base_state = next_state;
+}
+
+/* mu held */
+static void txlog__base_push(txlog *t, uint8_t kind, const char *key, size_t klen,
+                             const char *value, size_t vlen, int64_t expire_ms, int64_t now_ms)
+{
+    txlog_event *e = xmalloc(sizeof(*e) + klen + vlen);
+    e->next = NULL;
+    e->revision = t->base_rev;
+    e->seq = t->base_n++;
+    e->kind = kind;
+    e->expire_ms = expire_ms;
+    e->commit_ms = now_ms;
+    e->key_len = (uint32_t)klen;
+    e->value_len = (uint32_t)vlen;
+    if (klen) memcpy(e->data, key, klen);
+    if (vlen) memcpy(e->data + klen, value, vlen);
+    if (t->base_tail)
+        t->base_tail->next = e;
+    else
+        t->base_head = e;
+    t->base_tail = e;
+}
+
+void txlog_attach_store(txlog *t, kv_store *store)
+{
+    t->store = store;
+}
+
+void txlog_tick(txlog *t, int64_t now_ms)
+{
+    if (!t->store) return;
+    pthread_mutex_lock(&t->mu);
+    if (t->base_state == BASE_WANTED) {
+        /* the changes up to here are replaced by the base; those after
+         * it follow in the buffer, which records every change from now */
+        t->base_rev = t->store->revision;
+        txlog__drop_through(t, t->base_rev);
+        t->base_n = 0;
+        txlog__base_push(t, TXLOG_BASE, NULL, 0, NULL, 0, 0, now_ms);
+        buf_reset(&t->base_cursor);
+        t->base_state = BASE_COPYING;
+        LOG_INFO("txlog: copying the keyspace as a base for PostgreSQL",
+                 LF_I("revision", t->base_rev), LF_I("keys", kv_keyspace_count(&t->store->ks)));
+    }
+    if (t->base_state == BASE_COPYING) {
+        kv_entry *e = t->base_cursor.len ? kv_keyspace_seek(&t->store->ks, t->base_cursor.data,
+                                                            t->base_cursor.len, true)
+                                         : kv_keyspace_first(&t->store->ks);
+        for (int n = 0; e && n < BASE_KEYS_PER_TICK; e = kv_keyspace_next(e), n++) {
+            if (kv_entry_expired(e, now_ms)) continue;
+            txlog__base_push(t, KV_CHANGE_PUT, kv_entry_key(e), e->key_len, e->value, e->value_len,
+                             e->expire_ms, now_ms);
+            buf_reset(&t->base_cursor);
+            buf_append(&t->base_cursor, kv_entry_key(e), e->key_len);
+        }
+        if (!e) {
+            t->base_state = BASE_READY;
+            pthread_cond_signal(&t->cond);
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
 void txlog_on_change(void *ctx, const kv_change *c)
 {
     txlog *t = ctx;
@@ -103,7 +201,12 @@ void txlog_on_change(void *ctx, const kv_change *c)
     } else {
         /* a revision skipped (a snapshot from the leader was installed):
          * what is buffered no longer joins up with what follows */
-        if (t->recorded && c->revision != t->recorded + 1) txlog__drop_through(t, UINT64_MAX);
+        if (t->recorded && c->revision != t->recorded + 1) {
+            txlog__drop_through(t, UINT64_MAX);
+            /* a base being copied no longer joins up either */
+            if (t->base_state == BASE_COPYING || t->base_state == BASE_READY)
+                txlog__base_free(t, BASE_NONE);
+        }
         e->seq = 0;
         t->next_seq = 1;
         t->recorded = c->revision;
@@ -132,6 +235,8 @@ void txlog_set_leader(txlog *t, bool leader)
     pthread_mutex_lock(&t->mu);
     if (leader != t->leader) {
         t->leader = leader;
+        /* a base is the leader's business; a new leader makes its own */
+        if (!leader && t->base_state != BASE_SHIPPING) txlog__base_free(t, BASE_NONE);
         pthread_cond_signal(&t->cond);
     }
     pthread_mutex_unlock(&t->mu);
@@ -165,6 +270,7 @@ TXLOG_METRIC(m_bytes, st.buffered_bytes)
 TXLOG_METRIC(m_events, st.shipped_events_total)
 TXLOG_METRIC(m_errors, st.errors_total)
 TXLOG_METRIC(m_dropped, st.dropped_events_total)
+TXLOG_METRIC(m_bases, st.bases_total)
 
 void txlog_register_metrics(txlog *t)
 {
@@ -184,6 +290,9 @@ void txlog_register_metrics(txlog *t)
                                 t);
     metrics_counter_fn_register("cairn_txlog_dropped_events_total",
                                 "Changes dropped from a full buffer", "", m_dropped, t);
+    metrics_counter_fn_register("cairn_txlog_bases_total",
+                                "Keyspace copies written to PostgreSQL to fill a gap", "", m_bases,
+                                t);
 }
 
 /* ---- the shipping thread ------------------------------------------------ */
@@ -262,7 +371,7 @@ static void copy_bytea(buf *b, const char *p, size_t n)
 static void copy_row(buf *b, const txlog_event *e)
 {
     buf_printf(b, "%" PRIu64 "\t%" PRIu32 "\t%u\t", e->revision, e->seq, (unsigned)e->kind);
-    if (e->kind == KV_CHANGE_FLUSH)
+    if (e->kind == KV_CHANGE_FLUSH || e->kind == TXLOG_BASE)
         buf_append(b, "\\N", 2);
     else
         copy_bytea(b, e->data, e->key_len);
@@ -284,6 +393,80 @@ enum { SHIP_MORE, SHIP_IDLE, SHIP_GAP, SHIP_ERROR };
  * comes after it, advance it. Another node shipping at the same moment (a
  * deposed leader that does not know it yet) waits on the row lock and then
  * sees the new progress: nothing is written twice. */
+static bool txlog__copy_in(txlog *t)
+{
+    PGresult *res = PQexec(t->conn, "COPY cairn_txlog (revision, seq, event_type, key, value, "
+                                    "expire_ms, commit_ms) FROM STDIN");
+    bool ok = PQresultStatus(res) == PGRES_COPY_IN;
+    PQclear(res);
+    return ok;
+}
+
+static bool txlog__copy_end(txlog *t)
+{
+    if (PQputCopyEnd(t->conn, NULL) != 1) return false;
+    PGresult *res = PQgetResult(t->conn);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    while ((res = PQgetResult(t->conn))) PQclear(res);
+    return ok;
+}
+
+/* The base, in the transaction that holds the progress row lock: all of
+ * it and the progress row at its revision, or nothing. Called with mu
+ * held; takes the base's rows out of the struct so that the loop never
+ * sees them while they are being sent. */
+static int txlog__ship_base(txlog *t)
+{
+    txlog_event *rows_head = t->base_head;
+    uint64_t base_rev = t->base_rev;
+    t->base_head = t->base_tail = NULL;
+    t->base_state = BASE_SHIPPING;
+    pthread_mutex_unlock(&t->mu);
+
+    bool ok = txlog__copy_in(t);
+    uint64_t rows = 0;
+    for (txlog_event *e = rows_head; ok && e; e = e->next) {
+        copy_row(&t->copy, e);
+        rows++;
+        if (t->copy.len >= BATCH_MAX_BYTES || !e->next) {
+            ok = PQputCopyData(t->conn, t->copy.data, (int)t->copy.len) == 1;
+            buf_reset(&t->copy);
+        }
+    }
+    ok = ok && txlog__copy_end(t);
+    char sql[128];
+    snprintf(sql, sizeof(sql),
+             "UPDATE cairn_txlog_progress SET revision = %" PRIu64
+             ", updated_at = now() WHERE id = 1",
+             base_rev);
+    ok = ok && txlog__exec(t, sql, PGRES_COMMAND_OK) && txlog__exec(t, "COMMIT", PGRES_COMMAND_OK);
+    while (rows_head) {
+        txlog_event *e = rows_head;
+        rows_head = e->next;
+        free(e);
+    }
+    if (!ok) {
+        pthread_mutex_lock(&t->mu);
+        t->base_state = BASE_NONE; /* made again when it is still needed */
+        pthread_mutex_unlock(&t->mu);
+        txlog__fail(t, "base");
+        return SHIP_ERROR;
+    }
+    pthread_mutex_lock(&t->mu);
+    LOG_INFO("txlog: base written to PostgreSQL", LF_I("revision", base_rev), LF_I("rows", rows));
+    t->st.shipped = base_rev;
+    t->st.shipped_events_total += rows;
+    t->st.batches_total++;
+    t->st.bases_total++;
+    t->st.gap = false;
+    txlog__drop_through(t, base_rev);
+    txlog__base_free(t, BASE_NONE);
+    bool more = t->recorded > t->st.shipped;
+    pthread_mutex_unlock(&t->mu);
+    return more ? SHIP_MORE : SHIP_IDLE;
+}
+
 static int txlog__ship_once(txlog *t)
 {
     if (!t->conn && !txlog__connect(t)) return SHIP_ERROR;
@@ -307,7 +490,14 @@ static int txlog__ship_once(txlog *t)
     t->st.shipped = progress;
     txlog__drop_through(t, progress); /* already in PostgreSQL */
     bool gap = t->head ? t->head->revision > progress + 1 : t->recorded > progress;
-    t->st.gap = gap;
+    if (gap && t->base_state == BASE_READY && t->base_rev > progress &&
+        (!t->head || t->head->revision == t->base_rev + 1)) {
+        return txlog__ship_base(t); /* unlocks */
+    }
+    if (gap && t->base_state == BASE_NONE) t->base_state = BASE_WANTED;
+    if (!gap && (t->base_state == BASE_READY || t->base_state == BASE_WANTED))
+        txlog__base_free(t, BASE_NONE);
+    t->st.gap = gap; /* until a base has filled it */
     for (txlog_event *e = gap ? NULL : t->head; e; e = e->next) {
         /* a batch ends on a revision boundary: the progress row names
          * revisions, never half of one */
@@ -323,18 +513,8 @@ static int txlog__ship_once(txlog *t)
         return gap ? SHIP_GAP : SHIP_IDLE;
     }
 
-    res = PQexec(t->conn, "COPY cairn_txlog (revision, seq, event_type, key, value, expire_ms, "
-                          "commit_ms) FROM STDIN");
-    bool ok = PQresultStatus(res) == PGRES_COPY_IN;
-    PQclear(res);
-    ok = ok && PQputCopyData(t->conn, t->copy.data, (int)t->copy.len) == 1 &&
-         PQputCopyEnd(t->conn, NULL) == 1;
-    if (ok) {
-        res = PQgetResult(t->conn);
-        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-        PQclear(res);
-        while ((res = PQgetResult(t->conn))) PQclear(res);
-    }
+    bool ok = txlog__copy_in(t) && PQputCopyData(t->conn, t->copy.data, (int)t->copy.len) == 1 &&
+              txlog__copy_end(t);
     if (!ok) {
         txlog__fail(t, "copy");
         return SHIP_ERROR;
@@ -402,10 +582,10 @@ static void *txlog__run(void *arg)
         }
         backoff = 0;
         if (rv == SHIP_GAP && !gap_logged) {
-            LOG_ERROR("txlog: PostgreSQL needs changes this node no longer buffers; shipping "
-                      "stopped (docs/operations.md)",
-                      LF_I("progress", t->st.shipped),
-                      LF_I("oldest_buffered", t->head ? t->head->revision : 0));
+            LOG_INFO("txlog: PostgreSQL needs changes this node no longer buffers; copying the "
+                     "keyspace as a base",
+                     LF_I("progress", t->st.shipped),
+                     LF_I("oldest_buffered", t->head ? t->head->revision : 0));
         }
         gap_logged = rv == SHIP_GAP;
         if (rv == SHIP_MORE) continue;
@@ -437,6 +617,7 @@ txlog *txlog_new(const char *url, size_t buffer_bytes, char *err, size_t errlen)
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cond, NULL);
     buf_init(&t->copy);
+    buf_init(&t->base_cursor);
     int rv = pthread_create(&t->thread, NULL, txlog__run, t);
     if (rv != 0) {
         snprintf(err, errlen, "--txlog-postgres: cannot start its thread: %s", strerror(rv));
@@ -458,7 +639,9 @@ void txlog_free(txlog *t)
         pthread_join(t->thread, NULL);
     }
     txlog__drop_through(t, UINT64_MAX);
+    txlog__base_free(t, BASE_NONE);
     buf_close(&t->copy);
+    buf_close(&t->base_cursor);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->mu);
     free(t->url);

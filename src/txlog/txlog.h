@@ -17,13 +17,14 @@
  * duplicates nor skips an event. The write path never waits for
  * PostgreSQL: recording is a memcpy under a mutex; when PostgreSQL is down
  * or slow the buffer grows up to its bound, then the oldest events are
- * dropped and, if PostgreSQL still needs them, the sink reports a gap and
- * stops shipping (filling a gap from a snapshot is not implemented yet;
- * docs/operations.md).
+ * dropped. When PostgreSQL needs changes that no longer are buffered, the
+ * leader fills the gap with a base: a copy of its keyspace written as one
+ * revision (txlog.c; docs/operations.md).
  *
  * Tables (created if missing):
  *   cairn_txlog(revision bigint, seq int, event_type smallint (1 put,
- *     2 delete, 3 flush), key bytea, value bytea, expire_ms bigint (NULL: no
+ *     2 delete, 3 flush, 4 base: what came before is replaced by the puts
+ *     of this revision), key bytea, value bytea, expire_ms bigint (NULL: no
  *     expiry), commit_ms bigint, PRIMARY KEY (revision, seq))
  *   cairn_txlog_progress(id = 1, revision bigint, updated_at timestamptz)
  * A revision is the primary key of a change; commands that change several
@@ -56,6 +57,7 @@ typedef struct txlog_status {
     uint64_t batches_total;
     uint64_t errors_total;
     uint64_t dropped_events_total; /* dropped from a full buffer */
+    uint64_t bases_total;          /* keyspace copies written to fill a gap */
     char last_error[256];
 } txlog_status;
 
@@ -66,6 +68,13 @@ txlog *txlog_new(const char *url, size_t buffer_bytes, char *err, size_t errlen)
 
 /* kv_store_change_fn: record one change (ctx is the txlog). */
 void txlog_on_change(void *ctx, const kv_change *c);
+
+/* The store whose keyspace a base copies (loop thread, before start). */
+void txlog_attach_store(txlog *t, kv_store *store);
+
+/* Loop thread, every ~100 ms: copies a bounded number of keys into a base
+ * while one is being made (see txlog.c). now_ms: the wall clock. */
+void txlog_tick(txlog *t, int64_t now_ms);
 
 /* Ship only while this node leads (or is a single node). */
 void txlog_set_leader(txlog *t, bool leader);

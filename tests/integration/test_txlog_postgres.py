@@ -6,6 +6,7 @@ What must hold: every committed change lands in cairn_txlog once, in
 revision order, with no gap; writes never wait for PostgreSQL (they go on
 while it is down, and it catches up when it is back); a new leader goes on
 from the progress row; replaying the table gives the store's keyspace."""
+import re
 import subprocess
 import threading
 import time
@@ -284,3 +285,55 @@ def test_restore_refuses_what_it_cannot_do(make_node, pg):
     r = subprocess.run(n.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        timeout=30)
     assert r.returncode == 1 and "cairn_txlog" in r.stderr, r.stderr
+
+
+# ---- filling a gap with a base ------------------------------------------
+
+def test_enabled_on_a_store_with_data_writes_a_base_first(make_node, pg):
+    # no transaction log yet; snapshots, so that a restart does not replay
+    # the whole history from the log (which would ship it all, no base)
+    snap = ["--snapshot-threshold", "100", "--snapshot-trailing", "10"]
+    node = make_node(extra_args=snap).start()
+    r = redis.Redis(port=node.resp_port, socket_timeout=10)
+    for i in range(500):
+        r.set(f"old{i:03d}", f"v{i}")
+    r.delete("old000")
+    r.set("ttl", "x", ex=600)
+    wait_until(lambda: node.status()["snapshots"] >= 3, 15, 0.05, "snapshots")
+    node.stop()
+    node.extra_args = snap + ["--txlog-postgres", pg.url]
+    node.start()
+    r = redis.Redis(port=node.resp_port, socket_timeout=10)
+    r.set("new", "after")
+    st = wait_shipped(node, pg)
+    assert st["txlog"]["bases"] == 1 and not st["txlog"]["gap"]
+    state, last = replay(pg)  # accepts the base, checks the rest
+    assert last == st["revision"]
+    assert as_listing(state) == keyspace(node)
+    assert state[b"ttl"][1] > 0  # expiries come along in the base
+    kinds = pg.sql("SELECT event_type, count(*) FROM cairn_txlog GROUP BY 1 ORDER BY 1")
+    assert ["4", "1"] in kinds  # one base marker
+    # and a restore from it equals the store
+    dst = make_node(node_id=1, extra_args=["--restore-from-postgres", pg.url]).start(timeout=60)
+    assert keyspace(dst) == keyspace(node)
+
+
+@pytest.mark.timeout_s(120)
+def test_outage_longer_than_the_buffer_is_filled_by_a_base(make_node, pg):
+    node = make_node(extra_args=["--txlog-postgres", pg.url, "--txlog-buffer", "1m"]).start()
+    assert node.put("first", "1").status_code == 201
+    wait_shipped(node, pg)
+    pg.stop()
+    s = requests.Session()
+    big = b"x" * 2000
+    for i in range(1500):  # ~3 MB of changes into a 1 MiB buffer
+        assert s.put(node.url(f"/v1/key/b{i % 700:03d}"), data=big + b"%d" % i).status_code == 201
+    metrics = node.request("GET", "/metrics").text
+    dropped = float(re.search(r"^cairn_txlog_dropped_events_total (\S+)$", metrics, re.M).group(1))
+    assert dropped > 0
+    pg.start()
+    st = wait_shipped(node, pg, timeout=30)
+    assert st["txlog"]["bases"] >= 1
+    state, last = replay(pg)
+    assert last == st["revision"]
+    assert as_listing(state) == keyspace(node)
