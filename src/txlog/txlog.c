@@ -490,9 +490,12 @@ static int txlog__ship_once(txlog *t)
     t->st.shipped = progress;
     txlog__drop_through(t, progress); /* already in PostgreSQL */
     bool gap = t->head ? t->head->revision > progress + 1 : t->recorded > progress;
-    if (gap && t->base_state == BASE_READY && t->base_rev > progress &&
-        (!t->head || t->head->revision == t->base_rev + 1)) {
-        return txlog__ship_base(t); /* unlocks */
+    if (gap && t->base_state == BASE_READY) {
+        if (t->base_rev > progress && (!t->head || t->head->revision == t->base_rev + 1))
+            return txlog__ship_base(t); /* unlocks */
+        /* the buffer lost changes after the base too (or PostgreSQL moved
+         * past it): copy again */
+        txlog__base_free(t, BASE_NONE);
     }
     if (gap && t->base_state == BASE_NONE) t->base_state = BASE_WANTED;
     if (!gap && (t->base_state == BASE_READY || t->base_state == BASE_WANTED))
