@@ -35,14 +35,13 @@ static void http__status_json(http_req *req)
     if (a->txlog) {
         txlog_status ts;
         txlog_get_status(a->txlog, &ts);
-        buf_printf(&b,
-                   ",\"txlog\":{\"shipping\":%s,\"connected\":%s,\"recorded\":%" PRIu64
-                   ",\"shipped\":%" PRIu64 ",\"lag\":%" PRIu64
-                   ",\"gap\":%s,\"buffered_events\":%" PRIu64 ",\"bases\":%" PRIu64
-                   ",\"last_error\":",
-                   ts.leader ? "true" : "false", ts.connected ? "true" : "false", ts.recorded,
-                   ts.shipped, ts.recorded > ts.shipped ? ts.recorded - ts.shipped : 0,
-                   ts.gap ? "true" : "false", ts.buffered_events, ts.bases_total);
+        buf_printf(
+            &b,
+            ",\"txlog\":{\"shipping\":%s,\"connected\":%s,\"recorded\":%" PRIu64
+            ",\"shipped\":%" PRIu64 ",\"lag\":%" PRIu64 ",\"gap\":%s,\"buffered_events\":%" PRIu64
+            ",\"bases\":%" PRIu64 ",\"last_error\":",
+            ts.leader ? "true" : "false", ts.connected ? "true" : "false", ts.recorded, ts.shipped,
+            ts.lag, ts.gap ? "true" : "false", ts.buffered_events, ts.bases_total);
         json_write_string(&b, ts.last_error, strlen(ts.last_error));
         buf_append_str(&b, "}");
     }

@@ -1025,7 +1025,7 @@ static bool replica__local_reads_ok(replica *r)
            replica__voters(&r->raft.configuration) == 1;
 }
 
-static int replica__read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
+int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
 {
     if (r->closing) return REPLICA_ERR_SHUTDOWN;
     if (min_revision > r->store->revision) {
@@ -1048,11 +1048,6 @@ static int replica__read(replica *r, replica_req *req, int consistency, uint64_t
     list_push(&r->barrier_next, op);
     replica__start_barrier(r);
     return REPLICA_OK;
-}
-
-int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
-{
-    return replica__read(r, req, consistency, min_revision);
 }
 
 int replica_read_index(replica *r, replica_req *req)

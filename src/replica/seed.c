@@ -1,9 +1,11 @@
 #include "replica/seed.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kv/keyspace.h"
+#include "util/alloc.h"
 #include "util/clock.h"
 
 typedef struct seed_slot {
@@ -54,35 +56,36 @@ int replica_seed(uv_loop_t *loop, replica *r, kv_store *from, double timeout_s, 
         }
         uv_run(loop, UV_RUN_ONCE);
     }
-    static seed_run run; /* one restore per process, before serving */
-    memset(&run, 0, sizeof(run));
+    seed_run *run = xcalloc(1, sizeof(*run));
     for (unsigned i = 0; i < SEED_WINDOW; i++) {
-        replica_req_init(&run.slots[i].req, &run.slots[i], seed__done);
-        run.slots[i].run = &run;
+        replica_req_init(&run->slots[i].req, &run->slots[i], seed__done);
+        run->slots[i].run = run;
     }
     int64_t now = replica_now_ms();
-    for (kv_entry *e = kv_keyspace_first(&from->ks); e && !run.failed; e = kv_keyspace_next(e)) {
+    for (kv_entry *e = kv_keyspace_first(&from->ks); e && !run->failed; e = kv_keyspace_next(e)) {
         if (kv_entry_expired(e, now)) continue;
         seed_slot *s;
-        while (!(s = seed__free_slot(&run)) && !run.failed) uv_run(loop, UV_RUN_ONCE);
-        if (run.failed) break;
+        while (!(s = seed__free_slot(run)) && !run->failed) uv_run(loop, UV_RUN_ONCE);
+        if (run->failed) break;
         kv_slice a[2] = {{kv_entry_key(e), e->key_len}, {e->value, e->value_len}};
         kv_command cmd = {.op = KV_OP_PUT, .nargs = 2, .args = a, .expire_ms = e->expire_ms};
         s->busy = true;
-        run.inflight++;
+        run->inflight++;
         int rv = replica_propose(r, &s->req, &cmd);
         if (rv != REPLICA_OK) { /* not started: the callback will not come */
             s->busy = false;
-            run.inflight--;
-            run.failed = rv;
+            run->inflight--;
+            run->failed = rv;
         }
     }
-    while (run.inflight) uv_run(loop, UV_RUN_ONCE);
-    for (unsigned i = 0; i < SEED_WINDOW; i++) replica_req_close(&run.slots[i].req);
-    *written = run.written;
-    if (run.failed) {
+    while (run->inflight) uv_run(loop, UV_RUN_ONCE);
+    for (unsigned i = 0; i < SEED_WINDOW; i++) replica_req_close(&run->slots[i].req);
+    *written = run->written;
+    int failed = run->failed;
+    free(run);
+    if (failed) {
         snprintf(err, errlen, "restore: a write failed after %llu keys: %s",
-                 (unsigned long long)run.written, replica_status_text(run.failed));
+                 (unsigned long long)*written, replica_status_text(failed));
         return -1;
     }
     return 0;

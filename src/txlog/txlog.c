@@ -117,21 +117,31 @@ static void txlog__base_free(txlog *t, int next_state)
     t->base_state = next_state;
 }
 
-/* mu held */
-static void txlog__base_push(txlog *t, uint8_t kind, const char *key, size_t klen,
-                             const char *value, size_t vlen, int64_t expire_ms, int64_t now_ms)
+/* A change as the buffer and a base hold it: one allocation, the key and
+ * value copied behind the header. seq is set by the caller. */
+static txlog_event *event_new(uint64_t revision, uint8_t kind, const char *key, size_t klen,
+                              const char *value, size_t vlen, int64_t expire_ms, int64_t commit_ms)
 {
     txlog_event *e = xmalloc(sizeof(*e) + klen + vlen);
     e->next = NULL;
-    e->revision = t->base_rev;
-    e->seq = t->base_n++;
+    e->revision = revision;
+    e->seq = 0;
     e->kind = kind;
     e->expire_ms = expire_ms;
-    e->commit_ms = now_ms;
+    e->commit_ms = commit_ms;
     e->key_len = (uint32_t)klen;
     e->value_len = (uint32_t)vlen;
     if (klen) memcpy(e->data, key, klen);
     if (vlen) memcpy(e->data + klen, value, vlen);
+    return e;
+}
+
+/* mu held */
+static void txlog__base_push(txlog *t, uint8_t kind, const char *key, size_t klen,
+                             const char *value, size_t vlen, int64_t expire_ms, int64_t now_ms)
+{
+    txlog_event *e = event_new(t->base_rev, kind, key, klen, value, vlen, expire_ms, now_ms);
+    e->seq = t->base_n++;
     if (t->base_tail)
         t->base_tail->next = e;
     else
@@ -184,16 +194,8 @@ void txlog_on_change(void *ctx, const kv_change *c)
     txlog *t = ctx;
     size_t klen = c->kind == KV_CHANGE_FLUSH ? 0 : c->key_len;
     size_t vlen = c->kind == KV_CHANGE_PUT ? c->value_len : 0;
-    txlog_event *e = xmalloc(sizeof(*e) + klen + vlen);
-    e->next = NULL;
-    e->revision = c->revision;
-    e->kind = (uint8_t)c->kind;
-    e->expire_ms = c->kind == KV_CHANGE_PUT ? c->expire_ms : 0;
-    e->commit_ms = c->now_ms;
-    e->key_len = (uint32_t)klen;
-    e->value_len = (uint32_t)vlen;
-    if (klen) memcpy(e->data, c->key, klen);
-    if (vlen) memcpy(e->data + klen, c->value, vlen);
+    txlog_event *e = event_new(c->revision, (uint8_t)c->kind, c->key, klen, c->value, vlen,
+                               c->kind == KV_CHANGE_PUT ? c->expire_ms : 0, c->now_ms);
 
     pthread_mutex_lock(&t->mu);
     if (c->revision == t->recorded) {
@@ -250,6 +252,7 @@ void txlog_get_status(txlog *t, txlog_status *st)
     st->recorded = t->recorded;
     st->buffered_events = t->n;
     st->buffered_bytes = t->bytes;
+    st->lag = st->recorded > st->shipped ? st->recorded - st->shipped : 0;
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -262,7 +265,7 @@ void txlog_get_status(txlog *t, txlog_status *st)
         txlog_get_status(c, &st);                                                                  \
         return (double)(expr);                                                                     \
     }
-TXLOG_METRIC(m_lag, st.recorded > st.shipped ? st.recorded - st.shipped : 0)
+TXLOG_METRIC(m_lag, st.lag)
 TXLOG_METRIC(m_shipped, st.shipped)
 TXLOG_METRIC(m_connected, st.connected)
 TXLOG_METRIC(m_gap, st.gap)

@@ -51,6 +51,7 @@ typedef struct txlog_status {
     bool gap;                 /* PostgreSQL needs changes no longer buffered */
     uint64_t recorded;        /* newest revision recorded */
     uint64_t shipped;         /* progress row as last read or written */
+    uint64_t lag;             /* recorded - shipped (0 if shipped is ahead) */
     uint64_t buffered_events; /* events held in memory */
     uint64_t buffered_bytes;
     uint64_t shipped_events_total;

@@ -34,20 +34,20 @@ typedef struct cairn_config {
     int log_level;
     int log_format;
     uint64_t max_clients;
-    double client_timeout;           /* seconds */
-    double idle_timeout;             /* seconds, 0 = never */
-    uint64_t snapshot_threshold;     /* log entries between snapshots */
-    uint64_t snapshot_trailing;      /* entries kept behind a snapshot */
-    double install_snapshot_timeout; /* seconds before a leader re-sends a snapshot */
-    char txlog_postgres[1024];       /* libpq connection string, or empty */
-    uint64_t txlog_buffer;           /* bytes of changes held for it */
+    double client_timeout;            /* seconds */
+    double idle_timeout;              /* seconds, 0 = never */
+    uint64_t snapshot_threshold;      /* log entries between snapshots */
+    uint64_t snapshot_trailing;       /* entries kept behind a snapshot */
+    double install_snapshot_timeout;  /* seconds before a leader re-sends a snapshot */
+    char txlog_postgres[1024];        /* libpq connection string, or empty */
+    uint64_t txlog_buffer;            /* bytes of changes held for it */
     char restore_from_postgres[1024]; /* replay this table into a new data dir */
-    uint64_t max_inflight;           /* proposals in flight before shedding */
-    double write_timeout;            /* seconds a write may wait for a quorum */
-    double read_wait_timeout;        /* seconds min_revision may wait */
-    double expiry_interval;          /* seconds between active expiry cycles */
-    uint64_t max_pending_output;     /* bytes of unsent replies per client */
-    bool insecure_allow_public;      /* serve non-loopback clients without users */
+    uint64_t max_inflight;            /* proposals in flight before shedding */
+    double write_timeout;             /* seconds a write may wait for a quorum */
+    double read_wait_timeout;         /* seconds min_revision may wait */
+    double expiry_interval;           /* seconds between active expiry cycles */
+    uint64_t max_pending_output;      /* bytes of unsent replies per client */
+    bool insecure_allow_public;       /* serve non-loopback clients without users */
     char tls_cert[1024];
     char tls_key[1024];
     char tls_client_ca[1024];

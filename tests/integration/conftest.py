@@ -115,6 +115,16 @@ def dir_digest(path):
     return h.hexdigest()
 
 
+def repo_script(name, timeout):
+    """Run one of scripts/ (package.sh, image.sh) from the checkout; return
+    the last line it printed on stdout (what it built), failing with the
+    tail of its stderr."""
+    r = subprocess.run([f"scripts/{name}"], cwd=REPO, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return r.stdout.strip().splitlines()[-1]
+
+
 def dir_listing(path):
     path = Path(path)
     if not path.exists():

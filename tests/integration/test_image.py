@@ -18,7 +18,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import REPO, free_ports, wait_until
+from conftest import REPO, free_ports, repo_script, wait_until
 
 if os.environ.get("CAIRN_SANITIZED"):
     pytest.skip("the image does not depend on the sanitizer build; the normal run covers it",
@@ -27,10 +27,7 @@ if os.environ.get("CAIRN_SANITIZED"):
 
 @pytest.fixture(scope="module")
 def image():
-    r = subprocess.run(["scripts/image.sh"], cwd=REPO, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-4000:]
-    return r.stdout.strip().splitlines()[-1]
+    return repo_script("image.sh", timeout=900)
 
 
 def _config(image):

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, repo_script
 
 if os.environ.get("CAIRN_SANITIZED"):
     pytest.skip("packaging does not depend on the sanitizer build; the normal run covers it",
@@ -20,11 +20,8 @@ if os.environ.get("CAIRN_SANITIZED"):
 
 @pytest.fixture(scope="module")
 def deb():
-    r = subprocess.run(["scripts/package.sh"], cwd=REPO, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=480)
-    assert r.returncode == 0, r.stderr[-4000:]
-    path = REPO / r.stdout.strip().splitlines()[-1]
-    assert path.is_file(), r.stdout
+    path = REPO / repo_script("package.sh", timeout=480)
+    assert path.is_file(), path
     return path
 
 
