@@ -25,6 +25,7 @@
 #include "replica/forward.h"
 #include "replica/lazyfree.h"
 #include "replica/logcheck.h"
+#include "replica/barrier_guard.h"
 #include "replica/snapshot_handoff.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -89,6 +90,8 @@ struct replica {
     /* raft_io seam: the transport's messages pass through the handoff,
      * which holds a leader's snapshot while libraft would ignore it */
     snapshot_handoff handoff;
+    /* and a log truncate and a snapshot write never overlap in libraft */
+    barrier_guard guard;
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
     bool raft_started;
     char raft_dir[1100];
@@ -1643,6 +1646,11 @@ static double g_snap_held(void *c)
     return (double)((replica *)c)->handoff.held_total;
 }
 
+static double g_io_held(void *c)
+{
+    return (double)((replica *)c)->guard.held_total;
+}
+
 static void replica__register_metrics(replica *r)
 {
     r->m_proposals_ok = metrics_counter_get("cairn_proposals_total", "Writes proposed, by outcome",
@@ -1682,6 +1690,10 @@ static void replica__register_metrics(replica *r)
                                 "Leader snapshots that arrived during a snapshot of our own and "
                                 "were held until it was done",
                                 "", g_snap_held, r);
+    metrics_counter_fn_register("cairn_raft_io_held_total",
+                                "Log writes held so that a log truncation and a snapshot write "
+                                "never overlap in libraft (0.15 loses the truncation)",
+                                "", g_io_held, r);
 }
 
 /* ---- lifecycle ------------------------------------------------------------- */
@@ -1844,6 +1856,7 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
      * longer ignored, so this only covers one lost on the wire */
     raft_set_install_snapshot_timeout(&r->raft, (unsigned)(cfg->install_snapshot_timeout * 1000));
     snapshot_handoff_init(&r->handoff, &r->raft, &r->io);
+    barrier_guard_install(&r->guard, &r->io, loop);
     r->io_start = r->io.start;
     r->io.start = replica__io_start;
 
@@ -1950,6 +1963,7 @@ static void replica__raft_closed(struct raft *raft)
         free(op);
     }
     snapshot_handoff_close(&r->handoff);
+    barrier_guard_close(&r->guard);
     raft_uv_close(&r->io);
     raft_uv_tcp_close(&r->transport);
     replica__drain_completions(r); /* what libraft failed while closing */
@@ -1977,6 +1991,7 @@ void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
         return;
     }
     if (r->durable) {
+        barrier_guard_close(&r->guard);
         raft_uv_close(&r->io);
         raft_uv_tcp_close(&r->transport);
     }
@@ -1988,6 +2003,7 @@ void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
 void replica_destroy(replica *r)
 {
     lazyfree_flush();
+    barrier_guard_forget(&r->guard);
     while (r->peer_gauges) {
         peer_gauge *p = r->peer_gauges;
         r->peer_gauges = p->next;
