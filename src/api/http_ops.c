@@ -32,6 +32,10 @@ static void http__status_json(http_req *req)
                (double)(net_now_ms() - a->start_ms) / 1000.0, CAIRN_VERSION_STRING,
                a->cfg->persistence == PERSISTENCE_NONE ? "none" : "durable",
                st.ready ? "true" : "false", st.snapshots_taken, st.inflight);
+    if (st.storage_errors) {
+        buf_printf(&b, ",\"storage_errors\":%" PRIu64 ",\"storage_error\":", st.storage_errors);
+        json_write_cstr(&b, st.storage_error);
+    }
     if (a->txlog) {
         txlog_status ts;
         txlog_get_status(a->txlog, &ts);

@@ -362,6 +362,10 @@ static void resp__replica_error(resp_req *req, int st)
     case REPLICA_ERR_INTERNAL:
         resp_write_error(&req->reply, "ERR internal error");
         break;
+    case REPLICA_ERR_STORAGE:
+        /* Redis answers MISCONF when it cannot write its AOF */
+        resp_write_errorf(&req->reply, "MISCONF %s", replica_status_text(st));
+        break;
     default:
         resp_write_errorf(&req->reply, "CLUSTERDOWN %s", replica_status_text(st));
         break;

@@ -95,6 +95,9 @@ struct replica {
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
     bool raft_started;
     char raft_dir[1100];
+    uint64_t storage_errors;          /* failed log writes */
+    uint64_t storage_error_logged_ns; /* last error line */
+    char storage_error[256];          /* libraft's message for the last one */
 
     uint64_t seq;
     op_list proposals;    /* in seq order; deadlines ascend */
@@ -256,6 +259,9 @@ const char *replica_status_text(int status)
         return "node is shutting down";
     case REPLICA_ERR_READ_TIMEOUT:
         return "revision not reached in time";
+    case REPLICA_ERR_STORAGE:
+        return "storage error: this node could not write its log (disk full or failing); "
+               "outcome unknown";
     default:
         return "internal error";
     }
@@ -605,6 +611,25 @@ static unsigned replica__voters(const struct raft_configuration *c)
     return n;
 }
 
+/* A log write failed (libraft reports RAFT_IOERR / RAFT_NOSPACE to every
+ * proposal the write carried). One error line per episode, naming what
+ * libraft could not write, then one a minute while it lasts. A full disk
+ * fails libraft's preallocation of the next segment; that is retried with
+ * the next write, so writes succeed again as soon as space is back. */
+static void replica__storage_error(replica *r)
+{
+    r->storage_errors++;
+    const char *why = raft_errmsg(&r->raft);
+    snprintf(r->storage_error, sizeof(r->storage_error), "%s", why && why[0] ? why : "I/O error");
+    uint64_t now = clock_mono_ns();
+    if (r->storage_error_logged_ns && now - r->storage_error_logged_ns < 60ULL * 1000000000ULL)
+        return;
+    r->storage_error_logged_ns = now;
+    LOG_ERROR("cannot write the raft log: writes through this node fail while this lasts",
+              LF_S("error", r->storage_error), LF_S("dir", r->raft_dir),
+              LF_I("failed_writes", r->storage_errors));
+}
+
 static void replica__proposal_done(struct raft_apply *a, int status, void *result)
 {
     replica_op *op = a->data;
@@ -632,6 +657,13 @@ static void replica__proposal_done(struct raft_apply *a, int status, void *resul
         break;
     case RAFT_SHUTDOWN:
         st = REPLICA_ERR_SHUTDOWN;
+        break;
+    case RAFT_IOERR:
+    case RAFT_NOSPACE:
+        /* our own log write failed; followers may still have it, so the
+         * outcome is unknown as after a lost leadership */
+        st = REPLICA_ERR_STORAGE;
+        replica__storage_error(r);
         break;
     default:
         st = REPLICA_ERR_INDETERMINATE;
@@ -1207,6 +1239,8 @@ void replica_get_status(replica *r, replica_status_info *info)
     info->id = r->id;
     info->inflight = r->inflight;
     info->snapshots_taken = r->snapshots_taken;
+    info->storage_errors = r->storage_errors;
+    info->storage_error = r->storage_error;
     if (!r->durable) {
         info->role = "standalone";
         info->ready = true;
@@ -1646,6 +1680,11 @@ static double g_snap_held(void *c)
     return (double)((replica *)c)->handoff.held_total;
 }
 
+static double g_storage_errors(void *c)
+{
+    return (double)((replica *)c)->storage_errors;
+}
+
 static double g_io_held(void *c)
 {
     return (double)((replica *)c)->guard.held_total;
@@ -1690,6 +1729,10 @@ static void replica__register_metrics(replica *r)
                                 "Leader snapshots that arrived during a snapshot of our own and "
                                 "were held until it was done",
                                 "", g_snap_held, r);
+    metrics_counter_fn_register("cairn_storage_errors_total",
+                                "Writes whose raft log write failed on this node (disk full or "
+                                "failing)",
+                                "", g_storage_errors, r);
     metrics_counter_fn_register("cairn_raft_io_held_total",
                                 "Log writes held so that a log truncation and a snapshot write "
                                 "never overlap in libraft (0.15 loses the truncation)",

@@ -40,6 +40,7 @@ typedef enum replica_status {
     REPLICA_ERR_INDETERMINATE, /* leadership lost: may or may not be applied (503) */
     REPLICA_ERR_SHUTDOWN,      /* the node is stopping (503) */
     REPLICA_ERR_READ_TIMEOUT,  /* min_revision not reached in time (504) */
+    REPLICA_ERR_STORAGE,       /* this node could not write its log: outcome unknown (503) */
     REPLICA_ERR_INTERNAL,      /* unexpected (500) */
 } replica_status;
 
@@ -110,6 +111,8 @@ typedef struct replica_status_info {
     uint64_t inflight;
     bool ready;
     const char *not_ready_reason;
+    uint64_t storage_errors;   /* log writes that failed (disk full, I/O error) */
+    const char *storage_error; /* the last one, as libraft said it; "" if none */
 } replica_status_info;
 
 void replica_get_status(replica *r, replica_status_info *info);

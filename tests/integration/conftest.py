@@ -486,9 +486,7 @@ class Cairnd:
         with _LIVE_LOCK:
             _LIVE.pop(self.proc.pid, None)
         self.returncodes.append(rc)
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        self.drop_session()
 
     def wait_exit(self, timeout):
         """Wait for the process to exit; return its code, or None on timeout."""
@@ -577,6 +575,12 @@ class Cairnd:
         return out
 
     # -- HTTP convenience (keep-alive session) -----------------------------
+    def drop_session(self):
+        """Close the keep-alive connection (it counts as a client)."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
     @property
     def session(self):
         if self._session is None:

@@ -682,8 +682,13 @@ def test_no_secrets_in_log(make_node, users):
                     == 200, "password change")
     users.path.write_text(users.text() + "broken line without hash\n" +
                           f"alice:{users.entries['alice'][2]}:rw:\n")
+    before = len(n.stderr_text())
     n.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+    # the reload's error line is what could leak: wait for it, then look
+    wait_until(lambda: [ln for ln in n.stderr_text()[before:].splitlines()
+                        if re.search(r"error|warn", ln, re.I)
+                        and ("users" in ln.lower() or str(users.path) in ln)],
+               10, 0.1, "the reload error for the bad users file")
     rc = n.stop()
     assert rc == 0
     log = n.all_stderr()

@@ -376,7 +376,7 @@ def _open_working(port, deadline):
 
 def test_max_clients(make_node):
     n = make_node(extra_args=["--max-clients", "5"]).start()
-    time.sleep(0.2)  # let the server notice the readiness probe's close
+    n.drop_session()  # _open_working waits for the server to free its slot
     deadline = time.monotonic() + 10
     conns = [_open_working(n.http_port, deadline) for _ in range(5)]
     try:

@@ -124,11 +124,16 @@ def test_http_refills_after_wait(make_node):
     time.sleep(1.2)  # 6 tokens at 5/s, capped at the burst of 5
     rs = burst(n, 6)
     assert [r.status for r in rs] == [404] * 5 + [429], [r.status for r in rs]
-    # a partial refill: ~2 tokens after 0.45 s
+    # a partial refill: ~2 tokens after 0.45 s (at least 2; the last of 4
+    # is refused unless the burst itself was slow enough to earn it)
     time.sleep(0.45)
+    t0 = time.monotonic()
     rs = burst(n, 4)
+    took = time.monotonic() - t0
     statuses = [r.status for r in rs]
-    assert statuses[0] == 404 and statuses[-1] == 429, statuses
+    assert statuses[:2] == [404, 404], statuses
+    if took < 0.25:
+        assert statuses[-1] == 429, (statuses, took)
 
 
 def test_burst_defaults_to_limit(make_node):

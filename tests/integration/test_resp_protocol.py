@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import kpath
+from conftest import kpath, wait_until
 from resp_helpers import (ConnectionClosed, Err, NullType, anynode, client, encode, info,  # noqa: F401
                           metric_value, metrics, raw)
 
@@ -376,14 +376,27 @@ def test_trickling_client_times_out(make_node):
         assert c.cmd("PING") == "PONG"
 
 
+def _client_slot(n):
+    """A connection the server accepted as a client, or None."""
+    c = raw(n)
+    try:
+        if c.cmd("PING") == "PONG":
+            return c
+    except (ConnectionClosed, OSError):
+        pass
+    c.close()
+    return None
+
+
 def test_max_clients(make_node):
     n = make_node(persistence="none", extra_args=["--max-clients", "3"]).start()
-    # the readiness probe of the harness may hold an HTTP connection briefly
-    time.sleep(0.2)
-    keep = [raw(n) for _ in range(3)]
+    # the harness's readiness probe may still hold a connection for a
+    # moment: wait for three accepted clients rather than sleep
+    n.drop_session()
+    keep = []
     try:
-        for c in keep:
-            assert c.cmd("PING") == "PONG"
+        for _ in range(3):
+            keep.append(wait_until(lambda: _client_slot(n), 10, what="a free client slot"))
         extra = raw(n)
         closed, got = extra.wait_closed(10)
         assert closed and got == b"-ERR max number of clients reached\r\n"

@@ -143,13 +143,16 @@ class Cluster:
             self.sessions.pop(i, None)
             return None
 
-    def leader(self, timeout=10.0):
+    def leader(self, timeout=10.0, exclude=()):
         """Id of the current leader (a node that says it leads, in the
-        highest term among those answering), waiting up to timeout; None."""
+        highest term among those answering; nodes in `exclude` are not
+        asked), waiting up to timeout; None."""
         deadline = time.monotonic() + timeout
         while True:
             best = None
             for i in self.node_ids():
+                if i in exclude:
+                    continue
                 st = self.status(i, timeout=1.5)
                 if st and st.get("role") == "leader":
                     if best is None or st.get("term", 0) > best[1]:

@@ -186,10 +186,18 @@ class Nemesis:
             time.sleep(step["gap"])
 
     # -- faults -----------------------------------------------------------------------
+    def _note_leader_while_out(self, step, target):
+        """For a fault on the leader: which node the others follow now (a
+        run asserts that it is a new one, i.e. that the fault did what it is
+        meant to do)."""
+        if step["kind"].endswith("-leader"):
+            self.event(step, "info", leader_during=self.c.leader(1.5, exclude=(target,)))
+
     def _kill(self, step, target):
         self.event(step, "start", node=target, action="kill -9")
         self.c.kill9(target)
         time.sleep(step["duration"])
+        self._note_leader_while_out(step, target)
         self.c.restart(target, wait=False)
         self.event(step, "heal", node=target, action="restart")
 
@@ -203,6 +211,7 @@ class Nemesis:
         self.event(step, "start", node=target, action="SIGSTOP")
         self.c.pause(target)
         time.sleep(step["duration"])
+        self._note_leader_while_out(step, target)
         self.c.resume(target)
         self.event(step, "heal", node=target, action="SIGCONT")
 
@@ -217,6 +226,7 @@ class Nemesis:
         self.event(step, "start", node=target, mode=mode, links=links)
         self.c.proxy.call(cmd="set", links=links, mode=mode)
         time.sleep(step["duration"])
+        self._note_leader_while_out(step, target)
         self.c.proxy.call(cmd="heal")
         self.event(step, "heal", node=target)
 

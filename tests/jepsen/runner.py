@@ -58,6 +58,24 @@ class RunResult:
     def valid(self):
         return self.verdict == "valid"
 
+    def leader_faults(self):
+        """(step, kind, node taken out, leader the others followed meanwhile)
+        for every fault aimed at the leader that found one."""
+        out, picked = {}, set()
+        for e in self.events:
+            if not e["kind"].endswith("-leader"):
+                continue
+            if e["phase"] == "info" and "note" in e:
+                picked.add(e["step"])  # no leader was found: a random node was taken
+            elif e["phase"] == "start":
+                out[e["step"]] = [e["step"], e["kind"], e.get("node"), None]
+            elif e["phase"] == "info" and "leader_during" in e and e["step"] in out:
+                out[e["step"]][3] = e["leader_during"]
+        return [tuple(v) for s, v in out.items() if s not in picked]
+
+    def ok_count(self, f):
+        return sum(1 for o in self.history if o["f"] == f and o["outcome"] == "ok")
+
     def summary(self):
         lines = [f"seed {self.seed}: verdict {self.verdict.upper()}"]
         n = len(self.history)
@@ -71,6 +89,10 @@ class RunResult:
         if self.lin is not None:
             lines.append(f"linearizability: {self.lin.summary()}")
         lines.append(f"lost acknowledged writes: {len(self.lost)}")
+        lf = self.leader_faults()
+        if lf:
+            moved = sum(1 for _s, _k, node, during in lf if during not in (None, node))
+            lines.append(f"leader faults: {len(lf)}, a new leader elected during {moved}")
         if self.convergence:
             lines.append(f"convergence: {self.convergence.get('verdict')} "
                          f"({self.convergence.get('keys', '?')} keys, digest "
