@@ -32,6 +32,9 @@ static void http__status_json(http_req *req)
                (double)(net_now_ms() - a->start_ms) / 1000.0, CAIRN_VERSION_STRING,
                a->cfg->persistence == PERSISTENCE_NONE ? "none" : "durable",
                st.ready ? "true" : "false", st.snapshots_taken, st.inflight);
+    if (st.disk_free_bytes != UINT64_MAX && a->cfg->persistence != PERSISTENCE_NONE)
+        buf_printf(&b, ",\"disk_free_bytes\":%" PRIu64 ",\"disk_low\":%s", st.disk_free_bytes,
+                   st.disk_low ? "true" : "false");
     if (st.storage_errors) {
         buf_printf(&b, ",\"storage_errors\":%" PRIu64 ",\"storage_error\":", st.storage_errors);
         json_write_cstr(&b, st.storage_error);

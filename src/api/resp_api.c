@@ -363,6 +363,7 @@ static void resp__replica_error(resp_req *req, int st)
         resp_write_error(&req->reply, "ERR internal error");
         break;
     case REPLICA_ERR_STORAGE:
+    case REPLICA_ERR_NOSPACE:
         /* Redis answers MISCONF when it cannot write its AOF */
         resp_write_errorf(&req->reply, "MISCONF %s", replica_status_text(st));
         break;

@@ -26,6 +26,7 @@
 #include "replica/lazyfree.h"
 #include "replica/logcheck.h"
 #include "replica/barrier_guard.h"
+#include "replica/disk_guard.h"
 #include "replica/snapshot_handoff.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -95,6 +96,7 @@ struct replica {
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
     bool raft_started;
     char raft_dir[1100];
+    disk_guard disk;                  /* refuses writes before the disk is full */
     uint64_t storage_errors;          /* failed log writes */
     uint64_t storage_error_logged_ns; /* last error line */
     char storage_error[256];          /* libraft's message for the last one */
@@ -262,6 +264,9 @@ const char *replica_status_text(int status)
     case REPLICA_ERR_STORAGE:
         return "storage error: this node could not write its log (disk full or failing); "
                "outcome unknown";
+    case REPLICA_ERR_NOSPACE:
+        return "disk almost full: writes refused until space is freed (not applied; deletes "
+               "still work)";
     default:
         return "internal error";
     }
@@ -726,6 +731,7 @@ static int replica__propose(replica *r, replica_req *req, kv_command *cmd, bool 
         cmd->seq = ++r->seq;
         return replica__forward(r, req, OP_FORWARD_WRITE, cmd, r->cfg->write_timeout);
     }
+    if (disk_guard_refuses(&r->disk, cmd->op)) return REPLICA_ERR_NOSPACE;
     replica_op *op = op_new(r, req, OP_PROPOSE, r->cfg->write_timeout);
     int rv = replica__submit(r, op, cmd);
     if (rv != REPLICA_OK) {
@@ -1219,6 +1225,7 @@ static void replica__tick(uv_timer_t *t)
     replica *r = t->data;
     if (r->closing) return;
     if (r->durable) {
+        disk_guard_poll(&r->disk, clock_mono_ns());
         replica__check_leadership(r);
         replica__expire_deadlines(r);
         replica__forward_tick(r);
@@ -1241,6 +1248,8 @@ void replica_get_status(replica *r, replica_status_info *info)
     info->snapshots_taken = r->snapshots_taken;
     info->storage_errors = r->storage_errors;
     info->storage_error = r->storage_error;
+    info->disk_free_bytes = r->disk.free_bytes;
+    info->disk_low = r->disk.low;
     if (!r->durable) {
         info->role = "standalone";
         info->ready = true;
@@ -1680,6 +1689,18 @@ static double g_snap_held(void *c)
     return (double)((replica *)c)->handoff.held_total;
 }
 
+static double g_disk_free(void *c)
+{
+    const replica *r = c;
+    uint64_t f = r->disk.free_bytes;
+    return !r->durable || f == UINT64_MAX ? -1.0 : (double)f;
+}
+
+static double g_disk_refused(void *c)
+{
+    return (double)((replica *)c)->disk.refused;
+}
+
 static double g_storage_errors(void *c)
 {
     return (double)((replica *)c)->storage_errors;
@@ -1729,6 +1750,12 @@ static void replica__register_metrics(replica *r)
                                 "Leader snapshots that arrived during a snapshot of our own and "
                                 "were held until it was done",
                                 "", g_snap_held, r);
+    metrics_gauge_register("cairn_disk_free_bytes",
+                           "Free space on the data dir's file system (-1: not measured)", "",
+                           g_disk_free, r);
+    metrics_counter_fn_register("cairn_disk_full_refused_total",
+                                "Writes refused because the disk is almost full (--min-free-disk)",
+                                "", g_disk_refused, r);
     metrics_counter_fn_register("cairn_storage_errors_total",
                                 "Writes whose raft log write failed on this node (disk full or "
                                 "failing)",
@@ -1900,6 +1927,8 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
     raft_set_install_snapshot_timeout(&r->raft, (unsigned)(cfg->install_snapshot_timeout * 1000));
     snapshot_handoff_init(&r->handoff, &r->raft, &r->io);
     barrier_guard_install(&r->guard, &r->io, loop);
+    disk_guard_init(&r->disk, cfg->min_free_disk, r->raft_dir);
+    disk_guard_poll(&r->disk, clock_mono_ns());
     r->io_start = r->io.start;
     r->io.start = replica__io_start;
 

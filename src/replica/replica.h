@@ -41,6 +41,7 @@ typedef enum replica_status {
     REPLICA_ERR_SHUTDOWN,      /* the node is stopping (503) */
     REPLICA_ERR_READ_TIMEOUT,  /* min_revision not reached in time (504) */
     REPLICA_ERR_STORAGE,       /* this node could not write its log: outcome unknown (503) */
+    REPLICA_ERR_NOSPACE,       /* refused: the leader's disk is almost full (503) */
     REPLICA_ERR_INTERNAL,      /* unexpected (500) */
 } replica_status;
 
@@ -113,6 +114,8 @@ typedef struct replica_status_info {
     const char *not_ready_reason;
     uint64_t storage_errors;   /* log writes that failed (disk full, I/O error) */
     const char *storage_error; /* the last one, as libraft said it; "" if none */
+    uint64_t disk_free_bytes;  /* free space under the data dir (UINT64_MAX: not measured) */
+    bool disk_low;             /* below --min-free-disk: writes refused */
 } replica_status_info;
 
 void replica_get_status(replica *r, replica_status_info *info);

@@ -72,6 +72,9 @@ static const flag_def flags[] = {
      "also append every committed write to a PostgreSQL table (libpq URL)"},
     {"restore-from-postgres", T_STR, OFF(restore_from_postgres), SZ(restore_from_postgres), NULL,
      "seed an empty data dir by replaying a --txlog-postgres table, then start"},
+    {"min-free-disk", T_BYTES, OFF(min_free_disk), 0, NULL,
+     "refuse writes (not deletes) while the data dir's file system has less free space; "
+     "0 = never (libraft 0.15 may crash when a log write fails)"},
     {"txlog-buffer", T_BYTES, OFF(txlog_buffer), 0, NULL,
      "changes held in memory for --txlog-postgres while PostgreSQL is behind (k, m, g)"},
     {"insecure-allow-public", T_BOOL, OFF(insecure_allow_public), 0, NULL,
@@ -110,6 +113,9 @@ void config_defaults(cairn_config *c)
     c->snapshot_trailing = 8192;
     c->install_snapshot_timeout = 5;
     c->txlog_buffer = 64 * 1024 * 1024;
+    /* libraft preallocates the log in 8 MiB segments and keeps spares;
+     * snapshots need room too */
+    c->min_free_disk = 64 * 1024 * 1024;
     c->max_inflight = 10000;
     c->write_timeout = 5;
     c->read_wait_timeout = 5;

@@ -41,6 +41,7 @@ typedef struct cairn_config {
     double install_snapshot_timeout;  /* seconds before a leader re-sends a snapshot */
     char txlog_postgres[1024];        /* libpq connection string, or empty */
     uint64_t txlog_buffer;            /* bytes of changes held for it */
+    uint64_t min_free_disk;           /* writes refused below this free space; 0 = never */
     char restore_from_postgres[1024]; /* replay this table into a new data dir */
     uint64_t max_inflight;            /* proposals in flight before shedding */
     double write_timeout;             /* seconds a write may wait for a quorum */
