@@ -157,7 +157,10 @@ static void net__on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
             metrics_counter_add(c->srv->m_tls_failed, 1);
             LOG_DEBUG("closing TLS connection", LF_I("conn", c->id), LF_S("peer", c->peer),
                       LF_S("error", err));
-            net_conn_close(c);
+            /* send the alert that says why (e.g. protocol_version to a TLS
+             * 1.1 client) before closing */
+            net_conn_close_after_write(c);
+            net_conn_flush(c);
             return;
         }
         if (buf_unread_len(&c->out)) net_conn_flush(c);

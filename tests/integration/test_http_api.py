@@ -978,6 +978,9 @@ def test_pipelined_large_request_bodies(node):
         statuses = [c.read_response("PUT", timeout=60).status for _ in range(count)]
         sender.join(30)
     assert all(s in (201, 503) for s in statuses), statuses
+    # shedding some under load is allowed, storing (next to) none is not:
+    # 40 of 40 are stored on an idle machine
+    assert statuses.count(201) >= count // 2, statuses
     for i in (0, count // 2, count - 1):
         r = node.get(f"lb{i}")
         if statuses[i] == 201:

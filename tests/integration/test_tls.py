@@ -1,12 +1,12 @@
 """TLS on the client ports (issue 7): HTTP and RESP over TLS 1.2+, plain text
 refused, mutual TLS, certificate reload on SIGHUP without dropping
 connections. Certificates are made per test with the openssl CLI."""
+import re
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import time
 import warnings
 
 import pytest
@@ -92,6 +92,23 @@ def test_tls_version_at_least_1_2(make_node, certs):
         with socket.create_connection(("127.0.0.1", n.http_port), timeout=3) as sock:
             with ctx.wrap_socket(sock, server_hostname="127.0.0.1"):
                 pass
+    # That could be this machine's client refusing TLS 1.1 by itself. Show
+    # that the server refuses it: a client that offers only TLS 1.1 (at
+    # security level 0, which allows it) sends its hello (no local "no
+    # protocols available") and gets the server's protocol_version alert.
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{n.http_port}", "-tls1_1",
+                        "-cipher", "DEFAULT:@SECLEVEL=0", "-CAfile", str(certs / "ca.pem")],
+                       input="", capture_output=True, text=True, timeout=20)
+    out = r.stdout + r.stderr
+    assert "no protocols available" not in out, out
+    assert re.search(r"SSL handshake has read \d+ bytes and written [1-9]\d* bytes", out), out
+    assert "Cipher is (NONE)" in out, out
+    assert "alert protocol version" in out, out
+    # and the same client offering TLS 1.2 gets in
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{n.http_port}", "-tls1_2",
+                        "-CAfile", str(certs / "ca.pem")],
+                       input="", capture_output=True, text=True, timeout=20)
+    assert "Protocol  : TLSv1.2" in r.stdout or "New, TLSv1.2" in r.stdout, r.stdout + r.stderr
 
 
 def curl(*args):
