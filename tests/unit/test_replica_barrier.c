@@ -6,7 +6,8 @@
  * leader). Debian's GCC 12.2 at -O3 compiled the old one-op-at-a-time
  * splice of that branch into a loop that never ended: the node spun at 100%
  * CPU and never served again after a leader pause. This test drives the
- * real replica__barrier_done (replica.c is compiled into it) and is built
+ * real replica__barrier_done (op.c and read.c are compiled into it, so the
+ * list code is inlined into it as the old single file allowed) and is built
  * twice, at -O2 and at -O3 (CMakeLists.txt), with assertions on: a
  * miscompiled splice hangs and the ctest timeout (and the alarm below)
  * fails it.
@@ -25,7 +26,8 @@
 
 #include <cmocka.h>
 
-#include "replica/replica.c"
+#include "replica/op.c"
+#include "replica/read.c"
 
 typedef struct {
     uv_loop_t loop;
@@ -69,7 +71,7 @@ static int teardown(void **state)
         while (lists[i]->head) {
             replica_op *op = lists[i]->head;
             if (op->req) op->req->op = NULL;
-            op_free(op);
+            replica_op_free(op);
         }
     uv_timer_stop(&r->kick);
     uv_close((uv_handle_t *)&r->kick, NULL);
@@ -86,9 +88,9 @@ static void queue_reads(fixture *f, int n_now, int n_next)
 {
     replica *r = f->r;
     for (int i = 0; i < n_now + n_next; i++) {
-        replica_op *op = op_new(r, &f->reqs[i], OP_READ_BARRIER, 5);
-        list_push(&r->barrier_next, op);
-        if (i == n_now - 1) list_move_all(&r->barrier_now, &r->barrier_next);
+        replica_op *op = replica_op_new(r, &f->reqs[i], OP_READ_BARRIER, 5);
+        op_list_push(&r->barrier_next, op);
+        if (i == n_now - 1) op_list_move_all(&r->barrier_now, &r->barrier_next);
     }
     r->barrier_inflight = n_now > 0;
 }
@@ -171,26 +173,26 @@ static void test_move_all_into_nonempty_and_empty(void **state)
     fixture *f = *state;
     replica *r = f->r;
     op_list a = {0}, b = {0};
-    for (int i = 0; i < 4; i++) list_push(i < 2 ? &a : &b, op_new(r, &f->reqs[i], 0, 5));
-    list_move_all(&a, &b);
+    for (int i = 0; i < 4; i++) op_list_push(i < 2 ? &a : &b, replica_op_new(r, &f->reqs[i], 0, 5));
+    op_list_move_all(&a, &b);
     static const int all[] = {0, 1, 2, 3};
     assert_list_is(&a, f, all, 4);
     assert_list_is(&b, f, NULL, 0);
-    list_move_all(&a, &b); /* from an empty list: nothing changes */
+    op_list_move_all(&a, &b); /* from an empty list: nothing changes */
     assert_list_is(&a, f, all, 4);
-    list_move_all(&b, &a); /* into an empty list */
+    op_list_move_all(&b, &a); /* into an empty list */
     assert_list_is(&b, f, all, 4);
     assert_list_is(&a, f, NULL, 0);
     replica_op *mid = b.head->next;
-    list_remove(mid); /* from the middle */
+    op_list_remove(mid); /* from the middle */
     mid->req->op = NULL;
-    op_free(mid);
+    replica_op_free(mid);
     static const int rest[] = {0, 2, 3};
     assert_list_is(&b, f, rest, 3);
     while (b.head) {
         replica_op *op = b.head;
         op->req->op = NULL;
-        op_free(op);
+        replica_op_free(op);
     }
 }
 
@@ -213,7 +215,7 @@ static void leader_at(replica *r, uint64_t term, uint64_t commit, bool ready)
 /* What replica__start_barrier does once the earlier barrier is done. */
 static void next_barrier_starts(replica *r)
 {
-    list_move_all(&r->barrier_now, &r->barrier_next);
+    op_list_move_all(&r->barrier_now, &r->barrier_next);
     r->barrier_inflight = true;
 }
 

@@ -1,0 +1,461 @@
+/* One Raft group: create (data dir, transport, libraft, the raft_io
+ * seam's guards), start, the periodic tick, status, step-down, close. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "net/tls.h"
+#include "obs/log.h"
+#include "replica/datadir.h"
+#include "replica/lazyfree.h"
+#include "replica/logcheck.h"
+#include "replica/replica_internal.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/hash.h"
+
+#define TICK_MS 10
+
+/* ---- periodic work ------------------------------------------------------- */
+
+static void replica__expire_deadlines(replica *r)
+{
+    int64_t now = clock_mono_ms();
+    /* lists are in deadline order: stop at the first op still in time */
+    for (replica_op *op = r->proposals.head; op && op->deadline_ms <= now; op = op->next)
+        if (op->req)
+            replica_op_finish(op, REPLICA_ERR_TIMEOUT); /* stays listed until libraft answers */
+    while (r->rev_waiters.head && r->rev_waiters.head->deadline_ms <= now)
+        replica_op_finish_now(r->rev_waiters.head, REPLICA_ERR_READ_TIMEOUT);
+    while (r->barrier_next.head && r->barrier_next.head->deadline_ms <= now)
+        replica_op_finish_now(r->barrier_next.head, REPLICA_ERR_TIMEOUT);
+    for (replica_op *op = r->barrier_now.head; op;) {
+        replica_op *next = op->next;
+        if (op->deadline_ms <= now) replica_op_finish_now(op, REPLICA_ERR_TIMEOUT);
+        op = next;
+    }
+}
+
+static void replica__check_leadership(replica *r)
+{
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &leader, &addr);
+    if (leader != r->last_leader_seen) {
+        if (leader) {
+            r->leader_changes++;
+            LOG_INFO("leader changed", LF_I("leader", leader), LF_I("term", r->raft.current_term));
+        }
+        r->last_leader_seen = leader;
+    }
+    if (raft_state(&r->raft) != RAFT_LEADER) {
+        r->leader_ready = false;
+        return;
+    }
+    if (r->leader_ready && r->leader_ready_term == r->raft.current_term) return;
+    if (r->noop_inflight) return;
+    replica_op *op = replica_op_new(r, NULL, OP_PROPOSE, 3600);
+    op->internal_noop = true;
+    kv_command cmd = {.op = KV_OP_NOOP, .now_ms = replica_now_ms()};
+    uint64_t term = r->raft.current_term;
+    if (replica__submit(r, op, &cmd) != REPLICA_OK) {
+        free(op);
+        return;
+    }
+    op->term = term;
+    r->noop_inflight = true;
+}
+
+static void replica__tick(uv_timer_t *t)
+{
+    replica *r = t->data;
+    if (r->closing) return;
+    if (r->durable) {
+        disk_guard_poll(&r->disk, clock_mono_ns());
+        replica__check_leadership(r);
+        replica__expire_deadlines(r);
+        replica__forward_tick(r);
+        replica__register_member(r);
+        replica__register_peer_metrics(r);
+        snapshot_handoff_poll(&r->handoff);
+    }
+    replica__expiry_cycle(r);
+    /* keep incremental rehashing moving when there are no writes */
+    kv_keyspace_rehash_step(&r->store->ks, 100);
+}
+
+/* ---- status ---------------------------------------------------------------- */
+
+void replica_get_status(replica *r, replica_status_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->id = r->id;
+    info->inflight = r->inflight;
+    info->snapshots_taken = r->snapshots_taken;
+    info->storage_errors = r->storage_errors;
+    info->storage_error = r->storage_error;
+    info->disk_free_bytes = r->disk.free_bytes;
+    info->disk_low = r->disk.low;
+    if (!r->durable) {
+        info->role = "standalone";
+        info->ready = true;
+        info->applied_index = info->commit_index = r->store->revision;
+        return;
+    }
+    int st = raft_state(&r->raft);
+    info->role = st == RAFT_LEADER      ? "leader"
+                 : st == RAFT_CANDIDATE ? "candidate"
+                 : st == RAFT_FOLLOWER  ? "follower"
+                                        : "unavailable";
+    if (st == RAFT_FOLLOWER && !replica__role_is_voter(&r->raft.configuration, r->id))
+        info->role = "learner";
+    info->term = r->raft.current_term;
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &leader, &addr);
+    info->leader_id = leader;
+    info->commit_index = r->raft.commit_index;
+    info->applied_index = raft_last_applied(&r->raft);
+    info->last_index = raft_last_index(&r->raft);
+    if (st == RAFT_LEADER) {
+        info->ready = r->leader_ready && r->leader_ready_term == r->raft.current_term;
+        info->not_ready_reason = "leader has not committed an entry in its term yet";
+    } else if (leader) {
+        /* forwarding needs the leader's client address from the member
+         * table: not ready to serve until we have it */
+        const kv_member *m = kv_store_member(r->store, leader);
+        info->ready = info->applied_index >= info->commit_index && m && m->http[0];
+        info->not_ready_reason = m && m->http[0] ? "catching up" : "leader address not known yet";
+    } else {
+        info->ready = false;
+        info->not_ready_reason = "no leader";
+    }
+}
+
+uint64_t replica_id(replica *r)
+{
+    return r->id;
+}
+
+bool replica_is_leader(replica *r)
+{
+    return !r->durable || raft_state(&r->raft) == RAFT_LEADER;
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static void replica__io_recv(struct raft_io *io, struct raft_message *msg)
+{
+    replica *r = (replica *)((char *)io - offsetof(replica, io));
+    snapshot_handoff_recv(&r->handoff, msg);
+}
+
+/* libraft's raft_start calls this with its own receive callback: the
+ * transport gets ours, which passes everything on through the handoff. */
+static int replica__io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                             raft_io_recv_cb recv)
+{
+    replica *r = (replica *)((char *)io - offsetof(replica, io));
+    snapshot_handoff_started(&r->handoff, recv);
+    return r->io_start(io, msecs, tick, replica__io_recv);
+}
+
+static uint64_t replica__cluster_id(const char *initial_cluster)
+{
+    return initial_cluster[0] ? hash_bytes(initial_cluster, strlen(initial_cluster), 0x636169726e)
+                              : 0;
+}
+
+static void replica__on_hup(uv_signal_t *s, int signum)
+{
+    replica *r = s->data;
+    char err[1400];
+    (void)signum;
+    if (!r->fwd) return;
+    if (forward_reload_tls(r->fwd, err, sizeof(err)) == 0)
+        LOG_INFO("TLS files reloaded for forwarding", LF_S("cert", r->cfg->tls_cert));
+    else
+        LOG_ERROR("TLS reload for forwarding failed; keeping the old certificate",
+                  LF_S("error", err));
+}
+
+/* A node that serves TLS expects the other members to serve it too: the
+ * leader's HTTP port is then reached over TLS, its certificate checked
+ * against --tls-client-ca (else this node's own --tls-cert file) and its
+ * address, and this node's certificate presented for mutual TLS. */
+static int replica__forward_create(replica *r, char *err, size_t errlen)
+{
+    const cairn_config *cfg = r->cfg;
+    tls_ctx *tls = NULL;
+    if (cfg->tls_cert[0] && tls_ctx_create_client(&tls, cfg->tls_cert, cfg->tls_key,
+                                                  cfg->tls_client_ca, err, errlen) != 0)
+        return -1;
+    r->fwd = forward_create(r->loop, tls);
+    if (tls) {
+        uv_signal_init(r->loop, &r->fwd_hup);
+        r->fwd_hup.data = r;
+        uv_signal_start(&r->fwd_hup, replica__on_hup, SIGHUP);
+        uv_unref((uv_handle_t *)&r->fwd_hup); /* never what keeps the loop running */
+        r->fwd_hup_on = true;
+    }
+    return 0;
+}
+
+/* Parse "1=host:port,2=host:port" into a raft configuration. */
+static int replica__parse_cluster(const char *spec, struct raft_configuration *conf, uint64_t self,
+                                  char *err, size_t errlen)
+{
+    char copy[4096];
+    snprintf(copy, sizeof(copy), "%s", spec);
+    char *save = NULL;
+    int self_found = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        char *end = NULL;
+        unsigned long long id = eq ? strtoull(tok, &end, 10) : 0;
+        if (!eq || end != eq || id == 0 || !strchr(eq + 1, ':')) {
+            snprintf(err, errlen, "--initial-cluster: bad member '%s' (want ID=host:port)", tok);
+            return -1;
+        }
+        int rv = raft_configuration_add(conf, id, eq + 1, RAFT_VOTER);
+        if (rv != 0) {
+            snprintf(err, errlen, "--initial-cluster: member '%s': %s", tok, raft_strerror(rv));
+            return -1;
+        }
+        self_found |= id == self;
+    }
+    if (!self_found) {
+        snprintf(err, errlen, "--initial-cluster does not contain this node's --id %llu",
+                 (unsigned long long)self);
+        return -1;
+    }
+    return 0;
+}
+
+int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_store *store,
+                   char *err, size_t errlen)
+{
+    replica *r = xcalloc(1, sizeof(*r));
+    r->loop = loop;
+    r->cfg = cfg;
+    r->store = store;
+    r->id = cfg->id;
+    r->durable = cfg->persistence == PERSISTENCE_DURABLE;
+    r->snap_fd = -1;
+    buf_init(&r->expiry_keys);
+    store->on_result = replica__on_result;
+    store->on_result_ctx = r;
+    replica__register_metrics(r);
+    uv_timer_init(loop, &r->tick);
+    r->tick.data = r;
+    uv_timer_init(loop, &r->kick);
+    r->kick.data = r;
+    *out = r;
+    if (!r->durable) return 0;
+
+    datadir_identity want = {.node_id = cfg->id,
+                             .cluster_id = replica__cluster_id(cfg->initial_cluster)};
+    int fresh = 0;
+    if (datadir_open(cfg->data_dir, &want, r->raft_dir, sizeof(r->raft_dir), &fresh, err, errlen) !=
+        0)
+        return -1;
+
+    lazyfree_install(loop);
+    if (replica__forward_create(r, err, errlen) != 0) return -1;
+    int rv = raft_uv_tcp_init(&r->transport, loop);
+    if (rv == 0) rv = raft_uv_tcp_set_bind_address(&r->transport, cfg->listen_peer);
+    if (rv != 0) {
+        snprintf(err, errlen, "--listen-peer %s: cannot use this address (%s)", cfg->listen_peer,
+                 raft_strerror(rv));
+        return -1;
+    }
+    rv = raft_uv_init(&r->io, loop, r->raft_dir, &r->transport);
+    if (rv != 0) {
+        snprintf(err, errlen, "cannot open raft storage in %s: %s", r->raft_dir, r->io.errmsg);
+        return -1;
+    }
+    raft_uv_set_snapshot_compression(&r->io, false);
+    /* libraft's auto-recovery renames a segment it cannot read to corrupt-*
+     * and starts without it: silent loss of acknowledged writes. Refuse to
+     * start instead, naming the file (SPEC §4). */
+    raft_uv_set_auto_recovery(&r->io, false);
+    replica__fsm_setup(r);
+    rv = raft_init(&r->raft, &r->io, &r->fsm, cfg->id, cfg->listen_peer);
+    if (rv != 0) {
+        snprintf(err, errlen, "raft init: %s", raft_errmsg(&r->raft));
+        return -1;
+    }
+    raft_set_snapshot_threshold(&r->raft, (unsigned)cfg->snapshot_threshold);
+    raft_set_snapshot_trailing(&r->raft, (unsigned)cfg->snapshot_trailing);
+    raft_set_pre_vote(&r->raft, true);
+    /* libraft's default is 30 s; with the handoff a leader's snapshot is no
+     * longer ignored, so this only covers one lost on the wire */
+    raft_set_install_snapshot_timeout(&r->raft, (unsigned)(cfg->install_snapshot_timeout * 1000));
+    snapshot_handoff_init(&r->handoff, &r->raft, &r->io);
+    barrier_guard_install(&r->guard, &r->io, loop);
+    disk_guard_init(&r->disk, cfg->min_free_disk, r->raft_dir);
+    disk_guard_poll(&r->disk, clock_mono_ns());
+    r->io_start = r->io.start;
+    r->io.start = replica__io_start;
+
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    if (cfg->initial_cluster[0]) {
+        if (replica__parse_cluster(cfg->initial_cluster, &conf, cfg->id, err, errlen) != 0) {
+            raft_configuration_close(&conf);
+            return -1;
+        }
+    } else {
+        raft_configuration_add(&conf, cfg->id, cfg->listen_peer, RAFT_VOTER);
+    }
+    /* a node that joins a running cluster gets its configuration from the
+     * leader; bootstrapping it would start a second, separate cluster */
+    rv = cfg->join[0] ? RAFT_CANTBOOTSTRAP : raft_bootstrap(&r->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
+        snprintf(err, errlen, "raft bootstrap in %s: %s", r->raft_dir, raft_errmsg(&r->raft));
+        return -1;
+    }
+    if (rv == 0) LOG_INFO("bootstrapped new cluster", LF_S("data_dir", cfg->data_dir));
+    (void)fresh;
+    return 0;
+}
+
+int replica_start(replica *r, char *err, size_t errlen)
+{
+    uv_timer_start(&r->tick, replica__tick, TICK_MS, TICK_MS);
+    if (!r->durable) return 0;
+    uint64_t t0 = clock_mono_ns();
+    int repaired = 0;
+    if (logcheck_run(r->raft_dir, &repaired, err, errlen) != 0) return -1;
+    int rv = raft_start(&r->raft);
+    if (rv != 0) {
+        if (r->restore_error[0])
+            snprintf(err, errlen, "cannot load raft state: %s", r->restore_error);
+        else
+            snprintf(err, errlen, "cannot load raft state from %s: %s (%s)", r->raft_dir,
+                     raft_errmsg(&r->raft), raft_strerror(rv));
+        return -1;
+    }
+    r->raft_started = true;
+    LOG_INFO("raft started", LF_I("id", r->id), LF_I("term", r->raft.current_term),
+             LF_I("last_index", raft_last_index(&r->raft)), LF_I("revision", r->store->revision),
+             LF_I("keys", kv_keyspace_count(&r->store->ks)),
+             LF_I("load_ms", (clock_mono_ns() - t0) / 1000000));
+    return 0;
+}
+
+static void replica__transfer_done(struct raft_transfer *t)
+{
+    replica *r = t->data;
+    r->stepdown_done = true; /* delivered by the kick, outside libraft */
+    replica__kick(r);
+}
+
+void replica_step_down(replica *r, void (*cb)(void *ctx), void *ctx)
+{
+    r->stepdown_cb = cb;
+    r->stepdown_ctx = ctx;
+    if (!r->durable || !r->raft_started || raft_state(&r->raft) != RAFT_LEADER ||
+        replica__voters(&r->raft.configuration) < 2) {
+        cb(ctx);
+        return;
+    }
+    r->transfer.data = r;
+    if (raft_transfer(&r->raft, &r->transfer, 0, replica__transfer_done) != 0) cb(ctx);
+}
+
+static void replica__fail_reads(replica *r)
+{
+    while (r->rev_waiters.head) replica_op_finish_now(r->rev_waiters.head, REPLICA_ERR_SHUTDOWN);
+    while (r->barrier_next.head) replica_op_finish_now(r->barrier_next.head, REPLICA_ERR_SHUTDOWN);
+    while (r->barrier_now.head) replica_op_finish_now(r->barrier_now.head, REPLICA_ERR_SHUTDOWN);
+    while (r->forwards.head) replica_op_finish_now(r->forwards.head, REPLICA_ERR_SHUTDOWN);
+    while (r->index_waiters.head)
+        replica_op_finish_now(r->index_waiters.head, REPLICA_ERR_SHUTDOWN);
+    if (r->fwd) {
+        forward_close(r->fwd);
+        r->fwd = NULL;
+    }
+}
+
+void replica_begin_shutdown(replica *r)
+{
+    while (r->rev_waiters.head) replica_op_finish_now(r->rev_waiters.head, REPLICA_ERR_SHUTDOWN);
+    while (r->index_waiters.head)
+        replica_op_finish_now(r->index_waiters.head, REPLICA_ERR_SHUTDOWN);
+}
+
+static void replica__tick_closed(uv_handle_t *h)
+{
+    replica *r = h->data;
+    if (r->close_cb) r->close_cb(r->close_ctx);
+}
+
+static void replica__raft_closed(struct raft *raft)
+{
+    replica *r = raft->data;
+    /* libraft is done with every request now */
+    while (r->proposals.head) {
+        replica_op *op = r->proposals.head;
+        op_list_remove(op);
+        replica_op_finish(op, REPLICA_ERR_SHUTDOWN);
+        free(op);
+    }
+    snapshot_handoff_close(&r->handoff);
+    barrier_guard_close(&r->guard);
+    raft_uv_close(&r->io);
+    raft_uv_tcp_close(&r->transport);
+    replica__drain_completions(r); /* what libraft failed while closing */
+    uv_close((uv_handle_t *)&r->kick, NULL);
+    uv_close((uv_handle_t *)&r->tick, replica__tick_closed);
+}
+
+void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
+{
+    r->closing = true;
+    r->close_cb = cb;
+    r->close_ctx = ctx;
+    if (r->fwd_hup_on) {
+        r->fwd_hup_on = false;
+        uv_close((uv_handle_t *)&r->fwd_hup, NULL);
+    }
+    uv_timer_stop(&r->tick);
+    uv_timer_stop(&r->kick);
+    replica__drain_completions(r);
+    replica__fail_reads(r);
+    for (replica_op *op = r->proposals.head; op; op = op->next)
+        replica_op_finish(op, REPLICA_ERR_SHUTDOWN);
+    if (r->durable && r->raft_started) {
+        r->raft.data = r;
+        raft_close(&r->raft, replica__raft_closed);
+        return;
+    }
+    if (r->durable) {
+        barrier_guard_close(&r->guard);
+        raft_uv_close(&r->io);
+        raft_uv_tcp_close(&r->transport);
+    }
+    replica__drain_completions(r);
+    uv_close((uv_handle_t *)&r->kick, NULL);
+    uv_close((uv_handle_t *)&r->tick, replica__tick_closed);
+}
+
+void replica_destroy(replica *r)
+{
+    lazyfree_flush();
+    barrier_guard_forget(&r->guard);
+    replica__free_peer_metrics(r);
+    if (r->snap_pid > 0) {
+        kill(r->snap_pid, SIGKILL);
+        waitpid(r->snap_pid, NULL, 0);
+    }
+    free(r->decode_args);
+    buf_close(&r->expiry_keys);
+    free(r);
+}

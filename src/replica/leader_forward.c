@@ -1,0 +1,248 @@
+/* A follower's side of writes and linearizable reads: send them to the
+ * leader (propose / read-index) with deadlines, backoff and at-most-once
+ * writes; and admin requests only the leader can serve (forward_raw). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "replica/replica_internal.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+
+/* ---- forwarding to the leader -------------------------------------------- */
+
+#define FORWARD_BACKOFF_MIN_MS 20
+#define FORWARD_BACKOFF_MAX_MS 500
+
+/* Exponential backoff with full jitter: spreads retries of many followers
+ * across a leader change instead of synchronising them. */
+static void replica__forward_later(replica *r, replica_op *op)
+{
+    unsigned shift = op->attempts < 5 ? op->attempts : 5;
+    int64_t cap = FORWARD_BACKOFF_MIN_MS << shift;
+    if (cap > FORWARD_BACKOFF_MAX_MS) cap = FORWARD_BACKOFF_MAX_MS;
+    op->retry_at_ms = clock_mono_ms() + FORWARD_BACKOFF_MIN_MS / 2 + (int64_t)(rand() % (int)cap);
+    op->attempts++;
+    (void)r;
+}
+
+static void replica__forward_done(void *ctx, int status, bool sent, int http_status,
+                                  const char *body, size_t len)
+{
+    replica_op *op = ctx;
+    replica *r = op->r;
+    op->freq = NULL;
+    bool write = op->kind == OP_FORWARD_WRITE;
+    if (status == FORWARD_OK && http_status == 200) {
+        if (write) {
+            kv_result res;
+            if (kv_result_decode(body, len, &res) != 0) {
+                replica_op_finish_now(op, REPLICA_ERR_INDETERMINATE);
+                return;
+            }
+            if (op->req) {
+                replica_req *req = op->req;
+                req->result = res;
+                buf_reset(&req->value_buf);
+                buf_append(&req->value_buf, res.value, res.value_len);
+                req->result.value = req->value_buf.data ? req->value_buf.data : "";
+            }
+            metrics_counter_add(r->m_forwarded, 1);
+            replica_op_finish_now(op, REPLICA_OK);
+            return;
+        }
+        uint64_t index = 0;
+        char tmp[32];
+        size_t n = len < sizeof(tmp) - 1 ? len : sizeof(tmp) - 1;
+        memcpy(tmp, body, n);
+        tmp[n] = '\0';
+        index = strtoull(tmp, NULL, 10);
+        metrics_counter_add(r->m_forwarded, 1);
+        op_list_remove(op);
+        op->kind = OP_READ_APPLIED;
+        op->wait_index = index;
+        op_list_push(&r->index_waiters, op);
+        if (raft_last_applied(&r->raft) >= index) replica_op_finish_now(op, REPLICA_OK);
+        return;
+    }
+    metrics_counter_add(r->m_forward_failures, 1);
+    if (status == FORWARD_OK && http_status == 503 && len > 0) {
+        /* the leader ran it and failed it: pass its status on */
+        int st = atoi(body);
+        if (st > 0 && st != REPLICA_ERR_NOT_LEADER && st != REPLICA_ERR_NO_LEADER) {
+            replica_op_finish_now(op, st);
+            return;
+        }
+    }
+    /* 421: that node was not the leader and did nothing; not sent: nothing
+     * reached it. Both are safe to retry. A write that may have reached
+     * the leader is never sent again: at most once. */
+    bool safe = (status == FORWARD_OK && (http_status == 421 || http_status == 503)) || !sent;
+    if (write && !safe) {
+        replica_op_finish_now(op, REPLICA_ERR_INDETERMINATE);
+        return;
+    }
+    replica__forward_later(r, op);
+}
+
+void replica__forward_attempt(replica *r, replica_op *op)
+{
+    int64_t now = clock_mono_ms();
+    if (now >= op->deadline_ms) {
+        raft_id leader = 0;
+        const char *addr = NULL;
+        raft_leader(&r->raft, &leader, &addr);
+        replica_op_finish_now(op, leader ? REPLICA_ERR_TIMEOUT : REPLICA_ERR_NO_LEADER);
+        return;
+    }
+    if (raft_state(&r->raft) == RAFT_LEADER) {
+        /* we became the leader meanwhile: serve it here */
+        replica_req *req = op->req;
+        if (!req) {
+            replica_op_free(op);
+            return;
+        }
+        op->req = NULL;
+        req->op = NULL;
+        bool write = op->kind == OP_FORWARD_WRITE;
+        kv_command cmd;
+        kv_slice args_space[64];
+        uint32_t need = 0;
+        const char *why = NULL;
+        int st = REPLICA_ERR_INTERNAL;
+        if (write && kv_command_decode(op->payload.data, op->payload.len, &cmd, args_space, 64,
+                                       &need, &why) == 0)
+            st = replica_propose(r, req, &cmd);
+        else if (!write)
+            st = replica_read(r, req, REPLICA_READ_LINEARIZABLE, 0);
+        replica_op_free(op);
+        if (st != REPLICA_OK) req->cb(req, st);
+        return;
+    }
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &leader, &addr);
+    const kv_member *m = leader ? kv_store_member(r->store, leader) : NULL;
+    if (!m || !m->http[0]) {
+        replica__forward_later(r, op);
+        return;
+    }
+    double left = (double)(op->deadline_ms - now) / 1000.0;
+    bool write = op->kind == OP_FORWARD_WRITE;
+    op->freq = forward_post(
+        r->fwd, leader, m->http, write ? "/internal/v1/propose" : "/internal/v1/read-index",
+        op->payload.data, op->payload.len, true, left, replica__forward_done, op);
+    if (!op->freq) replica__forward_later(r, op);
+}
+
+int replica__forward(replica *r, replica_req *req, int kind, const kv_command *cmd, double timeout)
+{
+    replica_op *op = replica_op_new(r, req, kind, timeout);
+    buf_init(&op->payload);
+    if (cmd) kv_command_encode(cmd, &op->payload);
+    op_list_push(&r->forwards, op);
+    replica__forward_attempt(r, op);
+    return REPLICA_OK;
+}
+
+void replica__forward_tick(replica *r)
+{
+    int64_t now = clock_mono_ms();
+    for (replica_op *op = r->forwards.head; op;) {
+        replica_op *next = op->next;
+        if (!op->freq && op->retry_at_ms <= now) replica__forward_attempt(r, op);
+        op = next;
+    }
+    uint64_t applied = raft_last_applied(&r->raft);
+    for (replica_op *op = r->index_waiters.head; op;) {
+        replica_op *next = op->next;
+        if (applied >= op->wait_index)
+            replica_op_finish_now(op, REPLICA_OK);
+        else if (now >= op->deadline_ms)
+            replica_op_finish_now(op, REPLICA_ERR_TIMEOUT);
+        op = next;
+    }
+}
+
+typedef struct raw_op {
+    replica *r;
+    uv_timer_t timer;
+    char path[128];
+    buf body;
+    int64_t deadline_ms;
+    replica_raw_cb cb;
+    void *ctx;
+} raw_op;
+
+static void replica__raw_attempt(uv_timer_t *t);
+
+static void replica__raw_closed(uv_handle_t *h)
+{
+    raw_op *o = h->data;
+    buf_close(&o->body);
+    free(o);
+}
+
+static void replica__raw_finish(raw_op *o, int http_status, const char *body, size_t len)
+{
+    if (o->cb) o->cb(o->ctx, http_status, body, len);
+    uv_close((uv_handle_t *)&o->timer, replica__raw_closed);
+}
+
+static void replica__raw_retry(raw_op *o)
+{
+    if (clock_mono_ms() >= o->deadline_ms) {
+        replica__raw_finish(o, 0, NULL, 0);
+        return;
+    }
+    uv_timer_start(&o->timer, replica__raw_attempt, 50 + (uint64_t)(rand() % 50), 0);
+}
+
+static void replica__raw_done(void *ctx, int status, bool sent, int http_status, const char *body,
+                              size_t len)
+{
+    raw_op *o = ctx;
+    /* 421: that node no longer leads and did nothing; try the new one */
+    if ((status == FORWARD_OK && http_status == 421) || (status != FORWARD_OK && !sent)) {
+        replica__raw_retry(o);
+        return;
+    }
+    replica__raw_finish(o, status == FORWARD_OK ? http_status : 0, body, len);
+}
+
+static void replica__raw_attempt(uv_timer_t *t)
+{
+    raw_op *o = t->data;
+    replica *r = o->r;
+    if (r->closing) {
+        replica__raw_finish(o, 0, NULL, 0);
+        return;
+    }
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &leader, &addr);
+    const kv_member *m = leader && leader != r->id ? kv_store_member(r->store, leader) : NULL;
+    double left = (double)(o->deadline_ms - clock_mono_ms()) / 1000.0;
+    if (!m || !m->http[0] || left <= 0 ||
+        !forward_post(r->fwd, leader, m->http, o->path, o->body.data, o->body.len, true, left,
+                      replica__raw_done, o))
+        replica__raw_retry(o);
+}
+
+int replica_forward_raw(replica *r, const char *path, const void *body, size_t len,
+                        replica_raw_cb cb, void *ctx)
+{
+    if (!r->durable || !r->fwd || r->closing) return REPLICA_ERR_NO_LEADER;
+    raw_op *o = xcalloc(1, sizeof(*o));
+    o->r = r;
+    o->cb = cb;
+    o->ctx = ctx;
+    snprintf(o->path, sizeof(o->path), "%s", path);
+    buf_init(&o->body);
+    buf_append(&o->body, body, len);
+    o->deadline_ms = clock_mono_ms() + (int64_t)(r->cfg->write_timeout * 1000);
+    uv_timer_init(r->loop, &o->timer);
+    o->timer.data = o;
+    uv_timer_start(&o->timer, replica__raw_attempt, 0, 0);
+    return REPLICA_OK;
+}

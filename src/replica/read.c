@@ -1,0 +1,129 @@
+/* Linearizable reads on the leader: reads queue for a barrier; one
+ * barrier in flight serves every read queued before it started. Also the
+ * leader's side of a follower's read-index request. */
+#include "replica/replica_internal.h"
+
+/* ---- reads -------------------------------------------------------------- */
+
+static void replica__start_barrier(replica *r)
+{
+    if (r->barrier_inflight || !r->barrier_next.head) return;
+    op_list_move_all(&r->barrier_now, &r->barrier_next);
+    r->barrier.data = r;
+    int rv = raft_barrier(&r->raft, &r->barrier, replica__barrier_done);
+    if (rv != 0) {
+        int st = rv == RAFT_NOTLEADER ? REPLICA_ERR_NOT_LEADER : REPLICA_ERR_INTERNAL;
+        while (r->barrier_now.head) replica_op_finish_now(r->barrier_now.head, st);
+        return;
+    }
+    r->barrier_inflight = true;
+}
+
+/* The index a follower must apply before it serves a linearizable read,
+ * decided once the barrier has confirmed this node still leads. The commit
+ * index at arrival (kept in req->read_index) saves the follower a heartbeat
+ * interval, but only counts when this leader had already committed an entry
+ * of its own term at arrival and the barrier ran in that same term (Raft
+ * thesis §6.4: before that, its commit index may lack an entry the previous
+ * leader committed and acknowledged). Otherwise the barrier, an entry of
+ * the current term, has just committed: the commit index now is right. */
+static void replica__read_index_settle(replica *r, replica_op *op)
+{
+    if (op->index_after_barrier || op->term != r->raft.current_term)
+        op->req->read_index = r->raft.commit_index;
+}
+
+void replica__barrier_done(struct raft_barrier *b, int status)
+{
+    replica *r = b->data;
+    r->barrier_inflight = false;
+    if (status == 0 || r->closing) {
+        int st = status == 0 ? REPLICA_OK : REPLICA_ERR_SHUTDOWN;
+        for (replica_op *op = r->barrier_now.head; op; op = op->next) {
+            op->status = st;
+            if (op->kind == OP_READ_INDEX && op->req && status == 0)
+                replica__read_index_settle(r, op);
+        }
+        op_list_move_all(&r->completed, &r->barrier_now);
+    } else {
+        /* leadership lost: reads are safe to retry, so they go back in the
+         * queue (oldest first) and the kick sends them to the new leader */
+        op_list_move_all(&r->barrier_now, &r->barrier_next); /* failed batch, then newer reads */
+        op_list_move_all(&r->barrier_next, &r->barrier_now);
+    }
+    replica__kick(r); /* the next barrier starts outside this callback */
+}
+
+/* Queued linearizable reads: a leader starts a barrier for them; a node
+ * that no longer leads forwards them (read-index) to the new leader. */
+void replica__serve_queued_reads(replica *r)
+{
+    if (r->barrier_inflight || !r->barrier_next.head || r->closing) return;
+    if (raft_state(&r->raft) == RAFT_LEADER) {
+        replica__start_barrier(r);
+        return;
+    }
+    while (r->barrier_next.head) {
+        replica_op *op = r->barrier_next.head;
+        if (op->kind == OP_READ_INDEX) {
+            /* asked of us as the leader: the follower asks the new one */
+            replica_op_finish_later(op, REPLICA_ERR_NOT_LEADER);
+            continue;
+        }
+        op_list_remove(op);
+        op->kind = OP_FORWARD_READ;
+        buf_init(&op->payload);
+        op_list_push(&r->forwards, op);
+        replica__forward_attempt(r, op);
+    }
+}
+
+static bool replica__local_reads_ok(replica *r)
+{
+    return raft_state(&r->raft) == RAFT_LEADER && r->leader_ready &&
+           r->leader_ready_term == r->raft.current_term &&
+           replica__voters(&r->raft.configuration) == 1;
+}
+
+int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
+{
+    if (r->closing) return REPLICA_ERR_SHUTDOWN;
+    if (min_revision > r->store->revision) {
+        replica_op *op = replica_op_new(r, req, OP_READ_REVISION, r->cfg->read_wait_timeout);
+        op->min_revision = min_revision;
+        op_list_push(&r->rev_waiters, op);
+        return REPLICA_OK;
+    }
+    if (!r->durable || consistency == REPLICA_READ_STALE || replica__local_reads_ok(r)) {
+        req->cb(req, REPLICA_OK);
+        return REPLICA_OK;
+    }
+    if (raft_state(&r->raft) != RAFT_LEADER) {
+        /* read-index: the leader confirms its leadership and tells us how
+         * far to apply; then the local state is at least as new as any
+         * write acknowledged before this read began */
+        return replica__forward(r, req, OP_FORWARD_READ, NULL, r->cfg->write_timeout);
+    }
+    replica_op *op = replica_op_new(r, req, OP_READ_BARRIER, r->cfg->write_timeout);
+    op_list_push(&r->barrier_next, op);
+    replica__start_barrier(r);
+    return REPLICA_OK;
+}
+
+int replica_read_index(replica *r, replica_req *req)
+{
+    if (r->closing) return REPLICA_ERR_SHUTDOWN;
+    if (!r->durable || raft_state(&r->raft) != RAFT_LEADER) return REPLICA_ERR_NOT_LEADER;
+    replica_op *op = replica_op_new(r, req, OP_READ_INDEX, r->cfg->write_timeout);
+    op->term = r->raft.current_term;
+    op->index_after_barrier = !(r->leader_ready && r->leader_ready_term == r->raft.current_term);
+    req->read_index = r->raft.commit_index;
+    op_list_push(&r->barrier_next, op);
+    replica__start_barrier(r);
+    return REPLICA_OK;
+}
+
+uint64_t replica_applied_index(replica *r)
+{
+    return r->durable ? raft_last_applied(&r->raft) : r->store->revision;
+}
