@@ -33,14 +33,14 @@ static void replica__expiry_visit(void *ctx, kv_entry *e)
  * point; followers just hide expired keys until then. */
 void replica__expiry_cycle(replica *r)
 {
-    int64_t now = clock_mono_ms();
+    int64_t now = replica__mono_ms(r);
     if (now < r->expiry_next_ms) return;
     r->expiry_next_ms = now + (int64_t)(r->cfg->expiry_interval * 1000);
     if (r->store->ks.volatile_count == 0 || r->expiry_inflight) return;
-    if (r->durable && !(raft_state(&r->raft) == RAFT_LEADER && r->leader_ready)) return;
+    if (r->durable && !(raft_state(r->raft) == RAFT_LEADER && r->leader_ready)) return;
 
     kv_slice keys[EXPIRY_MAX_KEYS];
-    expiry_scan s = {.r = r, .now_ms = replica_now_ms(), .keys = keys};
+    expiry_scan s = {.r = r, .now_ms = replica__wall_ms(r), .keys = keys};
     buf_reset(&r->expiry_keys);
     /* one scan step is one hash bucket; stop after a bounded number of
      * buckets, at the end of a full pass, or with a full batch */

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,7 +68,7 @@ static int fsm__apply(struct raft_fsm *fsm, const struct raft_buffer *b, void **
          * written by an incompatible version: stopping is the only safe
          * answer, applying a guess would fork the state. */
         LOG_ERROR("cannot decode log entry", LF_S("error", why),
-                  LF_I("index", raft_last_applied(&r->raft) + 1));
+                  LF_I("index", raft_last_applied(r->raft) + 1));
         return RAFT_MALFORMED;
     }
     kv_result res;
@@ -254,7 +255,7 @@ static void replica__async_done(uv_work_t *w, int status)
 static int replica__async_work(struct raft_io *io, struct raft_io_async_work *req,
                                raft_io_async_work_cb cb)
 {
-    replica *r = (replica *)((char *)io - offsetof(replica, io));
+    replica *r = replica__of_io(io);
     async_job *job = xcalloc(1, sizeof(*job));
     job->req = req;
     job->work.data = job;
@@ -267,19 +268,73 @@ static int replica__async_work(struct raft_io *io, struct raft_io_async_work *re
     return 0;
 }
 
-/* Fill in the replica's libraft state machine, and give a disk backend
- * that predates async work (libraft 0.15's raft_uv) the loop's pool. */
+/* In process (the simulator): one thread, nothing to fork around, and
+ * the same serialiser the child runs. libraft calls it synchronously. */
+static int fsm__snapshot_in_process(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                                    unsigned *n_bufs)
+{
+    replica *r = fsm->data;
+    buf out;
+    buf_init(&out);
+    if (kv_snapshot_write(r->store, kv_snapshot_sink_buf, &out) != 0) {
+        buf_close(&out);
+        return RAFT_IOERR;
+    }
+    *bufs = raft_malloc(sizeof(struct raft_buffer));
+    void *copy = raft_malloc(out.len ? out.len : 1);
+    if (!*bufs || !copy) {
+        raft_free(*bufs);
+        raft_free(copy);
+        buf_close(&out);
+        return RAFT_NOMEM;
+    }
+    memcpy(copy, out.data, out.len);
+    (*bufs)[0].base = copy;
+    (*bufs)[0].len = out.len;
+    *n_bufs = 1;
+    r->snapshots_taken++;
+    r->snapshot_bytes = out.len;
+    buf_close(&out);
+    return 0;
+}
+
+static int fsm__snapshot_finalize_in_process(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                                             unsigned *n_bufs)
+{
+    (void)fsm;
+    if (*bufs) {
+        raft_free((*bufs)[0].base);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+/* Fill in the replica's libraft state machine. */
 void replica__fsm_setup(replica *r)
 {
-    if (r->io.version < 2) {
-        r->io.version = 2;
-        r->io.async_work = replica__async_work;
-    }
     r->fsm.version = 3;
     r->fsm.data = r;
     r->fsm.apply = fsm__apply;
-    r->fsm.snapshot = fsm__snapshot;
     r->fsm.restore = fsm__restore;
+    if (r->snapshot_in_process) {
+        r->fsm.snapshot = fsm__snapshot_in_process;
+        r->fsm.snapshot_finalize = fsm__snapshot_finalize_in_process;
+        r->fsm.snapshot_async = NULL;
+        return;
+    }
+    r->fsm.snapshot = fsm__snapshot;
     r->fsm.snapshot_finalize = fsm__snapshot_finalize;
     r->fsm.snapshot_async = fsm__snapshot_async;
+}
+
+/* Give a disk backend that predates async work (libraft 0.15's raft_uv)
+ * the loop's thread pool. */
+void replica__io_async_setup(replica *r)
+{
+    if (r->io->version < 2) {
+        r->io->version = 2;
+        r->io->async_work = replica__async_work;
+    }
 }

@@ -25,7 +25,7 @@
 
 static void replica__expire_deadlines(replica *r)
 {
-    int64_t now = clock_mono_ms();
+    int64_t now = replica__mono_ms(r);
     /* lists are in deadline order: stop at the first op still in time */
     for (replica_op *op = r->proposals.head; op && op->deadline_ms <= now; op = op->next)
         if (op->req)
@@ -45,24 +45,24 @@ static void replica__check_leadership(replica *r)
 {
     raft_id leader = 0;
     const char *addr = NULL;
-    raft_leader(&r->raft, &leader, &addr);
+    raft_leader(r->raft, &leader, &addr);
     if (leader != r->last_leader_seen) {
         if (leader) {
             r->leader_changes++;
-            LOG_INFO("leader changed", LF_I("leader", leader), LF_I("term", r->raft.current_term));
+            LOG_INFO("leader changed", LF_I("leader", leader), LF_I("term", r->raft->current_term));
         }
         r->last_leader_seen = leader;
     }
-    if (raft_state(&r->raft) != RAFT_LEADER) {
+    if (raft_state(r->raft) != RAFT_LEADER) {
         r->leader_ready = false;
         return;
     }
-    if (r->leader_ready && r->leader_ready_term == r->raft.current_term) return;
+    if (r->leader_ready && r->leader_ready_term == r->raft->current_term) return;
     if (r->noop_inflight) return;
     replica_op *op = replica_op_new(r, NULL, OP_PROPOSE, 3600);
     op->internal_noop = true;
-    kv_command cmd = {.op = KV_OP_NOOP, .now_ms = replica_now_ms()};
-    uint64_t term = r->raft.current_term;
+    kv_command cmd = {.op = KV_OP_NOOP, .now_ms = replica__wall_ms(r)};
+    uint64_t term = r->raft->current_term;
     if (replica__submit(r, op, &cmd) != REPLICA_OK) {
         free(op);
         return;
@@ -71,9 +71,8 @@ static void replica__check_leadership(replica *r)
     r->noop_inflight = true;
 }
 
-static void replica__tick(uv_timer_t *t)
+void replica__tick_work(replica *r)
 {
-    replica *r = t->data;
     if (r->closing) return;
     if (r->durable) {
         disk_guard_poll(&r->disk, clock_mono_ns());
@@ -87,6 +86,16 @@ static void replica__tick(uv_timer_t *t)
     replica__expiry_cycle(r);
     /* keep incremental rehashing moving when there are no writes */
     kv_keyspace_rehash_step(&r->store->ks, 100);
+}
+
+static void replica__tick(uv_timer_t *t)
+{
+    replica__tick_work(t->data);
+}
+
+void replica_poll(replica *r)
+{
+    replica__tick_work(r);
 }
 
 /* ---- status ---------------------------------------------------------------- */
@@ -107,23 +116,23 @@ void replica_get_status(replica *r, replica_status_info *info)
         info->applied_index = info->commit_index = r->store->revision;
         return;
     }
-    int st = raft_state(&r->raft);
+    int st = raft_state(r->raft);
     info->role = st == RAFT_LEADER      ? "leader"
                  : st == RAFT_CANDIDATE ? "candidate"
                  : st == RAFT_FOLLOWER  ? "follower"
                                         : "unavailable";
-    if (st == RAFT_FOLLOWER && !replica__role_is_voter(&r->raft.configuration, r->id))
+    if (st == RAFT_FOLLOWER && !replica__role_is_voter(&r->raft->configuration, r->id))
         info->role = "learner";
-    info->term = r->raft.current_term;
+    info->term = r->raft->current_term;
     raft_id leader = 0;
     const char *addr = NULL;
-    raft_leader(&r->raft, &leader, &addr);
+    raft_leader(r->raft, &leader, &addr);
     info->leader_id = leader;
-    info->commit_index = r->raft.commit_index;
-    info->applied_index = raft_last_applied(&r->raft);
-    info->last_index = raft_last_index(&r->raft);
+    info->commit_index = r->raft->commit_index;
+    info->applied_index = raft_last_applied(r->raft);
+    info->last_index = raft_last_index(r->raft);
     if (st == RAFT_LEADER) {
-        info->ready = r->leader_ready && r->leader_ready_term == r->raft.current_term;
+        info->ready = r->leader_ready && r->leader_ready_term == r->raft->current_term;
         info->not_ready_reason = "leader has not committed an entry in its term yet";
     } else if (leader) {
         /* forwarding needs the leader's client address from the member
@@ -144,14 +153,72 @@ uint64_t replica_id(replica *r)
 
 bool replica_is_leader(replica *r)
 {
-    return !r->durable || raft_state(&r->raft) == RAFT_LEADER;
+    return !r->durable || raft_state(r->raft) == RAFT_LEADER;
 }
 
-/* ---- lifecycle ------------------------------------------------------------- */
+/* ---- the seam -------------------------------------------------------------- */
+
+static int64_t replica__system_mono_ms(void *ctx)
+{
+    (void)ctx;
+    return clock_mono_ms();
+}
+
+static int64_t replica__system_wall_ms(void *ctx)
+{
+    (void)ctx;
+    return clock_wall_ms();
+}
+
+/* Production peers: forward.c, HTTP (TLS when this node serves TLS). */
+static void *replica__http_post(void *ctx, uint64_t peer_id, const char *http, const char *path,
+                                const void *body, size_t len, double timeout_s, forward_cb cb,
+                                void *cb_ctx)
+{
+    return forward_post(ctx, peer_id, http, path, body, len, true, timeout_s, cb, cb_ctx);
+}
+
+static void replica__http_cancel(void *ctx, void *req)
+{
+    (void)ctx;
+    forward_cancel(req);
+}
+
+static int replica__http_breaker_state(void *ctx, uint64_t peer_id)
+{
+    return forward_breaker_state(ctx, peer_id);
+}
+
+static const replica_peer_ops replica__http_peers = {
+    .post = replica__http_post,
+    .cancel = replica__http_cancel,
+    .breaker_state = replica__http_breaker_state,
+};
+
+/* Live replicas, for the hooks libraft calls with only its raft_io (one
+ * in cairnd; one per simulated node in tests/sim). Loop thread only. */
+static replica *replica__live;
+
+replica *replica__of_io(struct raft_io *io)
+{
+    replica *r = replica__live;
+    while (r && r->io != io) r = r->next_live;
+    return r;
+}
+
+static void replica__unlist(replica *r)
+{
+    for (replica **p = &replica__live; *p; p = &(*p)->next_live) {
+        if (*p == r) {
+            *p = r->next_live;
+            return;
+        }
+    }
+}
 
 static void replica__io_recv(struct raft_io *io, struct raft_message *msg)
 {
-    replica *r = (replica *)((char *)io - offsetof(replica, io));
+    replica *r = replica__of_io(io);
     snapshot_handoff_recv(&r->handoff, msg);
 }
 
@@ -160,10 +227,12 @@ static void replica__io_recv(struct raft_io *io, struct raft_message *msg)
 static int replica__io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                              raft_io_recv_cb recv)
 {
-    replica *r = (replica *)((char *)io - offsetof(replica, io));
+    replica *r = replica__of_io(io);
     snapshot_handoff_started(&r->handoff, recv);
     return r->io_start(io, msecs, tick, replica__io_recv);
 }
+
+/* ---- lifecycle ------------------------------------------------------------- */
 
 static uint64_t replica__cluster_id(const char *initial_cluster)
 {
@@ -196,6 +265,8 @@ static int replica__forward_create(replica *r, char *err, size_t errlen)
                                                   cfg->tls_client_ca, err, errlen) != 0)
         return -1;
     r->fwd = forward_create(r->loop, tls);
+    r->env.peer = &replica__http_peers;
+    r->env.peer_ctx = r->fwd;
     if (tls) {
         uv_signal_init(r->loop, &r->fwd_hup);
         r->fwd_hup.data = r;
@@ -237,8 +308,9 @@ static int replica__parse_cluster(const char *spec, struct raft_configuration *c
     return 0;
 }
 
-int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_store *store,
-                   char *err, size_t errlen)
+/* What every replica has, whoever runs its libraft. */
+static replica *replica__new(uv_loop_t *loop, const cairn_config *cfg, kv_store *store,
+                             const replica_env *env)
 {
     replica *r = xcalloc(1, sizeof(*r));
     r->loop = loop;
@@ -247,6 +319,9 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
     r->id = cfg->id;
     r->durable = cfg->persistence == PERSISTENCE_DURABLE;
     r->snap_fd = -1;
+    r->env = *env;
+    if (!r->env.mono_ms) r->env.mono_ms = replica__system_mono_ms;
+    if (!r->env.wall_ms) r->env.wall_ms = replica__system_wall_ms;
     buf_init(&r->expiry_keys);
     store->on_result = replica__on_result;
     store->on_result_ctx = r;
@@ -255,7 +330,55 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
     r->tick.data = r;
     uv_timer_init(loop, &r->kick);
     r->kick.data = r;
+    r->next_live = replica__live;
+    replica__live = r;
+    return r;
+}
+
+/* Every message libraft receives passes the handoff (see snapshot_handoff.h):
+ * hook the io's start before libraft starts it. */
+static void replica__hook_io(replica *r)
+{
+    snapshot_handoff_init(&r->handoff, r->raft, r->io);
+    r->io_start = r->io->start;
+    r->io->start = replica__io_start;
+}
+
+int replica_create_detached(replica **out, uv_loop_t *loop, const cairn_config *cfg,
+                            kv_store *store, const replica_env *env)
+{
+    replica *r = replica__new(loop, cfg, store, env);
+    r->durable = true;
+    r->snapshot_in_process = true;
+    disk_guard_init(&r->disk, 0, "");
+    replica__fsm_setup(r);
     *out = r;
+    return 0;
+}
+
+struct raft_fsm *replica_fsm(replica *r)
+{
+    return &r->fsm;
+}
+
+void replica_attach(replica *r, struct raft *raft)
+{
+    r->raft = raft;
+    r->io = raft->io;
+    r->raft->data = r;
+    replica__hook_io(r);
+    r->raft_started = true; /* the caller starts it; the replica never does */
+}
+
+int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_store *store,
+                   char *err, size_t errlen)
+{
+    replica_env system = {0};
+    replica *r = replica__new(loop, cfg, store, &system);
+    *out = r;
+    r->owns_raft = true;
+    r->raft = &r->own_raft;
+    r->io = &r->own_io;
     if (!r->durable) return 0;
 
     datadir_identity want = {.node_id = cfg->id,
@@ -274,34 +397,33 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
                  raft_strerror(rv));
         return -1;
     }
-    rv = raft_uv_init(&r->io, loop, r->raft_dir, &r->transport);
+    rv = raft_uv_init(r->io, loop, r->raft_dir, &r->transport);
     if (rv != 0) {
-        snprintf(err, errlen, "cannot open raft storage in %s: %s", r->raft_dir, r->io.errmsg);
+        snprintf(err, errlen, "cannot open raft storage in %s: %s", r->raft_dir, r->io->errmsg);
         return -1;
     }
-    raft_uv_set_snapshot_compression(&r->io, false);
+    raft_uv_set_snapshot_compression(r->io, false);
     /* libraft's auto-recovery renames a segment it cannot read to corrupt-*
      * and starts without it: silent loss of acknowledged writes. Refuse to
      * start instead, naming the file (SPEC §4). */
-    raft_uv_set_auto_recovery(&r->io, false);
+    raft_uv_set_auto_recovery(r->io, false);
+    replica__io_async_setup(r);
     replica__fsm_setup(r);
-    rv = raft_init(&r->raft, &r->io, &r->fsm, cfg->id, cfg->listen_peer);
+    rv = raft_init(r->raft, r->io, &r->fsm, cfg->id, cfg->listen_peer);
     if (rv != 0) {
-        snprintf(err, errlen, "raft init: %s", raft_errmsg(&r->raft));
+        snprintf(err, errlen, "raft init: %s", raft_errmsg(r->raft));
         return -1;
     }
-    raft_set_snapshot_threshold(&r->raft, (unsigned)cfg->snapshot_threshold);
-    raft_set_snapshot_trailing(&r->raft, (unsigned)cfg->snapshot_trailing);
-    raft_set_pre_vote(&r->raft, true);
+    raft_set_snapshot_threshold(r->raft, (unsigned)cfg->snapshot_threshold);
+    raft_set_snapshot_trailing(r->raft, (unsigned)cfg->snapshot_trailing);
+    raft_set_pre_vote(r->raft, true);
     /* libraft's default is 30 s; with the handoff a leader's snapshot is no
      * longer ignored, so this only covers one lost on the wire */
-    raft_set_install_snapshot_timeout(&r->raft, (unsigned)(cfg->install_snapshot_timeout * 1000));
-    snapshot_handoff_init(&r->handoff, &r->raft, &r->io);
-    barrier_guard_install(&r->guard, &r->io, loop);
+    raft_set_install_snapshot_timeout(r->raft, (unsigned)(cfg->install_snapshot_timeout * 1000));
+    replica__hook_io(r);
+    barrier_guard_install(&r->guard, r->io, loop);
     disk_guard_init(&r->disk, cfg->min_free_disk, r->raft_dir);
     disk_guard_poll(&r->disk, clock_mono_ns());
-    r->io_start = r->io.start;
-    r->io.start = replica__io_start;
 
     struct raft_configuration conf;
     raft_configuration_init(&conf);
@@ -315,10 +437,10 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
     }
     /* a node that joins a running cluster gets its configuration from the
      * leader; bootstrapping it would start a second, separate cluster */
-    rv = cfg->join[0] ? RAFT_CANTBOOTSTRAP : raft_bootstrap(&r->raft, &conf);
+    rv = cfg->join[0] ? RAFT_CANTBOOTSTRAP : raft_bootstrap(r->raft, &conf);
     raft_configuration_close(&conf);
     if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
-        snprintf(err, errlen, "raft bootstrap in %s: %s", r->raft_dir, raft_errmsg(&r->raft));
+        snprintf(err, errlen, "raft bootstrap in %s: %s", r->raft_dir, raft_errmsg(r->raft));
         return -1;
     }
     if (rv == 0) LOG_INFO("bootstrapped new cluster", LF_S("data_dir", cfg->data_dir));
@@ -328,23 +450,24 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
 
 int replica_start(replica *r, char *err, size_t errlen)
 {
+    if (!r->owns_raft) return 0; /* the simulator polls and runs libraft */
     uv_timer_start(&r->tick, replica__tick, TICK_MS, TICK_MS);
     if (!r->durable) return 0;
     uint64_t t0 = clock_mono_ns();
     int repaired = 0;
     if (logcheck_run(r->raft_dir, &repaired, err, errlen) != 0) return -1;
-    int rv = raft_start(&r->raft);
+    int rv = raft_start(r->raft);
     if (rv != 0) {
         if (r->restore_error[0])
             snprintf(err, errlen, "cannot load raft state: %s", r->restore_error);
         else
             snprintf(err, errlen, "cannot load raft state from %s: %s (%s)", r->raft_dir,
-                     raft_errmsg(&r->raft), raft_strerror(rv));
+                     raft_errmsg(r->raft), raft_strerror(rv));
         return -1;
     }
     r->raft_started = true;
-    LOG_INFO("raft started", LF_I("id", r->id), LF_I("term", r->raft.current_term),
-             LF_I("last_index", raft_last_index(&r->raft)), LF_I("revision", r->store->revision),
+    LOG_INFO("raft started", LF_I("id", r->id), LF_I("term", r->raft->current_term),
+             LF_I("last_index", raft_last_index(r->raft)), LF_I("revision", r->store->revision),
              LF_I("keys", kv_keyspace_count(&r->store->ks)),
              LF_I("load_ms", (clock_mono_ns() - t0) / 1000000));
     return 0;
@@ -361,13 +484,13 @@ void replica_step_down(replica *r, void (*cb)(void *ctx), void *ctx)
 {
     r->stepdown_cb = cb;
     r->stepdown_ctx = ctx;
-    if (!r->durable || !r->raft_started || raft_state(&r->raft) != RAFT_LEADER ||
-        replica__voters(&r->raft.configuration) < 2) {
+    if (!r->durable || !r->raft_started || raft_state(r->raft) != RAFT_LEADER ||
+        replica__voters(&r->raft->configuration) < 2) {
         cb(ctx);
         return;
     }
     r->transfer.data = r;
-    if (raft_transfer(&r->raft, &r->transfer, 0, replica__transfer_done) != 0) cb(ctx);
+    if (raft_transfer(r->raft, &r->transfer, 0, replica__transfer_done) != 0) cb(ctx);
 }
 
 static void replica__fail_reads(replica *r)
@@ -381,6 +504,7 @@ static void replica__fail_reads(replica *r)
     if (r->fwd) {
         forward_close(r->fwd);
         r->fwd = NULL;
+        r->env.peer = NULL;
     }
 }
 
@@ -409,7 +533,7 @@ static void replica__raft_closed(struct raft *raft)
     }
     snapshot_handoff_close(&r->handoff);
     barrier_guard_close(&r->guard);
-    raft_uv_close(&r->io);
+    raft_uv_close(r->io);
     raft_uv_tcp_close(&r->transport);
     replica__drain_completions(r); /* what libraft failed while closing */
     uv_close((uv_handle_t *)&r->kick, NULL);
@@ -431,14 +555,17 @@ void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
     replica__fail_reads(r);
     for (replica_op *op = r->proposals.head; op; op = op->next)
         replica_op_finish(op, REPLICA_ERR_SHUTDOWN);
-    if (r->durable && r->raft_started) {
-        r->raft.data = r;
-        raft_close(&r->raft, replica__raft_closed);
+    if (!r->owns_raft) {
+        /* the simulator closes libraft (before this: it fails what is
+         * pending, and proposals are ours again) */
+        snapshot_handoff_close(&r->handoff);
+    } else if (r->durable && r->raft_started) {
+        r->raft->data = r;
+        raft_close(r->raft, replica__raft_closed);
         return;
-    }
-    if (r->durable) {
+    } else if (r->durable) {
         barrier_guard_close(&r->guard);
-        raft_uv_close(&r->io);
+        raft_uv_close(r->io);
         raft_uv_tcp_close(&r->transport);
     }
     replica__drain_completions(r);
@@ -449,7 +576,8 @@ void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
 void replica_destroy(replica *r)
 {
     lazyfree_flush();
-    barrier_guard_forget(&r->guard);
+    replica__unlist(r);
+    if (r->owns_raft) barrier_guard_forget(&r->guard);
     replica__free_peer_metrics(r);
     if (r->snap_pid > 0) {
         kill(r->snap_pid, SIGKILL);

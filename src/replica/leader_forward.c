@@ -21,7 +21,8 @@ static void replica__forward_later(replica *r, replica_op *op)
     unsigned shift = op->attempts < 5 ? op->attempts : 5;
     int64_t cap = FORWARD_BACKOFF_MIN_MS << shift;
     if (cap > FORWARD_BACKOFF_MAX_MS) cap = FORWARD_BACKOFF_MAX_MS;
-    op->retry_at_ms = clock_mono_ms() + FORWARD_BACKOFF_MIN_MS / 2 + (int64_t)(rand() % (int)cap);
+    op->retry_at_ms =
+        replica__mono_ms(r) + FORWARD_BACKOFF_MIN_MS / 2 + (int64_t)(rand() % (int)cap);
     op->attempts++;
     (void)r;
 }
@@ -62,7 +63,7 @@ static void replica__forward_done(void *ctx, int status, bool sent, int http_sta
         op->kind = OP_READ_APPLIED;
         op->wait_index = index;
         op_list_push(&r->index_waiters, op);
-        if (raft_last_applied(&r->raft) >= index) replica_op_finish_now(op, REPLICA_OK);
+        if (raft_last_applied(r->raft) >= index) replica_op_finish_now(op, REPLICA_OK);
         return;
     }
     metrics_counter_add(r->m_forward_failures, 1);
@@ -87,15 +88,15 @@ static void replica__forward_done(void *ctx, int status, bool sent, int http_sta
 
 void replica__forward_attempt(replica *r, replica_op *op)
 {
-    int64_t now = clock_mono_ms();
+    int64_t now = replica__mono_ms(r);
     if (now >= op->deadline_ms) {
         raft_id leader = 0;
         const char *addr = NULL;
-        raft_leader(&r->raft, &leader, &addr);
+        raft_leader(r->raft, &leader, &addr);
         replica_op_finish_now(op, leader ? REPLICA_ERR_TIMEOUT : REPLICA_ERR_NO_LEADER);
         return;
     }
-    if (raft_state(&r->raft) == RAFT_LEADER) {
+    if (raft_state(r->raft) == RAFT_LEADER) {
         /* we became the leader meanwhile: serve it here */
         replica_req *req = op->req;
         if (!req) {
@@ -121,7 +122,7 @@ void replica__forward_attempt(replica *r, replica_op *op)
     }
     raft_id leader = 0;
     const char *addr = NULL;
-    raft_leader(&r->raft, &leader, &addr);
+    raft_leader(r->raft, &leader, &addr);
     const kv_member *m = leader ? kv_store_member(r->store, leader) : NULL;
     if (!m || !m->http[0]) {
         replica__forward_later(r, op);
@@ -129,9 +130,10 @@ void replica__forward_attempt(replica *r, replica_op *op)
     }
     double left = (double)(op->deadline_ms - now) / 1000.0;
     bool write = op->kind == OP_FORWARD_WRITE;
-    op->freq = forward_post(
-        r->fwd, leader, m->http, write ? "/internal/v1/propose" : "/internal/v1/read-index",
-        op->payload.data, op->payload.len, true, left, replica__forward_done, op);
+    op->freq =
+        r->env.peer->post(r->env.peer_ctx, leader, m->http,
+                          write ? "/internal/v1/propose" : "/internal/v1/read-index",
+                          op->payload.data, op->payload.len, left, replica__forward_done, op);
     if (!op->freq) replica__forward_later(r, op);
 }
 
@@ -147,13 +149,13 @@ int replica__forward(replica *r, replica_req *req, int kind, const kv_command *c
 
 void replica__forward_tick(replica *r)
 {
-    int64_t now = clock_mono_ms();
+    int64_t now = replica__mono_ms(r);
     for (replica_op *op = r->forwards.head; op;) {
         replica_op *next = op->next;
         if (!op->freq && op->retry_at_ms <= now) replica__forward_attempt(r, op);
         op = next;
     }
-    uint64_t applied = raft_last_applied(&r->raft);
+    uint64_t applied = raft_last_applied(r->raft);
     for (replica_op *op = r->index_waiters.head; op;) {
         replica_op *next = op->next;
         if (applied >= op->wait_index)
@@ -191,7 +193,7 @@ static void replica__raw_finish(raw_op *o, int http_status, const char *body, si
 
 static void replica__raw_retry(raw_op *o)
 {
-    if (clock_mono_ms() >= o->deadline_ms) {
+    if (replica__mono_ms(o->r) >= o->deadline_ms) {
         replica__raw_finish(o, 0, NULL, 0);
         return;
     }
@@ -220,19 +222,19 @@ static void replica__raw_attempt(uv_timer_t *t)
     }
     raft_id leader = 0;
     const char *addr = NULL;
-    raft_leader(&r->raft, &leader, &addr);
+    raft_leader(r->raft, &leader, &addr);
     const kv_member *m = leader && leader != r->id ? kv_store_member(r->store, leader) : NULL;
-    double left = (double)(o->deadline_ms - clock_mono_ms()) / 1000.0;
+    double left = (double)(o->deadline_ms - replica__mono_ms(r)) / 1000.0;
     if (!m || !m->http[0] || left <= 0 ||
-        !forward_post(r->fwd, leader, m->http, o->path, o->body.data, o->body.len, true, left,
-                      replica__raw_done, o))
+        !r->env.peer->post(r->env.peer_ctx, leader, m->http, o->path, o->body.data, o->body.len,
+                           left, replica__raw_done, o))
         replica__raw_retry(o);
 }
 
 int replica_forward_raw(replica *r, const char *path, const void *body, size_t len,
                         replica_raw_cb cb, void *ctx)
 {
-    if (!r->durable || !r->fwd || r->closing) return REPLICA_ERR_NO_LEADER;
+    if (!r->durable || !r->env.peer || r->closing) return REPLICA_ERR_NO_LEADER;
     raw_op *o = xcalloc(1, sizeof(*o));
     o->r = r;
     o->cb = cb;
@@ -240,7 +242,7 @@ int replica_forward_raw(replica *r, const char *path, const void *body, size_t l
     snprintf(o->path, sizeof(o->path), "%s", path);
     buf_init(&o->body);
     buf_append(&o->body, body, len);
-    o->deadline_ms = clock_mono_ms() + (int64_t)(r->cfg->write_timeout * 1000);
+    o->deadline_ms = replica__mono_ms(r) + (int64_t)(r->cfg->write_timeout * 1000);
     uv_timer_init(r->loop, &o->timer);
     o->timer.data = o;
     uv_timer_start(&o->timer, replica__raw_attempt, 0, 0);

@@ -28,7 +28,7 @@ void replica__register_member(replica *r)
     const kv_member *m = kv_store_member(r->store, r->id);
     const char *resp = r->cfg->listen_resp;
     if (m && strcmp(m->http, r->cfg->listen_http) == 0 && strcmp(m->resp, resp) == 0) return;
-    int64_t now = clock_mono_ms();
+    int64_t now = replica__mono_ms(r);
     if (r->member_inflight || now < r->member_next_ms) return;
     r->member_next_ms = now + 500;
     kv_slice args[2] = {{r->cfg->listen_http, strlen(r->cfg->listen_http)}, {resp, strlen(resp)}};
@@ -36,8 +36,8 @@ void replica__register_member(replica *r)
                       .a = (int64_t)r->id,
                       .nargs = 2,
                       .args = args,
-                      .now_ms = replica_now_ms()};
-    if (raft_state(&r->raft) == RAFT_LEADER) {
+                      .now_ms = replica__wall_ms(r)};
+    if (raft_state(r->raft) == RAFT_LEADER) {
         if (!r->leader_ready) return;
         replica_op *op = replica_op_new(r, NULL, OP_PROPOSE, 3600);
         op->internal_member = true;
@@ -48,7 +48,7 @@ void replica__register_member(replica *r)
     } else {
         raft_id leader = 0;
         const char *addr = NULL;
-        raft_leader(&r->raft, &leader, &addr);
+        raft_leader(r->raft, &leader, &addr);
         if (!leader) return;
         cmd.origin = r->id;
         cmd.seq = ++r->seq;
@@ -61,11 +61,11 @@ void replica__register_member(replica *r)
 size_t replica_members(replica *r, replica_member_info *out, size_t max)
 {
     if (!r->durable) return 0;
-    const struct raft_configuration *c = &r->raft.configuration;
+    const struct raft_configuration *c = &r->raft->configuration;
     raft_id leader = 0;
     const char *addr = NULL;
-    raft_leader(&r->raft, &leader, &addr);
-    bool leading = raft_state(&r->raft) == RAFT_LEADER;
+    raft_leader(r->raft, &leader, &addr);
+    bool leading = raft_state(r->raft) == RAFT_LEADER;
     size_t n = 0;
     for (unsigned i = 0; i < c->n && n < max; i++) {
         const struct raft_server *srv = &c->servers[i];
@@ -79,9 +79,9 @@ size_t replica_members(replica *r, replica_member_info *out, size_t max)
                   : srv->role == RAFT_STANDBY ? "standby"
                                               : "spare";
         o->leader = srv->id == leader;
-        o->has_match = leading && r->raft.leader_state.progress != NULL;
-        o->match_index = o->has_match ? r->raft.leader_state.progress[i].match_index : 0;
-        if (srv->id == r->id) o->match_index = raft_last_index(&r->raft);
+        o->has_match = leading && r->raft->leader_state.progress != NULL;
+        o->match_index = o->has_match ? r->raft->leader_state.progress[i].match_index : 0;
+        if (srv->id == r->id) o->match_index = raft_last_index(r->raft);
     }
     return n;
 }
@@ -121,7 +121,7 @@ static void change__closed(uv_handle_t *h)
 static void change__deliver(uv_timer_t *t)
 {
     change_op *c = t->data;
-    if (c->forget && c->status == 0 && raft_state(&c->r->raft) == RAFT_LEADER)
+    if (c->forget && c->status == 0 && raft_state(c->r->raft) == RAFT_LEADER)
         replica__forget_member(c->r, c->id);
     if (c->cb) c->cb(c->ctx, c->status, c->msg);
     uv_close((uv_handle_t *)&c->later, change__closed);
@@ -146,8 +146,8 @@ static void change__promote(uv_timer_t *t)
 {
     change_op *c = t->data;
     replica *r = c->r;
-    int rv = raft_state(&r->raft) == RAFT_LEADER
-                 ? raft_assign(&r->raft, &c->change, c->id, RAFT_VOTER, change__done)
+    int rv = raft_state(r->raft) == RAFT_LEADER
+                 ? raft_assign(r->raft, &c->change, c->id, RAFT_VOTER, change__done)
                  : RAFT_NOTLEADER;
     if (rv != 0) change__done(&c->change, rv);
 }
@@ -189,7 +189,7 @@ static change_op *change__new(replica *r, uint64_t id, replica_change_cb cb, voi
 int replica_member_add(replica *r, uint64_t id, const char *peer, replica_change_cb cb, void *ctx)
 {
     if (!r->durable) return RAFT_NOTLEADER;
-    const struct raft_configuration *conf = &r->raft.configuration;
+    const struct raft_configuration *conf = &r->raft->configuration;
     for (unsigned i = 0; i < conf->n; i++) {
         if (conf->servers[i].id != id) continue;
         if (conf->servers[i].role == RAFT_VOTER) return RAFT_DUPLICATEID;
@@ -202,7 +202,7 @@ int replica_member_add(replica *r, uint64_t id, const char *peer, replica_change
     }
     change_op *c = change__new(r, id, cb, ctx);
     c->then_promote = true;
-    int rv = raft_add(&r->raft, &c->change, id, peer, change__done);
+    int rv = raft_add(r->raft, &c->change, id, peer, change__done);
     if (rv != 0) free(c);
     return rv;
 }
@@ -210,8 +210,11 @@ int replica_member_add(replica *r, uint64_t id, const char *peer, replica_change
 static void replica__forget_member(replica *r, uint64_t id)
 {
     kv_slice args[2] = {{"", 0}, {"", 0}};
-    kv_command cmd = {
-        .op = KV_OP_MEMBER, .a = (int64_t)id, .nargs = 2, .args = args, .now_ms = replica_now_ms()};
+    kv_command cmd = {.op = KV_OP_MEMBER,
+                      .a = (int64_t)id,
+                      .nargs = 2,
+                      .args = args,
+                      .now_ms = replica__wall_ms(r)};
     replica_op *op = replica_op_new(r, NULL, OP_PROPOSE, 3600);
     op->internal_expiry = false;
     op->internal_noop = false;
@@ -234,7 +237,7 @@ int replica_member_remove(replica *r, uint64_t id, replica_change_cb cb, void *c
 {
     if (!r->durable) return RAFT_NOTLEADER;
     change_op *c = change__new(r, id, cb, ctx);
-    int rv = raft_remove(&r->raft, &c->change, id, remove__done);
+    int rv = raft_remove(r->raft, &c->change, id, remove__done);
     if (rv != 0) free(c);
     return rv;
 }
@@ -244,7 +247,7 @@ static void transfer__done(struct raft_transfer *t)
     change_op *c = t->data;
     raft_id leader = 0;
     const char *addr = NULL;
-    raft_leader(&c->r->raft, &leader, &addr);
+    raft_leader(c->r->raft, &leader, &addr);
     if (leader == c->id || (c->id == 0 && leader != c->r->id && leader != 0))
         change__finish(c, 0, "ok");
     else
@@ -255,7 +258,7 @@ int replica_transfer_leadership(replica *r, uint64_t id, replica_change_cb cb, v
 {
     if (!r->durable) return RAFT_NOTLEADER;
     change_op *c = change__new(r, id, cb, ctx);
-    int rv = raft_transfer(&r->raft, &c->transfer, id, transfer__done);
+    int rv = raft_transfer(r->raft, &c->transfer, id, transfer__done);
     if (rv != 0) free(c);
     return rv;
 }

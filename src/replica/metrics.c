@@ -9,23 +9,23 @@
 
 static double g_term(void *c)
 {
-    return (double)((replica *)c)->raft.current_term;
+    return (double)((replica *)c)->raft->current_term;
 }
 static double g_commit(void *c)
 {
-    return (double)((replica *)c)->raft.commit_index;
+    return (double)((replica *)c)->raft->commit_index;
 }
 static double g_applied(void *c)
 {
-    return (double)raft_last_applied(&((replica *)c)->raft);
+    return (double)raft_last_applied(((replica *)c)->raft);
 }
 static double g_last(void *c)
 {
-    return (double)raft_last_index(&((replica *)c)->raft);
+    return (double)raft_last_index(((replica *)c)->raft);
 }
 static double g_is_leader(void *c)
 {
-    return raft_state(&((replica *)c)->raft) == RAFT_LEADER;
+    return raft_state(((replica *)c)->raft) == RAFT_LEADER;
 }
 static double g_inflight(void *c)
 {
@@ -59,20 +59,21 @@ typedef struct peer_gauge {
 static double g_breaker(void *c)
 {
     peer_gauge *p = c;
-    return p->r->fwd ? forward_breaker_state(p->r->fwd, p->id) : 0;
+    const replica_env *env = &p->r->env;
+    return env->peer ? env->peer->breaker_state(env->peer_ctx, p->id) : 0;
 }
 
 static double g_lag(void *c)
 {
     peer_gauge *p = c;
     replica *r = p->r;
-    if (raft_state(&r->raft) != RAFT_LEADER || !r->raft.leader_state.progress) return 0;
-    const struct raft_configuration *conf = &r->raft.configuration;
+    if (raft_state(r->raft) != RAFT_LEADER || !r->raft->leader_state.progress) return 0;
+    const struct raft_configuration *conf = &r->raft->configuration;
     for (unsigned i = 0; i < conf->n; i++) {
         if (conf->servers[i].id != p->id) continue;
         if (p->id == r->id) return 0;
-        uint64_t last = raft_last_index(&r->raft),
-                 match = r->raft.leader_state.progress[i].match_index;
+        uint64_t last = raft_last_index(r->raft),
+                 match = r->raft->leader_state.progress[i].match_index;
         return last > match ? (double)(last - match) : 0;
     }
     return 0;
@@ -80,7 +81,7 @@ static double g_lag(void *c)
 
 void replica__register_peer_metrics(replica *r)
 {
-    const struct raft_configuration *conf = &r->raft.configuration;
+    const struct raft_configuration *conf = &r->raft->configuration;
     for (unsigned i = 0; i < conf->n; i++) {
         uint64_t id = conf->servers[i].id;
         if (id == r->id) continue;

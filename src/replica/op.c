@@ -16,6 +16,16 @@ int64_t replica_now_ms(void)
     return clock_wall_ms();
 }
 
+int64_t replica__mono_ms(replica *r)
+{
+    return r->env.mono_ms(r->env.clock_ctx);
+}
+
+int64_t replica__wall_ms(replica *r)
+{
+    return r->env.wall_ms(r->env.clock_ctx);
+}
+
 /* The op lists are intrusive doubly linked lists. Invariant (asserted
  * in test and sanitizer builds): an op is on at most one list, op->list
  * names it, and the list's head, tail and count agree with the links. */
@@ -129,7 +139,7 @@ replica_op *replica_op_new(replica *r, replica_req *req, int kind, double timeou
     op->r = r;
     op->req = req;
     op->kind = kind;
-    op->deadline_ms = clock_mono_ms() + (int64_t)(timeout_s * 1000);
+    op->deadline_ms = replica__mono_ms(r) + (int64_t)(timeout_s * 1000);
     op->apply.data = op;
     if (req) req->op = op;
     return op;
@@ -139,7 +149,7 @@ replica_op *replica_op_new(replica *r, replica_req *req, int kind, double timeou
 void replica_op_free(replica_op *op)
 {
     op_list_remove(op);
-    if (op->freq) forward_cancel(op->freq);
+    if (op->freq) op->r->env.peer->cancel(op->r->env.peer_ctx, op->freq);
     if (op->internal_member) op->r->member_inflight = false;
     buf_close(&op->payload);
     free(op);

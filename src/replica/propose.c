@@ -17,7 +17,7 @@
 static void replica__storage_error(replica *r)
 {
     r->storage_errors++;
-    const char *why = raft_errmsg(&r->raft);
+    const char *why = raft_errmsg(r->raft);
     snprintf(r->storage_error, sizeof(r->storage_error), "%s", why && why[0] ? why : "I/O error");
     uint64_t now = clock_mono_ns();
     if (r->storage_error_logged_ns && now - r->storage_error_logged_ns < 60ULL * 1000000000ULL)
@@ -38,8 +38,8 @@ static void replica__proposal_done(struct raft_apply *a, int status, void *resul
     if (op->internal_member) r->member_inflight = false;
     if (op->internal_noop) {
         r->noop_inflight = false;
-        if (status == 0 && raft_state(&r->raft) == RAFT_LEADER &&
-            r->raft.current_term == op->term) {
+        if (status == 0 && raft_state(r->raft) == RAFT_LEADER &&
+            r->raft->current_term == op->term) {
             r->leader_ready = true;
             r->leader_ready_term = op->term;
             LOG_INFO("leader ready", LF_I("term", op->term));
@@ -85,7 +85,7 @@ int replica__submit(replica *r, replica_op *op, kv_command *cmd)
     if (!b.base) return REPLICA_ERR_INTERNAL;
     kv_command_encode_to(cmd, b.base);
     op_list_push(&r->proposals, op);
-    int rv = raft_apply(&r->raft, &op->apply, &b, 1, replica__proposal_done);
+    int rv = raft_apply(r->raft, &op->apply, &b, 1, replica__proposal_done);
     if (rv != 0) {
         op_list_remove(op);
         raft_free(b.base);
@@ -97,7 +97,7 @@ int replica__submit(replica *r, replica_op *op, kv_command *cmd)
 static int replica__propose(replica *r, replica_req *req, kv_command *cmd, bool may_forward)
 {
     if (r->closing) return REPLICA_ERR_SHUTDOWN;
-    if (!cmd->now_ms) cmd->now_ms = replica_now_ms();
+    if (!cmd->now_ms) cmd->now_ms = replica__wall_ms(r);
     if (!r->durable) {
         /* persistence none: apply at once, same state machine */
         cmd->origin = 0;
@@ -115,7 +115,7 @@ static int replica__propose(replica *r, replica_req *req, kv_command *cmd, bool 
         metrics_counter_add(r->m_shed, 1);
         return REPLICA_ERR_BUSY;
     }
-    if (raft_state(&r->raft) != RAFT_LEADER) {
+    if (raft_state(r->raft) != RAFT_LEADER) {
         if (!may_forward) return REPLICA_ERR_NOT_LEADER;
         cmd->origin = r->id;
         cmd->seq = ++r->seq;

@@ -10,7 +10,7 @@ static void replica__start_barrier(replica *r)
     if (r->barrier_inflight || !r->barrier_next.head) return;
     op_list_move_all(&r->barrier_now, &r->barrier_next);
     r->barrier.data = r;
-    int rv = raft_barrier(&r->raft, &r->barrier, replica__barrier_done);
+    int rv = raft_barrier(r->raft, &r->barrier, replica__barrier_done);
     if (rv != 0) {
         int st = rv == RAFT_NOTLEADER ? REPLICA_ERR_NOT_LEADER : REPLICA_ERR_INTERNAL;
         while (r->barrier_now.head) replica_op_finish_now(r->barrier_now.head, st);
@@ -29,8 +29,8 @@ static void replica__start_barrier(replica *r)
  * the current term, has just committed: the commit index now is right. */
 static void replica__read_index_settle(replica *r, replica_op *op)
 {
-    if (op->index_after_barrier || op->term != r->raft.current_term)
-        op->req->read_index = r->raft.commit_index;
+    if (op->index_after_barrier || op->term != r->raft->current_term)
+        op->req->read_index = r->raft->commit_index;
 }
 
 void replica__barrier_done(struct raft_barrier *b, int status)
@@ -59,7 +59,7 @@ void replica__barrier_done(struct raft_barrier *b, int status)
 void replica__serve_queued_reads(replica *r)
 {
     if (r->barrier_inflight || !r->barrier_next.head || r->closing) return;
-    if (raft_state(&r->raft) == RAFT_LEADER) {
+    if (raft_state(r->raft) == RAFT_LEADER) {
         replica__start_barrier(r);
         return;
     }
@@ -80,9 +80,9 @@ void replica__serve_queued_reads(replica *r)
 
 static bool replica__local_reads_ok(replica *r)
 {
-    return raft_state(&r->raft) == RAFT_LEADER && r->leader_ready &&
-           r->leader_ready_term == r->raft.current_term &&
-           replica__voters(&r->raft.configuration) == 1;
+    return raft_state(r->raft) == RAFT_LEADER && r->leader_ready &&
+           r->leader_ready_term == r->raft->current_term &&
+           replica__voters(&r->raft->configuration) == 1;
 }
 
 int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
@@ -98,7 +98,7 @@ int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_rev
         req->cb(req, REPLICA_OK);
         return REPLICA_OK;
     }
-    if (raft_state(&r->raft) != RAFT_LEADER) {
+    if (raft_state(r->raft) != RAFT_LEADER) {
         /* read-index: the leader confirms its leadership and tells us how
          * far to apply; then the local state is at least as new as any
          * write acknowledged before this read began */
@@ -113,11 +113,11 @@ int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_rev
 int replica_read_index(replica *r, replica_req *req)
 {
     if (r->closing) return REPLICA_ERR_SHUTDOWN;
-    if (!r->durable || raft_state(&r->raft) != RAFT_LEADER) return REPLICA_ERR_NOT_LEADER;
+    if (!r->durable || raft_state(r->raft) != RAFT_LEADER) return REPLICA_ERR_NOT_LEADER;
     replica_op *op = replica_op_new(r, req, OP_READ_INDEX, r->cfg->write_timeout);
-    op->term = r->raft.current_term;
-    op->index_after_barrier = !(r->leader_ready && r->leader_ready_term == r->raft.current_term);
-    req->read_index = r->raft.commit_index;
+    op->term = r->raft->current_term;
+    op->index_after_barrier = !(r->leader_ready && r->leader_ready_term == r->raft->current_term);
+    req->read_index = r->raft->commit_index;
     op_list_push(&r->barrier_next, op);
     replica__start_barrier(r);
     return REPLICA_OK;
@@ -125,5 +125,5 @@ int replica_read_index(replica *r, replica_req *req)
 
 uint64_t replica_applied_index(replica *r)
 {
-    return r->durable ? raft_last_applied(&r->raft) : r->store->revision;
+    return r->durable ? raft_last_applied(r->raft) : r->store->revision;
 }

@@ -28,6 +28,7 @@
 
 #include "kv/command.h"
 #include "kv/store.h"
+#include "replica/forward.h"
 #include "util/buf.h"
 #include "util/config.h"
 
@@ -63,9 +64,47 @@ void replica_req_init(replica_req *req, void *data, replica_cb cb);
 void replica_req_close(replica_req *req);
 
 typedef struct replica replica;
+struct raft;
+struct raft_fsm;
+
+/* The replica's seam (docs/design.md, "The replica's seam"): its clocks and
+ * the way it reaches other members' client APIs. replica_create uses the
+ * system's clocks and HTTP (forward.c); a simulator passes its own. */
+typedef struct replica_peer_ops {
+    /* POST body to path (/internal/v1/propose, /internal/v1/read-index, an
+     * admin path) on member peer_id, whose client address is http, as a
+     * request relayed for a client. Returns a handle for cancel, or NULL
+     * if nothing could be started (cb is then not called); otherwise cb
+     * runs exactly once, never from inside post. */
+    void *(*post)(void *ctx, uint64_t peer_id, const char *http, const char *path, const void *body,
+                  size_t len, double timeout_s, forward_cb cb, void *cb_ctx);
+    void (*cancel)(void *ctx, void *req);              /* cb will not be called */
+    int (*breaker_state)(void *ctx, uint64_t peer_id); /* 0 closed, 1 open, 2 half-open */
+} replica_peer_ops;
+
+typedef struct replica_env {
+    int64_t (*mono_ms)(void *ctx); /* deadlines, retries, periods */
+    int64_t (*wall_ms)(void *ctx); /* the time written commands carry */
+    void *clock_ctx;
+    const replica_peer_ops *peer;
+    void *peer_ctx;
+} replica_env;
 
 int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_store *store,
                    char *err, size_t errlen);
+/* A replica on a struct raft that the caller owns and runs (libraft's
+ * raft_fixture in tests/sim): create it, hand replica_fsm() to the fixture
+ * (raft_fixture_grow), then replica_attach() the fixture's struct raft
+ * before the fixture starts it. Snapshots are taken in process (no fork);
+ * no timer runs the periodic work: the caller calls replica_poll(). At the
+ * end, close the fixture (libraft fails what is pending), then
+ * replica_close and replica_destroy. Durable mode only. */
+int replica_create_detached(replica **out, uv_loop_t *loop, const cairn_config *cfg,
+                            kv_store *store, const replica_env *env);
+struct raft_fsm *replica_fsm(replica *r);
+void replica_attach(replica *r, struct raft *raft);
+void replica_poll(replica *r);
+
 /* Start Raft (loads snapshot + log). Returns 0 or -1 with err set. */
 int replica_start(replica *r, char *err, size_t errlen);
 /* Hand leadership away if we lead and others can take it; cb when done

@@ -55,8 +55,8 @@ struct replica_op {
     uint64_t term;            /* noop: the term it was proposed in; read index: arrival term */
     bool index_after_barrier; /* read index: take the commit index once the barrier is done */
     /* forwarding to the leader */
-    buf payload;       /* the encoded command (writes) */
-    forward_req *freq; /* the request in flight, if any */
+    buf payload; /* the encoded command (writes) */
+    void *freq;  /* the peer request in flight, if any (env.peer) */
     unsigned attempts;
     int64_t retry_at_ms;
     uint64_t wait_index; /* reads: serve once applied >= this */
@@ -79,10 +79,18 @@ struct replica {
     bool durable;
     uint64_t id;
 
-    struct raft raft;
-    struct raft_io io;
+    /* The seam: libraft's instance and its raft_io are the replica's own
+     * (own_raft over raft_uv and TCP) or a simulator's (replica_attach). */
+    struct raft *raft;
+    struct raft_io *io;
+    bool owns_raft;
+    struct raft own_raft;
+    struct raft_io own_io;
     struct raft_uv_transport transport;
     struct raft_fsm fsm;
+    bool snapshot_in_process; /* no fork: the simulator's snapshots */
+    replica_env env;          /* clocks and peer operations */
+    replica *next_live;       /* registry: the replica of a raft_io */
     /* raft_io seam: the transport's messages pass through the handoff,
      * which holds a leader's snapshot while libraft would ignore it */
     snapshot_handoff handoff;
@@ -110,7 +118,7 @@ struct replica {
     bool kick_armed;
     op_list forwards;      /* writes and read-index requests sent to the leader */
     op_list index_waiters; /* reads waiting for the local applied index */
-    forward *fwd;          /* over TLS when this node serves TLS */
+    forward *fwd;          /* HTTP peer client (production env); TLS if this node serves it */
     uv_signal_t fwd_hup;   /* SIGHUP: forwarding re-reads the TLS files */
     bool fwd_hup_on;
     bool member_inflight;
@@ -187,9 +195,18 @@ void replica_op_finish_later(replica_op *op, int status);
 void replica__kick(replica *r);
 void replica__drain_completions(replica *r);
 
+/* The seam's clocks (env), in ms. */
+int64_t replica__mono_ms(replica *r);
+int64_t replica__wall_ms(replica *r);
+/* The replica whose libraft uses this raft_io (hooks libraft calls). */
+replica *replica__of_io(struct raft_io *io);
+/* The periodic work, every TICK_MS (or when a simulator polls). */
+void replica__tick_work(replica *r);
+
 /* ---- fsm.c ----------------------------------------------------------------- */
 
 void replica__fsm_setup(replica *r);
+void replica__io_async_setup(replica *r);
 /* kv_store's on_result hook: hands a command's result to its proposal. */
 void replica__on_result(void *ctx, const kv_command *cmd, const kv_result *res);
 

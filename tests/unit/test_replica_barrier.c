@@ -45,12 +45,21 @@ static void req_done(replica_req *req, int status)
     f->done_status[i] = status;
 }
 
+static int64_t test_clock_ms(void *ctx)
+{
+    (void)ctx;
+    return 1000; /* deadlines never pass in these tests */
+}
+
 static int setup(void **state)
 {
     fixture *f = xcalloc(1, sizeof(*f));
     uv_loop_init(&f->loop);
     f->r = xcalloc(1, sizeof(*f->r));
     f->r->loop = &f->loop;
+    f->r->raft = &f->r->own_raft;
+    f->r->env.mono_ms = test_clock_ms;
+    f->r->env.wall_ms = test_clock_ms;
     uv_timer_init(&f->loop, &f->r->kick);
     f->r->kick.data = f->r;
     f->r->barrier.data = f->r; /* as replica__start_barrier sets it */
@@ -204,9 +213,9 @@ static void test_move_all_into_nonempty_and_empty(void **state)
 static void leader_at(replica *r, uint64_t term, uint64_t commit, bool ready)
 {
     r->durable = true;
-    r->raft.state = RAFT_LEADER;
-    r->raft.current_term = term;
-    r->raft.commit_index = commit;
+    r->raft->state = RAFT_LEADER;
+    r->raft->current_term = term;
+    r->raft->commit_index = commit;
     r->leader_ready = ready;
     r->leader_ready_term = ready ? term : 0;
     r->barrier_inflight = true;
@@ -229,7 +238,7 @@ static void test_read_index_of_a_new_leader_waits_for_its_barrier(void **state)
     leader_at(r, 3, 10, false);
     assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
     next_barrier_starts(r);
-    r->raft.commit_index = 12; /* the barrier, of term 3, commits 11 with it */
+    r->raft->commit_index = 12; /* the barrier, of term 3, commits 11 with it */
     replica__barrier_done(&r->barrier, 0);
     replica__drain_completions(r);
     assert_int_equal(f->done_calls[0], 1);
@@ -244,7 +253,7 @@ static void test_read_index_of_a_ready_leader_is_the_arrival_index(void **state)
     leader_at(r, 3, 10, true);
     assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
     next_barrier_starts(r);
-    r->raft.commit_index = 12;
+    r->raft->commit_index = 12;
     replica__barrier_done(&r->barrier, 0);
     replica__drain_completions(r);
     assert_int_equal(f->done_status[0], REPLICA_OK);
@@ -260,10 +269,10 @@ static void test_read_index_across_a_term_change_takes_the_later_index(void **st
     assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
     /* leadership lost and won back (term 5) before its barrier ran: a
      * leader of term 4 may have committed writes after 10 */
-    r->raft.current_term = 5;
+    r->raft->current_term = 5;
     r->leader_ready_term = 5;
     next_barrier_starts(r);
-    r->raft.commit_index = 15;
+    r->raft->commit_index = 15;
     replica__barrier_done(&r->barrier, 0);
     replica__drain_completions(r);
     assert_int_equal(f->done_status[0], REPLICA_OK);
@@ -278,7 +287,7 @@ static void test_read_index_fails_not_forwards_when_leadership_is_lost(void **st
     assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
     next_barrier_starts(r);
     replica__barrier_done(&r->barrier, RAFT_LEADERSHIPLOST);
-    r->raft.state = RAFT_FOLLOWER;
+    r->raft->state = RAFT_FOLLOWER;
     replica__serve_queued_reads(r);
     replica__drain_completions(r);
     assert_int_equal(f->done_calls[0], 1);
