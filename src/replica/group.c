@@ -81,7 +81,11 @@ void replica__tick_work(replica *r)
         replica__forward_tick(r);
         replica__register_member(r);
         replica__register_peer_metrics(r);
+        /* a held InstallSnapshot handed over now is answered as if it
+         * had just arrived: guard that answer too */
+        if (r->handoff.held) match_guard_begin(&r->match, &r->handoff.msg);
         snapshot_handoff_poll(&r->handoff);
+        match_guard_end(&r->match);
     }
     replica__expiry_cycle(r);
     /* keep incremental rehashing moving when there are no writes */
@@ -219,7 +223,9 @@ static void replica__unlist(replica *r)
 static void replica__io_recv(struct raft_io *io, struct raft_message *msg)
 {
     replica *r = replica__of_io(io);
+    match_guard_begin(&r->match, msg);
     snapshot_handoff_recv(&r->handoff, msg);
+    match_guard_end(&r->match);
 }
 
 /* libraft's raft_start calls this with its own receive callback: the
@@ -340,6 +346,7 @@ static replica *replica__new(uv_loop_t *loop, const cairn_config *cfg, kv_store 
 static void replica__hook_io(replica *r)
 {
     snapshot_handoff_init(&r->handoff, r->raft, r->io);
+    match_guard_install(&r->match, r->io);
     r->io_start = r->io->start;
     r->io->start = replica__io_start;
 }
@@ -556,8 +563,13 @@ void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
     for (replica_op *op = r->proposals.head; op; op = op->next)
         replica_op_finish(op, REPLICA_ERR_SHUTDOWN);
     if (!r->owns_raft) {
-        /* the simulator closes libraft (before this: it fails what is
-         * pending, and proposals are ours again) */
+        /* the caller has closed libraft (the detached contract): it holds
+         * no request of ours any more */
+        while (r->proposals.head) {
+            replica_op *op = r->proposals.head;
+            op_list_remove(op);
+            free(op);
+        }
         snapshot_handoff_close(&r->handoff);
     } else if (r->durable && r->raft_started) {
         r->raft->data = r;
@@ -577,6 +589,9 @@ void replica_destroy(replica *r)
 {
     lazyfree_flush();
     replica__unlist(r);
+    match_guard_remove(&r->match);
+    /* a simulator restarts a node on the same raft_io: unhook it */
+    if (r->io && r->io->start == replica__io_start) r->io->start = r->io_start;
     if (r->owns_raft) barrier_guard_forget(&r->guard);
     replica__free_peer_metrics(r);
     if (r->snap_pid > 0) {

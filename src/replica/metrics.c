@@ -141,6 +141,11 @@ static double g_storage_errors(void *c)
     return (double)((replica *)c)->storage_errors;
 }
 
+static double g_match_lowered(void *c)
+{
+    return (double)((replica *)c)->match.lowered_total;
+}
+
 static double g_io_held(void *c)
 {
     return (double)((replica *)c)->guard.held_total;
@@ -195,6 +200,10 @@ void replica__register_metrics(replica *r)
                                 "Writes whose raft log write failed on this node (disk full or "
                                 "failing)",
                                 "", g_storage_errors, r);
+    metrics_counter_fn_register("cairn_raft_append_answers_lowered_total",
+                                "Answers to the leader lowered to the entries it checked (libraft "
+                                "0.15 would claim the whole log: docs/design.md)",
+                                "", g_match_lowered, r);
     metrics_counter_fn_register("cairn_raft_io_held_total",
                                 "Log writes held so that a log truncation and a snapshot write "
                                 "never overlap in libraft (0.15 loses the truncation)",

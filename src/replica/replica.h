@@ -92,13 +92,12 @@ typedef struct replica_env {
 
 int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_store *store,
                    char *err, size_t errlen);
-/* A replica on a struct raft that the caller owns and runs (libraft's
- * raft_fixture in tests/sim): create it, hand replica_fsm() to the fixture
- * (raft_fixture_grow), then replica_attach() the fixture's struct raft
- * before the fixture starts it. Snapshots are taken in process (no fork);
- * no timer runs the periodic work: the caller calls replica_poll(). At the
- * end, close the fixture (libraft fails what is pending), then
- * replica_close and replica_destroy. Durable mode only. */
+/* A replica on a struct raft that the caller owns and runs (tests/sim, on
+ * a simulated raft_io): create it, raft_init a struct raft with
+ * replica_fsm(), replica_attach() it before raft_start. Snapshots are
+ * taken in process (no fork); no timer runs the periodic work: the caller
+ * calls replica_poll(). To stop, raft_close first; once libraft's close
+ * callback has run, replica_close and replica_destroy. Durable mode only. */
 int replica_create_detached(replica **out, uv_loop_t *loop, const cairn_config *cfg,
                             kv_store *store, const replica_env *env);
 struct raft_fsm *replica_fsm(replica *r);

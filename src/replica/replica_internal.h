@@ -27,6 +27,7 @@
 #include "replica/barrier_guard.h"
 #include "replica/disk_guard.h"
 #include "replica/forward.h"
+#include "replica/match_guard.h"
 #include "replica/replica.h"
 #include "replica/snapshot_handoff.h"
 #include "util/buf.h"
@@ -96,6 +97,8 @@ struct replica {
     snapshot_handoff handoff;
     /* and a log truncate and a snapshot write never overlap in libraft */
     barrier_guard guard;
+    /* and a follower never claims entries the leader did not check */
+    match_guard match;
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
     bool raft_started;
     char raft_dir[1100];

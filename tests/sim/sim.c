@@ -1,26 +1,30 @@
-/* sim: the real replica and kv code of three nodes in one process, on
- * libraft's raft_fixture (in-memory disk and network, simulated time),
- * driven by one seeded schedule (issue 11, the deterministic simulator's
- * first step).
+/* sim: the real replica and kv code of three nodes in one process, on a
+ * simulated disk and network (sim_io), driven by one seeded schedule
+ * (issue 11, the deterministic simulator).
  *
- * What runs for real: replica (proposals, forwarding from followers to the
- * leader, linearizable reads by barrier and read-index, expiry, the member
- * table, snapshots taken in process), the kv store and command codec, and
- * libraft itself. What is simulated: time (the fixture's clock is every
- * replica's clock), libraft's disk and network (raft_fixture), and the
- * followers' HTTP forwarding (an in-memory peer with the HTTP handler's
- * status mapping, delays and losses).
+ * What runs for real: libraft, the replica (proposals, forwarding from
+ * followers to the leader, linearizable reads by barrier and read-index,
+ * the member table, snapshots taken in process, the snapshot handoff), the
+ * kv store and command codec, and restarts from what a node's disk kept.
+ * What is simulated: time (the world's clock is every replica's clock),
+ * libraft's disk and network (sim_io), and the followers' HTTP forwarding
+ * (an in-memory peer with the HTTP handler's status mapping, carried over
+ * the same links, so a cut link cuts forwarding too).
  *
  * The schedule: clients, one per key, each with one operation at a time:
  * writes of increasing values through a random node, linearizable reads
- * through a random node. Faults: a node cut off from the others (its
- * forwarding too), a node frozen (raft_fixture_kill: no ticks, no
- * messages, like kill -STOP), message latency changes. After every step:
- * at most one leader per term. Every read is checked as it completes: it
+ * through a random node. Faults, one at a time, mostly on the leader: a
+ * node cut off both ways, a node that cannot send (one-way), a node frozen
+ * (kill -STOP), a crash that loses every disk write not yet completed
+ * followed by a restart from the disk, lossy links (dropped messages), and
+ * latency with jitter (messages overtake each other). After every step: at
+ * most one leader per term. Every read is checked as it completes: it
  * must return a value some write had been invoked for, and no write that
  * completed before the read began may be newer than the write it saw
- * (see check_read). At the end, after healing: every node applies the
- * same index and holds byte-identical state (the snapshot serialisation).
+ * (see check_read). At the end, after healing and restarting: every node
+ * applies the same index, holds byte-identical state (the snapshot
+ * serialisation), and each key's final value passes the same check as a
+ * read (no acknowledged write lost).
  *
  * Usage: sim [--seed N | --seeds A-B | --random] [--ops N] [--stale-reads]
  * Exit status 0 when every seed passed; a failure prints its seed, and
@@ -29,7 +33,6 @@
  * reject. */
 #include <inttypes.h>
 #include <raft.h>
-#include <raft/fixture.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +44,7 @@
 #include "kv/store.h"
 #include "obs/log.h"
 #include "replica/replica.h"
+#include "sim_io.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/config.h"
@@ -56,8 +60,7 @@ typedef struct sim sim;
 
 static uint64_t rng_next(uint64_t *s)
 {
-    /* splitmix64 */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL); /* splitmix64 */
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
@@ -68,9 +71,9 @@ static unsigned rng_below(uint64_t *s, unsigned n)
     return (unsigned)(rng_next(s) % n);
 }
 
-/* ---- the in-memory peer (a follower's forwarding to the leader) ----------- */
+/* ---- state ------------------------------------------------------------------ */
 
-enum { MSG_REQUEST, MSG_AT_TARGET, MSG_RESPONSE, MSG_LOST };
+enum { MSG_REQUEST, MSG_AT_TARGET, MSG_RESPONSE, MSG_LOST, MSG_DONE };
 
 typedef struct peer_msg {
     sim *s;
@@ -89,23 +92,19 @@ typedef struct peer_msg {
     struct peer_msg *next;
 } peer_msg;
 
-/* ---- the nodes and the clients -------------------------------------------- */
+enum { NODE_UP, NODE_CLOSING, NODE_DOWN };
 
 typedef struct node {
     sim *s;
     unsigned index;
-    /* the fixture's disk, corrected (see fixture_truncate) */
-    struct raft_io *io;
-    int (*fixture_truncate)(struct raft_io *, raft_index);
-    int (*fixture_snapshot_put)(struct raft_io *, unsigned, struct raft_io_snapshot_put *,
-                                const struct raft_snapshot *, raft_io_snapshot_put_cb);
-    raft_index log_base;        /* log index of the fixture's first stored entry */
-    raft_index install_pending; /* an installed snapshot's index, until stored */
+    int state;
     cairn_config cfg;
     kv_store store;
     replica *r;
-    bool frozen; /* raft_fixture_kill'ed */
-    bool cut;    /* disconnected from every other node */
+    struct raft *raft;
+    bool cut_out; /* cannot send to the others */
+    bool cut_in;  /* cannot receive from them */
+    unsigned restarts;
 } node;
 
 typedef struct write_rec {
@@ -132,26 +131,32 @@ typedef struct client {
 
 struct sim {
     uint64_t seed, rng;
-    struct raft_fixture f;
+    sim_world *w;
     uv_loop_t loop;
     node nodes[N_NODES];
     client clients[N_KEYS];
     peer_msg *msgs;
     unsigned latency_ms;
     int64_t next_poll_ms;
-    raft_id leader_of_term[4096];
+    raft_id leader_of_term[8192];
+    /* the fault in force */
+    bool fault_on;
+    int fault_kind;
+    unsigned fault_node;
+    int64_t fault_end;
     /* counts */
     uint64_t ops_ok, ops_failed, reads_ok, writes_ok, faults, steps, leader_changes;
-    uint64_t installs, snapshots;
+    uint64_t crashes, snapshots;
     uint64_t target_ops;
     bool stale_reads; /* negative control: the checker must catch these */
+    int trace_key;    /* --trace-key: print this key's operations, and faults */
     bool failed;
     char why[512];
 };
 
 static int64_t sim_now(sim *s)
 {
-    return (int64_t)raft_fixture_time(&s->f);
+    return sim_world_now(s->w);
 }
 
 static void sim_fail(sim *s, const char *fmt, ...)
@@ -174,15 +179,15 @@ static int64_t clock_wall(void *ctx)
     return WALL_BASE_MS + sim_now(ctx);
 }
 
-static bool linked(sim *s, unsigned a, unsigned b)
+/* Can node a reach node b now (a process that answers, on a link that
+ * carries)? The same links carry Raft and forwarding. */
+static bool reachable(sim *s, unsigned a, unsigned b)
 {
-    return !s->nodes[a].cut && !s->nodes[b].cut && !s->nodes[a].frozen && !s->nodes[b].frozen;
+    return s->nodes[a].state == NODE_UP && s->nodes[b].state == NODE_UP &&
+           !sim_world_frozen(s->w, a) && !sim_world_frozen(s->w, b) && sim_world_linked(s->w, a, b);
 }
 
-static unsigned node_of_id(uint64_t id)
-{
-    return (unsigned)(id - 1);
-}
+/* ---- the in-memory peer (a follower's forwarding to the leader) ----------- */
 
 /* The leader's HTTP handler's answers (api/http_cluster.c): 421 when it
  * does not lead and did nothing, 503 with the replica status when it tried
@@ -213,15 +218,15 @@ static void *peer_post(void *ctx, uint64_t peer_id, const char *http, const char
     node *from = ctx; /* each node's replica has its own peer context */
     sim *s = from->s;
     (void)http;
+    bool propose = strcmp(path, "/internal/v1/propose") == 0;
+    if ((!propose && strcmp(path, "/internal/v1/read-index") != 0) || peer_id < 1 ||
+        peer_id > N_NODES)
+        return NULL; /* admin paths are not simulated */
     peer_msg *m = xcalloc(1, sizeof(*m));
     m->s = s;
     m->from = from->index;
-    m->to = node_of_id(peer_id);
-    m->propose = strcmp(path, "/internal/v1/propose") == 0;
-    if (!m->propose && strcmp(path, "/internal/v1/read-index") != 0) {
-        free(m);
-        return NULL; /* admin paths are not simulated */
-    }
+    m->to = (unsigned)(peer_id - 1);
+    m->propose = propose;
     m->phase = MSG_REQUEST;
     m->due_ms = sim_now(s) + s->latency_ms;
     m->deadline_ms = sim_now(s) + (int64_t)(timeout_s * 1000);
@@ -256,12 +261,12 @@ static void peer_deliver(sim *s, peer_msg *m)
 {
     int64_t now = sim_now(s);
     switch (m->phase) {
-    case MSG_REQUEST:
+    case MSG_REQUEST: {
         if (m->cancelled) {
-            m->phase = MSG_LOST;
+            m->phase = MSG_DONE;
             return;
         }
-        if (!linked(s, m->from, m->to)) {
+        if (!reachable(s, m->from, m->to)) {
             m->phase = MSG_LOST; /* fails at the deadline: may have been sent */
             return;
         }
@@ -276,6 +281,7 @@ static void peer_deliver(sim *s, peer_msg *m)
             const char *why = NULL;
             if (kv_command_decode(m->body.data, m->body.len, &cmd, args, 64, &need, &why) != 0) {
                 sim_fail(s, "forwarded command does not decode: %s", why ? why : "?");
+                m->phase = MSG_LOST;
                 return;
             }
             st = replica_propose_here(t->r, &m->rreq, &cmd);
@@ -284,19 +290,35 @@ static void peer_deliver(sim *s, peer_msg *m)
         }
         if (st != REPLICA_OK) peer_answered(&m->rreq, st);
         return;
+    }
     case MSG_RESPONSE:
-        if (!m->cancelled && linked(s, m->to, m->from))
+        if (m->cancelled) {
+            m->phase = MSG_DONE;
+        } else if (reachable(s, m->to, m->from)) {
+            m->phase = MSG_DONE;
             m->cb(m->cb_ctx, FORWARD_OK, true, m->http_status, m->resp.data, m->resp.len);
-        else if (!m->cancelled)
-            m->cb(m->cb_ctx, FORWARD_ERR_TIMEOUT, true, 0, NULL, 0);
-        m->phase = -1; /* done */
+        } else {
+            m->phase = MSG_LOST;
+        }
         return;
     case MSG_LOST:
-        if (!m->cancelled && now >= m->deadline_ms)
+        if (m->cancelled) {
+            m->phase = MSG_DONE;
+        } else if (now >= m->deadline_ms && s->nodes[m->from].state == NODE_UP &&
+                   !sim_world_frozen(s->w, m->from)) {
+            m->phase = MSG_DONE;
             m->cb(m->cb_ctx, FORWARD_ERR_TIMEOUT, true, 0, NULL, 0);
-        if (m->cancelled || now >= m->deadline_ms) m->phase = -1;
+        }
         return;
     }
+}
+
+static void peer_msg_free(peer_msg *m)
+{
+    replica_req_close(&m->rreq);
+    buf_close(&m->body);
+    buf_close(&m->resp);
+    free(m);
 }
 
 static void peer_run(sim *s)
@@ -306,72 +328,13 @@ static void peer_run(sim *s)
         peer_msg *m = *pm;
         bool due = (m->phase == MSG_REQUEST || m->phase == MSG_RESPONSE) && m->due_ms <= now;
         if (due || m->phase == MSG_LOST) peer_deliver(s, m);
-        if (m->phase == -1) {
+        if (m->phase == MSG_DONE) {
             *pm = m->next;
-            replica_req_close(&m->rreq);
-            buf_close(&m->body);
-            buf_close(&m->resp);
-            free(m);
+            peer_msg_free(m);
             continue;
         }
         pm = &m->next;
     }
-}
-
-/* ---- the fixture's disk, corrected --------------------------------------- */
-
-/* libraft 0.15's raft_fixture keeps a node's persisted entries in an array
- * it indexes from log index 1, and empties it when a snapshot from the
- * leader is stored (truncate(1)): after that the array starts at the
- * snapshot's index + 1, but its truncate still takes index - 1 entries and
- * reads past the array's end (found by this simulator under ASan). The
- * shim below translates log indexes to array positions. */
-static sim *g_sim; /* the hooks get only the raft_io */
-
-static node *node_of_io(struct raft_io *io)
-{
-    for (unsigned i = 0; i < N_NODES; i++)
-        if (g_sim->nodes[i].io == io) return &g_sim->nodes[i];
-    abort();
-}
-
-static int fixture_snapshot_put(struct raft_io *io, unsigned trailing,
-                                struct raft_io_snapshot_put *req,
-                                const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb)
-{
-    node *n = node_of_io(io);
-    if (trailing == 0) {
-        n->install_pending = snapshot->index;
-        g_sim->installs++;
-    }
-    return n->fixture_snapshot_put(io, trailing, req, snapshot, cb);
-}
-
-static int fixture_truncate(struct raft_io *io, raft_index index)
-{
-    node *n = node_of_io(io);
-    if (index == 1 && n->install_pending) {
-        /* the fixture storing an installed snapshot: the log restarts */
-        n->log_base = n->install_pending + 1;
-        n->install_pending = 0;
-        return n->fixture_truncate(io, 1);
-    }
-    if (index < n->log_base) {
-        sim_fail(g_sim, "node %u: truncate at %llu, before its log's start %llu", n->index + 1,
-                 (unsigned long long)index, (unsigned long long)n->log_base);
-        return RAFT_IOERR;
-    }
-    return n->fixture_truncate(io, index - n->log_base + 1);
-}
-
-static void hook_fixture_io(node *n, struct raft_io *io)
-{
-    n->io = io;
-    n->log_base = 1;
-    n->fixture_truncate = io->truncate;
-    n->fixture_snapshot_put = io->snapshot_put;
-    io->truncate = fixture_truncate;
-    io->snapshot_put = fixture_snapshot_put;
 }
 
 /* ---- history checks ----------------------------------------------------- */
@@ -409,6 +372,107 @@ static void check_read(sim *s, client *c, int64_t got, int64_t read_inv, int64_t
     }
 }
 
+/* ---- nodes: boot, crash, restart ------------------------------------------- */
+
+static void trace_change(void *ctx, const kv_change *c)
+{
+    node *n = ctx;
+    char want[16];
+    snprintf(want, sizeof(want), "k%d", n->s->trace_key);
+    if (c->key_len != strlen(want) || memcmp(c->key, want, c->key_len) != 0) return;
+    fprintf(stderr, "%8lld node %u applies %s=%.*s (revision %llu, raft applied %llu)\n",
+            (long long)sim_now(n->s), n->index + 1, want, (int)c->value_len,
+            c->value ? c->value : "", (unsigned long long)c->revision,
+            (unsigned long long)(n->raft ? raft_last_applied(n->raft) : 0));
+}
+
+static void node_boot(sim *s, node *n, const struct raft_configuration *bootstrap)
+{
+    kv_store_init(&n->store, s->seed + n->index);
+    if (s->trace_key >= 0) {
+        n->store.on_change = trace_change;
+        n->store.on_change_ctx = n;
+    }
+    replica_env env = {.mono_ms = clock_mono,
+                       .wall_ms = clock_wall,
+                       .clock_ctx = s,
+                       .peer = &sim_peers,
+                       .peer_ctx = n};
+    replica_create_detached(&n->r, &s->loop, &n->cfg, &n->store, &env);
+    n->raft = xcalloc(1, sizeof(*n->raft));
+    char address[32];
+    snprintf(address, sizeof(address), "sim-%u", n->index + 1);
+    if (raft_init(n->raft, sim_world_io(s->w, n->index), replica_fsm(n->r), n->index + 1,
+                  address) != 0)
+        abort();
+    raft_set_election_timeout(n->raft, 1000);
+    raft_set_heartbeat_timeout(n->raft, 100);
+    raft_set_snapshot_threshold(n->raft, 64 + (unsigned)(s->seed % 64));
+    raft_set_snapshot_trailing(n->raft, 16);
+    raft_set_pre_vote(n->raft, true);
+    raft_set_install_snapshot_timeout(n->raft, 3000);
+    replica_attach(n->r, n->raft);
+    if (bootstrap && raft_bootstrap(n->raft, bootstrap) != 0) abort();
+    int rv = raft_start(n->raft);
+    if (rv != 0) {
+        sim_fail(s, "node %u does not start from its disk: %s (%s)", n->index + 1,
+                 raft_errmsg(n->raft), raft_strerror(rv));
+        return;
+    }
+    n->state = NODE_UP;
+}
+
+static void node_replica_closed(void *ctx)
+{
+    node *n = ctx;
+    replica_destroy(n->r);
+    kv_store_close(&n->store);
+    n->r = NULL;
+    free(n->raft);
+    n->raft = NULL;
+    n->state = NODE_DOWN;
+}
+
+/* libraft closes in steps; the replica goes once libraft is done with it
+ * (a detached replica's contract: close libraft first). */
+static node *g_closing[N_NODES];
+
+static void node_libraft_closed(struct raft *raft)
+{
+    for (unsigned k = 0; k < N_NODES; k++) {
+        node *n = g_closing[k];
+        if (n && n->raft == raft) {
+            g_closing[k] = NULL;
+            replica_close(n->r, node_replica_closed, n);
+            return;
+        }
+    }
+    abort();
+}
+
+static void node_close(sim *s, node *n)
+{
+    (void)s;
+    n->state = NODE_CLOSING;
+    g_closing[n->index] = n;
+    raft_close(n->raft, node_libraft_closed);
+}
+
+/* A crash: the disk keeps what had completed; everything else is gone. */
+static void node_crash(sim *s, node *n)
+{
+    sim_world_crash(s->w, n->index);
+    node_close(s, n);
+    s->crashes++;
+}
+
+static void node_restart(sim *s, node *n)
+{
+    sim_world_revive(s->w, n->index);
+    n->restarts++;
+    node_boot(s, n, NULL);
+}
+
 /* ---- clients ------------------------------------------------------------------ */
 
 static int64_t parse_value(const kv_entry *e)
@@ -421,12 +485,43 @@ static int64_t parse_value(const kv_entry *e)
     return strtoll(tmp, NULL, 10);
 }
 
+static void trace_nodes(sim *s)
+{
+    for (unsigned i = 0; i < N_NODES; i++) {
+        node *n = &s->nodes[i];
+        if (n->state != NODE_UP) {
+            fprintf(stderr, " [%u down]", i + 1);
+            continue;
+        }
+        fprintf(stderr, " [%u %s t%llu l%llu c%llu a%llu%s]", i + 1,
+                raft_state(n->raft) == RAFT_LEADER      ? "L"
+                : raft_state(n->raft) == RAFT_CANDIDATE ? "C"
+                                                        : "F",
+                (unsigned long long)n->raft->current_term,
+                (unsigned long long)raft_last_index(n->raft),
+                (unsigned long long)n->raft->commit_index,
+                (unsigned long long)replica_applied_index(n->r),
+                sim_world_frozen(s->w, i) ? " frozen" : "");
+    }
+    fprintf(stderr, "\n");
+}
+
+static void trace_op(sim *s, client *c, int status, int64_t got)
+{
+    if ((int)c->key != s->trace_key) return;
+    fprintf(stderr, "%8lld k%u %s via %u [%lld-%lld] status %d value %lld:", (long long)sim_now(s),
+            c->key, c->is_write ? "write" : "read ", c->via + 1, (long long)c->inv_ms,
+            (long long)sim_now(s), status, (long long)(c->is_write ? c->value : got));
+    trace_nodes(s);
+}
+
 static void client_done(replica_req *req, int status)
 {
     client *c = req->data;
     sim *s = c->s;
     int64_t now = sim_now(s);
     c->busy = false;
+    if (c->is_write || status != REPLICA_OK) trace_op(s, c, status, 0);
     if (status != REPLICA_OK) {
         s->ops_failed++;
         return; /* a failed write stays "maybe": ack_ms INT64_MAX */
@@ -445,6 +540,7 @@ static void client_done(replica_req *req, int status)
     s->reads_ok++;
     node *n = &s->nodes[c->via];
     kv_entry *e = kv_store_get(&n->store, c->keybuf, strlen(c->keybuf), WALL_BASE_MS + now);
+    trace_op(s, c, status, parse_value(e));
     check_read(s, c, parse_value(e), c->inv_ms, now);
 }
 
@@ -452,7 +548,7 @@ static void client_start(sim *s, client *c)
 {
     c->via = rng_below(&s->rng, N_NODES);
     node *n = &s->nodes[c->via];
-    if (n->frozen) return; /* a client of a frozen node waits */
+    if (n->state != NODE_UP || sim_world_frozen(s->w, c->via)) return; /* try again later */
     c->is_write = rng_below(&s->rng, 2) == 0;
     c->inv_ms = sim_now(s);
     c->busy = true;
@@ -486,69 +582,127 @@ static void client_start(sim *s, client *c)
 
 /* ---- faults ---------------------------------------------------------------------- */
 
-static void set_cut(sim *s, unsigned i, bool cut)
+enum { FAULT_CUT, FAULT_CUT_OUT, FAULT_FREEZE, FAULT_CRASH, FAULT_LOSSY, FAULT_SLOW, FAULT_KINDS };
+static const char *const fault_names[FAULT_KINDS] = {"cut",   "cut-out", "freeze",
+                                                     "crash", "lossy",   "slow"};
+
+static void apply_links(sim *s)
 {
-    s->nodes[i].cut = cut;
-    for (unsigned j = 0; j < N_NODES; j++) {
-        if (j == i) continue;
-        if (cut) {
-            raft_fixture_disconnect(&s->f, i, j);
-            raft_fixture_disconnect(&s->f, j, i);
-        } else if (!s->nodes[j].cut) {
-            raft_fixture_reconnect(&s->f, i, j);
-            raft_fixture_reconnect(&s->f, j, i);
+    for (unsigned i = 0; i < N_NODES; i++)
+        for (unsigned j = 0; j < N_NODES; j++)
+            if (i != j) sim_world_link(s->w, i, j, !s->nodes[i].cut_out && !s->nodes[j].cut_in);
+}
+
+static void set_latency(sim *s, unsigned base, unsigned jitter)
+{
+    s->latency_ms = base;
+    sim_world_latency(s->w, base, jitter);
+}
+
+static unsigned current_leader(sim *s)
+{
+    unsigned best = N_NODES;
+    raft_term term = 0;
+    for (unsigned i = 0; i < N_NODES; i++) {
+        node *n = &s->nodes[i];
+        if (n->state != NODE_UP || raft_state(n->raft) != RAFT_LEADER) continue;
+        if (n->raft->current_term >= term) {
+            term = n->raft->current_term;
+            best = i;
         }
     }
+    return best;
 }
 
-static void set_frozen(sim *s, unsigned i, bool frozen)
+/* End the fault in force. A crashed node restarts from its disk. */
+static void fault_heal(sim *s)
 {
-    s->nodes[i].frozen = frozen;
-    if (frozen)
-        raft_fixture_kill(&s->f, i);
-    else
-        raft_fixture_revive(&s->f, i);
-}
-
-static void heal(sim *s)
-{
-    for (unsigned i = 0; i < N_NODES; i++) {
-        if (s->nodes[i].frozen) set_frozen(s, i, false);
-        if (s->nodes[i].cut) set_cut(s, i, false);
+    if (!s->fault_on) return;
+    node *n = &s->nodes[s->fault_node];
+    switch (s->fault_kind) {
+    case FAULT_CUT:
+        n->cut_in = n->cut_out = false;
+        apply_links(s);
+        break;
+    case FAULT_CUT_OUT:
+        n->cut_out = false;
+        apply_links(s);
+        break;
+    case FAULT_FREEZE:
+        sim_world_freeze(s->w, s->fault_node, false);
+        break;
+    case FAULT_CRASH:
+        if (n->state != NODE_DOWN) return; /* still closing: next step */
+        node_restart(s, n);
+        if (s->trace_key >= 0) {
+            fprintf(stderr, "%8lld node %u restarted:", (long long)sim_now(s), n->index + 1);
+            trace_nodes(s);
+        }
+        break;
+    case FAULT_LOSSY:
+        sim_world_drop_rate(s->w, 0);
+        break;
+    case FAULT_SLOW:
+        set_latency(s, 15, 0);
+        break;
     }
-    s->latency_ms = 15;
+    s->fault_on = false;
 }
 
-/* One fault at a time, mostly on the leader, held for 0.5-3 s. */
-static void maybe_fault(sim *s, int64_t *fault_end, bool *fault_on)
+/* One fault at a time, three in four on the leader, held for 0.5-3 s;
+ * a quiet period of 0.5-2.5 s between two. */
+static void maybe_fault(sim *s)
 {
     int64_t now = sim_now(s);
-    if (*fault_on) {
-        if (now >= *fault_end) {
-            heal(s);
-            *fault_on = false;
-            *fault_end = now + 500 + rng_below(&s->rng, 2000); /* quiet period */
+    if (s->fault_on) {
+        if (now >= s->fault_end) {
+            fault_heal(s);
+            if (!s->fault_on) s->fault_end = now + 500 + rng_below(&s->rng, 2000);
         }
         return;
     }
-    if (now < *fault_end) return;
-    unsigned leader = raft_fixture_leader_index(&s->f);
+    if (now < s->fault_end) return;
+    unsigned leader = current_leader(s);
     unsigned victim =
         leader < N_NODES && rng_below(&s->rng, 4) != 0 ? leader : rng_below(&s->rng, N_NODES);
-    switch (rng_below(&s->rng, 3)) {
-    case 0:
-        set_cut(s, victim, true);
+    node *n = &s->nodes[victim];
+    if (n->state != NODE_UP) return;
+    int kind = (int)rng_below(&s->rng, FAULT_KINDS);
+    switch (kind) {
+    case FAULT_CUT:
+        n->cut_in = n->cut_out = true;
+        apply_links(s);
         break;
-    case 1:
-        set_frozen(s, victim, true);
+    case FAULT_CUT_OUT:
+        n->cut_out = true;
+        apply_links(s);
         break;
-    default:
-        s->latency_ms = 5 + rng_below(&s->rng, 120);
+    case FAULT_FREEZE:
+        sim_world_freeze(s->w, victim, true);
         break;
+    case FAULT_CRASH:
+        node_crash(s, n);
+        break;
+    case FAULT_LOSSY:
+        sim_world_drop_rate(s->w, 100 + rng_below(&s->rng, 300));
+        break;
+    case FAULT_SLOW: {
+        /* one draw per statement: argument order is the compiler's */
+        unsigned base = 5 + rng_below(&s->rng, 100);
+        unsigned jitter = 1 + rng_below(&s->rng, 100);
+        set_latency(s, base, jitter);
+    } break;
     }
+    if (s->trace_key >= 0) {
+        fprintf(stderr, "%8lld fault %s on node %u:", (long long)now, fault_names[kind],
+                victim + 1);
+        trace_nodes(s);
+    }
+    s->fault_on = true;
+    s->fault_kind = kind;
+    s->fault_node = victim;
     s->faults++;
-    *fault_on = true;
-    *fault_end = now + 500 + rng_below(&s->rng, 2500);
+    s->fault_end = now + 500 + rng_below(&s->rng, 2500);
 }
 
 /* ---- invariants ------------------------------------------------------------------ */
@@ -556,17 +710,17 @@ static void maybe_fault(sim *s, int64_t *fault_end, bool *fault_on)
 static void check_leaders(sim *s)
 {
     for (unsigned i = 0; i < N_NODES; i++) {
-        struct raft *r = raft_fixture_get(&s->f, i);
-        if (raft_state(r) != RAFT_LEADER) continue;
-        raft_term t = r->current_term;
+        node *n = &s->nodes[i];
+        if (n->state != NODE_UP || raft_state(n->raft) != RAFT_LEADER) continue;
+        raft_term t = n->raft->current_term;
         if (t >= sizeof(s->leader_of_term) / sizeof(s->leader_of_term[0])) continue;
         raft_id *who = &s->leader_of_term[t];
         if (*who == 0) {
-            *who = r->id;
+            *who = n->raft->id;
             s->leader_changes++;
-        } else if (*who != r->id) {
+        } else if (*who != n->raft->id) {
             sim_fail(s, "two leaders in term %llu: %llu and %llu", (unsigned long long)t,
-                     (unsigned long long)*who, (unsigned long long)r->id);
+                     (unsigned long long)*who, (unsigned long long)n->raft->id);
         }
     }
 }
@@ -589,13 +743,22 @@ static void check_converged(sim *s)
                      (unsigned long long)applied[0]);
     }
     for (unsigned i = 0; i < N_NODES; i++) buf_close(&snap[i]);
+    /* and no acknowledged write is missing: each final value is what a
+     * read that began now may return */
+    int64_t now = sim_now(s);
+    for (unsigned k = 0; k < N_KEYS && !s->failed; k++) {
+        client *c = &s->clients[k];
+        kv_entry *e =
+            kv_store_get(&s->nodes[0].store, c->keybuf, strlen(c->keybuf), WALL_BASE_MS + now);
+        check_read(s, c, parse_value(e), now, now);
+    }
 }
 
 /* ---- one run ------------------------------------------------------------------------ */
 
 static void sim_step(sim *s)
 {
-    raft_fixture_step(&s->f);
+    if (!sim_world_step(s->w)) sim_world_advance(s->w, sim_now(s) + 1);
     s->steps++;
     uv_run(&s->loop, UV_RUN_NOWAIT); /* deferred completions (zero-delay timers) */
     peer_run(s);
@@ -604,29 +767,41 @@ static void sim_step(sim *s)
     if (now >= s->next_poll_ms) {
         s->next_poll_ms = now + POLL_MS;
         for (unsigned i = 0; i < N_NODES; i++)
-            if (!s->nodes[i].frozen) replica_poll(s->nodes[i].r);
+            if (s->nodes[i].state == NODE_UP && !sim_world_frozen(s->w, i))
+                replica_poll(s->nodes[i].r);
     }
     check_leaders(s);
 }
 
-static void sim_closed(void *ctx)
+static bool clients_busy(sim *s)
 {
-    (void)ctx;
+    for (unsigned k = 0; k < N_KEYS; k++)
+        if (s->clients[k].busy) return true;
+    return false;
 }
+
+static int g_trace_key = -1;
 
 static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool verbose,
                    uint64_t *ops_out, uint64_t *faults_out)
 {
     sim *s = xcalloc(1, sizeof(*s));
+    s->trace_key = g_trace_key;
     s->seed = seed;
     s->rng = seed;
-    s->latency_ms = 15;
     s->target_ops = target_ops;
     s->stale_reads = stale_reads;
-    g_sim = s;
     srand((unsigned)seed); /* replica's forwarding backoff jitter */
     uv_loop_init(&s->loop);
-    raft_fixture_initialize(&s->f);
+    s->w = sim_world_create(seed ^ 0x5eed, N_NODES);
+    set_latency(s, 15, 0);
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (unsigned i = 0; i < N_NODES; i++) {
+        char address[32];
+        snprintf(address, sizeof(address), "sim-%u", i + 1);
+        raft_configuration_add(&conf, i + 1, address, RAFT_VOTER);
+    }
     for (unsigned i = 0; i < N_NODES; i++) {
         node *n = &s->nodes[i];
         n->s = s;
@@ -636,104 +811,101 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
         n->cfg.persistence = PERSISTENCE_DURABLE;
         snprintf(n->cfg.listen_http, sizeof(n->cfg.listen_http), "sim-node-%u:80", i + 1);
         n->cfg.write_timeout = 2.0;
-        kv_store_init(&n->store, seed + i);
-        replica_env env = {.mono_ms = clock_mono,
-                           .wall_ms = clock_wall,
-                           .clock_ctx = s,
-                           .peer = &sim_peers,
-                           .peer_ctx = n};
-        replica_create_detached(&n->r, &s->loop, &n->cfg, &n->store, &env);
-        raft_fixture_grow(&s->f, replica_fsm(n->r));
-        struct raft *raft = raft_fixture_get(&s->f, i);
-        raft_set_snapshot_threshold(raft, 64 + (unsigned)(seed % 64));
-        raft_set_snapshot_trailing(raft, 16);
-        replica_attach(n->r, raft);
-        hook_fixture_io(n, raft->io);
-        raft_fixture_set_randomized_election_timeout(&s->f, i, 1000 + rng_below(&s->rng, 1000));
+        node_boot(s, n, &conf);
     }
-    struct raft_configuration conf;
-    raft_fixture_configuration(&s->f, N_NODES, &conf);
-    raft_fixture_bootstrap(&s->f, &conf);
     raft_configuration_close(&conf);
-    raft_fixture_start(&s->f);
     for (unsigned k = 0; k < N_KEYS; k++) {
         s->clients[k].s = s;
         s->clients[k].key = k;
         snprintf(s->clients[k].keybuf, sizeof(s->clients[k].keybuf), "k%u", k);
     }
 
-    int64_t fault_end = 3000; /* let the first leader settle */
-    bool fault_on = false;
+    s->fault_end = 3000; /* let the first leader settle */
     uint64_t max_steps = target_ops * 400 + 100000;
     while (!s->failed && s->ops_ok + s->ops_failed < target_ops && s->steps < max_steps) {
         sim_step(s);
-        maybe_fault(s, &fault_end, &fault_on);
+        maybe_fault(s);
         for (unsigned k = 0; k < N_KEYS; k++)
             if (!s->clients[k].busy && rng_below(&s->rng, 4) == 0) client_start(s, &s->clients[k]);
     }
-    /* heal, let every client finish, then let the cluster converge */
-    heal(s);
-    int64_t until = sim_now(s) + 30000;
+    /* heal (a crashed node restarts), let every client finish, then let the
+     * cluster converge */
+    int64_t until = sim_now(s) + 60000;
+    while (!s->failed && s->fault_on && sim_now(s) < until) {
+        fault_heal(s);
+        sim_step(s);
+    }
+    until = sim_now(s) + 30000;
     while (!s->failed && sim_now(s) < until) {
         sim_step(s);
-        bool busy = false;
-        for (unsigned k = 0; k < N_KEYS; k++) busy |= s->clients[k].busy;
-        if (busy) continue;
+        if (clients_busy(s)) continue;
         uint64_t a0 = replica_applied_index(s->nodes[0].r);
-        bool same = raft_fixture_leader_index(&s->f) < N_NODES;
+        bool same = current_leader(s) < N_NODES;
         for (unsigned i = 1; i < N_NODES; i++) same &= replica_applied_index(s->nodes[i].r) == a0;
         if (same && sim_now(s) + 25000 < until) until = sim_now(s) + 500; /* a little more */
     }
+    if (!s->failed && clients_busy(s)) sim_fail(s, "a client operation never completed");
     if (!s->failed) check_converged(s);
-    for (unsigned i = 0; i < N_NODES; i++) {
-        replica_status_info st;
-        replica_get_status(s->nodes[i].r, &st);
-        s->snapshots += st.snapshots_taken;
-    }
     if (!s->failed && s->ops_ok < target_ops / 4)
         sim_fail(s, "too little progress: %llu of %llu operations succeeded",
                  (unsigned long long)s->ops_ok, (unsigned long long)(s->ops_ok + s->ops_failed));
+    for (unsigned i = 0; i < N_NODES; i++) {
+        replica_status_info st;
+        if (!s->nodes[i].r) continue;
+        replica_get_status(s->nodes[i].r, &st);
+        s->snapshots += st.snapshots_taken;
+    }
 
     if (s->failed || verbose)
         fprintf(stderr,
                 "sim seed %llu: %s%s; ops %llu ok (%llu writes, %llu reads), %llu failed, "
-                "faults %llu, leaders %llu, snapshots %llu, installs %llu, steps %llu, "
-                "simulated %.1f s\n",
+                "faults %llu (crashes %llu, disk writes lost %llu), leaders %llu, snapshots "
+                "%llu, installs %llu, steps %llu, simulated %.1f s\n",
                 (unsigned long long)seed, s->failed ? "FAILED: " : "ok", s->why,
                 (unsigned long long)s->ops_ok, (unsigned long long)s->writes_ok,
                 (unsigned long long)s->reads_ok, (unsigned long long)s->ops_failed,
-                (unsigned long long)s->faults, (unsigned long long)s->leader_changes,
-                (unsigned long long)s->snapshots, (unsigned long long)s->installs,
-                (unsigned long long)s->steps, (double)sim_now(s) / 1000.0);
+                (unsigned long long)s->faults, (unsigned long long)s->crashes,
+                (unsigned long long)sim_world_lost_writes(s->w),
+                (unsigned long long)s->leader_changes, (unsigned long long)s->snapshots,
+                (unsigned long long)sim_world_installs(s->w), (unsigned long long)s->steps,
+                (double)sim_now(s) / 1000.0);
     int rc = s->failed ? 1 : 0;
     *ops_out += s->ops_ok + s->ops_failed;
     *faults_out += s->faults;
 
     /* teardown: libraft first (it fails what is pending), then replicas */
-    for (unsigned k = 0; k < N_KEYS; k++) {
+    for (unsigned k = 0; k < N_KEYS; k++)
         if (s->clients[k].busy) replica_cancel(&s->clients[k].req);
+    sim_world_freeze(s->w, 0, false);
+    for (unsigned i = 0; i < N_NODES; i++) {
+        sim_world_freeze(s->w, i, false);
+        if (s->nodes[i].state == NODE_UP) node_close(s, &s->nodes[i]);
     }
-    raft_fixture_close(&s->f);
-    uv_run(&s->loop, UV_RUN_NOWAIT);
-    for (unsigned i = 0; i < N_NODES; i++) replica_close(s->nodes[i].r, sim_closed, NULL);
+    for (unsigned guard = 0; guard < 100000; guard++) {
+        bool closing = false;
+        for (unsigned i = 0; i < N_NODES; i++) closing |= s->nodes[i].state != NODE_DOWN;
+        if (!closing) break;
+        sim_world_step(s->w);
+        uv_run(&s->loop, UV_RUN_NOWAIT);
+        peer_run(s);
+    }
     while (s->msgs) {
         peer_msg *m = s->msgs;
         s->msgs = m->next;
-        if (m->phase == MSG_AT_TARGET) replica_cancel(&m->rreq);
-        replica_req_close(&m->rreq);
-        buf_close(&m->body);
-        buf_close(&m->resp);
-        free(m);
+        peer_msg_free(m);
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
-    for (unsigned i = 0; i < N_NODES; i++) {
-        replica_destroy(s->nodes[i].r);
-        kv_store_close(&s->nodes[i].store);
-    }
+    for (unsigned i = 0; i < N_NODES; i++)
+        if (s->nodes[i].state != NODE_DOWN) {
+            fprintf(stderr, "sim seed %llu: node %u did not close\n", (unsigned long long)seed,
+                    i + 1);
+            rc = 1;
+        }
     for (unsigned k = 0; k < N_KEYS; k++) {
         replica_req_close(&s->clients[k].req);
         free(s->clients[k].writes);
     }
+    sim_world_destroy(s->w);
     uv_loop_close(&s->loop);
     free(s);
     return rc;
@@ -750,6 +922,8 @@ int main(int argc, char **argv)
             char *dash = NULL;
             first = strtoull(argv[++i], &dash, 10);
             last = dash && *dash == '-' ? strtoull(dash + 1, NULL, 10) : first;
+        } else if (strcmp(argv[i], "--trace-key") == 0 && i + 1 < argc) {
+            g_trace_key = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--stale-reads") == 0) {
             stale_reads = true;
         } else if (strcmp(argv[i], "--random") == 0) {
@@ -758,7 +932,7 @@ int main(int argc, char **argv)
             ops = strtoull(argv[++i], NULL, 10);
         } else {
             fprintf(stderr, "usage: sim [--seed N | --seeds A-B | --random] [--ops N] "
-                            "[--stale-reads]\n");
+                            "[--stale-reads] [--trace-key K]\n");
             return 2;
         }
     }
