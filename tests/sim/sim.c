@@ -44,6 +44,7 @@
 #include "kv/store.h"
 #include "obs/log.h"
 #include "replica/replica.h"
+#include "replica/replica_internal.h" /* --no-match-guard reaches in */
 #include "sim_io.h"
 #include "util/alloc.h"
 #include "util/buf.h"
@@ -110,6 +111,7 @@ typedef struct node {
 typedef struct write_rec {
     int64_t value;
     int64_t inv_ms, ack_ms; /* ack_ms: INT64_MAX unless acknowledged OK */
+    bool refused;           /* a compare-and-set answered "not applied" */
 } write_rec;
 
 typedef struct client {
@@ -117,6 +119,10 @@ typedef struct client {
     unsigned key;
     bool busy;
     bool is_write;
+    bool is_cas;       /* a write only if the key is still as last read */
+    bool has_seen;     /* a read succeeded: seen_rev, seen_value */
+    uint64_t seen_rev; /* its mod revision (0: absent) */
+    int64_t seen_value, cas_expects;
     int64_t inv_ms;
     unsigned via; /* node index */
     int64_t value;
@@ -146,10 +152,12 @@ struct sim {
     int64_t fault_end;
     /* counts */
     uint64_t ops_ok, ops_failed, reads_ok, writes_ok, faults, steps, leader_changes;
-    uint64_t crashes, snapshots;
+    uint64_t crashes, snapshots, cas_ok, cas_refused, transfers;
+    bool transfer_pending;
     uint64_t target_ops;
-    bool stale_reads; /* negative control: the checker must catch these */
-    int trace_key;    /* --trace-key: print this key's operations, and faults */
+    bool stale_reads;    /* negative control: the checker must catch these */
+    int trace_key;       /* --trace-key: print this key's operations, and faults */
+    bool no_match_guard; /* --no-match-guard: show what the guard prevents */
     bool failed;
     char why[512];
 };
@@ -358,6 +366,11 @@ static void check_read(sim *s, client *c, int64_t got, int64_t read_inv, int64_t
         sim_fail(s, "key %u: read returned %" PRId64 ", which no write had begun", c->key, got);
         return;
     }
+    if (w && w->refused) {
+        sim_fail(s, "key %u: read returned %" PRId64 ", whose compare-and-set was refused", c->key,
+                 got);
+        return;
+    }
     int64_t w_ack = w ? w->ack_ms : -1;
     for (size_t i = 0; i < c->n_writes; i++) {
         const write_rec *o = &c->writes[i];
@@ -412,6 +425,7 @@ static void node_boot(sim *s, node *n, const struct raft_configuration *bootstra
     raft_set_pre_vote(n->raft, true);
     raft_set_install_snapshot_timeout(n->raft, 3000);
     replica_attach(n->r, n->raft);
+    if (s->no_match_guard) match_guard_remove(&n->r->match); /* libraft 0.15 as it is */
     if (bootstrap && raft_bootstrap(n->raft, bootstrap) != 0) abort();
     int rv = raft_start(n->raft);
     if (rv != 0) {
@@ -528,12 +542,23 @@ static void client_done(replica_req *req, int status)
     }
     s->ops_ok++;
     if (c->is_write) {
+        write_rec *w = &c->writes[c->n_writes - 1]; /* one operation at a time */
+        if (c->is_cas && req->result.status == KV_ERR_PRECONDITION) {
+            w->refused = true; /* it must never be seen */
+            s->cas_refused++;
+            return;
+        }
+        if (req->result.status != KV_OK) {
+            sim_fail(s, "key %u: write answered status %d", c->key, (int)req->result.status);
+            return;
+        }
         s->writes_ok++;
-        for (size_t i = c->n_writes; i-- > 0;) {
-            if (c->writes[i].value == c->value) {
-                c->writes[i].ack_ms = now;
-                break;
-            }
+        w->ack_ms = now;
+        if (c->is_cas) {
+            /* applied: just before it, the key held what it expected, so
+             * the CAS is also a read of that value over its own span */
+            s->cas_ok++;
+            check_read(s, c, c->cas_expects, c->inv_ms, now);
         }
         return;
     }
@@ -542,6 +567,9 @@ static void client_done(replica_req *req, int status)
     kv_entry *e = kv_store_get(&n->store, c->keybuf, strlen(c->keybuf), WALL_BASE_MS + now);
     trace_op(s, c, status, parse_value(e));
     check_read(s, c, parse_value(e), c->inv_ms, now);
+    c->has_seen = true;
+    c->seen_rev = e ? e->mod_rev : 0;
+    c->seen_value = parse_value(e);
 }
 
 static void client_start(sim *s, client *c)
@@ -561,7 +589,7 @@ static void client_start(sim *s, client *c)
             c->cap_writes = c->cap_writes ? c->cap_writes * 2 : 64;
             c->writes = xrealloc(c->writes, c->cap_writes * sizeof(*c->writes));
         }
-        c->writes[c->n_writes++] = (write_rec){c->value, c->inv_ms, INT64_MAX};
+        c->writes[c->n_writes++] = (write_rec){c->value, c->inv_ms, INT64_MAX, false};
         int vlen = snprintf(c->valbuf, sizeof(c->valbuf), "%" PRId64, c->value);
         c->args[0] = (kv_slice){c->keybuf, strlen(c->keybuf)};
         c->args[1] = (kv_slice){c->valbuf, (size_t)vlen};
@@ -569,6 +597,12 @@ static void client_start(sim *s, client *c)
         c->cmd.op = KV_OP_PUT;
         c->cmd.nargs = 2;
         c->cmd.args = c->args;
+        c->is_cas = c->has_seen && rng_below(&s->rng, 2) == 0;
+        if (c->is_cas) {
+            c->cmd.flags = KV_FLAG_IF_REV;
+            c->cmd.a = (int64_t)c->seen_rev;
+            c->cas_expects = c->seen_value;
+        }
         st = replica_propose(n->r, &c->req, &c->cmd);
     } else {
         st = replica_read(n->r, &c->req,
@@ -582,9 +616,18 @@ static void client_start(sim *s, client *c)
 
 /* ---- faults ---------------------------------------------------------------------- */
 
-enum { FAULT_CUT, FAULT_CUT_OUT, FAULT_FREEZE, FAULT_CRASH, FAULT_LOSSY, FAULT_SLOW, FAULT_KINDS };
-static const char *const fault_names[FAULT_KINDS] = {"cut",   "cut-out", "freeze",
-                                                     "crash", "lossy",   "slow"};
+enum {
+    FAULT_CUT,
+    FAULT_CUT_OUT,
+    FAULT_FREEZE,
+    FAULT_CRASH,
+    FAULT_LOSSY,
+    FAULT_SLOW,
+    FAULT_TRANSFER,
+    FAULT_KINDS
+};
+static const char *const fault_names[FAULT_KINDS] = {"cut",   "cut-out", "freeze",  "crash",
+                                                     "lossy", "slow",    "transfer"};
 
 static void apply_links(sim *s)
 {
@@ -612,6 +655,14 @@ static unsigned current_leader(sim *s)
         }
     }
     return best;
+}
+
+static void transfer_done(void *ctx, int status, const char *message)
+{
+    sim *s = ctx;
+    (void)message;
+    s->transfer_pending = false;
+    if (status == 0) s->transfers++;
 }
 
 /* End the fault in force. A crashed node restarts from its disk. */
@@ -644,6 +695,9 @@ static void fault_heal(sim *s)
         break;
     case FAULT_SLOW:
         set_latency(s, 15, 0);
+        break;
+    case FAULT_TRANSFER:
+        if (s->transfer_pending) return; /* its answer comes first */
         break;
     }
     s->fault_on = false;
@@ -685,6 +739,12 @@ static void maybe_fault(sim *s)
         break;
     case FAULT_LOSSY:
         sim_world_drop_rate(s->w, 100 + rng_below(&s->rng, 300));
+        break;
+    case FAULT_TRANSFER:
+        /* an operator's leadership transfer (libraft picks the target) */
+        if (raft_state(n->raft) == RAFT_LEADER &&
+            replica_transfer_leadership(n->r, 0, transfer_done, s) == 0)
+            s->transfer_pending = true;
         break;
     case FAULT_SLOW: {
         /* one draw per statement: argument order is the compiler's */
@@ -781,12 +841,14 @@ static bool clients_busy(sim *s)
 }
 
 static int g_trace_key = -1;
+static bool g_no_match_guard;
 
 static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool verbose,
                    uint64_t *ops_out, uint64_t *faults_out)
 {
     sim *s = xcalloc(1, sizeof(*s));
     s->trace_key = g_trace_key;
+    s->no_match_guard = g_no_match_guard;
     s->seed = seed;
     s->rng = seed;
     s->target_ops = target_ops;
@@ -858,14 +920,16 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
 
     if (s->failed || verbose)
         fprintf(stderr,
-                "sim seed %llu: %s%s; ops %llu ok (%llu writes, %llu reads), %llu failed, "
+                "sim seed %llu: %s%s; ops %llu ok (%llu writes of which %llu CAS, %llu reads), "
+                "%llu failed, %llu CAS refused, transfers %llu, "
                 "faults %llu (crashes %llu, disk writes lost %llu), leaders %llu, snapshots "
                 "%llu, installs %llu, steps %llu, simulated %.1f s\n",
                 (unsigned long long)seed, s->failed ? "FAILED: " : "ok", s->why,
                 (unsigned long long)s->ops_ok, (unsigned long long)s->writes_ok,
-                (unsigned long long)s->reads_ok, (unsigned long long)s->ops_failed,
-                (unsigned long long)s->faults, (unsigned long long)s->crashes,
-                (unsigned long long)sim_world_lost_writes(s->w),
+                (unsigned long long)s->cas_ok, (unsigned long long)s->reads_ok,
+                (unsigned long long)s->ops_failed, (unsigned long long)s->cas_refused,
+                (unsigned long long)s->transfers, (unsigned long long)s->faults,
+                (unsigned long long)s->crashes, (unsigned long long)sim_world_lost_writes(s->w),
                 (unsigned long long)s->leader_changes, (unsigned long long)s->snapshots,
                 (unsigned long long)sim_world_installs(s->w), (unsigned long long)s->steps,
                 (double)sim_now(s) / 1000.0);
@@ -924,6 +988,8 @@ int main(int argc, char **argv)
             last = dash && *dash == '-' ? strtoull(dash + 1, NULL, 10) : first;
         } else if (strcmp(argv[i], "--trace-key") == 0 && i + 1 < argc) {
             g_trace_key = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--no-match-guard") == 0) {
+            g_no_match_guard = true;
         } else if (strcmp(argv[i], "--stale-reads") == 0) {
             stale_reads = true;
         } else if (strcmp(argv[i], "--random") == 0) {
@@ -932,7 +998,7 @@ int main(int argc, char **argv)
             ops = strtoull(argv[++i], NULL, 10);
         } else {
             fprintf(stderr, "usage: sim [--seed N | --seeds A-B | --random] [--ops N] "
-                            "[--stale-reads] [--trace-key K]\n");
+                            "[--stale-reads] [--no-match-guard] [--trace-key K]\n");
             return 2;
         }
     }

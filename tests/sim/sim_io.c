@@ -331,7 +331,7 @@ static void cancel_run(sim_world *w, event *e)
         if (e->disk == DISK_SNAPSHOT_GET) e->get->cb(e->get, NULL, RAFT_CANCELED);
         disk_event_free(e);
     } else if (e->kind == EV_SEND_DONE) {
-        e->send->cb(e->send, RAFT_CANCELED);
+        if (e->send->cb) e->send->cb(e->send, RAFT_CANCELED);
     }
 }
 
@@ -634,7 +634,7 @@ bool sim_world_step(sim_world *w)
         disk_event_free(pick);
         break;
     case EV_SEND_DONE:
-        pick->send->cb(pick->send, 0);
+        if (pick->send->cb) pick->send->cb(pick->send, 0); /* libraft may pass none */
         break;
     case EV_DELIVER:
         trace_message(w, pick);
