@@ -414,6 +414,8 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
      * and starts without it: silent loss of acknowledged writes. Refuse to
      * start instead, naming the file (SPEC §4). */
     raft_uv_set_auto_recovery(r->io, false);
+    /* first on append, so that it sees raft_uv's own results */
+    storage_failstop_install(&r->failstop, r->io, r->raft_dir);
     replica__io_async_setup(r);
     replica__fsm_setup(r);
     rv = raft_init(r->raft, r->io, &r->fsm, cfg->id, cfg->listen_peer);
@@ -590,6 +592,7 @@ void replica_destroy(replica *r)
     lazyfree_flush();
     replica__unlist(r);
     match_guard_remove(&r->match);
+    storage_failstop_remove(&r->failstop); /* libraft is closed: no append in flight */
     /* a simulator restarts a node on the same raft_io: unhook it */
     if (r->io && r->io->start == replica__io_start) r->io->start = r->io_start;
     if (r->owns_raft) barrier_guard_forget(&r->guard);

@@ -28,6 +28,7 @@
 #include "replica/disk_guard.h"
 #include "replica/forward.h"
 #include "replica/match_guard.h"
+#include "replica/storage_failstop.h"
 #include "replica/replica.h"
 #include "replica/snapshot_handoff.h"
 #include "util/buf.h"
@@ -99,6 +100,8 @@ struct replica {
     barrier_guard guard;
     /* and a follower never claims entries the leader did not check */
     match_guard match;
+    /* a failed log write stops the node (raft_uv only) */
+    storage_failstop failstop;
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
     bool raft_started;
     char raft_dir[1100];
