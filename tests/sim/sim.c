@@ -28,9 +28,10 @@
  *
  * Usage: sim [--seed N | --seeds A-B | --random] [--ops N] [--stale-reads]
  * Exit status 0 when every seed passed; a failure prints its seed, and
- * `sim --seed N` replays it exactly. --stale-reads is the negative
- * control: reads that skip the leader check, which the checker must
- * reject. */
+ * `sim --seed N` replays it exactly. Negative controls the checker must
+ * reject: --stale-reads (linearizable reads skip the leader check),
+ * --stale-bookmarks (reads at a bookmark ignore it), --no-match-guard
+ * (libraft 0.15 without cairn's correction: docs/design.md). */
 #include <inttypes.h>
 #include <raft.h>
 #include <stdarg.h>
@@ -112,6 +113,7 @@ typedef struct write_rec {
     int64_t value;
     int64_t inv_ms, ack_ms; /* ack_ms: INT64_MAX unless acknowledged OK */
     bool refused;           /* a compare-and-set answered "not applied" */
+    bool is_del;            /* a DEL: the key absent afterwards */
 } write_rec;
 
 typedef struct client {
@@ -120,6 +122,11 @@ typedef struct client {
     bool busy;
     bool is_write;
     bool is_cas;       /* a write only if the key is still as last read */
+    bool is_del;       /* a write that removes the key */
+    bool is_bookmark;  /* a stale read at the revision of the client's last write */
+    bool has_acked;    /* a write of this client was acknowledged: */
+    size_t last_acked; /* its record, and the revision it produced */
+    uint64_t last_acked_rev;
     bool has_seen;     /* a read succeeded: seen_rev, seen_value */
     uint64_t seen_rev; /* its mod revision (0: absent) */
     int64_t seen_value, cas_expects;
@@ -152,7 +159,7 @@ struct sim {
     int64_t fault_end;
     /* counts */
     uint64_t ops_ok, ops_failed, reads_ok, writes_ok, faults, steps, leader_changes;
-    uint64_t crashes, snapshots, cas_ok, cas_refused, transfers;
+    uint64_t crashes, snapshots, cas_ok, cas_refused, transfers, dels_ok, bookmark_reads;
     bool transfer_pending;
     uint64_t target_ops;
     bool stale_reads;    /* negative control: the checker must catch these */
@@ -161,6 +168,8 @@ struct sim {
     bool failed;
     char why[512];
 };
+
+static bool g_stale_bookmarks; /* negative control: bookmarks ignored */
 
 static int64_t sim_now(sim *s)
 {
@@ -350,39 +359,93 @@ static void peer_run(sim *s)
 static const write_rec *find_write(const client *c, int64_t value)
 {
     for (size_t i = 0; i < c->n_writes; i++)
-        if (c->writes[i].value == value) return &c->writes[i];
+        if (c->writes[i].value == value && !c->writes[i].is_del) return &c->writes[i];
     return NULL;
 }
 
-/* A linearizable read of a register whose writes all have distinct values
- * is wrong if it saw a value nobody had begun to write, or if some other
- * write began after the one it saw had completed, and itself completed
- * before the read began: that write must lie between them, so the read
- * is stale. (Value 0: the key had never been written.) */
+/* Whether a linearizable read over [read_inv, read_done] may have seen
+ * what write w left (w NULL: the key before any write). Not if w began
+ * after the read ended or was refused, nor if another write began after w
+ * was acknowledged and was itself acknowledged before the read began: that
+ * one must lie between them. Writes that failed or timed out may apply at
+ * any later time; all writes of a key have distinct values. */
+static const write_rec *between(const client *c, const write_rec *w, int64_t read_inv)
+{
+    int64_t w_ack = w ? w->ack_ms : -1;
+    for (size_t i = 0; i < c->n_writes; i++) {
+        const write_rec *o = &c->writes[i];
+        if (o == w || o->ack_ms == INT64_MAX || o->refused) continue;
+        if (o->inv_ms > w_ack && o->ack_ms < read_inv) return o;
+    }
+    return NULL;
+}
+
+static bool may_see(const client *c, const write_rec *w, int64_t read_inv, int64_t read_done)
+{
+    if (w && (w->refused || w->inv_ms > read_done)) return false;
+    return between(c, w, read_inv) == NULL;
+}
+
+/* A linearizable read (or what an applied CAS expected) that returned got
+ * (0: the key was absent). Absent is what the key was before any write and
+ * after every DEL: one of them must fit. */
 static void check_read(sim *s, client *c, int64_t got, int64_t read_inv, int64_t read_done)
 {
-    const write_rec *w = got ? find_write(c, got) : NULL;
-    if (got && (!w || w->inv_ms > read_done)) {
+    if (got == 0) {
+        if (may_see(c, NULL, read_inv, read_done)) return;
+        for (size_t i = 0; i < c->n_writes; i++)
+            if (c->writes[i].is_del && may_see(c, &c->writes[i], read_inv, read_done)) return;
+        sim_fail(s,
+                 "key %u: stale read at %" PRId64 " ms: saw the key absent, which no DEL "
+                 "explains",
+                 c->key, read_inv);
+        return;
+    }
+    const write_rec *w = find_write(c, got);
+    if (!w || w->inv_ms > read_done) {
         sim_fail(s, "key %u: read returned %" PRId64 ", which no write had begun", c->key, got);
         return;
     }
-    if (w && w->refused) {
+    if (w->refused) {
         sim_fail(s, "key %u: read returned %" PRId64 ", whose compare-and-set was refused", c->key,
                  got);
         return;
     }
-    int64_t w_ack = w ? w->ack_ms : -1;
-    for (size_t i = 0; i < c->n_writes; i++) {
-        const write_rec *o = &c->writes[i];
-        if (o == w || o->ack_ms == INT64_MAX) continue;
-        if (o->inv_ms > w_ack && o->ack_ms < read_inv) {
-            sim_fail(s,
-                     "key %u: stale read at %" PRId64 " ms: saw %" PRId64 " but %" PRId64
-                     " was written (%" PRId64 "-%" PRId64 " ms) after it and before the read",
-                     c->key, read_inv, got, o->value, o->inv_ms, o->ack_ms);
-            return;
+    const write_rec *o = between(c, w, read_inv);
+    if (o)
+        sim_fail(s,
+                 "key %u: stale read at %" PRId64 " ms: saw %" PRId64 " but %s%" PRId64
+                 " was written (%" PRId64 "-%" PRId64 " ms) after it and before the read",
+                 c->key, read_inv, got, o->is_del ? "DEL " : "", o->value, o->inv_ms, o->ack_ms);
+}
+
+/* A read at a bookmark (stale, but at least at the revision of the
+ * client's own acknowledged write b) must not see anything older than b:
+ * what it saw is b, or a write that may follow b (not one acknowledged
+ * before b began). */
+static void check_bookmark(sim *s, client *c, int64_t got, const write_rec *b)
+{
+    const write_rec *w = got ? find_write(c, got) : NULL;
+    if (got && !w) {
+        sim_fail(s, "key %u: bookmark read returned %" PRId64 ", which no write had begun", c->key,
+                 got);
+        return;
+    }
+    bool ok;
+    if (got) {
+        ok = w == b || w->ack_ms >= b->inv_ms;
+    } else { /* absent: a DEL that may follow b, or b itself */
+        ok = false;
+        for (size_t i = 0; i < c->n_writes && !ok; i++) {
+            const write_rec *d = &c->writes[i];
+            ok = d->is_del && (d == b || d->ack_ms >= b->inv_ms);
         }
     }
+    if (!ok)
+        sim_fail(s,
+                 "key %u: stale read at a bookmark: saw %" PRId64 ", older than the client's "
+                 "own write %" PRId64 " (%" PRId64 "-%" PRId64 " ms)",
+                 c->key, got, b->value, b->inv_ms, b->ack_ms);
 }
 
 /* ---- nodes: boot, crash, restart ------------------------------------------- */
@@ -554,6 +617,10 @@ static void client_done(replica_req *req, int status)
         }
         s->writes_ok++;
         w->ack_ms = now;
+        c->has_acked = true;
+        c->last_acked = c->n_writes - 1;
+        c->last_acked_rev = req->result.revision;
+        if (c->is_del) s->dels_ok++;
         if (c->is_cas) {
             /* applied: just before it, the key held what it expected, so
              * the CAS is also a read of that value over its own span */
@@ -566,7 +633,12 @@ static void client_done(replica_req *req, int status)
     node *n = &s->nodes[c->via];
     kv_entry *e = kv_store_get(&n->store, c->keybuf, strlen(c->keybuf), WALL_BASE_MS + now);
     trace_op(s, c, status, parse_value(e));
-    check_read(s, c, parse_value(e), c->inv_ms, now);
+    if (c->is_bookmark) {
+        s->bookmark_reads++;
+        check_bookmark(s, c, parse_value(e), &c->writes[c->last_acked]);
+    } else {
+        check_read(s, c, parse_value(e), c->inv_ms, now);
+    }
     c->has_seen = true;
     c->seen_rev = e ? e->mod_rev : 0;
     c->seen_value = parse_value(e);
@@ -577,7 +649,12 @@ static void client_start(sim *s, client *c)
     c->via = rng_below(&s->rng, N_NODES);
     node *n = &s->nodes[c->via];
     if (n->state != NODE_UP || sim_world_frozen(s->w, c->via)) return; /* try again later */
-    c->is_write = rng_below(&s->rng, 2) == 0;
+    /* 35 % linearizable reads, 10 % reads at the client's bookmark, 10 %
+     * DEL, the rest PUT, half of them compare-and-set once it has read */
+    unsigned pick = rng_below(&s->rng, 100);
+    c->is_bookmark = pick >= 35 && pick < 45 && c->has_acked;
+    c->is_write = pick >= 45;
+    c->is_del = pick >= 45 && pick < 55;
     c->inv_ms = sim_now(s);
     c->busy = true;
     replica_req_close(&c->req); /* the last operation's result buffer */
@@ -589,21 +666,24 @@ static void client_start(sim *s, client *c)
             c->cap_writes = c->cap_writes ? c->cap_writes * 2 : 64;
             c->writes = xrealloc(c->writes, c->cap_writes * sizeof(*c->writes));
         }
-        c->writes[c->n_writes++] = (write_rec){c->value, c->inv_ms, INT64_MAX, false};
+        c->writes[c->n_writes++] = (write_rec){c->value, c->inv_ms, INT64_MAX, false, c->is_del};
         int vlen = snprintf(c->valbuf, sizeof(c->valbuf), "%" PRId64, c->value);
         c->args[0] = (kv_slice){c->keybuf, strlen(c->keybuf)};
         c->args[1] = (kv_slice){c->valbuf, (size_t)vlen};
         memset(&c->cmd, 0, sizeof(c->cmd));
-        c->cmd.op = KV_OP_PUT;
-        c->cmd.nargs = 2;
+        c->cmd.op = c->is_del ? KV_OP_DEL : KV_OP_PUT;
+        c->cmd.nargs = c->is_del ? 1 : 2;
         c->cmd.args = c->args;
-        c->is_cas = c->has_seen && rng_below(&s->rng, 2) == 0;
+        c->is_cas = !c->is_del && c->has_seen && rng_below(&s->rng, 2) == 0;
         if (c->is_cas) {
             c->cmd.flags = KV_FLAG_IF_REV;
             c->cmd.a = (int64_t)c->seen_rev;
             c->cas_expects = c->seen_value;
         }
         st = replica_propose(n->r, &c->req, &c->cmd);
+    } else if (c->is_bookmark) {
+        st = replica_read(n->r, &c->req, REPLICA_READ_STALE,
+                          g_stale_bookmarks ? 0 : c->last_acked_rev);
     } else {
         st = replica_read(n->r, &c->req,
                           s->stale_reads ? REPLICA_READ_STALE : REPLICA_READ_LINEARIZABLE, 0);
@@ -920,13 +1000,15 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
 
     if (s->failed || verbose)
         fprintf(stderr,
-                "sim seed %llu: %s%s; ops %llu ok (%llu writes of which %llu CAS, %llu reads), "
+                "sim seed %llu: %s%s; ops %llu ok (%llu writes of which %llu CAS and %llu DEL, "
+                "%llu reads of which %llu at a bookmark), "
                 "%llu failed, %llu CAS refused, transfers %llu, "
                 "faults %llu (crashes %llu, disk writes lost %llu), leaders %llu, snapshots "
                 "%llu, installs %llu, steps %llu, simulated %.1f s\n",
                 (unsigned long long)seed, s->failed ? "FAILED: " : "ok", s->why,
                 (unsigned long long)s->ops_ok, (unsigned long long)s->writes_ok,
-                (unsigned long long)s->cas_ok, (unsigned long long)s->reads_ok,
+                (unsigned long long)s->cas_ok, (unsigned long long)s->dels_ok,
+                (unsigned long long)s->reads_ok, (unsigned long long)s->bookmark_reads,
                 (unsigned long long)s->ops_failed, (unsigned long long)s->cas_refused,
                 (unsigned long long)s->transfers, (unsigned long long)s->faults,
                 (unsigned long long)s->crashes, (unsigned long long)sim_world_lost_writes(s->w),
@@ -988,6 +1070,8 @@ int main(int argc, char **argv)
             last = dash && *dash == '-' ? strtoull(dash + 1, NULL, 10) : first;
         } else if (strcmp(argv[i], "--trace-key") == 0 && i + 1 < argc) {
             g_trace_key = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--stale-bookmarks") == 0) {
+            g_stale_bookmarks = true;
         } else if (strcmp(argv[i], "--no-match-guard") == 0) {
             g_no_match_guard = true;
         } else if (strcmp(argv[i], "--stale-reads") == 0) {
@@ -998,7 +1082,8 @@ int main(int argc, char **argv)
             ops = strtoull(argv[++i], NULL, 10);
         } else {
             fprintf(stderr, "usage: sim [--seed N | --seeds A-B | --random] [--ops N] "
-                            "[--stale-reads] [--no-match-guard] [--trace-key K]\n");
+                            "[--stale-reads] [--stale-bookmarks] [--no-match-guard] "
+                            "[--trace-key K]\n");
             return 2;
         }
     }
