@@ -71,7 +71,9 @@ static void replica__check_leadership(replica *r)
     r->noop_inflight = true;
 }
 
-void replica__tick_work(replica *r)
+/* The periodic work: every TICK_MS from the tick timer, or when a
+ * simulator polls. */
+void replica_poll(replica *r)
 {
     if (r->closing) return;
     if (r->durable) {
@@ -94,12 +96,7 @@ void replica__tick_work(replica *r)
 
 static void replica__tick(uv_timer_t *t)
 {
-    replica__tick_work(t->data);
-}
-
-void replica_poll(replica *r)
-{
-    replica__tick_work(r);
+    replica_poll(t->data);
 }
 
 /* ---- status ---------------------------------------------------------------- */

@@ -206,8 +206,6 @@ int64_t replica__mono_ms(replica *r);
 int64_t replica__wall_ms(replica *r);
 /* The replica whose libraft uses this raft_io (hooks libraft calls). */
 replica *replica__of_io(struct raft_io *io);
-/* The periodic work, every TICK_MS (or when a simulator polls). */
-void replica__tick_work(replica *r);
 
 /* ---- fsm.c ----------------------------------------------------------------- */
 

@@ -527,9 +527,8 @@ static void node_libraft_closed(struct raft *raft)
     abort();
 }
 
-static void node_close(sim *s, node *n)
+static void node_close(node *n)
 {
-    (void)s;
     n->state = NODE_CLOSING;
     g_closing[n->index] = n;
     raft_close(n->raft, node_libraft_closed);
@@ -539,7 +538,7 @@ static void node_close(sim *s, node *n)
 static void node_crash(sim *s, node *n)
 {
     sim_world_crash(s->w, n->index);
-    node_close(s, n);
+    node_close(n);
     s->crashes++;
 }
 
@@ -752,11 +751,8 @@ static void fault_heal(sim *s)
     node *n = &s->nodes[s->fault_node];
     switch (s->fault_kind) {
     case FAULT_CUT:
-        n->cut_in = n->cut_out = false;
-        apply_links(s);
-        break;
     case FAULT_CUT_OUT:
-        n->cut_out = false;
+        n->cut_in = n->cut_out = false;
         apply_links(s);
         break;
     case FAULT_FREEZE:
@@ -1022,10 +1018,9 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
     /* teardown: libraft first (it fails what is pending), then replicas */
     for (unsigned k = 0; k < N_KEYS; k++)
         if (s->clients[k].busy) replica_cancel(&s->clients[k].req);
-    sim_world_freeze(s->w, 0, false);
     for (unsigned i = 0; i < N_NODES; i++) {
         sim_world_freeze(s->w, i, false);
-        if (s->nodes[i].state == NODE_UP) node_close(s, &s->nodes[i]);
+        if (s->nodes[i].state == NODE_UP) node_close(&s->nodes[i]);
     }
     for (unsigned guard = 0; guard < 100000; guard++) {
         bool closing = false;
