@@ -277,6 +277,11 @@ int main(int argc, char **argv)
             LOG_WARN("users without --tls-cert: passwords and tokens cross the network in plain "
                      "text; serve TLS on a non-loopback address");
     }
+    if (strncmp(d.cfg.advertise_http, "0.0.0.0:", 8) == 0 ||
+        strncmp(d.cfg.advertise_http, "[::]:", 5) == 0)
+        LOG_WARN("the HTTP address other members forward to is a wildcard: they cannot reach "
+                 "this node; set --advertise-http to an address they can",
+                 LF_S("advertise_http", d.cfg.advertise_http));
     crc32c_update(0, "", 0); /* build the table before any fork or thread */
 
     kv_store_init(&d.store, daemon__random_seed());

@@ -268,6 +268,11 @@ static int replica__forward_create(replica *r, char *err, size_t errlen)
                                                   cfg->tls_client_ca, err, errlen) != 0)
         return -1;
     r->fwd = forward_create(r->loop, tls);
+    /* names the sender in every forwarded request: for the receiver's
+     * logs, and for a fault-injecting proxy that cuts links by direction */
+    char from[64];
+    snprintf(from, sizeof(from), "X-Cairn-From: %" PRIu64 "\r\n", r->id);
+    forward_set_headers(r->fwd, from);
     r->env.peer = &replica__http_peers;
     r->env.peer_ctx = r->fwd;
     if (tls) {

@@ -26,12 +26,16 @@ unsigned replica__voters(const struct raft_configuration *c)
 void replica__register_member(replica *r)
 {
     const kv_member *m = kv_store_member(r->store, r->id);
-    const char *resp = r->cfg->listen_resp;
-    if (m && strcmp(m->http, r->cfg->listen_http) == 0 && strcmp(m->resp, resp) == 0) return;
+    /* config_parse fills the advertised addresses in; a config built
+     * without it (tests/sim) advertises what it listens on */
+    const cairn_config *cfg = r->cfg;
+    const char *http = cfg->advertise_http[0] ? cfg->advertise_http : cfg->listen_http;
+    const char *resp = cfg->advertise_resp[0] ? cfg->advertise_resp : cfg->listen_resp;
+    if (m && strcmp(m->http, http) == 0 && strcmp(m->resp, resp) == 0) return;
     int64_t now = replica__mono_ms(r);
     if (r->member_inflight || now < r->member_next_ms) return;
     r->member_next_ms = now + 500;
-    kv_slice args[2] = {{r->cfg->listen_http, strlen(r->cfg->listen_http)}, {resp, strlen(resp)}};
+    kv_slice args[2] = {{http, strlen(http)}, {resp, strlen(resp)}};
     kv_command cmd = {.op = KV_OP_MEMBER,
                       .a = (int64_t)r->id,
                       .nargs = 2,

@@ -38,6 +38,10 @@ static const flag_def flags[] = {
     {"listen-resp", T_ADDR_OFF, OFF(listen_resp), SZ(listen_resp), NULL,
      "Redis protocol address, or off"},
     {"listen-peer", T_ADDR, OFF(listen_peer), SZ(listen_peer), NULL, "replication address"},
+    {"advertise-http", T_ADDR, OFF(advertise_http), SZ(advertise_http), NULL,
+     "HTTP address other members forward to and clients are shown (default: --listen-http)"},
+    {"advertise-resp", T_ADDR, OFF(advertise_resp), SZ(advertise_resp), NULL,
+     "Redis protocol address clients are shown (default: --listen-resp)"},
     {"initial-cluster", T_STR, OFF(initial_cluster), SZ(initial_cluster), NULL,
      "bootstrap members: 1=host:port,2=host:port"},
     {"join", T_STR, OFF(join), SZ(join), NULL, "join a running cluster through this HTTP URL"},
@@ -367,6 +371,16 @@ int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errle
         snprintf(err, errlen, "--tls-client-ca needs --tls-cert and --tls-key");
         return -1;
     }
+    /* Advertised addresses default to the listen addresses; they differ
+     * behind NAT, a container's port mapping or a proxy. */
+    if (!c->advertise_http[0])
+        snprintf(c->advertise_http, sizeof(c->advertise_http), "%s", c->listen_http);
+    if (!c->listen_resp[0] && c->advertise_resp[0]) {
+        snprintf(err, errlen, "--advertise-resp: the Redis protocol is off (--listen-resp off)");
+        return -1;
+    }
+    if (!c->advertise_resp[0])
+        snprintf(c->advertise_resp, sizeof(c->advertise_resp), "%s", c->listen_resp);
     if (c->install_snapshot_timeout < 0.1 || c->install_snapshot_timeout > 3600) {
         snprintf(err, errlen, "--install-snapshot-timeout: must be between 0.1 and 3600 seconds");
         return -1;

@@ -24,6 +24,10 @@ typedef struct cairn_config {
     char listen_http[256];
     char listen_resp[256]; /* "" when off */
     char listen_peer[256];
+    /* what other members and clients are told to connect to; "" = the
+     * listen address (filled in by config_parse) */
+    char advertise_http[256];
+    char advertise_resp[256];
     char initial_cluster[4096];
     char join[256];
     int persistence;

@@ -269,3 +269,114 @@ def test_idempotency_key_applies_a_retried_write_once(cluster):
     assert follower.put("idem", "second", headers={"Idempotency-Key": "order-43"}).status_code == 201
     assert leader.get("idem").headers["X-Cairn-Version"] == "2"
     assert follower.put("idem", "x", headers={"Idempotency-Key": "k" * 129}).status_code == 400
+
+
+class _Relay:
+    """A TCP relay on loopback that keeps the first bytes each connection
+    sent (to see who forwarded what); threads, stopped by close()."""
+
+    def __init__(self, target_port):
+        import socket
+        import threading
+        self.target = target_port
+        self.heads = []
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while not self.stop.is_set():
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            first = [True]
+            for a, b, keep in ((c, u, True), (u, c, False)):
+                t = threading.Thread(target=self._pump, args=(a, b, keep and first), daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def _pump(self, a, b, first):
+        import socket
+        a.settimeout(0.2)
+        try:
+            while not self.stop.is_set():
+                try:
+                    data = a.recv(65536)
+                except socket.timeout:
+                    continue
+                if not data:
+                    break
+                if first and first[0]:
+                    self.heads.append(data[:2048])
+                    first[0] = False
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stop.set()
+        self.lsock.close()
+        for t in self.threads:
+            t.join(2)
+
+
+def test_advertise_http_is_what_members_forward_to(make_node):
+    # Each node advertises a relay in front of its HTTP port: the member
+    # table lists the advertised address, and a follower's forwarded write
+    # reaches the leader through it, naming the follower (X-Cairn-From).
+    nodes = [make_node(node_id=i + 1) for i in range(3)]
+    relays = {x.node_id: _Relay(x.http_port) for x in nodes}
+    try:
+        members = ",".join(f"{x.node_id}=127.0.0.1:{x.peer_port}" for x in nodes)
+        for x in nodes:
+            x.extra_args = ["--initial-cluster", members, "--advertise-http",
+                            f"127.0.0.1:{relays[x.node_id].port}",
+                            "--advertise-resp", f"127.0.0.2:{x.resp_port}"] + CLUSTER_ARGS
+        for x in nodes:
+            x.start(wait_ready=False)
+        for x in nodes:
+            x.wait_ready(20)
+        leader = leader_of(nodes)
+        listed = {}
+
+        def all_listed():
+            listed.update({m["id"]: m for m in leader.request("GET", "/v1/cluster").json()["members"]})
+            return all(m["http"] for m in listed.values())
+
+        wait_until(all_listed, 15, 0.1, "every member's address in the member table")
+        for x in nodes:
+            assert listed[x.node_id]["http"] == f"127.0.0.1:{relays[x.node_id].port}", listed
+            assert listed[x.node_id]["resp"] == f"127.0.0.2:{x.resp_port}", listed
+        follower = next(x for x in nodes if x is not leader)
+        r = follower.put("adv", b"through-the-relay")
+        assert r.status_code in (200, 201), r.text
+        heads = relays[leader.node_id].heads
+        assert any(f"X-Cairn-From: {follower.node_id}\r\n".encode() in h for h in heads), heads
+        assert leader.get("adv").content == b"through-the-relay"
+    finally:
+        for x in nodes:
+            if x.running:
+                x.stop()
+        for rl in relays.values():
+            rl.close()

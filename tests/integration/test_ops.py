@@ -183,6 +183,8 @@ BAD_FLAGS = [
     (["--log-level", "loud"], "log-level"),
     (["--log-format", "xml"], "log-format"),
     (["--listen-http", "nonsense"], "listen-http"),
+    (["--advertise-http", "nonsense"], "advertise-http"),
+    (["--listen-resp", "off", "--advertise-resp", "127.0.0.1:6390"], "advertise-resp"),
     (["--client-timeout", "soon"], "client-timeout"),
     (["--max-value-bytes", "12abc"], "max-value-bytes"),
 ]

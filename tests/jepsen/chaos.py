@@ -57,6 +57,12 @@ def main(argv=None):
     ap.add_argument("--self-check-stale-reads", type=float, default=0.0, metavar="RATE",
                     help="harness self-check: send this share of HTTP reads with ?consistency=stale "
                          "while checking them as linearizable; the run must then be INVALID")
+    ap.add_argument("--overlap", type=float, default=0.0, metavar="P",
+                    help="share of fault steps that start while the cluster is still recovering "
+                         "from the step before (0-1)")
+    ap.add_argument("--self-check-overtake", type=float, default=0.0, metavar="RATE",
+                    help="harness self-check: send this share of pipelined PUT+GET pairs read first "
+                         "while recording them write first; the run must then be INVALID")
     ap.add_argument("--list-nemeses", action="store_true")
     ap.add_argument("--plan", action="store_true", help="print the fault schedule for the seed and exit")
     a = ap.parse_args(argv)
@@ -87,7 +93,7 @@ def main(argv=None):
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1, 10 ** 6)
     if a.plan:
         for s in make_schedule(seed, a.duration, a.nemesis, rounds=a.rounds, fault_time=fault_time,
-                               delay_ms=delay_ms):
+                               delay_ms=delay_ms, overlap=a.overlap):
             print(s)
         return 0
 
@@ -104,7 +110,8 @@ def main(argv=None):
                     n_resp=a.resp_clients, ops_per_key=a.ops_per_key, slots=a.keys, log=log,
                     results_root=a.results or default_results_root(),
                     save=a.save if a.save != "never" else "none",
-                    stale_read_rate=a.self_check_stale_reads, rounds=a.rounds, fault_time=fault_time,
+                    stale_read_rate=a.self_check_stale_reads, overtake_rate=a.self_check_overtake,
+                    overlap=a.overlap, rounds=a.rounds, fault_time=fault_time,
                     delay_ms=delay_ms)
     res = runner.run()
     print()
@@ -116,7 +123,7 @@ def main(argv=None):
         print(f"node data kept in {workdir}")
     print(f"reproduce: {sys.executable} {os.path.relpath(__file__)} --seed {seed} "
           f"--duration {a.duration:g} --nemesis {a.nemesis} --fault-time {a.fault_time} --delay-ms {a.delay_ms}"
-          + (f" --rounds {a.rounds}" if a.rounds else ""))
+          + (f" --rounds {a.rounds}" if a.rounds else "") + (f" --overlap {a.overlap:g}" if a.overlap else ""))
     return 0 if res.valid else (1 if res.verdict == "invalid" else 2)
 
 

@@ -13,6 +13,7 @@ A history is a list of operations (dicts, e.g. one per JSONL line):
      "outcome": "ok" | "fail" | "info",
      "result": <value read> (read)  |  True / False (cas applied / 412),
      "inv": <invocation time, int ns>, "cmp": <completion time or None>,
+     "after": <id of an operation this one must follow> (optional),
      ... any other fields (client, node, protocol) are kept for reports}
 
 Values are anything hashable; None means "the key does not exist". Every
@@ -30,6 +31,13 @@ Outcomes:
         sending): it may have taken effect once at any point after inv,
         or never. Its completion time is treated as infinite.
 Reads that failed or are indeterminate observe nothing and are left out.
+
+`after` is session order that real time cannot show: a read pipelined
+behind a write on one connection is sent before the write's answer
+arrives, so by the clock the two are concurrent, yet the server must run
+them in order. The operation is linearized only after the one it names
+(`id`), when that one is `ok`; after a `fail` or `info` predecessor the
+constraint is dropped, which only weakens the check.
 
 Algorithm
 ---------
@@ -69,7 +77,7 @@ INF = float("inf")
 class _Op:
     """Internal, normalised operation."""
 
-    __slots__ = ("idx", "src", "f", "value", "expect", "result", "definite", "inv", "cmp")
+    __slots__ = ("idx", "src", "f", "value", "expect", "result", "definite", "inv", "cmp", "after")
 
     def __init__(self, idx, src, f, value, expect, result, definite, inv, cmp):
         self.idx = idx
@@ -81,6 +89,7 @@ class _Op:
         self.definite = definite  # True: must be linearized; False: optional
         self.inv = inv
         self.cmp = cmp            # INF for optional operations
+        self.after = None         # the _Op that must be linearized first
 
     def step(self, state):
         """(legal, new_state) when this op is linearized in `state`."""
@@ -133,6 +142,11 @@ def _normalise(ops):
         out.append(_Op(len(out), o, f, _hashable(o.get("value")), _hashable(o.get("expect")),
                        _hashable(result) if f == "read" else result, definite, inv,
                        cmp if definite else INF))
+    by_id = {op.src["id"]: op for op in out if op.definite and "id" in op.src}
+    for op in out:
+        before = by_id.get(op.src.get("after")) if op.src.get("after") is not None else None
+        if before is not None and before is not op:
+            op.after = before
     return out
 
 
@@ -209,6 +223,9 @@ def _search(ops, init=None, budget=2_000_000):
             return OK, [c.op for c, _ in stack]
         if e.call:
             op = e.op
+            if op.after is not None and not (linearized >> op.after.idx) & 1:
+                e = e.next  # its predecessor in session order comes first
+                continue
             legal, new_state = op.step(state)
             if legal:
                 new_lin = linearized | (1 << op.idx)
@@ -460,6 +477,10 @@ def format_op(o, t0=0):
     extra = ""
     if o["outcome"] != "ok" and o.get("error"):
         extra = f"  ({o['error']})"
+    if o.get("after") is not None:
+        extra += f"  [pipelined behind op {o['after']}]"
+    if o.get("id") is not None:
+        extra += f"  #{o['id']}"
     return f"{span}  {who:<18} {out:<4} {what}{extra}"
 
 
@@ -529,3 +550,24 @@ def brute_force(ops, init=None):
                 if ok:
                     return True
     return False
+
+
+def main(argv):
+    """checker.py HISTORY.jsonl...: check each file, print the verdict (and
+    the smallest failing sub-histories); exit 0 when every file is
+    linearizable, 1 when one is not, 2 when one is undecided."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(main.__doc__)
+        return 0 if argv else 3
+    verdicts = set()
+    for path in argv:
+        ops = load_jsonl(path)
+        res = check(ops)
+        print(f"{path}: {len(ops)} operations; " + format_result(res))
+        verdicts.add(res.verdict)
+    return 1 if FAIL in verdicts else 2 if UNKNOWN in verdicts else 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv[1:]))

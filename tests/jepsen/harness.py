@@ -4,7 +4,12 @@ Nodes are the integration suite's `Cairnd` processes (tests/integration/
 conftest.py: free loopback ports, own data dir, stderr captured, stopped by
 pid). Each node's --initial-cluster names the proxy's port for every peer,
 so all Raft traffic crosses tests/jepsen/netproxy.py, which runs as a child
-process controlled over a pipe.
+process controlled over a pipe. So does every other path: each node
+advertises (--advertise-http) the proxy's port in front of its HTTP port,
+which other nodes forward client requests to, and the test's clients
+connect to the proxy's HTTP and RESP ports, never to a node directly. Only
+the harness's own control requests (status, membership, final reads) go
+straight to the nodes.
 """
 import json
 import os
@@ -89,21 +94,20 @@ class Cluster:
         self.nodes = {}
         for i in range(1, n + 1):
             self.nodes[i] = factory(node_id=i)
-        self.proxy_ports = {}
+        self.proxy_ports = {}       # raft
+        self.http_proxy_ports = {}  # clients and forwarding nodes
+        self.resp_proxy_ports = {}  # clients
         for i in range(1, n + 1):
-            for attempt in range(5):
-                try:
-                    rep = self.proxy.call(cmd="listen", dst=i, port=free_ports(1)[0],
-                                          target=self.nodes[i].peer_port)
-                    self.proxy_ports[i] = rep["port"]
-                    break
-                except RuntimeError:
-                    if attempt == 4:  # the port was taken meanwhile: another one
-                        raise
+            x = self.nodes[i]
+            self.proxy_ports[i] = self._listen("raft", i, x.peer_port)
+            self.http_proxy_ports[i] = self._listen("http", i, x.http_port)
+            self.resp_proxy_ports[i] = self._listen("plain", i, x.resp_port)
         self.members = ",".join(f"{i}=127.0.0.1:{p}" for i, p in self.proxy_ports.items())
         self.base_args = {}
         for i, x in self.nodes.items():
-            self.base_args[i] = ["--initial-cluster", self.members] + COMMON_ARGS + list(extra_args)
+            self.base_args[i] = (["--initial-cluster", self.members,
+                                  "--advertise-http", f"127.0.0.1:{self.http_proxy_ports[i]}"]
+                                 + COMMON_ARGS + list(extra_args))
             x.extra_args = list(self.base_args[i])
         self.paused = set()
         self.sessions = {}
@@ -111,7 +115,21 @@ class Cluster:
         self.down = set()           # nodes stopped on purpose (kill9), not yet restarted
         self.stop_problems = []
 
+    def _listen(self, kind, i, target):
+        for attempt in range(5):
+            try:
+                return self.proxy.call(cmd="listen", kind=kind, dst=i, port=free_ports(1)[0],
+                                       target=target)["port"]
+            except RuntimeError:
+                if attempt == 4:  # the port was taken meanwhile: another one
+                    raise
+        raise AssertionError("unreachable")
+
     # -- lookups ------------------------------------------------------------------
+    def client_port(self, i, proto):
+        """The port a test client uses to reach node i (through the proxy)."""
+        return self.http_proxy_ports[i] if proto == "http" else self.resp_proxy_ports[i]
+
     def node_ids(self):
         return sorted(self.nodes)
 
@@ -174,7 +192,9 @@ class Cluster:
 
     # -- lifecycle --------------------------------------------------------------------
     def _retarget(self, i):
-        self.proxy.call(cmd="retarget", dst=i, target=self.nodes[i].peer_port)
+        x = self.nodes[i]
+        for kind, port in (("raft", x.peer_port), ("http", x.http_port), ("plain", x.resp_port)):
+            self.proxy.call(cmd="retarget", kind=kind, dst=i, target=port)
 
     def spawn(self, i, extra_args=None):
         x = self.nodes[i]

@@ -6,6 +6,14 @@ reproduces it; which node "the leader" is gets resolved when the step runs
 healed before the next one starts; at most a minority (one node of three)
 is faulty at any moment, except in `restart-all`, which is the point of it.
 
+Overlap (make_schedule(overlap=P)): a share P of the steps start while the
+cluster is still recovering from the step before (0.05-0.6 s after its
+heal, not after every node is ready again): a fault during a restarted
+node's catch-up or snapshot install, during a new leader's first moments,
+or during a re-added member's join. The harness waits for full health
+only at the end of such a chain. Overlap draws from its own random stream,
+so a seed's steps are the same with and without it.
+
 Kinds:
   kill              kill -9 a random node, restart it after the fault time
   kill-leader       kill -9 the current leader, restart it
@@ -18,7 +26,10 @@ Kinds:
                     the third node still reaches both (a non-transitive net)
   partition-asym    the leader's outgoing messages are dropped, incoming
                     ones still arrive
-  delay             every link delayed by 20-150 ms (chaos.py --delay-ms) with jitter
+  delay             every link delayed by 20-150 ms (chaos.py --delay-ms) with jitter,
+                    the clients' links too
+  client-cut        every client connection to a random node reset, new ones
+                    refused (its peers still reach it)
   member            remove a random node (DELETE /v1/cluster/members/N), wipe
                     its data, re-add it (POST /v1/cluster/members) and restart
                     it with --join; the cluster runs on two voters meanwhile
@@ -34,12 +45,13 @@ import requests
 
 KINDS = ["kill", "kill-leader", "pause", "pause-leader", "partition-random", "partition-leader",
          "blackhole-leader", "partition-partial", "partition-asym", "delay", "member", "transfer",
-         "restart-all"]
+         "restart-all", "client-cut"]
 
 # rough time each kind takes beyond its fault time (recovery), for planning
 _RECOVERY = {"kill": 1.5, "kill-leader": 2, "pause": 1, "pause-leader": 1.5, "partition-random": 1,
              "partition-leader": 1.5, "blackhole-leader": 1.5, "partition-partial": 1,
-             "partition-asym": 1.5, "delay": 0.5, "member": 4, "transfer": 0.5, "restart-all": 3}
+             "partition-asym": 1.5, "delay": 0.5, "member": 4, "transfer": 0.5, "restart-all": 3,
+             "client-cut": 0.5}
 
 
 def parse_mix(mix):
@@ -65,12 +77,14 @@ def parse_mix(mix):
 
 
 def make_schedule(seed, duration, mix="all", fault_time=(3.0, 6.0), gap=(1.0, 3.0), rounds=None,
-                  delay_ms=(20, 150)):
+                  delay_ms=(20, 150), overlap=0.0):
     """Steps whose planned total (fault + recovery + gap) fits `duration`
     seconds, or exactly `rounds` rounds when given. Kinds come in shuffled
     rounds where each kind appears `weight` times, so a run of one round
-    sees every kind of the mix."""
+    sees every kind of the mix. A share `overlap` of the steps after the
+    first start before the cluster has recovered from the one before."""
     rng = random.Random(seed)
+    orng = random.Random(seed * 1_000_003 + 17)
     weights = parse_mix(mix)
     steps = []
     planned = 0.0
@@ -96,6 +110,12 @@ def make_schedule(seed, duration, mix="all", fault_time=(3.0, 6.0), gap=(1.0, 3.
         steps.append({"step": len(steps), "kind": kind, "duration": round(d, 2), "gap": round(g, 2),
                       "pick": round(rng.random(), 4), "delay_ms": rng.randint(*delay_ms),
                       "jitter_ms": rng.randint(0, max(1, delay_ms[1] // 2))})
+        if overlap > 0:
+            lag = round(orng.uniform(0.05, 0.6), 2)
+            if len(steps) > 1 and orng.random() < overlap:
+                steps[-1]["overlap"] = True
+                steps[-1]["overlap_after"] = lag
+                cost -= g  # the gap before it is replaced by the short lag
         planned += cost
         if rounds is None and planned > duration:
             break
@@ -110,6 +130,8 @@ class Nemesis:
         self.lock = threading.Lock()
         self.recovery_timeout = recovery_timeout
         self.problems = []  # harness-level trouble (not safety violations)
+        self.next_overlaps = False
+        self.joins = []  # joins left running under an overlapping fault
         self.unavailable = []  # cluster did not recover in time after a heal
 
     # -- bookkeeping --------------------------------------------------------------
@@ -140,33 +162,45 @@ class Nemesis:
     def run(self, schedule, deadline):
         """Run steps until the schedule ends or the monotonic deadline passes
         (a started fault is always finished and healed)."""
-        for step in schedule:
+        chained = False  # the step that just ran started before recovery
+        for k, step in enumerate(schedule):
             if time.monotonic() >= deadline:
                 break
+            nxt = schedule[k + 1] if k + 1 < len(schedule) else None
+            self.next_overlaps = bool(nxt and nxt.get("overlap")) and time.monotonic() < deadline
             try:
                 getattr(self, "do_" + step["kind"].replace("-", "_"))(step)
             except Exception as e:  # noqa: BLE001 - heal and carry on, but say so
-                self.problems.append(f"step {step['step']} {step['kind']}: {e!r}")
-                self.event(step, "error", error=repr(e))
+                if chained:
+                    # a fault on top of a recovery may break the operator's
+                    # procedure it interrupted (a member's join): repaired
+                    # below, not a harness error
+                    self.event(step, "info", note="step failed during an overlap", error=repr(e))
+                else:
+                    self.problems.append(f"step {step['step']} {step['kind']}: {e!r}")
+                    self.event(step, "error", error=repr(e))
                 self.c.proxy.call(cmd="heal")
                 for i in self.c.node_ids():
                     self.c.resume(i)
-                # a node that is no longer a voter must be removed (if still
-                # listed) and join again, not bootstrap from --initial-cluster
-                # with an empty data dir
-                for i in self.c.node_ids():
-                    role = self._member_role(i, exclude=i)
-                    if role in ("voter", "?"):
-                        continue
-                    try:
-                        if role is not None:
-                            ok, res = self._admin("DELETE", f"/v1/cluster/members/{i}", exclude=i)
-                            self.event(step, "info", action="DELETE member (repair)", result=res)
-                        self.readd(step, i)
-                    except Exception as e2:  # noqa: BLE001
-                        self.problems.append(f"re-adding node {i}: {e2!r}")
+                self._repair_members(step)
                 self.c.heal_all()
+            if self.next_overlaps:
+                for i, rc in self.c.crashed():
+                    self.event(step, "crash", node=i, status=rc, log=str(self.c.node(i).stderr_path))
+                    self.c.heal_all()
+                time.sleep(nxt["overlap_after"])
+                self.event(nxt, "overlap", after_s=nxt["overlap_after"], healthy=self.c.healthy())
+                chained = True
+                continue
             t0 = time.monotonic()
+            if chained:
+                # a join interrupted by the overlapping fault is finished
+                # the way an operator would: remove and add it again
+                self.c.heal_all()
+                ok = self.c.wait_healthy(min(20.0, self.recovery_timeout))
+                if not ok:
+                    self._repair_members(step)
+                chained = False
             ok = self.c.wait_healthy(self.recovery_timeout)
             for i, rc in self.c.crashed():
                 self.event(step, "crash", node=i, status=rc, log=str(self.c.node(i).stderr_path))
@@ -184,6 +218,26 @@ class Nemesis:
                     self.event(step, "abort", note="cluster did not recover: remaining steps skipped")
                     break
             time.sleep(step["gap"])
+
+    def _repair_members(self, step):
+        """A node that is no longer a voter must be removed (if still
+        listed) and join again, not bootstrap from --initial-cluster with
+        an empty data dir."""
+        end = time.monotonic() + 60
+        for j in self.joins:
+            j.join(max(0.0, end - time.monotonic()))
+        self.joins = [j for j in self.joins if j.is_alive()]
+        for i in self.c.node_ids():
+            role = self._member_role(i, exclude=i)
+            if role in ("voter", "?"):
+                continue
+            try:
+                if role is not None:
+                    ok, res = self._admin("DELETE", f"/v1/cluster/members/{i}", exclude=i)
+                    self.event(step, "info", action="DELETE member (repair)", result=res)
+                self.readd(step, i)
+            except Exception as e2:  # noqa: BLE001
+                self.problems.append(f"re-adding node {i}: {e2!r}")
 
     # -- faults -----------------------------------------------------------------------
     def _note_leader_while_out(self, step, target):
@@ -260,13 +314,23 @@ class Nemesis:
 
     def do_delay(self, step):
         ids = self.c.node_ids()
-        links = [[a, b] for a in ids for b in ids if a != b]
+        ends = ids + [0]  # 0: the clients
+        links = [[a, b] for a in ends for b in ends if a != b]
         self.event(step, "start", delay_ms=step["delay_ms"], jitter_ms=step["jitter_ms"], links="all")
         self.c.proxy.call(cmd="set", links=links, mode="ok", delay_ms=step["delay_ms"],
                           jitter_ms=step["jitter_ms"])
         time.sleep(step["duration"])
         self.c.proxy.call(cmd="heal")
         self.event(step, "heal")
+
+    def do_client_cut(self, step):
+        target = self._pick(step, self.c.node_ids())
+        links = [[0, target]]
+        self.event(step, "start", node=target, mode="cut", links=links, note="client connections")
+        self.c.proxy.call(cmd="set", links=links, mode="cut")
+        time.sleep(step["duration"])
+        self.c.proxy.call(cmd="heal")
+        self.event(step, "heal", node=target)
 
     def do_transfer(self, step):
         ld = self.c.leader(8)
@@ -348,11 +412,13 @@ class Nemesis:
         self.c.wipe(target)
         self.event(step, "info", node=target, action="killed and wiped")
         time.sleep(step["duration"])
-        self.readd(step, target)
+        self.readd(step, target, wait_voter=not self.next_overlaps)
 
-    def readd(self, step, target):
+    def readd(self, step, target, wait_voter=True):
         """Add a removed, wiped node back under its old (proxy) address and
-        start it with --join; wait until it is a voter."""
+        start it with --join; wait until it is a voter (or, when the next
+        fault overlaps the join, only until the node runs: the rest of the
+        join goes on in the background)."""
         ids = self.c.node_ids()
         if self.c.node(target).running:
             self.c.kill9(target)
@@ -378,6 +444,15 @@ class Nemesis:
         self.c.spawn(target, args)
         self.event(step, "heal", node=target, action="re-add + restart with --join", join=join_url,
                    peer=peer)
+        if not wait_voter:
+            j = threading.Thread(target=self._finish_join, args=(step, target, t, adder, False),
+                                 daemon=True)
+            j.start()
+            self.joins.append(j)
+            return
+        self._finish_join(step, target, t, adder, True)
+
+    def _finish_join(self, step, target, t, adder, strict):
         deadline = time.monotonic() + 45
         while t.is_alive() and time.monotonic() < deadline and self.c.node(target).running:
             t.join(0.2)
@@ -388,9 +463,11 @@ class Nemesis:
             x = self.c.node(target)
             if not x.running:
                 rc = x.proc.poll() if x.proc is not None else None
-                tail = "\n".join(x.stderr_text().splitlines()[-5:])
                 self.event(step, "info", node=target, action="exited while joining", status=rc)
                 x.extra_args = list(self.c.base_args[target])
+                if not strict:
+                    return  # killed by the overlapping fault; repaired later
+                tail = "\n".join(x.stderr_text().splitlines()[-5:])
                 raise RuntimeError(f"node {target} exited with status {rc} while joining; log tail:\n{tail}")
             role = self._member_role(target, exclude=None)
             if role == "voter":
@@ -399,6 +476,6 @@ class Nemesis:
         self.event(step, "info", node=target, role=role)
         # later restarts of this node use the normal command line
         self.c.node(target).extra_args = list(self.c.base_args[target])
-        if role != "voter":
+        if role != "voter" and strict:
             raise RuntimeError(f"node {target} did not become a voter again (role {role}, "
                                f"add: {adder.get('result')})")

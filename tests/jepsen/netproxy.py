@@ -1,13 +1,30 @@
 #!/usr/bin/env python3
-"""Fault-injecting TCP proxy for cairn's Raft peer traffic (loopback only).
+"""Fault-injecting TCP proxy for cairn's traffic (loopback only).
 
-One listener per node: every node's --initial-cluster names the proxy port
-of each peer instead of the peer's real --listen-peer port, so all Raft
-traffic between nodes crosses this proxy. libraft opens one TCP connection
-per direction (A connects to B to send A's messages to B) and starts it
-with a handshake carrying the sender's id (u64 protocol, u64 id, u64
-address length, address; little endian), so each connection belongs to
-exactly one directed link (src -> dst), and faults apply per direction.
+Three listeners per node, each with its own kind:
+
+  raft  every node's --initial-cluster names this port for each peer
+        instead of the peer's real --listen-peer port, so all Raft traffic
+        crosses the proxy. libraft opens one TCP connection per direction
+        (A connects to B to send A's messages to B) and starts it with a
+        handshake carrying the sender's id (u64 protocol, u64 id, u64
+        address length, address; little endian), so each connection
+        belongs to exactly one directed link (src -> dst).
+  http  in front of the node's HTTP port, and the node's --advertise-http:
+        clients connect here, and so do other nodes forwarding requests to
+        it. A forwarding node names itself in every request
+        (X-Cairn-From: N), which the proxy reads from the first request
+        head; a connection without it is a client's (src 0).
+  plain in front of the node's RESP port: clients only (src 0).
+
+Faults apply per directed link (src, dst); src 0 stands for the clients.
+On http and plain connections the answers flow back under the rule of
+the reverse link (dst, src): a blackholed or cut direction stops them too.
+A client's connection of which no byte could be forwarded (the node is
+down, or the clients' link is cut) is answered with a marked error
+(HTTP 502 with `X-Netproxy: not-forwarded`, RESP `-NETPROXY not
+forwarded`) instead of a bare reset: its request certainly never reached
+the node, which is what a refused connection tells a client directly.
 
 Link modes:
   ok         forward (optionally with delay_ms + uniform jitter_ms, order kept)
@@ -19,8 +36,9 @@ Link modes:
              packets were silently dropped)
 
 Control: JSON lines on stdin, one JSON reply line on stdout per request:
-  {"cmd": "listen", "dst": 1, "port": 40001, "target": 40011}
-  {"cmd": "retarget", "dst": 1, "target": 40021}
+  {"cmd": "listen", "dst": 1, "port": 40001, "target": 40011}       (kind raft)
+  {"cmd": "listen", "dst": 1, "port": 40002, "target": 40012, "kind": "http"}
+  {"cmd": "retarget", "dst": 1, "target": 40021[, "kind": "http"]}
   {"cmd": "set", "links": [[1, 2], [2, 1]], "mode": "cut"}
   {"cmd": "set", "links": [[1, 2]], "mode": "ok", "delay_ms": 80, "jitter_ms": 40}
   {"cmd": "heal"}                      every link back to ok, no delay
@@ -40,6 +58,9 @@ import time
 
 HANDSHAKE_HEAD = 24
 MAX_ADDRESS = 4096
+MAX_HTTP_HEAD = 65536
+CLIENTS = 0  # the src of a client's connection
+KINDS = ("raft", "http", "plain")
 
 
 def log(msg, **kw):
@@ -61,8 +82,9 @@ class Rule:
 
 
 class Conn:
-    def __init__(self, proxy, src, dst, cr, cw):
+    def __init__(self, proxy, src, dst, cr, cw, kind="raft"):
         self.proxy = proxy
+        self.kind = kind
         self.src = src
         self.dst = dst
         self.cr = cr          # client (sender node) side
@@ -74,6 +96,30 @@ class Conn:
         self.tasks = []
         self.last_due = 0.0
         self.bytes = 0
+
+    def refuse(self, why):
+        """For a client's connection of which no byte went upstream: tell
+        the client so (its request certainly did not reach the node, as
+        with a refused connection), then close."""
+        if self.closed:
+            return
+        try:
+            if self.kind == "http":
+                body = json.dumps({"error": f"not forwarded: {why}"}).encode()
+                self.cw.write(b"HTTP/1.1 502 Bad Gateway\r\nX-Netproxy: not-forwarded\r\n"
+                              b"Content-Type: application/json\r\nConnection: close\r\n"
+                              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            elif self.kind == "plain":
+                self.cw.write(b"-NETPROXY not forwarded: %s\r\n" % why.encode())
+        except Exception:  # noqa: BLE001
+            pass
+        self.closed = True
+        try:
+            self.cw.close()
+        except Exception:  # noqa: BLE001
+            pass
+        self.proxy.conns.discard(self)
+        log("conn refused", kind=self.kind, src=self.src, dst=self.dst, why=why)
 
     def reset(self, why):
         """Close both sides at once, with RST where possible."""
@@ -104,9 +150,9 @@ class Conn:
 class Proxy:
     def __init__(self):
         self.rules = {}          # (src, dst) -> Rule
-        self.targets = {}        # dst -> target port
-        self.servers = {}        # dst -> asyncio server
-        self.ports = {}          # dst -> listen port
+        self.targets = {}        # (kind, dst) -> target port
+        self.servers = {}        # (kind, dst) -> asyncio server
+        self.ports = {}          # (kind, dst) -> listen port
         self.conns = set()
         self.counters = {}       # (src, dst) -> [connections, bytes]
         self.rng = random.Random(0)
@@ -114,36 +160,72 @@ class Proxy:
     def rule(self, src, dst):
         return self.rules.get((src, dst)) or Rule()
 
-    async def listen(self, dst, port, target):
-        self.targets[dst] = target
-        srv = await asyncio.start_server(lambda r, w: self.accept(dst, r, w), "127.0.0.1", port,
+    async def listen(self, dst, port, target, kind="raft"):
+        if kind not in KINDS:
+            raise ValueError(f"unknown listener kind {kind!r}")
+        self.targets[(kind, dst)] = target
+        srv = await asyncio.start_server(lambda r, w: self.accept(kind, dst, r, w), "127.0.0.1", port,
                                          reuse_address=True)
-        self.servers[dst] = srv
-        self.ports[dst] = srv.sockets[0].getsockname()[1]
-        log("listening", dst=dst, port=self.ports[dst], target=target)
-        return self.ports[dst]
+        self.servers[(kind, dst)] = srv
+        self.ports[(kind, dst)] = srv.sockets[0].getsockname()[1]
+        log("listening", kind=kind, dst=dst, port=self.ports[(kind, dst)], target=target)
+        return self.ports[(kind, dst)]
 
-    async def accept(self, dst, cr, cw):
+    async def _raft_head(self, cr):
+        head = await asyncio.wait_for(cr.readexactly(HANDSHAKE_HEAD), 10)
+        proto, src, alen = struct.unpack("<QQQ", head)
+        if proto != 1 or alen > MAX_ADDRESS:
+            raise ValueError(f"not a libraft handshake (protocol {proto}, address length {alen})")
+        addr = await asyncio.wait_for(cr.readexactly(alen), 10)
+        return src, head + addr
+
+    @staticmethod
+    async def _http_head(cr):
+        """The first request head (and whatever came with it); the sender
+        is the node named by X-Cairn-From, else a client. An idle client
+        connection may wait long before its first request."""
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            data = await asyncio.wait_for(cr.read(65536), 600)
+            if not data:
+                raise ConnectionError("closed before a request head")
+            buf += data
+            if len(buf) > MAX_HTTP_HEAD:
+                break
+        src = CLIENTS
+        head = buf.split(b"\r\n\r\n", 1)[0]
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"x-cairn-from" and value.strip().isdigit():
+                src = int(value.strip())
+        return src, buf
+
+    async def accept(self, kind, dst, cr, cw):
         try:
-            head = await asyncio.wait_for(cr.readexactly(HANDSHAKE_HEAD), 10)
-            proto, src, alen = struct.unpack("<QQQ", head)
-            if proto != 1 or alen > MAX_ADDRESS:
-                raise ValueError(f"not a libraft handshake (protocol {proto}, address length {alen})")
-            addr = await asyncio.wait_for(cr.readexactly(alen), 10)
+            if kind == "raft":
+                src, first = await self._raft_head(cr)
+            elif kind == "http":
+                src, first = await self._http_head(cr)
+            else:
+                src, first = CLIENTS, b""
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, ConnectionError) as e:
-            log("bad handshake", dst=dst, error=repr(e))
+            log("bad handshake", kind=kind, dst=dst, error=repr(e))
             cw.close()
             return
-        c = Conn(self, src, dst, cr, cw)
+        c = Conn(self, src, dst, cr, cw, kind)
         self.conns.add(c)
         cnt = self.counters.setdefault((src, dst), [0, 0])
         cnt[0] += 1
         rule = self.rule(src, dst)
+        refusable = kind != "raft" and src == CLIENTS
         if rule.mode == "cut":
-            c.reset("link cut")
+            if refusable:
+                c.refuse("link cut")
+            else:
+                c.reset("link cut")
             return
         if rule.mode == "blackhole":
-            log("conn held (blackhole)", src=src, dst=dst)
+            log("conn held (blackhole)", kind=kind, src=src, dst=dst)
             # held until heal resets it
             while not c.closed and self.rule(src, dst).mode == "blackhole":
                 c.wake.clear()
@@ -152,19 +234,23 @@ class Proxy:
                 return
         try:
             c.ur, c.uw = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.targets[dst]), 5)
+                asyncio.open_connection("127.0.0.1", self.targets[(kind, dst)]), 5)
         except (OSError, asyncio.TimeoutError) as e:
-            c.reset(f"upstream connect failed: {e!r}")
+            if refusable:
+                c.refuse(f"upstream connect failed: {e!r}")
+            else:
+                c.reset(f"upstream connect failed: {e!r}")
             return
         if c.closed:
             c.uw.close()
             return
         try:
-            c.uw.write(head + addr)
+            if first:
+                c.uw.write(first)
         except Exception as e:  # noqa: BLE001
             c.reset(f"upstream write failed: {e!r}")
             return
-        log("conn open", src=src, dst=dst)
+        log("conn open", kind=kind, src=src, dst=dst)
         c.tasks = [asyncio.ensure_future(self.pump(c)), asyncio.ensure_future(self.drain_back(c))]
 
     async def pump(self, c):
@@ -228,17 +314,45 @@ class Proxy:
             pass
 
     async def drain_back(self, c):
-        """Receiver -> sender: libraft never writes back on these
-        connections, but forward whatever comes (and notice EOF)."""
+        """Receiver -> sender. libraft never writes back on its connections
+        (whatever comes is forwarded while the link is ok); HTTP and RESP
+        answers flow under the rule of the reverse link (dst -> src),
+        delayed, held or cut like the requests."""
         try:
             while not c.closed:
+                if c.kind != "raft":
+                    rule = self.rule(c.dst, c.src)
+                    if rule.mode == "cut":
+                        c.reset("reverse link cut")
+                        return
+                    if rule.mode == "blackhole":
+                        c.wake.clear()
+                        await c.wake.wait()
+                        continue
                 data = await c.ur.read(65536)
                 if not data:
                     c.reset("receiver closed")
                     return
-                if self.rule(c.src, c.dst).mode == "ok":
-                    c.cw.write(data)
-                    await c.cw.drain()
+                if c.kind == "raft":
+                    if self.rule(c.src, c.dst).mode == "ok":
+                        c.cw.write(data)
+                        await c.cw.drain()
+                    continue
+                rule = self.rule(c.dst, c.src)
+                while not c.closed and rule.mode == "blackhole":
+                    c.wake.clear()
+                    await c.wake.wait()
+                    rule = self.rule(c.dst, c.src)
+                if c.closed:
+                    return
+                if rule.mode == "cut":
+                    c.reset("reverse link cut")
+                    return
+                delay = rule.delay_ms + (self.rng.random() * rule.jitter_ms if rule.jitter_ms else 0.0)
+                if delay > 0:
+                    await asyncio.sleep(delay / 1000.0)
+                c.cw.write(data)
+                await c.cw.drain()
         except (ConnectionError, OSError) as e:
             c.reset(f"upstream read error {e!r}")
         except asyncio.CancelledError:
@@ -249,7 +363,7 @@ class Proxy:
             self.rules[(int(src), int(dst))] = Rule(mode, float(delay_ms), float(jitter_ms))
         affected = {(int(s), int(d)) for s, d in links}
         for c in list(self.conns):
-            if (c.src, c.dst) in affected:
+            if (c.src, c.dst) in affected or (c.kind != "raft" and (c.dst, c.src) in affected):
                 if mode == "cut":
                     c.reset("link cut")
                 else:
@@ -261,7 +375,7 @@ class Proxy:
         held = [(s, d) for (s, d), r in self.rules.items() if r.mode == "blackhole"]
         self.rules.clear()
         for c in list(self.conns):
-            if (c.src, c.dst) in held:
+            if (c.src, c.dst) in held or (c.kind != "raft" and (c.dst, c.src) in held):
                 c.reset("blackhole healed: connection timed out")
             else:
                 c.wake.set()
@@ -269,18 +383,20 @@ class Proxy:
 
     def stats(self):
         return {"rules": {f"{s}->{d}": r.as_dict() for (s, d), r in self.rules.items()},
-                "ports": self.ports, "targets": self.targets, "open": len(self.conns),
+                "ports": {f"{k}:{d}": p for (k, d), p in self.ports.items()},
+                "targets": {f"{k}:{d}": p for (k, d), p in self.targets.items()}, "open": len(self.conns),
                 "links": {f"{s}->{d}": {"connections": v[0], "bytes": v[1]}
                           for (s, d), v in sorted(self.counters.items())}}
 
     async def handle(self, req):
         cmd = req.get("cmd")
         if cmd == "listen":
-            port = await self.listen(int(req["dst"]), int(req.get("port", 0)), int(req["target"]))
+            port = await self.listen(int(req["dst"]), int(req.get("port", 0)), int(req["target"]),
+                                     req.get("kind", "raft"))
             return {"ok": True, "port": port}
         if cmd == "retarget":
-            self.targets[int(req["dst"])] = int(req["target"])
-            log("retarget", dst=req["dst"], target=req["target"])
+            self.targets[(req.get("kind", "raft"), int(req["dst"]))] = int(req["target"])
+            log("retarget", kind=req.get("kind", "raft"), dst=req["dst"], target=req["target"])
             return {"ok": True}
         if cmd == "set":
             self.set_links(req["links"], req.get("mode", "ok"), req.get("delay_ms", 0),

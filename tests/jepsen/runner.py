@@ -160,7 +160,8 @@ class Runner:
     def __init__(self, workdir, seed, duration=100.0, mix="all", node_factory=None, n_http=4, n_resp=1,
                  ops_per_key=120, slots=4, log=print, results_root=None, save="failure",
                  op_timeout=10.0, recovery_timeout=60.0, think=(0.005, 0.03), stale_read_rate=0.0,
-                 rounds=None, fault_time=(3.0, 6.0), gap=(1.0, 3.0), delay_ms=(20, 150)):
+                 rounds=None, fault_time=(3.0, 6.0), gap=(1.0, 3.0), delay_ms=(20, 150),
+                 overtake_rate=0.0, client_mix=None, overlap=0.0):
         self.workdir = Path(workdir)
         self.seed = seed
         self.duration = duration
@@ -177,6 +178,9 @@ class Runner:
         self.recovery_timeout = recovery_timeout
         self.think = think
         self.stale_read_rate = stale_read_rate
+        self.overtake_rate = overtake_rate
+        self.client_mix = client_mix
+        self.overlap = overlap
         self.rounds = rounds
         self.fault_time = fault_time
         self.gap = gap
@@ -186,9 +190,12 @@ class Runner:
         res = RunResult(self.seed)
         t_begin = time.monotonic()
         res.schedule = make_schedule(self.seed, self.duration, self.mix, fault_time=self.fault_time,
-                                     gap=self.gap, rounds=self.rounds, delay_ms=self.delay_ms)
+                                     gap=self.gap, rounds=self.rounds, delay_ms=self.delay_ms,
+                                     overlap=self.overlap)
         self.log(f"seed {self.seed}: {len(res.schedule)} fault steps planned: "
-                 + ", ".join(s["kind"] for s in res.schedule))
+                 + ", ".join(("+" if s.get("overlap") else "") + s["kind"] for s in res.schedule)
+                 + (" (+: starts before the cluster recovered from the step before)"
+                    if any(s.get("overlap") for s in res.schedule) else ""))
         cluster = Cluster(self.workdir, node_factory=self.node_factory, log=self.log)
         nem = Nemesis(cluster, log=self.log, recovery_timeout=self.recovery_timeout)
         history = History()
@@ -205,7 +212,8 @@ class Runner:
             for c in range(self.n_http):
                 clients.append(Client(f"h{c}", "http", cluster, keys, history, stop,
                                       random.Random(rng.random()), op_timeout=self.op_timeout,
-                                      think=self.think, stale_read_rate=self.stale_read_rate))
+                                      think=self.think, stale_read_rate=self.stale_read_rate,
+                                      overtake_rate=self.overtake_rate, mix=self.client_mix))
             for c in range(self.n_resp if res.resp else 0):
                 clients.append(Client(f"r{c}", "resp", cluster, keys, history, stop,
                                       random.Random(rng.random()), op_timeout=self.op_timeout,

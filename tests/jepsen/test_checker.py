@@ -343,3 +343,47 @@ def test_formatting_and_jsonl_roundtrip(tmp_path):
     res = checker.check(back)
     text = checker.format_result(res)
     assert "not linearizable" in text and "read -> a" in text
+
+
+# --------------------------------------------------------------------------
+# session order of pipelined operations ("after")
+# --------------------------------------------------------------------------
+
+def _pipelined(write, read):
+    read["after"] = write["id"]
+    return [write, read]
+
+
+def test_pipelined_read_that_overtook_its_write_is_rejected():
+    # PUT x=2 and GET x pipelined on one connection at 10 ms; both answers
+    # arrive at 20 ms. By the clock the read may precede the write, but it
+    # was sent behind it: returning the old value 1 means it overtook it.
+    h = [w(1, 0, 5)] + _pipelined(w(2, 10, 20), r(1, 10.1, 20.1))
+    assert verdict(h) == FAIL
+    # without the session order the same history is linearizable
+    del h[2]["after"]
+    assert verdict(h) == OK
+
+
+def test_pipelined_read_seeing_its_write_or_newer_passes():
+    h = [w(1, 0, 5)] + _pipelined(w(2, 10, 20), r(2, 10.1, 20.1))
+    assert verdict(h) == OK
+    # a concurrent write from another client may land between them
+    h = [w(1, 0, 5), w(3, 11, 19, client="d")] + _pipelined(w(2, 10, 20), r(3, 10.1, 20.1))
+    assert verdict(h) == OK
+
+
+def test_pipelined_read_after_a_failed_or_unknown_write_is_unconstrained():
+    for outcome in ("fail", "info"):
+        h = [w(1, 0, 5)] + _pipelined(w(2, 10, 20 if outcome == "fail" else None, outcome=outcome),
+                                      r(1, 10.1, 20.1))
+        assert verdict(h) == OK, outcome
+
+
+def test_pipelined_read_after_a_412_cas():
+    # the CAS failed its precondition (the register held 1, not 7): the
+    # read behind it still sees 1
+    h = [w(1, 0, 5)] + _pipelined(cas(7, 2, 10, 20, result=False), r(1, 10.1, 20.1))
+    assert verdict(h) == OK
+    h = [w(1, 0, 5)] + _pipelined(cas(1, 2, 10, 20), r(1, 10.1, 20.1))
+    assert verdict(h) == FAIL

@@ -30,7 +30,12 @@ import urllib.parse
 
 # 503 bodies that mean "not applied" (SPEC §6; replica_status_text)
 NOT_APPLIED_503 = ("no leader", "not the leader", "too many requests in flight")
-NOT_APPLIED_RESP = ("CLUSTERDOWN no leader", "CLUSTERDOWN not the leader", "BUSY")
+NOT_APPLIED_RESP = ("CLUSTERDOWN no leader", "CLUSTERDOWN not the leader", "BUSY",
+                    "NETPROXY not forwarded")
+# The fault proxy in front of the client ports answers this way when it
+# forwarded no byte of the connection (node down, or the clients' link
+# cut): the request never reached cairnd, as with a refused connection.
+NETPROXY_HEADER = "x-netproxy"
 
 
 class NotSent(Exception):
@@ -93,23 +98,31 @@ class HttpConn:
             raise Unknown(f"{type(e).__name__}: {e}") from None
 
     def pipeline(self, reqs, timeout=10.0):
-        """Send several requests at once (HTTP pipelining), then read the
-        answers in order. Returns one entry per request: (status, headers,
-        body, completion time ns), or an Unknown exception for a request
-        whose answer did not arrive (its outcome is unknown: an earlier
-        request of the batch may have been received whole)."""
-        out = []
+        """Send several requests back to back (HTTP pipelining), each with
+        its own invocation time, then read the answers in order. Returns
+        one (inv ns, result) per request; result is (status, headers, body,
+        completion time ns), NotSent for a request that never reached the
+        kernel whole, or Unknown for one whose answer did not arrive (its
+        outcome is unknown: it may have been received whole)."""
+        self.sock.settimeout(timeout)
+        invs = []
         for method, target, headers, body in reqs:
             hdrs = [("Host", "127.0.0.1")] + list((headers or {}).items())
             if body or method in ("PUT", "POST"):
                 hdrs.append(("Content-Length", str(len(body))))
-            out.append((f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs)
-                        + "\r\n").encode("latin-1") + body)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.sendall(b"".join(out))
-        except OSError as e:
-            return [Unknown(f"send: {e}")] * len(reqs)
+            raw = (f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs)
+                   + "\r\n").encode("latin-1") + body
+            invs.append(time.monotonic_ns())
+            try:
+                self.sock.sendall(raw)
+            except OSError as e:
+                # this one and the rest were not sent whole; earlier ones were
+                results = self._read_answers(reqs[:len(invs) - 1], timeout)
+                results += [NotSent(f"send: {e}")] * (len(reqs) - len(results))
+                return list(zip(invs + [invs[-1]] * (len(reqs) - len(invs)), results))
+        return list(zip(invs, self._read_answers(reqs, timeout)))
+
+    def _read_answers(self, reqs, timeout):
         deadline = time.monotonic() + timeout
         results = []
         for method, _, _, _ in reqs:
@@ -308,7 +321,7 @@ class Client(threading.Thread):
     map (ports may change when a node had to move)."""
 
     def __init__(self, name, proto, cluster, keys, history, stop, rng, op_timeout=10.0,
-                 think=(0.005, 0.03), mix=None, stale_read_rate=0.0):
+                 think=(0.005, 0.03), mix=None, stale_read_rate=0.0, overtake_rate=0.0):
         super().__init__(name=f"jepsen-{name}", daemon=True)
         self.cname = name
         self.proto = proto
@@ -331,11 +344,13 @@ class Client(threading.Thread):
         # ?consistency=stale but is recorded (and checked) as linearizable,
         # which the checker must catch once a node lags
         self.stale_read_rate = stale_read_rate
+        # harness self-check only: this share of pipelined pairs is sent
+        # read first but recorded write first (see do_pipelined)
+        self.overtake_rate = overtake_rate
 
     # -- connections ---------------------------------------------------------
     def _port(self):
-        n = self.cluster.node(self.node)
-        return n.http_port if self.proto == "http" else n.resp_port
+        return self.cluster.client_port(self.node, self.proto)
 
     def _drop(self):
         if self.conn is not None:
@@ -427,6 +442,8 @@ class Client(threading.Thread):
         text = _error_text(body)
         if st == 503 and text in NOT_APPLIED_503:
             return self._record(op, "fail", status=st, error=text)
+        if st == 502 and hdrs.get(NETPROXY_HEADER) == "not-forwarded":
+            return self._record(op, "fail", status=st, error="proxy: " + text)
         if 400 <= st < 500 and st not in (408,):
             self.errors.append(f"unexpected {st} {text} for {op}")
             return self._record(op, "fail", status=st, error=text)
@@ -459,13 +476,15 @@ class Client(threading.Thread):
     def do_pipelined(self, key):
         """A write (or CAS) and a read of the same key sent back to back on
         one connection before any answer: cairn must run them in order, so
-        the read sees the write (or something newer)."""
+        the read sees the write (or something newer). The read names the
+        write in `after`, which the checker enforces: by the clock the two
+        are concurrent, so without it a read that overtook its write would
+        pass."""
         path = "/v1/key/" + urllib.parse.quote(key, safe="")
         self.seq += 1
         value = f"{self.cname}-{self.seq}"
         known = self.known.get(key)
-        now = time.monotonic_ns()
-        base = {"client": self.cname, "proto": self.proto, "node": self.node, "key": key, "inv": now,
+        base = {"client": self.cname, "proto": self.proto, "node": self.node, "key": key,
                 "pipelined": True}
         if known is not None and (known[0] is None or known[1] is not None) and self.rng.random() < 0.5:
             expect, rev = known
@@ -475,24 +494,37 @@ class Client(threading.Thread):
             headers = {}
             w = dict(base, f="write", value=value)
         r = dict(base, f="read")
+        # harness self-check only: send the read first, record it as sent
+        # second; the checker must catch the read that "overtook" the write
+        overtake = bool(self.overtake_rate) and self.rng.random() < self.overtake_rate
         try:
             conn = self._get_conn()
         except NotSent as e:
+            w["inv"] = r["inv"] = time.monotonic_ns()
             self._record(w, "fail", error=str(e))
             return self._record(r, "fail", error=str(e))
-        results = conn.pipeline([("PUT", path, headers, value.encode()), ("GET", path, {}, b"")],
-                                timeout=self.op_timeout)
+        reqs = [("PUT", path, headers, value.encode()), ("GET", path, {}, b"")]
+        results = conn.pipeline(reqs[::-1] if overtake else reqs, timeout=self.op_timeout)
+        if overtake:
+            results = results[::-1]
+            r["overtake_selfcheck"] = True
         # classify in order; the connection is dropped on any failure
         ops = []
-        for op, res in zip((w, r), results):
-            if isinstance(res, Exception):
+        for op, (inv, res) in zip((w, r), results):
+            op["inv"] = inv
+            if isinstance(res, NotSent):
+                ops.append((op, None, None, None, ("fail", str(res))))
+            elif isinstance(res, Exception):
                 ops.append((op, None, None, None, ("info", str(res))))
             else:
                 st, hdrs, body, cmp = res
                 op["cmp"] = cmp
                 ops.append((op, st, hdrs, body, None))
+        if overtake:
+            w["inv"] = min(w["inv"], r["inv"])
         (op, st, hdrs, body, err) = ops[0]
         self._classify_write(op, st, hdrs, body, err)
+        r["after"] = w["id"]
         (op, st, hdrs, body, err) = ops[1]
         return self._classify_read(op, st, hdrs, body, err)
 
