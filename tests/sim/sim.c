@@ -11,27 +11,30 @@
  * (an in-memory peer with the HTTP handler's status mapping, carried over
  * the same links, so a cut link cuts forwarding too).
  *
- * The schedule: clients, one per key, each with one operation at a time:
- * writes of increasing values through a random node, linearizable reads
- * through a random node. Faults, one at a time, mostly on the leader: a
- * node cut off both ways, a node that cannot send (one-way), a node frozen
- * (kill -STOP), a crash that loses every disk write not yet completed
- * followed by a restart from the disk, lossy links (dropped messages), and
- * latency with jitter (messages overtake each other). After every step: at
- * most one leader per term. Every read is checked as it completes: it
- * must return a value some write had been invoked for, and no write that
- * completed before the read began may be newer than the write it saw
- * (see check_read). At the end, after healing and restarting: every node
+ * The schedule: clients, two per key, each with one operation at a time
+ * (so the two race on their key): writes of increasing values through a
+ * random node, linearizable reads through a random node. Faults, one at a time, mostly on the
+ * leader: a node cut off both ways, a node that cannot send (one-way), a node frozen (kill -STOP),
+ * a crash that loses every disk write not yet completed followed by a restart from the disk, lossy
+ * links (dropped messages), and latency with jitter (messages overtake each other). After every
+ * step: at most one leader per term. Every read is checked as it completes: it must return a value
+ * some write had been invoked for, and no write that completed before the read began may be newer
+ * than the write it saw (see check_read). At the end, after healing and restarting: every node
  * applies the same index, holds byte-identical state (the snapshot
  * serialisation), and each key's final value passes the same check as a
- * read (no acknowledged write lost).
+ * read (no acknowledged write lost). With --history-dir DIR every
+ * operation is also written to DIR/sim-seed-N.jsonl in the format of
+ * tests/jepsen/checker.py, which checks the whole history for
+ * linearizability (tests/sim/check_histories.sh).
  *
  * Usage: sim [--seed N | --seeds A-B | --random] [--ops N] [--stale-reads]
+ *            [--stale-bookmarks] [--no-match-guard] [--trace-key K] [--history-dir DIR]
  * Exit status 0 when every seed passed; a failure prints its seed, and
  * `sim --seed N` replays it exactly. Negative controls the checker must
  * reject: --stale-reads (linearizable reads skip the leader check),
  * --stale-bookmarks (reads at a bookmark ignore it), --no-match-guard
  * (libraft 0.15 without cairn's correction: docs/design.md). */
+#include <errno.h>
 #include <inttypes.h>
 #include <raft.h>
 #include <stdarg.h>
@@ -53,6 +56,8 @@
 
 #define N_NODES 3
 #define N_KEYS 6
+#define CLIENTS_PER_KEY 2
+#define N_CLIENTS (N_KEYS * CLIENTS_PER_KEY)
 #define POLL_MS 10
 #define WALL_BASE_MS 1800000000000LL /* a fixed wall clock: replays are exact */
 
@@ -116,9 +121,21 @@ typedef struct write_rec {
     bool is_del;            /* a DEL: the key absent afterwards */
 } write_rec;
 
+/* A key and every write any client invoked on it, in invocation order;
+ * values are unique per key (1, 2, 3, ...). */
+typedef struct key_hist {
+    unsigned key;
+    char keybuf[16];
+    write_rec *writes;
+    size_t n_writes, cap_writes;
+} key_hist;
+
 typedef struct client {
     sim *s;
-    unsigned key;
+    unsigned id;  /* c<id> in the history */
+    unsigned key; /* its key: kh */
+    key_hist *kh;
+    size_t my_write; /* the record of the write in flight */
     bool busy;
     bool is_write;
     bool is_cas;       /* a write only if the key is still as last read */
@@ -136,10 +153,7 @@ typedef struct client {
     replica_req req;
     kv_command cmd;
     kv_slice args[2];
-    char keybuf[16], valbuf[32];
-    /* history of this key's writes, in invocation order */
-    write_rec *writes;
-    size_t n_writes, cap_writes;
+    char valbuf[32];
 } client;
 
 struct sim {
@@ -147,7 +161,8 @@ struct sim {
     sim_world *w;
     uv_loop_t loop;
     node nodes[N_NODES];
-    client clients[N_KEYS];
+    key_hist keys[N_KEYS];
+    client clients[N_CLIENTS];
     peer_msg *msgs;
     unsigned latency_ms;
     int64_t next_poll_ms;
@@ -167,6 +182,8 @@ struct sim {
     bool no_match_guard; /* --no-match-guard: show what the guard prevents */
     bool failed;
     char why[512];
+    FILE *history; /* --history-dir: every operation, for tests/jepsen/checker.py */
+    uint64_t history_ids;
 };
 
 static bool g_stale_bookmarks; /* negative control: bookmarks ignored */
@@ -358,8 +375,8 @@ static void peer_run(sim *s)
 
 static const write_rec *find_write(const client *c, int64_t value)
 {
-    for (size_t i = 0; i < c->n_writes; i++)
-        if (c->writes[i].value == value && !c->writes[i].is_del) return &c->writes[i];
+    for (size_t i = 0; i < c->kh->n_writes; i++)
+        if (c->kh->writes[i].value == value && !c->kh->writes[i].is_del) return &c->kh->writes[i];
     return NULL;
 }
 
@@ -372,8 +389,8 @@ static const write_rec *find_write(const client *c, int64_t value)
 static const write_rec *between(const client *c, const write_rec *w, int64_t read_inv)
 {
     int64_t w_ack = w ? w->ack_ms : -1;
-    for (size_t i = 0; i < c->n_writes; i++) {
-        const write_rec *o = &c->writes[i];
+    for (size_t i = 0; i < c->kh->n_writes; i++) {
+        const write_rec *o = &c->kh->writes[i];
         if (o == w || o->ack_ms == INT64_MAX || o->refused) continue;
         if (o->inv_ms > w_ack && o->ack_ms < read_inv) return o;
     }
@@ -393,8 +410,9 @@ static void check_read(sim *s, client *c, int64_t got, int64_t read_inv, int64_t
 {
     if (got == 0) {
         if (may_see(c, NULL, read_inv, read_done)) return;
-        for (size_t i = 0; i < c->n_writes; i++)
-            if (c->writes[i].is_del && may_see(c, &c->writes[i], read_inv, read_done)) return;
+        for (size_t i = 0; i < c->kh->n_writes; i++)
+            if (c->kh->writes[i].is_del && may_see(c, &c->kh->writes[i], read_inv, read_done))
+                return;
         sim_fail(s,
                  "key %u: stale read at %" PRId64 " ms: saw the key absent, which no DEL "
                  "explains",
@@ -436,8 +454,8 @@ static void check_bookmark(sim *s, client *c, int64_t got, const write_rec *b)
         ok = w == b || w->ack_ms >= b->inv_ms;
     } else { /* absent: a DEL that may follow b, or b itself */
         ok = false;
-        for (size_t i = 0; i < c->n_writes && !ok; i++) {
-            const write_rec *d = &c->writes[i];
+        for (size_t i = 0; i < c->kh->n_writes && !ok; i++) {
+            const write_rec *d = &c->kh->writes[i];
             ok = d->is_del && (d == b || d->ack_ms >= b->inv_ms);
         }
     }
@@ -591,6 +609,53 @@ static void trace_op(sim *s, client *c, int status, int64_t got)
     trace_nodes(s);
 }
 
+/* ---- the history, in the format of tests/jepsen/checker.py ------------------------ */
+
+/* Failures that cairn promises mean "not applied" (SPEC: 503 no leader,
+ * not the leader, too many requests in flight, disk almost full); the
+ * checker holds cairn to that. Every other failure may have applied. */
+static bool status_not_applied(int status)
+{
+    return status == REPLICA_ERR_BUSY || status == REPLICA_ERR_NO_LEADER ||
+           status == REPLICA_ERR_NOT_LEADER || status == REPLICA_ERR_NOSPACE;
+}
+
+static void history_value(FILE *f, const char *name, int64_t v)
+{
+    if (v)
+        fprintf(f, ",\"%s\":%" PRId64, name, v);
+    else
+        fprintf(f, ",\"%s\":null", name); /* 0: the key absent */
+}
+
+/* One finished operation: outcome "ok", "fail" (certainly not applied) or
+ * "info" (may have applied). Reads at a bookmark are not linearizable
+ * and are checked on their own (check_bookmark). */
+static void history_op(sim *s, client *c, const char *outcome, bool cas_applied, int64_t got)
+{
+    if (!s->history || (!c->is_write && c->is_bookmark)) return;
+    if (!c->is_write && strcmp(outcome, "ok") != 0) return; /* a failed read saw nothing */
+    FILE *f = s->history;
+    const char *fn = !c->is_write ? "read" : c->is_cas ? "cas" : "write";
+    fprintf(f,
+            "{\"id\":%" PRIu64
+            ",\"key\":\"%s\",\"f\":\"%s\",\"client\":\"c%u\",\"node\":%u,\"proto\":\"sim\"",
+            ++s->history_ids, c->kh->keybuf, fn, c->id, c->via + 1);
+    if (c->is_write) history_value(f, "value", c->is_del ? 0 : c->value);
+    if (c->is_write && c->is_cas) history_value(f, "expect", c->cas_expects);
+    fprintf(f, ",\"outcome\":\"%s\"", outcome);
+    if (!c->is_write)
+        history_value(f, "result", got);
+    else if (c->is_cas && strcmp(outcome, "ok") == 0)
+        fprintf(f, ",\"result\":%s", cas_applied ? "true" : "false");
+    /* simulated ms, written as ns like the harness's monotonic clock */
+    fprintf(f, ",\"inv\":%" PRId64 "000000", c->inv_ms);
+    if (strcmp(outcome, "info") == 0)
+        fprintf(f, ",\"cmp\":null}\n");
+    else
+        fprintf(f, ",\"cmp\":%" PRId64 "000000}\n", sim_now(s));
+}
+
 static void client_done(replica_req *req, int status)
 {
     client *c = req->data;
@@ -600,14 +665,16 @@ static void client_done(replica_req *req, int status)
     if (c->is_write || status != REPLICA_OK) trace_op(s, c, status, 0);
     if (status != REPLICA_OK) {
         s->ops_failed++;
+        history_op(s, c, status_not_applied(status) ? "fail" : "info", false, 0);
         return; /* a failed write stays "maybe": ack_ms INT64_MAX */
     }
     s->ops_ok++;
     if (c->is_write) {
-        write_rec *w = &c->writes[c->n_writes - 1]; /* one operation at a time */
+        write_rec *w = &c->kh->writes[c->my_write];
         if (c->is_cas && req->result.status == KV_ERR_PRECONDITION) {
             w->refused = true; /* it must never be seen */
             s->cas_refused++;
+            history_op(s, c, "ok", false, 0);
             return;
         }
         if (req->result.status != KV_OK) {
@@ -615,9 +682,10 @@ static void client_done(replica_req *req, int status)
             return;
         }
         s->writes_ok++;
+        history_op(s, c, "ok", true, 0);
         w->ack_ms = now;
         c->has_acked = true;
-        c->last_acked = c->n_writes - 1;
+        c->last_acked = c->my_write;
         c->last_acked_rev = req->result.revision;
         if (c->is_del) s->dels_ok++;
         if (c->is_cas) {
@@ -630,11 +698,12 @@ static void client_done(replica_req *req, int status)
     }
     s->reads_ok++;
     node *n = &s->nodes[c->via];
-    kv_entry *e = kv_store_get(&n->store, c->keybuf, strlen(c->keybuf), WALL_BASE_MS + now);
+    kv_entry *e = kv_store_get(&n->store, c->kh->keybuf, strlen(c->kh->keybuf), WALL_BASE_MS + now);
     trace_op(s, c, status, parse_value(e));
+    history_op(s, c, "ok", false, parse_value(e));
     if (c->is_bookmark) {
         s->bookmark_reads++;
-        check_bookmark(s, c, parse_value(e), &c->writes[c->last_acked]);
+        check_bookmark(s, c, parse_value(e), &c->kh->writes[c->last_acked]);
     } else {
         check_read(s, c, parse_value(e), c->inv_ms, now);
     }
@@ -660,14 +729,16 @@ static void client_start(sim *s, client *c)
     replica_req_init(&c->req, c, client_done);
     int st;
     if (c->is_write) {
-        c->value = (int64_t)c->n_writes + 1;
-        if (c->n_writes == c->cap_writes) {
-            c->cap_writes = c->cap_writes ? c->cap_writes * 2 : 64;
-            c->writes = xrealloc(c->writes, c->cap_writes * sizeof(*c->writes));
+        c->value = (int64_t)c->kh->n_writes + 1;
+        if (c->kh->n_writes == c->kh->cap_writes) {
+            c->kh->cap_writes = c->kh->cap_writes ? c->kh->cap_writes * 2 : 64;
+            c->kh->writes = xrealloc(c->kh->writes, c->kh->cap_writes * sizeof(*c->kh->writes));
         }
-        c->writes[c->n_writes++] = (write_rec){c->value, c->inv_ms, INT64_MAX, false, c->is_del};
+        c->my_write = c->kh->n_writes;
+        c->kh->writes[c->kh->n_writes++] =
+            (write_rec){c->value, c->inv_ms, INT64_MAX, false, c->is_del};
         int vlen = snprintf(c->valbuf, sizeof(c->valbuf), "%" PRId64, c->value);
-        c->args[0] = (kv_slice){c->keybuf, strlen(c->keybuf)};
+        c->args[0] = (kv_slice){c->kh->keybuf, strlen(c->kh->keybuf)};
         c->args[1] = (kv_slice){c->valbuf, (size_t)vlen};
         memset(&c->cmd, 0, sizeof(c->cmd));
         c->cmd.op = c->is_del ? KV_OP_DEL : KV_OP_PUT;
@@ -690,6 +761,7 @@ static void client_start(sim *s, client *c)
     if (st != REPLICA_OK) {
         c->busy = false;
         s->ops_failed++;
+        history_op(s, c, "fail", false, 0); /* refused before anything was proposed */
     }
 }
 
@@ -883,9 +955,9 @@ static void check_converged(sim *s)
      * read that began now may return */
     int64_t now = sim_now(s);
     for (unsigned k = 0; k < N_KEYS && !s->failed; k++) {
-        client *c = &s->clients[k];
-        kv_entry *e =
-            kv_store_get(&s->nodes[0].store, c->keybuf, strlen(c->keybuf), WALL_BASE_MS + now);
+        client *c = &s->clients[k]; /* one of the key's clients: check_read needs its key */
+        kv_entry *e = kv_store_get(&s->nodes[0].store, c->kh->keybuf, strlen(c->kh->keybuf),
+                                   WALL_BASE_MS + now);
         check_read(s, c, parse_value(e), now, now);
     }
 }
@@ -911,13 +983,14 @@ static void sim_step(sim *s)
 
 static bool clients_busy(sim *s)
 {
-    for (unsigned k = 0; k < N_KEYS; k++)
+    for (unsigned k = 0; k < N_CLIENTS; k++)
         if (s->clients[k].busy) return true;
     return false;
 }
 
 static int g_trace_key = -1;
 static bool g_no_match_guard;
+static const char *g_history_dir;
 
 static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool verbose,
                    uint64_t *ops_out, uint64_t *faults_out)
@@ -929,6 +1002,17 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
     s->rng = seed;
     s->target_ops = target_ops;
     s->stale_reads = stale_reads;
+    if (g_history_dir) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/sim-seed-%llu.jsonl", g_history_dir,
+                 (unsigned long long)seed);
+        s->history = fopen(path, "w");
+        if (!s->history) {
+            fprintf(stderr, "sim: cannot write %s: %s\n", path, strerror(errno));
+            free(s);
+            return 1;
+        }
+    }
     srand((unsigned)seed); /* replica's forwarding backoff jitter */
     uv_loop_init(&s->loop);
     s->w = sim_world_create(seed ^ 0x5eed, N_NODES);
@@ -953,9 +1037,14 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
     }
     raft_configuration_close(&conf);
     for (unsigned k = 0; k < N_KEYS; k++) {
-        s->clients[k].s = s;
-        s->clients[k].key = k;
-        snprintf(s->clients[k].keybuf, sizeof(s->clients[k].keybuf), "k%u", k);
+        s->keys[k].key = k;
+        snprintf(s->keys[k].keybuf, sizeof(s->keys[k].keybuf), "k%u", k);
+    }
+    for (unsigned i = 0; i < N_CLIENTS; i++) { /* client i works on key i % N_KEYS */
+        s->clients[i].s = s;
+        s->clients[i].id = i;
+        s->clients[i].key = i % N_KEYS;
+        s->clients[i].kh = &s->keys[i % N_KEYS];
     }
 
     s->fault_end = 3000; /* let the first leader settle */
@@ -963,7 +1052,7 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
     while (!s->failed && s->ops_ok + s->ops_failed < target_ops && s->steps < max_steps) {
         sim_step(s);
         maybe_fault(s);
-        for (unsigned k = 0; k < N_KEYS; k++)
+        for (unsigned k = 0; k < N_CLIENTS; k++)
             if (!s->clients[k].busy && rng_below(&s->rng, 4) == 0) client_start(s, &s->clients[k]);
     }
     /* heal (a crashed node restarts), let every client finish, then let the
@@ -1016,7 +1105,7 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
     *faults_out += s->faults;
 
     /* teardown: libraft first (it fails what is pending), then replicas */
-    for (unsigned k = 0; k < N_KEYS; k++)
+    for (unsigned k = 0; k < N_CLIENTS; k++)
         if (s->clients[k].busy) replica_cancel(&s->clients[k].req);
     for (unsigned i = 0; i < N_NODES; i++) {
         sim_world_freeze(s->w, i, false);
@@ -1042,9 +1131,11 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
                     i + 1);
             rc = 1;
         }
-    for (unsigned k = 0; k < N_KEYS; k++) {
-        replica_req_close(&s->clients[k].req);
-        free(s->clients[k].writes);
+    for (unsigned k = 0; k < N_CLIENTS; k++) replica_req_close(&s->clients[k].req);
+    for (unsigned k = 0; k < N_KEYS; k++) free(s->keys[k].writes);
+    if (s->history && fclose(s->history) != 0) {
+        fprintf(stderr, "sim seed %llu: writing the history failed\n", (unsigned long long)seed);
+        rc = 1;
     }
     sim_world_destroy(s->w);
     uv_loop_close(&s->loop);
@@ -1075,10 +1166,12 @@ int main(int argc, char **argv)
             random_seed = true;
         } else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) {
             ops = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--history-dir") == 0 && i + 1 < argc) {
+            g_history_dir = argv[++i];
         } else {
             fprintf(stderr, "usage: sim [--seed N | --seeds A-B | --random] [--ops N] "
                             "[--stale-reads] [--stale-bookmarks] [--no-match-guard] "
-                            "[--trace-key K]\n");
+                            "[--trace-key K] [--history-dir DIR]\n");
             return 2;
         }
     }
