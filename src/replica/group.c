@@ -82,6 +82,7 @@ void replica_poll(replica *r)
         replica__expire_deadlines(r);
         replica__forward_tick(r);
         replica__register_member(r);
+        replica__membership_poll(r);
         replica__register_peer_metrics(r);
         /* a held InstallSnapshot handed over now is answered as if it
          * had just arrived: guard that answer too */
@@ -562,6 +563,7 @@ void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
     }
     uv_timer_stop(&r->tick);
     uv_timer_stop(&r->kick);
+    replica__membership_close(r);
     replica__drain_completions(r);
     replica__fail_reads(r);
     for (replica_op *op = r->proposals.head; op; op = op->next)
@@ -593,6 +595,7 @@ void replica_destroy(replica *r)
 {
     lazyfree_flush();
     replica__unlist(r);
+    replica__membership_forget(r);
     match_guard_remove(&r->match);
     storage_failstop_remove(&r->failstop); /* libraft is closed: no append in flight */
     /* a simulator restarts a node on the same raft_io: unhook it */

@@ -93,12 +93,16 @@ size_t replica_members(replica *r, replica_member_info *out, size_t max)
 /* ---- membership --------------------------------------------------------------- */
 
 typedef struct change_op {
-    replica *r;
+    replica *r;                    /* NULL once the replica is destroyed (delivery still pending) */
+    struct change_op *prev, *next; /* r->changes */
     struct raft_change change;
     struct raft_transfer transfer;
     uv_timer_t later; /* the callback runs outside libraft's stack */
-    uv_timer_t retry; /* promotion retries while the new node catches up */
-    bool retry_armed;
+    /* A promotion is (re)tried from replica_poll once the replica's clock
+     * reaches this (0: not waiting). The replica's clock, not a uv timer:
+     * a simulator runs it on simulated time. */
+    int64_t promote_at_ms;
+    bool delivering; /* change__finish ran: only the callback is left */
     int promote_tries;
     uint64_t id;
     bool then_promote; /* add: assign voter once the add has committed */
@@ -111,21 +115,29 @@ typedef struct change_op {
 
 static void replica__forget_member(replica *r, uint64_t id);
 
+static void change__unlink(change_op *c)
+{
+    if (!c->r) return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->r->changes = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
 static void change__closed(uv_handle_t *h)
 {
     change_op *c = h->data;
-    if (c->retry_armed) {
-        c->retry_armed = false;
-        uv_close((uv_handle_t *)&c->retry, change__closed);
-        return;
-    }
+    change__unlink(c);
     free(c);
 }
 
 static void change__deliver(uv_timer_t *t)
 {
     change_op *c = t->data;
-    if (c->forget && c->status == 0 && raft_state(c->r->raft) == RAFT_LEADER)
+    if (c->r && c->forget && c->status == 0 && !c->r->closing &&
+        raft_state(c->r->raft) == RAFT_LEADER)
         replica__forget_member(c->r, c->id);
     if (c->cb) c->cb(c->ctx, c->status, c->msg);
     uv_close((uv_handle_t *)&c->later, change__closed);
@@ -135,6 +147,8 @@ static void change__deliver(uv_timer_t *t)
  * from there; deliver on the next loop iteration. msg must be static. */
 static void change__finish(change_op *c, int status, const char *msg)
 {
+    c->delivering = true;
+    c->promote_at_ms = 0;
     c->status = status;
     c->msg = msg;
     uv_timer_init(c->r->loop, &c->later);
@@ -146,9 +160,8 @@ static void change__finish(change_op *c, int status, const char *msg)
 
 static void change__done(struct raft_change *req, int status);
 
-static void change__promote(uv_timer_t *t)
+static void change__promote(change_op *c)
 {
-    change_op *c = t->data;
     replica *r = c->r;
     int rv = raft_state(r->raft) == RAFT_LEADER
                  ? raft_assign(r->raft, &c->change, c->id, RAFT_VOTER, change__done)
@@ -162,16 +175,13 @@ static void change__done(struct raft_change *req, int status)
     /* Adding is two steps: the node joins as a spare, then an assign makes
      * it a voter once libraft has caught it up. A node that is not
      * reachable yet fails the assign with NOCONNECTION: try again shortly.
-     * Always from a timer: never call libraft from inside its callback. */
+     * Always from replica_poll: never call libraft from inside its
+     * callback. */
     bool spare_added = c->then_promote && c->promote_tries == 0 && status == 0;
     bool retry = c->then_promote && status == RAFT_NOCONNECTION && c->promote_tries < PROMOTE_TRIES;
-    if (spare_added || retry) {
-        if (!c->retry_armed) {
-            uv_timer_init(c->r->loop, &c->retry);
-            c->retry.data = c;
-            c->retry_armed = true;
-        }
-        uv_timer_start(&c->retry, change__promote, spare_added ? 0 : 500, 0);
+    if ((spare_added || retry) && !c->r->closing) {
+        c->promote_at_ms = replica__mono_ms(c->r) + (spare_added ? 0 : 500);
+        if (c->promote_at_ms == 0) c->promote_at_ms = 1; /* 0 means "not waiting" */
         c->promote_tries++;
         return;
     }
@@ -187,7 +197,47 @@ static change_op *change__new(replica *r, uint64_t id, replica_change_cb cb, voi
     c->ctx = ctx;
     c->change.data = c;
     c->transfer.data = c;
+    c->next = r->changes;
+    if (r->changes) r->changes->prev = c;
+    r->changes = c;
     return c;
+}
+
+/* A change libraft refused at once: it was never started. */
+static void change__discard(change_op *c)
+{
+    change__unlink(c);
+    free(c);
+}
+
+void replica__membership_poll(replica *r)
+{
+    int64_t now = replica__mono_ms(r);
+    change_op *next;
+    for (change_op *c = r->changes; c; c = next) {
+        next = c->next; /* change__promote may finish c (not free it) */
+        if (c->promote_at_ms && now >= c->promote_at_ms) {
+            c->promote_at_ms = 0;
+            change__promote(c);
+        }
+    }
+}
+
+void replica__membership_close(replica *r)
+{
+    for (change_op *c = r->changes; c; c = c->next)
+        if (c->promote_at_ms) change__finish(c, RAFT_SHUTDOWN, "node is shutting down");
+}
+
+void replica__membership_forget(replica *r)
+{
+    change_op *next;
+    for (change_op *c = r->changes; c; c = next) {
+        next = c->next;
+        c->prev = c->next = NULL;
+        c->r = NULL;
+    }
+    r->changes = NULL;
 }
 
 int replica_member_add(replica *r, uint64_t id, const char *peer, replica_change_cb cb, void *ctx)
@@ -207,7 +257,7 @@ int replica_member_add(replica *r, uint64_t id, const char *peer, replica_change
     change_op *c = change__new(r, id, cb, ctx);
     c->then_promote = true;
     int rv = raft_add(r->raft, &c->change, id, peer, change__done);
-    if (rv != 0) free(c);
+    if (rv != 0) change__discard(c);
     return rv;
 }
 
@@ -242,7 +292,7 @@ int replica_member_remove(replica *r, uint64_t id, replica_change_cb cb, void *c
     if (!r->durable) return RAFT_NOTLEADER;
     change_op *c = change__new(r, id, cb, ctx);
     int rv = raft_remove(r->raft, &c->change, id, remove__done);
-    if (rv != 0) free(c);
+    if (rv != 0) change__discard(c);
     return rv;
 }
 
@@ -263,6 +313,6 @@ int replica_transfer_leadership(replica *r, uint64_t id, replica_change_cb cb, v
     if (!r->durable) return RAFT_NOTLEADER;
     change_op *c = change__new(r, id, cb, ctx);
     int rv = raft_transfer(r->raft, &c->transfer, id, transfer__done);
-    if (rv != 0) free(c);
+    if (rv != 0) change__discard(c);
     return rv;
 }

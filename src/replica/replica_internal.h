@@ -129,6 +129,7 @@ struct replica {
     bool fwd_hup_on;
     bool member_inflight;
     int64_t member_next_ms;
+    struct change_op *changes; /* membership changes and transfers not yet delivered */
     struct raft_barrier barrier;
     bool barrier_inflight;
     uint64_t inflight; /* client proposals in flight (admission control) */
@@ -239,6 +240,12 @@ void replica__serve_queued_reads(replica *r);
 int replica__role_is_voter(const struct raft_configuration *c, uint64_t id);
 unsigned replica__voters(const struct raft_configuration *c);
 void replica__register_member(replica *r);
+/* Promotions waiting to be retried, on the replica's clock (replica_poll). */
+void replica__membership_poll(replica *r);
+/* replica_close: changes waiting for a retry fail (shutting down). */
+void replica__membership_close(replica *r);
+/* replica_destroy: changes still to be delivered no longer point at it. */
+void replica__membership_forget(replica *r);
 
 /* ---- expiry.c, metrics.c ------------------------------------------------------- */
 

@@ -483,6 +483,9 @@ class Cairnd:
             time.sleep(0.05)
 
     def _reap(self, rc):
+        if getattr(self, "_reaped", None) is self.proc:
+            return  # one exit status per run, however often it is asked for
+        self._reaped = self.proc
         with _LIVE_LOCK:
             _LIVE.pop(self.proc.pid, None)
         self.returncodes.append(rc)

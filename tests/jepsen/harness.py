@@ -112,6 +112,7 @@ class Cluster:
         self.paused = set()
         self.sessions = {}
         self.unexpected_exits = []  # (node, exit status, log) of nodes found dead
+        self.port_taken_runs = set()  # (node, run): exited because another process took a port
         self.down = set()           # nodes stopped on purpose (kill9), not yet restarted
         self.stop_problems = []
 
@@ -213,6 +214,7 @@ class Cluster:
         if "in use" not in x.stderr_text().lower():
             return False
         x.wait_exit(1)
+        self.port_taken_runs.add((i, x.runs))  # not cairnd's fault: not a failure
         x.http_port, x.resp_port, x.peer_port = free_ports(3)
         self.log(f"node {i}: port taken, moving to http {x.http_port} peer {x.peer_port}")
         self.sessions.pop(i, None)

@@ -274,7 +274,7 @@ class Runner:
         # cleanly when stopped is a bug whatever the history says
         for i, x in cluster.nodes.items():
             for n, rc in enumerate(x.returncodes, 1):
-                if rc not in (0, -9):
+                if rc not in (0, -9) and (i, n) not in cluster.port_taken_runs:
                     log = x.stderr_paths[n - 1] if n - 1 < len(x.stderr_paths) else x.stderr_path
                     res.failures.append(f"node {i} run {n} exited with status {rc} (not killed by the "
                                         f"harness; log {log}):\n" + _tail(log))

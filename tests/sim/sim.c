@@ -29,11 +29,13 @@
  *
  * Usage: sim [--seed N | --seeds A-B | --random] [--ops N] [--stale-reads]
  *            [--stale-bookmarks] [--no-match-guard] [--trace-key K] [--history-dir DIR]
+ *            [--diverge]
  * Exit status 0 when every seed passed; a failure prints its seed, and
  * `sim --seed N` replays it exactly. Negative controls the checker must
  * reject: --stale-reads (linearizable reads skip the leader check),
  * --stale-bookmarks (reads at a bookmark ignore it), --no-match-guard
- * (libraft 0.15 without cairn's correction: docs/design.md). */
+ * (libraft 0.15 without cairn's correction: docs/design.md), --diverge
+ * (one node's state changed behind Raft's back at 5 s). */
 #include <errno.h>
 #include <inttypes.h>
 #include <raft.h>
@@ -53,6 +55,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/config.h"
+#include "util/hash.h"
 
 #define N_NODES 3
 #define N_KEYS 6
@@ -104,6 +107,7 @@ enum { NODE_UP, NODE_CLOSING, NODE_DOWN };
 typedef struct node {
     sim *s;
     unsigned index;
+    uint64_t digested; /* the last applied index whose state was digested */
     int state;
     cairn_config cfg;
     kv_store store;
@@ -176,12 +180,25 @@ struct sim {
     uint64_t ops_ok, ops_failed, reads_ok, writes_ok, faults, steps, leader_changes;
     uint64_t crashes, snapshots, cas_ok, cas_refused, transfers, dels_ok, bookmark_reads;
     bool transfer_pending;
+    /* FAULT_MEMBER: an operator removes a member, wipes it, adds it back */
+    int member_phase;
+    unsigned member_node;
+    int64_t member_next_ms;
+    bool member_pending;     /* a change is in flight: wait for its answer */
+    int member_status;       /* its answer */
+    bool member_answered;    /* unread answer */
+    uint64_t member_changes; /* members removed, wiped and added back */
     uint64_t target_ops;
     bool stale_reads;    /* negative control: the checker must catch these */
     int trace_key;       /* --trace-key: print this key's operations, and faults */
     bool no_match_guard; /* --no-match-guard: show what the guard prevents */
     bool failed;
     char why[512];
+    /* applied state identical at equal indexes: the digest of the state
+     * of the first node seen at applied index k, per k (0: none yet) */
+    uint32_t *digests;
+    size_t n_digests;
+    uint64_t digest_checks, majority_checks;
     FILE *history; /* --history-dir: every operation, for tests/jepsen/checker.py */
     uint64_t history_ids;
 };
@@ -775,10 +792,11 @@ enum {
     FAULT_LOSSY,
     FAULT_SLOW,
     FAULT_TRANSFER,
+    FAULT_MEMBER,
     FAULT_KINDS
 };
-static const char *const fault_names[FAULT_KINDS] = {"cut",   "cut-out", "freeze",  "crash",
-                                                     "lossy", "slow",    "transfer"};
+static const char *const fault_names[FAULT_KINDS] = {"cut",   "cut-out", "freeze",   "crash",
+                                                     "lossy", "slow",    "transfer", "member"};
 
 static void apply_links(sim *s)
 {
@@ -816,6 +834,92 @@ static void transfer_done(void *ctx, int status, const char *message)
     if (status == 0) s->transfers++;
 }
 
+/* ---- membership: remove, wipe, add back ------------------------------------------- */
+
+enum { MEMBER_REMOVING, MEMBER_OUT, MEMBER_ADDING, MEMBER_DONE };
+
+static void member_answer(void *ctx, int status, const char *message)
+{
+    sim *s = ctx;
+    (void)message;
+    s->member_pending = false;
+    s->member_answered = true;
+    s->member_status = status;
+}
+
+/* Node x's place in node l's configuration, once that configuration is
+ * committed: -1 unknown (a change is pending), 0 absent, 1 spare or
+ * standby, 2 voter. */
+static int member_role(sim *s, unsigned l, unsigned x)
+{
+    const struct raft *raft = s->nodes[l].raft;
+    if (raft->configuration_uncommitted_index != 0) return -1;
+    for (unsigned i = 0; i < raft->configuration.n; i++)
+        if (raft->configuration.servers[i].id == x + 1)
+            return raft->configuration.servers[i].role == RAFT_VOTER ? 2 : 1;
+    return 0;
+}
+
+/* One step of the operator's procedure, as tests/jepsen's `member` does
+ * it: remove the member through the leader and wait until the removal is
+ * committed (only then may its data go), stop it, wipe its disk, start it
+ * empty and without a bootstrap, add it back through whichever node leads
+ * now, and wait until it is a voter again. A change that fails (the
+ * leader changed) is retried; what the committed configuration says
+ * decides. */
+static void member_step(sim *s)
+{
+    int64_t now = sim_now(s);
+    if (s->member_pending || now < s->member_next_ms) return;
+    bool failed = s->member_answered && s->member_status != 0;
+    s->member_answered = false;
+    node *x = &s->nodes[s->member_node];
+    unsigned l = current_leader(s);
+    if (s->member_phase != MEMBER_OUT && (l >= N_NODES || l == s->member_node)) {
+        s->member_next_ms = now + 100; /* wait for a leader (not the member itself) */
+        return;
+    }
+    switch (s->member_phase) {
+    case MEMBER_REMOVING: {
+        int role = member_role(s, l, s->member_node);
+        if (role < 0) break;
+        if (role > 0) {
+            if (replica_member_remove(s->nodes[l].r, s->member_node + 1, member_answer, s) == 0)
+                s->member_pending = true;
+            break;
+        }
+        /* out, and committed: stop it; its data goes once it is down */
+        if (x->state == NODE_UP) node_crash(s, x);
+        s->member_phase = MEMBER_OUT;
+        s->member_next_ms = now + 300 + rng_below(&s->rng, 1500);
+        return;
+    }
+    case MEMBER_OUT:
+        if (x->state != NODE_DOWN || l >= N_NODES) break;
+        sim_world_wipe(s->w, s->member_node);
+        sim_world_revive(s->w, s->member_node);
+        node_boot(s, x, NULL); /* empty, no bootstrap: it waits to be contacted */
+        s->member_phase = MEMBER_ADDING;
+        /* add it */
+        __attribute__((fallthrough));
+    case MEMBER_ADDING: {
+        int role = member_role(s, l, s->member_node);
+        if (role == 2) {
+            s->member_phase = MEMBER_DONE;
+            s->member_changes++;
+            return;
+        }
+        if (role < 0 && !failed) break;
+        char address[32];
+        snprintf(address, sizeof(address), "sim-%u", s->member_node + 1);
+        if (replica_member_add(s->nodes[l].r, s->member_node + 1, address, member_answer, s) == 0)
+            s->member_pending = true;
+        break;
+    }
+    }
+    s->member_next_ms = now + 100;
+}
+
 /* End the fault in force. A crashed node restarts from its disk. */
 static void fault_heal(sim *s)
 {
@@ -847,6 +951,10 @@ static void fault_heal(sim *s)
     case FAULT_TRANSFER:
         if (s->transfer_pending) return; /* its answer comes first */
         break;
+    case FAULT_MEMBER:
+        member_step(s);
+        if (s->member_phase != MEMBER_DONE) return; /* not back yet */
+        break;
     }
     s->fault_on = false;
 }
@@ -856,6 +964,7 @@ static void fault_heal(sim *s)
 static void maybe_fault(sim *s)
 {
     int64_t now = sim_now(s);
+    if (s->fault_on && s->fault_kind == FAULT_MEMBER) member_step(s);
     if (s->fault_on) {
         if (now >= s->fault_end) {
             fault_heal(s);
@@ -894,6 +1003,13 @@ static void maybe_fault(sim *s)
             replica_transfer_leadership(n->r, 0, transfer_done, s) == 0)
             s->transfer_pending = true;
         break;
+    case FAULT_MEMBER:
+        if (leader >= N_NODES) return; /* an operator needs a leader */
+        s->member_node = victim != leader ? victim : (leader + 1 + rng_below(&s->rng, 2)) % N_NODES;
+        s->member_phase = MEMBER_REMOVING;
+        s->member_next_ms = 0;
+        s->member_answered = false;
+        break;
     case FAULT_SLOW: {
         /* one draw per statement: argument order is the compiler's */
         unsigned base = 5 + rng_below(&s->rng, 100);
@@ -930,6 +1046,95 @@ static void check_leaders(sim *s)
             sim_fail(s, "two leaders in term %llu: %llu and %llu", (unsigned long long)t,
                      (unsigned long long)*who, (unsigned long long)n->raft->id);
         }
+    }
+}
+
+/* Invariant: every entry the leader counts as committed is durable (a
+ * completed disk write, or inside a snapshot on the disk) on at least two
+ * disks, a majority of every configuration the simulator makes (three
+ * voters, or two while a member is out). Checked at the leader's commit
+ * index after every step; a lost or uncounted write shows up here before
+ * any read can notice. */
+static void check_committed_on_majority(sim *s)
+{
+    unsigned l = current_leader(s);
+    if (l >= N_NODES) return;
+    raft_index c = s->nodes[l].raft->commit_index;
+    if (c == 0) return;
+    bool covered;
+    raft_term t = sim_world_disk_term(s->w, l, c, &covered);
+    if (t == 0) return; /* only in the leader's snapshot: its term is not at hand */
+    unsigned holders = 0;
+    for (unsigned i = 0; i < N_NODES; i++) {
+        raft_term ti = sim_world_disk_term(s->w, i, c, &covered);
+        holders += covered || ti == t;
+    }
+    s->majority_checks++;
+    if (holders < 2)
+        sim_fail(s,
+                 "node %u (leader) counts index %llu (term %llu) as committed, but only %u "
+                 "disk(s) hold it",
+                 l + 1, (unsigned long long)c, (unsigned long long)t, holders);
+}
+
+/* Invariant: nodes that applied the same index hold the same state. After
+ * every step, the state (the snapshot serialisation) of each node whose
+ * applied index moved is digested and compared with what the first node
+ * at that index had. Nodes apply in batches of their own, so only the
+ * indexes where two of them happen to stop are compared; a divergence,
+ * once there, stays and meets such an index soon. */
+/* Negative control: from 5 s on, node 2 writes a key no client reads
+ * behind Raft's back whenever it has applied something (again after each
+ * restart, which would otherwise rebuild its state from the log). */
+static bool g_diverge;
+
+static void diverge(sim *s)
+{
+    static const char key[] = "zz", value[] = "-1"; /* a key no client reads */
+    node *n = &s->nodes[1];
+    if (sim_now(s) < 5000 || n->state != NODE_UP) return;
+    uint64_t applied = replica_applied_index(n->r);
+    if (applied == n->digested) return; /* nothing new applied since the last time */
+    kv_slice args[2] = {{key, 2}, {value, 2}};
+    kv_command cmd = {
+        .op = KV_OP_PUT, .nargs = 2, .args = args, .now_ms = WALL_BASE_MS + sim_now(s)};
+    kv_result res;
+    kv_store_apply(&n->store, &cmd, &res);
+}
+
+static void check_applied_state(sim *s)
+{
+    if (g_diverge) diverge(s);
+    for (unsigned i = 0; i < N_NODES && !s->failed; i++) {
+        node *n = &s->nodes[i];
+        if (n->state != NODE_UP) continue;
+        uint64_t applied = replica_applied_index(n->r);
+        if (applied == 0 || applied == n->digested) continue;
+        n->digested = applied;
+        buf b;
+        buf_init(&b);
+        kv_snapshot_write(&n->store, kv_snapshot_sink_buf, &b);
+        /* not over the trailing checksum: a CRC over data and its own CRC
+         * is the same constant for all data */
+        uint32_t d = crc32c_update(0, b.data, b.len - 4) | 1; /* never 0: "none yet" */
+        buf_close(&b);
+        size_t k = applied;
+        if (k >= s->n_digests) {
+            size_t n_new = k * 2 + 64;
+            s->digests = xrealloc(s->digests, n_new * sizeof(*s->digests));
+            memset(s->digests + s->n_digests, 0, (n_new - s->n_digests) * sizeof(*s->digests));
+            s->n_digests = n_new;
+        }
+        if (s->digests[k] == 0) {
+            s->digests[k] = d;
+            continue;
+        }
+        s->digest_checks++;
+        if (s->digests[k] != d)
+            sim_fail(s,
+                     "node %u applied index %llu but holds a different state than another node "
+                     "did there",
+                     i + 1, (unsigned long long)applied);
     }
 }
 
@@ -979,6 +1184,8 @@ static void sim_step(sim *s)
                 replica_poll(s->nodes[i].r);
     }
     check_leaders(s);
+    check_committed_on_majority(s);
+    check_applied_state(s);
 }
 
 static bool clients_busy(sim *s)
@@ -1087,18 +1294,21 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
         fprintf(stderr,
                 "sim seed %llu: %s%s; ops %llu ok (%llu writes of which %llu CAS and %llu DEL, "
                 "%llu reads of which %llu at a bookmark), "
-                "%llu failed, %llu CAS refused, transfers %llu, "
+                "%llu failed, %llu CAS refused, transfers %llu, members replaced %llu, "
                 "faults %llu (crashes %llu, disk writes lost %llu), leaders %llu, snapshots "
-                "%llu, installs %llu, steps %llu, simulated %.1f s\n",
+                "%llu, installs %llu, steps %llu (invariants checked: commit on a majority "
+                "%llu, state at equal indexes %llu), simulated %.1f s\n",
                 (unsigned long long)seed, s->failed ? "FAILED: " : "ok", s->why,
                 (unsigned long long)s->ops_ok, (unsigned long long)s->writes_ok,
                 (unsigned long long)s->cas_ok, (unsigned long long)s->dels_ok,
                 (unsigned long long)s->reads_ok, (unsigned long long)s->bookmark_reads,
                 (unsigned long long)s->ops_failed, (unsigned long long)s->cas_refused,
-                (unsigned long long)s->transfers, (unsigned long long)s->faults,
-                (unsigned long long)s->crashes, (unsigned long long)sim_world_lost_writes(s->w),
+                (unsigned long long)s->transfers, (unsigned long long)s->member_changes,
+                (unsigned long long)s->faults, (unsigned long long)s->crashes,
+                (unsigned long long)sim_world_lost_writes(s->w),
                 (unsigned long long)s->leader_changes, (unsigned long long)s->snapshots,
                 (unsigned long long)sim_world_installs(s->w), (unsigned long long)s->steps,
+                (unsigned long long)s->majority_checks, (unsigned long long)s->digest_checks,
                 (double)sim_now(s) / 1000.0);
     int rc = s->failed ? 1 : 0;
     *ops_out += s->ops_ok + s->ops_failed;
@@ -1139,6 +1349,7 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
     }
     sim_world_destroy(s->w);
     uv_loop_close(&s->loop);
+    free(s->digests);
     free(s);
     return rc;
 }
@@ -1166,12 +1377,14 @@ int main(int argc, char **argv)
             random_seed = true;
         } else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) {
             ops = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--diverge") == 0) {
+            g_diverge = true;
         } else if (strcmp(argv[i], "--history-dir") == 0 && i + 1 < argc) {
             g_history_dir = argv[++i];
         } else {
             fprintf(stderr, "usage: sim [--seed N | --seeds A-B | --random] [--ops N] "
                             "[--stale-reads] [--stale-bookmarks] [--no-match-guard] "
-                            "[--trace-key K] [--history-dir DIR]\n");
+                            "[--trace-key K] [--history-dir DIR] [--diverge]\n");
             return 2;
         }
     }

@@ -229,6 +229,7 @@ static void disk_drop_through(sim_node *n, raft_index last)
     /* forget entries with index <= last */
     size_t k = 0;
     while (k < n->n && n->start + k <= last) raft_free(n->entries[k++].buf.base);
+    if (k == 0) return; /* also: a wiped disk has no array */
     memmove(n->entries, n->entries + k, (n->n - k) * sizeof(*n->entries));
     n->n -= k;
     n->start += k;
@@ -530,6 +531,14 @@ struct raft_io *sim_world_io(sim_world *w, unsigned i)
     return &w->nodes[i].io;
 }
 
+raft_term sim_world_disk_term(const sim_world *w, unsigned i, raft_index index, bool *covered)
+{
+    const sim_node *n = &w->nodes[i];
+    *covered = n->snapshot && n->snapshot->index >= index;
+    if (n->n == 0 || index < n->start || index >= n->start + n->n) return 0;
+    return n->entries[index - n->start].term;
+}
+
 int64_t sim_world_now(const sim_world *w)
 {
     return w->now;
@@ -695,6 +704,31 @@ void sim_world_crash(sim_world *w, unsigned i)
 {
     w->nodes[i].up = false;
     w->nodes[i].frozen = false;
+}
+
+void sim_world_wipe(sim_world *w, unsigned i)
+{
+    sim_node *n = &w->nodes[i];
+    if (n->up) abort(); /* a running node's disk is not wiped */
+    for (event **p = &w->events; *p;) {
+        event *e = *p;
+        if (e->kind == EV_DISK && e->node == i) {
+            *p = e->next;
+            disk_event_free(e);
+            free(e);
+        } else {
+            p = &e->next;
+        }
+    }
+    for (size_t k = 0; k < n->n; k++) raft_free(n->entries[k].buf.base);
+    free(n->entries);
+    n->entries = NULL;
+    n->n = 0;
+    n->start = 1;
+    snapshot_free(n->snapshot);
+    n->snapshot = NULL;
+    n->term = 0;
+    n->vote = 0;
 }
 
 void sim_world_revive(sim_world *w, unsigned i)

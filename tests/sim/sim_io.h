@@ -55,6 +55,12 @@ void sim_world_freeze(sim_world *w, unsigned i, bool frozen);
 bool sim_world_frozen(const sim_world *w, unsigned i);
 void sim_world_crash(sim_world *w, unsigned i);
 void sim_world_revive(sim_world *w, unsigned i);
+/* What node i's disk holds at index (completed writes only): the entry's
+ * term, or 0 when it holds no entry there; *covered: a snapshot on the
+ * disk includes index. */
+raft_term sim_world_disk_term(const sim_world *w, unsigned i, raft_index index, bool *covered);
+/* A crashed node's disk emptied (an operator wiping a removed member). */
+void sim_world_wipe(sim_world *w, unsigned i);
 bool sim_world_up(const sim_world *w, unsigned i);
 
 /* Counters: writes lost to crashes, snapshots installed from a leader. */
