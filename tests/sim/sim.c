@@ -29,13 +29,14 @@
  *
  * Usage: sim [--seed N | --seeds A-B | --random] [--ops N] [--stale-reads]
  *            [--stale-bookmarks] [--no-match-guard] [--trace-key K] [--history-dir DIR]
- *            [--diverge]
+ *            [--diverge] [--ttl] [--ignore-ttl]
  * Exit status 0 when every seed passed; a failure prints its seed, and
  * `sim --seed N` replays it exactly. Negative controls the checker must
  * reject: --stale-reads (linearizable reads skip the leader check),
  * --stale-bookmarks (reads at a bookmark ignore it), --no-match-guard
  * (libraft 0.15 without cairn's correction: docs/design.md), --diverge
- * (one node's state changed behind Raft's back at 5 s). */
+ * (one node's state changed behind Raft's back at 5 s), --ignore-ttl
+ * (PUTs meant to expire are sent without their TTL). */
 #include <errno.h>
 #include <inttypes.h>
 #include <raft.h>
@@ -123,6 +124,7 @@ typedef struct write_rec {
     int64_t inv_ms, ack_ms; /* ack_ms: INT64_MAX unless acknowledged OK */
     bool refused;           /* a compare-and-set answered "not applied" */
     bool is_del;            /* a DEL: the key absent afterwards */
+    int64_t expire_ms;      /* a PUT with a TTL: absent from then on (0: none) */
 } write_rec;
 
 /* A key and every write any client invoked on it, in invocation order;
@@ -199,11 +201,14 @@ struct sim {
     uint32_t *digests;
     size_t n_digests;
     uint64_t digest_checks, majority_checks;
+    uint64_t ttl_writes;
     FILE *history; /* --history-dir: every operation, for tests/jepsen/checker.py */
     uint64_t history_ids;
 };
 
 static bool g_stale_bookmarks; /* negative control: bookmarks ignored */
+static bool g_ttl;             /* --ttl: a fifth of the plain PUTs expire (docs/verification.md) */
+static bool g_ignore_ttl;      /* negative control: TTLs checked but never sent */
 
 static int64_t sim_now(sim *s)
 {
@@ -423,16 +428,31 @@ static bool may_see(const client *c, const write_rec *w, int64_t read_inv, int64
 /* A linearizable read (or what an applied CAS expected) that returned got
  * (0: the key was absent). Absent is what the key was before any write and
  * after every DEL: one of them must fit. */
+/* The expiry of a PUT with a TTL, as a write of "absent": it takes effect
+ * at the expiry time, or when the PUT is applied if that is later. */
+static write_rec expiry_of(const write_rec *w)
+{
+    int64_t end = w->ack_ms == INT64_MAX     ? INT64_MAX
+                  : w->ack_ms > w->expire_ms ? w->ack_ms
+                                             : w->expire_ms;
+    return (write_rec){0, w->expire_ms, end, w->refused, true, 0};
+}
+
 static void check_read(sim *s, client *c, int64_t got, int64_t read_inv, int64_t read_done)
 {
     if (got == 0) {
         if (may_see(c, NULL, read_inv, read_done)) return;
-        for (size_t i = 0; i < c->kh->n_writes; i++)
-            if (c->kh->writes[i].is_del && may_see(c, &c->kh->writes[i], read_inv, read_done))
-                return;
+        for (size_t i = 0; i < c->kh->n_writes; i++) {
+            const write_rec *w = &c->kh->writes[i];
+            if (w->is_del && may_see(c, w, read_inv, read_done)) return;
+            if (w->expire_ms) {
+                write_rec x = expiry_of(w);
+                if (may_see(c, &x, read_inv, read_done)) return;
+            }
+        }
         sim_fail(s,
                  "key %u: stale read at %" PRId64 " ms: saw the key absent, which no DEL "
-                 "explains",
+                 "or expiry explains",
                  c->key, read_inv);
         return;
     }
@@ -444,6 +464,13 @@ static void check_read(sim *s, client *c, int64_t got, int64_t read_inv, int64_t
     if (w->refused) {
         sim_fail(s, "key %u: read returned %" PRId64 ", whose compare-and-set was refused", c->key,
                  got);
+        return;
+    }
+    if (w->expire_ms && read_inv >= w->expire_ms) {
+        sim_fail(s,
+                 "key %u: read at %" PRId64 " ms returned %" PRId64 ", which expired at %" PRId64
+                 " ms",
+                 c->key, read_inv, got, w->expire_ms);
         return;
     }
     const write_rec *o = between(c, w, read_inv);
@@ -467,13 +494,22 @@ static void check_bookmark(sim *s, client *c, int64_t got, const write_rec *b)
         return;
     }
     bool ok;
+    if (got && w->expire_ms && c->inv_ms >= w->expire_ms) {
+        sim_fail(s,
+                 "key %u: bookmark read at %" PRId64 " ms returned %" PRId64 ", which expired at "
+                 "%" PRId64 " ms",
+                 c->key, c->inv_ms, got, w->expire_ms);
+        return;
+    }
     if (got) {
-        ok = w == b || w->ack_ms >= b->inv_ms;
-    } else { /* absent: a DEL that may follow b, or b itself */
+        ok = w == b || w->ack_ms >= b->inv_ms; /* b, or a write that may follow it */
+    } else { /* absent: a DEL that may follow b (or b itself), or the expiry
+              * of such a write, due by the end of the read */
         ok = false;
         for (size_t i = 0; i < c->kh->n_writes && !ok; i++) {
             const write_rec *d = &c->kh->writes[i];
-            ok = d->is_del && (d == b || d->ack_ms >= b->inv_ms);
+            bool follows = d == b || d->ack_ms >= b->inv_ms;
+            ok = follows && (d->is_del || (d->expire_ms && d->expire_ms <= sim_now(s)));
         }
     }
     if (!ok)
@@ -671,6 +707,17 @@ static void history_op(sim *s, client *c, const char *outcome, bool cas_applied,
         fprintf(f, ",\"cmp\":null}\n");
     else
         fprintf(f, ",\"cmp\":%" PRId64 "000000}\n", sim_now(s));
+    /* a PUT with a TTL that may have applied: its expiry is a write of
+     * "absent" that may happen any time from the expiry on (the checker
+     * has no clock; "may" keeps the check sound, the read checks above
+     * hold the expiry to its time) */
+    const write_rec *w = c->is_write ? &c->kh->writes[c->my_write] : NULL;
+    if (w && w->expire_ms && strcmp(outcome, "fail") != 0)
+        fprintf(f,
+                "{\"id\":%" PRIu64 ",\"key\":\"%s\",\"f\":\"write\",\"client\":\"expiry\","
+                "\"proto\":\"sim\",\"value\":null,\"outcome\":\"info\",\"inv\":%" PRId64
+                "000000,\"cmp\":null}\n",
+                ++s->history_ids, c->kh->keybuf, w->expire_ms);
 }
 
 static void client_done(replica_req *req, int status)
@@ -753,7 +800,7 @@ static void client_start(sim *s, client *c)
         }
         c->my_write = c->kh->n_writes;
         c->kh->writes[c->kh->n_writes++] =
-            (write_rec){c->value, c->inv_ms, INT64_MAX, false, c->is_del};
+            (write_rec){c->value, c->inv_ms, INT64_MAX, false, c->is_del, 0};
         int vlen = snprintf(c->valbuf, sizeof(c->valbuf), "%" PRId64, c->value);
         c->args[0] = (kv_slice){c->kh->keybuf, strlen(c->kh->keybuf)};
         c->args[1] = (kv_slice){c->valbuf, (size_t)vlen};
@@ -766,6 +813,14 @@ static void client_start(sim *s, client *c)
             c->cmd.flags = KV_FLAG_IF_REV;
             c->cmd.a = (int64_t)c->seen_rev;
             c->cas_expects = c->seen_value;
+        } else if (g_ttl && !c->is_del && rng_below(&s->rng, 5) == 0) {
+            /* a PUT with a TTL of 0.1-1.5 s, timed as the HTTP API times
+             * it: from the request's arrival (here, the invocation) */
+            int64_t ttl = 100 + rng_below(&s->rng, 1400);
+            c->cmd.now_ms = WALL_BASE_MS + c->inv_ms;
+            if (!g_ignore_ttl) c->cmd.expire_ms = c->cmd.now_ms + ttl;
+            c->kh->writes[c->my_write].expire_ms = c->inv_ms + ttl;
+            s->ttl_writes++;
         }
         st = replica_propose(n->r, &c->req, &c->cmd);
     } else if (c->is_bookmark) {
@@ -1269,14 +1324,22 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
         fault_heal(s);
         sim_step(s);
     }
+    /* converged: a leader, and every node at the same applied index for
+     * 0.5 s on end (the leader's expiry cycle may still propose deletes
+     * of keys whose TTL runs out after the last client operation) */
     until = sim_now(s) + 30000;
+    int64_t same_since = -1;
     while (!s->failed && sim_now(s) < until) {
         sim_step(s);
-        if (clients_busy(s)) continue;
         uint64_t a0 = replica_applied_index(s->nodes[0].r);
-        bool same = current_leader(s) < N_NODES;
+        bool same = !clients_busy(s) && current_leader(s) < N_NODES;
         for (unsigned i = 1; i < N_NODES; i++) same &= replica_applied_index(s->nodes[i].r) == a0;
-        if (same && sim_now(s) + 25000 < until) until = sim_now(s) + 500; /* a little more */
+        if (!same)
+            same_since = -1;
+        else if (same_since < 0)
+            same_since = sim_now(s);
+        else if (sim_now(s) - same_since >= 500)
+            break;
     }
     if (!s->failed && clients_busy(s)) sim_fail(s, "a client operation never completed");
     if (!s->failed) check_converged(s);
@@ -1294,7 +1357,8 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
         fprintf(stderr,
                 "sim seed %llu: %s%s; ops %llu ok (%llu writes of which %llu CAS and %llu DEL, "
                 "%llu reads of which %llu at a bookmark), "
-                "%llu failed, %llu CAS refused, transfers %llu, members replaced %llu, "
+                "%llu failed, %llu CAS refused, %llu with a TTL, transfers %llu, members replaced "
+                "%llu, "
                 "faults %llu (crashes %llu, disk writes lost %llu), leaders %llu, snapshots "
                 "%llu, installs %llu, steps %llu (invariants checked: commit on a majority "
                 "%llu, state at equal indexes %llu), simulated %.1f s\n",
@@ -1303,9 +1367,9 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
                 (unsigned long long)s->cas_ok, (unsigned long long)s->dels_ok,
                 (unsigned long long)s->reads_ok, (unsigned long long)s->bookmark_reads,
                 (unsigned long long)s->ops_failed, (unsigned long long)s->cas_refused,
-                (unsigned long long)s->transfers, (unsigned long long)s->member_changes,
-                (unsigned long long)s->faults, (unsigned long long)s->crashes,
-                (unsigned long long)sim_world_lost_writes(s->w),
+                (unsigned long long)s->ttl_writes, (unsigned long long)s->transfers,
+                (unsigned long long)s->member_changes, (unsigned long long)s->faults,
+                (unsigned long long)s->crashes, (unsigned long long)sim_world_lost_writes(s->w),
                 (unsigned long long)s->leader_changes, (unsigned long long)s->snapshots,
                 (unsigned long long)sim_world_installs(s->w), (unsigned long long)s->steps,
                 (unsigned long long)s->majority_checks, (unsigned long long)s->digest_checks,
@@ -1377,14 +1441,19 @@ int main(int argc, char **argv)
             random_seed = true;
         } else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) {
             ops = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--ttl") == 0) {
+            g_ttl = true;
+        } else if (strcmp(argv[i], "--ignore-ttl") == 0) {
+            g_ttl = g_ignore_ttl = true;
         } else if (strcmp(argv[i], "--diverge") == 0) {
             g_diverge = true;
         } else if (strcmp(argv[i], "--history-dir") == 0 && i + 1 < argc) {
             g_history_dir = argv[++i];
         } else {
-            fprintf(stderr, "usage: sim [--seed N | --seeds A-B | --random] [--ops N] "
-                            "[--stale-reads] [--stale-bookmarks] [--no-match-guard] "
-                            "[--trace-key K] [--history-dir DIR] [--diverge]\n");
+            fprintf(stderr,
+                    "usage: sim [--seed N | --seeds A-B | --random] [--ops N] "
+                    "[--stale-reads] [--stale-bookmarks] [--no-match-guard] "
+                    "[--trace-key K] [--history-dir DIR] [--diverge] [--ttl] [--ignore-ttl]\n");
             return 2;
         }
     }
