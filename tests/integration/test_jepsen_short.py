@@ -116,7 +116,7 @@ def test_jepsen_checker_rejects_a_read_that_overtakes_its_write(make_node, tmp_p
     runner = Runner(tmp_path / "jepsen", seed, duration=6, mix="transfer", rounds=1,
                     fault_time=(1.0, 1.0), gap=(1.0, 1.0),
                     node_factory=lambda node_id: make_node(node_id=node_id),
-                    n_http=2, n_resp=0, overtake_rate=0.5, save="never", log=print,
+                    n_http=2, n_resp=1, overtake_rate=0.5, save="never", log=print,
                     client_mix={"read": 0.2, "write": 0.2, "pipelined": 0.6})
     res = runner.run()
     print(res.summary())

@@ -217,7 +217,8 @@ class Runner:
             for c in range(self.n_resp if res.resp else 0):
                 clients.append(Client(f"r{c}", "resp", cluster, keys, history, stop,
                                       random.Random(rng.random()), op_timeout=self.op_timeout,
-                                      think=self.think, mix={"read": 0.5, "write": 0.5}))
+                                      think=self.think, mix={"read": 0.45, "write": 0.4, "pipelined": 0.15},
+                                      overtake_rate=self.overtake_rate))
             res.t0 = time.monotonic_ns()
             for c in clients:
                 c.start()

@@ -189,14 +189,48 @@ class RespConn:
     close = HttpConn.close
     _fill = HttpConn._fill
 
-    def call(self, *args, timeout=10.0):
+    @staticmethod
+    def _encode(args):
         out = [b"*%d\r\n" % len(args)]
         for a in args:
             a = a.encode() if isinstance(a, str) else a
             out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def pipeline(self, cmds, timeout=10.0):
+        """Send several commands back to back, each with its own
+        invocation time, then read the replies in order. Returns one
+        (inv ns, reply) per command; reply is the reply (a RespError is
+        one), NotSent for a command that never reached the kernel whole,
+        or Unknown for one whose reply did not arrive."""
+        self.sock.settimeout(timeout)
+        invs, sent = [], 0
+        for args in cmds:
+            invs.append(time.monotonic_ns())
+            try:
+                self.sock.sendall(self._encode(args))
+            except OSError as e:
+                out = self._read_replies(sent, timeout)
+                out += [NotSent(f"send: {e}")] * (len(cmds) - len(out))
+                return list(zip(invs + [invs[-1]] * (len(cmds) - len(invs)), out))
+            sent += 1
+        return list(zip(invs, self._read_replies(sent, timeout)))
+
+    def _read_replies(self, n, timeout):
+        deadline = time.monotonic() + timeout
+        out = []
+        for _ in range(n):
+            try:
+                out.append(self._reply(deadline))
+            except (OSError, TimeoutError, ValueError) as e:
+                out += [Unknown(f"{type(e).__name__}: {e}")] * (n - len(out))
+                break
+        return out
+
+    def call(self, *args, timeout=10.0):
         self.sock.settimeout(timeout)
         try:
-            self.sock.sendall(b"".join(out))
+            self.sock.sendall(self._encode(args))
         except OSError as e:
             raise NotSent(f"send: {e}") from None
         deadline = time.monotonic() + timeout
@@ -473,6 +507,37 @@ class Client(threading.Thread):
         st, hdrs, body, err = self._http(op, "PUT", key, body=value.encode(), headers=headers)
         return self._classify_write(op, st, hdrs, body, err)
 
+    def _do_pipelined_resp(self, key):
+        """SET and GET of the same key sent back to back on one RESP
+        connection; the GET names the SET (`after`), as over HTTP."""
+        self.seq += 1
+        value = f"{self.cname}-{self.seq}"
+        base = {"client": self.cname, "proto": self.proto, "node": self.node, "key": key,
+                "pipelined": True}
+        w = dict(base, f="write", value=value)
+        r = dict(base, f="read")
+        overtake = bool(self.overtake_rate) and self.rng.random() < self.overtake_rate
+        try:
+            conn = self._get_conn()
+        except NotSent as e:
+            w["inv"] = r["inv"] = time.monotonic_ns()
+            self._record(w, "fail", error=str(e))
+            return self._record(r, "fail", error=str(e))
+        cmds = [("SET", key, value), ("GET", key)]
+        results = conn.pipeline(cmds[::-1] if overtake else cmds, timeout=self.op_timeout)
+        if overtake:
+            results = results[::-1]
+            r["overtake_selfcheck"] = True
+        done = time.monotonic_ns()
+        for op, (inv, _rep) in zip((w, r), results):
+            op["inv"] = inv
+            op["cmp"] = done  # replies are read together: completion = after both
+        if overtake:
+            w["inv"] = min(w["inv"], r["inv"])
+        self._classify_resp(w, results[0][1])
+        r["after"] = w["id"]
+        return self._classify_resp(r, results[1][1])
+
     def do_pipelined(self, key):
         """A write (or CAS) and a read of the same key sent back to back on
         one connection before any answer: cairn must run them in order, so
@@ -480,6 +545,8 @@ class Client(threading.Thread):
         write in `after`, which the checker enforces: by the clock the two
         are concurrent, so without it a read that overtook its write would
         pass."""
+        if self.proto == "resp":
+            return self._do_pipelined_resp(key)
         path = "/v1/key/" + urllib.parse.quote(key, safe="")
         self.seq += 1
         value = f"{self.cname}-{self.seq}"
@@ -532,10 +599,15 @@ class Client(threading.Thread):
         try:
             conn = self._get_conn()
             rep = conn.call(*cmd, timeout=self.op_timeout)
-        except NotSent as e:
-            return self._record(op, "fail", error=str(e))
-        except Unknown as e:
-            return self._record(op, "fail" if op["f"] == "read" else "info", error=str(e))
+        except (NotSent, Unknown) as e:
+            rep = e
+        return self._classify_resp(op, rep)
+
+    def _classify_resp(self, op, rep):
+        if isinstance(rep, NotSent):
+            return self._record(op, "fail", error=str(rep))
+        if isinstance(rep, Unknown):
+            return self._record(op, "fail" if op["f"] == "read" else "info", error=str(rep))
         if op["f"] == "read":
             if isinstance(rep, RespError):
                 return self._record(op, "fail", error=str(rep))
@@ -562,7 +634,7 @@ class Client(threading.Thread):
             while not self.stop.is_set():
                 key = self.keys.pick(self.rng)
                 f = self.rng.choices(kinds, weights)[0]
-                if self.proto == "resp" and f in ("cas", "pipelined"):
+                if self.proto == "resp" and f == "cas":
                     f = "write"
                 fns[f](key)
                 n += 1
