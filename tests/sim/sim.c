@@ -29,7 +29,7 @@
  *
  * Usage: sim [--seed N | --seeds A-B | --random] [--ops N] [--stale-reads]
  *            [--stale-bookmarks] [--no-match-guard] [--trace-key K] [--history-dir DIR]
- *            [--diverge] [--ttl] [--ignore-ttl]
+ *            [--diverge] [--ttl] [--ignore-ttl] [--cut-after-promotion]
  * Exit status 0 when every seed passed; a failure prints its seed, and
  * `sim --seed N` replays it exactly. Negative controls the checker must
  * reject: --stale-reads (linearizable reads skip the leader check),
@@ -190,6 +190,9 @@ struct sim {
     int member_status;       /* its answer */
     bool member_answered;    /* unread answer */
     uint64_t member_changes; /* members removed, wiped and added back */
+    unsigned cut_leader;     /* --cut-after-promotion */
+    int64_t cut_start;
+    uint64_t promotion_cuts, cut_elected, cut_stalled, cut_elect_ms;
     uint64_t target_ops;
     bool stale_reads;    /* negative control: the checker must catch these */
     int trace_key;       /* --trace-key: print this key's operations, and faults */
@@ -891,7 +894,12 @@ static void transfer_done(void *ctx, int status, const char *message)
 
 /* ---- membership: remove, wipe, add back ------------------------------------------- */
 
-enum { MEMBER_REMOVING, MEMBER_OUT, MEMBER_ADDING, MEMBER_DONE };
+enum { MEMBER_REMOVING, MEMBER_OUT, MEMBER_ADDING, MEMBER_CUT, MEMBER_DONE };
+
+/* --cut-after-promotion (a diagnostic, off in CI): the moment a replaced
+ * member is a voter in the leader's committed configuration, cut the
+ * leader off for up to 5 s and see whether the two others elect one. */
+static bool g_cut_after_promotion;
 
 static void member_answer(void *ctx, int status, const char *message)
 {
@@ -930,6 +938,20 @@ static void member_step(sim *s)
     s->member_answered = false;
     node *x = &s->nodes[s->member_node];
     unsigned l = current_leader(s);
+    if (s->member_phase == MEMBER_CUT) {
+        node *old = &s->nodes[s->cut_leader];
+        bool elected = l < N_NODES && l != s->cut_leader;
+        if (elected || now - s->cut_start >= 5000) {
+            if (elected)
+                s->cut_elected++, s->cut_elect_ms += (uint64_t)(now - s->cut_start);
+            else
+                s->cut_stalled++;
+            old->cut_in = old->cut_out = false;
+            apply_links(s);
+            s->member_phase = MEMBER_DONE;
+        }
+        return;
+    }
     if (s->member_phase != MEMBER_OUT && (l >= N_NODES || l == s->member_node)) {
         s->member_next_ms = now + 100; /* wait for a leader (not the member itself) */
         return;
@@ -962,6 +984,14 @@ static void member_step(sim *s)
         if (role == 2) {
             s->member_phase = MEMBER_DONE;
             s->member_changes++;
+            if (g_cut_after_promotion) {
+                s->cut_leader = l;
+                s->cut_start = now;
+                s->nodes[l].cut_in = s->nodes[l].cut_out = true;
+                apply_links(s);
+                s->member_phase = MEMBER_CUT;
+                s->promotion_cuts++;
+            }
             return;
         }
         if (role < 0 && !failed) break;
@@ -1374,6 +1404,14 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
                 (unsigned long long)sim_world_installs(s->w), (unsigned long long)s->steps,
                 (unsigned long long)s->majority_checks, (unsigned long long)s->digest_checks,
                 (double)sim_now(s) / 1000.0);
+    if (g_cut_after_promotion && s->promotion_cuts)
+        fprintf(stderr,
+                "sim seed %llu: leader cut right after a promotion %llu times: a new leader "
+                "within 5 s %llu times (mean %.0f ms), none %llu times\n",
+                (unsigned long long)seed, (unsigned long long)s->promotion_cuts,
+                (unsigned long long)s->cut_elected,
+                s->cut_elected ? (double)s->cut_elect_ms / (double)s->cut_elected : 0.0,
+                (unsigned long long)s->cut_stalled);
     int rc = s->failed ? 1 : 0;
     *ops_out += s->ops_ok + s->ops_failed;
     *faults_out += s->faults;
@@ -1441,6 +1479,8 @@ int main(int argc, char **argv)
             random_seed = true;
         } else if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) {
             ops = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--cut-after-promotion") == 0) {
+            g_cut_after_promotion = true;
         } else if (strcmp(argv[i], "--ttl") == 0) {
             g_ttl = true;
         } else if (strcmp(argv[i], "--ignore-ttl") == 0) {
@@ -1453,7 +1493,8 @@ int main(int argc, char **argv)
             fprintf(stderr,
                     "usage: sim [--seed N | --seeds A-B | --random] [--ops N] "
                     "[--stale-reads] [--stale-bookmarks] [--no-match-guard] "
-                    "[--trace-key K] [--history-dir DIR] [--diverge] [--ttl] [--ignore-ttl]\n");
+                    "[--trace-key K] [--history-dir DIR] [--diverge] [--ttl] [--ignore-ttl] "
+                    "[--cut-after-promotion]\n");
             return 2;
         }
     }
