@@ -86,7 +86,7 @@ void replica_poll(replica *r)
         replica__register_peer_metrics(r);
         /* a held InstallSnapshot handed over now is answered as if it
          * had just arrived: guard that answer too */
-        if (r->handoff.held) match_guard_begin(&r->match, &r->handoff.msg);
+        if (r->handoff.held) match_guard_begin(&r->match, &r->handoff.msg, r->raft);
         snapshot_handoff_poll(&r->handoff);
         match_guard_end(&r->match);
     }
@@ -221,7 +221,7 @@ static void replica__unlist(replica *r)
 static void replica__io_recv(struct raft_io *io, struct raft_message *msg)
 {
     replica *r = replica__of_io(io);
-    match_guard_begin(&r->match, msg);
+    match_guard_begin(&r->match, msg, r->raft);
     snapshot_handoff_recv(&r->handoff, msg);
     match_guard_end(&r->match);
 }

@@ -18,6 +18,18 @@ static int guard__send(struct raft_io *io, struct raft_io_send *req, const struc
                        raft_io_send_cb cb)
 {
     match_guard *g = guard_of(io);
+    if (g->receiving && g->in_snapshot && msg->type == RAFT_IO_APPEND_ENTRIES_RESULT &&
+        msg->server_id == g->leader && msg->append_entries_result.rejected == g->prev &&
+        g->prev != 0) {
+        struct raft_message fixed = *msg;
+        fixed.append_entries_result.rejected = 0;
+        fixed.append_entries_result.last_log_index = g->in_snapshot;
+        if (g->unrejected_total++ == 0)
+            LOG_INFO("the leader asked about an index inside this node's snapshot: answering "
+                     "that the snapshot matches",
+                     LF_I("prev_log_index", g->prev), LF_I("snapshot_index", g->in_snapshot));
+        return g->send(io, req, &fixed, cb);
+    }
     if (g->receiving && msg->type == RAFT_IO_APPEND_ENTRIES_RESULT && msg->server_id == g->leader &&
         msg->append_entries_result.rejected == 0 &&
         msg->append_entries_result.last_log_index > g->checked) {
@@ -39,17 +51,25 @@ void match_guard_install(match_guard *g, struct raft_io *io)
     g->send = io->send;
     g->receiving = false;
     g->lowered_total = 0;
+    g->unrejected_total = 0;
     io->send = guard__send;
     g->next = guards;
     guards = g;
 }
 
-void match_guard_begin(match_guard *g, const struct raft_message *msg)
+void match_guard_begin(match_guard *g, const struct raft_message *msg, const struct raft *raft)
 {
     g->receiving = false;
+    g->in_snapshot = 0;
     if (!g->io) return;
     if (msg->type == RAFT_IO_APPEND_ENTRIES) {
-        g->checked = msg->append_entries.prev_log_index + msg->append_entries.n_entries;
+        g->prev = msg->append_entries.prev_log_index;
+        g->checked = g->prev + msg->append_entries.n_entries;
+        /* an index no longer in the log (entries up to offset are gone)
+         * and covered by the snapshot: committed, so it matches */
+        if (raft && g->prev != 0 && g->prev <= raft->log.offset &&
+            g->prev <= raft->log.snapshot.last_index)
+            g->in_snapshot = raft->log.snapshot.last_index;
     } else if (msg->type == RAFT_IO_INSTALL_SNAPSHOT) {
         g->checked = msg->install_snapshot.last_index;
     } else {

@@ -21,6 +21,21 @@
  * completes, only counts entries that the append has just written after a
  * truncation of everything that did not match, and passes unchanged.
  *
+ * Second correction, the other way round: libraft 0.15 rejects an
+ * AppendEntries whose prev_log_index lies inside the follower's snapshot
+ * (an index no longer in its log: it finds no term there), and answers
+ * an InstallSnapshot of an index it already compacted with a no-op
+ * "success" at that index. A leader whose next index for the follower has
+ * fallen below the follower's snapshot then walks down one index per
+ * heartbeat to its own snapshot, sends it, is told "done" at that older
+ * index, and starts over: the follower never catches up. With the
+ * configuration needing that follower (a member just removed), the
+ * cluster commits nothing, for good. The simulator found it (a soak seed;
+ * docs/verification.md). Everything in a follower's snapshot is
+ * committed, so it matches the leader's log: the guard turns such a
+ * rejection into a success that claims the snapshot's last index, and the
+ * leader goes on from there.
+ *
  * Loop thread only. */
 #ifndef CAIRN_REPLICA_MATCH_GUARD_H
 #define CAIRN_REPLICA_MATCH_GUARD_H
@@ -36,14 +51,18 @@ typedef struct match_guard {
     bool receiving;               /* inside libraft's receive of a checked message */
     raft_id leader;               /* its sender */
     raft_index checked;           /* the last index it lets us vouch for */
+    raft_index prev;              /* an AppendEntries' prev_log_index */
+    raft_index in_snapshot;       /* prev lies in our snapshot, which ends here (0: no) */
     uint64_t lowered_total;       /* answers corrected */
+    uint64_t unrejected_total;    /* rejections of an index in our snapshot turned into success */
     struct match_guard *next;     /* registry: the guard of an io */
 } match_guard;
 
 /* Wrap io->send (before libraft starts). */
 void match_guard_install(match_guard *g, struct raft_io *io);
-/* Around libraft's receive callback, for every message received. */
-void match_guard_begin(match_guard *g, const struct raft_message *msg);
+/* Around libraft's receive callback, for every message received; raft:
+ * the receiving instance (its log's snapshot), or NULL. */
+void match_guard_begin(match_guard *g, const struct raft_message *msg, const struct raft *raft);
 void match_guard_end(match_guard *g);
 /* Unwrap and forget (before the io goes away, or a new guard takes it). */
 void match_guard_remove(match_guard *g);

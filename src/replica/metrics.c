@@ -146,6 +146,11 @@ static double g_match_lowered(void *c)
     return (double)((replica *)c)->match.lowered_total;
 }
 
+static double g_match_unrejected(void *c)
+{
+    return (double)((replica *)c)->match.unrejected_total;
+}
+
 static double g_io_held(void *c)
 {
     return (double)((replica *)c)->guard.held_total;
@@ -204,6 +209,11 @@ void replica__register_metrics(replica *r)
                                 "Answers to the leader lowered to the entries it checked (libraft "
                                 "0.15 would claim the whole log: docs/design.md)",
                                 "", g_match_lowered, r);
+    metrics_counter_fn_register("cairn_raft_append_rejections_corrected_total",
+                                "Rejections of an index inside this node's snapshot answered as "
+                                "a match instead (libraft 0.15 would make the leader walk below "
+                                "it for good: docs/design.md)",
+                                "", g_match_unrejected, r);
     metrics_counter_fn_register("cairn_raft_io_held_total",
                                 "Log writes held so that a log truncation and a snapshot write "
                                 "never overlap in libraft (0.15 loses the truncation)",

@@ -1371,6 +1371,19 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
         else if (sim_now(s) - same_since >= 500)
             break;
     }
+    if (getenv("SIM_DBG"))
+        for (unsigned i = 0; i < N_NODES; i++) {
+            node *m = &s->nodes[i];
+            if (m->state != NODE_UP) { fprintf(stderr, "node %u down\n", i + 1); continue; }
+            int own = -1;
+            for (unsigned k = 0; k < m->raft->configuration.n; k++)
+                if (m->raft->configuration.servers[k].id == i + 1) own = m->raft->configuration.servers[k].role;
+            fprintf(stderr, "node %u state %d own role %d (conf n %u) term %llu leader %llu last %llu commit %llu applied %llu\n", i + 1,
+                    raft_state(m->raft), own, m->raft->configuration.n, (unsigned long long)m->raft->current_term,
+                    (unsigned long long)(raft_state(m->raft) == RAFT_FOLLOWER ? m->raft->follower_state.current_leader.id : 0),
+                    (unsigned long long)raft_last_index(m->raft), (unsigned long long)m->raft->commit_index,
+                    (unsigned long long)replica_applied_index(m->r));
+        }
     if (!s->failed && clients_busy(s)) sim_fail(s, "a client operation never completed");
     if (!s->failed) check_converged(s);
     if (!s->failed && s->ops_ok < target_ops / 4)
