@@ -1252,6 +1252,36 @@ static void check_converged(sim *s)
     }
 }
 
+/* On a failure: each node's Raft state, the first thing to look at (its
+ * role in its own configuration, whom it follows, how far its log, commit
+ * and state machine are). */
+static void report_nodes(sim *s)
+{
+    for (unsigned i = 0; i < N_NODES; i++) {
+        node *n = &s->nodes[i];
+        if (n->state != NODE_UP) {
+            fprintf(stderr, "  node %u: down\n", i + 1);
+            continue;
+        }
+        const struct raft *r = n->raft;
+        int role = -1;
+        for (unsigned k = 0; k < r->configuration.n; k++)
+            if (r->configuration.servers[k].id == i + 1) role = r->configuration.servers[k].role;
+        static const char *const states[] = {"unavailable", "follower", "candidate", "leader"};
+        static const char *const roles[] = {"standby", "voter", "spare"};
+        unsigned st = raft_state(n->raft);
+        fprintf(stderr,
+                "  node %u: %s, term %llu, own role %s (of %u servers), follows %llu, last index "
+                "%llu, commit %llu, applied %llu, snapshot %llu\n",
+                i + 1, st < 4 ? states[st] : "?", (unsigned long long)r->current_term,
+                role >= 0 && role < 3 ? roles[role] : "none", r->configuration.n,
+                (unsigned long long)(st == RAFT_FOLLOWER ? r->follower_state.current_leader.id : 0),
+                (unsigned long long)raft_last_index(n->raft), (unsigned long long)r->commit_index,
+                (unsigned long long)replica_applied_index(n->r),
+                (unsigned long long)r->log.snapshot.last_index);
+    }
+}
+
 /* ---- one run ------------------------------------------------------------------------ */
 
 static void sim_step(sim *s)
@@ -1371,21 +1401,9 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
         else if (sim_now(s) - same_since >= 500)
             break;
     }
-    if (getenv("SIM_DBG"))
-        for (unsigned i = 0; i < N_NODES; i++) {
-            node *m = &s->nodes[i];
-            if (m->state != NODE_UP) { fprintf(stderr, "node %u down\n", i + 1); continue; }
-            int own = -1;
-            for (unsigned k = 0; k < m->raft->configuration.n; k++)
-                if (m->raft->configuration.servers[k].id == i + 1) own = m->raft->configuration.servers[k].role;
-            fprintf(stderr, "node %u state %d own role %d (conf n %u) term %llu leader %llu last %llu commit %llu applied %llu\n", i + 1,
-                    raft_state(m->raft), own, m->raft->configuration.n, (unsigned long long)m->raft->current_term,
-                    (unsigned long long)(raft_state(m->raft) == RAFT_FOLLOWER ? m->raft->follower_state.current_leader.id : 0),
-                    (unsigned long long)raft_last_index(m->raft), (unsigned long long)m->raft->commit_index,
-                    (unsigned long long)replica_applied_index(m->r));
-        }
     if (!s->failed && clients_busy(s)) sim_fail(s, "a client operation never completed");
     if (!s->failed) check_converged(s);
+    if (s->failed) report_nodes(s);
     if (!s->failed && s->ops_ok < target_ops / 4)
         sim_fail(s, "too little progress: %llu of %llu operations succeeded",
                  (unsigned long long)s->ops_ok, (unsigned long long)(s->ops_ok + s->ops_failed));
