@@ -18,9 +18,11 @@ static int guard__send(struct raft_io *io, struct raft_io_send *req, const struc
                        raft_io_send_cb cb)
 {
     match_guard *g = guard_of(io);
+    /* only a rejection in the leader's own term: one in a higher term
+     * tells a stale leader to step down, and must stay a rejection */
     if (g->receiving && g->in_snapshot && msg->type == RAFT_IO_APPEND_ENTRIES_RESULT &&
         msg->server_id == g->leader && msg->append_entries_result.rejected == g->prev &&
-        g->prev != 0) {
+        msg->append_entries_result.term == g->term) {
         struct raft_message fixed = *msg;
         fixed.append_entries_result.rejected = 0;
         fixed.append_entries_result.last_log_index = g->in_snapshot;
@@ -64,6 +66,7 @@ void match_guard_begin(match_guard *g, const struct raft_message *msg, const str
     if (!g->io) return;
     if (msg->type == RAFT_IO_APPEND_ENTRIES) {
         g->prev = msg->append_entries.prev_log_index;
+        g->term = msg->append_entries.term;
         g->checked = g->prev + msg->append_entries.n_entries;
         /* an index no longer in the log (entries up to offset are gone)
          * and covered by the snapshot: committed, so it matches */

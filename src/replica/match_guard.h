@@ -52,6 +52,7 @@ typedef struct match_guard {
     raft_id leader;               /* its sender */
     raft_index checked;           /* the last index it lets us vouch for */
     raft_index prev;              /* an AppendEntries' prev_log_index */
+    raft_term term;               /* and its term */
     raft_index in_snapshot;       /* prev lies in our snapshot, which ends here (0: no) */
     uint64_t lowered_total;       /* answers corrected */
     uint64_t unrejected_total;    /* rejections of an index in our snapshot turned into success */

@@ -185,9 +185,7 @@ class Nemesis:
                 self._repair_members(step)
                 self.c.heal_all()
             if self.next_overlaps:
-                for i, rc in self.c.crashed():
-                    self.event(step, "crash", node=i, status=rc, log=str(self.c.node(i).stderr_path))
-                    self.c.heal_all()
+                self._restart_crashed(step)
                 time.sleep(nxt["overlap_after"])
                 self.event(nxt, "overlap", after_s=nxt["overlap_after"], healthy=self.c.healthy())
                 chained = True
@@ -202,9 +200,7 @@ class Nemesis:
                     self._repair_members(step)
                 chained = False
             ok = self.c.wait_healthy(self.recovery_timeout)
-            for i, rc in self.c.crashed():
-                self.event(step, "crash", node=i, status=rc, log=str(self.c.node(i).stderr_path))
-                self.c.heal_all()  # restarts it (and records it)
+            if self._restart_crashed(step):
                 ok = self.c.wait_healthy(self.recovery_timeout)
             took = time.monotonic() - t0
             self.event(step, "recovered" if ok else "not-recovered", seconds=round(took, 2))
@@ -218,6 +214,16 @@ class Nemesis:
                     self.event(step, "abort", note="cluster did not recover: remaining steps skipped")
                     break
             time.sleep(step["gap"])
+
+    def _restart_crashed(self, step):
+        """Record every node that exited by itself and restart it (heal_all
+        records it too); True if there was one."""
+        crashed = self.c.crashed()
+        for i, rc in crashed:
+            self.event(step, "crash", node=i, status=rc, log=str(self.c.node(i).stderr_path))
+        if crashed:
+            self.c.heal_all()
+        return bool(crashed)
 
     def _repair_members(self, step):
         """A node that is no longer a voter must be removed (if still

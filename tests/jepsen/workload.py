@@ -516,27 +516,38 @@ class Client(threading.Thread):
                 "pipelined": True}
         w = dict(base, f="write", value=value)
         r = dict(base, f="read")
+        results = self._pipeline_pair(w, r, ("SET", key, value), ("GET", key))
+        if results is None:
+            return r
+        w["cmp"] = r["cmp"] = time.monotonic_ns()  # replies are read together
+        self._classify_resp(w, results[0])
+        r["after"] = w["id"]
+        return self._classify_resp(r, results[1])
+
+    def _pipeline_pair(self, w, r, write_req, read_req):
+        """Send a write and a read back to back on one connection and set
+        each op's invocation time. Returns the two results (the write's
+        first), or None when nothing could be sent (both recorded as
+        fail). Harness self-check only (overtake_rate): the read is sent
+        first but recorded second; the checker must catch the read that
+        "overtook" its write."""
         overtake = bool(self.overtake_rate) and self.rng.random() < self.overtake_rate
         try:
             conn = self._get_conn()
         except NotSent as e:
             w["inv"] = r["inv"] = time.monotonic_ns()
             self._record(w, "fail", error=str(e))
-            return self._record(r, "fail", error=str(e))
-        cmds = [("SET", key, value), ("GET", key)]
-        results = conn.pipeline(cmds[::-1] if overtake else cmds, timeout=self.op_timeout)
+            self._record(r, "fail", error=str(e))
+            return None
+        sent = conn.pipeline([read_req, write_req] if overtake else [write_req, read_req],
+                             timeout=self.op_timeout)
         if overtake:
-            results = results[::-1]
+            sent = sent[::-1]
             r["overtake_selfcheck"] = True
-        done = time.monotonic_ns()
-        for op, (inv, _rep) in zip((w, r), results):
-            op["inv"] = inv
-            op["cmp"] = done  # replies are read together: completion = after both
+        (w["inv"], wres), (r["inv"], rres) = sent
         if overtake:
             w["inv"] = min(w["inv"], r["inv"])
-        self._classify_resp(w, results[0][1])
-        r["after"] = w["id"]
-        return self._classify_resp(r, results[1][1])
+        return [wres, rres]
 
     def do_pipelined(self, key):
         """A write (or CAS) and a read of the same key sent back to back on
@@ -561,24 +572,13 @@ class Client(threading.Thread):
             headers = {}
             w = dict(base, f="write", value=value)
         r = dict(base, f="read")
-        # harness self-check only: send the read first, record it as sent
-        # second; the checker must catch the read that "overtook" the write
-        overtake = bool(self.overtake_rate) and self.rng.random() < self.overtake_rate
-        try:
-            conn = self._get_conn()
-        except NotSent as e:
-            w["inv"] = r["inv"] = time.monotonic_ns()
-            self._record(w, "fail", error=str(e))
-            return self._record(r, "fail", error=str(e))
-        reqs = [("PUT", path, headers, value.encode()), ("GET", path, {}, b"")]
-        results = conn.pipeline(reqs[::-1] if overtake else reqs, timeout=self.op_timeout)
-        if overtake:
-            results = results[::-1]
-            r["overtake_selfcheck"] = True
+        results = self._pipeline_pair(w, r, ("PUT", path, headers, value.encode()),
+                                      ("GET", path, {}, b""))
+        if results is None:
+            return r
         # classify in order; the connection is dropped on any failure
         ops = []
-        for op, (inv, res) in zip((w, r), results):
-            op["inv"] = inv
+        for op, res in zip((w, r), results):
             if isinstance(res, NotSent):
                 ops.append((op, None, None, None, ("fail", str(res))))
             elif isinstance(res, Exception):
@@ -587,8 +587,6 @@ class Client(threading.Thread):
                 st, hdrs, body, cmp = res
                 op["cmp"] = cmp
                 ops.append((op, st, hdrs, body, None))
-        if overtake:
-            w["inv"] = min(w["inv"], r["inv"])
         (op, st, hdrs, body, err) = ops[0]
         self._classify_write(op, st, hdrs, body, err)
         r["after"] = w["id"]

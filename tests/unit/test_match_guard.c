@@ -159,6 +159,23 @@ static void test_rejection_of_an_index_inside_the_snapshot_becomes_success(void 
     assert_int_equal(rejected, 2480);
     match_guard_end(&g);
 
+    /* a rejection in a higher term (a stale leader must step down):
+     * unchanged */
+    hb = heartbeat(1, 2470, 0);
+    match_guard_begin(&g, &hb, &r);
+    struct raft_message stale;
+    memset(&stale, 0, sizeof(stale));
+    stale.type = RAFT_IO_APPEND_ENTRIES_RESULT;
+    stale.server_id = 1;
+    stale.append_entries_result.term = 72;
+    stale.append_entries_result.rejected = 2470;
+    stale.append_entries_result.last_log_index = 2489;
+    struct raft_io_send req;
+    assert_int_equal(io.send(&io, &req, &stale, NULL), 0);
+    assert_int_equal(sent.append_entries_result.rejected, 2470);
+    assert_int_equal(sent.append_entries_result.last_log_index, 2489);
+    match_guard_end(&g);
+
     /* another node, or without the instance: unchanged */
     hb = heartbeat(1, 2470, 0);
     match_guard_begin(&g, &hb, &r);
