@@ -204,6 +204,13 @@ void http_respond_replica_error(http_req *req, int st)
 
 static void http__free_req(http_req *req)
 {
+    if (req->admin_waiting && !req->orphaned) {
+        /* the admin callback still holds req: it frees it */
+        req->orphaned = true;
+        req->hc = NULL;
+        req->next = NULL;
+        return;
+    }
     replica_req_close(&req->rreq);
     buf_close(&req->key);
     buf_close(&req->resp);
@@ -253,6 +260,14 @@ static void http__drain(http_conn *hc)
 void http_req_complete(http_req *req)
 {
     http__drain(req->hc);
+}
+
+bool http_req_admin_return(http_req *req)
+{
+    req->admin_waiting = false;
+    if (!req->orphaned) return false;
+    http__free_req(req);
+    return true;
 }
 
 static http_req *http__new_req(http_conn *hc)

@@ -146,6 +146,7 @@ static int http__raft_status(int rv)
 static void http__change_done(void *ctx, int status, const char *message)
 {
     http_req *req = ctx;
+    if (http_req_admin_return(req)) return;
     if (status == 0) {
         static const char ok[] = "{\"ok\":true}\n";
         http_respond(req, 200, "application/json", NULL, ok, sizeof(ok) - 1);
@@ -158,6 +159,7 @@ static void http__change_done(void *ctx, int status, const char *message)
 static void http__relay_done(void *ctx, int http_status, const char *body, size_t len)
 {
     http_req *req = ctx;
+    if (http_req_admin_return(req)) return;
     if (http_status == 0)
         http_respond_error(req, 503, "leader not reachable", "Retry-After: 1\r\n");
     else
@@ -174,8 +176,12 @@ static bool http__relay_if_follower(http_req *req, const char *path, const char 
         http_respond_error(req, 421, "not the leader", NULL);
         return true;
     }
+    req->admin_waiting = true;
     int st = replica_forward_raw(r, path, body, len, http__relay_done, req);
-    if (st != REPLICA_OK) http_respond_error(req, 503, "no leader", "Retry-After: 1\r\n");
+    if (st != REPLICA_OK) {
+        req->admin_waiting = false;
+        http_respond_error(req, 503, "no leader", "Retry-After: 1\r\n");
+    }
     return true;
 }
 
@@ -202,8 +208,10 @@ void http_cluster_member_add(http_req *req, const char *body, size_t len)
         http_respond_error(req, 400, "body must be {\"id\": N, \"peer\": \"host:port\"}", NULL);
         return;
     }
+    req->admin_waiting = true;
     int rv = replica_member_add(req->a->replica, id, peer.data, http__change_done, req);
     buf_close(&peer);
+    if (rv != 0) req->admin_waiting = false;
     if (rv != 0) http_respond_error(req, http__raft_status(rv), raft_strerror(rv), NULL);
 }
 
@@ -219,8 +227,11 @@ static void http__remove_self_transferred(void *ctx, int status, const char *mes
 {
     remove_self *rs = ctx;
     http_req *req = rs->req;
-    if (status != 0 ||
-        replica_forward_raw(req->a->replica, rs->path, NULL, 0, http__relay_done, req) != 0) {
+    if (req->orphaned) { /* the client went away: the removal is not asked for */
+        http_req_admin_return(req);
+    } else if (status != 0 || replica_forward_raw(req->a->replica, rs->path, NULL, 0,
+                                                  http__relay_done, req) != 0) {
+        req->admin_waiting = false;
         http_respond_error(req, 503, status ? message : "no new leader yet", "Retry-After: 1\r\n");
         http_req_complete(req);
     }
@@ -243,14 +254,18 @@ void http_cluster_member_remove(http_req *req, const char *id_text, size_t id_le
         remove_self *rs = xcalloc(1, sizeof(*rs));
         rs->req = req;
         snprintf(rs->path, sizeof(rs->path), "%s", path);
+        req->admin_waiting = true;
         int rv = replica_transfer_leadership(r, 0, http__remove_self_transferred, rs);
         if (rv != 0) {
+            req->admin_waiting = false;
             free(rs);
             http_respond_error(req, http__raft_status(rv), raft_strerror(rv), NULL);
         }
         return;
     }
+    req->admin_waiting = true;
     int rv = replica_member_remove(r, id, http__change_done, req);
+    if (rv != 0) req->admin_waiting = false;
     if (rv != 0) http_respond_error(req, http__raft_status(rv), raft_strerror(rv), NULL);
 }
 
@@ -263,6 +278,8 @@ void http_cluster_transfer(http_req *req, const char *body, size_t len)
         http_respond_error(req, 400, "body must be {\"id\": N}", NULL);
         return;
     }
+    req->admin_waiting = true;
     int rv = replica_transfer_leadership(req->a->replica, id, http__change_done, req);
+    if (rv != 0) req->admin_waiting = false;
     if (rv != 0) http_respond_error(req, http__raft_status(rv), raft_strerror(rv), NULL);
 }

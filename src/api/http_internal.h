@@ -65,6 +65,12 @@ struct http_req {
     buf cursor;
     uint64_t limit;
     bool values;
+    /* An admin call (membership change, transfer, relay to the leader) holds
+     * this request as its callback context and cannot be cancelled: if the
+     * client goes away first the request is orphaned, not freed, and the
+     * callback frees it (http_req_admin_return). */
+    bool admin_waiting;
+    bool orphaned;
     http_req *next;
 };
 
@@ -80,6 +86,11 @@ void http_respond_error(http_req *req, int status, const char *message, const ch
 void http_respond_replica_error(http_req *req, int replica_status);
 /* The request's response is complete: write what is due, in order. */
 void http_req_complete(http_req *req);
+
+/* Called first by every admin callback: true when the client went away
+ * meanwhile, in which case the request has been freed and the callback must
+ * not touch it. Otherwise clears admin_waiting. */
+bool http_req_admin_return(http_req *req);
 
 /* handlers (http_keys.c) */
 void http_keys_handle_key(http_req *req, const http_request *hr, const char *query,

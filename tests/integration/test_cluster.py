@@ -380,3 +380,28 @@ def test_advertise_http_is_what_members_forward_to(make_node):
                 x.stop()
         for rl in relays.values():
             rl.close()
+
+
+def test_admin_request_whose_client_left_is_answered_into_the_void(cluster):
+    # A follower relays a membership request to a paused leader; the client
+    # hangs up before the relay times out. The relay's answer must not land
+    # in the freed request (a use-after-free the sanitizer build reports:
+    # CI seed 763894 hit it through a membership change).
+    import socket
+    leader = leader_of(cluster)
+    follower = next(x for x in cluster if x is not leader)
+    body = b'{"id": 9, "peer": "127.0.0.1:9"}'
+    leader.proc.send_signal(signal.SIGSTOP)
+    try:
+        s = socket.create_connection(("127.0.0.1", follower.http_port), timeout=5)
+        s.sendall(b"POST /v1/cluster/members HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        time.sleep(0.5)
+        s.close()  # before the relay's deadline (--write-timeout 3)
+        time.sleep(4)
+    finally:
+        leader.proc.send_signal(signal.SIGCONT)
+    assert follower.running
+    assert follower.status()["id"] == follower.node_id
+    r = follower.request("GET", "/v1/cluster")
+    assert r.status_code == 200, r.text
