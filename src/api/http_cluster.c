@@ -68,8 +68,8 @@ static void http__read_index_done(replica_req *rr, int status)
     if (status != REPLICA_OK) {
         http__internal_error(req, status);
     } else {
-        char body[32];
-        int n = snprintf(body, sizeof(body), "%" PRIu64, rr->read_index);
+        char body[64];
+        int n = replica_read_index_answer(rr, body, sizeof(body));
         http_respond(req, 200, "text/plain", NULL, body, (size_t)n);
     }
     http_req_complete(req);

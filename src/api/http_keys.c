@@ -99,7 +99,7 @@ static void http__get_ready(replica_req *rr, int status)
         return;
     }
     kv_store *store = req->a->store;
-    int64_t now = replica_now_ms();
+    int64_t now = replica_req_read_ms(rr);
     kv_entry *e = kv_store_get(store, req->key.data, req->key.len, now);
     if (e && memory_tracks_lru(req->a))
         memory_touch(e, memory_lru_clock()); /* HTTP reads count too */
@@ -291,7 +291,7 @@ static void http__list_ready(replica_req *rr, int status)
         return;
     }
     kv_store *store = req->a->store;
-    int64_t now = replica_now_ms();
+    int64_t now = replica_req_read_ms(rr);
     const char *prefix = req->key.data ? req->key.data : "";
     size_t plen = req->key.len;
     kv_entry *e;

@@ -485,7 +485,7 @@ void resp_req_read(resp_req *req, resp_proc ready)
 kv_entry *resp_req_lookup(resp_req *req, const resp_arg *key)
 {
     resp_api *ra = req->rc->ra;
-    kv_entry *e = kv_store_get(req->a->store, key->ptr, key->len, replica_now_ms());
+    kv_entry *e = kv_store_get(req->a->store, key->ptr, key->len, replica_req_read_ms(&req->rreq));
     if (e) {
         ra->keyspace_hits++;
         memory_touch(e, memory_lru_clock());

@@ -45,7 +45,7 @@ static void keys__del(resp_req *req)
 static void keys__exists_ready(resp_req *req)
 {
     kv_store *s = req->a->store;
-    int64_t now = replica_now_ms();
+    int64_t now = replica_req_read_ms(&req->rreq);
     long long n = 0;
     for (size_t i = 1; i < req->argc; i++)
         n += kv_store_get(s, req->argv[i].ptr, req->argv[i].len, now) != NULL;
@@ -59,7 +59,8 @@ static void keys__exists(resp_req *req)
 
 static void keys__type_ready(resp_req *req)
 {
-    kv_entry *e = kv_store_get(req->a->store, req->argv[1].ptr, req->argv[1].len, replica_now_ms());
+    kv_entry *e = kv_store_get(req->a->store, req->argv[1].ptr, req->argv[1].len,
+                               replica_req_read_ms(&req->rreq));
     resp_write_simple(&req->reply, e ? "string" : "none");
 }
 
@@ -149,7 +150,7 @@ enum { KEYS_TTL, KEYS_PTTL, KEYS_EXPIRETIME, KEYS_PEXPIRETIME };
 
 static void keys__ttl_ready(resp_req *req)
 {
-    int64_t now = replica_now_ms();
+    int64_t now = replica_req_read_ms(&req->rreq);
     kv_entry *e = kv_store_get(req->a->store, req->argv[1].ptr, req->argv[1].len, now);
     long long v;
     if (!e) {
@@ -208,7 +209,7 @@ static void keys__pexpiretime(resp_req *req)
 static void keys__keys_ready(resp_req *req)
 {
     kv_store *s = req->a->store;
-    int64_t now = replica_now_ms();
+    int64_t now = replica_req_read_ms(&req->rreq);
     const resp_arg *pat = &req->argv[1];
     if (glob_is_literal(pat->ptr, pat->len)) {
         kv_entry *e = kv_store_get(s, pat->ptr, pat->len, now);
@@ -262,7 +263,8 @@ static void keys__scan_visit(void *ctx, kv_entry *e)
 
 static void keys__scan_ready(resp_req *req)
 {
-    keys_scan s = {.req = req, .now = replica_now_ms(), .none = req->opt & KEYS_SCAN_NO_TYPE};
+    keys_scan s = {
+        .req = req, .now = replica_req_read_ms(&req->rreq), .none = req->opt & KEYS_SCAN_NO_TYPE};
     if (req->opt & KEYS_SCAN_MATCH) s.match = &req->argv[req->n[2]];
     buf_init(&s.body);
     uint64_t cursor = (uint64_t)req->n[0];
@@ -329,7 +331,7 @@ static void keys__scan(resp_req *req)
 static void keys__randomkey_ready(resp_req *req)
 {
     kv_keyspace *ks = &req->a->store->ks;
-    int64_t now = replica_now_ms();
+    int64_t now = replica_req_read_ms(&req->rreq);
     for (int i = 0; i < KEYS_RANDOM_TRIES; i++) {
         kv_entry *e = kv_keyspace_random(ks);
         if (!e) break;

@@ -71,6 +71,7 @@ static int fsm__apply(struct raft_fsm *fsm, const struct raft_buffer *b, void **
                   LF_I("index", raft_last_applied(r->raft) + 1));
         return RAFT_MALFORMED;
     }
+    if (cmd.now_ms > r->last_stamp) r->last_stamp = cmd.now_ms;
     kv_result res;
     kv_store_apply(r->store, &cmd, &res);
     replica__wake_rev_waiters(r);

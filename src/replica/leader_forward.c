@@ -1,6 +1,7 @@
 /* A follower's side of writes and linearizable reads: send them to the
  * leader (propose / read-index) with deadlines, backoff and at-most-once
  * writes; and admin requests only the leader can serve (forward_raw). */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,12 +53,16 @@ static void replica__forward_done(void *ctx, int status, bool sent, int http_sta
             replica_op_finish_now(op, REPLICA_OK);
             return;
         }
-        uint64_t index = 0;
-        char tmp[32];
+        /* "INDEX STAMP": apply up to INDEX, judge expiry at STAMP (a
+         * leader of an older version sends INDEX alone: our clock) */
+        char tmp[64];
         size_t n = len < sizeof(tmp) - 1 ? len : sizeof(tmp) - 1;
         memcpy(tmp, body, n);
         tmp[n] = '\0';
-        index = strtoull(tmp, NULL, 10);
+        char *end = NULL;
+        uint64_t index = strtoull(tmp, &end, 10);
+        long long stamp = end && *end == ' ' ? strtoll(end + 1, NULL, 10) : 0;
+        if (op->req) op->req->read_ms = stamp > 0 ? (int64_t)stamp : replica__wall_ms(r);
         metrics_counter_add(r->m_forwarded, 1);
         op_list_remove(op);
         op->kind = OP_READ_APPLIED;
@@ -84,6 +89,11 @@ static void replica__forward_done(void *ctx, int status, bool sent, int http_sta
         return;
     }
     replica__forward_later(r, op);
+}
+
+int replica_read_index_answer(const replica_req *req, char *out, size_t cap)
+{
+    return snprintf(out, cap, "%" PRIu64 " %" PRId64, req->read_index, req->read_ms);
 }
 
 void replica__forward_attempt(replica *r, replica_op *op)

@@ -16,6 +16,11 @@ int64_t replica_now_ms(void)
     return clock_wall_ms();
 }
 
+int64_t replica_req_read_ms(const replica_req *req)
+{
+    return req->read_ms ? req->read_ms : clock_wall_ms();
+}
+
 int64_t replica__mono_ms(replica *r)
 {
     return r->env.mono_ms(r->env.clock_ctx);
@@ -24,6 +29,14 @@ int64_t replica__mono_ms(replica *r)
 int64_t replica__wall_ms(replica *r)
 {
     return r->env.wall_ms(r->env.clock_ctx);
+}
+
+int64_t replica__stamp(replica *r)
+{
+    int64_t now = replica__wall_ms(r);
+    if (now < r->last_stamp) now = r->last_stamp; /* a clock stepped back */
+    r->last_stamp = now;
+    return now;
 }
 
 /* The op lists are intrusive doubly linked lists. Invariant (asserted

@@ -77,6 +77,12 @@ static void replica__proposal_done(struct raft_apply *a, int status, void *resul
 
 int replica__submit(replica *r, replica_op *op, kv_command *cmd)
 {
+    /* The leader stamps every command as it appends it, replacing the
+     * stamp a forwarding node chose: apply judges expiry at the stamp, and
+     * stamps that grow along the log let a linearizable read judge expiry
+     * consistently with every command (docs/design.md, "Expiry"). A TTL
+     * stays what the client asked: expire_ms was fixed at arrival. */
+    cmd->now_ms = replica__stamp(r);
     cmd->origin = r->id;
     cmd->seq = ++r->seq;
     op->seq = cmd->seq;
@@ -100,6 +106,7 @@ static int replica__propose(replica *r, replica_req *req, kv_command *cmd, bool 
     if (!cmd->now_ms) cmd->now_ms = replica__wall_ms(r);
     if (!r->durable) {
         /* persistence none: apply at once, same state machine */
+        cmd->now_ms = replica__stamp(r);
         cmd->origin = 0;
         kv_result res;
         kv_store_apply(r->store, cmd, &res);

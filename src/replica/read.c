@@ -5,10 +5,31 @@
 
 /* ---- reads -------------------------------------------------------------- */
 
+/* Start a batch: the queued reads become the batch the next barrier
+ * serves. The reads a barrier serves are linearized where it is appended: each
+ * judges expiry at the stamp taken now (T), and a follower's read index is
+ * the last entry appended before it. Every entry up to there is stamped at
+ * or before T, every later one at or after T (replica__stamp), so a key a
+ * read finds expired is expired for every command after it, and one a
+ * command before it found alive was alive at T too. The barrier commits
+ * every earlier entry, so this also covers a leader that has not yet
+ * committed an entry of its own term (Raft thesis §6.4). */
+void replica__barrier_begin(replica *r)
+{
+    op_list_move_all(&r->barrier_now, &r->barrier_next);
+    int64_t stamp = replica__stamp(r);
+    uint64_t last = raft_last_index(r->raft);
+    for (replica_op *op = r->barrier_now.head; op; op = op->next) {
+        if (!op->req) continue;
+        op->req->read_ms = stamp;
+        if (op->kind == OP_READ_INDEX) op->req->read_index = last;
+    }
+}
+
 static void replica__start_barrier(replica *r)
 {
     if (r->barrier_inflight || !r->barrier_next.head) return;
-    op_list_move_all(&r->barrier_now, &r->barrier_next);
+    replica__barrier_begin(r);
     r->barrier.data = r;
     int rv = raft_barrier(r->raft, &r->barrier, replica__barrier_done);
     if (rv != 0) {
@@ -19,31 +40,13 @@ static void replica__start_barrier(replica *r)
     r->barrier_inflight = true;
 }
 
-/* The index a follower must apply before it serves a linearizable read,
- * decided once the barrier has confirmed this node still leads. The commit
- * index at arrival (kept in req->read_index) saves the follower a heartbeat
- * interval, but only counts when this leader had already committed an entry
- * of its own term at arrival and the barrier ran in that same term (Raft
- * thesis §6.4: before that, its commit index may lack an entry the previous
- * leader committed and acknowledged). Otherwise the barrier, an entry of
- * the current term, has just committed: the commit index now is right. */
-static void replica__read_index_settle(replica *r, replica_op *op)
-{
-    if (op->index_after_barrier || op->term != r->raft->current_term)
-        op->req->read_index = r->raft->commit_index;
-}
-
 void replica__barrier_done(struct raft_barrier *b, int status)
 {
     replica *r = b->data;
     r->barrier_inflight = false;
     if (status == 0 || r->closing) {
         int st = status == 0 ? REPLICA_OK : REPLICA_ERR_SHUTDOWN;
-        for (replica_op *op = r->barrier_now.head; op; op = op->next) {
-            op->status = st;
-            if (op->kind == OP_READ_INDEX && op->req && status == 0)
-                replica__read_index_settle(r, op);
-        }
+        for (replica_op *op = r->barrier_now.head; op; op = op->next) op->status = st;
         op_list_move_all(&r->completed, &r->barrier_now);
     } else {
         /* leadership lost: reads are safe to retry, so they go back in the
@@ -78,16 +81,23 @@ void replica__serve_queued_reads(replica *r)
     }
 }
 
+/* A single voter that leads serves a linearizable read from its state at
+ * once, judged at a stamp taken now, when every entry it has appended is
+ * applied; otherwise the read waits for a barrier behind the entries in
+ * flight, which may be stamped before now. */
 static bool replica__local_reads_ok(replica *r)
 {
     return raft_state(r->raft) == RAFT_LEADER && r->leader_ready &&
            r->leader_ready_term == r->raft->current_term &&
-           replica__voters(&r->raft->configuration) == 1;
+           replica__voters(&r->raft->configuration) == 1 &&
+           raft_last_applied(r->raft) >= raft_last_index(r->raft);
 }
 
 int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
 {
     if (r->closing) return REPLICA_ERR_SHUTDOWN;
+    /* stale and bookmark reads promise no order: this node's clock */
+    req->read_ms = replica__wall_ms(r);
     if (min_revision > r->store->revision) {
         replica_op *op = replica_op_new(r, req, OP_READ_REVISION, r->cfg->read_wait_timeout);
         op->min_revision = min_revision;
@@ -95,6 +105,7 @@ int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_rev
         return REPLICA_OK;
     }
     if (!r->durable || consistency == REPLICA_READ_STALE || replica__local_reads_ok(r)) {
+        if (consistency != REPLICA_READ_STALE) req->read_ms = replica__stamp(r);
         req->cb(req, REPLICA_OK);
         return REPLICA_OK;
     }
@@ -115,9 +126,6 @@ int replica_read_index(replica *r, replica_req *req)
     if (r->closing) return REPLICA_ERR_SHUTDOWN;
     if (!r->durable || raft_state(r->raft) != RAFT_LEADER) return REPLICA_ERR_NOT_LEADER;
     replica_op *op = replica_op_new(r, req, OP_READ_INDEX, r->cfg->write_timeout);
-    op->term = r->raft->current_term;
-    op->index_after_barrier = !(r->leader_ready && r->leader_ready_term == r->raft->current_term);
-    req->read_index = r->raft->commit_index;
     op_list_push(&r->barrier_next, op);
     replica__start_barrier(r);
     return REPLICA_OK;

@@ -56,6 +56,10 @@ struct replica_req {
     replica_cb cb;
     kv_result result;    /* for proposals; result.value points into value_buf */
     uint64_t read_index; /* replica_read_index's answer */
+    /* replica_read and replica_read_index: the time the read judges
+     * expiry at (a linearizable read: the leader's stamp when it confirmed
+     * the read, docs/design.md "Expiry"; others: this node's clock) */
+    int64_t read_ms;
     buf value_buf;
     struct replica_op *op; /* internal */
 };
@@ -132,6 +136,9 @@ int replica_propose_here(replica *r, replica_req *req, kv_command *cmd);
  * index the follower must have applied before it reads. Fails with
  * REPLICA_ERR_NOT_LEADER (never forwarded) when this node does not lead. */
 int replica_read_index(replica *r, replica_req *req);
+/* The body of a read-index answer: "INDEX STAMP" (the follower applies up
+ * to INDEX and judges expiry at STAMP). Returns its length. */
+int replica_read_index_answer(const replica_req *req, char *out, size_t cap);
 /* Raft index this node has applied (the read-index answer). */
 uint64_t replica_applied_index(replica *r);
 
@@ -191,5 +198,8 @@ int replica_forward_raw(replica *r, const char *path, const void *body, size_t l
 
 /* Current time in ms since the epoch, as commands carry it. */
 int64_t replica_now_ms(void);
+/* The time a completed read judges expiry at (req->read_ms), or the
+ * current time for a request that did not read through replica_read. */
+int64_t replica_req_read_ms(const replica_req *req);
 
 #endif

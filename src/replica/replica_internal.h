@@ -54,8 +54,7 @@ struct replica_op {
     uint64_t min_revision;
     bool internal_noop;
     bool internal_expiry;
-    uint64_t term;            /* noop: the term it was proposed in; read index: arrival term */
-    bool index_after_barrier; /* read index: take the commit index once the barrier is done */
+    uint64_t term; /* noop: the term it was proposed in */
     /* forwarding to the leader */
     buf payload; /* the encoded command (writes) */
     void *freq;  /* the peer request in flight, if any (env.peer) */
@@ -139,6 +138,11 @@ struct replica {
      * know the latest committed state. */
     bool leader_ready;
     uint64_t leader_ready_term;
+
+    /* The latest command stamp this node wrote or applied, and the latest
+     * time a linearizable read here judged expiry at (replica__stamp):
+     * stamps only grow along the log (docs/design.md, "Expiry"). */
+    int64_t last_stamp;
     bool noop_inflight;
     uint64_t noop_term;
 
@@ -205,6 +209,9 @@ void replica__drain_completions(replica *r);
 /* The seam's clocks (env), in ms. */
 int64_t replica__mono_ms(replica *r);
 int64_t replica__wall_ms(replica *r);
+/* The time for a command appended now or a linearizable read confirmed
+ * now: the wall clock, never earlier than last_stamp; records it. */
+int64_t replica__stamp(replica *r);
 /* The replica whose libraft uses this raft_io (hooks libraft calls). */
 replica *replica__of_io(struct raft_io *io);
 
@@ -231,6 +238,9 @@ void replica__forward_tick(replica *r);
 
 /* ---- read.c ------------------------------------------------------------------ */
 
+/* The queued reads become the batch of the barrier about to be appended:
+ * each gets its expiry stamp and (read index) the last appended index. */
+void replica__barrier_begin(replica *r);
 void replica__barrier_done(struct raft_barrier *b, int status);
 /* Start a barrier for queued linearizable reads, or forward them. */
 void replica__serve_queued_reads(replica *r);

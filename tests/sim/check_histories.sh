@@ -37,6 +37,7 @@ files=$(ls "$dir"/sim-seed-*.jsonl | wc -l)
 if [ "$expect" = 1 ]; then
     if [ "$rc" = 1 ]; then
         echo "checker: a violation found, as it must be ($files histories)"
+        grep "operations; fail:" "$dir/report" | sed "s|^$dir/||"
         grep -m 1 -A 4 "not linearizable (" "$dir/report"
         exit 0
     fi

@@ -29,14 +29,16 @@
  *
  * Usage: sim [--seed N | --seeds A-B | --random] [--ops N] [--stale-reads]
  *            [--stale-bookmarks] [--no-match-guard] [--trace-key K] [--history-dir DIR]
- *            [--diverge] [--ttl] [--ignore-ttl] [--cut-after-promotion]
+ *            [--diverge] [--ttl] [--ignore-ttl] [--local-clock-reads] [--cut-after-promotion]
  * Exit status 0 when every seed passed; a failure prints its seed, and
  * `sim --seed N` replays it exactly. Negative controls the checker must
  * reject: --stale-reads (linearizable reads skip the leader check),
  * --stale-bookmarks (reads at a bookmark ignore it), --no-match-guard
  * (libraft 0.15 without cairn's correction: docs/design.md), --diverge
  * (one node's state changed behind Raft's back at 5 s), --ignore-ttl
- * (PUTs meant to expire are sent without their TTL). */
+ * (PUTs meant to expire are sent without their TTL), --local-clock-reads
+ * (with --ttl: a read judges expiry by its node's clock, not by the time
+ * its leader confirmed it: docs/design.md, "Expiry"). */
 #include <errno.h>
 #include <inttypes.h>
 #include <raft.h>
@@ -212,6 +214,7 @@ struct sim {
 static bool g_stale_bookmarks; /* negative control: bookmarks ignored */
 static bool g_ttl;             /* --ttl: a fifth of the plain PUTs expire (docs/verification.md) */
 static bool g_ignore_ttl;      /* negative control: TTLs checked but never sent */
+static bool g_local_clock_reads; /* negative control: reads judge expiry by the local clock */
 
 static int64_t sim_now(sim *s)
 {
@@ -265,7 +268,8 @@ static void peer_answered(replica_req *rr, int status)
         kv_result_encode(&rr->result, &m->resp);
     } else {
         m->http_status = 200;
-        buf_printf(&m->resp, "%" PRIu64, rr->read_index);
+        char answer[64];
+        buf_append(&m->resp, answer, (size_t)replica_read_index_answer(rr, answer, sizeof(answer)));
     }
     m->phase = MSG_RESPONSE;
     m->due_ms = sim_now(m->s) + m->s->latency_ms;
@@ -765,7 +769,8 @@ static void client_done(replica_req *req, int status)
     }
     s->reads_ok++;
     node *n = &s->nodes[c->via];
-    kv_entry *e = kv_store_get(&n->store, c->kh->keybuf, strlen(c->kh->keybuf), WALL_BASE_MS + now);
+    int64_t judged_at = g_local_clock_reads ? WALL_BASE_MS + now : c->req.read_ms;
+    kv_entry *e = kv_store_get(&n->store, c->kh->keybuf, strlen(c->kh->keybuf), judged_at);
     trace_op(s, c, status, parse_value(e));
     history_op(s, c, "ok", false, parse_value(e));
     if (c->is_bookmark) {
@@ -1516,6 +1521,8 @@ int main(int argc, char **argv)
             g_ttl = true;
         } else if (strcmp(argv[i], "--ignore-ttl") == 0) {
             g_ttl = g_ignore_ttl = true;
+        } else if (strcmp(argv[i], "--local-clock-reads") == 0) {
+            g_ttl = g_local_clock_reads = true;
         } else if (strcmp(argv[i], "--diverge") == 0) {
             g_diverge = true;
         } else if (strcmp(argv[i], "--history-dir") == 0 && i + 1 < argc) {
@@ -1525,6 +1532,7 @@ int main(int argc, char **argv)
                     "usage: sim [--seed N | --seeds A-B | --random] [--ops N] "
                     "[--stale-reads] [--stale-bookmarks] [--no-match-guard] "
                     "[--trace-key K] [--history-dir DIR] [--diverge] [--ttl] [--ignore-ttl] "
+                    "[--local-clock-reads] "
                     "[--cut-after-promotion]\n");
             return 2;
         }

@@ -16,7 +16,9 @@
  * and move, and the leader's side of a follower's read-index request
  * (issue 24): the index it answers must cover every entry committed before
  * the request arrived, also when this leader was elected a moment ago and
- * has not yet committed an entry of its own term. */
+ * has not yet committed an entry of its own term; since expiry became
+ * linearizable (docs/design.md "Expiry") it is the last entry appended
+ * before the barrier, and the read's stamp never goes back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -51,6 +53,14 @@ static int64_t test_clock_ms(void *ctx)
     return 1000; /* deadlines never pass in these tests */
 }
 
+static int64_t g_wall_ms = 1000; /* the wall clock commands and reads are stamped by */
+
+static int64_t test_wall_ms(void *ctx)
+{
+    (void)ctx;
+    return g_wall_ms;
+}
+
 static int setup(void **state)
 {
     fixture *f = xcalloc(1, sizeof(*f));
@@ -59,7 +69,10 @@ static int setup(void **state)
     f->r->loop = &f->loop;
     f->r->raft = &f->r->own_raft;
     f->r->env.mono_ms = test_clock_ms;
-    f->r->env.wall_ms = test_clock_ms;
+    f->r->env.wall_ms = test_wall_ms;
+    static kv_store empty_store; /* replica_read looks at its revision only */
+    f->r->store = &empty_store;
+    g_wall_ms = 1000;
     uv_timer_init(&f->loop, &f->r->kick);
     f->r->kick.data = f->r;
     f->r->barrier.data = f->r; /* as replica__start_barrier sets it */
@@ -205,85 +218,114 @@ static void test_move_all_into_nonempty_and_empty(void **state)
     }
 }
 
-/* ---- read index (issue 24) ---------------------------------------------- */
+/* ---- read index (issue 24) and expiry stamps ------------------------------ */
 
-/* A leader in `term` with `commit` as its commit index; a barrier of an
- * earlier batch is in flight, so replica__start_barrier queues the read
- * instead of calling libraft. */
-static void leader_at(replica *r, uint64_t term, uint64_t commit, bool ready)
+/* A leader in `term` with `commit` as its commit index and `last` as its
+ * last log index; a barrier of an earlier batch is in flight, so
+ * replica__start_barrier queues the read instead of calling libraft. */
+static void leader_at(replica *r, uint64_t term, uint64_t commit, uint64_t last, bool ready)
 {
     r->durable = true;
     r->raft->state = RAFT_LEADER;
     r->raft->current_term = term;
     r->raft->commit_index = commit;
+    r->raft->log.offset = last; /* an empty in-memory log after `last` */
     r->leader_ready = ready;
     r->leader_ready_term = ready ? term : 0;
     r->barrier_inflight = true;
 }
 
-/* What replica__start_barrier does once the earlier barrier is done. */
+/* What replica__start_barrier does once the earlier barrier is done, but
+ * for calling libraft. */
 static void next_barrier_starts(replica *r)
 {
-    op_list_move_all(&r->barrier_now, &r->barrier_next);
+    replica__barrier_begin(r);
     r->barrier_inflight = true;
 }
 
-static void test_read_index_of_a_new_leader_waits_for_its_barrier(void **state)
+static void barrier_commits(fixture *f, uint64_t commit)
+{
+    f->r->raft->commit_index = commit;
+    replica__barrier_done(&f->r->barrier, 0);
+    replica__drain_completions(f->r);
+}
+
+static void test_read_index_is_the_last_entry_appended_before_the_barrier(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    /* 11..14 are in flight: they were stamped before the read's stamp,
+     * so the follower must apply them before it judges expiry at it */
+    leader_at(r, 3, 10, 14, true);
+    assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
+    next_barrier_starts(r);
+    r->raft->log.offset = 16; /* the barrier (15) and a later write (16) */
+    barrier_commits(f, 16);
+    assert_int_equal(f->done_calls[0], 1);
+    assert_int_equal(f->done_status[0], REPLICA_OK);
+    assert_int_equal(f->reqs[0].read_index, 14);
+    assert_int_equal(f->reqs[0].read_ms, g_wall_ms);
+}
+
+static void test_read_index_of_a_new_leader_covers_what_it_inherited(void **state)
 {
     fixture *f = *state;
     replica *r = f->r;
     /* elected a moment ago: the previous leader committed and acknowledged
-     * index 11, this one has only heard of 10 and has not committed an
-     * entry of its term yet */
-    leader_at(r, 3, 10, false);
+     * index 11, this one has only heard that 10 is committed and has not
+     * committed an entry of its term yet */
+    leader_at(r, 3, 10, 11, false);
     assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
     next_barrier_starts(r);
-    r->raft->commit_index = 12; /* the barrier, of term 3, commits 11 with it */
-    replica__barrier_done(&r->barrier, 0);
-    replica__drain_completions(r);
-    assert_int_equal(f->done_calls[0], 1);
+    barrier_commits(f, 12); /* the barrier, of term 3, commits 11 with it */
     assert_int_equal(f->done_status[0], REPLICA_OK);
-    assert_true(f->reqs[0].read_index >= 12); /* never the 10 it had at arrival */
-}
-
-static void test_read_index_of_a_ready_leader_is_the_arrival_index(void **state)
-{
-    fixture *f = *state;
-    replica *r = f->r;
-    leader_at(r, 3, 10, true);
-    assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
-    next_barrier_starts(r);
-    r->raft->commit_index = 12;
-    replica__barrier_done(&r->barrier, 0);
-    replica__drain_completions(r);
-    assert_int_equal(f->done_status[0], REPLICA_OK);
-    /* complete at arrival; the follower need not wait for 12 */
-    assert_int_equal(f->reqs[0].read_index, 10);
+    assert_int_equal(f->reqs[0].read_index, 11); /* never the 10 it had at arrival */
 }
 
 static void test_read_index_across_a_term_change_takes_the_later_index(void **state)
 {
     fixture *f = *state;
     replica *r = f->r;
-    leader_at(r, 3, 10, true);
+    leader_at(r, 3, 10, 10, true);
     assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
-    /* leadership lost and won back (term 5) before its barrier ran: a
+    /* leadership lost and won back (term 5) before its barrier started: a
      * leader of term 4 may have committed writes after 10 */
     r->raft->current_term = 5;
     r->leader_ready_term = 5;
+    r->raft->log.offset = 15;
     next_barrier_starts(r);
-    r->raft->commit_index = 15;
-    replica__barrier_done(&r->barrier, 0);
-    replica__drain_completions(r);
+    barrier_commits(f, 16);
     assert_int_equal(f->done_status[0], REPLICA_OK);
     assert_int_equal(f->reqs[0].read_index, 15);
+}
+
+static void test_stamps_never_go_back(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    leader_at(r, 3, 10, 10, true);
+    g_wall_ms = 5000;
+    assert_int_equal(replica__stamp(r), 5000); /* a command */
+    g_wall_ms = 4000;                          /* the clock is stepped back */
+    assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
+    next_barrier_starts(r);
+    assert_int_equal(f->reqs[0].read_ms, 5000); /* not before the command */
+    g_wall_ms = 5200;
+    assert_int_equal(replica__stamp(r), 5200);
+    barrier_commits(f, 11);
+    /* a stale read promises no order: this node's clock as it is */
+    g_wall_ms = 100;
+    assert_int_equal(replica_read(r, &f->reqs[1], REPLICA_READ_STALE, 0), REPLICA_OK);
+    assert_int_equal(f->reqs[1].read_ms, 100);
+    assert_int_equal(replica__stamp(r), 5200);
+    g_wall_ms = 1000;
 }
 
 static void test_read_index_fails_not_forwards_when_leadership_is_lost(void **state)
 {
     fixture *f = *state;
     replica *r = f->r;
-    leader_at(r, 3, 10, true);
+    leader_at(r, 3, 10, 10, true);
     assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
     next_barrier_starts(r);
     replica__barrier_done(&r->barrier, RAFT_LEADERSHIPLOST);
@@ -307,14 +349,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_leadership_lost_many_newer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_success_completes_the_batch_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_all_into_nonempty_and_empty, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_index_of_a_new_leader_waits_for_its_barrier,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_index_of_a_ready_leader_is_the_arrival_index,
+        cmocka_unit_test_setup_teardown(
+            test_read_index_is_the_last_entry_appended_before_the_barrier, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_index_of_a_new_leader_covers_what_it_inherited,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_index_across_a_term_change_takes_the_later_index,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_index_fails_not_forwards_when_leadership_is_lost,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stamps_never_go_back, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
