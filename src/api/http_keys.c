@@ -90,6 +90,20 @@ static void http__key_headers(buf *h, const kv_entry *e, uint64_t revision, int6
     }
 }
 
+/* A read served while earlier writes were still in flight (the replica's
+ * read_unsettled) whose answer hid an expired entry is read again once
+ * they have been applied (replica_read_settle): true when it was. */
+static bool http__read_again(http_req *req, replica_req *rr, uint64_t hidden_before)
+{
+    if (!rr->read_unsettled || req->a->store->hidden_expired == hidden_before) return false;
+    int st = replica_read_settle(req->a->replica, rr);
+    if (st != REPLICA_OK) {
+        http_respond_replica_error(req, st);
+        http_req_complete(req);
+    }
+    return true;
+}
+
 static void http__get_ready(replica_req *rr, int status)
 {
     http_req *req = rr->data;
@@ -100,7 +114,9 @@ static void http__get_ready(replica_req *rr, int status)
     }
     kv_store *store = req->a->store;
     int64_t now = replica_req_read_ms(rr);
+    uint64_t hidden = store->hidden_expired;
     kv_entry *e = kv_store_get(store, req->key.data, req->key.len, now);
+    if (!e && http__read_again(req, rr, hidden)) return;
     if (e && memory_tracks_lru(req->a))
         memory_touch(e, memory_lru_clock()); /* HTTP reads count too */
     buf h;
@@ -292,6 +308,7 @@ static void http__list_ready(replica_req *rr, int status)
     }
     kv_store *store = req->a->store;
     int64_t now = replica_req_read_ms(rr);
+    uint64_t hidden = store->hidden_expired;
     const char *prefix = req->key.data ? req->key.data : "";
     size_t plen = req->key.len;
     kv_entry *e;
@@ -311,7 +328,7 @@ static void http__list_ready(replica_req *rr, int status)
     for (; e; e = kv_keyspace_next(e)) {
         const char *k = kv_entry_key(e);
         if (e->key_len < plen || (plen && memcmp(k, prefix, plen) != 0)) break;
-        if (kv_entry_expired(e, now)) continue;
+        if (kv_store_hides(store, e, now)) continue;
         if (count == req->limit) {
             more = true;
             break;
@@ -345,6 +362,11 @@ static void http__list_ready(replica_req *rr, int status)
         buf_append_char(&body, '}');
         last = e;
         count++;
+    }
+    if (http__read_again(req, rr, hidden)) {
+        buf_close(&body);
+        buf_close(&h);
+        return;
     }
     buf_printf(&body, "],\"count\":%" PRIu64 ",\"more\":%s,\"next_cursor\":", count,
                more ? "true" : "false");

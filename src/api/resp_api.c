@@ -462,10 +462,24 @@ static void resp__read_cb(replica_req *rr, int status)
 {
     resp_req *req = rr->data;
     req->waiting = false;
-    if (status != REPLICA_OK)
+    if (status != REPLICA_OK) {
         resp__replica_error(req, status);
-    else
+    } else {
+        kv_store *store = req->a->store;
+        uint64_t hidden = store->hidden_expired;
+        size_t mark = req->reply.len;
         req->on_ready(req);
+        if (rr->read_unsettled && store->hidden_expired != hidden) {
+            /* the answer hid an expired entry while earlier writes were in
+             * flight: answer again once they have been applied */
+            req->reply.len = mark;
+            req->waiting = true;
+            int st = replica_read_settle(req->a->replica, rr);
+            if (st == REPLICA_OK) return;
+            req->waiting = false;
+            resp__replica_error(req, st);
+        }
+    }
     resp__complete(req);
 }
 

@@ -223,7 +223,7 @@ static void keys__keys_ready(resp_req *req)
     buf_init(&body);
     size_t n = 0;
     for (kv_entry *e = kv_keyspace_first(&s->ks); e; e = kv_keyspace_next(e)) {
-        if (kv_entry_expired(e, now)) continue;
+        if (kv_store_hides(s, e, now)) continue;
         if (!glob_match(pat->ptr, pat->len, kv_entry_key(e), e->key_len, false)) continue;
         resp_write_bulk(&body, kv_entry_key(e), e->key_len);
         n++;
@@ -254,7 +254,7 @@ static void keys__scan_visit(void *ctx, kv_entry *e)
 {
     keys_scan *s = ctx;
     s->visited++;
-    if (s->none || kv_entry_expired(e, s->now)) return;
+    if (s->none || kv_store_hides(s->req->a->store, e, s->now)) return;
     if (s->match && !glob_match(s->match->ptr, s->match->len, kv_entry_key(e), e->key_len, false))
         return;
     resp_write_bulk(&s->body, kv_entry_key(e), e->key_len);
@@ -335,7 +335,7 @@ static void keys__randomkey_ready(resp_req *req)
     for (int i = 0; i < KEYS_RANDOM_TRIES; i++) {
         kv_entry *e = kv_keyspace_random(ks);
         if (!e) break;
-        if (kv_entry_expired(e, now)) continue;
+        if (kv_store_hides(req->a->store, e, now)) continue;
         resp_write_bulk(&req->reply, kv_entry_key(e), e->key_len);
         return;
     }

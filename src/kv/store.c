@@ -33,8 +33,15 @@ void kv_store_replace(kv_store *s, kv_keyspace *ks, uint64_t revision)
 kv_entry *kv_store_get(kv_store *s, const char *key, size_t key_len, int64_t now_ms)
 {
     kv_entry *e = kv_keyspace_find(&s->ks, key, key_len);
-    if (e && kv_entry_expired(e, now_ms)) return NULL;
+    if (e && kv_store_hides(s, e, now_ms)) return NULL;
     return e;
+}
+
+bool kv_store_hides(kv_store *s, const kv_entry *e, int64_t now_ms)
+{
+    if (!kv_entry_expired(e, now_ms)) return false;
+    s->hidden_expired++;
+    return true;
 }
 
 /* The live entry for key at the command's time; an expired one is removed

@@ -12,7 +12,7 @@
  * Expired entries are logically absent. Apply removes an expired entry
  * when it meets one (same on every node, so no divergence); the leader's
  * expiry cycle proposes KV_OP_EXPIRE_KEYS for the rest. Reads judge expiry
- * by the local clock (kv_store_get). */
+ * at the time their replica gives them (kv_store_get, kv_store_hides). */
 #ifndef CAIRN_KV_STORE_H
 #define CAIRN_KV_STORE_H
 
@@ -94,7 +94,10 @@ typedef struct kv_store {
     kv_keyspace ks;
     uint64_t revision;
     uint64_t expired_keys; /* reclaimed by expiry (stat) */
-    buf scratch;           /* backs kv_result.value */
+    /* expired entries reads have hidden so far: a read whose answer grew
+     * it depended on judging expiry (replica_read_settle) */
+    uint64_t hidden_expired;
+    buf scratch; /* backs kv_result.value */
     kv_member members[KV_MAX_MEMBERS];
     unsigned n_members;
     kv_dedup dedup;
@@ -112,6 +115,8 @@ void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res);
 /* Local read: the live entry for key at now_ms, or NULL (expired entries
  * are hidden, not removed: removal is a replicated write). */
 kv_entry *kv_store_get(kv_store *s, const char *key, size_t key_len, int64_t now_ms);
+/* Whether a read at now_ms must hide e (expired); counts it if so. */
+bool kv_store_hides(kv_store *s, const kv_entry *e, int64_t now_ms);
 
 const kv_member *kv_store_member(const kv_store *s, uint64_t id);
 

@@ -82,30 +82,39 @@ void replica__serve_queued_reads(replica *r)
 }
 
 /* A single voter that leads serves a linearizable read from its state at
- * once, judged at a stamp taken now, when every entry it has appended is
- * applied; otherwise the read waits for a barrier behind the entries in
- * flight, which may be stamped before now. */
+ * once, judged at a stamp taken now. Entries in flight (appended, not yet
+ * applied) may be stamped before now and judge a key alive that the read,
+ * at now, finds expired: such a read is marked unsettled, and one whose
+ * answer hid an expired entry is read again behind a barrier
+ * (replica_read_settle). Any other answer is the same at every time
+ * between those stamps and now, so the read is linearized before the
+ * entries in flight. */
 static bool replica__local_reads_ok(replica *r)
 {
     return raft_state(r->raft) == RAFT_LEADER && r->leader_ready &&
            r->leader_ready_term == r->raft->current_term &&
-           replica__voters(&r->raft->configuration) == 1 &&
-           raft_last_applied(r->raft) >= raft_last_index(r->raft);
+           replica__voters(&r->raft->configuration) == 1;
 }
 
-int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
+static int replica__read(replica *r, replica_req *req, int consistency, uint64_t min_revision,
+                         bool may_be_unsettled)
 {
     if (r->closing) return REPLICA_ERR_SHUTDOWN;
     /* stale and bookmark reads promise no order: this node's clock */
     req->read_ms = replica__wall_ms(r);
+    req->read_unsettled = false;
     if (min_revision > r->store->revision) {
         replica_op *op = replica_op_new(r, req, OP_READ_REVISION, r->cfg->read_wait_timeout);
         op->min_revision = min_revision;
         op_list_push(&r->rev_waiters, op);
         return REPLICA_OK;
     }
-    if (!r->durable || consistency == REPLICA_READ_STALE || replica__local_reads_ok(r)) {
+    bool local = r->durable && consistency != REPLICA_READ_STALE && replica__local_reads_ok(r);
+    bool in_flight = local && raft_last_applied(r->raft) < raft_last_index(r->raft);
+    if (!r->durable || consistency == REPLICA_READ_STALE ||
+        (local && (!in_flight || may_be_unsettled))) {
         if (consistency != REPLICA_READ_STALE) req->read_ms = replica__stamp(r);
+        req->read_unsettled = in_flight;
         req->cb(req, REPLICA_OK);
         return REPLICA_OK;
     }
@@ -119,6 +128,16 @@ int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_rev
     op_list_push(&r->barrier_next, op);
     replica__start_barrier(r);
     return REPLICA_OK;
+}
+
+int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision)
+{
+    return replica__read(r, req, consistency, min_revision, true);
+}
+
+int replica_read_settle(replica *r, replica_req *req)
+{
+    return replica__read(r, req, REPLICA_READ_LINEARIZABLE, 0, false);
 }
 
 int replica_read_index(replica *r, replica_req *req)

@@ -60,6 +60,10 @@ struct replica_req {
      * expiry at (a linearizable read: the leader's stamp when it confirmed
      * the read, docs/design.md "Expiry"; others: this node's clock) */
     int64_t read_ms;
+    /* replica_read served a linearizable read at once while entries
+     * stamped before read_ms were still in flight: an answer that hid an
+     * expired entry must be read again after replica_read_settle */
+    bool read_unsettled;
     buf value_buf;
     struct replica_op *op; /* internal */
 };
@@ -127,6 +131,12 @@ int replica_propose(replica *r, replica_req *req, kv_command *cmd);
 
 enum { REPLICA_READ_LINEARIZABLE = 0, REPLICA_READ_STALE };
 int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_revision);
+
+/* A read answered with read_unsettled set hid an expired entry (the
+ * store's hidden_expired grew): read again once the entries in flight
+ * when it was served have been applied (cb again, read_unsettled false).
+ * Same return as replica_read. */
+int replica_read_settle(replica *r, replica_req *req);
 
 /* For requests forwarded to us by another node: serve here or fail with
  * REPLICA_ERR_NOT_LEADER, never forward again (no forwarding loops). */

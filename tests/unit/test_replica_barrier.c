@@ -299,6 +299,38 @@ static void test_read_index_across_a_term_change_takes_the_later_index(void **st
     assert_int_equal(f->reqs[0].read_index, 15);
 }
 
+/* A single voter: a linearizable read is served at once, marked unsettled
+ * while entries are in flight; read again with replica_read_settle it
+ * waits for a barrier behind them. */
+static void test_single_voter_read_with_writes_in_flight(void **state)
+{
+    fixture *f = *state;
+    replica *r = f->r;
+    struct raft_server one = {.id = 1, .role = RAFT_VOTER};
+    r->raft->configuration.servers = &one;
+    r->raft->configuration.n = 1;
+    leader_at(r, 3, 10, 10, true);
+    r->barrier_inflight = false;
+    r->raft->last_applied = 10;
+    assert_int_equal(replica_read(r, &f->reqs[0], REPLICA_READ_LINEARIZABLE, 0), REPLICA_OK);
+    assert_int_equal(f->done_calls[0], 1);
+    assert_false(f->reqs[0].read_unsettled); /* nothing in flight */
+    r->raft->log.offset = 12;                /* 11 and 12 appended, not applied */
+    r->barrier_inflight = true;              /* keep libraft out of this test */
+    assert_int_equal(replica_read(r, &f->reqs[1], REPLICA_READ_LINEARIZABLE, 0), REPLICA_OK);
+    assert_int_equal(f->done_calls[1], 1);
+    assert_true(f->reqs[1].read_unsettled);
+    assert_int_equal(replica_read_settle(r, &f->reqs[1]), REPLICA_OK);
+    assert_int_equal(f->done_calls[1], 1); /* waits for the barrier */
+    assert_false(f->reqs[1].read_unsettled);
+    next_barrier_starts(r);
+    barrier_commits(f, 13);
+    assert_int_equal(f->done_calls[1], 2);
+    assert_int_equal(f->done_status[1], REPLICA_OK);
+    r->raft->configuration.servers = NULL;
+    r->raft->configuration.n = 0;
+}
+
 static void test_stamps_never_go_back(void **state)
 {
     fixture *f = *state;
@@ -358,6 +390,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_index_fails_not_forwards_when_leadership_is_lost,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_stamps_never_go_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_single_voter_read_with_writes_in_flight, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
