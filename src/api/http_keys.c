@@ -124,6 +124,12 @@ static void http__get_ready(replica_req *rr, int status)
     if (!e) {
         buf_printf(&h, "X-Cairn-Revision: %" PRIu64 "\r\n", store->revision);
         http_respond_error(req, 404, "no such key", h.data);
+    } else if (e->type != KV_TYPE_STRING) {
+        /* Redis' WRONGTYPE: the REST API reads and writes strings */
+        buf_printf(&h, "X-Cairn-Revision: %" PRIu64 "\r\nX-Cairn-Type: %s\r\n", store->revision,
+                   kv_type_name(e->type));
+        http_respond_error(req, 409, "the key holds a value of another type (see X-Cairn-Type)",
+                           h.data);
     } else {
         http__key_headers(&h, e, store->revision, now);
         if (req->has_if_none_match && req->if_none_match_rev == e->mod_rev)
@@ -350,7 +356,9 @@ static void http__list_ready(replica_req *rr, int status)
             int64_t left = (e->expire_ms - now + 999) / 1000;
             buf_printf(&body, ",\"ttl\":%lld", (long long)(left > 0 ? left : 0));
         }
-        if (req->values) {
+        if (e->type != KV_TYPE_STRING) {
+            buf_printf(&body, ",\"type\":\"%s\"", kv_type_name(e->type));
+        } else if (req->values) {
             if (utf8_valid(e->value, e->value_len)) {
                 buf_append_str(&body, ",\"value\":");
                 json_write_string(&body, e->value ? e->value : "", e->value_len);

@@ -103,6 +103,7 @@ static void resp__index_commands(resp_api *ra)
         {resp_cmds_server, resp_cmds_server_count},
         {resp_cmds_strings, resp_cmds_strings_count},
         {resp_cmds_keys, resp_cmds_keys_count},
+        {resp_cmds_hashes, resp_cmds_hashes_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;
@@ -382,13 +383,18 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
     case KV_ERR_PRECONDITION:
         return false;
     case KV_ERR_NOT_INTEGER:
-        msg = "ERR value is not an integer or out of range";
+        msg = strcmp(req->cmd->group, "hash") == 0 ? "ERR hash value is not an integer"
+                                                   : "ERR value is not an integer or out of range";
         break;
     case KV_ERR_OVERFLOW:
         msg = "ERR increment or decrement would overflow";
         break;
     case KV_ERR_NOT_FLOAT:
-        msg = "ERR value is not a valid float";
+        msg = strcmp(req->cmd->group, "hash") == 0 ? "ERR hash value is not a float"
+                                                   : "ERR value is not a valid float";
+        break;
+    case KV_ERR_WRONGTYPE:
+        msg = "WRONGTYPE Operation against a key holding the wrong kind of value";
         break;
     case KV_ERR_NAN_OR_INF:
         msg = "ERR increment would produce NaN or Infinity";

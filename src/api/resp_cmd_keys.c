@@ -61,7 +61,7 @@ static void keys__type_ready(resp_req *req)
 {
     kv_entry *e = kv_store_get(req->a->store, req->argv[1].ptr, req->argv[1].len,
                                replica_req_read_ms(&req->rreq));
-    resp_write_simple(&req->reply, e ? "string" : "none");
+    resp_write_simple(&req->reply, e ? kv_type_name(e->type) : "none");
 }
 
 static void keys__type(resp_req *req)
@@ -238,7 +238,7 @@ static void keys__keys(resp_req *req)
     resp_req_read(req, keys__keys_ready);
 }
 
-enum { KEYS_SCAN_MATCH = 1, KEYS_SCAN_NO_TYPE = 2 };
+enum { KEYS_SCAN_MATCH = 1, KEYS_SCAN_TYPE = 2 };
 
 typedef struct keys_scan {
     resp_req *req;
@@ -247,14 +247,14 @@ typedef struct keys_scan {
     size_t visited; /* keys looked at, the unit of COUNT */
     int64_t now;
     const resp_arg *match;
-    bool none; /* a TYPE other than string: nothing matches */
+    int type; /* TYPE: only keys of this type (KV_TYPE_MAX_: an unknown name, none); -1 any */
 } keys_scan;
 
 static void keys__scan_visit(void *ctx, kv_entry *e)
 {
     keys_scan *s = ctx;
     s->visited++;
-    if (s->none || kv_store_hides(s->req->a->store, e, s->now)) return;
+    if ((s->type >= 0 && e->type != s->type) || kv_store_hides(s->req->a->store, e, s->now)) return;
     if (s->match && !glob_match(s->match->ptr, s->match->len, kv_entry_key(e), e->key_len, false))
         return;
     resp_write_bulk(&s->body, kv_entry_key(e), e->key_len);
@@ -263,8 +263,9 @@ static void keys__scan_visit(void *ctx, kv_entry *e)
 
 static void keys__scan_ready(resp_req *req)
 {
-    keys_scan s = {
-        .req = req, .now = replica_req_read_ms(&req->rreq), .none = req->opt & KEYS_SCAN_NO_TYPE};
+    keys_scan s = {.req = req,
+                   .now = replica_req_read_ms(&req->rreq),
+                   .type = (req->opt & KEYS_SCAN_TYPE) ? (int)req->n[3] : -1};
     if (req->opt & KEYS_SCAN_MATCH) s.match = &req->argv[req->n[2]];
     buf_init(&s.body);
     uint64_t cursor = (uint64_t)req->n[0];
@@ -316,10 +317,10 @@ static void keys__scan(resp_req *req)
                 return;
             }
         } else if (resp_format_arg_is(a, "type")) {
-            if (resp_format_arg_is(&req->argv[i + 1], "string"))
-                req->opt &= ~(uint32_t)KEYS_SCAN_NO_TYPE;
-            else
-                req->opt |= KEYS_SCAN_NO_TYPE;
+            req->opt |= KEYS_SCAN_TYPE;
+            req->n[3] = KV_TYPE_MAX_; /* a type name cairn does not have matches nothing */
+            for (int t = 0; t < KV_TYPE_MAX_; t++)
+                if (resp_format_arg_is(&req->argv[i + 1], kv_type_name(t))) req->n[3] = t;
         } else {
             resp_req_error_syntax(req);
             return;

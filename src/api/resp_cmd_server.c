@@ -502,6 +502,8 @@ static void server__command_categories(buf *o, int proto, const resp_cmd *cmd)
     if (f & RESP_CMD_READONLY) cats[n++] = "@read";
     if (strcmp(cmd->group, "string") == 0)
         cats[n++] = "@string";
+    else if (strcmp(cmd->group, "hash") == 0)
+        cats[n++] = "@hash";
     else if (f & RESP_CMD_KEYSPACE)
         cats[n++] = "@keyspace";
     else if (strcmp(cmd->group, "connection") == 0)

@@ -121,9 +121,21 @@ static bool str__expire_ms(resp_req *req, const resp_arg *v, uint32_t flags, int
 
 /* ---- GET MGET STRLEN GETRANGE ------------------------------------------------- */
 
+/* The string at argv[i], NULL when absent; WRONGTYPE written (and *wrong
+ * set) when the key holds another type. */
+static kv_entry *str__lookup(resp_req *req, size_t i, bool *wrong)
+{
+    kv_entry *e = resp_req_lookup(req, &req->argv[i]);
+    *wrong = e && e->type != KV_TYPE_STRING;
+    if (*wrong) resp_req_wrongtype(req);
+    return *wrong ? NULL : e;
+}
+
 static void str__get_ready(resp_req *req)
 {
-    kv_entry *e = resp_req_lookup(req, &req->argv[1]);
+    bool wrong;
+    kv_entry *e = str__lookup(req, 1, &wrong);
+    if (wrong) return;
     if (e)
         resp_write_bulk(&req->reply, e->value, e->value_len);
     else
@@ -140,7 +152,7 @@ static void str__mget_ready(resp_req *req)
     resp_write_array(&req->reply, req->argc - 1);
     for (size_t i = 1; i < req->argc; i++) {
         kv_entry *e = resp_req_lookup(req, &req->argv[i]);
-        if (e)
+        if (e && e->type == KV_TYPE_STRING) /* MGET: nil for other types */
             resp_write_bulk(&req->reply, e->value, e->value_len);
         else
             resp_req_null(req);
@@ -154,7 +166,9 @@ static void str__mget(resp_req *req)
 
 static void str__strlen_ready(resp_req *req)
 {
-    kv_entry *e = resp_req_lookup(req, &req->argv[1]);
+    bool wrong;
+    kv_entry *e = str__lookup(req, 1, &wrong);
+    if (wrong) return;
     resp_write_integer(&req->reply, e ? (long long)e->value_len : 0);
 }
 
@@ -165,7 +179,9 @@ static void str__strlen(resp_req *req)
 
 static void str__getrange_ready(resp_req *req)
 {
-    kv_entry *e = resp_req_lookup(req, &req->argv[1]);
+    bool wrong;
+    kv_entry *e = str__lookup(req, 1, &wrong);
+    if (wrong) return;
     size_t from = 0, count = 0;
     if (e) resp_format_range(e->value_len, req->n[0], req->n[1], &from, &count);
     resp_write_bulk(&req->reply, count ? e->value + from : "", count);

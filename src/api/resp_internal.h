@@ -72,6 +72,8 @@ extern const resp_cmd resp_cmds_strings[];
 extern const size_t resp_cmds_strings_count;
 extern const resp_cmd resp_cmds_keys[];
 extern const size_t resp_cmds_keys_count;
+extern const resp_cmd resp_cmds_hashes[];
+extern const size_t resp_cmds_hashes_count;
 extern const resp_cmd resp_cmds_server[];
 extern const size_t resp_cmds_server_count;
 
@@ -208,5 +210,11 @@ static inline void resp_req_null(resp_req *req)
 /* The keyspace lookup of a read continuation, counting hits and misses
  * and touching the LRU clock. */
 kv_entry *resp_req_lookup(resp_req *req, const resp_arg *key);
+
+/* Redis' answer to a command on a key holding another type. */
+static inline void resp_req_wrongtype(resp_req *req)
+{
+    resp_req_error(req, "WRONGTYPE Operation against a key holding the wrong kind of value");
+}
 
 #endif

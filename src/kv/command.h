@@ -47,6 +47,10 @@ typedef enum kv_op {
     KV_OP_EXPIRE_KEYS, /* key...: delete those that are expired at now_ms */
     KV_OP_NOOP,        /* nothing (used to commit an entry in a new term) */
     KV_OP_MEMBER,      /* a = node id; args: http addr, resp addr (both empty: forget it) */
+    KV_OP_HSET,        /* key field value ...: set fields; flag NX: one pair, only if absent */
+    KV_OP_HDEL,        /* key field ...: remove fields (an emptied hash is deleted) */
+    KV_OP_HINCR,       /* key field: add a (int64) to the field */
+    KV_OP_HINCRFLOAT,  /* key field incr-text: add a long double to the field */
     KV_OP_MAX_
 } kv_op;
 

@@ -1,5 +1,7 @@
 #include "kv/keyspace.h"
 
+#include "kv/hash.h"
+
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,11 +50,57 @@ static size_t ks__alloc_size(size_t n)
     return (n + KS_MALLOC_OVERHEAD + 15) & ~(size_t)15;
 }
 
+const char *kv_type_name(int type)
+{
+    static const char *names[] = {"string", "hash"};
+    return type >= 0 && type < KV_TYPE_MAX_ ? names[type] : "none";
+}
+
+static bool ks__holds_table(const kv_entry *e)
+{
+    return e->type == KV_TYPE_HASH && e->encoding == KV_ENC_HASHTABLE;
+}
+
 size_t kv_entry_mem_bytes(const kv_entry *e)
 {
     size_t n = ks__alloc_size(sizeof(kv_entry) + e->level * sizeof(kv_entry *) + e->key_len);
     if (e->value_len) n += ks__alloc_size(e->value_len);
+    if (ks__holds_table(e) && e->value) n += kv_hash_table_mem(e->value);
     return n;
+}
+
+static void ks__free_value(kv_entry *e)
+{
+    if (ks__holds_table(e))
+        kv_hash_table_free(e->value);
+    else
+        free(e->value);
+    e->value = NULL;
+    e->value_len = 0;
+    e->type = KV_TYPE_STRING;
+    e->encoding = KV_ENC_RAW;
+}
+
+void kv_keyspace_reset_value(kv_keyspace *ks, kv_entry *e)
+{
+    ks->mem_bytes -= kv_entry_mem_bytes(e);
+    ks__free_value(e);
+    ks->mem_bytes += kv_entry_mem_bytes(e);
+}
+
+void kv_keyspace_move_value(kv_keyspace *ks, kv_entry *from, kv_entry *to)
+{
+    kv_keyspace_reset_value(ks, to);
+    ks->mem_bytes -= kv_entry_mem_bytes(from) + kv_entry_mem_bytes(to);
+    to->value = from->value;
+    to->value_len = from->value_len;
+    to->type = from->type;
+    to->encoding = from->encoding;
+    from->value = NULL;
+    from->value_len = 0;
+    from->type = KV_TYPE_STRING;
+    from->encoding = KV_ENC_RAW;
+    ks->mem_bytes += kv_entry_mem_bytes(from) + kv_entry_mem_bytes(to);
 }
 
 void kv_keyspace_init(kv_keyspace *ks, uint64_t seed)
@@ -68,7 +116,7 @@ void kv_keyspace_init(kv_keyspace *ks, uint64_t seed)
 
 static void ks__free_entry(kv_entry *e)
 {
-    free(e->value);
+    ks__free_value(e);
     free(e);
 }
 
@@ -275,7 +323,12 @@ kv_entry *kv_keyspace_append_sorted(kv_keyspace *ks, kv_entry **tail, const char
 void kv_keyspace_set_value_owned(kv_keyspace *ks, kv_entry *e, char *value, size_t value_len)
 {
     ks->mem_bytes -= kv_entry_mem_bytes(e);
-    free(e->value);
+    if (ks__holds_table(e)) {
+        kv_hash_table_free(e->value);
+        e->encoding = KV_ENC_LISTPACK; /* only a packed buffer can follow */
+    } else {
+        free(e->value);
+    }
     e->value = value_len ? value : NULL;
     if (!value_len) free(value);
     e->value_len = (uint32_t)value_len;
@@ -295,6 +348,7 @@ char *kv_keyspace_take_value(kv_keyspace *ks, kv_entry *e, size_t *len)
 
 void kv_keyspace_set_value(kv_keyspace *ks, kv_entry *e, const char *value, size_t value_len)
 {
+    if (ks__holds_table(e)) kv_keyspace_reset_value(ks, e);
     /* An overwrite with a value of the same allocation size (the common
      * case: counters, fixed-size records) copies into the old buffer: no
      * free of a cold chunk and no malloc, and the memory estimate, which

@@ -22,6 +22,15 @@
 
 #define KV_SKIPLIST_MAX_LEVEL 32
 
+/* What an entry holds (Redis' TYPE) and how (OBJECT ENCODING). A string's
+ * bytes are value/value_len; other types are described in their modules
+ * (kv/hash.h). */
+enum { KV_TYPE_STRING = 0, KV_TYPE_HASH = 1, KV_TYPE_MAX_ };
+enum { KV_ENC_RAW = 0, KV_ENC_LISTPACK = 1, KV_ENC_HASHTABLE = 2, KV_ENC_MAX_ };
+
+/* Redis' names: TYPE's answer, and OBJECT ENCODING's. */
+const char *kv_type_name(int type);
+
 typedef struct kv_entry kv_entry;
 struct kv_entry {
     kv_entry *hnext;     /* hash chain */
@@ -34,6 +43,8 @@ struct kv_entry {
     uint32_t key_len;
     uint32_t lru; /* coarse access clock for approximate LRU eviction */
     uint8_t level;
+    uint8_t type;     /* KV_TYPE_* */
+    uint8_t encoding; /* KV_ENC_*: a hashtable hash keeps its table in value */
     kv_entry *next[]; /* skiplist forward pointers [level], then key bytes */
 };
 
@@ -83,7 +94,15 @@ kv_entry *kv_keyspace_insert(kv_keyspace *ks, const char *key, size_t key_len, c
 /* Replace an entry's value (copied). */
 void kv_keyspace_set_value(kv_keyspace *ks, kv_entry *e, const char *value, size_t value_len);
 
-/* Take ownership of a malloc'd value buffer instead of copying it. */
+/* Free whatever e holds (any type) and make it an empty string. */
+void kv_keyspace_reset_value(kv_keyspace *ks, kv_entry *e);
+
+/* Move from's value, whatever its type, to `to` (whose value is freed
+ * first); from is left an empty string. */
+void kv_keyspace_move_value(kv_keyspace *ks, kv_entry *from, kv_entry *to);
+
+/* Take ownership of a malloc'd value buffer instead of copying it (strings
+ * and packed encodings only). */
 void kv_keyspace_set_value_owned(kv_keyspace *ks, kv_entry *e, char *value, size_t value_len);
 
 /* Detach the value buffer (the caller owns it now); the entry is left with

@@ -5,13 +5,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kv/hash.h"
 #include "util/alloc.h"
 #include "util/hash.h"
 
 #define SNAP_MAGIC "CAIRNSNP"
-#define SNAP_VERSION 3
+#define SNAP_VERSION 4
 #define SNAP_HEADER_BYTES 32
 #define SNAP_ENTRY_HEADER_BYTES 40
+#define SNAP_ENTRY_TYPE_BYTES 2 /* version >= 4: u8 type | u8 encoding */
 #define SNAP_CHUNK (64 * 1024)
 
 typedef struct snap_writer {
@@ -87,16 +89,38 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
     snap__le64(h + 24, kv_keyspace_count(&s->ks));
     int rv = snap__put(&w, h, sizeof(h));
     for (kv_entry *e = kv_keyspace_first(&s->ks); e && !rv; e = kv_keyspace_next(e)) {
-        char eh[SNAP_ENTRY_HEADER_BYTES];
+        char eh[SNAP_ENTRY_HEADER_BYTES + SNAP_ENTRY_TYPE_BYTES];
+        bool hash = e->type == KV_TYPE_HASH;
+        size_t vlen = hash ? kv_hash_serialized_len(e) : e->value_len;
         snap__le32(eh, e->key_len);
-        snap__le32(eh + 4, e->value_len);
+        snap__le32(eh + 4, (uint32_t)vlen);
         snap__le64(eh + 8, e->create_rev);
         snap__le64(eh + 16, e->mod_rev);
         snap__le64(eh + 24, e->version);
         snap__le64(eh + 32, (uint64_t)e->expire_ms);
+        eh[40] = (char)e->type;
+        eh[41] = (char)e->encoding;
         rv = snap__put(&w, eh, sizeof(eh));
         if (!rv) rv = snap__put(&w, kv_entry_key(e), e->key_len);
-        if (!rv && e->value_len) rv = snap__put(&w, e->value, e->value_len);
+        if (!rv && hash && e->encoding == KV_ENC_HASHTABLE) {
+            /* the listpack layout, from the table */
+            char n[4];
+            snap__le32(n, (uint32_t)kv_hash_len(e));
+            rv = snap__put(&w, n, 4);
+            kv_hash_iter it;
+            kv_slice f, v;
+            kv_hash_iter_init(&it, e);
+            while (!rv && kv_hash_iter_next(&it, &f, &v)) {
+                snap__le32(n, (uint32_t)f.len);
+                rv = snap__put(&w, n, 4);
+                if (!rv && f.len) rv = snap__put(&w, f.ptr, f.len);
+                snap__le32(n, (uint32_t)v.len);
+                if (!rv) rv = snap__put(&w, n, 4);
+                if (!rv && v.len) rv = snap__put(&w, v.ptr, v.len);
+            }
+        } else if (!rv && e->value_len) {
+            rv = snap__put(&w, e->value, e->value_len);
+        }
     }
     if (!rv) {
         char m[4];
@@ -173,11 +197,12 @@ int kv_snapshot_sink_buf(void *ctx, const void *p, size_t n)
 
 /* Prefetch the bucket of the entry at pos and return the position of the
  * next one; returns end once the data runs out or does not parse. */
-static size_t snap__prefetch(const kv_keyspace *ks, const char *data, size_t end, size_t pos)
+static size_t snap__prefetch(const kv_keyspace *ks, const char *data, size_t end, size_t pos,
+                             size_t header)
 {
-    if (end - pos < SNAP_ENTRY_HEADER_BYTES) return end;
+    if (end - pos < header) return end;
     uint64_t klen = snap__get32(data + pos), vlen = snap__get32(data + pos + 4);
-    pos += SNAP_ENTRY_HEADER_BYTES;
+    pos += header;
     if (klen + vlen > end - pos) return end;
     kv_keyspace_prefetch(ks, data + pos, klen);
     return pos + klen + vlen;
@@ -218,19 +243,28 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
      * their hash buckets, so that linking each entry does not wait for a
      * cache miss. It only reads what it has bounds-checked; the main loop
      * still validates everything. */
+    size_t header = SNAP_ENTRY_HEADER_BYTES + (version >= 4 ? SNAP_ENTRY_TYPE_BYTES : 0);
     size_t ahead = pos;
     for (uint64_t i = 0; i < count && i < SNAP_LOOKAHEAD; i++)
-        ahead = snap__prefetch(&ks, data, end, ahead);
+        ahead = snap__prefetch(&ks, data, end, ahead, header);
     for (uint64_t i = 0; i < count; i++) {
-        if (i + SNAP_LOOKAHEAD < count) ahead = snap__prefetch(&ks, data, end, ahead);
-        if (end - pos < SNAP_ENTRY_HEADER_BYTES) {
+        if (i + SNAP_LOOKAHEAD < count) ahead = snap__prefetch(&ks, data, end, ahead, header);
+        if (end - pos < header) {
             snprintf(err, errlen, "snapshot entry %llu header past the end at offset %zu",
                      (unsigned long long)i, pos);
             goto fail;
         }
         const char *eh = data + pos;
         uint32_t klen = snap__get32(eh), vlen = snap__get32(eh + 4);
-        pos += SNAP_ENTRY_HEADER_BYTES;
+        int type = version >= 4 ? (unsigned char)eh[40] : KV_TYPE_STRING;
+        int encoding = version >= 4 ? (unsigned char)eh[41] : KV_ENC_RAW;
+        pos += header;
+        if ((type == KV_TYPE_STRING && encoding != KV_ENC_RAW) ||
+            (type != KV_TYPE_STRING && type != KV_TYPE_HASH)) {
+            snprintf(err, errlen, "snapshot entry %llu has unknown type %d/%d at offset %zu",
+                     (unsigned long long)i, type, encoding, pos);
+            goto fail;
+        }
         /* the empty key is a valid key (the store accepts it, as Redis
          * does); the order check below still allows it only first */
         if ((uint64_t)klen + vlen > end - pos) {
@@ -247,8 +281,15 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
                 goto fail;
             }
         }
-        kv_entry *e = kv_keyspace_append_sorted(&ks, tail, key, klen, key + klen, vlen);
+        bool hash = type == KV_TYPE_HASH;
+        kv_entry *e = kv_keyspace_append_sorted(&ks, tail, key, klen, hash ? NULL : key + klen,
+                                                hash ? 0 : vlen);
         alloc_heap_prefault_step(&pf);
+        if (hash && !kv_hash_load(&ks, e, encoding, key + klen, vlen)) {
+            snprintf(err, errlen, "snapshot entry %llu is not a well-formed hash at offset %zu",
+                     (unsigned long long)i, pos);
+            goto fail;
+        }
         e->create_rev = snap__get64(eh + 8);
         e->mod_rev = snap__get64(eh + 16);
         e->version = snap__get64(eh + 24);

@@ -1,5 +1,7 @@
 #include "kv/store.h"
 
+#include "kv/hash.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +59,14 @@ static kv_entry *store__live(kv_store *s, const kv_command *cmd, kv_slice key)
     return e;
 }
 
+/* String commands refuse a key of another type, as Redis does. */
+static bool store__wrongtype(kv_result *res, const kv_entry *e)
+{
+    if (!e || e->type == KV_TYPE_STRING) return false;
+    res->status = KV_ERR_WRONGTYPE;
+    return true;
+}
+
 static void store__return_value(kv_store *s, kv_result *res, const kv_entry *e)
 {
     buf_reset(&s->scratch);
@@ -83,8 +93,11 @@ static void store__changed(kv_store *s, const kv_command *cmd, kv_change_kind ki
     kv_change c = {
         .revision = rev, .kind = kind, .key = key, .key_len = key_len, .now_ms = cmd->now_ms};
     if (e) {
-        c.value = e->value;
-        c.value_len = e->value_len;
+        c.type = e->type;
+        if (e->type == KV_TYPE_STRING) {
+            c.value = e->value;
+            c.value_len = e->value_len;
+        }
         c.expire_ms = e->expire_ms;
     }
     s->on_change(s->on_change_ctx, &c);
@@ -101,6 +114,8 @@ static kv_entry *store__write(kv_store *s, kv_entry *e, kv_slice key, const char
                               size_t value_len, uint64_t rev)
 {
     if (e) {
+        if (e->type != KV_TYPE_STRING)
+            kv_keyspace_reset_value(&s->ks, e); /* SET replaces any type */
         kv_keyspace_set_value(&s->ks, e, value, value_len);
         e->version++;
     } else {
@@ -120,6 +135,7 @@ static void store__put(kv_store *s, const kv_command *cmd, kv_result *res)
     }
     kv_slice key = cmd->args[0], val = cmd->args[1];
     kv_entry *e = store__live(s, cmd, key);
+    if ((cmd->flags & KV_FLAG_GET) && store__wrongtype(res, e)) return;
     if (cmd->flags & KV_FLAG_GET) store__return_value(s, res, e);
     bool ok = true;
     if (cmd->flags & KV_FLAG_IF_REV)
@@ -146,6 +162,7 @@ static void store__del(kv_store *s, const kv_command *cmd, kv_result *res)
     }
     if (cmd->flags & (KV_FLAG_GET | KV_FLAG_IF_REV | KV_FLAG_XX)) {
         kv_entry *e = store__live(s, cmd, cmd->args[0]);
+        if ((cmd->flags & KV_FLAG_GET) && store__wrongtype(res, e)) return;
         if (cmd->flags & KV_FLAG_GET) store__return_value(s, res, e);
         /* as for PUT: a == 0 means "must be absent"; XX: must exist */
         bool rev_ok = cmd->a == 0 ? e == NULL : (e && e->mod_rev == (uint64_t)cmd->a);
@@ -192,6 +209,33 @@ static void store__mset(kv_store *s, const kv_command *cmd, kv_result *res)
     res->integer = 1;
 }
 
+/* INCRBY's arithmetic on a value (NULL: absent, counts as 0), shared by
+ * strings and hash fields: the new value in *next and as text in tmp. */
+static kv_status store__add_integer(const kv_slice *cur, int64_t delta, int64_t *next, char tmp[24],
+                                    size_t *n)
+{
+    int64_t v = 0;
+    if (cur && !strconv_parse_i64(cur->ptr, cur->len, &v)) return KV_ERR_NOT_INTEGER;
+    if (__builtin_add_overflow(v, delta, next)) return KV_ERR_OVERFLOW;
+    *n = (size_t)snprintf(tmp, 24, "%lld", (long long)*next);
+    return KV_OK;
+}
+
+/* INCRBYFLOAT's, in long double, printed as Redis prints it. */
+#define STORE_FLOAT_TEXT 5200
+static kv_status store__add_float(const kv_slice *cur, kv_slice incr_text,
+                                  char tmp[STORE_FLOAT_TEXT], size_t *n)
+{
+    long double v = 0, incr;
+    if ((cur && !strconv_parse_ld(cur->ptr, cur->len, &v)) ||
+        !strconv_parse_ld(incr_text.ptr, incr_text.len, &incr))
+        return KV_ERR_NOT_FLOAT;
+    long double next = v + incr;
+    if (isnan(next) || isinf(next)) return KV_ERR_NAN_OR_INF;
+    *n = strconv_format_ld(next, tmp, STORE_FLOAT_TEXT);
+    return KV_OK;
+}
+
 static void store__incr(kv_store *s, const kv_command *cmd, kv_result *res)
 {
     if (cmd->nargs != 1) {
@@ -199,19 +243,14 @@ static void store__incr(kv_store *s, const kv_command *cmd, kv_result *res)
         return;
     }
     kv_entry *e = store__live(s, cmd, cmd->args[0]);
-    int64_t cur = 0;
-    if (e && !strconv_parse_i64(e->value, e->value_len, &cur)) {
-        res->status = KV_ERR_NOT_INTEGER;
-        return;
-    }
+    if (store__wrongtype(res, e)) return;
+    kv_slice cur = {e ? e->value : NULL, e ? e->value_len : 0};
     int64_t next;
-    if (__builtin_add_overflow(cur, cmd->a, &next)) {
-        res->status = KV_ERR_OVERFLOW;
-        return;
-    }
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)next);
-    e = store__write(s, e, cmd->args[0], tmp, (size_t)n, ++s->revision);
+    size_t n;
+    res->status = store__add_integer(e ? &cur : NULL, cmd->a, &next, tmp, &n);
+    if (res->status) return;
+    e = store__write(s, e, cmd->args[0], tmp, n, ++s->revision);
     store__changed_put(s, cmd, e);
     res->integer = next;
     store__describe(res, e);
@@ -224,19 +263,12 @@ static void store__incrfloat(kv_store *s, const kv_command *cmd, kv_result *res)
         return;
     }
     kv_entry *e = store__live(s, cmd, cmd->args[0]);
-    long double cur = 0, incr;
-    if ((e && !strconv_parse_ld(e->value, e->value_len, &cur)) ||
-        !strconv_parse_ld(cmd->args[1].ptr, cmd->args[1].len, &incr)) {
-        res->status = KV_ERR_NOT_FLOAT;
-        return;
-    }
-    long double next = cur + incr;
-    if (isnan(next) || isinf(next)) {
-        res->status = KV_ERR_NAN_OR_INF;
-        return;
-    }
-    char tmp[5200];
-    size_t n = strconv_format_ld(next, tmp, sizeof(tmp));
+    if (store__wrongtype(res, e)) return;
+    kv_slice cur = {e ? e->value : NULL, e ? e->value_len : 0};
+    char tmp[STORE_FLOAT_TEXT];
+    size_t n;
+    res->status = store__add_float(e ? &cur : NULL, cmd->args[1], tmp, &n);
+    if (res->status) return;
     e = store__write(s, e, cmd->args[0], tmp, n, ++s->revision);
     store__changed_put(s, cmd, e);
     store__return_value(s, res, e);
@@ -250,6 +282,7 @@ static void store__append(kv_store *s, const kv_command *cmd, kv_result *res)
         return;
     }
     kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    if (store__wrongtype(res, e)) return;
     kv_slice add = cmd->args[1];
     size_t cur = e ? e->value_len : 0;
     /* an entry's value length is a u32, whatever the limit in b */
@@ -283,6 +316,7 @@ static void store__setrange(kv_store *s, const kv_command *cmd, kv_result *res)
         return;
     }
     kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    if (store__wrongtype(res, e)) return;
     kv_slice val = cmd->args[1];
     size_t cur = e ? e->value_len : 0;
     if (val.len == 0) { /* Redis: no change, reply with the current length */
@@ -367,6 +401,7 @@ static void store__getex(kv_store *s, const kv_command *cmd, kv_result *res)
         return;
     }
     kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    if (store__wrongtype(res, e)) return;
     store__return_value(s, res, e);
     if (!e) return;
     if (cmd->flags & KV_FLAG_PERSIST) {
@@ -395,17 +430,15 @@ static void store__rename(kv_store *s, const kv_command *cmd, kv_result *res)
         return;
     }
     uint64_t rev = ++s->revision;
-    /* move the value buffer rather than copying it */
-    size_t value_len;
+    /* move the value (of any type) rather than copying it */
     int64_t expire = from->expire_ms;
-    char *value = kv_keyspace_take_value(&s->ks, from, &value_len);
-    kv_keyspace_delete(&s->ks, src.ptr, src.len);
-    store__changed(s, cmd, KV_CHANGE_DELETE, src.ptr, src.len, NULL, rev);
     if (!to) {
         to = kv_keyspace_insert(&s->ks, dst.ptr, dst.len, NULL, 0);
         to->create_rev = rev;
     }
-    kv_keyspace_set_value_owned(&s->ks, to, value, value_len);
+    kv_keyspace_move_value(&s->ks, from, to);
+    kv_keyspace_delete(&s->ks, src.ptr, src.len);
+    store__changed(s, cmd, KV_CHANGE_DELETE, src.ptr, src.len, NULL, rev);
     kv_keyspace_set_expire(&s->ks, to, expire);
     to->version++;
     to->mod_rev = rev;
@@ -473,6 +506,130 @@ static void store__member(kv_store *s, const kv_command *cmd, kv_result *res)
     m->id = id;
     memcpy(m->http, cmd->args[0].ptr, cmd->args[0].len);
     memcpy(m->resp, cmd->args[1].ptr, cmd->args[1].len);
+}
+
+/* ---- hashes (kv/hash.h) ---------------------------------------------------- */
+
+/* The hash at key for a hash command: NULL with res untouched when absent,
+ * NULL with WRONGTYPE set when the key holds something else. */
+static kv_entry *store__hash(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    if (e && e->type != KV_TYPE_HASH) {
+        res->status = KV_ERR_WRONGTYPE;
+        return NULL;
+    }
+    return e;
+}
+
+/* A write to the hash at key (created when absent) at a new revision. */
+static kv_entry *store__hash_for_write(kv_store *s, const kv_command *cmd, kv_entry *e,
+                                       uint64_t rev)
+{
+    if (!e) {
+        e = kv_keyspace_insert(&s->ks, cmd->args[0].ptr, cmd->args[0].len, NULL, 0);
+        kv_hash_init(&s->ks, e);
+        e->create_rev = rev;
+    }
+    e->version++;
+    e->mod_rev = rev;
+    return e;
+}
+
+static void store__hset(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    bool nx = cmd->flags & KV_FLAG_NX;
+    if (cmd->nargs < 3 || cmd->nargs % 2 == 0 || (nx && cmd->nargs != 3)) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__hash(s, cmd, res);
+    if (res->status) return;
+    kv_slice old;
+    if (nx && e && kv_hash_get(e, cmd->args[1], &old)) {
+        res->status = KV_ERR_PRECONDITION;
+        store__describe(res, e);
+        return;
+    }
+    e = store__hash_for_write(s, cmd, e, ++s->revision);
+    int64_t added = 0;
+    for (uint32_t i = 1; i < cmd->nargs; i += 2)
+        added += kv_hash_set(&s->ks, e, cmd->args[i], cmd->args[i + 1]);
+    store__changed_put(s, cmd, e);
+    res->integer = added;
+    store__describe(res, e);
+}
+
+static void store__hdel(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__hash(s, cmd, res);
+    if (!e) return;
+    int64_t n = 0;
+    uint64_t rev = s->revision + 1; /* taken only if a field goes */
+    for (uint32_t i = 1; i < cmd->nargs; i++) n += kv_hash_del(&s->ks, e, cmd->args[i]);
+    res->integer = n;
+    if (!n) return;
+    s->revision = rev;
+    if (kv_hash_len(e) == 0) { /* no empty hashes: the key goes */
+        store__changed(s, cmd, KV_CHANGE_DELETE, cmd->args[0].ptr, cmd->args[0].len, NULL, rev);
+        kv_keyspace_delete(&s->ks, cmd->args[0].ptr, cmd->args[0].len);
+        return;
+    }
+    e->version++;
+    e->mod_rev = rev;
+    store__changed_put(s, cmd, e);
+    store__describe(res, e);
+}
+
+static void store__hincr(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__hash(s, cmd, res);
+    if (res->status) return;
+    kv_slice cur;
+    bool have = e && kv_hash_get(e, cmd->args[1], &cur);
+    int64_t next;
+    char tmp[24];
+    size_t n;
+    res->status = store__add_integer(have ? &cur : NULL, cmd->a, &next, tmp, &n);
+    if (res->status) return;
+    e = store__hash_for_write(s, cmd, e, ++s->revision);
+    kv_hash_set(&s->ks, e, cmd->args[1], (kv_slice){tmp, n});
+    store__changed_put(s, cmd, e);
+    res->integer = next;
+    store__describe(res, e);
+}
+
+static void store__hincrfloat(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 3) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__hash(s, cmd, res);
+    if (res->status) return;
+    kv_slice cur;
+    bool have = e && kv_hash_get(e, cmd->args[1], &cur);
+    char tmp[STORE_FLOAT_TEXT];
+    size_t n;
+    res->status = store__add_float(have ? &cur : NULL, cmd->args[2], tmp, &n);
+    if (res->status) return;
+    e = store__hash_for_write(s, cmd, e, ++s->revision);
+    kv_hash_set(&s->ks, e, cmd->args[1], (kv_slice){tmp, n});
+    store__changed_put(s, cmd, e);
+    buf_reset(&s->scratch);
+    buf_append(&s->scratch, tmp, n);
+    res->has_value = true;
+    res->value = s->scratch.data;
+    res->value_len = n;
+    store__describe(res, e);
 }
 
 static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
@@ -564,6 +721,18 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
     case KV_OP_MEMBER:
         store__member(s, cmd, res);
         break;
+    case KV_OP_HSET:
+        store__hset(s, cmd, res);
+        break;
+    case KV_OP_HDEL:
+        store__hdel(s, cmd, res);
+        break;
+    case KV_OP_HINCR:
+        store__hincr(s, cmd, res);
+        break;
+    case KV_OP_HINCRFLOAT:
+        store__hincrfloat(s, cmd, res);
+        break;
     default:
         res->status = KV_ERR_MALFORMED;
         break;
@@ -617,7 +786,7 @@ int kv_result_decode(const char *d, size_t len, kv_result *res)
     if (len < KV_RESULT_FIXED) return -1;
     memset(res, 0, sizeof(*res));
     uint32_t st = store__get32(d);
-    if (st > KV_ERR_MALFORMED) return -1;
+    if (st > KV_ERR_WRONGTYPE) return -1;
     res->status = (kv_status)st;
     res->integer = (int64_t)store__get64(d + 4);
     res->revision = store__get64(d + 12);

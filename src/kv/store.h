@@ -34,6 +34,7 @@ typedef enum kv_status {
     KV_ERR_NO_SUCH_KEY,  /* rename of a missing key */
     KV_ERR_TOO_LARGE,    /* result over the command's max length */
     KV_ERR_MALFORMED,    /* wrong argument count for the op */
+    KV_ERR_WRONGTYPE,    /* the key holds a value of another type */
 } kv_status;
 
 typedef struct kv_result {
@@ -71,8 +72,9 @@ typedef struct kv_change {
     kv_change_kind kind;
     const char *key; /* PUT, DELETE; valid during the call only */
     size_t key_len;
-    const char *value; /* PUT */
+    const char *value; /* PUT of a string */
     size_t value_len;
+    uint8_t type;      /* PUT: KV_TYPE_*; value is set for strings only */
     int64_t expire_ms; /* PUT: absolute, ms since the epoch; 0 = none */
     int64_t now_ms;    /* the command's time */
 } kv_change;

@@ -63,7 +63,7 @@ int replica_seed(uv_loop_t *loop, replica *r, kv_store *from, double timeout_s, 
     }
     int64_t now = replica_now_ms();
     for (kv_entry *e = kv_keyspace_first(&from->ks); e && !run->failed; e = kv_keyspace_next(e)) {
-        if (kv_entry_expired(e, now)) continue;
+        if (kv_entry_expired(e, now) || e->type != KV_TYPE_STRING) continue; /* strings only */
         seed_slot *s;
         while (!(s = seed__free_slot(run)) && !run->failed) uv_run(loop, UV_RUN_ONCE);
         if (run->failed) break;

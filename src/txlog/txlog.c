@@ -175,7 +175,7 @@ void txlog_tick(txlog *t, int64_t now_ms)
                                                             t->base_cursor.len, true)
                                          : kv_keyspace_first(&t->store->ks);
         for (int n = 0; e && n < BASE_KEYS_PER_TICK; e = kv_keyspace_next(e), n++) {
-            if (kv_entry_expired(e, now_ms)) continue;
+            if (kv_entry_expired(e, now_ms) || e->type != KV_TYPE_STRING) continue;
             txlog__base_push(t, KV_CHANGE_PUT, kv_entry_key(e), e->key_len, e->value, e->value_len,
                              e->expire_ms, now_ms);
             buf_reset(&t->base_cursor);
@@ -192,10 +192,15 @@ void txlog_tick(txlog *t, int64_t now_ms)
 void txlog_on_change(void *ctx, const kv_change *c)
 {
     txlog *t = ctx;
-    size_t klen = c->kind == KV_CHANGE_FLUSH ? 0 : c->key_len;
-    size_t vlen = c->kind == KV_CHANGE_PUT ? c->value_len : 0;
-    txlog_event *e = event_new(c->revision, (uint8_t)c->kind, c->key, klen, c->value, vlen,
-                               c->kind == KV_CHANGE_PUT ? c->expire_ms : 0, c->now_ms);
+    /* The table holds strings only (yet): a key that now holds another
+     * type (a hash) is recorded as deleted, so that a restore never brings
+     * back a value the key no longer has. docs/operations.md says so. */
+    kv_change_kind kind = c->kind;
+    if (kind == KV_CHANGE_PUT && c->type != KV_TYPE_STRING) kind = KV_CHANGE_DELETE;
+    size_t klen = kind == KV_CHANGE_FLUSH ? 0 : c->key_len;
+    size_t vlen = kind == KV_CHANGE_PUT ? c->value_len : 0;
+    txlog_event *e = event_new(c->revision, (uint8_t)kind, c->key, klen, c->value, vlen,
+                               kind == KV_CHANGE_PUT ? c->expire_ms : 0, c->now_ms);
 
     pthread_mutex_lock(&t->mu);
     if (c->revision == t->recorded) {

@@ -196,6 +196,29 @@ class RawResp:
             return line + b"\r\n" + self._exact(int(line[1:]) + 2, deadline)
         return line + b"\r\n"
 
+    def raw_full_reply(self, *args, timeout=None):
+        """Send a command and return the exact bytes of its whole reply,
+        arrays, maps and sets included (for byte-exact differential checks
+        against redis-server)."""
+        self.send_cmd(*args)
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        out = []
+        self._raw_value(deadline, out)
+        return b"".join(out)
+
+    def _raw_value(self, deadline, out):
+        line = self._line(deadline)
+        out.append(line + b"\r\n")
+        t, rest = line[:1], line[1:]
+        if t in (b"$", b"=", b"!") and int(rest) >= 0:
+            out.append(self._exact(int(rest) + 2, deadline))
+        elif t in (b"*", b"~", b">") and int(rest) > 0:
+            for _ in range(int(rest)):
+                self._raw_value(deadline, out)
+        elif t in (b"%", b"|"):
+            for _ in range(2 * int(rest)):
+                self._raw_value(deadline, out)
+
     def wait_closed(self, timeout=10.0):
         """Read until the server closes; returns (closed, bytes received)."""
         deadline = time.monotonic() + timeout

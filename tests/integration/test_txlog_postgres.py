@@ -337,3 +337,24 @@ def test_outage_longer_than_the_buffer_is_filled_by_a_base(make_node, pg):
     state, last = replay(pg)
     assert last == st["revision"]
     assert as_listing(state) == keyspace(node)
+
+
+def test_a_key_holding_a_hash_is_recorded_as_deleted(make_node, pg):
+    # The table holds strings only: a hash is recorded as the key's
+    # deletion, so a replay never brings back a value the key lost.
+    node = make_node(extra_args=["--txlog-postgres", pg.url]).start()
+    r = redis.Redis(port=node.resp_port, socket_timeout=10)
+    r.set("t", "old string")
+    r.hset("hh", "f", "v")
+    r.rename("hh", "t")  # t now holds a hash
+    r.hset("h2", mapping={"a": "1", "b": "2"})
+    r.set("s", "kept")
+    st = wait_shipped(node, pg)
+    state, last = replay(pg)  # no revision missing
+    assert last == st["revision"]
+    assert as_listing(state) == {b"s": b"kept"}
+    r.set("t", "a string again")  # SET replaces the hash
+    r.hdel("h2", "a", "b")  # emptied: deleted
+    wait_shipped(node, pg)
+    state, _ = replay(pg)
+    assert as_listing(state) == {b"s": b"kept", b"t": b"a string again"}

@@ -1,0 +1,398 @@
+#include "kv/hash.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/hash.h"
+
+/* ---- the packed layout ------------------------------------------------------ */
+
+static uint32_t hash__get32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
+
+static void hash__put32(char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (char)(v >> (8 * i));
+}
+
+/* Walk a packed buffer; each step yields one pair and the offset of the
+ * pair. Callers have validated the buffer (it is ours, or kv_hash_load
+ * checked it). */
+typedef struct packed_walk {
+    const char *data;
+    size_t pos, left;
+    size_t at; /* offset of the pair just returned */
+} packed_walk;
+
+static void packed__begin(packed_walk *w, const char *data)
+{
+    w->data = data;
+    w->left = data ? hash__get32(data) : 0;
+    w->pos = 4;
+}
+
+static bool packed__next(packed_walk *w, kv_slice *f, kv_slice *v)
+{
+    if (!w->left) return false;
+    w->at = w->pos;
+    f->len = hash__get32(w->data + w->pos);
+    f->ptr = w->data + w->pos + 4;
+    w->pos += 4 + f->len;
+    v->len = hash__get32(w->data + w->pos);
+    v->ptr = w->data + w->pos + 4;
+    w->pos += 4 + v->len;
+    w->left--;
+    return true;
+}
+
+static bool slice_eq(kv_slice a, kv_slice b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+/* ---- the table ------------------------------------------------------------- */
+
+typedef struct hnode {
+    struct hnode *next;
+    uint32_t flen, vlen;
+    char data[]; /* field, then value */
+} hnode;
+
+typedef struct htable {
+    hnode **buckets;
+    uint64_t mask;
+    uint64_t count;
+    uint64_t seed;
+    size_t mem;
+} htable;
+
+#define HASH_MALLOC_OVERHEAD 8
+
+static size_t hash__alloc_size(size_t n)
+{
+    return (n + HASH_MALLOC_OVERHEAD + 15) & ~(size_t)15; /* as the keyspace counts */
+}
+
+static size_t hnode__mem(const hnode *n)
+{
+    return hash__alloc_size(sizeof(hnode) + n->flen + n->vlen);
+}
+
+static uint64_t table__index(const htable *t, kv_slice f)
+{
+    return hash_bytes(f.ptr, f.len, t->seed) & t->mask;
+}
+
+static void table__resize(htable *t, uint64_t size)
+{
+    hnode **b = xcalloc(size, sizeof(hnode *));
+    uint64_t old = t->mask + 1;
+    t->mem -= hash__alloc_size(old * sizeof(hnode *));
+    t->mem += hash__alloc_size(size * sizeof(hnode *));
+    hnode **from = t->buckets;
+    t->buckets = b;
+    t->mask = size - 1;
+    for (uint64_t i = 0; i < old; i++) {
+        for (hnode *n = from[i], *next; n; n = next) {
+            next = n->next;
+            uint64_t idx = table__index(t, (kv_slice){n->data, n->flen});
+            n->next = b[idx];
+            b[idx] = n;
+        }
+    }
+    free(from);
+}
+
+static htable *table__new(uint64_t seed)
+{
+    htable *t = xcalloc(1, sizeof(*t));
+    t->seed = seed;
+    t->mask = 7;
+    t->buckets = xcalloc(8, sizeof(hnode *));
+    t->mem = hash__alloc_size(sizeof(*t)) + hash__alloc_size(8 * sizeof(hnode *));
+    return t;
+}
+
+static hnode **table__find(htable *t, kv_slice f)
+{
+    hnode **p = &t->buckets[table__index(t, f)];
+    for (; *p; p = &(*p)->next)
+        if ((*p)->flen == f.len && memcmp((*p)->data, f.ptr, f.len) == 0) return p;
+    return NULL;
+}
+
+static int table__set(htable *t, kv_slice f, kv_slice v)
+{
+    hnode **p = table__find(t, f);
+    int added = p == NULL;
+    hnode *n = xmalloc(sizeof(hnode) + f.len + v.len);
+    n->flen = (uint32_t)f.len;
+    n->vlen = (uint32_t)v.len;
+    if (f.len) memcpy(n->data, f.ptr, f.len);
+    if (v.len) memcpy(n->data + f.len, v.ptr, v.len);
+    t->mem += hnode__mem(n);
+    if (p) { /* replace in place: keeps the chain order */
+        hnode *old = *p;
+        n->next = old->next;
+        *p = n;
+        t->mem -= hnode__mem(old);
+        free(old);
+        return 0;
+    }
+    uint64_t idx = table__index(t, f);
+    n->next = t->buckets[idx];
+    t->buckets[idx] = n;
+    t->count++;
+    if (t->count > t->mask + 1) table__resize(t, (t->mask + 1) * 2);
+    return added;
+}
+
+size_t kv_hash_table_mem(const void *table)
+{
+    return ((const htable *)table)->mem;
+}
+
+void kv_hash_table_free(void *table)
+{
+    htable *t = table;
+    if (!t) return;
+    for (uint64_t i = 0; i <= t->mask; i++) {
+        for (hnode *n = t->buckets[i], *next; n; n = next) {
+            next = n->next;
+            free(n);
+        }
+    }
+    free(t->buckets);
+    free(t);
+}
+
+/* ---- the hash --------------------------------------------------------------- */
+
+static bool is_table(const kv_entry *e)
+{
+    return e->encoding == KV_ENC_HASHTABLE;
+}
+
+void kv_hash_init(kv_keyspace *ks, kv_entry *e)
+{
+    char *b = xcalloc(1, 4);
+    kv_keyspace_set_value_owned(ks, e, b, 4);
+    e->type = KV_TYPE_HASH;
+    e->encoding = KV_ENC_LISTPACK;
+}
+
+uint64_t kv_hash_len(const kv_entry *e)
+{
+    if (is_table(e)) return ((const htable *)(const void *)e->value)->count;
+    return e->value ? hash__get32(e->value) : 0;
+}
+
+bool kv_hash_get(const kv_entry *e, kv_slice field, kv_slice *value)
+{
+    if (is_table(e)) {
+        hnode **p = table__find((htable *)(void *)e->value, field);
+        if (!p) return false;
+        value->ptr = (*p)->data + (*p)->flen;
+        value->len = (*p)->vlen;
+        return true;
+    }
+    packed_walk w;
+    kv_slice f, v;
+    packed__begin(&w, e->value);
+    while (packed__next(&w, &f, &v)) {
+        if (slice_eq(f, field)) {
+            *value = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* listpack -> hashtable, keeping every pair. */
+static void hash__convert(kv_keyspace *ks, kv_entry *e)
+{
+    htable *t = table__new(ks->seed);
+    packed_walk w;
+    kv_slice f, v;
+    packed__begin(&w, e->value);
+    uint64_t n = kv_hash_len(e);
+    uint64_t size = 8;
+    while (size < n) size *= 2;
+    if (size > 8) table__resize(t, size);
+    while (packed__next(&w, &f, &v)) table__set(t, f, v);
+    ks->mem_bytes -= kv_entry_mem_bytes(e);
+    free(e->value);
+    e->value = (char *)(void *)t;
+    e->value_len = 0;
+    e->encoding = KV_ENC_HASHTABLE;
+    ks->mem_bytes += kv_entry_mem_bytes(e);
+}
+
+int kv_hash_set(kv_keyspace *ks, kv_entry *e, kv_slice field, kv_slice value)
+{
+    if (!is_table(e) &&
+        (field.len > KV_HASH_LISTPACK_VALUE || value.len > KV_HASH_LISTPACK_VALUE ||
+         (kv_hash_len(e) >= KV_HASH_LISTPACK_ENTRIES && !kv_hash_get(e, field, &(kv_slice){0}))))
+        hash__convert(ks, e);
+    if (is_table(e)) {
+        ks->mem_bytes -= kv_entry_mem_bytes(e);
+        int added = table__set((htable *)(void *)e->value, field, value);
+        ks->mem_bytes += kv_entry_mem_bytes(e);
+        return added;
+    }
+    /* rebuild the packed buffer with the pair replaced in place or appended */
+    packed_walk w;
+    kv_slice f, v;
+    packed__begin(&w, e->value);
+    size_t at = 0, old_len = 0;
+    bool found = false;
+    while (packed__next(&w, &f, &v)) {
+        if (slice_eq(f, field)) {
+            found = true;
+            at = w.at;
+            old_len = w.pos - w.at;
+            break;
+        }
+    }
+    size_t pair = 8 + field.len + value.len;
+    size_t len = e->value_len - old_len + pair;
+    char *b = xmalloc(len);
+    size_t tail_from = found ? at + old_len : e->value_len;
+    if (!found) at = e->value_len;
+    memcpy(b, e->value, at);
+    char *p = b + at;
+    hash__put32(p, (uint32_t)field.len);
+    if (field.len) memcpy(p + 4, field.ptr, field.len);
+    hash__put32(p + 4 + field.len, (uint32_t)value.len);
+    if (value.len) memcpy(p + 8 + field.len, value.ptr, value.len);
+    memcpy(p + pair, e->value + tail_from, e->value_len - tail_from);
+    hash__put32(b, (uint32_t)(kv_hash_len(e) + (found ? 0 : 1)));
+    kv_keyspace_set_value_owned(ks, e, b, len);
+    return found ? 0 : 1;
+}
+
+bool kv_hash_del(kv_keyspace *ks, kv_entry *e, kv_slice field)
+{
+    if (is_table(e)) {
+        htable *t = (htable *)(void *)e->value;
+        hnode **p = table__find(t, field);
+        if (!p) return false;
+        ks->mem_bytes -= kv_entry_mem_bytes(e);
+        hnode *n = *p;
+        *p = n->next;
+        t->mem -= hnode__mem(n);
+        t->count--;
+        free(n);
+        ks->mem_bytes += kv_entry_mem_bytes(e);
+        return true;
+    }
+    packed_walk w;
+    kv_slice f, v;
+    packed__begin(&w, e->value);
+    while (packed__next(&w, &f, &v)) {
+        if (!slice_eq(f, field)) continue;
+        size_t gap = w.pos - w.at;
+        size_t len = e->value_len - gap;
+        char *b = xmalloc(len);
+        memcpy(b, e->value, w.at);
+        memcpy(b + w.at, e->value + w.pos, e->value_len - w.pos);
+        hash__put32(b, (uint32_t)(kv_hash_len(e) - 1));
+        kv_keyspace_set_value_owned(ks, e, b, len);
+        return true;
+    }
+    return false;
+}
+
+void kv_hash_iter_init(kv_hash_iter *it, const kv_entry *e)
+{
+    memset(it, 0, sizeof(*it));
+    it->e = e;
+    if (is_table(e)) {
+        it->node = NULL;
+        it->bucket = 0;
+    } else {
+        it->left = e->value ? hash__get32(e->value) : 0;
+        it->pos = 4;
+    }
+}
+
+bool kv_hash_iter_next(kv_hash_iter *it, kv_slice *field, kv_slice *value)
+{
+    if (!is_table(it->e)) {
+        packed_walk w = {.data = it->e->value, .pos = it->pos, .left = it->left};
+        if (!packed__next(&w, field, value)) return false;
+        it->pos = w.pos;
+        it->left = w.left;
+        return true;
+    }
+    const htable *t = (const htable *)(const void *)it->e->value;
+    const hnode *n = it->node ? ((const hnode *)it->node)->next : NULL;
+    while (!n && it->bucket <= t->mask) n = t->buckets[it->bucket++];
+    if (!n) return false;
+    it->node = n;
+    field->ptr = n->data;
+    field->len = n->flen;
+    value->ptr = n->data + n->flen;
+    value->len = n->vlen;
+    return true;
+}
+
+size_t kv_hash_serialized_len(const kv_entry *e)
+{
+    if (!is_table(e)) return e->value_len;
+    size_t n = 4;
+    kv_hash_iter it;
+    kv_slice f, v;
+    kv_hash_iter_init(&it, e);
+    while (kv_hash_iter_next(&it, &f, &v)) n += 8 + f.len + v.len;
+    return n;
+}
+
+bool kv_hash_load(kv_keyspace *ks, kv_entry *e, int encoding, const char *data, size_t len)
+{
+    if (encoding != KV_ENC_LISTPACK && encoding != KV_ENC_HASHTABLE) return false;
+    if (len < 4) return false;
+    uint32_t count = hash__get32(data);
+    if (count == 0) return false; /* no empty hashes */
+    size_t pos = 4;
+    for (uint32_t i = 0; i < count; i++) {
+        for (int half = 0; half < 2; half++) {
+            if (len - pos < 4) return false;
+            uint32_t n = hash__get32(data + pos);
+            pos += 4;
+            if (n > len - pos) return false;
+            pos += n;
+        }
+    }
+    if (pos != len) return false;
+    /* duplicate fields would make HLEN lie: refuse them */
+    htable *t = table__new(ks->seed);
+    packed_walk w;
+    kv_slice f, v;
+    packed__begin(&w, data);
+    bool dup = false;
+    while (!dup && packed__next(&w, &f, &v)) dup = table__set(t, f, v) == 0;
+    if (dup) {
+        kv_hash_table_free(t);
+        return false;
+    }
+    if (encoding == KV_ENC_HASHTABLE) {
+        ks->mem_bytes -= kv_entry_mem_bytes(e);
+        free(e->value);
+        e->value = (char *)(void *)t;
+        e->value_len = 0;
+        e->type = KV_TYPE_HASH;
+        e->encoding = KV_ENC_HASHTABLE;
+        ks->mem_bytes += kv_entry_mem_bytes(e);
+        return true;
+    }
+    kv_hash_table_free(t);
+    kv_keyspace_set_value(ks, e, data, len);
+    e->type = KV_TYPE_HASH;
+    e->encoding = KV_ENC_LISTPACK;
+    return true;
+}

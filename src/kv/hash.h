@@ -1,0 +1,66 @@
+/* hash: Redis hashes stored on keyspace entries (kv_entry.type
+ * KV_TYPE_HASH).
+ *
+ * Two encodings, as Redis 7 has them:
+ *  - listpack: a packed array in the entry's value buffer,
+ *      u32 count | count x (u32 field_len | field | u32 value_len | value)
+ *    in insertion order (HSET of a new field appends, HDEL closes the gap),
+ *    while the hash has at most KV_HASH_LISTPACK_ENTRIES fields and no
+ *    field or value is longer than KV_HASH_LISTPACK_VALUE bytes;
+ *  - hashtable: a chained hash table behind e->value (e->value_len 0),
+ *    once either limit is passed. A hash never converts back (nor does
+ *    Redis'), so the encoding depends only on the commands applied, and
+ *    every replica holds the same one; snapshots record it.
+ * The limits are Redis' defaults for hash-max-listpack-entries and
+ * hash-max-listpack-value; until CONFIG SET replicates them they are
+ * constants, since apply may not read local configuration.
+ *
+ * Functions that change a hash keep the keyspace's memory estimate right.
+ * An empty hash is deleted by the caller (Redis has no empty hashes). */
+#ifndef CAIRN_KV_HASH_H
+#define CAIRN_KV_HASH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv/command.h"
+#include "kv/keyspace.h"
+
+#define KV_HASH_LISTPACK_ENTRIES 128
+#define KV_HASH_LISTPACK_VALUE 64
+
+/* Make e (a fresh entry with no value) an empty listpack hash. */
+void kv_hash_init(kv_keyspace *ks, kv_entry *e);
+
+uint64_t kv_hash_len(const kv_entry *e);
+bool kv_hash_get(const kv_entry *e, kv_slice field, kv_slice *value);
+/* Set field to value: 1 when the field is new, 0 when it was replaced. */
+int kv_hash_set(kv_keyspace *ks, kv_entry *e, kv_slice field, kv_slice value);
+/* Remove field: true when it was there. */
+bool kv_hash_del(kv_keyspace *ks, kv_entry *e, kv_slice field);
+
+/* Every field once, in the encoding's order (listpack: insertion; table:
+ * bucket order). The hash must not change during the walk. */
+typedef struct kv_hash_iter {
+    const kv_entry *e;
+    size_t pos, left; /* listpack */
+    uint64_t bucket;  /* hashtable */
+    const void *node;
+} kv_hash_iter;
+void kv_hash_iter_init(kv_hash_iter *it, const kv_entry *e);
+bool kv_hash_iter_next(kv_hash_iter *it, kv_slice *field, kv_slice *value);
+
+/* The object behind a hashtable-encoded entry: its heap bytes, and freeing
+ * it (the keyspace calls these). */
+size_t kv_hash_table_mem(const void *table);
+void kv_hash_table_free(void *table);
+
+/* Snapshots: a hash is written in the listpack layout whatever its
+ * encoding (serialized_len bytes, then the encoding byte decides how it is
+ * loaded). kv_hash_load checks the layout and builds the encoding named;
+ * false (nothing changed) when data is not a well-formed hash. */
+size_t kv_hash_serialized_len(const kv_entry *e);
+bool kv_hash_load(kv_keyspace *ks, kv_entry *e, int encoding, const char *data, size_t len);
+
+#endif
