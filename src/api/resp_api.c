@@ -100,10 +100,9 @@ static void resp__index_commands(resp_api *ra)
         const resp_cmd *t;
         size_t n;
     } tables[] = {
-        {resp_cmds_server, resp_cmds_server_count},
-        {resp_cmds_strings, resp_cmds_strings_count},
-        {resp_cmds_keys, resp_cmds_keys_count},
-        {resp_cmds_hashes, resp_cmds_hashes_count},
+        {resp_cmds_server, resp_cmds_server_count}, {resp_cmds_strings, resp_cmds_strings_count},
+        {resp_cmds_keys, resp_cmds_keys_count},     {resp_cmds_hashes, resp_cmds_hashes_count},
+        {resp_cmds_lists, resp_cmds_lists_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;
@@ -392,6 +391,9 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
     case KV_ERR_NOT_FLOAT:
         msg = strcmp(req->cmd->group, "hash") == 0 ? "ERR hash value is not a float"
                                                    : "ERR value is not a valid float";
+        break;
+    case KV_ERR_OUT_OF_RANGE:
+        msg = "ERR index out of range";
         break;
     case KV_ERR_WRONGTYPE:
         msg = "WRONGTYPE Operation against a key holding the wrong kind of value";

@@ -504,6 +504,8 @@ static void server__command_categories(buf *o, int proto, const resp_cmd *cmd)
         cats[n++] = "@string";
     else if (strcmp(cmd->group, "hash") == 0)
         cats[n++] = "@hash";
+    else if (strcmp(cmd->group, "list") == 0)
+        cats[n++] = "@list";
     else if (f & RESP_CMD_KEYSPACE)
         cats[n++] = "@keyspace";
     else if (strcmp(cmd->group, "connection") == 0)

@@ -74,6 +74,8 @@ extern const resp_cmd resp_cmds_keys[];
 extern const size_t resp_cmds_keys_count;
 extern const resp_cmd resp_cmds_hashes[];
 extern const size_t resp_cmds_hashes_count;
+extern const resp_cmd resp_cmds_lists[];
+extern const size_t resp_cmds_lists_count;
 extern const resp_cmd resp_cmds_server[];
 extern const size_t resp_cmds_server_count;
 

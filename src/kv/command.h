@@ -51,6 +51,13 @@ typedef enum kv_op {
     KV_OP_HDEL,        /* key field ...: remove fields (an emptied hash is deleted) */
     KV_OP_HINCR,       /* key field: add a (int64) to the field */
     KV_OP_HINCRFLOAT,  /* key field incr-text: add a long double to the field */
+    KV_OP_LPUSH,   /* key value ...: a = 1 at the head, 0 the tail; flag XX: only if it exists */
+    KV_OP_LPOP,    /* key: a = 1 head | 2 counted (b elements, an array reply) */
+    KV_OP_LSET,    /* key value: a = index */
+    KV_OP_LREM,    /* key value: a = count (Redis' sign rules) */
+    KV_OP_LTRIM,   /* key: keep [a, b] */
+    KV_OP_LINSERT, /* key pivot value: a = 1 before, 0 after */
+    KV_OP_LMOVE,   /* src dst: a = 1 pop the head, b = 1 push at the head */
     KV_OP_MAX_
 } kv_op;
 

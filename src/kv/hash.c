@@ -70,16 +70,9 @@ typedef struct htable {
     size_t mem;
 } htable;
 
-#define HASH_MALLOC_OVERHEAD 8
-
-static size_t hash__alloc_size(size_t n)
-{
-    return (n + HASH_MALLOC_OVERHEAD + 15) & ~(size_t)15; /* as the keyspace counts */
-}
-
 static size_t hnode__mem(const hnode *n)
 {
-    return hash__alloc_size(sizeof(hnode) + n->flen + n->vlen);
+    return kv_alloc_size(sizeof(hnode) + n->flen + n->vlen);
 }
 
 static uint64_t table__index(const htable *t, kv_slice f)
@@ -91,8 +84,8 @@ static void table__resize(htable *t, uint64_t size)
 {
     hnode **b = xcalloc(size, sizeof(hnode *));
     uint64_t old = t->mask + 1;
-    t->mem -= hash__alloc_size(old * sizeof(hnode *));
-    t->mem += hash__alloc_size(size * sizeof(hnode *));
+    t->mem -= kv_alloc_size(old * sizeof(hnode *));
+    t->mem += kv_alloc_size(size * sizeof(hnode *));
     hnode **from = t->buckets;
     t->buckets = b;
     t->mask = size - 1;
@@ -113,7 +106,7 @@ static htable *table__new(uint64_t seed)
     t->seed = seed;
     t->mask = 7;
     t->buckets = xcalloc(8, sizeof(hnode *));
-    t->mem = hash__alloc_size(sizeof(*t)) + hash__alloc_size(8 * sizeof(hnode *));
+    t->mem = kv_alloc_size(sizeof(*t)) + kv_alloc_size(8 * sizeof(hnode *));
     return t;
 }
 

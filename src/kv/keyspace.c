@@ -1,6 +1,7 @@
 #include "kv/keyspace.h"
 
 #include "kv/hash.h"
+#include "kv/list.h"
 
 #include <malloc.h>
 #include <stdlib.h>
@@ -10,8 +11,6 @@
 #include "util/hash.h"
 
 #define KS_INITIAL_BUCKETS 16
-/* malloc's per-allocation overhead on glibc x86_64, for the estimate */
-#define KS_MALLOC_OVERHEAD 8
 
 static uint64_t ks__rand(kv_keyspace *ks)
 {
@@ -46,33 +45,46 @@ static int ks__cmp(const char *a, size_t alen, const char *b, size_t blen)
 
 static size_t ks__alloc_size(size_t n)
 {
-    /* glibc rounds chunks to 16 bytes with an 8-byte header */
-    return (n + KS_MALLOC_OVERHEAD + 15) & ~(size_t)15;
+    return kv_alloc_size(n);
 }
 
 const char *kv_type_name(int type)
 {
-    static const char *names[] = {"string", "hash"};
+    static const char *names[] = {"string", "hash", "list"};
     return type >= 0 && type < KV_TYPE_MAX_ ? names[type] : "none";
 }
 
+/* A value that is an object of its type's module, not a byte buffer. */
 static bool ks__holds_table(const kv_entry *e)
 {
-    return e->type == KV_TYPE_HASH && e->encoding == KV_ENC_HASHTABLE;
+    return e->encoding == KV_ENC_HASHTABLE || e->encoding == KV_ENC_QUICKLIST;
+}
+
+static size_t ks__object_mem(const kv_entry *e)
+{
+    return e->encoding == KV_ENC_QUICKLIST ? kv_list_mem(e->value) : kv_hash_table_mem(e->value);
+}
+
+static void ks__object_free(kv_entry *e)
+{
+    if (e->encoding == KV_ENC_QUICKLIST)
+        kv_list_free(e->value);
+    else
+        kv_hash_table_free(e->value);
 }
 
 size_t kv_entry_mem_bytes(const kv_entry *e)
 {
     size_t n = ks__alloc_size(sizeof(kv_entry) + e->level * sizeof(kv_entry *) + e->key_len);
     if (e->value_len) n += ks__alloc_size(e->value_len);
-    if (ks__holds_table(e) && e->value) n += kv_hash_table_mem(e->value);
+    if (ks__holds_table(e) && e->value) n += ks__object_mem(e);
     return n;
 }
 
 static void ks__free_value(kv_entry *e)
 {
     if (ks__holds_table(e))
-        kv_hash_table_free(e->value);
+        ks__object_free(e);
     else
         free(e->value);
     e->value = NULL;
@@ -324,7 +336,7 @@ void kv_keyspace_set_value_owned(kv_keyspace *ks, kv_entry *e, char *value, size
 {
     ks->mem_bytes -= kv_entry_mem_bytes(e);
     if (ks__holds_table(e)) {
-        kv_hash_table_free(e->value);
+        ks__object_free(e);
         e->encoding = KV_ENC_LISTPACK; /* only a packed buffer can follow */
     } else {
         free(e->value);

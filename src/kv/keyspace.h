@@ -25,8 +25,14 @@
 /* What an entry holds (Redis' TYPE) and how (OBJECT ENCODING). A string's
  * bytes are value/value_len; other types are described in their modules
  * (kv/hash.h). */
-enum { KV_TYPE_STRING = 0, KV_TYPE_HASH = 1, KV_TYPE_MAX_ };
-enum { KV_ENC_RAW = 0, KV_ENC_LISTPACK = 1, KV_ENC_HASHTABLE = 2, KV_ENC_MAX_ };
+enum { KV_TYPE_STRING = 0, KV_TYPE_HASH = 1, KV_TYPE_LIST = 2, KV_TYPE_MAX_ };
+enum {
+    KV_ENC_RAW = 0,
+    KV_ENC_LISTPACK = 1,
+    KV_ENC_HASHTABLE = 2,
+    KV_ENC_QUICKLIST = 3,
+    KV_ENC_MAX_
+};
 
 /* Redis' names: TYPE's answer, and OBJECT ENCODING's. */
 const char *kv_type_name(int type);
@@ -44,7 +50,7 @@ struct kv_entry {
     uint32_t lru; /* coarse access clock for approximate LRU eviction */
     uint8_t level;
     uint8_t type;     /* KV_TYPE_* */
-    uint8_t encoding; /* KV_ENC_*: a hashtable hash keeps its table in value */
+    uint8_t encoding; /* KV_ENC_*: a hashtable or quicklist is an object behind value */
     kv_entry *next[]; /* skiplist forward pointers [level], then key bytes */
 };
 
@@ -157,6 +163,13 @@ void kv_keyspace_reserve(kv_keyspace *ks, uint64_t n);
 
 /* Do up to n steps of incremental rehashing; returns true if more remain. */
 bool kv_keyspace_rehash_step(kv_keyspace *ks, int n);
+
+/* Heap bytes a malloc of n bytes costs: glibc rounds chunks to 16 bytes
+ * with an 8-byte header. Every type's memory estimate counts with it. */
+static inline size_t kv_alloc_size(size_t n)
+{
+    return (n + 8 + 15) & ~(size_t)15;
+}
 
 /* Heap bytes one entry costs (for the memory estimate and eviction). */
 size_t kv_entry_mem_bytes(const kv_entry *e);

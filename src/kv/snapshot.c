@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "kv/hash.h"
+#include "kv/list.h"
 #include "util/alloc.h"
 #include "util/hash.h"
 
@@ -90,8 +91,10 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
     int rv = snap__put(&w, h, sizeof(h));
     for (kv_entry *e = kv_keyspace_first(&s->ks); e && !rv; e = kv_keyspace_next(e)) {
         char eh[SNAP_ENTRY_HEADER_BYTES + SNAP_ENTRY_TYPE_BYTES];
-        bool hash = e->type == KV_TYPE_HASH;
-        size_t vlen = hash ? kv_hash_serialized_len(e) : e->value_len;
+        bool hash = e->type == KV_TYPE_HASH, list = e->type == KV_TYPE_LIST;
+        size_t vlen = hash   ? kv_hash_serialized_len(e)
+                      : list ? kv_list_serialized_len(e)
+                             : (size_t)e->value_len;
         snap__le32(eh, e->key_len);
         snap__le32(eh + 4, (uint32_t)vlen);
         snap__le64(eh + 8, e->create_rev);
@@ -116,6 +119,18 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
                 if (!rv && f.len) rv = snap__put(&w, f.ptr, f.len);
                 snap__le32(n, (uint32_t)v.len);
                 if (!rv) rv = snap__put(&w, n, 4);
+                if (!rv && v.len) rv = snap__put(&w, v.ptr, v.len);
+            }
+        } else if (!rv && list) {
+            char n[4];
+            snap__le32(n, (uint32_t)kv_list_len(e));
+            rv = snap__put(&w, n, 4);
+            kv_list_iter it;
+            kv_slice v;
+            kv_list_iter_init(&it, e, 0);
+            while (!rv && kv_list_iter_next(&it, &v)) {
+                snap__le32(n, (uint32_t)v.len);
+                rv = snap__put(&w, n, 4);
                 if (!rv && v.len) rv = snap__put(&w, v.ptr, v.len);
             }
         } else if (!rv && e->value_len) {
@@ -260,7 +275,7 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
         int encoding = version >= 4 ? (unsigned char)eh[41] : KV_ENC_RAW;
         pos += header;
         if ((type == KV_TYPE_STRING && encoding != KV_ENC_RAW) ||
-            (type != KV_TYPE_STRING && type != KV_TYPE_HASH)) {
+            (type == KV_TYPE_LIST && encoding != KV_ENC_QUICKLIST) || type >= KV_TYPE_MAX_) {
             snprintf(err, errlen, "snapshot entry %llu has unknown type %d/%d at offset %zu",
                      (unsigned long long)i, type, encoding, pos);
             goto fail;
@@ -281,13 +296,14 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
                 goto fail;
             }
         }
-        bool hash = type == KV_TYPE_HASH;
-        kv_entry *e = kv_keyspace_append_sorted(&ks, tail, key, klen, hash ? NULL : key + klen,
-                                                hash ? 0 : vlen);
+        bool string = type == KV_TYPE_STRING;
+        kv_entry *e = kv_keyspace_append_sorted(&ks, tail, key, klen, string ? key + klen : NULL,
+                                                string ? vlen : 0);
         alloc_heap_prefault_step(&pf);
-        if (hash && !kv_hash_load(&ks, e, encoding, key + klen, vlen)) {
-            snprintf(err, errlen, "snapshot entry %llu is not a well-formed hash at offset %zu",
-                     (unsigned long long)i, pos);
+        if ((type == KV_TYPE_HASH && !kv_hash_load(&ks, e, encoding, key + klen, vlen)) ||
+            (type == KV_TYPE_LIST && !kv_list_load(&ks, e, key + klen, vlen))) {
+            snprintf(err, errlen, "snapshot entry %llu is not a well-formed %s at offset %zu",
+                     (unsigned long long)i, kv_type_name(type), pos);
             goto fail;
         }
         e->create_rev = snap__get64(eh + 8);

@@ -1,6 +1,7 @@
 #include "kv/store.h"
 
 #include "kv/hash.h"
+#include "kv/list.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -632,6 +633,186 @@ static void store__hincrfloat(kv_store *s, const kv_command *cmd, kv_result *res
     store__describe(res, e);
 }
 
+/* ---- lists (kv/list.h) ------------------------------------------------------ */
+
+/* The list at args[i]: NULL when absent (res untouched) or of another type
+ * (WRONGTYPE set). */
+static kv_entry *store__list(kv_store *s, const kv_command *cmd, uint32_t i, kv_result *res)
+{
+    kv_entry *e = store__live(s, cmd, cmd->args[i]);
+    if (e && e->type != KV_TYPE_LIST) {
+        res->status = KV_ERR_WRONGTYPE;
+        return NULL;
+    }
+    return e;
+}
+
+/* After a change to the list e at rev: an emptied list is deleted. */
+static void store__list_changed(kv_store *s, const kv_command *cmd, kv_entry *e, uint64_t rev)
+{
+    if (kv_list_len(e) == 0) {
+        store__changed(s, cmd, KV_CHANGE_DELETE, kv_entry_key(e), e->key_len, NULL, rev);
+        kv_keyspace_delete(&s->ks, kv_entry_key(e), e->key_len);
+        return;
+    }
+    e->version++;
+    e->mod_rev = rev;
+    store__changed_put(s, cmd, e);
+}
+
+static kv_entry *store__list_create(kv_store *s, kv_slice key, uint64_t rev)
+{
+    kv_entry *e = kv_keyspace_insert(&s->ks, key.ptr, key.len, NULL, 0);
+    kv_list_init(&s->ks, e);
+    e->create_rev = rev;
+    return e;
+}
+
+static void store__lpush(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__list(s, cmd, 0, res);
+    if (res->status) return;
+    if (!e && (cmd->flags & KV_FLAG_XX)) return; /* LPUSHX: 0 */
+    uint64_t rev = ++s->revision;
+    if (!e) e = store__list_create(s, cmd->args[0], rev);
+    for (uint32_t i = 1; i < cmd->nargs; i++) kv_list_push(&s->ks, e, cmd->args[i], cmd->a == 1);
+    res->integer = (int64_t)kv_list_len(e);
+    store__list_changed(s, cmd, e, rev);
+    store__describe(res, e);
+}
+
+static void store__lpop(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 1 || cmd->b < 0) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__list(s, cmd, 0, res);
+    if (!e) return;
+    buf_reset(&s->scratch);
+    bool head = cmd->a & 1, counted = cmd->a & 2;
+    res->has_value = true;
+    res->value = "";
+    if (counted && cmd->b == 0) return; /* an empty array, nothing changes */
+    if (!counted) {
+        kv_list_pop(&s->ks, e, head, &s->scratch);
+        res->integer = 1;
+    } else {
+        for (int64_t i = 0; i < cmd->b; i++) {
+            size_t at = s->scratch.len;
+            buf_append(&s->scratch, "\0\0\0\0", 4);
+            if (!kv_list_pop(&s->ks, e, head, &s->scratch)) {
+                s->scratch.len = at;
+                break;
+            }
+            uint32_t n = (uint32_t)(s->scratch.len - at - 4);
+            for (int k = 0; k < 4; k++) s->scratch.data[at + k] = (char)(n >> (8 * k));
+            res->integer++;
+        }
+    }
+    res->has_value = true;
+    res->value = s->scratch.data ? s->scratch.data : "";
+    res->value_len = s->scratch.len;
+    store__list_changed(s, cmd, e, ++s->revision);
+}
+
+static void store__lset(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__list(s, cmd, 0, res);
+    if (res->status) return;
+    if (!e) {
+        res->status = KV_ERR_NO_SUCH_KEY;
+        return;
+    }
+    if (!kv_list_set(&s->ks, e, cmd->a, cmd->args[1])) {
+        res->status = KV_ERR_OUT_OF_RANGE;
+        return;
+    }
+    store__list_changed(s, cmd, e, ++s->revision);
+}
+
+static void store__lrem(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__list(s, cmd, 0, res);
+    if (!e) return;
+    res->integer = kv_list_rem(&s->ks, e, cmd->a, cmd->args[1]);
+    if (res->integer) store__list_changed(s, cmd, e, ++s->revision);
+}
+
+static void store__ltrim(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 1) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__list(s, cmd, 0, res);
+    if (!e) return;
+    uint64_t before = kv_list_len(e);
+    kv_list_trim(&s->ks, e, cmd->a, cmd->b);
+    if (kv_list_len(e) != before) store__list_changed(s, cmd, e, ++s->revision);
+}
+
+static void store__linsert(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 3) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__list(s, cmd, 0, res);
+    if (!e) return; /* 0, or WRONGTYPE */
+    if (!kv_list_insert(&s->ks, e, cmd->a == 1, cmd->args[1], cmd->args[2])) {
+        res->integer = -1;
+        return;
+    }
+    res->integer = (int64_t)kv_list_len(e);
+    store__list_changed(s, cmd, e, ++s->revision);
+}
+
+static void store__lmove(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *from = store__list(s, cmd, 0, res);
+    if (res->status) return;
+    kv_entry *to = store__list(s, cmd, 1, res);
+    if (res->status || !from) return; /* WRONGTYPE on either, as Redis checks both */
+    uint64_t rev = ++s->revision;
+    buf_reset(&s->scratch);
+    kv_list_pop(&s->ks, from, cmd->a == 1, &s->scratch);
+    /* the element leaves the scratch buffer before anything reuses it */
+    char small[64];
+    size_t n = s->scratch.len;
+    char *v = n <= sizeof(small) ? small : xmalloc(n);
+    memcpy(v, s->scratch.data, n);
+    bool same = cmd->args[0].len == cmd->args[1].len &&
+                memcmp(cmd->args[0].ptr, cmd->args[1].ptr, cmd->args[0].len) == 0;
+    if (same) to = from;
+    if (!same) store__list_changed(s, cmd, from, rev); /* may delete it */
+    if (!to) to = store__list_create(s, cmd->args[1], rev);
+    kv_list_push(&s->ks, to, (kv_slice){v, n}, cmd->b == 1);
+    store__list_changed(s, cmd, to, rev);
+    buf_reset(&s->scratch);
+    buf_append(&s->scratch, v, n);
+    if (v != small) free(v);
+    res->has_value = true;
+    res->value = s->scratch.data ? s->scratch.data : "";
+    res->value_len = n;
+}
+
 static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
 
 void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -733,6 +914,27 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
     case KV_OP_HINCRFLOAT:
         store__hincrfloat(s, cmd, res);
         break;
+    case KV_OP_LPUSH:
+        store__lpush(s, cmd, res);
+        break;
+    case KV_OP_LPOP:
+        store__lpop(s, cmd, res);
+        break;
+    case KV_OP_LSET:
+        store__lset(s, cmd, res);
+        break;
+    case KV_OP_LREM:
+        store__lrem(s, cmd, res);
+        break;
+    case KV_OP_LTRIM:
+        store__ltrim(s, cmd, res);
+        break;
+    case KV_OP_LINSERT:
+        store__linsert(s, cmd, res);
+        break;
+    case KV_OP_LMOVE:
+        store__lmove(s, cmd, res);
+        break;
     default:
         res->status = KV_ERR_MALFORMED;
         break;
@@ -786,7 +988,7 @@ int kv_result_decode(const char *d, size_t len, kv_result *res)
     if (len < KV_RESULT_FIXED) return -1;
     memset(res, 0, sizeof(*res));
     uint32_t st = store__get32(d);
-    if (st > KV_ERR_WRONGTYPE) return -1;
+    if (st > KV_ERR_OUT_OF_RANGE) return -1;
     res->status = (kv_status)st;
     res->integer = (int64_t)store__get64(d + 4);
     res->revision = store__get64(d + 12);

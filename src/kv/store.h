@@ -35,6 +35,7 @@ typedef enum kv_status {
     KV_ERR_TOO_LARGE,    /* result over the command's max length */
     KV_ERR_MALFORMED,    /* wrong argument count for the op */
     KV_ERR_WRONGTYPE,    /* the key holds a value of another type */
+    KV_ERR_OUT_OF_RANGE, /* LSET: no element at that index */
 } kv_status;
 
 typedef struct kv_result {
@@ -42,7 +43,7 @@ typedef struct kv_result {
     int64_t integer;   /* count, new length, new integer, 0/1 per op */
     bool has_value;    /* value holds the old/current value */
     const char *value; /* store-owned, valid until the next apply */
-    size_t value_len;
+    size_t value_len;  /* LPOP with a count: count x (u32 len | bytes) */
     uint64_t revision; /* store revision after the command */
     /* metadata of the (first) key after the command, when it exists */
     bool key_exists;

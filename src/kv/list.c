@@ -1,0 +1,526 @@
+#include "kv/list.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+
+typedef struct lnode {
+    struct lnode *prev, *next;
+    uint32_t count; /* elements */
+    uint32_t bytes; /* used bytes of data */
+    uint32_t cap;   /* allocated bytes of data */
+    char data[];    /* count x (u32 len | bytes) */
+} lnode;
+
+typedef struct qlist {
+    lnode *head, *tail;
+    uint64_t count;
+    size_t mem;
+} qlist;
+
+static size_t node__mem(const lnode *n)
+{
+    return kv_alloc_size(sizeof(lnode) + n->cap);
+}
+
+static uint32_t get32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
+
+static void put32(char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (char)(v >> (8 * i));
+}
+
+static qlist *list__of(const kv_entry *e)
+{
+    return (qlist *)(void *)e->value;
+}
+
+/* ---- nodes -------------------------------------------------------------------- */
+
+/* Decode a node's elements into out (node->count slices into its data). */
+static void node__elems(const lnode *n, kv_slice *out)
+{
+    uint32_t pos = 0;
+    for (uint32_t i = 0; i < n->count; i++) {
+        out[i].len = get32(n->data + pos);
+        out[i].ptr = n->data + pos + 4;
+        pos += 4 + (uint32_t)out[i].len;
+    }
+}
+
+static lnode *node__build(const kv_slice *elems, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += 4 + elems[i].len;
+    lnode *node = xmalloc(sizeof(lnode) + bytes);
+    node->prev = node->next = NULL;
+    node->count = (uint32_t)n;
+    node->bytes = node->cap = (uint32_t)bytes;
+    char *p = node->data;
+    for (size_t i = 0; i < n; i++) {
+        put32(p, (uint32_t)elems[i].len);
+        if (elems[i].len) memcpy(p + 4, elems[i].ptr, elems[i].len);
+        p += 4 + elems[i].len;
+    }
+    return node;
+}
+
+static void list__link_after(qlist *q, lnode *prev, lnode *n)
+{
+    n->prev = prev;
+    n->next = prev ? prev->next : q->head;
+    if (n->next)
+        n->next->prev = n;
+    else
+        q->tail = n;
+    if (prev)
+        prev->next = n;
+    else
+        q->head = n;
+    q->count += n->count;
+    q->mem += node__mem(n);
+}
+
+static void list__unlink(qlist *q, lnode *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        q->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        q->tail = n->prev;
+    q->count -= n->count;
+    q->mem -= node__mem(n);
+}
+
+/* Replace node `at` by nodes holding elems (split at the node size; none
+ * when n == 0). elems may point into `at`: it is freed last. */
+static void list__replace(qlist *q, lnode *at, const kv_slice *elems, size_t n)
+{
+    lnode *prev = at->prev;
+    list__unlink(q, at);
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i, bytes = 0;
+        do {
+            bytes += 4 + elems[j].len;
+            j++;
+        } while (j < n && bytes + 4 + elems[j].len <= KV_LIST_NODE_BYTES);
+        lnode *node = node__build(elems + i, j - i);
+        list__link_after(q, prev, node);
+        prev = node;
+        i = j;
+    }
+    free(at);
+}
+
+/* The node holding 0-based position idx, and idx's rank inside it. */
+static lnode *list__find(const qlist *q, uint64_t idx, uint32_t *rank)
+{
+    if (idx < q->count / 2) {
+        for (lnode *n = q->head; n; n = n->next) {
+            if (idx < n->count) {
+                *rank = (uint32_t)idx;
+                return n;
+            }
+            idx -= n->count;
+        }
+    } else {
+        uint64_t from_tail = q->count - 1 - idx;
+        for (lnode *n = q->tail; n; n = n->prev) {
+            if (from_tail < n->count) {
+                *rank = n->count - 1 - (uint32_t)from_tail;
+                return n;
+            }
+            from_tail -= n->count;
+        }
+    }
+    return NULL;
+}
+
+/* A Redis index as a 0-based position; false when out of range. */
+static bool list__position(const qlist *q, int64_t index, uint64_t *pos)
+{
+    if (index < 0) index += (int64_t)q->count;
+    if (index < 0 || (uint64_t)index >= q->count) return false;
+    *pos = (uint64_t)index;
+    return true;
+}
+
+/* ---- the list ----------------------------------------------------------------- */
+
+#define LIST_ACCOUNT_BEGIN(ks, e) (ks)->mem_bytes -= kv_entry_mem_bytes(e)
+#define LIST_ACCOUNT_END(ks, e) (ks)->mem_bytes += kv_entry_mem_bytes(e)
+
+void kv_list_init(kv_keyspace *ks, kv_entry *e)
+{
+    LIST_ACCOUNT_BEGIN(ks, e);
+    qlist *q = xcalloc(1, sizeof(*q));
+    q->mem = kv_alloc_size(sizeof(*q));
+    e->value = (char *)(void *)q;
+    e->value_len = 0;
+    e->type = KV_TYPE_LIST;
+    e->encoding = KV_ENC_QUICKLIST;
+    LIST_ACCOUNT_END(ks, e);
+}
+
+uint64_t kv_list_len(const kv_entry *e)
+{
+    return list__of(e)->count;
+}
+
+size_t kv_list_mem(const void *list)
+{
+    return ((const qlist *)list)->mem;
+}
+
+void kv_list_free(void *list)
+{
+    qlist *q = list;
+    if (!q) return;
+    for (lnode *n = q->head, *next; n; n = next) {
+        next = n->next;
+        free(n);
+    }
+    free(q);
+}
+
+void kv_list_push(kv_keyspace *ks, kv_entry *e, kv_slice v, bool head)
+{
+    LIST_ACCOUNT_BEGIN(ks, e);
+    qlist *q = list__of(e);
+    lnode *end = head ? q->head : q->tail;
+    size_t need = 4 + v.len;
+    if (end && end->bytes + need <= KV_LIST_NODE_BYTES) {
+        if (!head) { /* append in place: the queue's common case */
+            lnode *prev = end->prev;
+            list__unlink(q, end);
+            if (end->bytes + need > end->cap) {
+                size_t cap = end->cap * 2 > end->bytes + need ? end->cap * 2 : end->bytes + need;
+                if (cap > KV_LIST_NODE_BYTES) cap = KV_LIST_NODE_BYTES;
+                end = xrealloc(end, sizeof(lnode) + cap);
+                end->cap = (uint32_t)cap;
+            }
+            put32(end->data + end->bytes, (uint32_t)v.len);
+            if (v.len) memcpy(end->data + end->bytes + 4, v.ptr, v.len);
+            end->bytes += (uint32_t)need;
+            end->count++;
+            list__link_after(q, prev, end);
+        } else {
+            kv_slice *elems = xmalloc((end->count + 1) * sizeof(kv_slice));
+            elems[0] = v;
+            node__elems(end, elems + 1);
+            list__replace(q, end, elems, end->count + 1);
+            free(elems);
+        }
+    } else {
+        lnode *n = node__build(&v, 1);
+        list__link_after(q, head ? NULL : q->tail, n);
+    }
+    LIST_ACCOUNT_END(ks, e);
+}
+
+bool kv_list_pop(kv_keyspace *ks, kv_entry *e, bool head, buf *out)
+{
+    qlist *q = list__of(e);
+    lnode *n = head ? q->head : q->tail;
+    if (!n) return false;
+    LIST_ACCOUNT_BEGIN(ks, e);
+    uint32_t at = 0;
+    if (!head) /* the last element's offset */
+        for (uint32_t i = 0; i + 1 < n->count; i++) at += 4 + get32(n->data + at);
+    uint32_t len = get32(n->data + at);
+    buf_append(out, n->data + at + 4, len);
+    if (n->count == 1) {
+        list__unlink(q, n);
+        free(n);
+    } else {
+        uint32_t gap = 4 + len;
+        if (head) memmove(n->data, n->data + gap, n->bytes - gap);
+        n->bytes -= gap;
+        n->count--;
+        q->count--;
+    }
+    LIST_ACCOUNT_END(ks, e);
+    return true;
+}
+
+bool kv_list_index(const kv_entry *e, int64_t index, kv_slice *v)
+{
+    const qlist *q = list__of(e);
+    uint64_t pos;
+    uint32_t rank;
+    if (!list__position(q, index, &pos)) return false;
+    const lnode *n = list__find(q, pos, &rank);
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < rank; i++) at += 4 + get32(n->data + at);
+    v->len = get32(n->data + at);
+    v->ptr = n->data + at + 4;
+    return true;
+}
+
+/* Rebuild node n with its elements edited by fn (which may change how
+ * many there are; the array has room for one more). */
+typedef size_t (*list_edit_fn)(kv_slice *elems, size_t n, void *ctx);
+
+static void list__edit_node(qlist *q, lnode *n, list_edit_fn fn, void *ctx)
+{
+    kv_slice *elems = xmalloc((n->count + 1) * sizeof(kv_slice));
+    node__elems(n, elems);
+    size_t count = fn(elems, n->count, ctx);
+    list__replace(q, n, elems, count);
+    free(elems);
+}
+
+typedef struct set_edit {
+    uint32_t rank;
+    kv_slice v;
+} set_edit;
+
+static size_t list__set_fn(kv_slice *elems, size_t n, void *ctx)
+{
+    set_edit *s = ctx;
+    elems[s->rank] = s->v;
+    return n;
+}
+
+bool kv_list_set(kv_keyspace *ks, kv_entry *e, int64_t index, kv_slice v)
+{
+    qlist *q = list__of(e);
+    uint64_t pos;
+    set_edit s = {.v = v};
+    if (!list__position(q, index, &pos)) return false;
+    LIST_ACCOUNT_BEGIN(ks, e);
+    lnode *n = list__find(q, pos, &s.rank);
+    list__edit_node(q, n, list__set_fn, &s);
+    LIST_ACCOUNT_END(ks, e);
+    return true;
+}
+
+typedef struct rem_edit {
+    kv_slice v;
+    int64_t left; /* how many more may go (-1: all) */
+    bool from_tail;
+    int64_t removed;
+} rem_edit;
+
+static bool slice_eq(kv_slice a, kv_slice b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static size_t list__rem_fn(kv_slice *elems, size_t n, void *ctx)
+{
+    rem_edit *r = ctx;
+    bool *drop = xcalloc(n ? n : 1, sizeof(bool));
+    for (size_t k = 0; k < n && r->left != 0; k++) {
+        size_t i = r->from_tail ? n - 1 - k : k;
+        if (!slice_eq(elems[i], r->v)) continue;
+        drop[i] = true;
+        r->removed++;
+        if (r->left > 0) r->left--;
+    }
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!drop[i]) elems[out++] = elems[i];
+    free(drop);
+    return out;
+}
+
+int64_t kv_list_rem(kv_keyspace *ks, kv_entry *e, int64_t count, kv_slice v)
+{
+    qlist *q = list__of(e);
+    rem_edit r = {.v = v,
+                  .left = count == 0  ? -1
+                          : count < 0 ? (count == INT64_MIN ? INT64_MAX : -count)
+                                      : count,
+                  .from_tail = count < 0};
+    LIST_ACCOUNT_BEGIN(ks, e);
+    for (lnode *n = r.from_tail ? q->tail : q->head, *next; n && r.left != 0; n = next) {
+        next = r.from_tail ? n->prev : n->next;
+        /* a node without the value is left alone */
+        kv_slice *elems = xmalloc(n->count * sizeof(kv_slice));
+        node__elems(n, elems);
+        bool has = false;
+        for (uint32_t i = 0; i < n->count && !has; i++) has = slice_eq(elems[i], v);
+        free(elems);
+        if (has) list__edit_node(q, n, list__rem_fn, &r);
+    }
+    LIST_ACCOUNT_END(ks, e);
+    return r.removed;
+}
+
+typedef struct drop_edit {
+    uint32_t first; /* drop elements [first, first + n) */
+    uint32_t n;
+} drop_edit;
+
+static size_t list__drop_fn(kv_slice *elems, size_t n, void *ctx)
+{
+    drop_edit *d = ctx;
+    memmove(elems + d->first, elems + d->first + d->n, (n - d->first - d->n) * sizeof(kv_slice));
+    return n - d->n;
+}
+
+/* Remove n elements from one end. */
+static void list__drop(qlist *q, uint64_t n, bool head)
+{
+    while (n) {
+        lnode *node = head ? q->head : q->tail;
+        if (n >= node->count) {
+            n -= node->count;
+            list__unlink(q, node);
+            free(node);
+            continue;
+        }
+        drop_edit d = {.first = head ? 0 : node->count - (uint32_t)n, .n = (uint32_t)n};
+        list__edit_node(q, node, list__drop_fn, &d);
+        n = 0;
+    }
+}
+
+void kv_list_trim(kv_keyspace *ks, kv_entry *e, int64_t start, int64_t stop)
+{
+    qlist *q = list__of(e);
+    int64_t len = (int64_t)q->count;
+    if (start < 0) start += len;
+    if (stop < 0) stop += len;
+    if (start < 0) start = 0;
+    LIST_ACCOUNT_BEGIN(ks, e);
+    if (start > stop || start >= len) {
+        list__drop(q, q->count, true);
+    } else {
+        if (stop >= len) stop = len - 1;
+        list__drop(q, (uint64_t)(len - 1 - stop), false);
+        list__drop(q, (uint64_t)start, true);
+    }
+    LIST_ACCOUNT_END(ks, e);
+}
+
+typedef struct insert_edit {
+    uint32_t at; /* insert before this rank */
+    kv_slice v;
+} insert_edit;
+
+static size_t list__insert_fn(kv_slice *elems, size_t n, void *ctx)
+{
+    insert_edit *ins = ctx;
+    memmove(elems + ins->at + 1, elems + ins->at, (n - ins->at) * sizeof(kv_slice));
+    elems[ins->at] = ins->v;
+    return n + 1;
+}
+
+bool kv_list_insert(kv_keyspace *ks, kv_entry *e, bool before, kv_slice pivot, kv_slice v)
+{
+    qlist *q = list__of(e);
+    for (lnode *n = q->head; n; n = n->next) {
+        uint32_t at = 0;
+        for (uint32_t i = 0; i < n->count; i++) {
+            kv_slice cur = {n->data + at + 4, get32(n->data + at)};
+            at += 4 + (uint32_t)cur.len;
+            if (!slice_eq(cur, pivot)) continue;
+            insert_edit ins = {.at = before ? i : i + 1, .v = v};
+            LIST_ACCOUNT_BEGIN(ks, e);
+            list__edit_node(q, n, list__insert_fn, &ins);
+            LIST_ACCOUNT_END(ks, e);
+            return true;
+        }
+    }
+    return false;
+}
+
+void kv_list_iter_init(kv_list_iter *it, const kv_entry *e, uint64_t from)
+{
+    memset(it, 0, sizeof(*it));
+    const qlist *q = list__of(e);
+    if (from >= q->count) return;
+    uint32_t rank;
+    const lnode *n = list__find(q, from, &rank);
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < rank; i++) at += 4 + get32(n->data + at);
+    it->node = n;
+    it->pos = at;
+    it->left = n->count - rank;
+}
+
+bool kv_list_iter_next(kv_list_iter *it, kv_slice *v)
+{
+    const lnode *n = it->node;
+    while (n && it->left == 0) {
+        n = n->next;
+        it->node = n;
+        it->pos = 0;
+        it->left = n ? n->count : 0;
+    }
+    if (!n) return false;
+    v->len = get32(n->data + it->pos);
+    v->ptr = n->data + it->pos + 4;
+    it->pos += 4 + (uint32_t)v->len;
+    it->left--;
+    return true;
+}
+
+void kv_list_walk(const kv_entry *e, bool from_tail, kv_list_visit_fn fn, void *ctx)
+{
+    const qlist *q = list__of(e);
+    if (!from_tail) {
+        uint64_t pos = 0;
+        for (const lnode *n = q->head; n; n = n->next) {
+            uint32_t at = 0;
+            for (uint32_t i = 0; i < n->count; i++, pos++) {
+                kv_slice v = {n->data + at + 4, get32(n->data + at)};
+                at += 4 + (uint32_t)v.len;
+                if (!fn(ctx, pos, v)) return;
+            }
+        }
+        return;
+    }
+    uint64_t pos = q->count;
+    for (const lnode *n = q->tail; n; n = n->prev) {
+        kv_slice *elems = xmalloc((n->count ? n->count : 1) * sizeof(kv_slice));
+        node__elems(n, elems);
+        bool more = true;
+        for (uint32_t i = n->count; i-- > 0 && more;) more = fn(ctx, --pos, elems[i]);
+        free(elems);
+        if (!more) return;
+    }
+}
+
+size_t kv_list_serialized_len(const kv_entry *e)
+{
+    size_t n = 4;
+    for (const lnode *node = list__of(e)->head; node; node = node->next) n += node->bytes;
+    return n;
+}
+
+bool kv_list_load(kv_keyspace *ks, kv_entry *e, const char *data, size_t len)
+{
+    if (len < 4) return false;
+    uint32_t count = get32(data);
+    if (count == 0) return false; /* no empty lists */
+    size_t pos = 4;
+    for (uint32_t i = 0; i < count; i++) {
+        if (len - pos < 4) return false;
+        uint32_t n = get32(data + pos);
+        pos += 4;
+        if (n > len - pos) return false;
+        pos += n;
+    }
+    if (pos != len) return false;
+    kv_keyspace_reset_value(ks, e);
+    kv_list_init(ks, e);
+    pos = 4;
+    for (uint32_t i = 0; i < count; i++) {
+        kv_slice v = {data + pos + 4, get32(data + pos)};
+        kv_list_push(ks, e, v, false);
+        pos += 4 + v.len;
+    }
+    return true;
+}
