@@ -61,14 +61,18 @@ static void replica__forward_done(void *ctx, int status, bool sent, int http_sta
         tmp[n] = '\0';
         char *end = NULL;
         uint64_t index = strtoull(tmp, &end, 10);
-        long long stamp = end && *end == ' ' ? strtoll(end + 1, NULL, 10) : 0;
+        long long stamp = end && *end == ' ' ? strtoll(end + 1, &end, 10) : 0;
+        uint64_t settle = end && *end == ' ' ? strtoull(end + 1, NULL, 10) : index;
+        if (settle < index) settle = index;
         if (op->req) op->req->read_ms = stamp > 0 ? (int64_t)stamp : replica__wall_ms(r);
+        if (op->req && op->req->read_must_settle) index = settle;
         metrics_counter_add(r->m_forwarded, 1);
         op_list_remove(op);
         op->kind = OP_READ_APPLIED;
         op->wait_index = index;
+        op->settle_index = settle;
         op_list_push(&r->index_waiters, op);
-        if (raft_last_applied(r->raft) >= index) replica_op_finish_now(op, REPLICA_OK);
+        if (raft_last_applied(r->raft) >= index) replica__read_applied(r, op);
         return;
     }
     metrics_counter_add(r->m_forward_failures, 1);
@@ -93,7 +97,16 @@ static void replica__forward_done(void *ctx, int status, bool sent, int http_sta
 
 int replica_read_index_answer(const replica_req *req, char *out, size_t cap)
 {
-    return snprintf(out, cap, "%" PRIu64 " %" PRId64, req->read_index, req->read_ms);
+    return snprintf(out, cap, "%" PRIu64 " %" PRId64 " %" PRIu64, req->read_index, req->read_ms,
+                    req->read_settle_index);
+}
+
+/* A follower's read whose index has been applied: served now, unsettled
+ * while entries up to its settle index are not applied yet. */
+void replica__read_applied(replica *r, replica_op *op)
+{
+    if (op->req) op->req->read_unsettled = raft_last_applied(r->raft) < op->settle_index;
+    replica_op_finish_now(op, REPLICA_OK);
 }
 
 void replica__forward_attempt(replica *r, replica_op *op)
@@ -169,7 +182,7 @@ void replica__forward_tick(replica *r)
     for (replica_op *op = r->index_waiters.head; op;) {
         replica_op *next = op->next;
         if (applied >= op->wait_index)
-            replica_op_finish_now(op, REPLICA_OK);
+            replica__read_applied(r, op);
         else if (now >= op->deadline_ms)
             replica_op_finish_now(op, REPLICA_ERR_TIMEOUT);
         op = next;

@@ -7,8 +7,8 @@
 
 /* Start a batch: the queued reads become the batch the next barrier
  * serves. The reads a barrier serves are linearized where it is appended: each
- * judges expiry at the stamp taken now (T), and a follower's read index is
- * the last entry appended before it. Every entry up to there is stamped at
+ * judges expiry at the stamp taken now (T), and a follower's read is
+ * settled at the last entry appended before it. Every entry up to there is stamped at
  * or before T, every later one at or after T (replica__stamp), so a key a
  * read finds expired is expired for every command after it, and one a
  * command before it found alive was alive at T too. The barrier commits
@@ -22,7 +22,16 @@ void replica__barrier_begin(replica *r)
     for (replica_op *op = r->barrier_now.head; op; op = op->next) {
         if (!op->req) continue;
         op->req->read_ms = stamp;
-        if (op->kind == OP_READ_INDEX) op->req->read_index = last;
+        if (op->kind != OP_READ_INDEX) continue;
+        op->req->read_settle_index = last;
+        /* The commit index at arrival saves the follower waiting for the
+         * entries in flight: a read served there is linearized before
+         * them, and is settled unless it hid an expired entry
+         * (replica_read_settle). It counts only when this leader had
+         * committed an entry of its own term at arrival and the barrier
+         * runs in that term (Raft thesis §6.4). */
+        if (op->index_after_barrier || op->term != r->raft->current_term)
+            op->req->read_index = last;
     }
 }
 
@@ -103,6 +112,7 @@ static int replica__read(replica *r, replica_req *req, int consistency, uint64_t
     /* stale and bookmark reads promise no order: this node's clock */
     req->read_ms = replica__wall_ms(r);
     req->read_unsettled = false;
+    req->read_must_settle = false;
     if (min_revision > r->store->revision) {
         replica_op *op = replica_op_new(r, req, OP_READ_REVISION, r->cfg->read_wait_timeout);
         op->min_revision = min_revision;
@@ -137,7 +147,9 @@ int replica_read(replica *r, replica_req *req, int consistency, uint64_t min_rev
 
 int replica_read_settle(replica *r, replica_req *req)
 {
-    return replica__read(r, req, REPLICA_READ_LINEARIZABLE, 0, false);
+    int st = replica__read(r, req, REPLICA_READ_LINEARIZABLE, 0, false);
+    req->read_must_settle = true; /* a follower waits for the settle index */
+    return st;
 }
 
 int replica_read_index(replica *r, replica_req *req)
@@ -145,6 +157,9 @@ int replica_read_index(replica *r, replica_req *req)
     if (r->closing) return REPLICA_ERR_SHUTDOWN;
     if (!r->durable || raft_state(r->raft) != RAFT_LEADER) return REPLICA_ERR_NOT_LEADER;
     replica_op *op = replica_op_new(r, req, OP_READ_INDEX, r->cfg->write_timeout);
+    op->term = r->raft->current_term;
+    op->index_after_barrier = !(r->leader_ready && r->leader_ready_term == r->raft->current_term);
+    req->read_index = r->raft->commit_index;
     op_list_push(&r->barrier_next, op);
     replica__start_barrier(r);
     return REPLICA_OK;

@@ -56,6 +56,9 @@ struct replica_req {
     replica_cb cb;
     kv_result result;    /* for proposals; result.value points into value_buf */
     uint64_t read_index; /* replica_read_index's answer */
+    /* replica_read_index: the last entry appended before the barrier; a
+     * read served at read_index is settled once this is applied too */
+    uint64_t read_settle_index;
     /* replica_read and replica_read_index: the time the read judges
      * expiry at (a linearizable read: the leader's stamp when it confirmed
      * the read, docs/design.md "Expiry"; others: this node's clock) */
@@ -64,6 +67,7 @@ struct replica_req {
      * stamped before read_ms were still in flight: an answer that hid an
      * expired entry must be read again after replica_read_settle */
     bool read_unsettled;
+    bool read_must_settle; /* internal: replica_read_settle asked for a settled read */
     buf value_buf;
     struct replica_op *op; /* internal */
 };
@@ -146,8 +150,9 @@ int replica_propose_here(replica *r, replica_req *req, kv_command *cmd);
  * index the follower must have applied before it reads. Fails with
  * REPLICA_ERR_NOT_LEADER (never forwarded) when this node does not lead. */
 int replica_read_index(replica *r, replica_req *req);
-/* The body of a read-index answer: "INDEX STAMP" (the follower applies up
- * to INDEX and judges expiry at STAMP). Returns its length. */
+/* The body of a read-index answer: "INDEX STAMP SETTLE" (the follower
+ * applies up to INDEX and judges expiry at STAMP; its read is settled once
+ * SETTLE is applied too). Returns its length. */
 int replica_read_index_answer(const replica_req *req, char *out, size_t cap);
 /* Raft index this node has applied (the read-index answer). */
 uint64_t replica_applied_index(replica *r);

@@ -54,13 +54,15 @@ struct replica_op {
     uint64_t min_revision;
     bool internal_noop;
     bool internal_expiry;
-    uint64_t term; /* noop: the term it was proposed in */
+    uint64_t term;            /* noop: the term it was proposed in; read index: arrival term */
+    bool index_after_barrier; /* read index: the arrival commit index does not count */
     /* forwarding to the leader */
     buf payload; /* the encoded command (writes) */
     void *freq;  /* the peer request in flight, if any (env.peer) */
     unsigned attempts;
     int64_t retry_at_ms;
-    uint64_t wait_index; /* reads: serve once applied >= this */
+    uint64_t wait_index;   /* reads: serve once applied >= this */
+    uint64_t settle_index; /* reads: settled (read_unsettled false) once applied >= this */
     bool internal_member;
     int status; /* for completions waiting on r->completed */
     struct raft_apply apply;
@@ -233,6 +235,7 @@ int replica__submit(replica *r, replica_op *op, kv_command *cmd);
 /* Send a write (cmd) or a read-index request (cmd NULL) to the leader. */
 int replica__forward(replica *r, replica_req *req, int kind, const kv_command *cmd, double timeout);
 void replica__forward_attempt(replica *r, replica_op *op);
+void replica__read_applied(replica *r, replica_op *op);
 /* Retries due, and reads whose read index has been applied. */
 void replica__forward_tick(replica *r);
 

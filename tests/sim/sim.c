@@ -29,7 +29,8 @@
  *
  * Usage: sim [--seed N | --seeds A-B | --random] [--ops N] [--stale-reads]
  *            [--stale-bookmarks] [--no-match-guard] [--trace-key K] [--history-dir DIR]
- *            [--diverge] [--ttl] [--ignore-ttl] [--local-clock-reads] [--cut-after-promotion]
+ *            [--diverge] [--ttl] [--ignore-ttl] [--local-clock-reads] [--no-settle]
+ *            [--cut-after-promotion]
  * Exit status 0 when every seed passed; a failure prints its seed, and
  * `sim --seed N` replays it exactly. Negative controls the checker must
  * reject: --stale-reads (linearizable reads skip the leader check),
@@ -38,7 +39,9 @@
  * (one node's state changed behind Raft's back at 5 s), --ignore-ttl
  * (PUTs meant to expire are sent without their TTL), --local-clock-reads
  * (with --ttl: a read judges expiry by its node's clock, not by the time
- * its leader confirmed it: docs/design.md, "Expiry"). */
+ * its leader confirmed it: docs/design.md, "Expiry"), --no-settle (with
+ * --ttl: a read served before the writes in flight applied stands even when
+ * it hid an expired entry). */
 #include <errno.h>
 #include <inttypes.h>
 #include <raft.h>
@@ -172,6 +175,10 @@ struct sim {
     key_hist keys[N_KEYS];
     client clients[N_CLIENTS];
     peer_msg *msgs;
+    /* posted while peer_run walks msgs (a completion that starts another
+     * request): joined to msgs after the walk, which unlinks through
+     * pointers a push at the head would invalidate */
+    peer_msg *incoming;
     unsigned latency_ms;
     int64_t next_poll_ms;
     raft_id leader_of_term[8192];
@@ -207,7 +214,8 @@ struct sim {
     size_t n_digests;
     uint64_t digest_checks, majority_checks;
     uint64_t ttl_writes;
-    FILE *history; /* --history-dir: every operation, for tests/jepsen/checker.py */
+    uint64_t settled_reads; /* reads answered again by replica_read_settle */
+    FILE *history;          /* --history-dir: every operation, for tests/jepsen/checker.py */
     uint64_t history_ids;
 };
 
@@ -215,6 +223,7 @@ static bool g_stale_bookmarks; /* negative control: bookmarks ignored */
 static bool g_ttl;             /* --ttl: a fifth of the plain PUTs expire (docs/verification.md) */
 static bool g_ignore_ttl;      /* negative control: TTLs checked but never sent */
 static bool g_local_clock_reads; /* negative control: reads judge expiry by the local clock */
+static bool g_no_settle; /* negative control: an unsettled read that hid an expired entry stands */
 
 static int64_t sim_now(sim *s)
 {
@@ -298,8 +307,8 @@ static void *peer_post(void *ctx, uint64_t peer_id, const char *http, const char
     buf_append(&m->body, body, len);
     m->cb = cb;
     m->cb_ctx = cb_ctx;
-    m->next = s->msgs;
-    s->msgs = m;
+    m->next = s->incoming;
+    s->incoming = m;
     return m;
 }
 
@@ -384,9 +393,21 @@ static void peer_msg_free(peer_msg *m)
     free(m);
 }
 
+/* newest first, as a push at the head of msgs would have put them */
+static void peer_join_incoming(sim *s)
+{
+    if (!s->incoming) return;
+    peer_msg *tail = s->incoming;
+    while (tail->next) tail = tail->next;
+    tail->next = s->msgs;
+    s->msgs = s->incoming;
+    s->incoming = NULL;
+}
+
 static void peer_run(sim *s)
 {
     int64_t now = sim_now(s);
+    peer_join_incoming(s);
     for (peer_msg **pm = &s->msgs; *pm;) {
         peer_msg *m = *pm;
         bool due = (m->phase == MSG_REQUEST || m->phase == MSG_RESPONSE) && m->due_ms <= now;
@@ -398,6 +419,7 @@ static void peer_run(sim *s)
         }
         pm = &m->next;
     }
+    peer_join_incoming(s);
 }
 
 /* ---- history checks ----------------------------------------------------- */
@@ -770,7 +792,19 @@ static void client_done(replica_req *req, int status)
     s->reads_ok++;
     node *n = &s->nodes[c->via];
     int64_t judged_at = g_local_clock_reads ? WALL_BASE_MS + now : c->req.read_ms;
+    uint64_t hidden = n->store.hidden_expired;
     kv_entry *e = kv_store_get(&n->store, c->kh->keybuf, strlen(c->kh->keybuf), judged_at);
+    if (c->req.read_unsettled && n->store.hidden_expired != hidden && !g_no_settle) {
+        /* as the APIs do: an answer that hid an expired entry while
+         * earlier writes were in flight is read again once they applied */
+        s->reads_ok--;
+        s->ops_ok--;
+        s->settled_reads++;
+        c->busy = true;
+        int st = replica_read_settle(n->r, &c->req);
+        if (st != REPLICA_OK) client_done(&c->req, st);
+        return;
+    }
     trace_op(s, c, status, parse_value(e));
     history_op(s, c, "ok", false, parse_value(e));
     if (c->is_bookmark) {
@@ -1423,7 +1457,8 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
         fprintf(stderr,
                 "sim seed %llu: %s%s; ops %llu ok (%llu writes of which %llu CAS and %llu DEL, "
                 "%llu reads of which %llu at a bookmark), "
-                "%llu failed, %llu CAS refused, %llu with a TTL, transfers %llu, members replaced "
+                "%llu failed, %llu CAS refused, %llu with a TTL (%llu reads settled), transfers "
+                "%llu, members replaced "
                 "%llu, "
                 "faults %llu (crashes %llu, disk writes lost %llu), leaders %llu, snapshots "
                 "%llu, installs %llu, steps %llu (invariants checked: commit on a majority "
@@ -1433,9 +1468,10 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
                 (unsigned long long)s->cas_ok, (unsigned long long)s->dels_ok,
                 (unsigned long long)s->reads_ok, (unsigned long long)s->bookmark_reads,
                 (unsigned long long)s->ops_failed, (unsigned long long)s->cas_refused,
-                (unsigned long long)s->ttl_writes, (unsigned long long)s->transfers,
-                (unsigned long long)s->member_changes, (unsigned long long)s->faults,
-                (unsigned long long)s->crashes, (unsigned long long)sim_world_lost_writes(s->w),
+                (unsigned long long)s->ttl_writes, (unsigned long long)s->settled_reads,
+                (unsigned long long)s->transfers, (unsigned long long)s->member_changes,
+                (unsigned long long)s->faults, (unsigned long long)s->crashes,
+                (unsigned long long)sim_world_lost_writes(s->w),
                 (unsigned long long)s->leader_changes, (unsigned long long)s->snapshots,
                 (unsigned long long)sim_world_installs(s->w), (unsigned long long)s->steps,
                 (unsigned long long)s->majority_checks, (unsigned long long)s->digest_checks,
@@ -1467,6 +1503,7 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
         uv_run(&s->loop, UV_RUN_NOWAIT);
         peer_run(s);
     }
+    peer_join_incoming(s);
     while (s->msgs) {
         peer_msg *m = s->msgs;
         s->msgs = m->next;
@@ -1523,6 +1560,8 @@ int main(int argc, char **argv)
             g_ttl = g_ignore_ttl = true;
         } else if (strcmp(argv[i], "--local-clock-reads") == 0) {
             g_ttl = g_local_clock_reads = true;
+        } else if (strcmp(argv[i], "--no-settle") == 0) {
+            g_ttl = g_no_settle = true;
         } else if (strcmp(argv[i], "--diverge") == 0) {
             g_diverge = true;
         } else if (strcmp(argv[i], "--history-dir") == 0 && i + 1 < argc) {
@@ -1532,7 +1571,7 @@ int main(int argc, char **argv)
                     "usage: sim [--seed N | --seeds A-B | --random] [--ops N] "
                     "[--stale-reads] [--stale-bookmarks] [--no-match-guard] "
                     "[--trace-key K] [--history-dir DIR] [--diverge] [--ttl] [--ignore-ttl] "
-                    "[--local-clock-reads] "
+                    "[--local-clock-reads] [--no-settle] "
                     "[--cut-after-promotion]\n");
             return 2;
         }

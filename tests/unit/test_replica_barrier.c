@@ -250,12 +250,13 @@ static void barrier_commits(fixture *f, uint64_t commit)
     replica__drain_completions(f->r);
 }
 
-static void test_read_index_is_the_last_entry_appended_before_the_barrier(void **state)
+static void test_read_index_is_the_arrival_commit_settled_at_the_last_appended(void **state)
 {
     fixture *f = *state;
     replica *r = f->r;
-    /* 11..14 are in flight: they were stamped before the read's stamp,
-     * so the follower must apply them before it judges expiry at it */
+    /* 11..14 are in flight: stamped before the read's stamp; the follower
+     * may answer at 10 (before them) unless its answer hid an expired
+     * entry, which it then reads again once 14 is applied */
     leader_at(r, 3, 10, 14, true);
     assert_int_equal(replica_read_index(r, &f->reqs[0]), REPLICA_OK);
     next_barrier_starts(r);
@@ -263,7 +264,8 @@ static void test_read_index_is_the_last_entry_appended_before_the_barrier(void *
     barrier_commits(f, 16);
     assert_int_equal(f->done_calls[0], 1);
     assert_int_equal(f->done_status[0], REPLICA_OK);
-    assert_int_equal(f->reqs[0].read_index, 14);
+    assert_int_equal(f->reqs[0].read_index, 10);
+    assert_int_equal(f->reqs[0].read_settle_index, 14);
     assert_int_equal(f->reqs[0].read_ms, g_wall_ms);
 }
 
@@ -280,6 +282,7 @@ static void test_read_index_of_a_new_leader_covers_what_it_inherited(void **stat
     barrier_commits(f, 12); /* the barrier, of term 3, commits 11 with it */
     assert_int_equal(f->done_status[0], REPLICA_OK);
     assert_int_equal(f->reqs[0].read_index, 11); /* never the 10 it had at arrival */
+    assert_int_equal(f->reqs[0].read_settle_index, 11);
 }
 
 static void test_read_index_across_a_term_change_takes_the_later_index(void **state)
@@ -382,7 +385,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_success_completes_the_batch_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_all_into_nonempty_and_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_read_index_is_the_last_entry_appended_before_the_barrier, setup, teardown),
+            test_read_index_is_the_arrival_commit_settled_at_the_last_appended, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_index_of_a_new_leader_covers_what_it_inherited,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_index_across_a_term_change_takes_the_later_index,
