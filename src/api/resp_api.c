@@ -504,6 +504,18 @@ void resp_req_read(resp_req *req, resp_proc ready)
     }
 }
 
+bool resp_req_cursor_arg(resp_req *req, const resp_arg *v, int64_t *out)
+{
+    uint64_t cursor;
+    if (strconv_parse_u64(v->ptr, v->len, &cursor)) {
+        *out = (int64_t)cursor;
+        return true;
+    }
+    if (strconv_parse_i64(v->ptr, v->len, out)) return true;
+    resp_req_error(req, "ERR invalid cursor");
+    return false;
+}
+
 kv_entry *resp_req_lookup(resp_req *req, const resp_arg *key)
 {
     resp_api *ra = req->rc->ra;

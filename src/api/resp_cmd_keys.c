@@ -289,17 +289,7 @@ static void keys__scan_ready(resp_req *req)
 
 static void keys__scan(resp_req *req)
 {
-    uint64_t cursor;
-    int64_t neg;
-    const resp_arg *c = &req->argv[1];
-    if (strconv_parse_u64(c->ptr, c->len, &cursor)) {
-        req->n[0] = (int64_t)cursor;
-    } else if (strconv_parse_i64(c->ptr, c->len, &neg)) {
-        req->n[0] = neg; /* Redis reads cursors with strtoul: -1 wraps */
-    } else {
-        resp_req_error(req, "ERR invalid cursor");
-        return;
-    }
+    if (!resp_req_cursor_arg(req, &req->argv[1], &req->n[0])) return;
     req->n[1] = KEYS_SCAN_DEFAULT_COUNT;
     for (size_t i = 2; i < req->argc; i += 2) {
         const resp_arg *a = &req->argv[i];

@@ -176,6 +176,9 @@ void resp_req_error_not_integer(resp_req *req);
 void resp_req_error_arity(resp_req *req);
 /* "-ERR value too large (max N bytes)" and false when v is over the limit. */
 bool resp_req_check_value(resp_req *req, const resp_arg *v);
+/* Parse a SCAN-family cursor (Redis reads it with strtoul: -1 wraps);
+ * false after replying "ERR invalid cursor". */
+bool resp_req_cursor_arg(resp_req *req, const resp_arg *v, int64_t *out);
 /* Parse an integer argument; false after replying the Redis error. */
 bool resp_req_int_arg(resp_req *req, const resp_arg *v, int64_t *out);
 

@@ -334,6 +334,21 @@ bool kv_hash_iter_next(kv_hash_iter *it, kv_slice *field, kv_slice *value)
     return true;
 }
 
+uint64_t kv_hash_scan(const kv_entry *e, uint64_t cursor, kv_hash_scan_fn fn, void *ctx)
+{
+    if (!is_table(e)) {
+        kv_hash_iter it;
+        kv_slice f, v;
+        kv_hash_iter_init(&it, e);
+        while (kv_hash_iter_next(&it, &f, &v)) fn(ctx, f, v);
+        return 0;
+    }
+    const htable *t = (const htable *)(const void *)e->value;
+    for (const hnode *n = t->buckets[cursor & t->mask]; n; n = n->next)
+        fn(ctx, (kv_slice){n->data, n->flen}, (kv_slice){n->data + n->flen, n->vlen});
+    return kv_cursor_next(cursor, t->mask);
+}
+
 size_t kv_hash_serialized_len(const kv_entry *e)
 {
     if (!is_table(e)) return e->value_len;

@@ -53,6 +53,12 @@ bool kv_hash_iter_next(kv_hash_iter *it, kv_slice *field, kv_slice *value);
 
 /* The object behind a hashtable-encoded entry: its heap bytes, and freeing
  * it (the keyspace calls these). */
+/* HSCAN: visit the fields of one cursor step and return the next cursor
+ * (0: done). A listpack is visited whole in one step (as Redis does); a
+ * table one bucket, with SCAN's guarantee across growth. */
+typedef void (*kv_hash_scan_fn)(void *ctx, kv_slice field, kv_slice value);
+uint64_t kv_hash_scan(const kv_entry *e, uint64_t cursor, kv_hash_scan_fn fn, void *ctx);
+
 size_t kv_hash_table_mem(const void *table);
 void kv_hash_table_free(void *table);
 

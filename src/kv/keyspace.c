@@ -443,15 +443,6 @@ kv_entry *kv_keyspace_seek(const kv_keyspace *ks, const char *key, size_t key_le
     return x->next[0];
 }
 
-static inline uint64_t ks__rev(uint64_t v)
-{
-    /* bit reversal by swapping ever smaller halves */
-    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
-    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
-    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
-    return __builtin_bswap64(v);
-}
-
 static void ks__scan_bucket(kv_entry *e, kv_scan_fn fn, void *ctx)
 {
     while (e) {
@@ -467,13 +458,7 @@ uint64_t kv_keyspace_scan(kv_keyspace *ks, uint64_t v, kv_scan_fn fn, void *ctx)
     if (!ks__rehashing(ks)) {
         kv_table *t = &ks->t[0];
         ks__scan_bucket(t->buckets[v & t->mask], fn, ctx);
-        /* increment the reversed cursor: higher bits first, so buckets
-         * that split or merge on resize are never skipped */
-        v |= ~t->mask;
-        v = ks__rev(v);
-        v++;
-        v = ks__rev(v);
-        return v;
+        return kv_cursor_next(v, t->mask);
     }
     kv_table *small = &ks->t[0], *large = &ks->t[1];
     if (small->mask > large->mask) {
@@ -485,10 +470,7 @@ uint64_t kv_keyspace_scan(kv_keyspace *ks, uint64_t v, kv_scan_fn fn, void *ctx)
     ks__scan_bucket(small->buckets[v & m0], fn, ctx);
     do {
         ks__scan_bucket(large->buckets[v & m1], fn, ctx);
-        v |= ~m1;
-        v = ks__rev(v);
-        v++;
-        v = ks__rev(v);
+        v = kv_cursor_next(v, m1);
     } while (v & (m0 ^ m1));
     return v;
 }

@@ -164,6 +164,22 @@ void kv_keyspace_reserve(kv_keyspace *ks, uint64_t n);
 /* Do up to n steps of incremental rehashing; returns true if more remain. */
 bool kv_keyspace_rehash_step(kv_keyspace *ks, int n);
 
+/* SCAN's cursor step over a table of mask + 1 buckets: increment the
+ * bit-reversed cursor, higher bits first, so that buckets that split when
+ * the table grows are never skipped (as Redis' dictScan). 0: done. */
+static inline uint64_t kv_cursor_next(uint64_t v, uint64_t mask)
+{
+    v |= ~mask;
+    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
+    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
+    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
+    v = __builtin_bswap64(v) + 1;
+    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
+    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
+    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
+    return __builtin_bswap64(v);
+}
+
 /* Heap bytes a malloc of n bytes costs: glibc rounds chunks to 16 bytes
  * with an 8-byte header. Every type's memory estimate counts with it. */
 static inline size_t kv_alloc_size(size_t n)

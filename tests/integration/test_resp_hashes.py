@@ -235,3 +235,29 @@ def test_hash_reaches_a_restarted_follower(make_node):
     assert f.hgetall("big") == c.hgetall("big")
     assert f.hgetall("small") == {f"k{i}".encode(): str(295 + i).encode() for i in range(5)}
     assert f.type("big") == b"hash"
+
+
+def test_hscan_matches_redis_and_covers_a_table(anynode, redis_server):  # noqa: F811
+    script = [
+        ("HSET", "h", "a1", "1", "b1", "2", "a2", "3"),
+        ("HSCAN", "h", "0"), ("HSCAN", "h", "0", "MATCH", "a*"), ("HSCAN", "h", "0", "COUNT", "1"),
+        ("HSCAN", "nokey", "0"), ("HSCAN", "h", "x"), ("HSCAN", "h", "0", "COUNT", "0"),
+        ("HSCAN", "h", "0", "COUNT"), ("HSCAN", "h", "0", "FOO", "1"), ("HSCAN", "h"),
+        ("SET", "s", "x"), ("HSCAN", "s", "0"),
+    ]
+    assert_same(anynode.resp_port, redis_server, script)
+    # a table: a full scan returns every field (at least once)
+    c = client(anynode)
+    want = {f"f{i}".encode(): f"v{i}".encode() for i in range(1000)}
+    c.hset("big", mapping=want)
+    got, cursor, calls = {}, 0, 0
+    while True:
+        cursor, part = c.hscan("big", cursor, count=50)
+        got.update(part)
+        calls += 1
+        if cursor == 0:
+            break
+        assert calls < 10000
+    assert got == want and calls > 1
+    assert dict(c.hscan_iter("big", match="f99*")) == {k: v for k, v in want.items()
+                                                      if k.startswith(b"f99")}

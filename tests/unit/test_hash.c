@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kv/command.h"
@@ -271,6 +272,41 @@ static void test_malformed_hashes_in_snapshots_are_refused(void **state)
     kv_store_close(&b);
 }
 
+static void count_field(void *ctx, kv_slice f, kv_slice v)
+{
+    (void)v;
+    int i = atoi(f.ptr + 1); /* "f<number>" */
+    ((int *)ctx)[i]++;
+}
+
+/* HSCAN's cursor: every field present for the whole scan is returned,
+ * also when the table grows (doubles, twice) in the middle of it. */
+static void test_scan_covers_fields_across_growth(void **state)
+{
+    (void)state;
+    kv_store s;
+    kv_store_init(&s, 8);
+    char f[16];
+    for (int i = 0; i < 200; i++) {
+        snprintf(f, sizeof(f), "f%d", i);
+        run(&s, KV_OP_HSET, 0, 0, 3, "h", f, "v");
+    }
+    static int seen[1000];
+    memset(seen, 0, sizeof(seen));
+    uint64_t cursor = 0;
+    int steps = 0;
+    do {
+        cursor = kv_hash_scan(kv_store_get(&s, "h", 1, 0), cursor, count_field, seen);
+        if (++steps == 20) /* grow the table mid-scan: 200 -> 800 fields */
+            for (int i = 200; i < 800; i++) {
+                snprintf(f, sizeof(f), "f%d", i);
+                run(&s, KV_OP_HSET, 0, 0, 3, "h", f, "v");
+            }
+    } while (cursor);
+    for (int i = 0; i < 200; i++) assert_true(seen[i] >= 1);
+    kv_store_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_hincrby_and_float),
         cmocka_unit_test(test_conversion_and_snapshots),
         cmocka_unit_test(test_malformed_hashes_in_snapshots_are_refused),
+        cmocka_unit_test(test_scan_covers_fields_across_growth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
