@@ -56,14 +56,20 @@ static bool slice_eq(kv_slice a, kv_slice b)
 
 /* ---- the table ------------------------------------------------------------- */
 
+/* Besides its bucket chain, every node is on a list in insertion order:
+ * a walk (HGETALL, a snapshot) follows it, so that every replica, and a
+ * replica loaded from a snapshot, holds and writes the fields in the same
+ * order whatever its hash seed. */
 typedef struct hnode {
-    struct hnode *next;
+    struct hnode *next;           /* bucket chain */
+    struct hnode *before, *after; /* insertion order */
     uint32_t flen, vlen;
     char data[]; /* field, then value */
 } hnode;
 
 typedef struct htable {
     hnode **buckets;
+    hnode *first, *last; /* insertion order */
     uint64_t mask;
     uint64_t count;
     uint64_t seed;
@@ -128,10 +134,20 @@ static int table__set(htable *t, kv_slice f, kv_slice v)
     if (f.len) memcpy(n->data, f.ptr, f.len);
     if (v.len) memcpy(n->data + f.len, v.ptr, v.len);
     t->mem += hnode__mem(n);
-    if (p) { /* replace in place: keeps the chain order */
+    if (p) { /* replace in place: keeps both orders */
         hnode *old = *p;
         n->next = old->next;
         *p = n;
+        n->before = old->before;
+        n->after = old->after;
+        if (n->before)
+            n->before->after = n;
+        else
+            t->first = n;
+        if (n->after)
+            n->after->before = n;
+        else
+            t->last = n;
         t->mem -= hnode__mem(old);
         free(old);
         return 0;
@@ -139,6 +155,13 @@ static int table__set(htable *t, kv_slice f, kv_slice v)
     uint64_t idx = table__index(t, f);
     n->next = t->buckets[idx];
     t->buckets[idx] = n;
+    n->before = t->last;
+    n->after = NULL;
+    if (t->last)
+        t->last->after = n;
+    else
+        t->first = n;
+    t->last = n;
     t->count++;
     if (t->count > t->mask + 1) table__resize(t, (t->mask + 1) * 2);
     return added;
@@ -277,6 +300,14 @@ bool kv_hash_del(kv_keyspace *ks, kv_entry *e, kv_slice field)
         ks->mem_bytes -= kv_entry_mem_bytes(e);
         hnode *n = *p;
         *p = n->next;
+        if (n->before)
+            n->before->after = n->after;
+        else
+            t->first = n->after;
+        if (n->after)
+            n->after->before = n->before;
+        else
+            t->last = n->before;
         t->mem -= hnode__mem(n);
         t->count--;
         free(n);
@@ -323,8 +354,8 @@ bool kv_hash_iter_next(kv_hash_iter *it, kv_slice *field, kv_slice *value)
         return true;
     }
     const htable *t = (const htable *)(const void *)it->e->value;
-    const hnode *n = it->node ? ((const hnode *)it->node)->next : NULL;
-    while (!n && it->bucket <= t->mask) n = t->buckets[it->bucket++];
+    const hnode *n = it->node ? ((const hnode *)it->node)->after : it->bucket ? NULL : t->first;
+    it->bucket = 1; /* started */
     if (!n) return false;
     it->node = n;
     field->ptr = n->data;

@@ -8,7 +8,9 @@
  *    while the hash has at most KV_HASH_LISTPACK_ENTRIES fields and no
  *    field or value is longer than KV_HASH_LISTPACK_VALUE bytes;
  *  - hashtable: a chained hash table behind e->value (e->value_len 0),
- *    once either limit is passed. A hash never converts back (nor does
+ *    once either limit is passed; its nodes also keep insertion order, so
+ *    that listings and snapshots are the same on every replica whatever
+ *    its hash seed (16 bytes a field more than Redis' dict). A hash never converts back (nor does
  *    Redis'), so the encoding depends only on the commands applied, and
  *    every replica holds the same one; snapshots record it.
  * The limits are Redis' defaults for hash-max-listpack-entries and
@@ -40,13 +42,13 @@ int kv_hash_set(kv_keyspace *ks, kv_entry *e, kv_slice field, kv_slice value);
 /* Remove field: true when it was there. */
 bool kv_hash_del(kv_keyspace *ks, kv_entry *e, kv_slice field);
 
-/* Every field once, in the encoding's order (listpack: insertion; table:
- * bucket order). The hash must not change during the walk. */
+/* Every field once, in insertion order (both encodings keep it, so every
+ * replica walks a hash alike). The hash must not change during the walk. */
 typedef struct kv_hash_iter {
     const kv_entry *e;
     size_t pos, left; /* listpack */
-    uint64_t bucket;  /* hashtable */
-    const void *node;
+    uint64_t bucket;  /* hashtable: 1 once started */
+    const void *node; /* hashtable: the node last returned */
 } kv_hash_iter;
 void kv_hash_iter_init(kv_hash_iter *it, const kv_entry *e);
 bool kv_hash_iter_next(kv_hash_iter *it, kv_slice *field, kv_slice *value);

@@ -256,7 +256,7 @@ bool kv_list_index(const kv_entry *e, int64_t index, kv_slice *v)
 {
     const qlist *q = list__of(e);
     uint64_t pos;
-    uint32_t rank;
+    uint32_t rank = 0;
     if (!list__position(q, index, &pos)) return false;
     const lnode *n = list__find(q, pos, &rank);
     uint32_t at = 0;
@@ -441,7 +441,7 @@ void kv_list_iter_init(kv_list_iter *it, const kv_entry *e, uint64_t from)
     memset(it, 0, sizeof(*it));
     const qlist *q = list__of(e);
     if (from >= q->count) return;
-    uint32_t rank;
+    uint32_t rank = 0;
     const lnode *n = list__find(q, from, &rank);
     uint32_t at = 0;
     for (uint32_t i = 0; i < rank; i++) at += 4 + get32(n->data + at);

@@ -988,7 +988,7 @@ int kv_result_decode(const char *d, size_t len, kv_result *res)
     if (len < KV_RESULT_FIXED) return -1;
     memset(res, 0, sizeof(*res));
     uint32_t st = store__get32(d);
-    if (st > KV_ERR_OUT_OF_RANGE) return -1;
+    if (st >= KV_STATUS_COUNT_) return -1;
     res->status = (kv_status)st;
     res->integer = (int64_t)store__get64(d + 4);
     res->revision = store__get64(d + 12);

@@ -36,6 +36,7 @@ typedef enum kv_status {
     KV_ERR_MALFORMED,    /* wrong argument count for the op */
     KV_ERR_WRONGTYPE,    /* the key holds a value of another type */
     KV_ERR_OUT_OF_RANGE, /* LSET: no element at that index */
+    KV_STATUS_COUNT_
 } kv_status;
 
 typedef struct kv_result {
