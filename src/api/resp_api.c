@@ -504,6 +504,14 @@ void resp_req_read(resp_req *req, resp_proc ready)
     }
 }
 
+kv_entry *resp_req_lookup_typed(resp_req *req, const resp_arg *key, int type, bool *wrong)
+{
+    kv_entry *e = resp_req_lookup(req, key);
+    *wrong = e && e->type != type;
+    if (*wrong) resp_req_wrongtype(req);
+    return *wrong ? NULL : e;
+}
+
 bool resp_req_cursor_arg(resp_req *req, const resp_arg *v, int64_t *out)
 {
     uint64_t cursor;

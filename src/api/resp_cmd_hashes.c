@@ -15,18 +15,9 @@
 #include "util/glob.h"
 #include "util/strconv.h"
 
-/* The hash at argv[1] for a read: NULL when absent; on a key of another
- * type the WRONGTYPE error is written and *wrong set. */
 static kv_entry *hash__lookup(resp_req *req, bool *wrong)
 {
-    *wrong = false;
-    kv_entry *e = resp_req_lookup(req, &req->argv[1]);
-    if (e && e->type != KV_TYPE_HASH) {
-        resp_req_wrongtype(req);
-        *wrong = true;
-        return NULL;
-    }
-    return e;
+    return resp_req_lookup_typed(req, &req->argv[1], KV_TYPE_HASH, wrong);
 }
 
 static kv_slice hash__arg(const resp_req *req, size_t i)

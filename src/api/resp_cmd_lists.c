@@ -18,14 +18,9 @@ static kv_slice list__arg(const resp_req *req, size_t i)
     return (kv_slice){req->argv[i].ptr, req->argv[i].len};
 }
 
-/* The list at argv[1] for a read: NULL when absent; WRONGTYPE written and
- * *wrong set for another type. */
 static kv_entry *list__lookup(resp_req *req, bool *wrong)
 {
-    kv_entry *e = resp_req_lookup(req, &req->argv[1]);
-    *wrong = e && e->type != KV_TYPE_LIST;
-    if (*wrong) resp_req_wrongtype(req);
-    return *wrong ? NULL : e;
+    return resp_req_lookup_typed(req, &req->argv[1], KV_TYPE_LIST, wrong);
 }
 
 /* argv[first .. first + n) as the command's arguments */

@@ -121,14 +121,9 @@ static bool str__expire_ms(resp_req *req, const resp_arg *v, uint32_t flags, int
 
 /* ---- GET MGET STRLEN GETRANGE ------------------------------------------------- */
 
-/* The string at argv[i], NULL when absent; WRONGTYPE written (and *wrong
- * set) when the key holds another type. */
 static kv_entry *str__lookup(resp_req *req, size_t i, bool *wrong)
 {
-    kv_entry *e = resp_req_lookup(req, &req->argv[i]);
-    *wrong = e && e->type != KV_TYPE_STRING;
-    if (*wrong) resp_req_wrongtype(req);
-    return *wrong ? NULL : e;
+    return resp_req_lookup_typed(req, &req->argv[i], KV_TYPE_STRING, wrong);
 }
 
 static void str__get_ready(resp_req *req)

@@ -216,6 +216,10 @@ static inline void resp_req_null(resp_req *req)
  * and touching the LRU clock. */
 kv_entry *resp_req_lookup(resp_req *req, const resp_arg *key);
 
+/* resp_req_lookup for a command of one type: NULL when absent; on a key
+ * holding another type the WRONGTYPE error is written and *wrong set. */
+kv_entry *resp_req_lookup_typed(resp_req *req, const resp_arg *key, int type, bool *wrong);
+
 /* Redis' answer to a command on a key holding another type. */
 static inline void resp_req_wrongtype(resp_req *req)
 {
