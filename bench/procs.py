@@ -10,18 +10,16 @@ import signal
 import socket
 import subprocess
 import time
+import sys
 import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
+from ports import free_port  # noqa: E402,F401  (outside the ephemeral range)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _started = []       # running servers, for stop_all()
 started_pids = []   # every pid ever started, for the report and the smoke test
-
-
-def free_port():
-    """A loopback port that is free now (the server binds it shortly)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _children(pid):

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -460,6 +463,36 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
     return 0;
 }
 
+/* libraft's TCP transport binds --listen-peer inside raft_start and
+ * answers a failed bind with a bare RAFT_IOERR, no message: bind the
+ * address once more to name the cause (most often: already in use). */
+static int replica__peer_bind_error(const char *address, char *why, size_t whylen)
+{
+    char host[256];
+    const char *colon = strrchr(address, ':');
+    if (!colon || (size_t)(colon - address) >= sizeof host) return 0;
+    memcpy(host, address, (size_t)(colon - address));
+    host[colon - address] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res) != 0 || !res) return 0;
+    int failed = 0;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        int on = 1;
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on); /* as libuv does */
+        if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1) != 0) {
+            snprintf(why, whylen, "%s", strerror(errno));
+            failed = 1;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return failed;
+}
+
 int replica_start(replica *r, char *err, size_t errlen)
 {
     if (!r->owns_raft) return 0; /* the simulator polls and runs libraft */
@@ -470,8 +503,12 @@ int replica_start(replica *r, char *err, size_t errlen)
     if (logcheck_run(r->raft_dir, &repaired, err, errlen) != 0) return -1;
     int rv = raft_start(r->raft);
     if (rv != 0) {
+        char why[128];
         if (r->restore_error[0])
             snprintf(err, errlen, "cannot load raft state: %s", r->restore_error);
+        else if (!raft_errmsg(r->raft)[0] &&
+                 replica__peer_bind_error(r->cfg->listen_peer, why, sizeof why))
+            snprintf(err, errlen, "--listen-peer %s: cannot listen (%s)", r->cfg->listen_peer, why);
         else
             snprintf(err, errlen, "cannot load raft state from %s: %s (%s)", r->raft_dir,
                      raft_errmsg(r->raft), raft_strerror(rv));

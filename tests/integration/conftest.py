@@ -28,6 +28,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from ports import free_ports  # noqa: F401  (tests import it from here)
+
 import pytest
 import requests
 
@@ -49,20 +51,6 @@ _LIVE_LOCK = threading.Lock()
 # --------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------
-
-def free_ports(n):
-    """n distinct free TCP ports on 127.0.0.1 (bound together, then released)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
 
 def qkey(key, keep_slash=False):
     """Percent-encode a key (bytes or str) for a request path."""

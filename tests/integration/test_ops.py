@@ -3,11 +3,13 @@ signals and command-line handling (SPEC.md §1, §2, §7)."""
 import json
 import re
 import signal
+import socket
 import time
 
 import pytest
 import requests
 
+import ports
 from conftest import CAIRND, free_ports, kpath, parse_logfmt, parse_prometheus, wait_until
 
 
@@ -250,6 +252,34 @@ def test_port_zero_is_logged(make_node):
     assert requests.get(n.url("/healthz"), timeout=5).status_code == 200
     if "resp" in addrs:
         assert not addrs["resp"].endswith(":0")
+
+
+def test_peer_port_in_use_is_named(make_node):
+    """libraft binds --listen-peer inside raft_start and reports only "I/O
+    error": cairnd names the flag and the cause instead, so a port taken by
+    another process is told apart from a damaged raft log."""
+    n = make_node()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", n.peer_port))
+        holder.listen(1)
+        rc, err = n.run_expect_exit(timeout=20)
+    assert rc not in (0, None), err[-1000:]
+    assert re.search(rf"--listen-peer 127\.0\.0\.1:{n.peer_port}: cannot listen "
+                     r"\(Address already in use\)", err), err[-2000:]
+    assert "cannot load raft state" not in err, err[-2000:]
+
+
+def test_test_ports_avoid_the_ephemeral_range():
+    """Ports the harness picks are never in the kernel's range for outgoing
+    source ports (a peer's dial could take one before cairnd binds it), and
+    a port just handed out is not handed out again."""
+    lo, hi = ports.ephemeral_range()
+    seen = set()
+    for _ in range(50):
+        for p in free_ports(3):
+            assert not lo <= p <= hi, (p, lo, hi)
+            assert p not in seen, p
+            seen.add(p)
 
 
 def test_listen_resp_off(make_node):
