@@ -35,7 +35,7 @@ void storage_failstop_open_segment(const char *dir, char *out, size_t outlen)
     closedir(d);
 }
 
-static void failstop__exit(storage_failstop *f, int status)
+static int failstop__exit(storage_failstop *f, int status)
 {
     char file[1400];
     storage_failstop_open_segment(f->dir, file, sizeof(file));
@@ -73,7 +73,7 @@ static void failstop__cb(struct raft_io_append *req, int status)
     raft_io_append_cb cb = r->cb;
     r->next = f->spare;
     f->spare = r;
-    if (status != 0 && status != RAFT_CANCELED) f->stop(f, status);
+    if (status != 0 && status != RAFT_CANCELED) status = f->stop(f, status);
     cb(req, status);
 }
 

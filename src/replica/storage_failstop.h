@@ -32,9 +32,10 @@ typedef struct storage_failstop {
     const char *dir;                  /* the raft directory, for the log line */
     /* appends in flight (they complete in order), and spare records */
     failstop_req *head, *tail, *spare;
-    /* what to do on a failed write: default logs and _exit(74); tests
-     * replace it */
-    void (*stop)(struct storage_failstop *f, int status);
+    /* what to do on a failed write: default logs and _exit(74). Tests and
+     * the simulator replace it; when it returns, what it returns is the
+     * status libraft's callback gets. */
+    int (*stop)(struct storage_failstop *f, int status);
     struct storage_failstop *next; /* registry: the failstop of an io */
 } storage_failstop;
 

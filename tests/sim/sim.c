@@ -30,7 +30,7 @@
  * Usage: sim [--seed N | --seeds A-B | --random] [--ops N] [--stale-reads]
  *            [--stale-bookmarks] [--no-match-guard] [--trace-key K] [--history-dir DIR]
  *            [--diverge] [--ttl] [--ignore-ttl] [--local-clock-reads] [--no-settle]
- *            [--cut-after-promotion]
+ *            [--cut-after-promotion] [--disk-faults] [--no-failstop]
  * Exit status 0 when every seed passed; a failure prints its seed, and
  * `sim --seed N` replays it exactly. Negative controls the checker must
  * reject: --stale-reads (linearizable reads skip the leader check),
@@ -41,11 +41,16 @@
  * (with --ttl: a read judges expiry by its node's clock, not by the time
  * its leader confirmed it: docs/design.md, "Expiry"), --no-settle (with
  * --ttl: a read served before the writes in flight applied stands even when
- * it hid an expired entry). */
+ * it hid an expired entry). --disk-faults adds a fault that makes a node's
+ * disk fail its writes (storage_failstop stops the node as in production;
+ * the fault's end restarts it) and lets a crash leave part of the write in
+ * progress on the disk; --no-failstop (a control) leaves failed writes to
+ * libraft 0.15, which crashes on them. */
 #include <errno.h>
 #include <inttypes.h>
 #include <raft.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +195,7 @@ struct sim {
     /* counts */
     uint64_t ops_ok, ops_failed, reads_ok, writes_ok, faults, steps, leader_changes;
     uint64_t crashes, snapshots, cas_ok, cas_refused, transfers, dels_ok, bookmark_reads;
+    uint64_t failstops; /* nodes stopped by storage_failstop on a failed log write */
     bool transfer_pending;
     /* FAULT_MEMBER: an operator removes a member, wipes it, adds it back */
     int member_phase;
@@ -219,11 +225,14 @@ struct sim {
     uint64_t history_ids;
 };
 
+static sim *g_sim;             /* the run in progress (storage_failstop's stop finds it) */
 static bool g_stale_bookmarks; /* negative control: bookmarks ignored */
 static bool g_ttl;             /* --ttl: a fifth of the plain PUTs expire (docs/verification.md) */
 static bool g_ignore_ttl;      /* negative control: TTLs checked but never sent */
 static bool g_local_clock_reads; /* negative control: reads judge expiry by the local clock */
 static bool g_no_settle; /* negative control: an unsettled read that hid an expired entry stands */
+static bool g_disk_faults; /* --disk-faults: failing disks and torn writes (docs/verification.md) */
+static bool g_no_failstop; /* --no-failstop: libraft 0.15 sees failed log writes itself */
 
 static int64_t sim_now(sim *s)
 {
@@ -562,6 +571,29 @@ static void trace_change(void *ctx, const kv_change *c)
             (unsigned long long)(n->raft ? raft_last_applied(n->raft) : 0));
 }
 
+static void node_crash(sim *s, node *n);
+
+/* storage_failstop's stop: production exits the process; here the node
+ * crashes (its pending writes are lost) and libraft, now closing, is told
+ * the failed append is done, as the simulated disk tells a crashed node
+ * about every pending one (sim_io.c, cancel_run). */
+static int node_failstop(storage_failstop *f, int status)
+{
+    (void)status;
+    replica *r = (replica *)((char *)f - offsetof(replica, failstop));
+    for (unsigned i = 0; i < N_NODES; i++) {
+        node *n = &g_sim->nodes[i];
+        if (n->r != r) continue;
+        g_sim->failstops++;
+        if (g_sim->trace_key >= 0)
+            fprintf(stderr, "%8lld node %u stops: its log write failed\n",
+                    (long long)sim_now(g_sim), i + 1);
+        node_crash(g_sim, n);
+        return 0;
+    }
+    abort();
+}
+
 static void node_boot(sim *s, node *n, const struct raft_configuration *bootstrap)
 {
     kv_store_init(&n->store, s->seed + n->index);
@@ -588,6 +620,12 @@ static void node_boot(sim *s, node *n, const struct raft_configuration *bootstra
     raft_set_pre_vote(n->raft, true);
     raft_set_install_snapshot_timeout(n->raft, 3000);
     replica_attach(n->r, n->raft);
+    /* as in production: a failed log write stops the node (here: crashes
+     * it; the fault's end restarts it, as the unit's Restart= does) */
+    if (!g_no_failstop) {
+        storage_failstop_install(&n->r->failstop, sim_world_io(s->w, n->index), "sim");
+        n->r->failstop.stop = node_failstop;
+    }
     if (s->no_match_guard) match_guard_remove(&n->r->match); /* libraft 0.15 as it is */
     if (bootstrap && raft_bootstrap(n->raft, bootstrap) != 0) abort();
     int rv = raft_start(n->raft);
@@ -890,10 +928,11 @@ enum {
     FAULT_SLOW,
     FAULT_TRANSFER,
     FAULT_MEMBER,
+    FAULT_DISK, /* --disk-faults only: last, so other schedules stay as they were */
     FAULT_KINDS
 };
-static const char *const fault_names[FAULT_KINDS] = {"cut",   "cut-out", "freeze",   "crash",
-                                                     "lossy", "slow",    "transfer", "member"};
+static const char *const fault_names[FAULT_KINDS] = {"cut",  "cut-out",  "freeze", "crash", "lossy",
+                                                     "slow", "transfer", "member", "disk"};
 
 static void apply_links(sim *s)
 {
@@ -1079,6 +1118,11 @@ static void fault_heal(sim *s)
         member_step(s);
         if (s->member_phase != MEMBER_DONE) return; /* not back yet */
         break;
+    case FAULT_DISK:
+        sim_world_disk_fail(s->w, s->fault_node, false);
+        if (n->state == NODE_CLOSING) return;          /* stopping: next step */
+        if (n->state == NODE_DOWN) node_restart(s, n); /* a supervisor's restart */
+        break;
     }
     s->fault_on = false;
 }
@@ -1102,7 +1146,7 @@ static void maybe_fault(sim *s)
         leader < N_NODES && rng_below(&s->rng, 4) != 0 ? leader : rng_below(&s->rng, N_NODES);
     node *n = &s->nodes[victim];
     if (n->state != NODE_UP) return;
-    int kind = (int)rng_below(&s->rng, FAULT_KINDS);
+    int kind = (int)rng_below(&s->rng, g_disk_faults ? FAULT_KINDS : FAULT_KINDS - 1);
     switch (kind) {
     case FAULT_CUT:
         n->cut_in = n->cut_out = true;
@@ -1133,6 +1177,9 @@ static void maybe_fault(sim *s)
         s->member_phase = MEMBER_REMOVING;
         s->member_next_ms = 0;
         s->member_answered = false;
+        break;
+    case FAULT_DISK:
+        sim_world_disk_fail(s->w, victim, true);
         break;
     case FAULT_SLOW: {
         /* one draw per statement: argument order is the compiler's */
@@ -1377,6 +1424,8 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
     srand((unsigned)seed); /* replica's forwarding backoff jitter */
     uv_loop_init(&s->loop);
     s->w = sim_world_create(seed ^ 0x5eed, N_NODES);
+    sim_world_torn_writes(s->w, g_disk_faults);
+    g_sim = s;
     set_latency(s, 15, 0);
     struct raft_configuration conf;
     raft_configuration_init(&conf);
@@ -1460,7 +1509,8 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
                 "%llu failed, %llu CAS refused, %llu with a TTL (%llu reads settled), transfers "
                 "%llu, members replaced "
                 "%llu, "
-                "faults %llu (crashes %llu, disk writes lost %llu), leaders %llu, snapshots "
+                "faults %llu (crashes %llu, disk writes lost %llu, failed %llu, torn %llu, nodes "
+                "stopped by a failed write %llu), leaders %llu, snapshots "
                 "%llu, installs %llu, steps %llu (invariants checked: commit on a majority "
                 "%llu, state at equal indexes %llu), simulated %.1f s\n",
                 (unsigned long long)seed, s->failed ? "FAILED: " : "ok", s->why,
@@ -1472,6 +1522,8 @@ static int sim_run(uint64_t seed, uint64_t target_ops, bool stale_reads, bool ve
                 (unsigned long long)s->transfers, (unsigned long long)s->member_changes,
                 (unsigned long long)s->faults, (unsigned long long)s->crashes,
                 (unsigned long long)sim_world_lost_writes(s->w),
+                (unsigned long long)sim_world_failed_writes(s->w),
+                (unsigned long long)sim_world_torn(s->w), (unsigned long long)s->failstops,
                 (unsigned long long)s->leader_changes, (unsigned long long)s->snapshots,
                 (unsigned long long)sim_world_installs(s->w), (unsigned long long)s->steps,
                 (unsigned long long)s->majority_checks, (unsigned long long)s->digest_checks,
@@ -1562,6 +1614,10 @@ int main(int argc, char **argv)
             g_ttl = g_local_clock_reads = true;
         } else if (strcmp(argv[i], "--no-settle") == 0) {
             g_ttl = g_no_settle = true;
+        } else if (strcmp(argv[i], "--disk-faults") == 0) {
+            g_disk_faults = true;
+        } else if (strcmp(argv[i], "--no-failstop") == 0) {
+            g_disk_faults = g_no_failstop = true;
         } else if (strcmp(argv[i], "--diverge") == 0) {
             g_diverge = true;
         } else if (strcmp(argv[i], "--history-dir") == 0 && i + 1 < argc) {
@@ -1572,7 +1628,7 @@ int main(int argc, char **argv)
                     "[--stale-reads] [--stale-bookmarks] [--no-match-guard] "
                     "[--trace-key K] [--history-dir DIR] [--diverge] [--ttl] [--ignore-ttl] "
                     "[--local-clock-reads] [--no-settle] "
-                    "[--cut-after-promotion]\n");
+                    "[--cut-after-promotion] [--disk-faults] [--no-failstop]\n");
             return 2;
         }
     }

@@ -57,6 +57,7 @@ typedef struct sim_node {
     raft_io_recv_cb recv;
     unsigned tick_ms;
     int64_t disk_done_at; /* completions stay in order */
+    bool disk_failing;    /* writes fail with EIO (sim_world_disk_fail) */
 } sim_node;
 
 struct sim_world {
@@ -68,7 +69,8 @@ struct sim_world {
     bool link[SIM_MAX_NODES][SIM_MAX_NODES];
     unsigned latency_ms, jitter_ms, drop_per_mille, disk_ms;
     event *events;
-    uint64_t lost_writes, installs;
+    uint64_t lost_writes, installs, failed_writes, torn_writes;
+    bool torn; /* a crash may leave part of the write in progress */
 };
 
 static uint64_t rng_next(sim_world *w)
@@ -240,22 +242,44 @@ static void disk_truncate(sim_node *n, raft_index index)
     while (n->n > 0 && n->start + n->n - 1 >= index) raft_free(n->entries[--n->n].buf.base);
 }
 
+/* The first k entries of append e reach the disk (the bufs then belong
+ * to it); the rest stay with e, to be freed with it. */
+static void disk_keep_prefix(sim_node *n, event *e, unsigned k)
+{
+    if (k == 0) return;
+    n->entries = xrealloc(n->entries, (n->n + k) * sizeof(*n->entries));
+    memcpy(n->entries + n->n, e->entries, k * sizeof(*e->entries));
+    n->n += k;
+    memmove(e->entries, e->entries + k, (e->n - k) * sizeof(*e->entries));
+    e->n -= k;
+}
+
 static void disk_run(sim_node *n, event *e)
 {
     switch (e->disk) {
     case DISK_APPEND:
-        n->entries = xrealloc(n->entries, (n->n + e->n) * sizeof(*n->entries));
-        memcpy(n->entries + n->n, e->entries, e->n * sizeof(*e->entries));
-        n->n += e->n;
-        free(e->entries); /* the bufs now belong to the disk */
-        e->entries = NULL;
-        e->n = 0;
+        if (n->disk_failing) {
+            /* after EIO the file holds an unknown part of the write: here a
+             * random prefix of its entries (possibly none, possibly all) */
+            disk_keep_prefix(n, e, (unsigned)(rng_next(n->w) % (e->n + 1)));
+            n->w->failed_writes++;
+            snprintf(n->io.errmsg, sizeof(n->io.errmsg), "simulated EIO writing the log");
+            e->append->cb(e->append, RAFT_IOERR);
+            break;
+        }
+        disk_keep_prefix(n, e, e->n);
         e->append->cb(e->append, 0);
         break;
     case DISK_TRUNCATE:
         disk_truncate(n, e->index);
         break;
     case DISK_SNAPSHOT_PUT: {
+        if (n->disk_failing) { /* nothing of it counts: the old snapshot stays */
+            n->w->failed_writes++;
+            snprintf(n->io.errmsg, sizeof(n->io.errmsg), "simulated EIO writing a snapshot");
+            e->put->cb(e->put, RAFT_IOERR);
+            break;
+        }
         struct raft_snapshot *s = e->snapshot;
         e->snapshot = NULL;
         snapshot_free(n->snapshot);
@@ -702,8 +726,45 @@ bool sim_world_frozen(const sim_world *w, unsigned i)
 
 void sim_world_crash(sim_world *w, unsigned i)
 {
-    w->nodes[i].up = false;
-    w->nodes[i].frozen = false;
+    sim_node *n = &w->nodes[i];
+    if (w->torn && n->up && !n->disk_failing) {
+        /* the write in progress (the earliest pending, if an append) may
+         * have reached the disk in part, though it never completed (a
+         * failing disk writes nothing more: the append it failed may have
+         * left only part of itself, and nothing may follow a hole) */
+        event *first = NULL;
+        for (event *e = w->events; e; e = e->next)
+            if (e->kind == EV_DISK && e->node == i &&
+                (!first || e->at < first->at || (e->at == first->at && e->seq < first->seq)))
+                first = e;
+        if (first && first->disk == DISK_APPEND && first->n > 0) {
+            unsigned k = (unsigned)(rng_next(w) % (first->n + 1));
+            if (k > 0) w->torn_writes++;
+            disk_keep_prefix(n, first, k);
+        }
+    }
+    n->up = false;
+    n->frozen = false;
+}
+
+void sim_world_disk_fail(sim_world *w, unsigned i, bool failing)
+{
+    w->nodes[i].disk_failing = failing;
+}
+
+void sim_world_torn_writes(sim_world *w, bool on)
+{
+    w->torn = on;
+}
+
+uint64_t sim_world_failed_writes(const sim_world *w)
+{
+    return w->failed_writes;
+}
+
+uint64_t sim_world_torn(const sim_world *w)
+{
+    return w->torn_writes;
 }
 
 void sim_world_wipe(sim_world *w, unsigned i)

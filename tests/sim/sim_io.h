@@ -55,6 +55,15 @@ void sim_world_freeze(sim_world *w, unsigned i, bool frozen);
 bool sim_world_frozen(const sim_world *w, unsigned i);
 void sim_world_crash(sim_world *w, unsigned i);
 void sim_world_revive(sim_world *w, unsigned i);
+/* Disk faults. While node i's disk fails, an append completes with
+ * RAFT_IOERR after a random prefix of its entries reached the disk (what
+ * a file holds after EIO is unknown), and a snapshot write fails whole.
+ * With torn writes on, a crash may leave a random prefix of the append in
+ * progress on the disk, though libraft never heard it completed. */
+void sim_world_disk_fail(sim_world *w, unsigned i, bool failing);
+void sim_world_torn_writes(sim_world *w, bool on);
+uint64_t sim_world_failed_writes(const sim_world *w);
+uint64_t sim_world_torn(const sim_world *w);
 /* What node i's disk holds at index (completed writes only): the entry's
  * term, or 0 when it holds no entry there; *covered: a snapshot on the
  * disk includes index. */

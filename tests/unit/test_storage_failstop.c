@@ -41,11 +41,12 @@ static void complete(int i, int status)
 }
 
 static int stops, stop_status;
-static void record_stop(storage_failstop *f, int status)
+static int record_stop(storage_failstop *f, int status)
 {
     (void)f;
     stops++;
     stop_status = status;
+    return status;
 }
 
 static int delivered[8], delivered_status[8], n_delivered;
