@@ -28,6 +28,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "shim.h"
+
 static int under_fault(int fd)
 {
     const char *dir = getenv("CAIRN_FAULT_DIR");
@@ -59,15 +61,9 @@ static void note(const char *what, int fd)
     close(lfd);
 }
 
-#define REAL(name, type) ((type)dlsym(RTLD_NEXT, #name))
-
 long syscall(long number, ...)
 {
-    va_list ap;
-    va_start(ap, number);
-    long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
-    long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
-    va_end(ap);
+    SHIM_SYSCALL_ARGS(number);
     long rv = REAL(syscall, long (*)(long, ...))(number, a1, a2, a3, a4, a5, a6);
     if (number == SYS_io_getevents && rv > 0) {
         struct io_event *ev = (struct io_event *)a4;

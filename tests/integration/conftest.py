@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,6 +52,18 @@ _LIVE_LOCK = threading.Lock()
 # --------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------
+
+def build_shim(source, out, libs=("-ldl",)):
+    """Build an LD_PRELOAD library from tests/fault (plain cc, no
+    sanitizers: it is preloaded into sanitized builds too)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc, "a C compiler is needed to build the fault shims (scripts/deps.sh installs one)"
+    r = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out),
+                        str(REPO / "tests" / "fault" / source), *libs],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    assert r.returncode == 0, r.stdout.decode(errors="replace")
+    return out
+
 
 def qkey(key, keep_slash=False):
     """Percent-encode a key (bytes or str) for a request path."""

@@ -16,31 +16,20 @@ leader's costs a re-election); once the device is back, a restart (what
 systemd's Restart=on-failure does) loads what was written and catches up;
 no acknowledged write is lost.
 """
-import shutil
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import wait_until
+from conftest import build_shim, wait_until
 from test_cluster import leader_of, make_cluster
 
-REPO = Path(__file__).resolve().parents[2]
 STOP_LINE = "cannot write the raft log: stopping"
 
 
 @pytest.fixture
 def shim(tmp_path):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    assert cc, "a C compiler is needed to build the fault shim (scripts/deps.sh installs one)"
-    out = tmp_path / "fault_shim.so"
-    r = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out),
-                        str(REPO / "tests/fault/fault_shim.c"), "-ldl"],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-    assert r.returncode == 0, r.stdout.decode(errors="replace")
-    return out
+    return build_shim("fault_shim.c", tmp_path / "fault_shim.so")
 
 
 def faulty_node(make_node, shim, tmp_path, node_id, **kw):
