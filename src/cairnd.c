@@ -373,7 +373,7 @@ int main(int argc, char **argv)
     }
     memory_init();
     if (d.cfg.listen_resp[0]) {
-        d.resp = resp_api_create(&d.api);
+        d.resp = resp_api_create(&d.api, d.loop);
         if (net_server_listen_tls(d.server, d.cfg.listen_resp, &resp_api_proto, d.resp, d.tls, err,
                                   sizeof(err)) != 0) {
             LOG_ERROR("cannot start", LF_S("error", err));

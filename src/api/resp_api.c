@@ -148,7 +148,7 @@ static metrics_histogram *resp__histogram(resp_api *ra, size_t idx)
     return ra->m_latency[idx];
 }
 
-resp_api *resp_api_create(api *a)
+resp_api *resp_api_create(api *a, uv_loop_t *loop)
 {
     resp_api *ra = xcalloc(1, sizeof(*ra));
     ra->a = a;
@@ -168,12 +168,14 @@ resp_api *resp_api_create(api *a)
     ra->m_protocol_errors =
         metrics_counter_get("cairn_resp_protocol_errors_total",
                             "Redis protocol connections closed for malformed input", "");
+    resp_blocking_init(ra, loop);
     return ra;
 }
 
 void resp_api_destroy(resp_api *ra)
 {
     if (!ra) return;
+    resp_blocking_close(ra);
     free(ra->cmds);
     free(ra->m_cmd);
     free(ra->m_latency);
@@ -210,6 +212,7 @@ static resp_req *resp__new_req(resp_conn *rc)
     req->argc = 0;
     memset(req->n, 0, sizeof(req->n));
     req->opt = 0;
+    req->block = NULL;
     req->next = NULL;
     if (rc->tail)
         rc->tail->next = req;
@@ -417,14 +420,19 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
 
 /* ---- writes and reads ----------------------------------------------------------- */
 
+void resp_req_answer_write(resp_req *req, int status, const kv_result *res, resp_write_fn done)
+{
+    if (status != REPLICA_OK)
+        resp__replica_error(req, status);
+    else if (!resp__kv_error(req, res))
+        done(req, res);
+}
+
 static void resp__write_cb(replica_req *rr, int status)
 {
     resp_req *req = rr->data;
     req->waiting = false;
-    if (status != REPLICA_OK)
-        resp__replica_error(req, status);
-    else if (!resp__kv_error(req, &rr->result))
-        req->on_write(req, &rr->result);
+    resp_req_answer_write(req, status, &rr->result, req->on_write);
     resp__complete(req);
 }
 
@@ -541,13 +549,32 @@ kv_entry *resp_req_lookup(resp_req *req, const resp_arg *key)
 
 /* Keys over --max-key-bytes, checked for every key position the command
  * table declares. */
+bool resp_cmd_keys(const resp_cmd *cmd, const resp_arg *argv, size_t argc, long *first, long *last)
+{
+    if (cmd->flags & RESP_CMD_NUMKEYS) {
+        size_t at = (size_t)cmd->first_key;
+        int64_t numkeys;
+        if (argc <= at || !strconv_parse_i64(argv[at].ptr, argv[at].len, &numkeys) ||
+            numkeys <= 0 || (uint64_t)numkeys > argc - at - 1)
+            return false;
+        *first = (long)at + 1;
+        *last = (long)at + (long)numkeys;
+        return true;
+    }
+    if (cmd->first_key <= 0) return false;
+    *first = cmd->first_key;
+    *last = cmd->last_key < 0 ? (long)argc + cmd->last_key : cmd->last_key;
+    if (*last >= (long)argc) *last = (long)argc - 1;
+    return true;
+}
+
 static bool resp__check_keys(resp_req *req)
 {
     const resp_cmd *cmd = req->cmd;
-    if (cmd->first_key <= 0) return true;
+    long first, last;
+    if (!resp_cmd_keys(cmd, req->argv, req->argc, &first, &last)) return true;
     uint64_t max = req->a->cfg->max_key_bytes;
-    long last = cmd->last_key < 0 ? (long)req->argc + cmd->last_key : cmd->last_key;
-    for (long i = cmd->first_key; i <= last && i < (long)req->argc; i += cmd->key_step) {
+    for (long i = first; i <= last; i += cmd->key_step) {
         if (req->argv[i].len > max) {
             resp_req_errorf(req, "ERR key too large (max %llu bytes)", (unsigned long long)max);
             return false;
@@ -585,7 +612,8 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
         const resp_cmd *cmd = ra->cmds[idx];
         req->cmd = cmd;
         rc->last_cmd = cmd->name;
-        if (!(cmd->flags & RESP_CMD_WRITE)) rc->pending_read = true;
+        if (!(cmd->flags & RESP_CMD_WRITE) || (cmd->flags & RESP_CMD_BLOCKING))
+            rc->pending_read = true;
         if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
             (cmd->arity < 0 && argc < (size_t)-cmd->arity))
             resp_req_error_arity(req);
@@ -689,7 +717,10 @@ static void resp__process(resp_conn *rc)
         }
         const resp_parser *p = &rc->parser;
         size_t idx = resp__find(ra, p->argv[0].ptr, p->argv[0].len);
-        bool is_write = idx < ra->ncmds && (ra->cmds[idx]->flags & RESP_CMD_WRITE);
+        /* a blocking command is ordered like a read: nothing after it
+         * starts until it answers, as on a blocked Redis client */
+        bool is_write = idx < ra->ncmds && (ra->cmds[idx]->flags & RESP_CMD_WRITE) &&
+                        !(ra->cmds[idx]->flags & RESP_CMD_BLOCKING);
         bool observes = idx < ra->ncmds && !is_write;
         bool ordered = rc->pending && (observes || rc->pending_read);
         if (ordered || rc->pending >= ra->max_pending) {
@@ -770,8 +801,10 @@ static void resp__on_close(net_conn *c)
     if (rc->next) rc->next->prev = rc->prev;
     ra->n_conns--;
     /* No callback may reach this connection any more. */
-    for (resp_req *req = rc->head; req; req = req->next)
+    for (resp_req *req = rc->head; req; req = req->next) {
         if (req->rreq.op) replica_cancel(&req->rreq);
+        if (req->block) resp_block_detach(req);
+    }
     auth_wait_cancel(rc->auth_wait);
     if (rc->depth > 0) {
         rc->dead = true; /* freed when the call up the stack returns */

@@ -31,7 +31,7 @@ extern const net_proto resp_api_proto;
 
 /* Build the command index and register metrics; pass the result as the
  * listener's proto_ctx. */
-resp_api *resp_api_create(api *a);
+resp_api *resp_api_create(api *a, uv_loop_t *loop);
 /* After every connection is closed (net_server_close has completed). */
 void resp_api_destroy(resp_api *ra);
 

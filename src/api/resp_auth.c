@@ -182,10 +182,10 @@ bool resp_auth_admit(resp_req *req)
         return false;
     }
     bool ok = true;
-    if (cmd->first_key > 0) {
+    long first, last;
+    if (resp_cmd_keys(cmd, req->argv, req->argc, &first, &last)) {
         bool write = cmd->flags & RESP_CMD_WRITE;
-        long last = cmd->last_key < 0 ? (long)req->argc + cmd->last_key : cmd->last_key;
-        for (long i = cmd->first_key; ok && i <= last && i < (long)req->argc; i += cmd->key_step)
+        for (long i = first; ok && i <= last; i += cmd->key_step)
             ok = users_may_access(u, req->argv[i].ptr, req->argv[i].len, write);
     } else if (cmd->flags & RESP_CMD_KEYSPACE) {
         ok = resp__keyspace_allowed(req, u);

@@ -4,7 +4,8 @@
  * applies them; kv/list.h holds the quicklist); reads run on the local
  * store once the read is safe. Argument checks and error texts follow
  * Redis 7.0, checked against redis-server by
- * tests/integration/test_resp_lists.py. Blocking pops are not here yet. */
+ * tests/integration/test_resp_lists.py. The blocking pops (BLPOP ...)
+ * block in resp_block.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,13 +100,8 @@ static void list__reply_popped(resp_req *req, const kv_result *res)
     }
     resp_write_array(&req->reply, (size_t)res->integer);
     size_t pos = 0;
-    for (int64_t i = 0; i < res->integer; i++) {
-        const unsigned char *p = (const unsigned char *)res->value + pos;
-        uint32_t n =
-            (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-        resp_write_bulk(&req->reply, res->value + pos + 4, n);
-        pos += 4 + n;
-    }
+    kv_slice v;
+    while (kv_result_popped_next(res, &pos, &v)) resp_write_bulk(&req->reply, v.ptr, v.len);
 }
 
 static void list__pop(resp_req *req, bool head)
@@ -157,6 +153,174 @@ static void list__lmove(resp_req *req)
 static void list__rpoplpush(resp_req *req)
 {
     list__propose(req, 1, 2, KV_OP_LMOVE, 0, 0, 1, list__reply_value);
+}
+
+/* ---- LMPOP and the blocking pops ------------------------------------------------ */
+
+/* An LMPOP result (u32 len | key, then u32 len | element ...) as
+ * [key, element] (BLPOP) or [key, [element ...]] (LMPOP); none: null. */
+static void list__reply_mpop(resp_req *req, const kv_result *res, bool nested)
+{
+    if (!res->has_value) {
+        resp_write_null_array(&req->reply, req->proto);
+        return;
+    }
+    size_t pos = 0;
+    kv_slice key = kv_result_popped_key(res, &pos), v;
+    resp_write_array(&req->reply, 2);
+    resp_write_bulk(&req->reply, key.ptr, key.len);
+    if (nested) resp_write_array(&req->reply, (size_t)res->integer);
+    while (kv_result_popped_next(res, &pos, &v)) resp_write_bulk(&req->reply, v.ptr, v.len);
+}
+
+static void list__reply_key_element(resp_req *req, const kv_result *res)
+{
+    list__reply_mpop(req, res, false);
+}
+
+static void list__reply_key_elements(resp_req *req, const kv_result *res)
+{
+    list__reply_mpop(req, res, true);
+}
+
+/* A blocking command that timed out: Redis answers a null array, also
+ * for BLMOVE and BRPOPLPUSH. */
+static void list__timed_out(resp_req *req)
+{
+    resp_write_null_array(&req->reply, req->proto);
+}
+
+/* Redis' blocking timeout: seconds as a float; 0 waits for ever. */
+static bool list__timeout_arg(resp_req *req, const resp_arg *v, int64_t *ms)
+{
+    long double t;
+    if (!strconv_parse_ld(v->ptr, v->len, &t)) {
+        resp_req_error(req, "ERR timeout is not a float or out of range");
+        return false;
+    }
+    /* Redis converts to a long long count of ms first: past its range
+     * that wraps negative on x86, and Redis says so */
+    if (t < 0 || t * 1000 >= 9223372036854775808.0L) {
+        resp_req_error(req, "ERR timeout is negative");
+        return false;
+    }
+    if (t * 1000 > (long double)(INT64_MAX - replica_now_ms())) {
+        resp_req_error(req, "ERR timeout is out of range");
+        return false;
+    }
+    *ms = (int64_t)(t * 1000);
+    if (*ms == 0 && t > 0) *ms = 1; /* a positive timeout never means "for ever" */
+    return true;
+}
+
+static void list__block(resp_req *req, size_t first, size_t n, int op, int64_t a, int64_t b,
+                        int64_t timeout_ms, resp_write_fn done, resp_proc timed_out)
+{
+    kv_slice small[16];
+    kv_slice *args = n <= 16 ? small : xmalloc(n * sizeof(kv_slice));
+    for (size_t i = 0; i < n; i++) args[i] = list__arg(req, first + i);
+    kv_command cmd = {.op = (uint8_t)op, .a = a, .b = b, .nargs = (uint32_t)n, .args = args};
+    resp_block_pop(req, &cmd, timeout_ms, done, timed_out);
+    if (args != small) free(args);
+}
+
+static void list__bpop(resp_req *req, bool head)
+{
+    int64_t timeout;
+    if (!list__timeout_arg(req, &req->argv[req->argc - 1], &timeout)) return;
+    list__block(req, 1, req->argc - 2, KV_OP_LMPOP, head, 1, timeout, list__reply_key_element,
+                list__timed_out);
+}
+
+static void list__blpop(resp_req *req)
+{
+    list__bpop(req, true);
+}
+
+static void list__brpop(resp_req *req)
+{
+    list__bpop(req, false);
+}
+
+static void list__blmove(resp_req *req)
+{
+    int from = list__side(&req->argv[3]), to = list__side(&req->argv[4]);
+    if (from < 0 || to < 0) {
+        resp_req_error_syntax(req);
+        return;
+    }
+    int64_t timeout;
+    if (!list__timeout_arg(req, &req->argv[5], &timeout)) return;
+    list__block(req, 1, 2, KV_OP_LMOVE, from, to, timeout, list__reply_value, list__timed_out);
+}
+
+static void list__brpoplpush(resp_req *req)
+{
+    int64_t timeout;
+    if (!list__timeout_arg(req, &req->argv[3], &timeout)) return;
+    list__block(req, 1, 2, KV_OP_LMOVE, 0, 1, timeout, list__reply_value, list__timed_out);
+}
+
+/* numkeys key [key ...] LEFT|RIGHT [COUNT count] from argv[at]: the keys'
+ * first index and count, the side and the count; false after replying. */
+static bool list__mpop_args(resp_req *req, size_t at, size_t *first, size_t *n, int *head,
+                            int64_t *count)
+{
+    int64_t numkeys;
+    if (!strconv_parse_i64(req->argv[at].ptr, req->argv[at].len, &numkeys) || numkeys <= 0) {
+        resp_req_error(req, "ERR numkeys should be greater than 0");
+        return false;
+    }
+    /* numkeys past the arguments is a syntax error in Redis' LMPOP */
+    if ((uint64_t)numkeys >= req->argc - at - 1) {
+        resp_req_error_syntax(req);
+        return false;
+    }
+    *first = at + 1;
+    *n = (size_t)numkeys;
+    size_t i = at + 1 + (size_t)numkeys;
+    if ((*head = list__side(&req->argv[i])) < 0) {
+        resp_req_error_syntax(req);
+        return false;
+    }
+    *count = 1;
+    bool counted = false;
+    for (i++; i < req->argc; i++) {
+        if (!counted && resp_format_arg_is(&req->argv[i], "count") && i + 1 < req->argc) {
+            if (!strconv_parse_i64(req->argv[i + 1].ptr, req->argv[i + 1].len, count) ||
+                *count <= 0) {
+                resp_req_error(req, "ERR count should be greater than 0");
+                return false;
+            }
+            counted = true;
+            i++;
+        } else {
+            resp_req_error_syntax(req);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void list__lmpop(resp_req *req)
+{
+    size_t first, n;
+    int head;
+    int64_t count;
+    if (!list__mpop_args(req, 1, &first, &n, &head, &count)) return;
+    list__propose(req, first, n, KV_OP_LMPOP, 0, head, count, list__reply_key_elements);
+}
+
+static void list__blmpop(resp_req *req)
+{
+    int64_t timeout;
+    if (!list__timeout_arg(req, &req->argv[1], &timeout)) return;
+    size_t first, n;
+    int head;
+    int64_t count;
+    if (!list__mpop_args(req, 2, &first, &n, &head, &count)) return;
+    list__block(req, first, n, KV_OP_LMPOP, head, count, timeout, list__reply_key_elements,
+                list__timed_out);
 }
 
 /* ---- edits -------------------------------------------------------------------- */
@@ -366,6 +530,8 @@ static void list__lpos(resp_req *req)
 #define R RESP_CMD_READONLY
 #define D RESP_CMD_DENYOOM
 #define F RESP_CMD_FAST
+#define B RESP_CMD_BLOCKING
+#define N RESP_CMD_NUMKEYS
 
 const resp_cmd resp_cmds_lists[] = {
     {"lpush", list__lpush, -3, W | D | F, 1, 1, 1, "list", "1.0.0", "O(N)",
@@ -402,5 +568,23 @@ const resp_cmd resp_cmds_lists[] = {
      "source destination (LEFT|RIGHT) (LEFT|RIGHT)"},
     {"rpoplpush", list__rpoplpush, 3, W | D, 1, 2, 1, "list", "1.2.0", "O(1)",
      "Pop the last element of a list and push it at the head of another", "source destination"},
+    {"lmpop", list__lmpop, -4, W | N, 1, 0, 1, "list", "7.0.0", "O(N+M)",
+     "Pop elements from the first non-empty list",
+     "numkeys key [key ...] (LEFT|RIGHT) [COUNT count]"},
+    {"blpop", list__blpop, -3, W | B, 1, -2, 1, "list", "2.0.0", "O(N)",
+     "Pop the first element of the first non-empty list, or block until one is pushed",
+     "key [key ...] timeout"},
+    {"brpop", list__brpop, -3, W | B, 1, -2, 1, "list", "2.0.0", "O(N)",
+     "Pop the last element of the first non-empty list, or block until one is pushed",
+     "key [key ...] timeout"},
+    {"blmove", list__blmove, 6, W | D | B, 1, 2, 1, "list", "6.2.0", "O(1)",
+     "Pop an element from a list, push it onto another, or block until one is pushed",
+     "source destination (LEFT|RIGHT) (LEFT|RIGHT) timeout"},
+    {"brpoplpush", list__brpoplpush, 4, W | D | B, 1, 2, 1, "list", "2.2.0", "O(1)",
+     "Pop the last element of a list, push it onto another, or block until one is pushed",
+     "source destination timeout"},
+    {"blmpop", list__blmpop, -5, W | B | N, 2, 0, 1, "list", "7.0.0", "O(N+M)",
+     "Pop elements from the first non-empty list, or block until one is pushed",
+     "timeout numkeys key [key ...] (LEFT|RIGHT) [COUNT count]"},
 };
 const size_t resp_cmds_lists_count = sizeof(resp_cmds_lists) / sizeof(resp_cmds_lists[0]);

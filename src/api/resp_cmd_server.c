@@ -482,9 +482,12 @@ static void server__command_flags(buf *o, int proto, uint32_t f)
         uint32_t bit;
         const char *name;
     } names[] = {
-        {RESP_CMD_WRITE, "write"}, {RESP_CMD_READONLY, "readonly"}, {RESP_CMD_DENYOOM, "denyoom"},
-        {RESP_CMD_ADMIN, "admin"}, {RESP_CMD_NOSCRIPT, "noscript"}, {RESP_CMD_LOADING, "loading"},
-        {RESP_CMD_STALE, "stale"}, {RESP_CMD_FAST, "fast"},         {RESP_CMD_NO_AUTH, "no_auth"},
+        {RESP_CMD_WRITE, "write"},         {RESP_CMD_READONLY, "readonly"},
+        {RESP_CMD_DENYOOM, "denyoom"},     {RESP_CMD_ADMIN, "admin"},
+        {RESP_CMD_NOSCRIPT, "noscript"},   {RESP_CMD_LOADING, "loading"},
+        {RESP_CMD_STALE, "stale"},         {RESP_CMD_FAST, "fast"},
+        {RESP_CMD_NO_AUTH, "no_auth"},     {RESP_CMD_BLOCKING, "blocking"},
+        {RESP_CMD_NUMKEYS, "movablekeys"},
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) n += (f & names[i].bit) != 0;
@@ -495,7 +498,7 @@ static void server__command_flags(buf *o, int proto, uint32_t f)
 
 static void server__command_categories(buf *o, int proto, const resp_cmd *cmd)
 {
-    const char *cats[6];
+    const char *cats[7];
     size_t n = 0;
     uint32_t f = cmd->flags;
     if (f & RESP_CMD_WRITE) cats[n++] = "@write";
@@ -513,6 +516,7 @@ static void server__command_categories(buf *o, int proto, const resp_cmd *cmd)
     cats[n++] = (f & RESP_CMD_FAST) ? "@fast" : "@slow";
     if (f & RESP_CMD_ADMIN) cats[n++] = "@admin";
     if (f & (RESP_CMD_DANGEROUS | RESP_CMD_ADMIN)) cats[n++] = "@dangerous";
+    if (f & RESP_CMD_BLOCKING) cats[n++] = "@blocking";
     resp_write_set(o, proto, n);
     for (size_t i = 0; i < n; i++) resp_write_simple(o, cats[i]);
 }
@@ -523,9 +527,10 @@ static void server__command_info(buf *o, int proto, const resp_cmd *cmd)
     resp_write_bulk_str(o, cmd->name);
     resp_write_integer(o, cmd->arity);
     server__command_flags(o, proto, cmd->flags);
-    resp_write_integer(o, cmd->first_key);
-    resp_write_integer(o, cmd->last_key);
-    resp_write_integer(o, cmd->key_step);
+    bool movable = cmd->flags & RESP_CMD_NUMKEYS; /* Redis reports 0 0 0 */
+    resp_write_integer(o, movable ? 0 : cmd->first_key);
+    resp_write_integer(o, movable ? 0 : cmd->last_key);
+    resp_write_integer(o, movable ? 0 : cmd->key_step);
     server__command_categories(o, proto, cmd);
     resp_write_array(o, 0); /* tips */
     resp_write_array(o, 0); /* key specifications */
@@ -571,15 +576,17 @@ static void server__command_getkeys(resp_req *req)
         resp_req_error(req, "ERR Invalid number of arguments specified for command");
         return;
     }
-    if (cmd->first_key <= 0) {
-        resp_req_error(req, "ERR The command has no key arguments");
+    long first, last;
+    if (!resp_cmd_keys(cmd, argv, argc, &first, &last)) {
+        resp_req_error(req, (cmd->flags & RESP_CMD_NUMKEYS)
+                                ? "ERR Invalid arguments specified for command"
+                                : "ERR The command has no key arguments");
         return;
     }
-    long last = cmd->last_key < 0 ? (long)argc + cmd->last_key : cmd->last_key;
     size_t n = 0;
-    for (long i = cmd->first_key; i <= last && i < (long)argc; i += cmd->key_step) n++;
+    for (long i = first; i <= last; i += cmd->key_step) n++;
     resp_write_array(&req->reply, n);
-    for (long i = cmd->first_key; i <= last && i < (long)argc; i += cmd->key_step)
+    for (long i = first; i <= last; i += cmd->key_step)
         resp_write_bulk(&req->reply, argv[i].ptr, argv[i].len);
 }
 
@@ -736,8 +743,9 @@ static void server__info_text(resp_req *req, uint32_t want, buf *o)
         server__section(o, "Clients", &first);
         buf_printf(o,
                    "connected_clients:%" PRIu64 "\r\ncluster_connections:0\r\nmaxclients:%" PRIu64
-                   "\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
-                   ra->n_conns, cfg->max_clients);
+                   "\r\nblocked_clients:%" PRIu64
+                   "\r\ntracking_clients:0\r\nclients_in_timeout_table:%" PRIu64 "\r\n",
+                   ra->n_conns, cfg->max_clients, resp_blocking_count(ra), resp_blocking_count(ra));
     }
     if (want & INFO_MEMORY) {
         server__section(o, "Memory", &first);

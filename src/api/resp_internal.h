@@ -52,6 +52,10 @@ enum {
     RESP_CMD_NO_AUTH = 1 << 8,
     RESP_CMD_DANGEROUS = 1 << 9, /* ACL category only */
     RESP_CMD_KEYSPACE = 1 << 10, /* ACL @keyspace (else the group's) */
+    RESP_CMD_BLOCKING = 1 << 11, /* may block: ordered like a read (nothing after it
+                                  * starts until it answers), ACL @blocking */
+    RESP_CMD_NUMKEYS = 1 << 12,  /* keys move: first_key is the position of their count
+                                  * (LMPOP's numkeys), the keys follow it */
 };
 
 struct resp_cmd {
@@ -66,6 +70,10 @@ struct resp_cmd {
     const char *summary;
     const char *synopsis; /* arguments, in the notation of Redis' docs */
 };
+
+/* The positions of cmd's keys in argv, [*first, *last] by key_step;
+ * false when it has none. */
+bool resp_cmd_keys(const resp_cmd *cmd, const resp_arg *argv, size_t argc, long *first, long *last);
 
 /* The command tables of the topic modules. */
 extern const resp_cmd resp_cmds_strings[];
@@ -108,6 +116,7 @@ struct resp_api {
     uint64_t total_commands;
     uint64_t keyspace_hits, keyspace_misses;
     int64_t peak_memory;
+    struct resp_blocking *blocking; /* blocked clients (resp_block.c) */
 };
 
 struct resp_conn {
@@ -160,6 +169,7 @@ struct resp_req {
     /* options parsed by the handler for its continuation */
     int64_t n[4];
     uint32_t opt;
+    struct resp_block *block; /* a blocking pop's state, while it waits */
     buf reply;
     resp_req *next;
 };
@@ -167,6 +177,9 @@ struct resp_req {
 /* ---- used by the command modules (resp_api.c) ---- */
 
 void resp_req_propose(resp_req *req, kv_command *cmd, resp_write_fn done);
+/* A write's answer: the replica's or the state machine's error, else
+ * done's reply from res. */
+void resp_req_answer_write(resp_req *req, int status, const kv_result *res, resp_write_fn done);
 void resp_req_read(resp_req *req, resp_proc ready);
 
 void resp_req_error(resp_req *req, const char *msg);
@@ -185,6 +198,24 @@ bool resp_req_int_arg(resp_req *req, const resp_arg *v, int64_t *out);
 /* A request that waited for something other than the replica is done:
  * count it and write what is due. */
 void resp_req_finish_async(resp_req *req);
+
+/* ---- blocking pops (resp_block.c) ---- */
+
+/* Serve req by proposing cmd, a pop (LMPOP or LMOVE) whose result has no
+ * value when every list it looks at is empty or absent. Then the request
+ * blocks until a push applies to one of cmd's keys on this node (it is
+ * proposed again, blocked clients served in the order they blocked) or
+ * timeout_ms passes (0: never); `done` formats the reply from the result
+ * that served it, `timed_out` the timeout's reply. A client that leaves
+ * loses no element: a pop that completes after it left is pushed back. */
+void resp_block_pop(resp_req *req, const kv_command *cmd, int64_t timeout_ms, resp_write_fn done,
+                    resp_proc timed_out);
+/* The client of a blocked request left (its connection closes). */
+void resp_block_detach(resp_req *req);
+void resp_blocking_init(resp_api *ra, uv_loop_t *loop);
+void resp_blocking_close(resp_api *ra);
+/* Blocked clients now (INFO's blocked_clients). */
+uint64_t resp_blocking_count(const resp_api *ra);
 
 /* ---- authentication and limits (resp_auth.c) ---- */
 

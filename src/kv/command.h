@@ -58,6 +58,8 @@ typedef enum kv_op {
     KV_OP_LTRIM,   /* key: keep [a, b] */
     KV_OP_LINSERT, /* key pivot value: a = 1 before, 0 after */
     KV_OP_LMOVE,   /* src dst: a = 1 pop the head, b = 1 push at the head */
+    KV_OP_LMPOP,   /* key...: pop up to b elements of the first non-empty list; a = 1 head;
+                    * value: u32 len | key, then u32 len | bytes per element */
     KV_OP_MAX_
 } kv_op;
 

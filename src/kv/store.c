@@ -31,6 +31,10 @@ void kv_store_replace(kv_store *s, kv_keyspace *ks, uint64_t revision)
     kv_keyspace_close(&s->ks);
     s->ks = *ks;
     s->revision = revision;
+    if (s->on_notify) {
+        kv_change c = {.revision = revision, .kind = KV_CHANGE_RESET};
+        s->on_notify(s->on_notify_ctx, &c);
+    }
 }
 
 kv_entry *kv_store_get(kv_store *s, const char *key, size_t key_len, int64_t now_ms)
@@ -90,7 +94,7 @@ static void store__describe(kv_result *res, const kv_entry *e)
 static void store__changed(kv_store *s, const kv_command *cmd, kv_change_kind kind, const char *key,
                            size_t key_len, const kv_entry *e, uint64_t rev)
 {
-    if (!s->on_change) return;
+    if (!s->on_change && !s->on_notify) return;
     kv_change c = {
         .revision = rev, .kind = kind, .key = key, .key_len = key_len, .now_ms = cmd->now_ms};
     if (e) {
@@ -101,7 +105,8 @@ static void store__changed(kv_store *s, const kv_command *cmd, kv_change_kind ki
         }
         c.expire_ms = e->expire_ms;
     }
-    s->on_change(s->on_change_ctx, &c);
+    if (s->on_change) s->on_change(s->on_change_ctx, &c);
+    if (s->on_notify) s->on_notify(s->on_notify_ctx, &c);
 }
 
 /* e's current value and expiry (e->mod_rev is the change's revision). */
@@ -685,6 +690,24 @@ static void store__lpush(kv_store *s, const kv_command *cmd, kv_result *res)
     store__describe(res, e);
 }
 
+/* Pop up to count elements of e into the scratch buffer, after what it
+ * holds, each as u32 length | bytes; returns how many. */
+static int64_t store__pop_counted(kv_store *s, kv_entry *e, bool head, int64_t count)
+{
+    int64_t popped = 0;
+    for (; popped < count; popped++) {
+        size_t at = s->scratch.len;
+        buf_append(&s->scratch, "\0\0\0\0", 4);
+        if (!kv_list_pop(&s->ks, e, head, &s->scratch)) {
+            s->scratch.len = at;
+            break;
+        }
+        uint32_t n = (uint32_t)(s->scratch.len - at - 4);
+        for (int k = 0; k < 4; k++) s->scratch.data[at + k] = (char)(n >> (8 * k));
+    }
+    return popped;
+}
+
 static void store__lpop(kv_store *s, const kv_command *cmd, kv_result *res)
 {
     if (cmd->nargs != 1 || cmd->b < 0) {
@@ -702,17 +725,7 @@ static void store__lpop(kv_store *s, const kv_command *cmd, kv_result *res)
         kv_list_pop(&s->ks, e, head, &s->scratch);
         res->integer = 1;
     } else {
-        for (int64_t i = 0; i < cmd->b; i++) {
-            size_t at = s->scratch.len;
-            buf_append(&s->scratch, "\0\0\0\0", 4);
-            if (!kv_list_pop(&s->ks, e, head, &s->scratch)) {
-                s->scratch.len = at;
-                break;
-            }
-            uint32_t n = (uint32_t)(s->scratch.len - at - 4);
-            for (int k = 0; k < 4; k++) s->scratch.data[at + k] = (char)(n >> (8 * k));
-            res->integer++;
-        }
+        res->integer = store__pop_counted(s, e, head, cmd->b);
     }
     res->has_value = true;
     res->value = s->scratch.data ? s->scratch.data : "";
@@ -811,6 +824,32 @@ static void store__lmove(kv_store *s, const kv_command *cmd, kv_result *res)
     res->has_value = true;
     res->value = s->scratch.data ? s->scratch.data : "";
     res->value_len = n;
+}
+
+/* LMPOP, BLPOP and family: the first key holding a non-empty list serves
+ * (a key of another type before it answers WRONGTYPE, as in Redis). */
+static void store__lmpop(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 1 || cmd->b < 1) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    for (uint32_t i = 0; i < cmd->nargs; i++) {
+        kv_entry *e = store__list(s, cmd, i, res);
+        if (res->status) return;
+        if (!e) continue;
+        buf_reset(&s->scratch);
+        char len[4];
+        for (int k = 0; k < 4; k++) len[k] = (char)(cmd->args[i].len >> (8 * k));
+        buf_append(&s->scratch, len, 4);
+        buf_append(&s->scratch, cmd->args[i].ptr, cmd->args[i].len);
+        res->integer = store__pop_counted(s, e, cmd->a == 1, cmd->b);
+        res->has_value = true;
+        res->value = s->scratch.data;
+        res->value_len = s->scratch.len;
+        store__list_changed(s, cmd, e, ++s->revision);
+        return;
+    }
 }
 
 static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
@@ -935,6 +974,9 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
     case KV_OP_LMOVE:
         store__lmove(s, cmd, res);
         break;
+    case KV_OP_LMPOP:
+        store__lmpop(s, cmd, res);
+        break;
     default:
         res->status = KV_ERR_MALFORMED;
         break;
@@ -952,6 +994,26 @@ static uint32_t store__get32(const char *p)
 {
     const unsigned char *u = (const unsigned char *)p;
     return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
+
+static kv_slice store__slice_at(const kv_result *res, size_t *pos)
+{
+    uint32_t n = store__get32(res->value + *pos);
+    kv_slice s = {res->value + *pos + 4, n};
+    *pos += 4 + (size_t)n;
+    return s;
+}
+
+kv_slice kv_result_popped_key(const kv_result *res, size_t *pos)
+{
+    return store__slice_at(res, pos);
+}
+
+bool kv_result_popped_next(const kv_result *res, size_t *pos, kv_slice *out)
+{
+    if (*pos + 4 > res->value_len) return false;
+    *out = store__slice_at(res, pos);
+    return true;
 }
 
 static uint64_t store__get64(const char *p)

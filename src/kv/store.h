@@ -67,6 +67,7 @@ typedef enum kv_change_kind {
     KV_CHANGE_PUT = 1,    /* key now holds value (and expire_ms, 0 = none) */
     KV_CHANGE_DELETE = 2, /* key removed */
     KV_CHANGE_FLUSH = 3,  /* every key removed */
+    KV_CHANGE_RESET = 4,  /* the whole state replaced (a snapshot): on_notify only */
 } kv_change_kind;
 
 typedef struct kv_change {
@@ -109,6 +110,10 @@ typedef struct kv_store {
     void *on_result_ctx;
     kv_store_change_fn on_change; /* optional */
     void *on_change_ctx;
+    /* optional, a second listener of the node's own (blocked clients wait
+     * for pushes through it); also told KV_CHANGE_RESET by kv_store_replace */
+    kv_store_change_fn on_notify;
+    void *on_notify_ctx;
 } kv_store;
 
 void kv_store_init(kv_store *s, uint64_t seed);
@@ -131,6 +136,12 @@ const kv_member *kv_store_member(const kv_store *s, uint64_t id);
  * Decoding points res->value into data; returns 0 or -1 if malformed. */
 void kv_result_encode(const kv_result *res, buf *out);
 int kv_result_decode(const char *data, size_t len, kv_result *res);
+
+/* Reading a pop's result: LPOP with a count and LMPOP carry their
+ * elements as u32 length | bytes each, LMPOP the key before them. Start
+ * with pos 0; kv_result_popped_key (LMPOP only) comes first. */
+kv_slice kv_result_popped_key(const kv_result *res, size_t *pos);
+bool kv_result_popped_next(const kv_result *res, size_t *pos, kv_slice *out);
 
 /* Replace the whole state (snapshot restore). Takes the keyspace by value;
  * the old one is freed. */

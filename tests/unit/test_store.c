@@ -1478,6 +1478,69 @@ static void assert_same_result(const kv_result *x, const kv_result *y)
     }
 }
 
+/* LMPOP: the first key holding a non-empty list serves (absent keys are
+ * skipped, another type before it is WRONGTYPE); the value names the key
+ * and carries the elements; nothing found changes nothing. */
+static uint32_t u32_at(const char *p)
+{
+    const unsigned char *q = (const unsigned char *)p;
+    return (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+}
+
+static void test_lmpop(void **state)
+{
+    (void)state;
+    kv_store s;
+    kv_store_init(&s, 1);
+    kv_command c = mk(KV_OP_LMPOP, 2, "none", "l");
+    c.a = 1;
+    c.b = 2;
+    kv_result r = run(&s, c);
+    assert_int_equal(r.status, KV_OK);
+    assert_false(r.has_value);
+    assert_int_equal(s.revision, 0);
+
+    c = mk(KV_OP_LPUSH, 4, "l", "a", "b", "c");
+    c.a = 0; /* RPUSH */
+    run(&s, c);
+    c = mk(KV_OP_LMPOP, 2, "none", "l");
+    c.a = 0; /* from the tail */
+    c.b = 2;
+    r = run(&s, c);
+    assert_true(r.has_value);
+    assert_int_equal(r.integer, 2);
+    assert_int_equal(u32_at(r.value), 1);
+    assert_memory_equal(r.value + 4, "l", 1);
+    assert_int_equal(u32_at(r.value + 5), 1);
+    assert_memory_equal(r.value + 9, "c", 1);
+    assert_int_equal(u32_at(r.value + 10), 1);
+    assert_memory_equal(r.value + 14, "b", 1);
+    assert_int_equal(r.value_len, 15);
+
+    c = mk(KV_OP_LMPOP, 1, "l");
+    c.a = 1;
+    c.b = 5; /* more than it holds: what there is, and the list goes */
+    r = run(&s, c);
+    assert_int_equal(r.integer, 1);
+    assert_null(kv_keyspace_find(&s.ks, "l", 1));
+
+    put(&s, "str", "v");
+    c = mk(KV_OP_LPUSH, 2, "l", "x");
+    run(&s, c);
+    c = mk(KV_OP_LMPOP, 2, "str", "l");
+    c.a = 1;
+    c.b = 1;
+    assert_int_equal(run(&s, c).status, KV_ERR_WRONGTYPE);
+    c = mk(KV_OP_LMPOP, 2, "l", "str");
+    c.a = 1;
+    c.b = 1;
+    assert_int_equal(run(&s, c).integer, 1); /* served before the string */
+    c = mk(KV_OP_LMPOP, 1, "l");
+    c.b = 0;
+    assert_int_equal(run(&s, c).status, KV_ERR_MALFORMED);
+    kv_store_close(&s);
+}
+
 static void test_property_determinism(void **state)
 {
     for (uint64_t run_seed = 1; run_seed <= 8; run_seed++) {
@@ -1791,6 +1854,7 @@ int main(void)
         cmocka_unit_test(test_noop_and_unknown),
         cmocka_unit_test(test_expired_is_absent),
         cmocka_unit_test(test_on_result_and_replace),
+        cmocka_unit_test(test_lmpop),
         cmocka_unit_test(test_property_determinism),
         cmocka_unit_test(test_property_model),
         cmocka_unit_test(test_property_changes_rebuild_the_keyspace),
