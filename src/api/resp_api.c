@@ -24,6 +24,7 @@
 #include "api/resp_internal.h"
 #include "obs/log.h"
 #include "util/alloc.h"
+#include "util/glob.h"
 #include "util/strconv.h"
 
 #define RESP_MAX_ARGS (1u << 20)
@@ -102,7 +103,7 @@ static void resp__index_commands(resp_api *ra)
     } tables[] = {
         {resp_cmds_server, resp_cmds_server_count}, {resp_cmds_strings, resp_cmds_strings_count},
         {resp_cmds_keys, resp_cmds_keys_count},     {resp_cmds_hashes, resp_cmds_hashes_count},
-        {resp_cmds_lists, resp_cmds_lists_count},
+        {resp_cmds_lists, resp_cmds_lists_count},   {resp_cmds_sets, resp_cmds_sets_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;
@@ -345,6 +346,66 @@ bool resp_req_check_value(resp_req *req, const resp_arg *v)
     if (v->len <= max) return true;
     resp_req_errorf(req, "ERR value too large (max %llu bytes)", (unsigned long long)max);
     return false;
+}
+
+bool resp_req_scan_args(resp_req *req)
+{
+    if (!resp_req_cursor_arg(req, &req->argv[2], &req->n[0])) return false;
+    req->n[1] = 10;
+    req->n[2] = 0;
+    for (size_t i = 3; i < req->argc; i += 2) {
+        if (i + 1 >= req->argc) {
+            resp_req_error_syntax(req);
+            return false;
+        }
+        if (resp_format_arg_is(&req->argv[i], "match")) {
+            req->n[2] = (int64_t)i + 1;
+        } else if (resp_format_arg_is(&req->argv[i], "count")) {
+            if (!resp_req_int_arg(req, &req->argv[i + 1], &req->n[1])) return false;
+            if (req->n[1] < 1) {
+                resp_req_error_syntax(req);
+                return false;
+            }
+        } else {
+            resp_req_error_syntax(req);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool resp_scan_take(resp_scan *sc, kv_slice item)
+{
+    sc->visited++;
+    if (sc->match && !glob_match(sc->match->ptr, sc->match->len, item.ptr, item.len, false))
+        return false;
+    resp_write_bulk(&sc->body, item.ptr, item.len);
+    sc->found++;
+    return true;
+}
+
+void resp_req_scan_reply(resp_req *req, const kv_entry *e, resp_scan_step step, size_t per_item)
+{
+    resp_scan sc = {.match = req->n[2] ? &req->argv[req->n[2]] : NULL};
+    buf_init(&sc.body);
+    uint64_t cursor = (uint64_t)req->n[0], count = (uint64_t)req->n[1];
+    if (count > ((uint64_t)1 << 40)) count = (uint64_t)1 << 40; /* keeps count * 10 exact */
+    if (!e) {
+        cursor = 0;
+    } else {
+        uint64_t steps = 0;
+        do {
+            cursor = step(e, cursor, &sc);
+            steps++;
+        } while (cursor && sc.visited < count && steps < count * 10);
+    }
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)cursor);
+    resp_write_array(&req->reply, 2);
+    resp_write_bulk(&req->reply, num, (size_t)n);
+    resp_write_array(&req->reply, per_item * sc.found);
+    buf_append(&req->reply, sc.body.data, sc.body.len);
+    buf_close(&sc.body);
 }
 
 bool resp_req_int_arg(resp_req *req, const resp_arg *v, int64_t *out)

@@ -255,77 +255,28 @@ static void hash__hvals(resp_req *req)
     resp_req_read(req, hash__hvals_ready);
 }
 
-/* HSCAN key cursor [MATCH pattern] [COUNT count]: n[0] cursor, n[1]
- * count, n[2] the MATCH argument's index (0: none) */
-typedef struct hscan_out {
-    const resp_arg *match;
-    buf body;
-    size_t found; /* fields written */
-    size_t visited;
-} hscan_out;
-
+/* HSCAN key cursor [MATCH pattern] [COUNT count] */
 static void hash__hscan_visit(void *ctx, kv_slice f, kv_slice v)
 {
-    hscan_out *o = ctx;
-    o->visited++;
-    if (o->match && !glob_match(o->match->ptr, o->match->len, f.ptr, f.len, false)) return;
-    resp_write_bulk(&o->body, f.ptr, f.len);
-    resp_write_bulk(&o->body, v.ptr, v.len);
-    o->found++;
+    resp_scan *sc = ctx;
+    if (resp_scan_take(sc, f)) resp_write_bulk(&sc->body, v.ptr, v.len);
+}
+
+static uint64_t hash__hscan_step(const kv_entry *e, uint64_t cursor, resp_scan *sc)
+{
+    return kv_hash_scan(e, cursor, hash__hscan_visit, sc);
 }
 
 static void hash__hscan_ready(resp_req *req)
 {
     bool wrong;
     kv_entry *e = hash__lookup(req, &wrong);
-    if (wrong) return;
-    hscan_out o = {.match = req->n[2] ? &req->argv[req->n[2]] : NULL};
-    buf_init(&o.body);
-    uint64_t cursor = (uint64_t)req->n[0], count = (uint64_t)req->n[1];
-    if (count > ((uint64_t)1 << 40)) count = (uint64_t)1 << 40; /* keeps count * 10 exact */
-    if (!e) {
-        cursor = 0;
-    } else {
-        /* as Redis: buckets until COUNT fields were seen, at most 10 x COUNT */
-        uint64_t buckets = 0;
-        do {
-            cursor = kv_hash_scan(e, cursor, hash__hscan_visit, &o);
-            buckets++;
-        } while (cursor && o.visited < count && buckets < count * 10);
-    }
-    char num[24];
-    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)cursor);
-    resp_write_array(&req->reply, 2);
-    resp_write_bulk(&req->reply, num, (size_t)n);
-    resp_write_array(&req->reply, 2 * o.found);
-    buf_append(&req->reply, o.body.data, o.body.len);
-    buf_close(&o.body);
+    if (!wrong) resp_req_scan_reply(req, e, hash__hscan_step, 2);
 }
 
 static void hash__hscan(resp_req *req)
 {
-    if (!resp_req_cursor_arg(req, &req->argv[2], &req->n[0])) return;
-    req->n[1] = 10;
-    req->n[2] = 0;
-    for (size_t i = 3; i < req->argc; i += 2) {
-        if (i + 1 >= req->argc) {
-            resp_req_error_syntax(req);
-            return;
-        }
-        if (resp_format_arg_is(&req->argv[i], "match")) {
-            req->n[2] = (int64_t)i + 1;
-        } else if (resp_format_arg_is(&req->argv[i], "count")) {
-            if (!resp_req_int_arg(req, &req->argv[i + 1], &req->n[1])) return;
-            if (req->n[1] < 1) {
-                resp_req_error_syntax(req);
-                return;
-            }
-        } else {
-            resp_req_error_syntax(req);
-            return;
-        }
-    }
-    resp_req_read(req, hash__hscan_ready);
+    if (resp_req_scan_args(req)) resp_req_read(req, hash__hscan_ready);
 }
 
 /* ---- the table ------------------------------------------------------------------ */

@@ -509,6 +509,8 @@ static void server__command_categories(buf *o, int proto, const resp_cmd *cmd)
         cats[n++] = "@hash";
     else if (strcmp(cmd->group, "list") == 0)
         cats[n++] = "@list";
+    else if (strcmp(cmd->group, "set") == 0)
+        cats[n++] = "@set";
     else if (f & RESP_CMD_KEYSPACE)
         cats[n++] = "@keyspace";
     else if (strcmp(cmd->group, "connection") == 0)

@@ -84,6 +84,8 @@ extern const resp_cmd resp_cmds_hashes[];
 extern const size_t resp_cmds_hashes_count;
 extern const resp_cmd resp_cmds_lists[];
 extern const size_t resp_cmds_lists_count;
+extern const resp_cmd resp_cmds_sets[];
+extern const size_t resp_cmds_sets_count;
 extern const resp_cmd resp_cmds_server[];
 extern const size_t resp_cmds_server_count;
 
@@ -192,6 +194,25 @@ bool resp_req_check_value(resp_req *req, const resp_arg *v);
 /* Parse a SCAN-family cursor (Redis reads it with strtoul: -1 wraps);
  * false after replying "ERR invalid cursor". */
 bool resp_req_cursor_arg(resp_req *req, const resp_arg *v, int64_t *out);
+/* HSCAN/SSCAN's key cursor [MATCH pattern] [COUNT count]: n[0] cursor,
+ * n[1] count (10), n[2] the pattern's argument index (0: none); false
+ * after replying the Redis error. */
+bool resp_req_scan_args(resp_req *req);
+/* HSCAN/SSCAN's walk: the step visits the items of one cursor step of
+ * the collection and hands each to resp_scan_take. */
+typedef struct resp_scan {
+    const resp_arg *match;
+    buf body;
+    size_t found, visited;
+} resp_scan;
+typedef uint64_t (*resp_scan_step)(const kv_entry *e, uint64_t cursor, resp_scan *sc);
+/* An item met by the walk: written and true, or false when MATCH leaves
+ * it out (a field's value is then left out too). */
+bool resp_scan_take(resp_scan *sc, kv_slice item);
+/* Walk e (NULL: absent) from the cursor of resp_req_scan_args until COUNT
+ * items were met or 10 x COUNT steps, as Redis does, and reply
+ * [next cursor, [items]]; per_item: bulks written per item taken. */
+void resp_req_scan_reply(resp_req *req, const kv_entry *e, resp_scan_step step, size_t per_item);
 /* Parse an integer argument; false after replying the Redis error. */
 bool resp_req_int_arg(resp_req *req, const resp_arg *v, int64_t *out);
 

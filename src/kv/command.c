@@ -143,7 +143,8 @@ const char *kv_op_name(int op)
         "?",        "put",    "del",     "mset",  "incr",    "incrfloat",  "append",
         "setrange", "expire", "persist", "getex", "rename",  "flush",      "expire_keys",
         "noop",     "member", "hset",    "hdel",  "hincr",   "hincrfloat", "lpush",
-        "lpop",     "lset",   "lrem",    "ltrim", "linsert", "lmove",      "lmpop"};
+        "lpop",     "lset",   "lrem",    "ltrim", "linsert", "lmove",      "lmpop",
+        "sadd",     "srem",   "spop",    "smove", "sstore"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

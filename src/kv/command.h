@@ -60,6 +60,12 @@ typedef enum kv_op {
     KV_OP_LMOVE,   /* src dst: a = 1 pop the head, b = 1 push at the head */
     KV_OP_LMPOP,   /* key...: pop up to b elements of the first non-empty list; a = 1 head;
                     * value: u32 len | key, then u32 len | bytes per element */
+    KV_OP_SADD,    /* key member ...: add (integer: how many were new) */
+    KV_OP_SREM,    /* key member ...: remove (an emptied set is deleted) */
+    KV_OP_SPOP,    /* key: remove members at random from seed b; a = count, -1: one (a bulk
+                    * reply); value: u32 len | member each */
+    KV_OP_SMOVE,   /* src dst member */
+    KV_OP_SSTORE,  /* dst key ...: dst = a (KV_SET_INTER/UNION/DIFF) of the keys' sets */
     KV_OP_MAX_
 } kv_op;
 

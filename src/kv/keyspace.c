@@ -50,7 +50,7 @@ static size_t ks__alloc_size(size_t n)
 
 const char *kv_type_name(int type)
 {
-    static const char *names[] = {"string", "hash", "list"};
+    static const char *names[] = {"string", "hash", "list", "set"};
     return type >= 0 && type < KV_TYPE_MAX_ ? names[type] : "none";
 }
 

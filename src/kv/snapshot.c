@@ -7,11 +7,12 @@
 
 #include "kv/hash.h"
 #include "kv/list.h"
+#include "kv/set.h"
 #include "util/alloc.h"
 #include "util/hash.h"
 
 #define SNAP_MAGIC "CAIRNSNP"
-#define SNAP_VERSION 4
+#define SNAP_VERSION 5 /* 5: sets */
 #define SNAP_HEADER_BYTES 32
 #define SNAP_ENTRY_HEADER_BYTES 40
 #define SNAP_ENTRY_TYPE_BYTES 2 /* version >= 4: u8 type | u8 encoding */
@@ -91,7 +92,10 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
     int rv = snap__put(&w, h, sizeof(h));
     for (kv_entry *e = kv_keyspace_first(&s->ks); e && !rv; e = kv_keyspace_next(e)) {
         char eh[SNAP_ENTRY_HEADER_BYTES + SNAP_ENTRY_TYPE_BYTES];
-        bool hash = e->type == KV_TYPE_HASH, list = e->type == KV_TYPE_LIST;
+        /* a set of listpack or hashtable encoding is written as a hash */
+        bool hash = e->type == KV_TYPE_HASH ||
+                    (e->type == KV_TYPE_SET && e->encoding != KV_ENC_INTSET),
+             list = e->type == KV_TYPE_LIST;
         size_t vlen = hash   ? kv_hash_serialized_len(e)
                       : list ? kv_list_serialized_len(e)
                              : (size_t)e->value_len;
@@ -275,7 +279,8 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
         int encoding = version >= 4 ? (unsigned char)eh[41] : KV_ENC_RAW;
         pos += header;
         if ((type == KV_TYPE_STRING && encoding != KV_ENC_RAW) ||
-            (type == KV_TYPE_LIST && encoding != KV_ENC_QUICKLIST) || type >= KV_TYPE_MAX_) {
+            (type == KV_TYPE_LIST && encoding != KV_ENC_QUICKLIST) ||
+            (type == KV_TYPE_SET && version < 5) || type >= KV_TYPE_MAX_) {
             snprintf(err, errlen, "snapshot entry %llu has unknown type %d/%d at offset %zu",
                      (unsigned long long)i, type, encoding, pos);
             goto fail;
@@ -301,7 +306,8 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
                                                 string ? vlen : 0);
         alloc_heap_prefault_step(&pf);
         if ((type == KV_TYPE_HASH && !kv_hash_load(&ks, e, encoding, key + klen, vlen)) ||
-            (type == KV_TYPE_LIST && !kv_list_load(&ks, e, key + klen, vlen))) {
+            (type == KV_TYPE_LIST && !kv_list_load(&ks, e, key + klen, vlen)) ||
+            (type == KV_TYPE_SET && !kv_set_load(&ks, e, encoding, key + klen, vlen))) {
             snprintf(err, errlen, "snapshot entry %llu is not a well-formed %s at offset %zu",
                      (unsigned long long)i, kv_type_name(type), pos);
             goto fail;

@@ -2,6 +2,7 @@
 
 #include "kv/hash.h"
 #include "kv/list.h"
+#include "kv/set.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -518,14 +519,38 @@ static void store__member(kv_store *s, const kv_command *cmd, kv_result *res)
 
 /* The hash at key for a hash command: NULL with res untouched when absent,
  * NULL with WRONGTYPE set when the key holds something else. */
-static kv_entry *store__hash(kv_store *s, const kv_command *cmd, kv_result *res)
+/* The live entry at args[i] if it holds type: NULL when absent, or (and
+ * WRONGTYPE set) when it holds another type. */
+static kv_entry *store__typed(kv_store *s, const kv_command *cmd, uint32_t i, int type,
+                              kv_result *res)
 {
-    kv_entry *e = store__live(s, cmd, cmd->args[0]);
-    if (e && e->type != KV_TYPE_HASH) {
+    kv_entry *e = store__live(s, cmd, cmd->args[i]);
+    if (e && e->type != type) {
         res->status = KV_ERR_WRONGTYPE;
         return NULL;
     }
     return e;
+}
+
+/* After a change to the collection e at rev, which now holds len
+ * elements: an emptied one is deleted (Redis has no empty collections),
+ * else it gets the revision and its change is reported. */
+static void store__collection_changed(kv_store *s, const kv_command *cmd, kv_entry *e, uint64_t rev,
+                                      uint64_t len)
+{
+    if (len == 0) {
+        store__changed(s, cmd, KV_CHANGE_DELETE, kv_entry_key(e), e->key_len, NULL, rev);
+        kv_keyspace_delete(&s->ks, kv_entry_key(e), e->key_len);
+        return;
+    }
+    e->version++;
+    e->mod_rev = rev;
+    store__changed_put(s, cmd, e);
+}
+
+static kv_entry *store__hash(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    return store__typed(s, cmd, 0, KV_TYPE_HASH, res);
 }
 
 /* A write to the hash at key (created when absent) at a new revision. */
@@ -580,15 +605,9 @@ static void store__hdel(kv_store *s, const kv_command *cmd, kv_result *res)
     res->integer = n;
     if (!n) return;
     s->revision = rev;
-    if (kv_hash_len(e) == 0) { /* no empty hashes: the key goes */
-        store__changed(s, cmd, KV_CHANGE_DELETE, cmd->args[0].ptr, cmd->args[0].len, NULL, rev);
-        kv_keyspace_delete(&s->ks, cmd->args[0].ptr, cmd->args[0].len);
-        return;
-    }
-    e->version++;
-    e->mod_rev = rev;
-    store__changed_put(s, cmd, e);
-    store__describe(res, e);
+    uint64_t left = kv_hash_len(e);
+    store__collection_changed(s, cmd, e, rev, left);
+    if (left) store__describe(res, e);
 }
 
 static void store__hincr(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -644,25 +663,12 @@ static void store__hincrfloat(kv_store *s, const kv_command *cmd, kv_result *res
  * (WRONGTYPE set). */
 static kv_entry *store__list(kv_store *s, const kv_command *cmd, uint32_t i, kv_result *res)
 {
-    kv_entry *e = store__live(s, cmd, cmd->args[i]);
-    if (e && e->type != KV_TYPE_LIST) {
-        res->status = KV_ERR_WRONGTYPE;
-        return NULL;
-    }
-    return e;
+    return store__typed(s, cmd, i, KV_TYPE_LIST, res);
 }
 
-/* After a change to the list e at rev: an emptied list is deleted. */
 static void store__list_changed(kv_store *s, const kv_command *cmd, kv_entry *e, uint64_t rev)
 {
-    if (kv_list_len(e) == 0) {
-        store__changed(s, cmd, KV_CHANGE_DELETE, kv_entry_key(e), e->key_len, NULL, rev);
-        kv_keyspace_delete(&s->ks, kv_entry_key(e), e->key_len);
-        return;
-    }
-    e->version++;
-    e->mod_rev = rev;
-    store__changed_put(s, cmd, e);
+    store__collection_changed(s, cmd, e, rev, kv_list_len(e));
 }
 
 static kv_entry *store__list_create(kv_store *s, kv_slice key, uint64_t rev)
@@ -852,6 +858,176 @@ static void store__lmpop(kv_store *s, const kv_command *cmd, kv_result *res)
     }
 }
 
+/* ---- sets (kv/set.h) ---------------------------------------------------------- */
+
+static uint32_t store__get32(const char *p);
+
+/* The set at args[i]: NULL when absent or (WRONGTYPE set) of another type. */
+static kv_entry *store__set(kv_store *s, const kv_command *cmd, uint32_t i, kv_result *res)
+{
+    return store__typed(s, cmd, i, KV_TYPE_SET, res);
+}
+
+static kv_entry *store__set_create(kv_store *s, kv_slice key, uint64_t rev)
+{
+    kv_entry *e = kv_keyspace_insert(&s->ks, key.ptr, key.len, NULL, 0);
+    kv_set_init(&s->ks, e);
+    e->create_rev = rev;
+    return e;
+}
+
+static void store__set_changed(kv_store *s, const kv_command *cmd, kv_entry *e, uint64_t rev)
+{
+    store__collection_changed(s, cmd, e, rev, kv_set_len(e));
+}
+
+static void store__sadd(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__set(s, cmd, 0, res);
+    if (res->status) return;
+    uint64_t rev = s->revision + 1; /* taken only if a member is new */
+    bool created = !e;
+    if (created) e = store__set_create(s, cmd->args[0], rev);
+    for (uint32_t i = 1; i < cmd->nargs; i++) res->integer += kv_set_add(&s->ks, e, cmd->args[i]);
+    if (!res->integer) return; /* an existing set with every member in it */
+    s->revision = rev;
+    store__set_changed(s, cmd, e, rev);
+    store__describe(res, e);
+}
+
+static void store__srem(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__set(s, cmd, 0, res);
+    if (!e) return;
+    for (uint32_t i = 1; i < cmd->nargs; i++)
+        res->integer += kv_set_remove(&s->ks, e, cmd->args[i]);
+    if (res->integer) store__set_changed(s, cmd, e, ++s->revision);
+}
+
+/* splitmix64 over the command's seed: SPOP picks the same members on
+ * every replica. */
+static uint64_t store__rnd(void *ctx)
+{
+    uint64_t *state = ctx;
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void store__collect_member(void *ctx, kv_slice m)
+{
+    buf *out = ctx;
+    char len[4];
+    for (int k = 0; k < 4; k++) len[k] = (char)(m.len >> (8 * k));
+    buf_append(out, len, 4);
+    buf_append(out, m.ptr, m.len);
+}
+
+static void store__spop(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 1 || cmd->a < -1) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__set(s, cmd, 0, res);
+    if (!e || cmd->a == 0) {
+        res->has_value = cmd->a >= 0 && !res->status; /* SPOP k 0 / absent: an empty array */
+        return;
+    }
+    uint64_t len = kv_set_len(e), n = cmd->a < 0 ? 1 : (uint64_t)cmd->a;
+    if (n > len) n = len;
+    uint64_t *idx = xmalloc(n * sizeof(*idx));
+    uint64_t state = (uint64_t)cmd->b;
+    kv_set_sample(len, n, store__rnd, &state, idx);
+    buf_reset(&s->scratch);
+    kv_set_pick(e, idx, n, store__collect_member, &s->scratch);
+    free(idx);
+    /* the members leave the set only now: the walk above read it */
+    for (size_t pos = 0; pos < s->scratch.len;) {
+        uint32_t k = store__get32(s->scratch.data + pos);
+        kv_set_remove(&s->ks, e, (kv_slice){s->scratch.data + pos + 4, k});
+        pos += 4 + (size_t)k;
+    }
+    res->integer = (int64_t)n;
+    res->has_value = true;
+    res->value = s->scratch.data;
+    res->value_len = s->scratch.len;
+    store__set_changed(s, cmd, e, ++s->revision);
+}
+
+static void store__smove(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 3) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *from = store__set(s, cmd, 0, res);
+    if (!from) return; /* absent: 0, whatever dst holds (as in Redis) */
+    kv_entry *to = store__set(s, cmd, 1, res);
+    if (res->status || !kv_set_contains(from, cmd->args[2])) return;
+    res->integer = 1;
+    bool same = cmd->args[0].len == cmd->args[1].len &&
+                memcmp(cmd->args[0].ptr, cmd->args[1].ptr, cmd->args[0].len) == 0;
+    if (same) return; /* Redis: 1, nothing changes */
+    uint64_t rev = ++s->revision;
+    kv_set_remove(&s->ks, from, cmd->args[2]);
+    store__set_changed(s, cmd, from, rev); /* may delete it */
+    if (!to) to = store__set_create(s, cmd->args[1], rev);
+    kv_set_add(&s->ks, to, cmd->args[2]);
+    store__set_changed(s, cmd, to, rev);
+}
+
+static void store__sstore(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 2 || cmd->a < KV_SET_INTER || cmd->a > KV_SET_DIFF) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    size_t n = cmd->nargs - 1;
+    const kv_entry **sets = xcalloc(n, sizeof(*sets));
+    for (size_t i = 0; i < n && !res->status; i++)
+        sets[i] = store__set(s, cmd, (uint32_t)i + 1, res);
+    if (res->status) {
+        free(sets);
+        return;
+    }
+    /* into a keyspace of its own first: dst may be one of the sources */
+    kv_keyspace tmp;
+    kv_keyspace_init(&tmp, s->ks.seed);
+    kv_entry *out = kv_keyspace_insert(&tmp, "", 0, NULL, 0);
+    kv_set_init(&tmp, out);
+    kv_set_combine(&tmp, out, sets, n, (int)cmd->a);
+    free(sets);
+    uint64_t card = kv_set_len(out);
+    kv_entry *dst = store__live(s, cmd, cmd->args[0]);
+    uint64_t rev = ++s->revision;
+    if (dst) { /* replaced whatever its type, as Redis does */
+        store__changed(s, cmd, KV_CHANGE_DELETE, cmd->args[0].ptr, cmd->args[0].len, NULL, rev);
+        kv_keyspace_delete(&s->ks, cmd->args[0].ptr, cmd->args[0].len);
+    }
+    if (card) {
+        dst = store__set_create(s, cmd->args[0], rev);
+        kv_set_iter it;
+        kv_slice m;
+        kv_set_iter_init(&it, out);
+        while (kv_set_iter_next(&it, &m)) kv_set_add(&s->ks, dst, m);
+        store__set_changed(s, cmd, dst, rev);
+    } else if (!dst) {
+        s->revision--; /* nothing there, nothing stored: no change */
+    }
+    kv_keyspace_close(&tmp);
+    res->integer = (int64_t)card;
+}
+
 static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
 
 void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -976,6 +1152,21 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_LMPOP:
         store__lmpop(s, cmd, res);
+        break;
+    case KV_OP_SADD:
+        store__sadd(s, cmd, res);
+        break;
+    case KV_OP_SREM:
+        store__srem(s, cmd, res);
+        break;
+    case KV_OP_SPOP:
+        store__spop(s, cmd, res);
+        break;
+    case KV_OP_SMOVE:
+        store__smove(s, cmd, res);
+        break;
+    case KV_OP_SSTORE:
+        store__sstore(s, cmd, res);
         break;
     default:
         res->status = KV_ERR_MALFORMED;

@@ -423,10 +423,10 @@ static void test_command_need_more_args(void **state)
 static void test_op_names(void **state)
 {
     static const char *names[] = {
-        "put",    "del",     "mset",  "incr",    "incrfloat",  "append",      "setrange",
-        "expire", "persist", "getex", "rename",  "flush",      "expire_keys", "noop",
-        "member", "hset",    "hdel",  "hincr",   "hincrfloat", "lpush",       "lpop",
-        "lset",   "lrem",    "ltrim", "linsert", "lmove",      "lmpop"};
+        "put",     "del",   "mset",       "incr",  "incrfloat",   "append", "setrange", "expire",
+        "persist", "getex", "rename",     "flush", "expire_keys", "noop",   "member",   "hset",
+        "hdel",    "hincr", "hincrfloat", "lpush", "lpop",        "lset",   "lrem",     "ltrim",
+        "linsert", "lmove", "lmpop",      "sadd",  "srem",        "spop",   "smove",    "sstore"};
     assert_int_equal(sizeof(names) / sizeof(names[0]), KV_OP_MAX_ - 1);
     for (int op = 1; op < KV_OP_MAX_; op++) assert_string_equal(kv_op_name(op), names[op - 1]);
     assert_string_equal(kv_op_name(0), "?");
@@ -601,13 +601,13 @@ static void test_snapshot_empty(void **state)
     buf_init(&out);
     buf_init(&want);
     snapshot_of(&a, &out);
-    craft_snapshot(&want, 4, 0, 0, NULL, 0);
+    craft_snapshot(&want, 5, 0, 0, NULL, 0);
     assert_int_equal(out.len, 44);
     assert_memory_equal(out.data, want.data, want.len);
 
     /* an empty snapshot with a revision replaces a store with content */
     apply_put(&b, "x", 1, "y", 1, 0);
-    craft_snapshot(&want, 4, 77, 0, NULL, 0);
+    craft_snapshot(&want, 5, 77, 0, NULL, 0);
     char err[256];
     assert_int_equal(load(&b, &want, err, sizeof(err)), 0);
     assert_int_equal(b.revision, 77);
@@ -640,7 +640,7 @@ static void test_snapshot_round_trip_10k(void **state)
     /* the writer follows the documented format exactly */
     snap_ent *ents;
     size_t n = entries_of(&a, &ents);
-    craft_snapshot(&want, 4, a.revision, n, ents, n);
+    craft_snapshot(&want, 5, a.revision, n, ents, n);
     assert_int_equal(out.len, want.len);
     assert_memory_equal(out.data, want.data, want.len);
     free(ents);
@@ -869,7 +869,7 @@ static void test_snapshot_crafted_errors(void **state)
     craft_snapshot(&b, 1, 1, 2, empty_late, 2);
     expect_load_error(&v, &b, "out of order");
 
-    craft_snapshot(&b, 5, 3, 3, e, 3);
+    craft_snapshot(&b, 6, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
     craft_snapshot(&b, 0, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
@@ -948,7 +948,7 @@ static void test_snapshot_crafted_valid(void **state)
     assert_int_equal(x->expire_ms, -7);
     assert_int_equal(x->value_len, 0);
     snapshot_of(&s, &out);
-    craft_snapshot(&b, 4, 5, 4, e, 4); /* a version 3 file is written back as 4 */
+    craft_snapshot(&b, 5, 5, 4, e, 4); /* a version 3 file is written back as 5 */
     assert_int_equal(out.len, b.len);
     assert_memory_equal(out.data, b.data, b.len);
     buf_close(&b);
