@@ -57,7 +57,8 @@ static void fuzz_check_store(kv_store *s)
         CHECK(kv_keyspace_find(&s->ks, kv_entry_key(e), e->key_len) == e);
         /* a string's bytes, a packed hash's buffer, or (hashtable, quicklist)
          * an object behind value with value_len 0 */
-        if (e->encoding == KV_ENC_HASHTABLE || e->encoding == KV_ENC_QUICKLIST)
+        if (e->encoding == KV_ENC_HASHTABLE || e->encoding == KV_ENC_QUICKLIST ||
+            e->encoding == KV_ENC_SKIPLIST)
             CHECK(e->value != NULL && e->value_len == 0);
         else
             CHECK((e->value == NULL) == (e->value_len == 0));

@@ -104,6 +104,7 @@ static void resp__index_commands(resp_api *ra)
         {resp_cmds_server, resp_cmds_server_count}, {resp_cmds_strings, resp_cmds_strings_count},
         {resp_cmds_keys, resp_cmds_keys_count},     {resp_cmds_hashes, resp_cmds_hashes_count},
         {resp_cmds_lists, resp_cmds_lists_count},   {resp_cmds_sets, resp_cmds_sets_count},
+        {resp_cmds_zsets, resp_cmds_zsets_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;
@@ -463,7 +464,9 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
         msg = "WRONGTYPE Operation against a key holding the wrong kind of value";
         break;
     case KV_ERR_NAN_OR_INF:
-        msg = "ERR increment would produce NaN or Infinity";
+        msg = strcmp(req->cmd->group, "sortedset") == 0
+                  ? "ERR resulting score is not a number (NaN)"
+                  : "ERR increment would produce NaN or Infinity";
         break;
     case KV_ERR_NO_SUCH_KEY:
         msg = "ERR no such key";

@@ -511,6 +511,8 @@ static void server__command_categories(buf *o, int proto, const resp_cmd *cmd)
         cats[n++] = "@list";
     else if (strcmp(cmd->group, "set") == 0)
         cats[n++] = "@set";
+    else if (strcmp(cmd->group, "sortedset") == 0)
+        cats[n++] = "@sortedset";
     else if (f & RESP_CMD_KEYSPACE)
         cats[n++] = "@keyspace";
     else if (strcmp(cmd->group, "connection") == 0)

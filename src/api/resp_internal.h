@@ -86,6 +86,8 @@ extern const resp_cmd resp_cmds_lists[];
 extern const size_t resp_cmds_lists_count;
 extern const resp_cmd resp_cmds_sets[];
 extern const size_t resp_cmds_sets_count;
+extern const resp_cmd resp_cmds_zsets[];
+extern const size_t resp_cmds_zsets_count;
 extern const resp_cmd resp_cmds_server[];
 extern const size_t resp_cmds_server_count;
 

@@ -144,7 +144,8 @@ const char *kv_op_name(int op)
         "setrange", "expire", "persist", "getex", "rename",  "flush",      "expire_keys",
         "noop",     "member", "hset",    "hdel",  "hincr",   "hincrfloat", "lpush",
         "lpop",     "lset",   "lrem",    "ltrim", "linsert", "lmove",      "lmpop",
-        "sadd",     "srem",   "spop",    "smove", "sstore"};
+        "sadd",     "srem",   "spop",    "smove", "sstore", "zadd", "zrem", "zpop",
+        "zremrangebyrank", "zremrangebyscore"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

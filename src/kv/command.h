@@ -66,6 +66,13 @@ typedef enum kv_op {
                     * reply); value: u32 len | member each */
     KV_OP_SMOVE,   /* src dst member */
     KV_OP_SSTORE,  /* dst key ...: dst = a (KV_SET_INTER/UNION/DIFF) of the keys' sets */
+    KV_OP_ZADD,    /* key score member ...: a = KV_ZADD_* flags; INCR: value is the new score
+                    * (8 bytes, the double's bits), none when NX/XX/GT/LT held it back */
+    KV_OP_ZREM,    /* key member ... */
+    KV_OP_ZPOP,    /* key: a = count (-1: one), b = 1 the highest; value: member, score text
+                    * (u32 len | bytes each) per member */
+    KV_OP_ZREMRANGEBYRANK,  /* key: remove ranks [a, b] (negative from the end) */
+    KV_OP_ZREMRANGEBYSCORE, /* key min max: bounds as ZRANGE BYSCORE reads them */
     KV_OP_MAX_
 } kv_op;
 
@@ -82,6 +89,16 @@ enum {
      * recently returns the remembered result and changes nothing */
     KV_FLAG_IDEMPOTENT = 1 << 8,
     KV_FLAG_ALL_ = (1 << 9) - 1
+};
+
+/* ZADD's options (KV_OP_ZADD's a) */
+enum {
+    KV_ZADD_NX = 1,
+    KV_ZADD_XX = 2,
+    KV_ZADD_GT = 4,
+    KV_ZADD_LT = 8,
+    KV_ZADD_CH = 16,
+    KV_ZADD_INCR = 32,
 };
 
 typedef struct kv_slice {

@@ -2,6 +2,7 @@
 
 #include "kv/hash.h"
 #include "kv/list.h"
+#include "kv/zset.h"
 
 #include <malloc.h>
 #include <stdlib.h>
@@ -50,25 +51,30 @@ static size_t ks__alloc_size(size_t n)
 
 const char *kv_type_name(int type)
 {
-    static const char *names[] = {"string", "hash", "list", "set"};
+    static const char *names[] = {"string", "hash", "list", "set", "zset"};
     return type >= 0 && type < KV_TYPE_MAX_ ? names[type] : "none";
 }
 
 /* A value that is an object of its type's module, not a byte buffer. */
 static bool ks__holds_table(const kv_entry *e)
 {
-    return e->encoding == KV_ENC_HASHTABLE || e->encoding == KV_ENC_QUICKLIST;
+    return e->encoding == KV_ENC_HASHTABLE || e->encoding == KV_ENC_QUICKLIST ||
+           e->encoding == KV_ENC_SKIPLIST;
 }
 
 static size_t ks__object_mem(const kv_entry *e)
 {
-    return e->encoding == KV_ENC_QUICKLIST ? kv_list_mem(e->value) : kv_hash_table_mem(e->value);
+    return e->encoding == KV_ENC_QUICKLIST  ? kv_list_mem(e->value)
+           : e->encoding == KV_ENC_SKIPLIST ? kv_zset_mem(e->value)
+                                            : kv_hash_table_mem(e->value);
 }
 
 static void ks__object_free(kv_entry *e)
 {
     if (e->encoding == KV_ENC_QUICKLIST)
         kv_list_free(e->value);
+    else if (e->encoding == KV_ENC_SKIPLIST)
+        kv_zset_free(e->value);
     else
         kv_hash_table_free(e->value);
 }

@@ -25,13 +25,21 @@
 /* What an entry holds (Redis' TYPE) and how (OBJECT ENCODING). A string's
  * bytes are value/value_len; other types are described in their modules
  * (kv/hash.h). */
-enum { KV_TYPE_STRING = 0, KV_TYPE_HASH = 1, KV_TYPE_LIST = 2, KV_TYPE_SET = 3, KV_TYPE_MAX_ };
+enum {
+    KV_TYPE_STRING = 0,
+    KV_TYPE_HASH = 1,
+    KV_TYPE_LIST = 2,
+    KV_TYPE_SET = 3,
+    KV_TYPE_ZSET = 4,
+    KV_TYPE_MAX_
+};
 enum {
     KV_ENC_RAW = 0,
     KV_ENC_LISTPACK = 1,
     KV_ENC_HASHTABLE = 2,
     KV_ENC_QUICKLIST = 3,
     KV_ENC_INTSET = 4,
+    KV_ENC_SKIPLIST = 5,
     KV_ENC_MAX_
 };
 

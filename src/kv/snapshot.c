@@ -8,11 +8,12 @@
 #include "kv/hash.h"
 #include "kv/list.h"
 #include "kv/set.h"
+#include "kv/zset.h"
 #include "util/alloc.h"
 #include "util/hash.h"
 
 #define SNAP_MAGIC "CAIRNSNP"
-#define SNAP_VERSION 5 /* 5: sets */
+#define SNAP_VERSION 5 /* 5: sets and sorted sets */
 #define SNAP_HEADER_BYTES 32
 #define SNAP_ENTRY_HEADER_BYTES 40
 #define SNAP_ENTRY_TYPE_BYTES 2 /* version >= 4: u8 type | u8 encoding */
@@ -95,9 +96,10 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
         /* a set of listpack or hashtable encoding is written as a hash */
         bool hash = e->type == KV_TYPE_HASH ||
                     (e->type == KV_TYPE_SET && e->encoding != KV_ENC_INTSET),
-             list = e->type == KV_TYPE_LIST;
+             list = e->type == KV_TYPE_LIST, zset = e->type == KV_TYPE_ZSET;
         size_t vlen = hash   ? kv_hash_serialized_len(e)
                       : list ? kv_list_serialized_len(e)
+                      : zset ? kv_zset_serialized_len(e)
                              : (size_t)e->value_len;
         snap__le32(eh, e->key_len);
         snap__le32(eh + 4, (uint32_t)vlen);
@@ -124,6 +126,20 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
                 snap__le32(n, (uint32_t)v.len);
                 if (!rv) rv = snap__put(&w, n, 4);
                 if (!rv && v.len) rv = snap__put(&w, v.ptr, v.len);
+            }
+        } else if (!rv && zset && e->encoding == KV_ENC_SKIPLIST) {
+            /* the listpack layout, from the skiplist (allocating nothing) */
+            char n[12];
+            snap__le32(n, (uint32_t)kv_zset_len(e));
+            rv = snap__put(&w, n, 4);
+            kv_zset_iter it;
+            kv_slice m;
+            double score;
+            kv_zset_iter_init(&it, e, 0, false);
+            while (!rv && kv_zset_iter_next(&it, &m, &score)) {
+                kv_zset_entry_header(n, score, (uint32_t)m.len);
+                rv = snap__put(&w, n, 12);
+                if (!rv && m.len) rv = snap__put(&w, m.ptr, m.len);
             }
         } else if (!rv && list) {
             char n[4];
@@ -280,7 +296,8 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
         pos += header;
         if ((type == KV_TYPE_STRING && encoding != KV_ENC_RAW) ||
             (type == KV_TYPE_LIST && encoding != KV_ENC_QUICKLIST) ||
-            (type == KV_TYPE_SET && version < 5) || type >= KV_TYPE_MAX_) {
+            ((type == KV_TYPE_SET || type == KV_TYPE_ZSET) && version < 5) ||
+            type >= KV_TYPE_MAX_) {
             snprintf(err, errlen, "snapshot entry %llu has unknown type %d/%d at offset %zu",
                      (unsigned long long)i, type, encoding, pos);
             goto fail;
@@ -307,7 +324,8 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
         alloc_heap_prefault_step(&pf);
         if ((type == KV_TYPE_HASH && !kv_hash_load(&ks, e, encoding, key + klen, vlen)) ||
             (type == KV_TYPE_LIST && !kv_list_load(&ks, e, key + klen, vlen)) ||
-            (type == KV_TYPE_SET && !kv_set_load(&ks, e, encoding, key + klen, vlen))) {
+            (type == KV_TYPE_SET && !kv_set_load(&ks, e, encoding, key + klen, vlen)) ||
+            (type == KV_TYPE_ZSET && !kv_zset_load(&ks, e, encoding, key + klen, vlen))) {
             snprintf(err, errlen, "snapshot entry %llu is not a well-formed %s at offset %zu",
                      (unsigned long long)i, kv_type_name(type), pos);
             goto fail;

@@ -10,7 +10,7 @@
  *   encoding, and the encoding byte says which one to rebuild; a list's is
  *   u32 count | count x (u32 len | bytes) (kv/list.h); a set's is its intset
  *   array (kv/set.h) or, listpack or hashtable, the hash layout with empty
- *   values
+ *   values; a sorted set's its listpack layout (kv/zset.h)
  *   (version >= 2) u32 n_members, n x (u64 id | u16 len | http | u16 len | resp)
  *   (version >= 3) u32 n_dedup, n x (u8 key_len | key | u32 status | i64 integer
  *                  | u64 revision | u64 create_rev | u64 mod_rev | u64 version), oldest first

@@ -3,6 +3,7 @@
 #include "kv/hash.h"
 #include "kv/list.h"
 #include "kv/set.h"
+#include "kv/zset.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -1028,6 +1029,193 @@ static void store__sstore(kv_store *s, const kv_command *cmd, kv_result *res)
     res->integer = (int64_t)card;
 }
 
+/* ---- sorted sets (kv/zset.h) --------------------------------------------------- */
+
+static kv_entry *store__zset(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    return store__typed(s, cmd, 0, KV_TYPE_ZSET, res);
+}
+
+static void store__zset_changed(kv_store *s, const kv_command *cmd, kv_entry *e, uint64_t rev)
+{
+    store__collection_changed(s, cmd, e, rev, kv_zset_len(e));
+}
+
+/* ZADD and ZINCRBY: the front end checked the options and the scores; a
+ * score that does not parse here is a malformed command */
+static void store__zadd(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    int64_t f = cmd->a;
+    bool incr = f & KV_ZADD_INCR;
+    if (cmd->nargs < 3 || cmd->nargs % 2 == 0 || (incr && cmd->nargs != 3)) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    uint32_t pairs = (cmd->nargs - 1) / 2;
+    double *scores = xmalloc(pairs * sizeof(*scores));
+    for (uint32_t i = 0; i < pairs; i++) {
+        if (!kv_zset_parse_score(cmd->args[1 + 2 * i].ptr, cmd->args[1 + 2 * i].len, &scores[i])) {
+            free(scores);
+            res->status = KV_ERR_MALFORMED;
+            return;
+        }
+    }
+    kv_entry *e = store__zset(s, cmd, res);
+    if (res->status || (!e && (f & KV_ZADD_XX))) { /* XX on nothing: nothing */
+        free(scores);
+        return;
+    }
+    uint64_t rev = s->revision + 1; /* taken only if something changes */
+    bool created = !e;
+    if (created) {
+        e = kv_keyspace_insert(&s->ks, cmd->args[0].ptr, cmd->args[0].len, NULL, 0);
+        kv_zset_init(&s->ks, e);
+        e->create_rev = rev;
+    }
+    int64_t added = 0, changed = 0;
+    double result = 0;
+    bool done = false;
+    for (uint32_t i = 0; i < pairs; i++) {
+        kv_slice m = cmd->args[2 + 2 * i];
+        double score = scores[i], cur;
+        bool have = kv_zset_score(e, m, &cur);
+        if ((have && (f & KV_ZADD_NX)) || (!have && (f & KV_ZADD_XX))) continue;
+        if (have && incr) score = cur + score;
+        if (incr && isnan(score)) {
+            res->status = KV_ERR_NAN_OR_INF;
+            break;
+        }
+        if (have && (((f & KV_ZADD_GT) && !(score > cur)) || ((f & KV_ZADD_LT) && !(score < cur))))
+            continue;
+        result = score;
+        done = true;
+        if (!have) {
+            kv_zset_set(&s->ks, e, m, score);
+            added++;
+        } else if (cur != score) {
+            kv_zset_set(&s->ks, e, m, score);
+            changed++;
+        }
+    }
+    free(scores);
+    if (added || changed) {
+        s->revision = rev;
+        store__zset_changed(s, cmd, e, rev);
+    } else if (created) {
+        kv_keyspace_delete(&s->ks, cmd->args[0].ptr, cmd->args[0].len); /* never was */
+    }
+    if (res->status) return;
+    if (incr) {
+        if (!done) return; /* held back: a nil reply */
+        buf_reset(&s->scratch);
+        char bits[8];
+        uint64_t u;
+        memcpy(&u, &result, 8);
+        for (int k = 0; k < 8; k++) bits[k] = (char)(u >> (8 * k));
+        buf_append(&s->scratch, bits, 8);
+        res->has_value = true;
+        res->value = s->scratch.data;
+        res->value_len = 8;
+        return;
+    }
+    res->integer = (f & KV_ZADD_CH) ? added + changed : added;
+}
+
+static void store__zrem(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__zset(s, cmd, res);
+    if (!e) return;
+    for (uint32_t i = 1; i < cmd->nargs; i++)
+        res->integer += kv_zset_remove(&s->ks, e, cmd->args[i]);
+    if (res->integer) store__zset_changed(s, cmd, e, ++s->revision);
+}
+
+/* Remove ranks [from, from + n) (ascending), collecting member and score
+ * text into the scratch buffer when `collect`. */
+static void store__zremove_ranks(kv_store *s, kv_entry *e, uint64_t from, uint64_t n, bool rev,
+                                 bool collect)
+{
+    buf_reset(&s->scratch);
+    kv_zset_iter it;
+    kv_slice m;
+    double score;
+    kv_zset_iter_init(&it, e, from, rev);
+    for (uint64_t i = 0; i < n && kv_zset_iter_next(&it, &m, &score); i++) {
+        char text[64];
+        int tl = snprintf(text, sizeof(text), "%.17g", score);
+        store__collect_member(&s->scratch, m);
+        store__collect_member(&s->scratch, (kv_slice){text, (size_t)tl});
+    }
+    /* the members leave only now: the walk above read the set */
+    for (size_t pos = 0; pos < s->scratch.len;) {
+        uint32_t k = store__get32(s->scratch.data + pos);
+        kv_zset_remove(&s->ks, e, (kv_slice){s->scratch.data + pos + 4, k});
+        pos += 4 + (size_t)k;
+        pos += 4 + (size_t)store__get32(s->scratch.data + pos); /* its score */
+    }
+    if (!collect) buf_reset(&s->scratch);
+}
+
+static void store__zpop(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 1 || cmd->a < -1) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__zset(s, cmd, res);
+    res->has_value = !res->status;
+    res->value = "";
+    if (!e || cmd->a == 0) return;
+    uint64_t len = kv_zset_len(e), n = cmd->a < 0 ? 1 : (uint64_t)cmd->a;
+    if (n > len) n = len;
+    store__zremove_ranks(s, e, 0, n, cmd->b == 1, true);
+    res->integer = (int64_t)n;
+    res->value = s->scratch.data;
+    res->value_len = s->scratch.len;
+    store__zset_changed(s, cmd, e, ++s->revision);
+}
+
+static void store__zremrangebyrank(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 1) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__zset(s, cmd, res);
+    if (!e) return;
+    int64_t len = (int64_t)kv_zset_len(e), start = cmd->a, stop = cmd->b;
+    if (start < 0) start += len;
+    if (stop < 0) stop += len;
+    if (start < 0) start = 0;
+    if (start > stop || start >= len) return;
+    if (stop >= len) stop = len - 1;
+    store__zremove_ranks(s, e, (uint64_t)start, (uint64_t)(stop - start + 1), false, false);
+    res->integer = stop - start + 1;
+    store__zset_changed(s, cmd, e, ++s->revision);
+}
+
+static void store__zremrangebyscore(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    double min, max;
+    bool minx, maxx;
+    if (cmd->nargs != 3 || !kv_zset_parse_bound(cmd->args[1].ptr, cmd->args[1].len, &min, &minx) ||
+        !kv_zset_parse_bound(cmd->args[2].ptr, cmd->args[2].len, &max, &maxx)) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__zset(s, cmd, res);
+    if (!e) return;
+    uint64_t from = kv_zset_below(e, min, !minx), to = kv_zset_below(e, max, maxx);
+    if (to <= from) return;
+    store__zremove_ranks(s, e, from, to - from, false, false);
+    res->integer = (int64_t)(to - from);
+    store__zset_changed(s, cmd, e, ++s->revision);
+}
+
 static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
 
 void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -1167,6 +1355,21 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_SSTORE:
         store__sstore(s, cmd, res);
+        break;
+    case KV_OP_ZADD:
+        store__zadd(s, cmd, res);
+        break;
+    case KV_OP_ZREM:
+        store__zrem(s, cmd, res);
+        break;
+    case KV_OP_ZPOP:
+        store__zpop(s, cmd, res);
+        break;
+    case KV_OP_ZREMRANGEBYRANK:
+        store__zremrangebyrank(s, cmd, res);
+        break;
+    case KV_OP_ZREMRANGEBYSCORE:
+        store__zremrangebyscore(s, cmd, res);
         break;
     default:
         res->status = KV_ERR_MALFORMED;

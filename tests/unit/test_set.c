@@ -16,6 +16,7 @@
 #include "kv/set.h"
 #include "kv/snapshot.h"
 #include "kv/store.h"
+#include "unit_rand.h"
 
 #define MODEL_MAX 2048
 
@@ -28,15 +29,12 @@ static uint64_t rng = 0x2545F4914F6CDD1DULL;
 
 static uint64_t next_rand(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return unit_rand(&rng);
 }
 
 static kv_slice sl(const char *s)
 {
-    return (kv_slice){s, strlen(s)};
+    return unit_slice(s);
 }
 
 static long model_find(const model *m, const char *s)

@@ -1,0 +1,520 @@
+/* resp_cmd_zsets: the sorted set commands (ZADD and family; issue 12).
+ *
+ * Writes are one kv command each (KV_OP_ZADD, ZREM, ZPOP, ZREMRANGEBY*:
+ * kv/store.c applies them; kv/zset.h holds the encodings). Scores are
+ * checked here and parsed again by apply with the same parser
+ * (kv_zset_parse_score). Reads run on the local store once the read is
+ * safe. Argument checks, error texts and reply types (doubles in RESP3,
+ * pairs for WITHSCORES) follow Redis 7.0, checked against redis-server by
+ * tests/integration/test_resp_zsets.py. Not here yet: BYLEX and the lex
+ * commands, ZUNION/ZINTER/ZDIFF (and STORE), ZRANGESTORE, ZRANDMEMBER,
+ * ZMPOP and the blocking pops. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/resp_internal.h"
+#include "kv/zset.h"
+#include "util/alloc.h"
+#include "util/strconv.h"
+
+static kv_slice zset__arg(const resp_req *req, size_t i)
+{
+    return (kv_slice){req->argv[i].ptr, req->argv[i].len};
+}
+
+static kv_entry *zset__lookup(resp_req *req, bool *wrong)
+{
+    return resp_req_lookup_typed(req, &req->argv[1], KV_TYPE_ZSET, wrong);
+}
+
+static void zset__propose(resp_req *req, size_t first, size_t n, int op, int64_t a, int64_t b,
+                          resp_write_fn done)
+{
+    kv_slice small[16];
+    kv_slice *args = n <= 16 ? small : xmalloc(n * sizeof(kv_slice));
+    for (size_t i = 0; i < n; i++) args[i] = zset__arg(req, first + i);
+    kv_command cmd = {.op = (uint8_t)op, .a = a, .b = b, .nargs = (uint32_t)n, .args = args};
+    resp_req_propose(req, &cmd, done);
+    if (args != small) free(args);
+}
+
+static void zset__reply_integer(resp_req *req, const kv_result *res)
+{
+    resp_write_integer(&req->reply, res->integer);
+}
+
+static bool zset__score_arg(resp_req *req, size_t i, double *out)
+{
+    if (kv_zset_parse_score(req->argv[i].ptr, req->argv[i].len, out)) return true;
+    resp_req_error(req, "ERR value is not a valid float");
+    return false;
+}
+
+/* ---- writes -------------------------------------------------------------------- */
+
+static void zset__reply_incr(resp_req *req, const kv_result *res)
+{
+    if (!res->has_value) {
+        resp_req_null(req);
+        return;
+    }
+    uint64_t u = 0;
+    for (int k = 0; k < 8; k++) u |= (uint64_t)(unsigned char)res->value[k] << (8 * k);
+    double d;
+    memcpy(&d, &u, 8);
+    resp_write_double(&req->reply, req->proto, d);
+}
+
+static void zset__zadd(resp_req *req)
+{
+    int64_t f = 0;
+    size_t i = 2;
+    for (; i < req->argc; i++) {
+        const resp_arg *a = &req->argv[i];
+        if (resp_format_arg_is(a, "nx"))
+            f |= KV_ZADD_NX;
+        else if (resp_format_arg_is(a, "xx"))
+            f |= KV_ZADD_XX;
+        else if (resp_format_arg_is(a, "gt"))
+            f |= KV_ZADD_GT;
+        else if (resp_format_arg_is(a, "lt"))
+            f |= KV_ZADD_LT;
+        else if (resp_format_arg_is(a, "ch"))
+            f |= KV_ZADD_CH;
+        else if (resp_format_arg_is(a, "incr"))
+            f |= KV_ZADD_INCR;
+        else
+            break;
+    }
+    size_t left = req->argc - i;
+    if (left == 0 || left % 2) {
+        resp_req_error_syntax(req);
+        return;
+    }
+    if ((f & KV_ZADD_NX) && (f & KV_ZADD_XX)) {
+        resp_req_error(req, "ERR XX and NX options at the same time are not compatible");
+        return;
+    }
+    if (((f & KV_ZADD_GT) && (f & (KV_ZADD_LT | KV_ZADD_NX))) ||
+        ((f & KV_ZADD_LT) && (f & KV_ZADD_NX))) {
+        resp_req_error(req, "ERR GT, LT, and/or NX options at the same time are not compatible");
+        return;
+    }
+    if ((f & KV_ZADD_INCR) && left > 2) {
+        resp_req_error(req, "ERR INCR option supports a single increment-element pair");
+        return;
+    }
+    for (size_t k = i; k < req->argc; k += 2) {
+        double d;
+        if (!zset__score_arg(req, k, &d)) return;
+        if (!resp_req_check_value(req, &req->argv[k + 1])) return;
+    }
+    /* key, then score member pairs */
+    size_t n = 1 + left;
+    kv_slice small[17];
+    kv_slice *args = n <= 17 ? small : xmalloc(n * sizeof(kv_slice));
+    args[0] = zset__arg(req, 1);
+    for (size_t k = 0; k < left; k++) args[1 + k] = zset__arg(req, i + k);
+    kv_command cmd = {.op = KV_OP_ZADD, .a = f, .nargs = (uint32_t)n, .args = args};
+    resp_req_propose(req, &cmd, (f & KV_ZADD_INCR) ? zset__reply_incr : zset__reply_integer);
+    if (args != small) free(args);
+}
+
+static void zset__zincrby(resp_req *req)
+{
+    double d;
+    if (!zset__score_arg(req, 2, &d)) return;
+    if (!resp_req_check_value(req, &req->argv[3])) return;
+    zset__propose(req, 1, 3, KV_OP_ZADD, KV_ZADD_INCR, 0, zset__reply_incr);
+}
+
+static void zset__zrem(resp_req *req)
+{
+    zset__propose(req, 1, req->argc - 1, KV_OP_ZREM, 0, 0, zset__reply_integer);
+}
+
+/* member, score text pairs as [m, s, ...] (RESP2) or [[m, s], ...] (RESP3
+ * with a count); n pairs */
+static void zset__reply_popped(resp_req *req, const kv_result *res)
+{
+    size_t n = (size_t)res->integer, pos = 0;
+    bool pairs = req->proto == 3 && req->opt;
+    resp_write_array(&req->reply, pairs ? n : 2 * n);
+    kv_slice m, s;
+    while (kv_result_popped_next(res, &pos, &m) && kv_result_popped_next(res, &pos, &s)) {
+        if (pairs) resp_write_array(&req->reply, 2);
+        resp_write_bulk(&req->reply, m.ptr, m.len);
+        char text[64];
+        size_t tl = s.len < sizeof(text) - 1 ? s.len : sizeof(text) - 1;
+        memcpy(text, s.ptr, tl);
+        text[tl] = '\0';
+        resp_write_double(&req->reply, req->proto, strtod(text, NULL));
+    }
+}
+
+static void zset__pop(resp_req *req, bool max)
+{
+    if (req->argc > 3) {
+        resp_req_error_syntax(req);
+        return;
+    }
+    int64_t count = -1;
+    if (req->argc == 3) {
+        if (!strconv_parse_i64(req->argv[2].ptr, req->argv[2].len, &count) || count < 0) {
+            resp_req_error(req, "ERR value is out of range, must be positive");
+            return;
+        }
+    }
+    req->opt = req->argc == 3; /* RESP3 pairs only with a count */
+    zset__propose(req, 1, 1, KV_OP_ZPOP, count, max, zset__reply_popped);
+}
+
+static void zset__zpopmin(resp_req *req)
+{
+    zset__pop(req, false);
+}
+
+static void zset__zpopmax(resp_req *req)
+{
+    zset__pop(req, true);
+}
+
+static void zset__zremrangebyrank(resp_req *req)
+{
+    int64_t start, stop;
+    if (!resp_req_int_arg(req, &req->argv[2], &start) ||
+        !resp_req_int_arg(req, &req->argv[3], &stop))
+        return;
+    zset__propose(req, 1, 1, KV_OP_ZREMRANGEBYRANK, start, stop, zset__reply_integer);
+}
+
+static bool zset__bounds_ok(resp_req *req, size_t i)
+{
+    double v;
+    bool x;
+    if (kv_zset_parse_bound(req->argv[i].ptr, req->argv[i].len, &v, &x) &&
+        kv_zset_parse_bound(req->argv[i + 1].ptr, req->argv[i + 1].len, &v, &x))
+        return true;
+    resp_req_error(req, "ERR min or max is not a float");
+    return false;
+}
+
+static void zset__zremrangebyscore(resp_req *req)
+{
+    if (!zset__bounds_ok(req, 2)) return;
+    zset__propose(req, 1, 3, KV_OP_ZREMRANGEBYSCORE, 0, 0, zset__reply_integer);
+}
+
+/* ---- reads -------------------------------------------------------------------- */
+
+static void zset__zcard_ready(resp_req *req)
+{
+    bool wrong;
+    kv_entry *e = zset__lookup(req, &wrong);
+    if (!wrong) resp_write_integer(&req->reply, e ? (long long)kv_zset_len(e) : 0);
+}
+
+static void zset__zcard(resp_req *req)
+{
+    resp_req_read(req, zset__zcard_ready);
+}
+
+static void zset__write_score(resp_req *req, const kv_entry *e, kv_slice m)
+{
+    double d;
+    if (e && kv_zset_score(e, m, &d))
+        resp_write_double(&req->reply, req->proto, d);
+    else
+        resp_req_null(req);
+}
+
+static void zset__zscore_ready(resp_req *req)
+{
+    bool wrong;
+    kv_entry *e = zset__lookup(req, &wrong);
+    if (!wrong) zset__write_score(req, e, zset__arg(req, 2));
+}
+
+static void zset__zscore(resp_req *req)
+{
+    resp_req_read(req, zset__zscore_ready);
+}
+
+static void zset__zmscore_ready(resp_req *req)
+{
+    bool wrong;
+    kv_entry *e = zset__lookup(req, &wrong);
+    if (wrong) return;
+    resp_write_array(&req->reply, req->argc - 2);
+    for (size_t i = 2; i < req->argc; i++) zset__write_score(req, e, zset__arg(req, i));
+}
+
+static void zset__zmscore(resp_req *req)
+{
+    resp_req_read(req, zset__zmscore_ready);
+}
+
+/* ZRANK / ZREVRANK: opt = 1 for the reverse */
+static void zset__zrank_ready(resp_req *req)
+{
+    bool wrong;
+    kv_entry *e = zset__lookup(req, &wrong);
+    if (wrong) return;
+    uint64_t rank;
+    if (!e || !kv_zset_rank(e, zset__arg(req, 2), &rank)) {
+        resp_req_null(req);
+        return;
+    }
+    resp_write_integer(&req->reply, (long long)(req->opt ? kv_zset_len(e) - 1 - rank : rank));
+}
+
+static void zset__zrank(resp_req *req)
+{
+    resp_req_read(req, zset__zrank_ready);
+}
+
+static void zset__zrevrank(resp_req *req)
+{
+    req->opt = 1;
+    resp_req_read(req, zset__zrank_ready);
+}
+
+static void zset__zcount_ready(resp_req *req)
+{
+    bool wrong;
+    kv_entry *e = zset__lookup(req, &wrong);
+    if (wrong) return;
+    double min, max;
+    bool minx, maxx;
+    kv_zset_parse_bound(req->argv[2].ptr, req->argv[2].len, &min, &minx);
+    kv_zset_parse_bound(req->argv[3].ptr, req->argv[3].len, &max, &maxx);
+    uint64_t from = e ? kv_zset_below(e, min, !minx) : 0, to = e ? kv_zset_below(e, max, maxx) : 0;
+    resp_write_integer(&req->reply, to > from ? (long long)(to - from) : 0);
+}
+
+static void zset__zcount(resp_req *req)
+{
+    if (zset__bounds_ok(req, 2)) resp_req_read(req, zset__zcount_ready);
+}
+
+/* ---- ranges ---------------------------------------------------------------------- */
+
+typedef struct zrange_q {
+    bool by_score, rev, withscores, limited;
+    int64_t start, stop; /* by rank */
+    double min, max;     /* by score */
+    bool minx, maxx;
+    int64_t offset, count;
+} zrange_q;
+
+enum { ZR_ZRANGE, ZR_ZREVRANGE, ZR_BYSCORE, ZR_REVBYSCORE };
+
+/* The query of any range command (req->opt says which); false after
+ * replying the error, in Redis' order. */
+static bool zset__range_query(resp_req *req, zrange_q *q)
+{
+    memset(q, 0, sizeof(*q));
+    q->count = -1;
+    int kind = (int)req->opt;
+    q->by_score = kind == ZR_BYSCORE || kind == ZR_REVBYSCORE;
+    q->rev = kind == ZR_ZREVRANGE || kind == ZR_REVBYSCORE;
+    bool bylex = false;
+    for (size_t i = 4; i < req->argc; i++) {
+        const resp_arg *a = &req->argv[i];
+        if (resp_format_arg_is(a, "withscores")) {
+            q->withscores = true;
+        } else if (resp_format_arg_is(a, "limit") && i + 2 < req->argc) {
+            if (!resp_req_int_arg(req, &req->argv[i + 1], &q->offset) ||
+                !resp_req_int_arg(req, &req->argv[i + 2], &q->count))
+                return false;
+            q->limited = true;
+            i += 2;
+        } else if (kind == ZR_ZRANGE && resp_format_arg_is(a, "byscore")) {
+            q->by_score = true;
+        } else if (kind == ZR_ZRANGE && resp_format_arg_is(a, "bylex")) {
+            bylex = true;
+        } else if (kind == ZR_ZRANGE && resp_format_arg_is(a, "rev")) {
+            q->rev = true;
+        } else {
+            resp_req_error_syntax(req);
+            return false;
+        }
+    }
+    if (bylex) {
+        resp_req_error(req, "ERR BYLEX is not supported by cairn yet");
+        return false;
+    }
+    if (q->limited && !q->by_score) {
+        resp_req_error(req, "ERR syntax error, LIMIT is only supported in combination with either "
+                            "BYSCORE or BYLEX");
+        return false;
+    }
+    if (!q->by_score) {
+        return resp_req_int_arg(req, &req->argv[2], &q->start) &&
+               resp_req_int_arg(req, &req->argv[3], &q->stop);
+    }
+    /* reversed, the first bound is the maximum */
+    size_t lo = q->rev ? 3 : 2, hi = q->rev ? 2 : 3;
+    if (!kv_zset_parse_bound(req->argv[lo].ptr, req->argv[lo].len, &q->min, &q->minx) ||
+        !kv_zset_parse_bound(req->argv[hi].ptr, req->argv[hi].len, &q->max, &q->maxx)) {
+        resp_req_error(req, "ERR min or max is not a float");
+        return false;
+    }
+    return true;
+}
+
+static void zset__range_ready(resp_req *req)
+{
+    bool wrong;
+    kv_entry *e = zset__lookup(req, &wrong);
+    if (wrong) return;
+    zrange_q q;
+    zset__range_query(req, &q); /* checked before the read */
+    int64_t len = e ? (int64_t)kv_zset_len(e) : 0;
+    int64_t from = 0, n = 0; /* in the walk's direction */
+    if (!q.by_score) {
+        int64_t start = q.start, stop = q.stop;
+        if (start < 0) start += len;
+        if (stop < 0) stop += len;
+        if (start < 0) start = 0;
+        if (stop >= len) stop = len - 1;
+        if (start <= stop && start < len) {
+            from = start;
+            n = stop - start + 1;
+        }
+    } else if (e) {
+        int64_t lo = (int64_t)kv_zset_below(e, q.min, !q.minx);
+        int64_t hi = (int64_t)kv_zset_below(e, q.max, q.maxx);
+        if (hi > lo) {
+            from = q.rev ? len - hi : lo;
+            n = hi - lo;
+        }
+        if (q.limited) {
+            if (q.offset < 0 || q.offset >= n) {
+                n = 0;
+            } else {
+                from += q.offset;
+                n -= q.offset;
+                if (q.count >= 0 && q.count < n) n = q.count;
+            }
+        }
+    }
+    bool pairs = q.withscores && req->proto == 3;
+    resp_write_array(&req->reply, (size_t)(q.withscores && !pairs ? 2 * n : n));
+    if (!n) return;
+    kv_zset_iter it;
+    kv_slice m;
+    double s;
+    kv_zset_iter_init(&it, e, (uint64_t)from, q.rev);
+    for (int64_t i = 0; i < n && kv_zset_iter_next(&it, &m, &s); i++) {
+        if (pairs) resp_write_array(&req->reply, 2);
+        resp_write_bulk(&req->reply, m.ptr, m.len);
+        if (q.withscores) resp_write_double(&req->reply, req->proto, s);
+    }
+}
+
+static void zset__range(resp_req *req, int kind)
+{
+    req->opt = (uint32_t)kind;
+    zrange_q q;
+    if (zset__range_query(req, &q)) resp_req_read(req, zset__range_ready);
+}
+
+static void zset__zrange(resp_req *req)
+{
+    zset__range(req, ZR_ZRANGE);
+}
+
+static void zset__zrevrange(resp_req *req)
+{
+    zset__range(req, ZR_ZREVRANGE);
+}
+
+static void zset__zrangebyscore(resp_req *req)
+{
+    zset__range(req, ZR_BYSCORE);
+}
+
+static void zset__zrevrangebyscore(resp_req *req)
+{
+    zset__range(req, ZR_REVBYSCORE);
+}
+
+/* ZSCAN key cursor [MATCH pattern] [COUNT count] */
+static void zset__zscan_visit(void *ctx, kv_slice m, double score)
+{
+    resp_scan *sc = ctx;
+    if (!resp_scan_take(sc, m)) return;
+    char text[64];
+    int n = snprintf(text, sizeof(text), "%.17g", score);
+    resp_write_bulk(&sc->body, text, (size_t)n);
+}
+
+static uint64_t zset__zscan_step(const kv_entry *e, uint64_t cursor, resp_scan *sc)
+{
+    return kv_zset_scan(e, cursor, zset__zscan_visit, sc);
+}
+
+static void zset__zscan_ready(resp_req *req)
+{
+    bool wrong;
+    kv_entry *e = zset__lookup(req, &wrong);
+    if (!wrong) resp_req_scan_reply(req, e, zset__zscan_step, 2);
+}
+
+static void zset__zscan(resp_req *req)
+{
+    if (resp_req_scan_args(req)) resp_req_read(req, zset__zscan_ready);
+}
+
+/* ---- the table ------------------------------------------------------------------ */
+
+#define W RESP_CMD_WRITE
+#define R RESP_CMD_READONLY
+#define D RESP_CMD_DENYOOM
+#define F RESP_CMD_FAST
+
+const resp_cmd resp_cmds_zsets[] = {
+    {"zadd", zset__zadd, -4, W | D | F, 1, 1, 1, "sortedset", "1.2.0", "O(log(N))",
+     "Add members to a sorted set, or update their scores",
+     "key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]"},
+    {"zincrby", zset__zincrby, 4, W | D | F, 1, 1, 1, "sortedset", "1.2.0", "O(log(N))",
+     "Increment the score of a member", "key increment member"},
+    {"zrem", zset__zrem, -3, W | F, 1, 1, 1, "sortedset", "1.2.0", "O(M*log(N))",
+     "Remove members from a sorted set", "key member [member ...]"},
+    {"zcard", zset__zcard, 2, R | F, 1, 1, 1, "sortedset", "1.2.0", "O(1)",
+     "Return the number of members of a sorted set", "key"},
+    {"zscore", zset__zscore, 3, R | F, 1, 1, 1, "sortedset", "1.2.0", "O(1)",
+     "Return the score of a member", "key member"},
+    {"zmscore", zset__zmscore, -3, R | F, 1, 1, 1, "sortedset", "6.2.0", "O(N)",
+     "Return the scores of members", "key member [member ...]"},
+    {"zrank", zset__zrank, 3, R | F, 1, 1, 1, "sortedset", "2.0.0", "O(log(N))",
+     "Return the rank of a member, lowest score first", "key member"},
+    {"zrevrank", zset__zrevrank, 3, R | F, 1, 1, 1, "sortedset", "2.0.0", "O(log(N))",
+     "Return the rank of a member, highest score first", "key member"},
+    {"zcount", zset__zcount, 4, R | F, 1, 1, 1, "sortedset", "2.0.0", "O(log(N))",
+     "Count the members with scores in a range", "key min max"},
+    {"zrange", zset__zrange, -4, R, 1, 1, 1, "sortedset", "1.2.0", "O(log(N)+M)",
+     "Return a range of members by rank or score",
+     "key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]"},
+    {"zrevrange", zset__zrevrange, -4, R, 1, 1, 1, "sortedset", "1.2.0", "O(log(N)+M)",
+     "Return a range of members by rank, highest score first", "key start stop [WITHSCORES]"},
+    {"zrangebyscore", zset__zrangebyscore, -4, R, 1, 1, 1, "sortedset", "1.0.5", "O(log(N)+M)",
+     "Return the members with scores in a range", "key min max [WITHSCORES] [LIMIT offset count]"},
+    {"zrevrangebyscore", zset__zrevrangebyscore, -4, R, 1, 1, 1, "sortedset", "2.2.0",
+     "O(log(N)+M)", "Return the members with scores in a range, highest first",
+     "key max min [WITHSCORES] [LIMIT offset count]"},
+    {"zpopmin", zset__zpopmin, -2, W | F, 1, 1, 1, "sortedset", "5.0.0", "O(log(N)*M)",
+     "Remove and return the members with the lowest scores", "key [count]"},
+    {"zpopmax", zset__zpopmax, -2, W | F, 1, 1, 1, "sortedset", "5.0.0", "O(log(N)*M)",
+     "Remove and return the members with the highest scores", "key [count]"},
+    {"zremrangebyrank", zset__zremrangebyrank, 4, W, 1, 1, 1, "sortedset", "2.0.0", "O(log(N)+M)",
+     "Remove the members in a range of ranks", "key start stop"},
+    {"zremrangebyscore", zset__zremrangebyscore, 4, W, 1, 1, 1, "sortedset", "1.2.0", "O(log(N)+M)",
+     "Remove the members with scores in a range", "key min max"},
+    {"zscan", zset__zscan, -3, R, 1, 1, 1, "sortedset", "2.8.0", "O(1)",
+     "Iterate over the members and scores of a sorted set",
+     "key cursor [MATCH pattern] [COUNT count]"},
+};
+const size_t resp_cmds_zsets_count = sizeof(resp_cmds_zsets) / sizeof(resp_cmds_zsets[0]);

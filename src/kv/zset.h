@@ -1,0 +1,73 @@
+/* zset: Redis sorted sets on keyspace entries (kv_entry.type KV_TYPE_ZSET).
+ *
+ * Members ordered by (score, member bytes), as Redis orders them. Two
+ * encodings, as Redis 7 has them:
+ *  - listpack: a packed array in the entry's value buffer, in that order,
+ *      u32 count | count x (f64 score | u32 len | member)
+ *    while there are at most KV_ZSET_LISTPACK_ENTRIES members of at most
+ *    KV_ZSET_LISTPACK_VALUE bytes (zset-max-listpack-entries/-value);
+ *  - skiplist: Redis' skiplist with spans (rank in O(log n)) plus a hash
+ *    of the members, an object behind e->value (value_len 0).
+ * A sorted set never converts back (nor does Redis'), so every replica
+ * holds the same encoding. An empty one is deleted by the caller. */
+#ifndef CAIRN_KV_ZSET_H
+#define CAIRN_KV_ZSET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv/command.h"
+#include "kv/keyspace.h"
+
+#define KV_ZSET_LISTPACK_ENTRIES 128
+#define KV_ZSET_LISTPACK_VALUE 64
+
+void kv_zset_init(kv_keyspace *ks, kv_entry *e);
+uint64_t kv_zset_len(const kv_entry *e);
+bool kv_zset_score(const kv_entry *e, kv_slice member, double *score);
+/* Give member this score: true when it was added, false when it was
+ * there (its score then changed, or stayed). */
+bool kv_zset_set(kv_keyspace *ks, kv_entry *e, kv_slice member, double score);
+bool kv_zset_remove(kv_keyspace *ks, kv_entry *e, kv_slice member);
+
+/* How many members sort before a score: with `inclusive`, those with a
+ * score < s; without, those with a score <= s. So [min, max] holds
+ * below(max, false) - below(min, true) members. */
+uint64_t kv_zset_below(const kv_entry *e, double s, bool inclusive);
+/* The 0-based rank of member in ascending order; false when absent. */
+bool kv_zset_rank(const kv_entry *e, kv_slice member, uint64_t *rank);
+
+/* Members by rank, from rank `from` up (or down with rev), while the set
+ * is unchanged. */
+typedef struct kv_zset_iter {
+    const kv_entry *e;
+    bool rev;
+    uint64_t rank; /* the next one's */
+    size_t pos;    /* listpack: offset of the next */
+    const void *node;
+} kv_zset_iter;
+void kv_zset_iter_init(kv_zset_iter *it, const kv_entry *e, uint64_t from, bool rev);
+bool kv_zset_iter_next(kv_zset_iter *it, kv_slice *member, double *score);
+
+/* ZSCAN: a listpack whole in one step, a skiplist's member hash one
+ * bucket per step with SCAN's cursor. */
+typedef void (*kv_zset_scan_fn)(void *ctx, kv_slice member, double score);
+uint64_t kv_zset_scan(const kv_entry *e, uint64_t cursor, kv_zset_scan_fn fn, void *ctx);
+
+/* A score as ZADD reads one (strtod, no leading space, not NaN, no
+ * overflow to infinity); a range bound as ZRANGE BYSCORE reads one
+ * ("(" for exclusive, "-inf"/"+inf"). Shared by the front end and apply. */
+bool kv_zset_parse_score(const char *s, size_t len, double *out);
+bool kv_zset_parse_bound(const char *s, size_t len, double *out, bool *exclusive);
+
+size_t kv_zset_mem(const void *zs);
+void kv_zset_free(void *zs);
+
+/* Snapshots: the listpack layout whatever the encoding; an entry's first
+ * 12 bytes (score, member length) for a writer that allocates nothing. */
+size_t kv_zset_serialized_len(const kv_entry *e);
+void kv_zset_entry_header(char out[12], double score, uint32_t len);
+bool kv_zset_load(kv_keyspace *ks, kv_entry *e, int encoding, const char *data, size_t len);
+
+#endif

@@ -1,0 +1,133 @@
+"""Redis protocol: sorted sets (issue 12), checked reply for reply against
+Debian's redis-server (the harness of test_resp_hashes.py), in RESP2 and
+RESP3, on both persistence modes: small sets (listpack) and big ones
+(skiplist), scores as Redis prints them, ranges by rank and score with REV,
+LIMIT and WITHSCORES, pops, removals by range, WRONGTYPE, a restart, and
+the same members on every node of a cluster.
+
+ZADD (NX XX GT LT CH INCR) ZINCRBY ZREM ZCARD ZSCORE ZMSCORE ZRANK ZREVRANK
+ZCOUNT ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZPOPMIN ZPOPMAX
+ZREMRANGEBYRANK ZREMRANGEBYSCORE ZSCAN."""
+import pytest
+
+from conftest import wait_until
+from resp_helpers import RawResp, anynode, raw  # noqa: F401
+from test_cluster import leader_of, make_cluster
+from test_resp_hashes import assert_same, redis_server  # noqa: F401
+
+BASIC = [
+    ("ZADD", "z", "1", "a", "2", "b", "3", "c"), ("ZCARD", "z"), ("ZCARD", "nokey"),
+    ("ZADD", "z", "1", "a"), ("ZADD", "z", "CH", "5", "a", "2", "b", "9", "new"),
+    ("ZRANGE", "z", "0", "-1", "WITHSCORES"), ("ZSCORE", "z", "a"), ("ZSCORE", "z", "zz"),
+    ("ZSCORE", "nokey", "a"), ("ZMSCORE", "z", "a", "zz", "c"), ("ZMSCORE", "nokey", "a"),
+    ("ZADD", "z", "0.1", "tenth", "-0", "negzero", "1e300", "big", "-inf", "low", "+inf", "high"),
+    ("ZRANGE", "z", "0", "-1", "WITHSCORES"), ("ZSCORE", "z", "tenth"), ("ZSCORE", "z", "low"),
+    ("ZADD", "z", "x", "a"), ("ZADD", "z", "nan", "a"), ("ZADD", "z", "1"), ("ZADD", "z", "1", "a", "2"),
+    ("ZADD", "z", "NX", "XX", "1", "a"), ("ZADD", "z", "GT", "LT", "1", "a"),
+    ("ZADD", "z", "NX", "GT", "1", "a"), ("ZADD", "z", "INCR", "1", "a", "2", "b"),
+    ("ZADD", "z", "NX", "100", "a", "100", "fresh"), ("ZSCORE", "z", "a"),
+    ("ZADD", "z", "XX", "100", "a", "100", "absent"), ("ZSCORE", "z", "absent"),
+    ("ZADD", "z", "GT", "CH", "1", "a", "200", "b"), ("ZADD", "z", "LT", "CH", "1", "a"),
+    ("ZADD", "z", "INCR", "2.5", "a"), ("ZADD", "z", "NX", "INCR", "2.5", "a"),
+    ("ZADD", "z", "XX", "INCR", "1", "nothere"), ("ZADD", "nokey2", "XX", "1", "a"),
+    ("EXISTS", "nokey2"), ("ZINCRBY", "z", "10", "a"), ("ZINCRBY", "z", "-0.5", "brandnew"),
+    ("ZINCRBY", "z", "x", "a"), ("ZINCRBY", "z", "+inf", "high"), ("ZINCRBY", "z", "-inf", "high"),
+    ("ZRANK", "z", "a"), ("ZREVRANK", "z", "a"), ("ZRANK", "z", "zz"), ("ZRANK", "nokey", "a"),
+    ("ZCOUNT", "z", "-inf", "+inf"), ("ZCOUNT", "z", "(1", "3"), ("ZCOUNT", "z", "1", "(3"),
+    ("ZCOUNT", "z", "x", "3"), ("ZCOUNT", "nokey", "0", "1"),
+    ("ZRANGE", "z", "0", "2"), ("ZRANGE", "z", "-3", "-1", "WITHSCORES"), ("ZRANGE", "z", "5", "1"),
+    ("ZRANGE", "z", "0", "100"), ("ZRANGE", "z", "a", "1"), ("ZRANGE", "z", "0", "-1", "REV"),
+    ("ZRANGE", "z", "1", "3", "BYSCORE"), ("ZRANGE", "z", "(1", "(3", "BYSCORE", "WITHSCORES"),
+    ("ZRANGE", "z", "+inf", "-inf", "BYSCORE", "REV"), ("ZRANGE", "z", "3", "1", "BYSCORE", "REV"),
+    ("ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "1", "2"),
+    ("ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "1", "-1", "WITHSCORES"),
+    ("ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "-1", "2"),
+    ("ZRANGE", "z", "-inf", "+inf", "BYSCORE", "REV", "LIMIT", "2", "3"),
+    ("ZRANGE", "z", "0", "1", "LIMIT", "0", "1"), ("ZRANGE", "z", "x", "1", "BYSCORE"),
+    ("ZRANGE", "z", "0", "1", "FOO"), ("ZRANGE", "z", "0", "1", "LIMIT", "x", "1", "BYSCORE"),
+    ("ZREVRANGE", "z", "0", "2", "WITHSCORES"), ("ZREVRANGE", "z", "0", "1", "LIMIT", "0", "1"),
+    ("ZRANGEBYSCORE", "z", "2", "+inf", "WITHSCORES", "LIMIT", "0", "3"),
+    ("ZRANGEBYSCORE", "z", "(2", "100"), ("ZRANGEBYSCORE", "z", "2", "1"),
+    ("ZREVRANGEBYSCORE", "z", "+inf", "2", "LIMIT", "1", "2", "WITHSCORES"),
+    ("ZREVRANGEBYSCORE", "z", "2", "+inf"), ("ZRANGEBYSCORE", "z", "x", "y"),
+    ("ZREM", "z", "a", "zz", "b"), ("ZREM", "nokey", "a"), ("ZCARD", "z"),
+    ("ZPOPMIN", "z"), ("ZPOPMAX", "z"), ("ZPOPMIN", "z", "2"), ("ZPOPMAX", "z", "0"),
+    ("ZPOPMIN", "nokey"), ("ZPOPMIN", "nokey", "2"), ("ZPOPMIN", "z", "-1"), ("ZPOPMIN", "z", "x"),
+    ("ZPOPMIN", "z", "1", "2"), ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+    ("ZADD", "r", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"), ("ZREMRANGEBYRANK", "r", "1", "2"),
+    ("ZRANGE", "r", "0", "-1"), ("ZREMRANGEBYRANK", "r", "-1", "-1"), ("ZREMRANGEBYRANK", "r", "5", "9"),
+    ("ZREMRANGEBYRANK", "r", "x", "1"), ("ZREMRANGEBYSCORE", "r", "(1", "5"), ("ZRANGE", "r", "0", "-1"),
+    ("ZREMRANGEBYSCORE", "r", "x", "1"), ("ZREMRANGEBYSCORE", "r", "-inf", "+inf"), ("EXISTS", "r"),
+    ("ZADD", "t", "1", "same", "1", "aaa", "1", "b"), ("ZRANGE", "t", "0", "-1"),
+    ("ZSCAN", "t", "0"), ("ZSCAN", "t", "0", "MATCH", "a*"), ("ZSCAN", "nokey", "0"),
+    ("ZADD", "bin", "1", b"\x00\xff", "2", b""), ("ZRANGE", "bin", "0", "-1", "WITHSCORES"),
+    ("TYPE", "t"),
+    # arity
+    ("ZADD", "z"), ("ZADD", "z", "1"), ("ZREM", "z"), ("ZCARD",), ("ZSCORE", "z"), ("ZRANK", "z"),
+    ("ZCOUNT", "z", "1"), ("ZRANGE", "z", "0"), ("ZINCRBY", "z", "1"), ("ZPOPMIN",),
+]
+
+WRONG = [
+    ("SET", "str", "x"), ("ZADD", "zs", "1", "a"), ("ZADD", "str", "1", "a"), ("ZREM", "str", "a"),
+    ("ZCARD", "str"), ("ZSCORE", "str", "a"), ("ZRANGE", "str", "0", "-1"), ("ZRANK", "str", "a"),
+    ("ZCOUNT", "str", "0", "1"), ("ZPOPMIN", "str"), ("ZINCRBY", "str", "1", "a"),
+    ("ZREMRANGEBYRANK", "str", "0", "1"), ("ZSCAN", "str", "0"), ("GET", "zs"), ("SADD", "zs", "x"),
+    ("TYPE", "zs"), ("RENAME", "zs", "zs2"), ("ZRANGE", "zs2", "0", "-1", "WITHSCORES"),
+    ("SET", "zs2", "s"), ("TYPE", "zs2"),
+]
+
+
+@pytest.mark.parametrize("proto", [2, 3])
+def test_sorted_set_commands_match_redis(anynode, redis_server, proto):  # noqa: F811
+    assert_same(anynode.resp_port, redis_server, BASIC, proto)
+    assert_same(anynode.resp_port, redis_server, WRONG, proto)
+
+
+def test_big_sorted_sets_match_redis(anynode, redis_server):  # noqa: F811
+    # past 128 members (or a member over 64 bytes) a skiplist holds them;
+    # equal scores order by member bytes
+    pairs = []
+    for i in range(400):
+        pairs += [str((i * 37) % 101), f"m{i:03d}"]
+    script = [("ZADD", "big", *pairs), ("ZCARD", "big"), ("ZRANGE", "big", "0", "-1", "WITHSCORES"),
+              ("ZRANGE", "big", "100", "130", "REV"), ("ZRANK", "big", "m123"),
+              ("ZREVRANK", "big", "m123"), ("ZCOUNT", "big", "(10", "50"),
+              ("ZRANGEBYSCORE", "big", "20", "(30", "WITHSCORES", "LIMIT", "3", "7"),
+              ("ZREVRANGEBYSCORE", "big", "90", "80", "LIMIT", "0", "5"),
+              ("ZINCRBY", "big", "1000", "m005"), ("ZREVRANGE", "big", "0", "2", "WITHSCORES"),
+              ("ZREM", "big", *[f"m{i:03d}" for i in range(0, 400, 3)]), ("ZCARD", "big"),
+              ("ZPOPMIN", "big", "5"), ("ZPOPMAX", "big", "3"), ("ZREMRANGEBYSCORE", "big", "40", "60"),
+              ("ZREMRANGEBYRANK", "big", "10", "20"), ("ZRANGE", "big", "0", "-1", "WITHSCORES"),
+              ("ZADD", "long", "1", "x" * 65), ("ZADD", "long", "2", "y"),
+              ("ZRANGE", "long", "0", "-1", "WITHSCORES")]
+    assert_same(anynode.resp_port, redis_server, script, 2)
+    assert_same(anynode.resp_port, redis_server, [("ZRANGE", "big", "0", "20", "WITHSCORES")], 3)
+
+
+def test_sorted_sets_survive_a_restart(make_node):
+    node = make_node(persistence="durable", extra_args=["--snapshot-threshold", "10"]).start()
+    with raw(node) as c:
+        c.cmd("ZADD", "small", "1.5", "a", "-2", "b")
+        c.cmd("ZADD", "big", *sum(([str(i / 4), f"m{i}"] for i in range(300)), []))
+        before = (c.cmd("ZRANGE", "small", "0", "-1", "WITHSCORES"),
+                  c.cmd("ZRANGE", "big", "0", "-1", "WITHSCORES"))
+    node.restart()
+    with raw(node) as c:
+        assert (c.cmd("ZRANGE", "small", "0", "-1", "WITHSCORES"),
+                c.cmd("ZRANGE", "big", "0", "-1", "WITHSCORES")) == before
+
+
+def test_pops_take_the_same_members_on_every_node(make_node):
+    nodes = make_cluster(make_node)
+    leader = leader_of(nodes)
+    follower = next(x for x in nodes if x is not leader)
+    with RawResp(follower.resp_port) as c:
+        c.cmd("ZADD", "q", *sum(([str(i), f"job{i}"] for i in range(200)), []))
+        assert c.cmd("ZPOPMIN", "q", "3") == [b"job0", b"0", b"job1", b"1", b"job2", b"2"]
+        want = c.cmd("ZRANGE", "q", "0", "-1", "WITHSCORES")
+    for x in nodes:
+        def same(x=x):
+            with RawResp(x.resp_port) as r:
+                r.cmd("READONLY")
+                return r.cmd("ZRANGE", "q", "0", "-1", "WITHSCORES") == want
+        wait_until(same, 10, 0.05, f"node {x.node_id} to hold the same members")
