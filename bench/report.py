@@ -50,6 +50,8 @@ TITLES = {
     "W6": "6. Overload (open loop, HTTP PUT, cairn durable)",
     "W7": "7. Cluster (3 nodes, wrk, 50 connections, 100-byte HTTP PUT: cairn durable vs "
           "etcd 3.4 JSON gateway, load sent to the leader)",
+    "W8": "8. Memory of the data types (cairn --persistence none vs redis-server, no "
+          "persistence)",
 }
 
 
@@ -261,6 +263,29 @@ def memory_table(suite):
     return out
 
 
+def datatype_memory_table(suite):
+    mem = suite.extra.get("W8", {}).get("memory", {})
+    if not mem:
+        return []
+    out = ["| data set | elements | cairn bytes/element | redis bytes/element | cairn / redis | "
+           "cairn load s | redis load s |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    names = []
+    for label in mem:
+        name = label.rsplit("/", 1)[0]
+        if name not in names:
+            names.append(name)
+    for name in names:
+        c, r = mem.get(f"{name}/cairn"), mem.get(f"{name}/redis")
+        ratio = (f"{c['bytes_per_element'] / r['bytes_per_element']:.2f}×"
+                 if c and r and r["bytes_per_element"] > 0 else "")
+        out.append(f"| {name} | {(c or r)['elements']} | "
+                   f"{_f(c and c['bytes_per_element'], '{:.1f}')} | "
+                   f"{_f(r and r['bytes_per_element'], '{:.1f}')} | {ratio} | "
+                   f"{_f(c and c['load_s'], '{:.1f}')} | {_f(r and r['load_s'], '{:.1f}')} |")
+    return out
+
+
 def recovery_table(agg):
     keys = [k for k in agg if k[0] == "W5"]
     if not keys:
@@ -447,6 +472,15 @@ def write(suite):
           ""]
     L += memory_table(suite) or ["Not measured."]
     L += [f"- {n}" for n in suite.notes.get("W4", [])] + [""]
+    if suite.extra.get("W8") or suite.notes.get("W8"):
+        L += [f"### {TITLES['W8']}", "",
+              "Each data set in a fresh server, loaded with `redis-cli --pipe` (batches of 100 "
+              "elements a command; as many small hashes as the others have elements, one `HSET` "
+              "of 10 fields each); bytes per element (a hash field, a list element, a member) = "
+              "(RSS once steady − RSS before) / elements. Fields, members and "
+              "elements of 8-15 bytes.", ""]
+        L += datatype_memory_table(suite) or ["Not measured."]
+        L += [f"- {n}" for n in suite.notes.get("W8", [])] + [""]
     L += [f"### {TITLES['W5']}", "",
           "Time from spawning the process to: cairn `/readyz` 200; redis `PING` answered "
           "(not `-LOADING`). redis AOF: multi-part AOF without rewrite (every write replayed "

@@ -43,14 +43,15 @@ KEYSPACE = 100000
 VARIANTS = {
     "smoke": dict(rounds=1, gen_keys=5000, rb_n=2000, rb_n_pipe=8000, mset_n=500, dur_n1=50, dur_n50=500,
                   gen_s=0.5, wrk_s=1, http_keys=2000, mem_keys=20000, overload_steps=[50, 150],
-                  overload_s=0.5, capacity_s=0.5, cluster=False),
+                  overload_s=0.5, capacity_s=0.5, cluster=False, dt_n=5000),
     "quick": dict(rounds=2, gen_keys=KEYSPACE, rb_n=60000, rb_n_pipe=300000, mset_n=15000, dur_n1=400,
                   dur_n50=15000, gen_s=2, wrk_s=2, http_keys=20000, mem_keys=1000000,
-                  overload_steps=[10, 70, 110, 150], overload_s=2, capacity_s=2, cluster=True),
+                  overload_steps=[10, 70, 110, 150], overload_s=2, capacity_s=2, cluster=True,
+                  dt_n=200000),
     "full": dict(rounds=3, gen_keys=KEYSPACE, rb_n=400000, rb_n_pipe=3000000, mset_n=100000, dur_n1=3000,
                  dur_n50=100000, gen_s=10, wrk_s=10, http_keys=100000, mem_keys=1000000,
                  overload_steps=[10, 30, 50, 70, 90, 110, 130, 150], overload_s=10,
-                 capacity_s=10, cluster=True),
+                 capacity_s=10, cluster=True, dt_n=1000000),
 }
 
 OVERLOAD_MAX_INFLIGHT = 256
@@ -77,7 +78,7 @@ class Suite:
         self.loadavg = []
         self.have = {t: shutil.which(t) is not None for t in
                      ("redis-server", "redis-benchmark", "memcached", "etcd", "nginx", "wrk",
-                      "gnuplot")}
+                      "gnuplot", "redis-cli")}
         self.resp_ok = False
         self.t_start = time.monotonic()
 
@@ -427,6 +428,55 @@ http {{
             c.http_port, ("cairn_loop_lag_max_seconds", "cairn_snapshot_fork_max_seconds"))
         self.stop(servers)
 
+    # ---- W8: memory of the data types -----------------------------------------
+
+    def w8_datatype_memory(self):
+        """Each data set loaded into a fresh server (cairn --persistence none,
+        then redis-server without persistence) with redis-cli --pipe; memory
+        per element = (settled RSS after - RSS before) / elements."""
+        w = "W8"
+        if not self.have["redis-server"] or not self.have["redis-cli"]:
+            self.note(w, "redis-server or redis-cli not installed: not measured")
+            return
+        n = self.v["dt_n"]
+        out = {}
+        for name, elements, gen in _datatype_sets(n):
+            path = os.path.join(self.tmp, f"w8-{name.replace(' ', '-')}.resp")
+            with open(path, "wb") as f:
+                for cmd in gen():
+                    f.write(_resp_encode(cmd))
+            for side in ("cairn", "redis"):
+                s = (self.cairn(f"w8-cairn-{len(out)}", "none") if side == "cairn"
+                     else self.redis(f"w8-redis-{len(out)}", aof=False))
+                label = f"{name}/{side}"
+                try:
+                    s.start()
+                    time.sleep(0.2)
+                    base = s.rss_kb()
+                    t0 = time.monotonic()
+                    with open(path, "rb") as f:
+                        r = subprocess.run(["redis-cli", "-p", str(s.resp_port), "--pipe"],
+                                           stdin=f, stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT, timeout=900)
+                    load_s = time.monotonic() - t0
+                    text = r.stdout.decode(errors="replace")
+                    if r.returncode != 0 or "errors: 0" not in text:
+                        self.note(w, f"{label}: load failed: {text.strip()[-200:]}")
+                        continue
+                    quick = self.args.variant == "smoke"  # proves the path only
+                    rss, _ = _settled_rss(s, min_s=0.2, steady_s=0.5) if quick else _settled_rss(s)
+                    out[label] = {"elements": elements, "rss_before_mb": base / 1024,
+                                  "rss_after_mb": rss / 1024,
+                                  "bytes_per_element": (rss - base) * 1024 / elements,
+                                  "load_s": load_s}
+                    self.log(f"  {label}: {out[label]['bytes_per_element']:.1f} B/element")
+                except Exception as e:  # noqa: BLE001
+                    self.note(w, f"{label}: {e}")
+                finally:
+                    self.stop([s])
+            os.unlink(path)
+        self.extra[w] = {"memory": out, "n": n}
+
     # ---- W4 + W5: memory per key and recovery ------------------------------
 
     def w4_w5_memory_recovery(self):
@@ -636,7 +686,7 @@ http {{
         self.check_resp()
         steps = [("W1", self.w1_resp_memory), ("W2", self.w2_resp_durable),
                  ("W3", self.w3_http), ("W4", self.w4_w5_memory_recovery),
-                 ("W6", self.w6_overload)]
+                 ("W6", self.w6_overload), ("W8", self.w8_datatype_memory)]
         if self.v["cluster"] or self.args.only:
             steps.append(("W7", self.w7_cluster))
         for w, fn in steps:
@@ -684,6 +734,39 @@ def _count_keys(s):
     except Exception:  # noqa: BLE001
         return None
     return None
+
+
+def _resp_encode(args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def _datatype_sets(n):
+    """(name, elements, generator of commands) for W8, as issue 12 names
+    them: n small hashes of 10 fields; one hash, one list, one set and one
+    sorted set of n elements (fields and members of 8-15 bytes)."""
+    batch = 100
+
+    def small_hashes():
+        for i in range(n):
+            yield ["HSET", f"h:{i:08d}"] + sum(([f"f{j}", f"value-{j:04d}"] for j in range(10)), [])
+
+    def big(cmd, key, item):
+        def gen():
+            for start in range(0, n, batch):
+                yield [cmd, key] + sum((item(i) for i in range(start, min(n, start + batch))), [])
+        return gen
+
+    return [
+        ("small hashes", 10 * n, small_hashes),
+        ("one hash", n, big("HSET", "bighash", lambda i: [f"field:{i:08d}", f"v{i % 1000}"])),
+        ("one list", n, big("RPUSH", "biglist", lambda i: [f"item:{i:08d}"])),
+        ("one set", n, big("SADD", "bigset", lambda i: [f"member:{i:08d}"])),
+        ("one sorted set", n, big("ZADD", "bigzset", lambda i: [str(i % 100000), f"m:{i:08d}"])),
+    ]
 
 
 def _settled_rss(s, min_s=1.0, steady_s=2.0, max_s=20.0, step=0.25):
@@ -746,7 +829,7 @@ def main():
     ap.add_argument("--plots-dir", help="PNG plots (default: bench/plots for quick/full, "
                     "OUT/plots for smoke)")
     ap.add_argument("--out", help="raw results and logs (default bench/results/VARIANT-TIME)")
-    ap.add_argument("--only", help="comma-separated workloads: W1,W2,W3,W4,W5,W6,W7 "
+    ap.add_argument("--only", help="comma-separated workloads: W1,W2,W3,W4,W5,W6,W7,W8 "
                     "(W7, the 3-node clusters, is left out of smoke unless named here)")
     ap.add_argument("--rounds", type=int, help="override the variant's A/B rounds")
     ap.add_argument("--render", metavar="OUT",

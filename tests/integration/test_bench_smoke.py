@@ -56,6 +56,14 @@ def test_bench_smoke_writes_report(tmp_path):
         cairn = [r for r in rows if r["side"].startswith("cairn")]
         assert any(r.get("ok") for r in cairn), (w, [r.get("error") for r in cairn])
 
+    # the data-type memory comparison ran both sides, or says why not
+    w8 = results["extra"].get("W8", {}).get("memory", {})
+    if not w8:
+        assert results["notes"].get("W8"), "W8: no rows and no note saying why"
+    else:
+        assert any(k.endswith("/cairn") and v["bytes_per_element"] > 0 for k, v in w8.items()), w8
+        assert "### 8. Memory of the data types" in body
+
     # nothing the suite started is still running
     for pid in results["pids"]:
         try:
