@@ -25,6 +25,7 @@
 #include "obs/log.h"
 #include "util/alloc.h"
 #include "util/glob.h"
+#include "kv/set.h"
 #include "util/strconv.h"
 
 #define RESP_MAX_ARGS (1u << 20)
@@ -371,6 +372,47 @@ bool resp_req_scan_args(resp_req *req)
             resp_req_error_syntax(req);
             return false;
         }
+    }
+    return true;
+}
+
+static uint64_t resp__rnd(void *ctx)
+{
+    (void)ctx;
+    return ((uint64_t)random() << 31) ^ (uint64_t)random();
+}
+
+static int resp__cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+uint64_t *resp_random_positions(uint64_t len, int64_t count, size_t *n)
+{
+    uint64_t want = count < 0 ? (uint64_t) - (count + 1) + 1 : (uint64_t)count;
+    if (!len || !want) {
+        *n = 0;
+        return NULL;
+    }
+    if (count > 0 && want > len) want = len;
+    uint64_t *idx = xmalloc(want * sizeof(*idx));
+    if (count > 0) {
+        kv_set_sample(len, want, resp__rnd, NULL, idx);
+    } else {
+        for (uint64_t i = 0; i < want; i++) idx[i] = resp__rnd(NULL) % len;
+        qsort(idx, want, sizeof(*idx), resp__cmp_u64);
+    }
+    *n = want;
+    return idx;
+}
+
+bool resp_req_random_count(resp_req *req, const resp_arg *v, int64_t *count)
+{
+    if (!resp_req_int_arg(req, v, count)) return false;
+    if (*count < -(int64_t)(INT64_MAX / 2)) { /* Redis bounds what a negative count may ask */
+        resp_req_error(req, "ERR value is out of range");
+        return false;
     }
     return true;
 }

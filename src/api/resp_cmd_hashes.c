@@ -255,6 +255,46 @@ static void hash__hvals(resp_req *req)
     resp_req_read(req, hash__hvals_ready);
 }
 
+/* HRANDFIELD key [count [WITHVALUES]]: n[0] count, opt WITHVALUES */
+static void hash__hrandfield_ready(resp_req *req)
+{
+    bool wrong;
+    kv_entry *e = hash__lookup(req, &wrong);
+    if (wrong) return;
+    bool counted = req->argc >= 3, values = req->opt;
+    uint64_t len = e ? kv_hash_len(e) : 0;
+    if (!counted && !len) {
+        resp_req_null(req);
+        return;
+    }
+    size_t n;
+    uint64_t *idx = resp_random_positions(len, counted ? req->n[0] : 1, &n);
+    bool pairs = values && req->proto == 3;
+    if (counted) resp_write_array(&req->reply, values && !pairs ? 2 * n : n);
+    kv_hash_iter it;
+    kv_slice f, v;
+    if (e) kv_hash_iter_init(&it, e);
+    size_t k = 0;
+    for (uint64_t pos = 0; k < n && kv_hash_iter_next(&it, &f, &v); pos++)
+        for (; k < n && idx[k] == pos; k++) {
+            if (pairs) resp_write_array(&req->reply, 2);
+            resp_write_bulk(&req->reply, f.ptr, f.len);
+            if (values) resp_write_bulk(&req->reply, v.ptr, v.len);
+        }
+    free(idx);
+}
+
+static void hash__hrandfield(resp_req *req)
+{
+    if (req->argc > 4 || (req->argc == 4 && !resp_format_arg_is(&req->argv[3], "withvalues"))) {
+        resp_req_error_syntax(req);
+        return;
+    }
+    if (req->argc >= 3 && !resp_req_random_count(req, &req->argv[2], &req->n[0])) return;
+    req->opt = req->argc == 4;
+    resp_req_read(req, hash__hrandfield_ready);
+}
+
 /* HSCAN key cursor [MATCH pattern] [COUNT count] */
 static void hash__hscan_visit(void *ctx, kv_slice f, kv_slice v)
 {
@@ -287,6 +327,8 @@ static void hash__hscan(resp_req *req)
 #define F RESP_CMD_FAST
 
 const resp_cmd resp_cmds_hashes[] = {
+    {"hrandfield", hash__hrandfield, -2, R, 1, 1, 1, "hash", "6.2.0", "O(N)",
+     "Return random fields of a hash", "key [count [WITHVALUES]]"},
     {"hset", hash__hset, -4, W | D | F, 1, 1, 1, "hash", "2.0.0", "O(N)",
      "Set fields of a hash; returns how many were new", "key field value [field value ...]"},
     {"hmset", hash__hmset, -4, W | D | F, 1, 1, 1, "hash", "2.0.0", "O(N)",

@@ -903,6 +903,95 @@ static const char *const server__config_help[] = {
     NULL,
 };
 
+/* ---- OBJECT ----------------------------------------------------------------- */
+
+static const char *const server__object_help[] = {
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+    NULL};
+
+enum { OBJECT_ENCODING = 1, OBJECT_REFCOUNT, OBJECT_IDLETIME };
+
+/* OBJECT looks without touching: no hit, no miss, no LRU stamp (as
+ * Redis' LOOKUP_NOTOUCH). */
+static void server__object_ready(resp_req *req)
+{
+    kv_entry *e = kv_store_get(req->a->store, req->argv[2].ptr, req->argv[2].len,
+                               replica_req_read_ms(&req->rreq));
+    if (!e) {
+        resp_req_null(req);
+        return;
+    }
+    const char *enc = kv_encoding_name(e);
+    switch (req->opt) {
+    case OBJECT_ENCODING:
+        resp_write_bulk_str(&req->reply, enc);
+        break;
+    case OBJECT_REFCOUNT: {
+        /* Redis shares the integers 0..9999 (one object, refcount INT_MAX)
+         * unless an LRU policy needs a clock per key */
+        int64_t v;
+        bool shared = strcmp(enc, "int") == 0 && !memory_tracks_lru(req->a) &&
+                      strconv_parse_i64(e->value, e->value_len, &v) && v >= 0 && v < 10000;
+        resp_write_integer(&req->reply, shared ? 2147483647 : 1);
+        break;
+    }
+    default: { /* IDLETIME: the LRU clock counts 100 ms units */
+        uint32_t now = memory_lru_clock();
+        resp_write_integer(&req->reply,
+                           e->lru && now > e->lru ? (long long)(now - e->lru) / 10 : 0);
+        break;
+    }
+    }
+}
+
+static void server__object(resp_req *req)
+{
+    const resp_arg *sub = &req->argv[1];
+    static const struct {
+        const char *name;
+        int opt;
+    } subs[] = {{"encoding", OBJECT_ENCODING},
+                {"refcount", OBJECT_REFCOUNT},
+                {"idletime", OBJECT_IDLETIME},
+                {"freq", 0}};
+    if (resp_format_arg_is(sub, "help")) {
+        if (req->argc != 2)
+            server__sub_arity(req, "object", "help");
+        else
+            server__help(req, server__object_help);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        if (!resp_format_arg_is(sub, subs[i].name)) continue;
+        if (req->argc != 3) {
+            server__sub_arity(req, "object", subs[i].name);
+        } else if (!subs[i].opt) {
+            resp_req_error(req, "ERR An LFU maxmemory policy is not selected, access frequency "
+                                "not tracked. Please note that when switching between policies "
+                                "at runtime LRU and LFU data will take some time to adjust.");
+        } else {
+            req->opt = (uint32_t)subs[i].opt;
+            resp_req_read(req, server__object_ready);
+        }
+        return;
+    }
+    server__unknown_subcommand(req, "OBJECT");
+}
+
 static void server__config(resp_req *req)
 {
     const resp_arg *sub = &req->argv[1];
@@ -975,5 +1064,8 @@ const resp_cmd resp_cmds_server[] = {
      "Return the server time", ""},
     {"config", server__config, -2, A | N | L | S, 0, 0, 0, "server", "2.0.0", "O(N)",
      "Read the configuration (CONFIG GET)", "subcommand [argument ...]"},
+    {"object", server__object, -2, RESP_CMD_READONLY | RESP_CMD_KEYSPACE, 2, 2, 1, "generic",
+     "2.2.3", "O(1)", "Inspect a key's value: ENCODING, REFCOUNT, IDLETIME, FREQ",
+     "subcommand [argument ...]"},
 };
 const size_t resp_cmds_server_count = sizeof(resp_cmds_server) / sizeof(resp_cmds_server[0]);

@@ -193,57 +193,33 @@ static void set__smismember(resp_req *req)
     resp_req_read(req, set__smismember_ready);
 }
 
-/* SRANDMEMBER: this node's own random numbers (a read changes nothing). */
-static uint64_t set__rnd(void *ctx)
-{
-    (void)ctx;
-    return ((uint64_t)random() << 31) ^ (uint64_t)random();
-}
-
 static void set__write_member(void *ctx, kv_slice m)
 {
     resp_write_bulk(ctx, m.ptr, m.len);
 }
 
+/* SRANDMEMBER key [count]: n[0] count */
 static void set__srandmember_ready(resp_req *req)
 {
     bool wrong;
     kv_entry *e = set__lookup(req, 1, &wrong);
     if (wrong) return;
-    bool counted = req->argc == 3;
-    int64_t count = req->n[0];
     uint64_t len = e ? kv_set_len(e) : 0;
-    if (!counted) {
+    if (req->argc == 2) {
         if (!len) {
             resp_req_null(req);
             return;
         }
-        uint64_t i = set__rnd(NULL) % len;
-        kv_set_pick(e, &i, 1, set__write_member, &req->reply);
+        size_t n;
+        uint64_t *one = resp_random_positions(len, 1, &n);
+        kv_set_pick(e, one, n, set__write_member, &req->reply);
+        free(one);
         return;
     }
-    /* positive: distinct members; negative: |count| draws, repeats allowed */
-    uint64_t n = count < 0 ? (uint64_t) - (count + 1) + 1 : (uint64_t)count;
-    if (!len || n == 0) {
-        resp_write_array(&req->reply, 0);
-        return;
-    }
-    if (count > 0 && n > len) n = len;
-    uint64_t *idx = xmalloc(n * sizeof(*idx));
-    if (count > 0) {
-        kv_set_sample(len, n, set__rnd, NULL, idx);
-    } else {
-        for (uint64_t i = 0; i < n; i++) idx[i] = set__rnd(NULL) % len;
-        /* ascending, for the one walk */
-        for (uint64_t i = 1; i < n; i++)
-            for (uint64_t j = i; j > 0 && idx[j - 1] > idx[j]; j--) {
-                uint64_t t = idx[j];
-                idx[j] = idx[j - 1];
-                idx[j - 1] = t;
-            }
-    }
-    resp_write_array(&req->reply, (size_t)n);
-    kv_set_pick(e, idx, n, set__write_member, &req->reply);
+    size_t n;
+    uint64_t *idx = resp_random_positions(len, req->n[0], &n);
+    resp_write_array(&req->reply, n);
+    if (n) kv_set_pick(e, idx, n, set__write_member, &req->reply);
     free(idx);
 }
 
@@ -253,14 +229,7 @@ static void set__srandmember(resp_req *req)
         resp_req_error_syntax(req);
         return;
     }
-    if (req->argc == 3) {
-        if (!resp_req_int_arg(req, &req->argv[2], &req->n[0])) return;
-        /* Redis bounds what a negative count may ask for */
-        if (req->n[0] < -(int64_t)(INT64_MAX / 2)) {
-            resp_req_error(req, "ERR value is out of range");
-            return;
-        }
-    }
+    if (req->argc == 3 && !resp_req_random_count(req, &req->argv[2], &req->n[0])) return;
     resp_req_read(req, set__srandmember_ready);
 }
 

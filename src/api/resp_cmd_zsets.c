@@ -441,6 +441,47 @@ static void zset__zrevrangebyscore(resp_req *req)
     zset__range(req, ZR_REVBYSCORE);
 }
 
+/* ZRANDMEMBER key [count [WITHSCORES]]: n[0] count, opt WITHSCORES */
+static void zset__zrandmember_ready(resp_req *req)
+{
+    bool wrong;
+    kv_entry *e = zset__lookup(req, &wrong);
+    if (wrong) return;
+    bool counted = req->argc >= 3, scores = req->opt;
+    uint64_t len = e ? kv_zset_len(e) : 0;
+    if (!counted && !len) {
+        resp_req_null(req);
+        return;
+    }
+    size_t n;
+    uint64_t *idx = resp_random_positions(len, counted ? req->n[0] : 1, &n);
+    bool pairs = scores && req->proto == 3;
+    if (counted) resp_write_array(&req->reply, scores && !pairs ? 2 * n : n);
+    kv_zset_iter it;
+    kv_slice m;
+    double s;
+    if (e) kv_zset_iter_init(&it, e, 0, false);
+    size_t k = 0;
+    for (uint64_t pos = 0; k < n && kv_zset_iter_next(&it, &m, &s); pos++)
+        for (; k < n && idx[k] == pos; k++) {
+            if (pairs) resp_write_array(&req->reply, 2);
+            resp_write_bulk(&req->reply, m.ptr, m.len);
+            if (scores) resp_write_double(&req->reply, req->proto, s);
+        }
+    free(idx);
+}
+
+static void zset__zrandmember(resp_req *req)
+{
+    if (req->argc > 4 || (req->argc == 4 && !resp_format_arg_is(&req->argv[3], "withscores"))) {
+        resp_req_error_syntax(req);
+        return;
+    }
+    if (req->argc >= 3 && !resp_req_random_count(req, &req->argv[2], &req->n[0])) return;
+    req->opt = req->argc == 4;
+    resp_req_read(req, zset__zrandmember_ready);
+}
+
 /* ZSCAN key cursor [MATCH pattern] [COUNT count] */
 static void zset__zscan_visit(void *ctx, kv_slice m, double score)
 {
@@ -513,6 +554,8 @@ const resp_cmd resp_cmds_zsets[] = {
      "Remove the members in a range of ranks", "key start stop"},
     {"zremrangebyscore", zset__zremrangebyscore, 4, W, 1, 1, 1, "sortedset", "1.2.0", "O(log(N)+M)",
      "Remove the members with scores in a range", "key min max"},
+    {"zrandmember", zset__zrandmember, -2, R, 1, 1, 1, "sortedset", "6.2.0", "O(N)",
+     "Return random members of a sorted set", "key [count [WITHSCORES]]"},
     {"zscan", zset__zscan, -3, R, 1, 1, 1, "sortedset", "2.8.0", "O(1)",
      "Iterate over the members and scores of a sorted set",
      "key cursor [MATCH pattern] [COUNT count]"},

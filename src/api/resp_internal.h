@@ -215,6 +215,14 @@ bool resp_scan_take(resp_scan *sc, kv_slice item);
  * items were met or 10 x COUNT steps, as Redis does, and reply
  * [next cursor, [items]]; per_item: bulks written per item taken. */
 void resp_req_scan_reply(resp_req *req, const kv_entry *e, resp_scan_step step, size_t per_item);
+/* SRANDMEMBER, HRANDFIELD, ZRANDMEMBER: the positions to answer with for
+ * a count over len elements (positive: distinct ones, at most len;
+ * negative: |count| draws, repeats allowed), ascending so that one walk
+ * visits them; *n of them (free the array). This node's random numbers:
+ * a read changes nothing. */
+uint64_t *resp_random_positions(uint64_t len, int64_t count, size_t *n);
+/* A random count argument as Redis reads it; false after the error. */
+bool resp_req_random_count(resp_req *req, const resp_arg *v, int64_t *count);
 /* Parse an integer argument; false after replying the Redis error. */
 bool resp_req_int_arg(resp_req *req, const resp_arg *v, int64_t *out);
 

@@ -250,9 +250,10 @@ static void hash__convert(kv_keyspace *ks, kv_entry *e)
 
 int kv_hash_set(kv_keyspace *ks, kv_entry *e, kv_slice field, kv_slice value)
 {
-    if (!is_table(e) &&
-        (field.len > KV_HASH_LISTPACK_VALUE || value.len > KV_HASH_LISTPACK_VALUE ||
-         (kv_hash_len(e) >= KV_HASH_LISTPACK_ENTRIES && !kv_hash_get(e, field, &(kv_slice){0}))))
+    if (!is_table(e) && (field.len > KV_HASH_LISTPACK_VALUE || value.len > KV_HASH_LISTPACK_VALUE ||
+                         (kv_hash_len(e) >= (e->type == KV_TYPE_SET ? KV_SET_LISTPACK_ENTRIES
+                                                                    : KV_HASH_LISTPACK_ENTRIES) &&
+                          !kv_hash_get(e, field, &(kv_slice){0}))))
         hash__convert(ks, e);
     if (is_table(e)) {
         ks->mem_bytes -= kv_entry_mem_bytes(e);

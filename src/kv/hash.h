@@ -14,7 +14,8 @@
  *    Redis'), so the encoding depends only on the commands applied, and
  *    every replica holds the same one; snapshots record it.
  * The limits are Redis' defaults for hash-max-listpack-entries and
- * hash-max-listpack-value; until CONFIG SET replicates them they are
+ * hash-max-listpack-value (redis-server's built-in 512 and 64; the 128 of
+ * the sample redis.conf is not the default); until CONFIG SET replicates them they are
  * constants, since apply may not read local configuration.
  *
  * Functions that change a hash keep the keyspace's memory estimate right.
@@ -29,7 +30,10 @@
 #include "kv/command.h"
 #include "kv/keyspace.h"
 
-#define KV_HASH_LISTPACK_ENTRIES 128
+#define KV_HASH_LISTPACK_ENTRIES 512 /* redis-server's compiled-in default */
+/* a set (kv/set.h) past its intset keeps its members here with empty
+ * values, under set-max-listpack-entries (Redis 7.2's default) */
+#define KV_SET_LISTPACK_ENTRIES 128
 #define KV_HASH_LISTPACK_VALUE 64
 
 /* Make e (a fresh entry with no value) an empty listpack hash. */

@@ -10,6 +10,7 @@
 
 #include "util/alloc.h"
 #include "util/hash.h"
+#include "util/strconv.h"
 
 #define KS_INITIAL_BUCKETS 16
 
@@ -53,6 +54,27 @@ const char *kv_type_name(int type)
 {
     static const char *names[] = {"string", "hash", "list", "set", "zset"};
     return type >= 0 && type < KV_TYPE_MAX_ ? names[type] : "none";
+}
+
+const char *kv_encoding_name(const kv_entry *e)
+{
+    switch (e->encoding) {
+    case KV_ENC_LISTPACK:
+        return "listpack";
+    case KV_ENC_HASHTABLE:
+        return "hashtable";
+    case KV_ENC_QUICKLIST:
+        return "quicklist";
+    case KV_ENC_INTSET:
+        return "intset";
+    case KV_ENC_SKIPLIST:
+        return "skiplist";
+    default:
+        break;
+    }
+    int64_t v;
+    if (e->value_len <= 20 && strconv_parse_i64(e->value, e->value_len, &v)) return "int";
+    return e->value_len <= 44 ? "embstr" : "raw";
 }
 
 /* A value that is an object of its type's module, not a byte buffer. */

@@ -47,6 +47,12 @@ enum {
 const char *kv_type_name(int type);
 
 typedef struct kv_entry kv_entry;
+/* OBJECT ENCODING's name for e's representation: a collection's encoding;
+ * a string as Redis' SET would encode it ("int", "embstr" up to 44 bytes,
+ * "raw"; cairn does not keep APPEND's and SETRANGE's "raw" apart). */
+const char *kv_encoding_name(const kv_entry *e);
+
+typedef struct kv_entry kv_entry;
 struct kv_entry {
     kv_entry *hnext;     /* hash chain */
     uint64_t create_rev; /* revision that created this incarnation */

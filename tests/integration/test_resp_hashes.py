@@ -1,7 +1,7 @@
 """Redis protocol: hashes (issue 12), checked against Debian's redis-server
 itself. Every script runs on a real redis-server and on cairnd (both
 persistence modes), and the raw replies must be identical, in RESP2 and
-RESP3; hash-table-encoded hashes (past 128 fields or a 64-byte value) list
+RESP3; hash-table-encoded hashes (past 512 fields or a 64-byte value) list
 their fields in an order of their own on either side, so those listings are
 compared as sets.
 
@@ -140,9 +140,9 @@ def test_hash_commands_match_redis(anynode, redis_server, proto):
 
 
 def test_big_hashes_and_long_values_match_redis(anynode, redis_server):
-    fill = [("HSET", "big", f"field:{i}", f"value:{i}") for i in range(300)]
+    fill = [("HSET", "big", f"field:{i}", f"value:{i}") for i in range(700)]
     script = fill + [
-        ("HLEN", "big"), ("HGET", "big", "field:7"), ("HGET", "big", "field:299"),
+        ("HLEN", "big"), ("HGET", "big", "field:7"), ("HGET", "big", "field:699"),
         ("HDEL", "big", "field:7", "field:8"), ("HLEN", "big"), ("HEXISTS", "big", "field:7"),
         ("HGETALL", "big"), ("HKEYS", "big"), ("HVALS", "big"),
         ("HSET", "long", "a", "b"), ("HSET", "long", "x" * 65, "y"), ("HSET", "long", "v", "z" * 100),
@@ -150,8 +150,11 @@ def test_big_hashes_and_long_values_match_redis(anynode, redis_server):
     ]
     assert_same(anynode.resp_port, redis_server, script,
                 unordered=("HGETALL", "HKEYS", "HVALS"))
-    # exactly 128 fields stay packed (in insertion order on both sides)
-    exact = [("HSET", "edge", f"f{i}", "v") for i in range(128)] + [("HKEYS", "edge")]
+    # exactly 512 fields (redis-server's hash-max-listpack-entries) stay
+    # packed, in insertion order on both sides; the 513th makes a table
+    exact = ([("HSET", "edge", f"f{i}", "v") for i in range(512)] +
+             [("HKEYS", "edge"), ("OBJECT", "ENCODING", "edge"), ("HSET", "edge", "last", "v"),
+              ("OBJECT", "ENCODING", "edge")])
     assert_same(anynode.resp_port, redis_server, exact)
 
 
