@@ -155,6 +155,7 @@ static void block__arm(resp_blocking *bl)
     const block_list *lists[2] = {&bl->blocked, &bl->orphans};
     for (int k = 0; k < 2; k++)
         for (resp_block *b = lists[k]->head; b; b = b->next) {
+            if (b->in_flight) continue; /* its answer re-arms: no spinning meanwhile */
             int64_t t = block__due(b);
             if (t && (!first || t < first)) first = t;
         }
@@ -278,8 +279,8 @@ static void block__done_cb(replica_req *rr, int status)
     if (b->first) {
         b->first = false;
         list_add(&bl->blocked, b);
-        block__arm(bl);
     }
+    block__arm(bl); /* its deadline counts again */
 }
 
 /* ---- waking ------------------------------------------------------------------------------ */
@@ -421,8 +422,8 @@ void resp_block_detach(resp_req *req)
     req->block = NULL;
     b->req = NULL;
     if (list_has(&bl->blocked, b)) list_remove(&bl->blocked, b);
-    if (b->in_flight || b->retry_at) {
-        list_add(&bl->orphans, b); /* its answer decides: push back or not */
+    if (b->in_flight) { /* its answer decides: push back or not */
+        list_add(&bl->orphans, b);
         return;
     }
     block__free(b);
