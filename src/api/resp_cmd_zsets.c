@@ -6,9 +6,8 @@
  * (kv_zset_parse_score). Reads run on the local store once the read is
  * safe. Argument checks, error texts and reply types (doubles in RESP3,
  * pairs for WITHSCORES) follow Redis 7.0, checked against redis-server by
- * tests/integration/test_resp_zsets.py. Not here yet: BYLEX and the lex
- * commands, ZUNION/ZINTER/ZDIFF (and STORE), ZRANGESTORE, ZRANDMEMBER,
- * ZMPOP and the blocking pops. */
+ * tests/integration/test_resp_zsets.py. Not here yet: ZUNION/ZINTER/ZDIFF
+ * (and STORE), ZINTERCARD, ZRANGESTORE, ZMPOP and the blocking pops. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,14 +300,15 @@ static void zset__zcount(resp_req *req)
 /* ---- ranges ---------------------------------------------------------------------- */
 
 typedef struct zrange_q {
-    bool by_score, rev, withscores, limited;
-    int64_t start, stop; /* by rank */
-    double min, max;     /* by score */
+    bool by_score, by_lex, rev, withscores, limited;
+    kv_lex_bound lmin, lmax; /* by lex */
+    int64_t start, stop;     /* by rank */
+    double min, max;         /* by score */
     bool minx, maxx;
     int64_t offset, count;
 } zrange_q;
 
-enum { ZR_ZRANGE, ZR_ZREVRANGE, ZR_BYSCORE, ZR_REVBYSCORE };
+enum { ZR_ZRANGE, ZR_ZREVRANGE, ZR_BYSCORE, ZR_REVBYSCORE, ZR_BYLEX, ZR_REVBYLEX };
 
 /* The query of any range command (req->opt says which); false after
  * replying the error, in Redis' order. */
@@ -318,8 +318,8 @@ static bool zset__range_query(resp_req *req, zrange_q *q)
     q->count = -1;
     int kind = (int)req->opt;
     q->by_score = kind == ZR_BYSCORE || kind == ZR_REVBYSCORE;
-    q->rev = kind == ZR_ZREVRANGE || kind == ZR_REVBYSCORE;
-    bool bylex = false;
+    q->by_lex = kind == ZR_BYLEX || kind == ZR_REVBYLEX;
+    q->rev = kind == ZR_ZREVRANGE || kind == ZR_REVBYSCORE || kind == ZR_REVBYLEX;
     for (size_t i = 4; i < req->argc; i++) {
         const resp_arg *a = &req->argv[i];
         if (resp_format_arg_is(a, "withscores")) {
@@ -333,7 +333,7 @@ static bool zset__range_query(resp_req *req, zrange_q *q)
         } else if (kind == ZR_ZRANGE && resp_format_arg_is(a, "byscore")) {
             q->by_score = true;
         } else if (kind == ZR_ZRANGE && resp_format_arg_is(a, "bylex")) {
-            bylex = true;
+            q->by_lex = true;
         } else if (kind == ZR_ZRANGE && resp_format_arg_is(a, "rev")) {
             q->rev = true;
         } else {
@@ -341,21 +341,32 @@ static bool zset__range_query(resp_req *req, zrange_q *q)
             return false;
         }
     }
-    if (bylex) {
-        resp_req_error(req, "ERR BYLEX is not supported by cairn yet");
+    if (q->by_score && q->by_lex) {
+        resp_req_error_syntax(req);
         return false;
     }
-    if (q->limited && !q->by_score) {
+    if (q->withscores && q->by_lex) {
+        resp_req_error(req, "ERR syntax error, WITHSCORES not supported in combination with BYLEX");
+        return false;
+    }
+    if (q->limited && !q->by_score && !q->by_lex) {
         resp_req_error(req, "ERR syntax error, LIMIT is only supported in combination with either "
                             "BYSCORE or BYLEX");
+        return false;
+    }
+    /* reversed, the first bound is the maximum */
+    size_t lo = q->rev ? 3 : 2, hi = q->rev ? 2 : 3;
+    if (q->by_lex) {
+        if (kv_zset_parse_lex(req->argv[lo].ptr, req->argv[lo].len, &q->lmin) &&
+            kv_zset_parse_lex(req->argv[hi].ptr, req->argv[hi].len, &q->lmax))
+            return true;
+        resp_req_error(req, "ERR min or max not valid string range item");
         return false;
     }
     if (!q->by_score) {
         return resp_req_int_arg(req, &req->argv[2], &q->start) &&
                resp_req_int_arg(req, &req->argv[3], &q->stop);
     }
-    /* reversed, the first bound is the maximum */
-    size_t lo = q->rev ? 3 : 2, hi = q->rev ? 2 : 3;
     if (!kv_zset_parse_bound(req->argv[lo].ptr, req->argv[lo].len, &q->min, &q->minx) ||
         !kv_zset_parse_bound(req->argv[hi].ptr, req->argv[hi].len, &q->max, &q->maxx)) {
         resp_req_error(req, "ERR min or max is not a float");
@@ -373,7 +384,7 @@ static void zset__range_ready(resp_req *req)
     zset__range_query(req, &q); /* checked before the read */
     int64_t len = e ? (int64_t)kv_zset_len(e) : 0;
     int64_t from = 0, n = 0; /* in the walk's direction */
-    if (!q.by_score) {
+    if (!q.by_score && !q.by_lex) {
         int64_t start = q.start, stop = q.stop;
         if (start < 0) start += len;
         if (stop < 0) stop += len;
@@ -384,8 +395,10 @@ static void zset__range_ready(resp_req *req)
             n = stop - start + 1;
         }
     } else if (e) {
-        int64_t lo = (int64_t)kv_zset_below(e, q.min, !q.minx);
-        int64_t hi = (int64_t)kv_zset_below(e, q.max, q.maxx);
+        int64_t lo = q.by_lex ? (int64_t)kv_zset_lex_first(e, &q.lmin)
+                              : (int64_t)kv_zset_below(e, q.min, !q.minx);
+        int64_t hi = q.by_lex ? (int64_t)kv_zset_lex_end(e, &q.lmax)
+                              : (int64_t)kv_zset_below(e, q.max, q.maxx);
         if (hi > lo) {
             from = q.rev ? len - hi : lo;
             n = hi - lo;
@@ -439,6 +452,49 @@ static void zset__zrangebyscore(resp_req *req)
 static void zset__zrevrangebyscore(resp_req *req)
 {
     zset__range(req, ZR_REVBYSCORE);
+}
+
+static void zset__zrangebylex(resp_req *req)
+{
+    zset__range(req, ZR_BYLEX);
+}
+
+static void zset__zrevrangebylex(resp_req *req)
+{
+    zset__range(req, ZR_REVBYLEX);
+}
+
+static bool zset__lex_ok(resp_req *req, size_t i, kv_lex_bound *min, kv_lex_bound *max)
+{
+    if (kv_zset_parse_lex(req->argv[i].ptr, req->argv[i].len, min) &&
+        kv_zset_parse_lex(req->argv[i + 1].ptr, req->argv[i + 1].len, max))
+        return true;
+    resp_req_error(req, "ERR min or max not valid string range item");
+    return false;
+}
+
+static void zset__zlexcount_ready(resp_req *req)
+{
+    bool wrong;
+    kv_entry *e = zset__lookup(req, &wrong);
+    if (wrong) return;
+    kv_lex_bound min, max;
+    zset__lex_ok(req, 2, &min, &max); /* checked before the read */
+    uint64_t from = e ? kv_zset_lex_first(e, &min) : 0, to = e ? kv_zset_lex_end(e, &max) : 0;
+    resp_write_integer(&req->reply, to > from ? (long long)(to - from) : 0);
+}
+
+static void zset__zlexcount(resp_req *req)
+{
+    kv_lex_bound min, max;
+    if (zset__lex_ok(req, 2, &min, &max)) resp_req_read(req, zset__zlexcount_ready);
+}
+
+static void zset__zremrangebylex(resp_req *req)
+{
+    kv_lex_bound min, max;
+    if (zset__lex_ok(req, 2, &min, &max))
+        zset__propose(req, 1, 3, KV_OP_ZREMRANGEBYLEX, 0, 0, zset__reply_integer);
 }
 
 /* ZRANDMEMBER key [count [WITHSCORES]]: n[0] count, opt WITHSCORES */
@@ -546,6 +602,15 @@ const resp_cmd resp_cmds_zsets[] = {
     {"zrevrangebyscore", zset__zrevrangebyscore, -4, R, 1, 1, 1, "sortedset", "2.2.0",
      "O(log(N)+M)", "Return the members with scores in a range, highest first",
      "key max min [WITHSCORES] [LIMIT offset count]"},
+    {"zrangebylex", zset__zrangebylex, -4, R, 1, 1, 1, "sortedset", "2.8.9", "O(log(N)+M)",
+     "Return the members in a lexicographical range", "key min max [LIMIT offset count]"},
+    {"zrevrangebylex", zset__zrevrangebylex, -4, R, 1, 1, 1, "sortedset", "2.8.9", "O(log(N)+M)",
+     "Return the members in a lexicographical range, highest first",
+     "key max min [LIMIT offset count]"},
+    {"zlexcount", zset__zlexcount, 4, R | F, 1, 1, 1, "sortedset", "2.8.9", "O(log(N))",
+     "Count the members in a lexicographical range", "key min max"},
+    {"zremrangebylex", zset__zremrangebylex, 4, W, 1, 1, 1, "sortedset", "2.8.9", "O(log(N)+M)",
+     "Remove the members in a lexicographical range", "key min max"},
     {"zpopmin", zset__zpopmin, -2, W | F, 1, 1, 1, "sortedset", "5.0.0", "O(log(N)*M)",
      "Remove and return the members with the lowest scores", "key [count]"},
     {"zpopmax", zset__zpopmax, -2, W | F, 1, 1, 1, "sortedset", "5.0.0", "O(log(N)*M)",

@@ -73,6 +73,7 @@ typedef enum kv_op {
                     * (u32 len | bytes each) per member */
     KV_OP_ZREMRANGEBYRANK,  /* key: remove ranks [a, b] (negative from the end) */
     KV_OP_ZREMRANGEBYSCORE, /* key min max: bounds as ZRANGE BYSCORE reads them */
+    KV_OP_ZREMRANGEBYLEX,   /* key min max: bounds as ZRANGEBYLEX reads them */
     KV_OP_MAX_
 } kv_op;
 

@@ -1216,6 +1216,23 @@ static void store__zremrangebyscore(kv_store *s, const kv_command *cmd, kv_resul
     store__zset_changed(s, cmd, e, ++s->revision);
 }
 
+static void store__zremrangebylex(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    kv_lex_bound min, max;
+    if (cmd->nargs != 3 || !kv_zset_parse_lex(cmd->args[1].ptr, cmd->args[1].len, &min) ||
+        !kv_zset_parse_lex(cmd->args[2].ptr, cmd->args[2].len, &max)) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__zset(s, cmd, res);
+    if (!e) return;
+    uint64_t from = kv_zset_lex_first(e, &min), to = kv_zset_lex_end(e, &max);
+    if (to <= from) return;
+    store__zremove_ranks(s, e, from, to - from, false, false);
+    res->integer = (int64_t)(to - from);
+    store__zset_changed(s, cmd, e, ++s->revision);
+}
+
 static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
 
 void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -1370,6 +1387,9 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_ZREMRANGEBYSCORE:
         store__zremrangebyscore(s, cmd, res);
+        break;
+    case KV_OP_ZREMRANGEBYLEX:
+        store__zremrangebylex(s, cmd, res);
         break;
     default:
         res->status = KV_ERR_MALFORMED;

@@ -680,3 +680,106 @@ bool kv_zset_parse_bound(const char *s, size_t len, double *out, bool *exclusive
     *out = strtod(tmp, &end);
     return end[0] == '\0' && !isnan(*out);
 }
+
+/* ---- lexicographic ranges (all scores equal, as Redis requires) ------------------- */
+
+bool kv_zset_parse_lex(const char *s, size_t len, kv_lex_bound *out)
+{
+    if (len == 1 && (s[0] == '-' || s[0] == '+')) {
+        out->kind = s[0] == '-' ? KV_LEX_MIN : KV_LEX_MAX;
+        out->ptr = NULL;
+        out->len = 0;
+        return true;
+    }
+    if (len == 0 || (s[0] != '[' && s[0] != '(')) return false;
+    out->kind = s[0] == '[' ? KV_LEX_INCLUSIVE : KV_LEX_EXCLUSIVE;
+    out->ptr = s + 1;
+    out->len = len - 1;
+    return true;
+}
+
+static int lex__cmp(kv_slice m, const kv_lex_bound *b)
+{
+    size_t n = m.len < b->len ? m.len : b->len;
+    int c = n ? memcmp(m.ptr, b->ptr, n) : 0;
+    if (c) return c;
+    return m.len < b->len ? -1 : m.len > b->len;
+}
+
+static bool lex__gte_min(kv_slice m, const kv_lex_bound *min)
+{
+    switch (min->kind) {
+    case KV_LEX_MIN:
+        return true;
+    case KV_LEX_MAX:
+        return false;
+    case KV_LEX_INCLUSIVE:
+        return lex__cmp(m, min) >= 0;
+    default:
+        return lex__cmp(m, min) > 0;
+    }
+}
+
+static bool lex__lte_max(kv_slice m, const kv_lex_bound *max)
+{
+    switch (max->kind) {
+    case KV_LEX_MIN:
+        return false;
+    case KV_LEX_MAX:
+        return true;
+    case KV_LEX_INCLUSIVE:
+        return lex__cmp(m, max) <= 0;
+    default:
+        return lex__cmp(m, max) < 0;
+    }
+}
+
+/* The rank where members at or past min begin (a skiplist is descended,
+ * a listpack scanned, as Redis finds the first member in range). */
+uint64_t kv_zset_lex_first(const kv_entry *e, const kv_lex_bound *min)
+{
+    if (!is_skiplist(e)) {
+        lp_walk w;
+        kv_slice m;
+        double s;
+        lp__begin(&w, e->value);
+        for (uint64_t i = 0; lp__next(&w, &s, &m); i++)
+            if (lex__gte_min(m, min)) return i;
+        return lp__get32(e->value);
+    }
+    const zsl *z = zs(e);
+    const zsl_node *x = z->header;
+    uint64_t rank = 0;
+    for (int i = z->level - 1; i >= 0; i--)
+        while (x->lv[i].fwd &&
+               !lex__gte_min((kv_slice){node__member(x->lv[i].fwd), x->lv[i].fwd->len}, min)) {
+            rank += x->lv[i].span;
+            x = x->lv[i].fwd;
+        }
+    return rank;
+}
+
+/* The rank just past the last member at or before max. */
+uint64_t kv_zset_lex_end(const kv_entry *e, const kv_lex_bound *max)
+{
+    if (!is_skiplist(e)) {
+        uint64_t end = 0;
+        lp_walk w;
+        kv_slice m;
+        double s;
+        lp__begin(&w, e->value);
+        for (uint64_t i = 0; lp__next(&w, &s, &m); i++)
+            if (lex__lte_max(m, max)) end = i + 1;
+        return end;
+    }
+    const zsl *z = zs(e);
+    const zsl_node *x = z->header;
+    uint64_t rank = 0;
+    for (int i = z->level - 1; i >= 0; i--)
+        while (x->lv[i].fwd &&
+               lex__lte_max((kv_slice){node__member(x->lv[i].fwd), x->lv[i].fwd->len}, max)) {
+            rank += x->lv[i].span;
+            x = x->lv[i].fwd;
+        }
+    return rank;
+}

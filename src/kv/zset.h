@@ -61,6 +61,19 @@ uint64_t kv_zset_scan(const kv_entry *e, uint64_t cursor, kv_zset_scan_fn fn, vo
 bool kv_zset_parse_score(const char *s, size_t len, double *out);
 bool kv_zset_parse_bound(const char *s, size_t len, double *out, bool *exclusive);
 
+/* ZRANGEBYLEX's bounds: "-" and "+", "[x" inclusive, "(x" exclusive. The
+ * members with first <= rank < end are in [min, max] (meaningful, as in
+ * Redis, when every score is the same). */
+enum { KV_LEX_MIN, KV_LEX_MAX, KV_LEX_INCLUSIVE, KV_LEX_EXCLUSIVE };
+typedef struct kv_lex_bound {
+    int kind;
+    const char *ptr; /* into the argument */
+    size_t len;
+} kv_lex_bound;
+bool kv_zset_parse_lex(const char *s, size_t len, kv_lex_bound *out);
+uint64_t kv_zset_lex_first(const kv_entry *e, const kv_lex_bound *min);
+uint64_t kv_zset_lex_end(const kv_entry *e, const kv_lex_bound *max);
+
 size_t kv_zset_mem(const void *zs);
 void kv_zset_free(void *zs);
 

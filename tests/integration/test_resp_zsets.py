@@ -6,8 +6,9 @@ LIMIT and WITHSCORES, pops, removals by range, WRONGTYPE, a restart, and
 the same members on every node of a cluster.
 
 ZADD (NX XX GT LT CH INCR) ZINCRBY ZREM ZCARD ZSCORE ZMSCORE ZRANK ZREVRANK
-ZCOUNT ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZPOPMIN ZPOPMAX
-ZREMRANGEBYRANK ZREMRANGEBYSCORE ZSCAN."""
+ZCOUNT ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX
+ZREVRANGEBYLEX ZLEXCOUNT ZPOPMIN ZPOPMAX ZREMRANGEBYRANK ZREMRANGEBYSCORE
+ZREMRANGEBYLEX ZSCAN."""
 import pytest
 
 from conftest import wait_until
@@ -45,6 +46,7 @@ BASIC = [
     ("ZRANGE", "z", "-inf", "+inf", "BYSCORE", "REV", "LIMIT", "2", "3"),
     ("ZRANGE", "z", "0", "1", "LIMIT", "0", "1"), ("ZRANGE", "z", "x", "1", "BYSCORE"),
     ("ZRANGE", "z", "0", "1", "FOO"), ("ZRANGE", "z", "0", "1", "LIMIT", "x", "1", "BYSCORE"),
+    ("ZRANGE", "z", "(1", "3", "BYLEX"),
     ("ZREVRANGE", "z", "0", "2", "WITHSCORES"), ("ZREVRANGE", "z", "0", "1", "LIMIT", "0", "1"),
     ("ZRANGEBYSCORE", "z", "2", "+inf", "WITHSCORES", "LIMIT", "0", "3"),
     ("ZRANGEBYSCORE", "z", "(2", "100"), ("ZRANGEBYSCORE", "z", "2", "1"),
@@ -67,6 +69,27 @@ BASIC = [
     ("ZCOUNT", "z", "1"), ("ZRANGE", "z", "0"), ("ZINCRBY", "z", "1"), ("ZPOPMIN",),
 ]
 
+LEX = [
+    ("ZADD", "lx", "0", "a", "0", "b", "0", "c", "0", "d", "0", "e", "0", "ab", "0", ""),
+    ("ZRANGEBYLEX", "lx", "-", "+"), ("ZRANGEBYLEX", "lx", "[b", "(d"), ("ZRANGEBYLEX", "lx", "(a", "[c"),
+    ("ZRANGEBYLEX", "lx", "+", "-"), ("ZRANGEBYLEX", "lx", "[", "[b"), ("ZRANGEBYLEX", "lx", "(", "+"),
+    ("ZRANGEBYLEX", "lx", "-", "+", "LIMIT", "1", "3"), ("ZRANGEBYLEX", "lx", "-", "+", "LIMIT", "-1", "3"),
+    ("ZREVRANGEBYLEX", "lx", "+", "-"), ("ZREVRANGEBYLEX", "lx", "[d", "(a", "LIMIT", "1", "2"),
+    ("ZRANGE", "lx", "[b", "[d", "BYLEX"), ("ZRANGE", "lx", "[d", "[b", "BYLEX", "REV"),
+    ("ZRANGE", "lx", "-", "+", "BYLEX", "LIMIT", "2", "2"), ("ZRANGE", "lx", "-", "+", "BYLEX", "WITHSCORES"),
+    ("ZRANGE", "lx", "-", "+", "BYLEX", "BYSCORE"), ("ZRANGEBYLEX", "lx", "b", "[c"),
+    ("ZRANGEBYLEX", "lx", "[a", "c"), ("ZRANGEBYLEX", "lx", "-", "+", "WITHSCORES"),
+    ("ZLEXCOUNT", "lx", "-", "+"), ("ZLEXCOUNT", "lx", "[b", "[d"), ("ZLEXCOUNT", "lx", "(e", "+"),
+    ("ZLEXCOUNT", "lx", "x", "+"), ("ZLEXCOUNT", "nokey", "-", "+"),
+    ("ZREMRANGEBYLEX", "lx", "[b", "(d"), ("ZRANGE", "lx", "0", "-1"), ("ZREMRANGEBYLEX", "lx", "x", "y"),
+    ("ZREMRANGEBYLEX", "lx", "-", "+"), ("EXISTS", "lx"), ("ZREMRANGEBYLEX", "nokey", "-", "+"),
+    ("SET", "str", "x"), ("ZRANGEBYLEX", "str", "-", "+"), ("ZLEXCOUNT", "str", "-", "+"),
+    ("ZADD", "bl", *sum((["0", f"m{i:04d}"] for i in range(300)), [])),
+    ("ZRANGEBYLEX", "bl", "[m0100", "(m0110"), ("ZLEXCOUNT", "bl", "(m0007", "[m0250"),
+    ("ZREVRANGEBYLEX", "bl", "+", "[m0290"), ("ZREMRANGEBYLEX", "bl", "[m0000", "[m0149"),
+    ("ZCARD", "bl"), ("ZRANGEBYLEX", "bl", "-", "(m0155"),
+]
+
 WRONG = [
     ("SET", "str", "x"), ("ZADD", "zs", "1", "a"), ("ZADD", "str", "1", "a"), ("ZREM", "str", "a"),
     ("ZCARD", "str"), ("ZSCORE", "str", "a"), ("ZRANGE", "str", "0", "-1"), ("ZRANK", "str", "a"),
@@ -81,6 +104,7 @@ WRONG = [
 def test_sorted_set_commands_match_redis(anynode, redis_server, proto):  # noqa: F811
     assert_same(anynode.resp_port, redis_server, BASIC, proto)
     assert_same(anynode.resp_port, redis_server, WRONG, proto)
+    assert_same(anynode.resp_port, redis_server, LEX, proto)
 
 
 def test_big_sorted_sets_match_redis(anynode, redis_server):  # noqa: F811
