@@ -158,6 +158,21 @@ static bool resp__keyspace_allowed(const resp_req *req, const users_user *u)
     return users_may_access(u, "", 0, write);
 }
 
+bool resp_auth_extra_key(resp_req *req, const resp_arg *key)
+{
+    uint64_t max = req->a->cfg->max_key_bytes;
+    if (key->len > max) {
+        resp_req_errorf(req, "ERR key too large (max %llu bytes)", (unsigned long long)max);
+        return false;
+    }
+    const users_user *u = req->a->auth ? resp_auth_user(req->rc) : NULL;
+    if (u && !users_may_access(u, key->ptr, key->len, true)) {
+        resp_req_error(req, noperm_keys);
+        return false;
+    }
+    return true;
+}
+
 bool resp_auth_admit(resp_req *req)
 {
     resp_conn *rc = req->rc;

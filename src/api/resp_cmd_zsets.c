@@ -497,6 +497,214 @@ static void zset__zremrangebylex(resp_req *req)
         zset__propose(req, 1, 3, KV_OP_ZREMRANGEBYLEX, 0, 0, zset__reply_integer);
 }
 
+/* ---- ZUNION, ZINTER, ZDIFF (and STORE), ZINTERCARD --------------------------- */
+
+typedef struct zcomb_q {
+    size_t first, n; /* the keys: argv[first .. first + n) */
+    double *w;       /* n weights (1 unless WEIGHTS) */
+    int agg;
+    bool withscores;
+} zcomb_q;
+
+/* numkeys at argv[at], then the keys and the options; store: a STORE
+ * command (no WITHSCORES), diff: ZDIFF (no WEIGHTS or AGGREGATE). With
+ * numkeys_only, stop after numkeys (the rest is checked after the keys'
+ * types, as Redis does). False after replying the error. */
+static bool zset__comb_args(resp_req *req, size_t at, bool store, bool diff, bool numkeys_only,
+                            zcomb_q *q)
+{
+    int64_t numkeys;
+    if (!resp_req_int_arg(req, &req->argv[at], &numkeys)) return false;
+    if (numkeys < 1) {
+        resp_req_errorf(req, "ERR at least 1 input key is needed for '%s' command", req->cmd->name);
+        return false;
+    }
+    if ((uint64_t)numkeys > req->argc - at - 1) {
+        resp_req_error_syntax(req);
+        return false;
+    }
+    q->first = at + 1;
+    q->n = (size_t)numkeys;
+    q->agg = KV_ZAGG_SUM;
+    q->withscores = false;
+    if (numkeys_only) return true;
+    for (size_t i = 0; i < q->n; i++) q->w[i] = 1;
+    for (size_t i = q->first + q->n; i < req->argc; i++) {
+        size_t left = req->argc - i - 1;
+        const resp_arg *a = &req->argv[i];
+        if (!diff && left >= q->n && resp_format_arg_is(a, "weights")) {
+            for (size_t k = 0; k < q->n; k++) {
+                const resp_arg *v = &req->argv[i + 1 + k];
+                if (!kv_zset_parse_score(v->ptr, v->len, &q->w[k])) {
+                    resp_req_error(req, "ERR weight value is not a float");
+                    return false;
+                }
+            }
+            i += q->n;
+        } else if (!diff && left >= 1 && resp_format_arg_is(a, "aggregate")) {
+            const resp_arg *v = &req->argv[++i];
+            if (resp_format_arg_is(v, "sum"))
+                q->agg = KV_ZAGG_SUM;
+            else if (resp_format_arg_is(v, "min"))
+                q->agg = KV_ZAGG_MIN;
+            else if (resp_format_arg_is(v, "max"))
+                q->agg = KV_ZAGG_MAX;
+            else {
+                resp_req_error_syntax(req);
+                return false;
+            }
+        } else if (!store && resp_format_arg_is(a, "withscores")) {
+            q->withscores = true;
+        } else {
+            resp_req_error_syntax(req);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The sources at argv[first .. first + n): sorted sets or sets; false
+ * after WRONGTYPE. */
+static bool zset__gather(resp_req *req, size_t first, size_t n, const kv_entry **srcs)
+{
+    for (size_t i = 0; i < n; i++) {
+        kv_entry *e = resp_req_lookup(req, &req->argv[first + i]);
+        if (e && e->type != KV_TYPE_ZSET && e->type != KV_TYPE_SET) {
+            resp_req_wrongtype(req);
+            return false;
+        }
+        srcs[i] = e;
+    }
+    return true;
+}
+
+/* ZUNION, ZINTER, ZDIFF: opt the operation */
+static void zset__comb_ready(resp_req *req)
+{
+    zcomb_q q;
+    zset__comb_args(req, 1, false, false, true, &q); /* numkeys: checked before the read */
+    const kv_entry **srcs = xcalloc(q.n, sizeof(*srcs));
+    q.w = xcalloc(q.n, sizeof(*q.w));
+    if (zset__gather(req, q.first, q.n, srcs) &&
+        zset__comb_args(req, 1, false, req->opt == KV_ZCOMB_DIFF, false, &q)) {
+        kv_keyspace tmp;
+        kv_keyspace_init(&tmp, 1);
+        kv_entry *out = kv_keyspace_insert(&tmp, "", 0, NULL, 0);
+        kv_zset_init(&tmp, out);
+        kv_zset_combine(&tmp, out, srcs, q.n, q.w, q.agg, (int)req->opt);
+        size_t n = (size_t)kv_zset_len(out);
+        bool pairs = q.withscores && req->proto == 3;
+        resp_write_array(&req->reply, q.withscores && !pairs ? 2 * n : n);
+        kv_zset_iter it;
+        kv_slice m;
+        double s;
+        kv_zset_iter_init(&it, out, 0, false);
+        while (kv_zset_iter_next(&it, &m, &s)) {
+            if (pairs) resp_write_array(&req->reply, 2);
+            resp_write_bulk(&req->reply, m.ptr, m.len);
+            if (q.withscores) resp_write_double(&req->reply, req->proto, s);
+        }
+        kv_keyspace_close(&tmp);
+    }
+    free(q.w);
+    free(srcs);
+}
+
+static void zset__comb(resp_req *req, int op)
+{
+    zcomb_q q;
+    if (!zset__comb_args(req, 1, false, false, true, &q)) return;
+    req->opt = (uint32_t)op;
+    resp_req_read(req, zset__comb_ready);
+}
+
+static void zset__zunion(resp_req *req)
+{
+    zset__comb(req, KV_ZCOMB_UNION);
+}
+
+static void zset__zinter(resp_req *req)
+{
+    zset__comb(req, KV_ZCOMB_INTER);
+}
+
+static void zset__zdiff(resp_req *req)
+{
+    zset__comb(req, KV_ZCOMB_DIFF);
+}
+
+/* ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: dst, the keys, a weight each */
+static void zset__comb_store(resp_req *req, int op)
+{
+    zcomb_q q;
+    if (!resp_auth_extra_key(req, &req->argv[1])) return;
+    if (!zset__comb_args(req, 2, true, false, true, &q)) return;
+    q.w = xcalloc(q.n, sizeof(*q.w));
+    if (zset__comb_args(req, 2, true, op == KV_ZCOMB_DIFF, false, &q)) {
+        size_t n = 1 + 2 * q.n;
+        kv_slice *args = xcalloc(n, sizeof(*args));
+        char *text = xmalloc(q.n * 32);
+        args[0] = zset__arg(req, 1);
+        for (size_t i = 0; i < q.n; i++) {
+            args[1 + i] = zset__arg(req, q.first + i);
+            int len = snprintf(text + 32 * i, 32, "%.17g", q.w[i]);
+            args[1 + q.n + i] = (kv_slice){text + 32 * i, (size_t)len};
+        }
+        kv_command cmd = {
+            .op = KV_OP_ZSTORE, .a = op, .b = q.agg, .nargs = (uint32_t)n, .args = args};
+        resp_req_propose(req, &cmd, zset__reply_integer);
+        free(text);
+        free(args);
+    }
+    free(q.w);
+}
+
+static void zset__zunionstore(resp_req *req)
+{
+    zset__comb_store(req, KV_ZCOMB_UNION);
+}
+
+static void zset__zinterstore(resp_req *req)
+{
+    zset__comb_store(req, KV_ZCOMB_INTER);
+}
+
+static void zset__zdiffstore(resp_req *req)
+{
+    zset__comb_store(req, KV_ZCOMB_DIFF);
+}
+
+/* ZINTERCARD numkeys key [key ...] [LIMIT limit]: n[0] numkeys, n[1] limit */
+static void zset__zintercard_ready(resp_req *req)
+{
+    size_t n = (size_t)req->n[0];
+    const kv_entry **srcs = xcalloc(n, sizeof(*srcs));
+    if (zset__gather(req, 2, n, srcs))
+        resp_write_integer(&req->reply, (long long)kv_zset_intercard(srcs, n, (uint64_t)req->n[1]));
+    free(srcs);
+}
+
+static void zset__zintercard(resp_req *req)
+{
+    zcomb_q q;
+    if (!zset__comb_args(req, 1, true, true, true, &q)) return; /* Redis' ZUNION rules */
+    req->n[0] = (int64_t)q.n;
+    req->n[1] = 0;
+    for (size_t i = 2 + q.n; i < req->argc; i += 2) {
+        int64_t limit;
+        if (!resp_format_arg_is(&req->argv[i], "limit") || i + 1 >= req->argc) {
+            resp_req_error_syntax(req);
+            return;
+        }
+        if (!strconv_parse_i64(req->argv[i + 1].ptr, req->argv[i + 1].len, &limit) || limit < 0) {
+            resp_req_error(req, "ERR LIMIT can't be negative");
+            return;
+        }
+        req->n[1] = limit;
+    }
+    resp_req_read(req, zset__zintercard_ready);
+}
+
 /* ZRANDMEMBER key [count [WITHSCORES]]: n[0] count, opt WITHSCORES */
 static void zset__zrandmember_ready(resp_req *req)
 {
@@ -571,6 +779,7 @@ static void zset__zscan(resp_req *req)
 #define R RESP_CMD_READONLY
 #define D RESP_CMD_DENYOOM
 #define F RESP_CMD_FAST
+#define NK RESP_CMD_NUMKEYS
 
 const resp_cmd resp_cmds_zsets[] = {
     {"zadd", zset__zadd, -4, W | D | F, 1, 1, 1, "sortedset", "1.2.0", "O(log(N))",
@@ -619,6 +828,26 @@ const resp_cmd resp_cmds_zsets[] = {
      "Remove the members in a range of ranks", "key start stop"},
     {"zremrangebyscore", zset__zremrangebyscore, 4, W, 1, 1, 1, "sortedset", "1.2.0", "O(log(N)+M)",
      "Remove the members with scores in a range", "key min max"},
+    {"zunion", zset__zunion, -3, R | NK, 1, 0, 1, "sortedset", "6.2.0", "O(N)+O(M*log(M))",
+     "Return the union of sorted sets",
+     "numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]"},
+    {"zinter", zset__zinter, -3, R | NK, 1, 0, 1, "sortedset", "6.2.0", "O(N*K)+O(M*log(M))",
+     "Return the intersection of sorted sets",
+     "numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]"},
+    {"zdiff", zset__zdiff, -3, R | NK, 1, 0, 1, "sortedset", "6.2.0", "O(L + (N-K)log(N))",
+     "Return the difference of the first sorted set and the others",
+     "numkeys key [key ...] [WITHSCORES]"},
+    {"zunionstore", zset__zunionstore, -4, W | D | NK, 2, 0, 1, "sortedset", "2.0.0",
+     "O(N)+O(M log(M))", "Store the union of sorted sets",
+     "destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX]"},
+    {"zinterstore", zset__zinterstore, -4, W | D | NK, 2, 0, 1, "sortedset", "2.0.0",
+     "O(N*K)+O(M*log(M))", "Store the intersection of sorted sets",
+     "destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX]"},
+    {"zdiffstore", zset__zdiffstore, -4, W | D | NK, 2, 0, 1, "sortedset", "6.2.0",
+     "O(L + (N-K)log(N))", "Store the difference of the first sorted set and the others",
+     "destination numkeys key [key ...]"},
+    {"zintercard", zset__zintercard, -3, R | NK, 1, 0, 1, "sortedset", "7.0.0", "O(N*K)",
+     "Return the size of the intersection of sorted sets", "numkeys key [key ...] [LIMIT limit]"},
     {"zrandmember", zset__zrandmember, -2, R, 1, 1, 1, "sortedset", "6.2.0", "O(N)",
      "Return random members of a sorted set", "key [count [WITHSCORES]]"},
     {"zscan", zset__zscan, -3, R, 1, 1, 1, "sortedset", "2.8.0", "O(1)",

@@ -260,6 +260,10 @@ void resp_req_authenticate(resp_req *req, const resp_arg *user, const resp_arg *
 /* Each answers the error itself and returns false when the command stops. */
 bool resp_auth_rate(resp_req *req);
 bool resp_auth_admit(resp_req *req);
+/* A written key the command table's positions do not cover (the
+ * destination of ZUNIONSTORE and family, whose other keys move): its size
+ * limit and the user's key patterns. */
+bool resp_auth_extra_key(resp_req *req, const resp_arg *key);
 
 /* Lookup for COMMAND INFO/DOCS: NULL when unknown. */
 const resp_cmd *resp_api_lookup(const resp_api *ra, const char *name, size_t len);

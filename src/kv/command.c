@@ -145,7 +145,7 @@ const char *kv_op_name(int op)
         "noop",     "member", "hset",    "hdel",  "hincr",   "hincrfloat", "lpush",
         "lpop",     "lset",   "lrem",    "ltrim", "linsert", "lmove",      "lmpop",
         "sadd",     "srem",   "spop",    "smove", "sstore", "zadd", "zrem", "zpop",
-        "zremrangebyrank", "zremrangebyscore", "zremrangebylex"};
+        "zremrangebyrank", "zremrangebyscore", "zremrangebylex", "zstore"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

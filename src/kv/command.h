@@ -74,6 +74,7 @@ typedef enum kv_op {
     KV_OP_ZREMRANGEBYRANK,  /* key: remove ranks [a, b] (negative from the end) */
     KV_OP_ZREMRANGEBYSCORE, /* key min max: bounds as ZRANGE BYSCORE reads them */
     KV_OP_ZREMRANGEBYLEX,   /* key min max: bounds as ZRANGEBYLEX reads them */
+    KV_OP_ZSTORE, /* dst key ... weight ...: dst = a (KV_ZCOMB_*) of the keys, b (KV_ZAGG_*) */
     KV_OP_MAX_
 } kv_op;
 

@@ -882,6 +882,22 @@ static void store__set_changed(kv_store *s, const kv_command *cmd, kv_entry *e, 
     store__collection_changed(s, cmd, e, rev, kv_set_len(e));
 }
 
+/* SINTERSTORE and ZUNIONSTORE families: the destination goes, whatever
+ * it held (as in Redis), at a new revision that the result then fills if
+ * it has members; nothing there and nothing to store changes nothing.
+ * Returns the revision. */
+static uint64_t store__dst_replace(kv_store *s, const kv_command *cmd, uint64_t card)
+{
+    kv_entry *dst = store__live(s, cmd, cmd->args[0]);
+    if (!dst && !card) return s->revision;
+    uint64_t rev = ++s->revision;
+    if (dst) {
+        store__changed(s, cmd, KV_CHANGE_DELETE, cmd->args[0].ptr, cmd->args[0].len, NULL, rev);
+        kv_keyspace_delete(&s->ks, cmd->args[0].ptr, cmd->args[0].len);
+    }
+    return rev;
+}
+
 static void store__sadd(kv_store *s, const kv_command *cmd, kv_result *res)
 {
     if (cmd->nargs < 2) {
@@ -1009,21 +1025,14 @@ static void store__sstore(kv_store *s, const kv_command *cmd, kv_result *res)
     kv_set_combine(&tmp, out, sets, n, (int)cmd->a);
     free(sets);
     uint64_t card = kv_set_len(out);
-    kv_entry *dst = store__live(s, cmd, cmd->args[0]);
-    uint64_t rev = ++s->revision;
-    if (dst) { /* replaced whatever its type, as Redis does */
-        store__changed(s, cmd, KV_CHANGE_DELETE, cmd->args[0].ptr, cmd->args[0].len, NULL, rev);
-        kv_keyspace_delete(&s->ks, cmd->args[0].ptr, cmd->args[0].len);
-    }
+    uint64_t rev = store__dst_replace(s, cmd, card);
     if (card) {
-        dst = store__set_create(s, cmd->args[0], rev);
+        kv_entry *dst = store__set_create(s, cmd->args[0], rev);
         kv_set_iter it;
         kv_slice m;
         kv_set_iter_init(&it, out);
         while (kv_set_iter_next(&it, &m)) kv_set_add(&s->ks, dst, m);
         store__set_changed(s, cmd, dst, rev);
-    } else if (!dst) {
-        s->revision--; /* nothing there, nothing stored: no change */
     }
     kv_keyspace_close(&tmp);
     res->integer = (int64_t)card;
@@ -1233,6 +1242,57 @@ static void store__zremrangebylex(kv_store *s, const kv_command *cmd, kv_result 
     store__zset_changed(s, cmd, e, ++s->revision);
 }
 
+/* ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: sources may be sorted sets or
+ * sets; each has a weight argument (the front end sends 1 by default) */
+static void store__zstore(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 3 || cmd->nargs % 2 == 0 || cmd->a < KV_ZCOMB_UNION ||
+        cmd->a > KV_ZCOMB_DIFF || cmd->b < KV_ZAGG_SUM || cmd->b > KV_ZAGG_MAX) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    size_t n = (cmd->nargs - 1) / 2;
+    const kv_entry **srcs = xcalloc(n, sizeof(*srcs));
+    double *w = xcalloc(n, sizeof(*w));
+    for (size_t i = 0; i < n; i++) {
+        kv_slice wt = cmd->args[1 + n + i];
+        if (!kv_zset_parse_score(wt.ptr, wt.len, &w[i])) res->status = KV_ERR_MALFORMED;
+    }
+    for (size_t i = 0; i < n && !res->status; i++) {
+        kv_entry *e = store__live(s, cmd, cmd->args[1 + i]);
+        if (e && e->type != KV_TYPE_ZSET && e->type != KV_TYPE_SET) res->status = KV_ERR_WRONGTYPE;
+        srcs[i] = e;
+    }
+    if (res->status) {
+        free(srcs);
+        free(w);
+        return;
+    }
+    /* into a keyspace of its own first: dst may be one of the sources */
+    kv_keyspace tmp;
+    kv_keyspace_init(&tmp, s->ks.seed);
+    kv_entry *out = kv_keyspace_insert(&tmp, "", 0, NULL, 0);
+    kv_zset_init(&tmp, out);
+    kv_zset_combine(&tmp, out, srcs, n, w, (int)cmd->b, (int)cmd->a);
+    free(srcs);
+    free(w);
+    uint64_t card = kv_zset_len(out);
+    uint64_t rev = store__dst_replace(s, cmd, card);
+    if (card) {
+        kv_entry *dst = kv_keyspace_insert(&s->ks, cmd->args[0].ptr, cmd->args[0].len, NULL, 0);
+        kv_zset_init(&s->ks, dst);
+        dst->create_rev = rev;
+        kv_zset_iter it;
+        kv_slice m;
+        double score;
+        kv_zset_iter_init(&it, out, 0, false);
+        while (kv_zset_iter_next(&it, &m, &score)) kv_zset_set(&s->ks, dst, m, score);
+        store__zset_changed(s, cmd, dst, rev);
+    }
+    kv_keyspace_close(&tmp);
+    res->integer = (int64_t)card;
+}
+
 static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
 
 void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -1390,6 +1450,9 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_ZREMRANGEBYLEX:
         store__zremrangebylex(s, cmd, res);
+        break;
+    case KV_OP_ZSTORE:
+        store__zstore(s, cmd, res);
         break;
     default:
         res->status = KV_ERR_MALFORMED;

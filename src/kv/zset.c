@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv/set.h"
 #include "util/alloc.h"
 #include "util/hash.h"
 
@@ -782,4 +783,156 @@ uint64_t kv_zset_lex_end(const kv_entry *e, const kv_lex_bound *max)
             x = x->lv[i].fwd;
         }
     return rank;
+}
+
+/* ---- ZUNION, ZINTER, ZDIFF ---------------------------------------------------------- */
+
+/* A source's members and scores: a sorted set's own, a set's at 1. */
+static void zset__each(const kv_entry *e, void (*fn)(void *ctx, kv_slice m, double s), void *ctx)
+{
+    if (e->type == KV_TYPE_ZSET) {
+        kv_zset_iter it;
+        kv_slice m;
+        double s;
+        kv_zset_iter_init(&it, e, 0, false);
+        while (kv_zset_iter_next(&it, &m, &s)) fn(ctx, m, s);
+        return;
+    }
+    kv_set_iter it;
+    kv_slice m;
+    kv_set_iter_init(&it, e);
+    while (kv_set_iter_next(&it, &m)) fn(ctx, m, 1.0);
+}
+
+static bool zset__member_score(const kv_entry *e, kv_slice m, double *s)
+{
+    if (e->type == KV_TYPE_ZSET) return kv_zset_score(e, m, s);
+    *s = 1.0;
+    return kv_set_contains(e, m);
+}
+
+static uint64_t zset__card(const kv_entry *e)
+{
+    return e->type == KV_TYPE_ZSET ? kv_zset_len(e) : kv_set_len(e);
+}
+
+static double zset__aggregate(double a, double b, int agg)
+{
+    if (agg == KV_ZAGG_MIN) return a < b ? a : b;
+    if (agg == KV_ZAGG_MAX) return a > b ? a : b;
+    double sum = a + b;
+    return isnan(sum) ? 0.0 : sum; /* inf + -inf: Redis says 0 */
+}
+
+typedef struct zcomb {
+    kv_keyspace *ks;
+    kv_entry *out;
+    const kv_entry *const *srcs;
+    const size_t *order; /* the sources by cardinality, as Redis combines them */
+    size_t n, cur;       /* cur: the source being walked (an index into srcs) */
+    const double *w;
+    int agg;
+} zcomb;
+
+static double zset__weighted(double s, double w)
+{
+    double v = s * w;
+    return isnan(v) ? 0.0 : v; /* inf * 0 */
+}
+
+static void zset__union_one(void *ctx, kv_slice m, double s)
+{
+    zcomb *c = ctx;
+    double v = zset__weighted(s, c->w[c->cur]), acc;
+    if (kv_zset_score(c->out, m, &acc)) v = zset__aggregate(acc, v, c->agg);
+    kv_zset_set(c->ks, c->out, m, v);
+}
+
+static void zset__inter_one(void *ctx, kv_slice m, double s)
+{
+    zcomb *c = ctx;
+    double v = zset__weighted(s, c->w[c->cur]);
+    for (size_t k = 1; k < c->n; k++) {
+        size_t i = c->order[k];
+        double o;
+        if (!zset__member_score(c->srcs[i], m, &o)) return;
+        v = zset__aggregate(v, zset__weighted(o, c->w[i]), c->agg);
+    }
+    kv_zset_set(c->ks, c->out, m, v);
+}
+
+static void zset__diff_one(void *ctx, kv_slice m, double s)
+{
+    zcomb *c = ctx;
+    for (size_t i = 1; i < c->n; i++) {
+        double o;
+        if (c->srcs[i] && zset__member_score(c->srcs[i], m, &o)) return;
+    }
+    kv_zset_set(c->ks, c->out, m, s);
+}
+
+void kv_zset_combine(kv_keyspace *ks, kv_entry *out, const kv_entry *const *srcs, size_t n,
+                     const double *weights, int agg, int op)
+{
+    size_t *order = xmalloc(n * sizeof(*order));
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    /* stable insertion sort by cardinality (a missing key counts 0): the
+     * order Redis sums in, which decides the last bits of a SUM */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0; j--) {
+            const kv_entry *a = srcs[order[j - 1]], *b = srcs[order[j]];
+            if ((a ? zset__card(a) : 0) <= (b ? zset__card(b) : 0)) break;
+            size_t tmp = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = tmp;
+        }
+    zcomb c = {
+        .ks = ks, .out = out, .srcs = srcs, .order = order, .n = n, .w = weights, .agg = agg};
+    if (op == KV_ZCOMB_UNION) {
+        for (size_t k = 0; k < n; k++) {
+            c.cur = order[k];
+            if (srcs[c.cur]) zset__each(srcs[c.cur], zset__union_one, &c);
+        }
+    } else if (op == KV_ZCOMB_INTER) {
+        c.cur = order[0];
+        if (srcs[c.cur]) zset__each(srcs[c.cur], zset__inter_one, &c); /* a missing key: none */
+    } else if (srcs[0]) {
+        zset__each(srcs[0], zset__diff_one, &c);
+    }
+    free(order);
+}
+
+uint64_t kv_zset_intercard(const kv_entry *const *srcs, size_t n, uint64_t limit)
+{
+    size_t first = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!srcs[i]) return 0;
+        if (zset__card(srcs[i]) < zset__card(srcs[first])) first = i;
+    }
+    uint64_t count = 0;
+    kv_zset_iter it;
+    kv_slice m;
+    double s;
+    kv_zset_iter_init(&it, srcs[first], 0, false);
+    /* a set source is walked by the set iterator */
+    if (srcs[first]->type != KV_TYPE_ZSET) {
+        kv_set_iter si;
+        kv_set_iter_init(&si, srcs[first]);
+        while ((!limit || count < limit) && kv_set_iter_next(&si, &m)) {
+            bool all = true;
+            for (size_t i = 0; i < n && all; i++)
+                all = i == first || zset__member_score(srcs[i], m, &s);
+            count += all;
+        }
+        return count;
+    }
+    while ((!limit || count < limit) && kv_zset_iter_next(&it, &m, &s)) {
+        bool all = true;
+        for (size_t i = 0; i < n && all; i++) {
+            double o;
+            all = i == first || zset__member_score(srcs[i], m, &o);
+        }
+        count += all;
+    }
+    return count;
 }

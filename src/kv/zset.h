@@ -74,6 +74,17 @@ bool kv_zset_parse_lex(const char *s, size_t len, kv_lex_bound *out);
 uint64_t kv_zset_lex_first(const kv_entry *e, const kv_lex_bound *min);
 uint64_t kv_zset_lex_end(const kv_entry *e, const kv_lex_bound *max);
 
+/* ZUNION, ZINTER, ZDIFF of sources (a sorted set; a set, every member
+ * at score 1; NULL for a missing key) into out, an empty sorted set of
+ * ks: scores times their source's weight (ZDIFF: none), combined by SUM,
+ * MIN or MAX, as Redis does (a NaN from inf - inf or inf * 0 is 0). */
+enum { KV_ZCOMB_UNION = 0, KV_ZCOMB_INTER = 1, KV_ZCOMB_DIFF = 2 };
+enum { KV_ZAGG_SUM = 0, KV_ZAGG_MIN = 1, KV_ZAGG_MAX = 2 };
+void kv_zset_combine(kv_keyspace *ks, kv_entry *out, const kv_entry *const *srcs, size_t n,
+                     const double *weights, int agg, int op);
+/* ZINTERCARD: the intersection's size, counting stops at limit (0: none). */
+uint64_t kv_zset_intercard(const kv_entry *const *srcs, size_t n, uint64_t limit);
+
 size_t kv_zset_mem(const void *zs);
 void kv_zset_free(void *zs);
 

@@ -8,7 +8,8 @@ the same members on every node of a cluster.
 ZADD (NX XX GT LT CH INCR) ZINCRBY ZREM ZCARD ZSCORE ZMSCORE ZRANK ZREVRANK
 ZCOUNT ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX
 ZREVRANGEBYLEX ZLEXCOUNT ZPOPMIN ZPOPMAX ZREMRANGEBYRANK ZREMRANGEBYSCORE
-ZREMRANGEBYLEX ZSCAN."""
+ZREMRANGEBYLEX ZSCAN ZUNION ZINTER ZDIFF ZUNIONSTORE ZINTERSTORE ZDIFFSTORE
+ZINTERCARD."""
 import pytest
 
 from conftest import wait_until
@@ -90,6 +91,41 @@ LEX = [
     ("ZCARD", "bl"), ("ZRANGEBYLEX", "bl", "-", "(m0155"),
 ]
 
+COMB = [
+    ("ZADD", "za", "1", "a", "2", "b", "3", "c"), ("ZADD", "zb", "10", "b", "20", "c", "30", "d"),
+    ("ZADD", "zc", "0.1", "c", "0.2", "d", "0.3", "e", "0.4", "a"), ("SADD", "sx", "a", "x"),
+    ("ZUNION", "2", "za", "zb"), ("ZUNION", "2", "za", "zb", "WITHSCORES"),
+    ("ZUNION", "3", "za", "zb", "zc", "WEIGHTS", "1", "2", "3", "WITHSCORES"),
+    ("ZUNION", "2", "za", "zb", "AGGREGATE", "MIN", "WITHSCORES"),
+    ("ZUNION", "2", "za", "zb", "AGGREGATE", "max", "WITHSCORES"),
+    ("ZUNION", "2", "za", "sx", "WITHSCORES"), ("ZUNION", "2", "za", "nokey", "WITHSCORES"),
+    ("ZINTER", "2", "za", "zb", "WITHSCORES"), ("ZINTER", "3", "za", "zb", "zc", "WITHSCORES"),
+    ("ZINTER", "2", "za", "zc", "WEIGHTS", "2", "0.5", "AGGREGATE", "MAX", "WITHSCORES"),
+    ("ZINTER", "2", "za", "sx", "WITHSCORES"), ("ZINTER", "2", "za", "nokey"),
+    ("ZDIFF", "2", "za", "zb", "WITHSCORES"), ("ZDIFF", "3", "zc", "za", "zb"),
+    ("ZDIFF", "1", "nokey"), ("ZDIFF", "2", "za", "zb", "WEIGHTS", "1", "2"),
+    ("ZDIFF", "2", "za", "zb", "AGGREGATE", "SUM"),
+    ("ZUNIONSTORE", "d", "2", "za", "zb"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"),
+    ("ZINTERSTORE", "d", "2", "za", "zb", "WEIGHTS", "3", "1"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"),
+    ("ZDIFFSTORE", "d", "2", "zc", "za"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"),
+    ("ZINTERSTORE", "d", "2", "za", "nokey"), ("EXISTS", "d"),
+    ("ZUNIONSTORE", "za", "2", "za", "zb", "AGGREGATE", "MAX"), ("ZRANGE", "za", "0", "-1", "WITHSCORES"),
+    ("ZUNIONSTORE", "d", "1", "sx"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"), ("TYPE", "d"),
+    ("ZADD", "inf1", "+inf", "m"), ("ZADD", "inf2", "-inf", "m"),
+    ("ZUNION", "2", "inf1", "inf2", "WITHSCORES"), ("ZUNION", "2", "inf1", "inf2", "WEIGHTS", "0", "1", "WITHSCORES"),
+    ("ZINTERCARD", "2", "za", "zb"), ("ZINTERCARD", "2", "za", "zb", "LIMIT", "1"),
+    ("ZINTERCARD", "2", "za", "sx"), ("ZINTERCARD", "1", "nokey"), ("ZINTERCARD", "0", "za"),
+    ("ZINTERCARD", "3", "za", "zb"), ("ZINTERCARD", "2", "za", "zb", "LIMIT", "-1"),
+    # errors
+    ("ZUNION", "0", "za"), ("ZUNION", "x", "za"), ("ZUNION", "3", "za", "zb"),
+    ("ZUNION", "2", "za", "zb", "WEIGHTS", "1"), ("ZUNION", "2", "za", "zb", "WEIGHTS", "1", "x"),
+    ("ZUNION", "2", "za", "zb", "AGGREGATE", "AVG"), ("ZUNION", "2", "za", "zb", "FOO"),
+    ("ZUNIONSTORE", "d", "2", "za", "zb", "WITHSCORES"), ("ZUNIONSTORE", "d", "0", "za"),
+    ("SET", "str", "x"), ("ZUNION", "2", "za", "str"), ("ZINTER", "2", "str", "za"),
+    ("ZUNIONSTORE", "d", "2", "za", "str"), ("ZINTERCARD", "2", "za", "str"),
+    ("ZUNION", "2", "str", "za", "FOO"),
+]
+
 WRONG = [
     ("SET", "str", "x"), ("ZADD", "zs", "1", "a"), ("ZADD", "str", "1", "a"), ("ZREM", "str", "a"),
     ("ZCARD", "str"), ("ZSCORE", "str", "a"), ("ZRANGE", "str", "0", "-1"), ("ZRANK", "str", "a"),
@@ -105,6 +141,7 @@ def test_sorted_set_commands_match_redis(anynode, redis_server, proto):  # noqa:
     assert_same(anynode.resp_port, redis_server, BASIC, proto)
     assert_same(anynode.resp_port, redis_server, WRONG, proto)
     assert_same(anynode.resp_port, redis_server, LEX, proto)
+    assert_same(anynode.resp_port, redis_server, COMB, proto)
 
 
 def test_big_sorted_sets_match_redis(anynode, redis_server):  # noqa: F811
@@ -123,7 +160,10 @@ def test_big_sorted_sets_match_redis(anynode, redis_server):  # noqa: F811
               ("ZPOPMIN", "big", "5"), ("ZPOPMAX", "big", "3"), ("ZREMRANGEBYSCORE", "big", "40", "60"),
               ("ZREMRANGEBYRANK", "big", "10", "20"), ("ZRANGE", "big", "0", "-1", "WITHSCORES"),
               ("ZADD", "long", "1", "x" * 65), ("ZADD", "long", "2", "y"),
-              ("ZRANGE", "long", "0", "-1", "WITHSCORES")]
+              ("ZRANGE", "long", "0", "-1", "WITHSCORES"),
+              ("ZUNIONSTORE", "u", "2", "big", "long", "WEIGHTS", "2", "3"), ("ZCARD", "u"),
+              ("ZRANGE", "u", "0", "-1", "WITHSCORES"), ("ZINTER", "2", "big", "u", "WITHSCORES"),
+              ("ZDIFF", "2", "u", "big", "WITHSCORES"), ("ZINTERCARD", "2", "u", "big", "LIMIT", "50")]
     assert_same(anynode.resp_port, redis_server, script, 2)
     assert_same(anynode.resp_port, redis_server, [("ZRANGE", "big", "0", "20", "WITHSCORES")], 3)
 
