@@ -139,13 +139,46 @@ int kv_command_decode(const char *data, size_t len, kv_command *cmd, kv_slice *a
 
 const char *kv_op_name(int op)
 {
-    static const char *names[] = {
-        "?",        "put",    "del",     "mset",  "incr",    "incrfloat",  "append",
-        "setrange", "expire", "persist", "getex", "rename",  "flush",      "expire_keys",
-        "noop",     "member", "hset",    "hdel",  "hincr",   "hincrfloat", "lpush",
-        "lpop",     "lset",   "lrem",    "ltrim", "linsert", "lmove",      "lmpop",
-        "sadd",     "srem",   "spop",    "smove", "sstore", "zadd", "zrem", "zpop",
-        "zremrangebyrank", "zremrangebyscore", "zremrangebylex", "zstore"};
+    static const char *names[] = {"?",
+                                  "put",
+                                  "del",
+                                  "mset",
+                                  "incr",
+                                  "incrfloat",
+                                  "append",
+                                  "setrange",
+                                  "expire",
+                                  "persist",
+                                  "getex",
+                                  "rename",
+                                  "flush",
+                                  "expire_keys",
+                                  "noop",
+                                  "member",
+                                  "hset",
+                                  "hdel",
+                                  "hincr",
+                                  "hincrfloat",
+                                  "lpush",
+                                  "lpop",
+                                  "lset",
+                                  "lrem",
+                                  "ltrim",
+                                  "linsert",
+                                  "lmove",
+                                  "lmpop",
+                                  "sadd",
+                                  "srem",
+                                  "spop",
+                                  "smove",
+                                  "sstore",
+                                  "zadd",
+                                  "zrem",
+                                  "zpop",
+                                  "zremrangebyrank",
+                                  "zremrangebyscore",
+                                  "zremrangebylex",
+                                  "zstore"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

@@ -422,11 +422,45 @@ static void test_command_need_more_args(void **state)
 
 static void test_op_names(void **state)
 {
-    static const char *names[] = {
-        "put",     "del",   "mset",       "incr",  "incrfloat",   "append", "setrange", "expire",
-        "persist", "getex", "rename",     "flush", "expire_keys", "noop",   "member",   "hset",
-        "hdel",    "hincr", "hincrfloat", "lpush", "lpop",        "lset",   "lrem",     "ltrim",
-        "linsert", "lmove", "lmpop",      "sadd",  "srem",        "spop",   "smove",    "sstore", "zadd", "zrem", "zpop", "zremrangebyrank", "zremrangebyscore", "zremrangebylex", "zstore"};
+    static const char *names[] = {"put",
+                                  "del",
+                                  "mset",
+                                  "incr",
+                                  "incrfloat",
+                                  "append",
+                                  "setrange",
+                                  "expire",
+                                  "persist",
+                                  "getex",
+                                  "rename",
+                                  "flush",
+                                  "expire_keys",
+                                  "noop",
+                                  "member",
+                                  "hset",
+                                  "hdel",
+                                  "hincr",
+                                  "hincrfloat",
+                                  "lpush",
+                                  "lpop",
+                                  "lset",
+                                  "lrem",
+                                  "ltrim",
+                                  "linsert",
+                                  "lmove",
+                                  "lmpop",
+                                  "sadd",
+                                  "srem",
+                                  "spop",
+                                  "smove",
+                                  "sstore",
+                                  "zadd",
+                                  "zrem",
+                                  "zpop",
+                                  "zremrangebyrank",
+                                  "zremrangebyscore",
+                                  "zremrangebylex",
+                                  "zstore"};
     assert_int_equal(sizeof(names) / sizeof(names[0]), KV_OP_MAX_ - 1);
     for (int op = 1; op < KV_OP_MAX_; op++) assert_string_equal(kv_op_name(op), names[op - 1]);
     assert_string_equal(kv_op_name(0), "?");
