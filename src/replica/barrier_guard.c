@@ -35,10 +35,17 @@ static barrier_guard *guard__of_io(struct raft_io *io)
 }
 
 static void guard__drain(barrier_guard *g);
+static void guard__close_now(barrier_guard *g);
 
 static void guard__drain_cb(uv_timer_t *t)
 {
-    guard__drain(t->data);
+    barrier_guard *g = t->data;
+    if (g->close_waits && g->unconfirmed == GUARD_IDLE) {
+        g->close_waits = false;
+        guard__close_now(g);
+        return;
+    }
+    guard__drain(g);
 }
 
 static void guard__drain_soon(barrier_guard *g)
@@ -61,6 +68,12 @@ static void guard__confirm_cb(struct raft_io_append *req, int status)
     g->confirm_assigned = false;
     g->unconfirmed = GUARD_IDLE;
     cb(req, status);
+    if (g->close_waits) {
+        /* not from inside libraft's write callback: closing its writer
+         * there trips libuv's assertion on the poll handle being closed */
+        uv_timer_start(&g->drain_timer, guard__drain_cb, 0, 0);
+        return;
+    }
     guard__drain_soon(g);
 }
 
@@ -127,6 +140,7 @@ static int guard__issue_put(barrier_guard *g, unsigned trailing, struct raft_io_
 
 static bool guard__must_wait(const barrier_guard *g, guard_op_kind kind)
 {
+    if (g->close_waits) return true; /* canceled when the close goes out */
     if (kind == OP_APPEND) {
         /* An append may pass a held snapshot put: the snapshot covers only
          * committed entries and new ones go to segments after it either
@@ -233,9 +247,8 @@ static int guard__snapshot_put(struct raft_io *io, unsigned trailing,
 
 /* Held operations end as libraft's own pending ones do on close:
  * canceled. */
-static void guard__close(struct raft_io *io, raft_io_close_cb cb)
+static void guard__close_now(barrier_guard *g)
 {
-    barrier_guard *g = guard__of_io(io);
     while (g->head) {
         guard_op *op = g->head;
         g->head = op->next;
@@ -246,7 +259,27 @@ static void guard__close(struct raft_io *io, raft_io_close_cb cb)
     g->tail = NULL;
     uv_timer_stop(&g->drain_timer);
     g->closed = true; /* what libraft still asks for goes straight through */
-    g->close(io, cb);
+    raft_io_close_cb cb = g->close_cb;
+    g->close_cb = NULL;
+    g->close(g->io, cb);
+}
+
+/* libraft 0.15 closes its log barrier by calling the barrier's callback a
+ * second time. When that barrier belongs to a truncate whose work is
+ * already on the thread pool, the second call frees the request and the
+ * work's completion writes through the freed pointer (canonical/raft issue
+ * 332). So a close waits for the truncate in flight: the callback of the
+ * append after it says it is done. */
+static void guard__close(struct raft_io *io, raft_io_close_cb cb)
+{
+    barrier_guard *g = guard__of_io(io);
+    g->close_cb = cb;
+    if (g->unconfirmed == GUARD_TRUNCATE && g->confirm_assigned) {
+        g->close_waits = true;
+        g->close_waited++;
+        return;
+    }
+    guard__close_now(g);
 }
 
 void barrier_guard_install(barrier_guard *g, struct raft_io *io, uv_loop_t *loop)

@@ -66,12 +66,15 @@ typedef struct barrier_guard {
     raft_io_snapshot_put_cb put_cb;       /* and libraft's callback for it */
     guard_op *head, *tail;                /* held operations, in libraft's order */
     bool draining;
+    bool close_waits;          /* io->close waits for the truncate in flight */
+    raft_io_close_cb close_cb; /* libraft's callback for that close */
     bool closed;
     uv_timer_t drain_timer; /* held operations go out from the loop, not from a callback */
 
     uint64_t held_total;     /* operations that had to wait */
     uint64_t held_truncates; /* truncates that waited for a snapshot put */
     uint64_t held_puts;      /* snapshot puts that waited for a truncate */
+    uint64_t close_waited;   /* closes that waited for a truncate */
 } barrier_guard;
 
 /* Replace io's append, truncate, snapshot_put and close with the guard's.

@@ -226,9 +226,8 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
+static void remove_dir(fixture *f)
 {
-    fixture *f = *state;
     DIR *d = opendir(f->dir);
     struct dirent *e;
     char path[320];
@@ -239,6 +238,12 @@ static int teardown(void **state)
     }
     if (d) closedir(d);
     rmdir(f->dir);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    remove_dir(f);
     uv_loop_close(&f->loop);
     free(f);
     return 0;
@@ -364,6 +369,56 @@ static void test_close_cancels_held_operations(void **state)
     free_entries(f->second, 3);
 }
 
+/* libraft 0.15 closes its log barrier by calling the barrier's callback
+ * once more; when that barrier is a truncate whose work is already on the
+ * thread pool, the callback frees the truncate request and the work's
+ * completion then writes through the freed pointer (canonical/raft issue
+ * 332: the SIGSEGV a CI run met when a node was stopped right after its
+ * log was truncated by a new leader). The window is a few milliseconds
+ * wide, so the close is swept across it: after 0..`steps` loop iterations
+ * of the truncate and the append that follows it. */
+static unsigned truncate_then_close(fixture *f, bool guarded, int steps)
+{
+    unsigned waited = 0;
+    for (int delay = 0; delay < steps; delay++) {
+        if (delay > 0) { /* a fresh directory for each attempt */
+            remove_dir(f);
+            snprintf(f->dir, sizeof(f->dir), "/tmp/cairn-guard-XXXXXX");
+            assert_non_null(mkdtemp(f->dir));
+        }
+        f->guarded = guarded;
+        open_empty(f);
+        assert_int_equal(f->io.set_term(&f->io, 2), 0);
+        make_entries(f->first, 10, 1);
+        make_entries(f->second, 3, 2);
+        f->appends_pending = 1;
+        assert_int_equal(f->io.append(&f->io, &f->a1, f->first, 10, append_cb), 0);
+        run_until(f, appends_done, 5000);
+        assert_int_equal(f->appends_pending, 0);
+        assert_int_equal(f->io.truncate(&f->io, 8), 0);
+        f->appends_pending = 1;
+        assert_int_equal(f->io.append(&f->io, &f->a2, f->second, 3, append_cb), 0);
+        for (int i = 0; i < delay; i++) {
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+            usleep(100);
+        }
+        io_close(f);
+        waited += (unsigned)f->guard.close_waited;
+        assert_int_equal(f->appends_pending, 0); /* the append was answered */
+        free_entries(f->first, 10);
+        free_entries(f->second, 3);
+    }
+    return waited;
+}
+
+static void test_close_waits_for_the_truncate_in_flight(void **state)
+{
+    /* UNGUARDED=1 shows libraft alone crashing */
+    unsigned waited = truncate_then_close(*state, getenv("UNGUARDED") == NULL, 60);
+    print_message("closes that waited for a truncate: %u of 60\n", waited);
+    assert_true(waited > 0); /* the sweep met the window */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +427,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unguarded_libraft_for_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_appends_pass_straight_through, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_cancels_held_operations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_waits_for_the_truncate_in_flight, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
