@@ -451,6 +451,48 @@ void resp_req_scan_reply(resp_req *req, const kv_entry *e, resp_scan_step step, 
     buf_close(&sc.body);
 }
 
+bool resp_req_mpop_args(resp_req *req, size_t at, const char *one, const char *zero, size_t *first,
+                        size_t *n, int *side, int64_t *count)
+{
+    int64_t numkeys;
+    if (!strconv_parse_i64(req->argv[at].ptr, req->argv[at].len, &numkeys) || numkeys <= 0) {
+        resp_req_error(req, "ERR numkeys should be greater than 0");
+        return false;
+    }
+    /* numkeys past the arguments is a syntax error in Redis' LMPOP */
+    if ((uint64_t)numkeys >= req->argc - at - 1) {
+        resp_req_error_syntax(req);
+        return false;
+    }
+    *first = at + 1;
+    *n = (size_t)numkeys;
+    size_t i = at + 1 + (size_t)numkeys;
+    *side = resp_format_arg_is(&req->argv[i], one)    ? 1
+            : resp_format_arg_is(&req->argv[i], zero) ? 0
+                                                      : -1;
+    if (*side < 0) {
+        resp_req_error_syntax(req);
+        return false;
+    }
+    *count = 1;
+    bool counted = false;
+    for (i++; i < req->argc; i++) {
+        if (!counted && resp_format_arg_is(&req->argv[i], "count") && i + 1 < req->argc) {
+            if (!strconv_parse_i64(req->argv[i + 1].ptr, req->argv[i + 1].len, count) ||
+                *count <= 0) {
+                resp_req_error(req, "ERR count should be greater than 0");
+                return false;
+            }
+            counted = true;
+            i++;
+        } else {
+            resp_req_error_syntax(req);
+            return false;
+        }
+    }
+    return true;
+}
+
 bool resp_req_int_arg(resp_req *req, const resp_arg *v, int64_t *out)
 {
     if (strconv_parse_i64(v->ptr, v->len, out)) return true;

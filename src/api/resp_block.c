@@ -1,8 +1,8 @@
 /* resp_block: blocked clients of the Redis front end (BLPOP and family;
  * issue 12, "Blocking commands on a replicated store").
  *
- * A blocking pop is an ordinary replicated write (KV_OP_LMPOP or
- * KV_OP_LMOVE), proposed at once. When it finds every list empty, its
+ * A blocking pop is an ordinary replicated write (KV_OP_LMPOP,
+ * KV_OP_LMOVE or KV_OP_ZMPOP), proposed at once. When it finds every list empty, its
  * request blocks here. The store tells this node of every push it applies
  * (kv_store.on_notify, on leader and followers alike, in apply order); the
  * pushed key becomes ready, and a 0 ms timer, outside the apply, proposes
@@ -16,7 +16,8 @@
  * Each blocked request owns a resp_block with its own replica request, so
  * a pop in flight outlives a client that leaves: if it popped elements,
  * they are pushed back where they came from, as a write of its own (an
- * LMOVE's element is in its destination list, not lost). A pop refused
+ * LMOVE's element is in its destination list, not lost; a sorted set's
+ * members go back with their scores). A pop refused
  * before it reached the log (no leader yet, shed, disk almost full) is
  * retried 100 ms later, so a blocked client waits through a leader
  * election. A pop whose outcome is unknown (leadership lost while it was
@@ -32,6 +33,7 @@
 #include "api/resp_internal.h"
 #include "obs/log.h"
 #include "util/alloc.h"
+#include "util/strconv.h"
 
 #define BLOCK_RETRY_MS 100
 
@@ -113,7 +115,15 @@ static bool list_has(const block_list *l, const resp_block *b)
     return b->prev || l->head == b;
 }
 
-/* The keys a blocked client waits on: an LMOVE its source, an LMPOP all. */
+/* The type a blocked client waits for: a push of another type to its key
+ * does not wake it (Redis leaves it blocked too). */
+static int block__type(const resp_block *b)
+{
+    return b->cmd.op == KV_OP_ZMPOP ? KV_TYPE_ZSET : KV_TYPE_LIST;
+}
+
+/* The keys a blocked client waits on: an LMOVE its source, an LMPOP or
+ * ZMPOP all. */
 static bool block__waits_on(const resp_block *b, const char *key, size_t len)
 {
     uint32_t nkeys = b->cmd.op == KV_OP_LMOVE ? 1 : b->cmd.nargs;
@@ -194,13 +204,16 @@ static void block__propose(resp_block *b)
     if (st != REPLICA_OK) block__done_cb(&b->rreq, st); /* not taken: as if answered */
 }
 
-/* A pop that served nobody (its client left): its elements go back where
- * they came from, the first popped nearest the end it was popped from. */
+/* A pop that served nobody (its client left): what it took goes back
+ * where it came from, as a write of its own. A list's elements: the first
+ * popped nearest the end it was popped from. A sorted set's members: with
+ * their scores, unless one was added again meanwhile (ZADD NX). */
 static void block__start_push_back(resp_block *b, const kv_result *res)
 {
     /* the result moves into a buffer of its own: the result's is reused
      * by the proposal */
     size_t n = (size_t)res->integer;
+    bool zset = b->cmd.op == KV_OP_ZMPOP;
     buf_close(&b->keys); /* b->args point into it: unused from here on */
     free(b->args);
     b->args = NULL;
@@ -208,15 +221,19 @@ static void block__start_push_back(resp_block *b, const kv_result *res)
     buf_append(&b->keys, res->value, res->value_len);
     kv_result copy = *res;
     copy.value = b->keys.data;
-    size_t pos = 0;
-    b->back.args = xcalloc(n + 1, sizeof(kv_slice));
+    size_t pos = 0, nargs = zset ? 2 * n + 1 : n + 1;
+    b->back.args = xcalloc(nargs, sizeof(kv_slice));
     b->back.args[0] = kv_result_popped_key(&copy, &pos);
-    /* the last popped is pushed first, so the list reads as before */
-    for (size_t i = 0; i < n && kv_result_popped_next(&copy, &pos, &b->back.args[n - i]); i++) {
+    for (size_t i = 0; i < n; i++) {
+        /* ZADD takes score, member; the last element popped is pushed
+         * first, so the list reads as before */
+        kv_slice *at = zset ? &b->back.args[2 + 2 * i] : &b->back.args[n - i];
+        if (!kv_result_popped_next(&copy, &pos, at)) break;
+        if (zset && !kv_result_popped_next(&copy, &pos, &b->back.args[1 + 2 * i])) break;
     }
-    b->back.op = KV_OP_LPUSH;
-    b->back.a = b->cmd.a; /* the end they came from */
-    b->back.nargs = (uint32_t)(n + 1);
+    b->back.op = zset ? KV_OP_ZADD : KV_OP_LPUSH;
+    b->back.a = zset ? KV_ZADD_NX : b->cmd.a; /* a list: the end they came from */
+    b->back.nargs = (uint32_t)nargs;
     b->pushing_back = true;
     block__propose(b);
 }
@@ -236,7 +253,7 @@ static void block__orphan_done(resp_block *b, int status, const kv_result *res)
         return;
     }
     bool popped = status == REPLICA_OK && res->status == KV_OK && res->has_value &&
-                  b->cmd.op == KV_OP_LMPOP && res->integer > 0;
+                  (b->cmd.op == KV_OP_LMPOP || b->cmd.op == KV_OP_ZMPOP) && res->integer > 0;
     if (!b->pushing_back && popped) {
         block__start_push_back(b, res);
         return;
@@ -314,9 +331,9 @@ static void block__notify(void *ctx, const kv_change *c)
         block__schedule_wake(bl);
         return;
     }
-    if (c->kind != KV_CHANGE_PUT || c->type != KV_TYPE_LIST) return;
+    if (c->kind != KV_CHANGE_PUT) return;
     for (resp_block *b = bl->blocked.head; b; b = b->next) {
-        if (block__waits_on(b, c->key, c->key_len)) {
+        if (block__type(b) == c->type && block__waits_on(b, c->key, c->key_len)) {
             block__ready_add(&bl->ready, c->key, c->key_len);
             block__schedule_wake(bl);
             return;
@@ -328,9 +345,12 @@ static void block__notify(void *ctx, const kv_change *c)
  * for it is already out. Returns false to keep the key ready. */
 static bool block__serve_key(resp_blocking *bl, const char *key, size_t len)
 {
+    /* only the clients that wait for what the key holds now */
+    const kv_entry *e = kv_keyspace_find(&bl->ra->a->store->ks, key, len);
+    if (!e) return true;
     resp_block *first = NULL;
     for (resp_block *b = bl->blocked.head; b; b = b->next) {
-        if (!block__waits_on(b, key, len)) continue;
+        if (block__type(b) != e->type || !block__waits_on(b, key, len)) continue;
         if (b->in_flight || b->retry_at) return false; /* its answer wakes us again */
         if (!first) first = b;
     }
@@ -413,6 +433,47 @@ void resp_block_pop(resp_req *req, const kv_command *cmd, int64_t timeout_ms, re
     req->block = b;
     req->waiting = true;
     block__propose(b);
+}
+
+bool resp_block_timeout_arg(resp_req *req, const resp_arg *v, int64_t *ms)
+{
+    long double t;
+    if (!strconv_parse_ld(v->ptr, v->len, &t)) {
+        resp_req_error(req, "ERR timeout is not a float or out of range");
+        return false;
+    }
+    /* Redis converts to a long long count of ms first: past its range
+     * that wraps negative on x86, and Redis says so */
+    if (t < 0 || t * 1000 >= 9223372036854775808.0L) {
+        resp_req_error(req, "ERR timeout is negative");
+        return false;
+    }
+    if (t * 1000 > (long double)(INT64_MAX - replica_now_ms())) {
+        resp_req_error(req, "ERR timeout is out of range");
+        return false;
+    }
+    *ms = (int64_t)(t * 1000);
+    if (*ms == 0 && t > 0) *ms = 1; /* a positive timeout never means "for ever" */
+    return true;
+}
+
+/* Redis answers a timed-out blocking command with a null array, also
+ * BLMOVE and BRPOPLPUSH */
+static void block__timed_out(resp_req *req)
+{
+    resp_write_null_array(&req->reply, req->proto);
+}
+
+void resp_block_keys(resp_req *req, size_t first, size_t n, int op, int64_t a, int64_t b,
+                     int64_t timeout_ms, resp_write_fn done)
+{
+    kv_slice small[16];
+    kv_slice *args = n <= 16 ? small : xmalloc(n * sizeof(kv_slice));
+    for (size_t i = 0; i < n; i++)
+        args[i] = (kv_slice){req->argv[first + i].ptr, req->argv[first + i].len};
+    kv_command cmd = {.op = (uint8_t)op, .a = a, .b = b, .nargs = (uint32_t)n, .args = args};
+    resp_block_pop(req, &cmd, timeout_ms, done, block__timed_out);
+    if (args != small) free(args);
 }
 
 void resp_block_detach(resp_req *req)

@@ -183,53 +183,11 @@ static void list__reply_key_elements(resp_req *req, const kv_result *res)
     list__reply_mpop(req, res, true);
 }
 
-/* A blocking command that timed out: Redis answers a null array, also
- * for BLMOVE and BRPOPLPUSH. */
-static void list__timed_out(resp_req *req)
-{
-    resp_write_null_array(&req->reply, req->proto);
-}
-
-/* Redis' blocking timeout: seconds as a float; 0 waits for ever. */
-static bool list__timeout_arg(resp_req *req, const resp_arg *v, int64_t *ms)
-{
-    long double t;
-    if (!strconv_parse_ld(v->ptr, v->len, &t)) {
-        resp_req_error(req, "ERR timeout is not a float or out of range");
-        return false;
-    }
-    /* Redis converts to a long long count of ms first: past its range
-     * that wraps negative on x86, and Redis says so */
-    if (t < 0 || t * 1000 >= 9223372036854775808.0L) {
-        resp_req_error(req, "ERR timeout is negative");
-        return false;
-    }
-    if (t * 1000 > (long double)(INT64_MAX - replica_now_ms())) {
-        resp_req_error(req, "ERR timeout is out of range");
-        return false;
-    }
-    *ms = (int64_t)(t * 1000);
-    if (*ms == 0 && t > 0) *ms = 1; /* a positive timeout never means "for ever" */
-    return true;
-}
-
-static void list__block(resp_req *req, size_t first, size_t n, int op, int64_t a, int64_t b,
-                        int64_t timeout_ms, resp_write_fn done, resp_proc timed_out)
-{
-    kv_slice small[16];
-    kv_slice *args = n <= 16 ? small : xmalloc(n * sizeof(kv_slice));
-    for (size_t i = 0; i < n; i++) args[i] = list__arg(req, first + i);
-    kv_command cmd = {.op = (uint8_t)op, .a = a, .b = b, .nargs = (uint32_t)n, .args = args};
-    resp_block_pop(req, &cmd, timeout_ms, done, timed_out);
-    if (args != small) free(args);
-}
-
 static void list__bpop(resp_req *req, bool head)
 {
     int64_t timeout;
-    if (!list__timeout_arg(req, &req->argv[req->argc - 1], &timeout)) return;
-    list__block(req, 1, req->argc - 2, KV_OP_LMPOP, head, 1, timeout, list__reply_key_element,
-                list__timed_out);
+    if (!resp_block_timeout_arg(req, &req->argv[req->argc - 1], &timeout)) return;
+    resp_block_keys(req, 1, req->argc - 2, KV_OP_LMPOP, head, 1, timeout, list__reply_key_element);
 }
 
 static void list__blpop(resp_req *req)
@@ -250,56 +208,15 @@ static void list__blmove(resp_req *req)
         return;
     }
     int64_t timeout;
-    if (!list__timeout_arg(req, &req->argv[5], &timeout)) return;
-    list__block(req, 1, 2, KV_OP_LMOVE, from, to, timeout, list__reply_value, list__timed_out);
+    if (!resp_block_timeout_arg(req, &req->argv[5], &timeout)) return;
+    resp_block_keys(req, 1, 2, KV_OP_LMOVE, from, to, timeout, list__reply_value);
 }
 
 static void list__brpoplpush(resp_req *req)
 {
     int64_t timeout;
-    if (!list__timeout_arg(req, &req->argv[3], &timeout)) return;
-    list__block(req, 1, 2, KV_OP_LMOVE, 0, 1, timeout, list__reply_value, list__timed_out);
-}
-
-/* numkeys key [key ...] LEFT|RIGHT [COUNT count] from argv[at]: the keys'
- * first index and count, the side and the count; false after replying. */
-static bool list__mpop_args(resp_req *req, size_t at, size_t *first, size_t *n, int *head,
-                            int64_t *count)
-{
-    int64_t numkeys;
-    if (!strconv_parse_i64(req->argv[at].ptr, req->argv[at].len, &numkeys) || numkeys <= 0) {
-        resp_req_error(req, "ERR numkeys should be greater than 0");
-        return false;
-    }
-    /* numkeys past the arguments is a syntax error in Redis' LMPOP */
-    if ((uint64_t)numkeys >= req->argc - at - 1) {
-        resp_req_error_syntax(req);
-        return false;
-    }
-    *first = at + 1;
-    *n = (size_t)numkeys;
-    size_t i = at + 1 + (size_t)numkeys;
-    if ((*head = list__side(&req->argv[i])) < 0) {
-        resp_req_error_syntax(req);
-        return false;
-    }
-    *count = 1;
-    bool counted = false;
-    for (i++; i < req->argc; i++) {
-        if (!counted && resp_format_arg_is(&req->argv[i], "count") && i + 1 < req->argc) {
-            if (!strconv_parse_i64(req->argv[i + 1].ptr, req->argv[i + 1].len, count) ||
-                *count <= 0) {
-                resp_req_error(req, "ERR count should be greater than 0");
-                return false;
-            }
-            counted = true;
-            i++;
-        } else {
-            resp_req_error_syntax(req);
-            return false;
-        }
-    }
-    return true;
+    if (!resp_block_timeout_arg(req, &req->argv[3], &timeout)) return;
+    resp_block_keys(req, 1, 2, KV_OP_LMOVE, 0, 1, timeout, list__reply_value);
 }
 
 static void list__lmpop(resp_req *req)
@@ -307,20 +224,19 @@ static void list__lmpop(resp_req *req)
     size_t first, n;
     int head;
     int64_t count;
-    if (!list__mpop_args(req, 1, &first, &n, &head, &count)) return;
+    if (!resp_req_mpop_args(req, 1, "left", "right", &first, &n, &head, &count)) return;
     list__propose(req, first, n, KV_OP_LMPOP, 0, head, count, list__reply_key_elements);
 }
 
 static void list__blmpop(resp_req *req)
 {
     int64_t timeout;
-    if (!list__timeout_arg(req, &req->argv[1], &timeout)) return;
+    if (!resp_block_timeout_arg(req, &req->argv[1], &timeout)) return;
     size_t first, n;
     int head;
     int64_t count;
-    if (!list__mpop_args(req, 2, &first, &n, &head, &count)) return;
-    list__block(req, first, n, KV_OP_LMPOP, head, count, timeout, list__reply_key_elements,
-                list__timed_out);
+    if (!resp_req_mpop_args(req, 2, "left", "right", &first, &n, &head, &count)) return;
+    resp_block_keys(req, first, n, KV_OP_LMPOP, head, count, timeout, list__reply_key_elements);
 }
 
 /* ---- edits -------------------------------------------------------------------- */

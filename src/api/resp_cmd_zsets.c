@@ -6,8 +6,9 @@
  * (kv_zset_parse_score). Reads run on the local store once the read is
  * safe. Argument checks, error texts and reply types (doubles in RESP3,
  * pairs for WITHSCORES) follow Redis 7.0, checked against redis-server by
- * tests/integration/test_resp_zsets.py. Not here yet: ZUNION/ZINTER/ZDIFF
- * (and STORE), ZINTERCARD, ZRANGESTORE, ZMPOP and the blocking pops. */
+ * tests/integration/test_resp_zsets.py. ZMPOP, BZMPOP, BZPOPMIN and
+ * BZPOPMAX are one KV_OP_ZMPOP each; the blocking ones wait in
+ * resp_block.c as BLPOP does. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,17 @@ static void zset__zrem(resp_req *req)
     zset__propose(req, 1, req->argc - 1, KV_OP_ZREM, 0, 0, zset__reply_integer);
 }
 
+/* A popped member's score, as apply wrote it (%.17g: it reads back
+ * exactly) */
+static void zset__write_score_text(resp_req *req, kv_slice s)
+{
+    char text[64];
+    size_t tl = s.len < sizeof(text) - 1 ? s.len : sizeof(text) - 1;
+    memcpy(text, s.ptr, tl);
+    text[tl] = '\0';
+    resp_write_double(&req->reply, req->proto, strtod(text, NULL));
+}
+
 /* member, score text pairs as [m, s, ...] (RESP2) or [[m, s], ...] (RESP3
  * with a count); n pairs */
 static void zset__reply_popped(resp_req *req, const kv_result *res)
@@ -144,11 +156,7 @@ static void zset__reply_popped(resp_req *req, const kv_result *res)
     while (kv_result_popped_next(res, &pos, &m) && kv_result_popped_next(res, &pos, &s)) {
         if (pairs) resp_write_array(&req->reply, 2);
         resp_write_bulk(&req->reply, m.ptr, m.len);
-        char text[64];
-        size_t tl = s.len < sizeof(text) - 1 ? s.len : sizeof(text) - 1;
-        memcpy(text, s.ptr, tl);
-        text[tl] = '\0';
-        resp_write_double(&req->reply, req->proto, strtod(text, NULL));
+        zset__write_score_text(req, s);
     }
 }
 
@@ -177,6 +185,76 @@ static void zset__zpopmin(resp_req *req)
 static void zset__zpopmax(resp_req *req)
 {
     zset__pop(req, true);
+}
+
+/* ---- ZMPOP and the blocking pops ------------------------------------------------ */
+
+/* A KV_OP_ZMPOP result as [key, [[member, score] ...]] (ZMPOP, BZMPOP)
+ * or [key, member, score] (BZPOPMIN, BZPOPMAX); nothing: null. */
+static void zset__reply_mpop(resp_req *req, const kv_result *res, bool nested)
+{
+    if (!res->has_value) {
+        resp_write_null_array(&req->reply, req->proto);
+        return;
+    }
+    size_t pos = 0;
+    kv_slice key = kv_result_popped_key(res, &pos), m, sc;
+    resp_write_array(&req->reply, nested ? 2 : 3);
+    resp_write_bulk(&req->reply, key.ptr, key.len);
+    if (nested) resp_write_array(&req->reply, (size_t)res->integer);
+    while (kv_result_popped_next(res, &pos, &m) && kv_result_popped_next(res, &pos, &sc)) {
+        if (nested) resp_write_array(&req->reply, 2);
+        resp_write_bulk(&req->reply, m.ptr, m.len);
+        zset__write_score_text(req, sc);
+    }
+}
+
+static void zset__reply_key_members(resp_req *req, const kv_result *res)
+{
+    zset__reply_mpop(req, res, true);
+}
+
+static void zset__reply_key_member_score(resp_req *req, const kv_result *res)
+{
+    zset__reply_mpop(req, res, false);
+}
+
+static void zset__zmpop(resp_req *req)
+{
+    size_t first, n;
+    int max;
+    int64_t count;
+    if (!resp_req_mpop_args(req, 1, "max", "min", &first, &n, &max, &count)) return;
+    zset__propose(req, first, n, KV_OP_ZMPOP, max, count, zset__reply_key_members);
+}
+
+static void zset__bzmpop(resp_req *req)
+{
+    int64_t timeout;
+    if (!resp_block_timeout_arg(req, &req->argv[1], &timeout)) return;
+    size_t first, n;
+    int max;
+    int64_t count;
+    if (!resp_req_mpop_args(req, 2, "max", "min", &first, &n, &max, &count)) return;
+    resp_block_keys(req, first, n, KV_OP_ZMPOP, max, count, timeout, zset__reply_key_members);
+}
+
+static void zset__bzpop(resp_req *req, bool max)
+{
+    int64_t timeout;
+    if (!resp_block_timeout_arg(req, &req->argv[req->argc - 1], &timeout)) return;
+    resp_block_keys(req, 1, req->argc - 2, KV_OP_ZMPOP, max, 1, timeout,
+                    zset__reply_key_member_score);
+}
+
+static void zset__bzpopmin(resp_req *req)
+{
+    zset__bzpop(req, false);
+}
+
+static void zset__bzpopmax(resp_req *req)
+{
+    zset__bzpop(req, true);
 }
 
 static void zset__zremrangebyrank(resp_req *req)
@@ -300,79 +378,73 @@ static void zset__zcount(resp_req *req)
 /* ---- ranges ---------------------------------------------------------------------- */
 
 typedef struct zrange_q {
-    bool by_score, by_lex, rev, withscores, limited;
-    kv_lex_bound lmin, lmax; /* by lex */
-    int64_t start, stop;     /* by rank */
-    double min, max;         /* by score */
-    bool minx, maxx;
-    int64_t offset, count;
+    kv_zrange r;
+    bool withscores;
 } zrange_q;
 
-enum { ZR_ZRANGE, ZR_ZREVRANGE, ZR_BYSCORE, ZR_REVBYSCORE, ZR_BYLEX, ZR_REVBYLEX };
+enum { ZR_ZRANGE, ZR_ZREVRANGE, ZR_BYSCORE, ZR_REVBYSCORE, ZR_BYLEX, ZR_REVBYLEX, ZR_STORE };
 
-/* The query of any range command (req->opt says which); false after
- * replying the error, in Redis' order. */
+/* The query of any range command (req->opt says which; ZRANGESTORE's
+ * arguments start one later); false after replying the error, in Redis'
+ * order. */
 static bool zset__range_query(resp_req *req, zrange_q *q)
 {
     memset(q, 0, sizeof(*q));
-    q->count = -1;
+    q->r.count = -1;
     int kind = (int)req->opt;
-    q->by_score = kind == ZR_BYSCORE || kind == ZR_REVBYSCORE;
-    q->by_lex = kind == ZR_BYLEX || kind == ZR_REVBYLEX;
-    q->rev = kind == ZR_ZREVRANGE || kind == ZR_REVBYSCORE || kind == ZR_REVBYLEX;
-    for (size_t i = 4; i < req->argc; i++) {
+    size_t at = kind == ZR_STORE ? 3 : 2; /* the first bound */
+    bool by_score = kind == ZR_BYSCORE || kind == ZR_REVBYSCORE;
+    bool by_lex = kind == ZR_BYLEX || kind == ZR_REVBYLEX;
+    bool options = kind == ZR_ZRANGE || kind == ZR_STORE;
+    q->r.rev = kind == ZR_ZREVRANGE || kind == ZR_REVBYSCORE || kind == ZR_REVBYLEX;
+    for (size_t i = at + 2; i < req->argc; i++) {
         const resp_arg *a = &req->argv[i];
-        if (resp_format_arg_is(a, "withscores")) {
+        if (kind != ZR_STORE && resp_format_arg_is(a, "withscores")) {
             q->withscores = true;
         } else if (resp_format_arg_is(a, "limit") && i + 2 < req->argc) {
-            if (!resp_req_int_arg(req, &req->argv[i + 1], &q->offset) ||
-                !resp_req_int_arg(req, &req->argv[i + 2], &q->count))
+            if (!resp_req_int_arg(req, &req->argv[i + 1], &q->r.offset) ||
+                !resp_req_int_arg(req, &req->argv[i + 2], &q->r.count))
                 return false;
-            q->limited = true;
+            q->r.limited = true;
             i += 2;
-        } else if (kind == ZR_ZRANGE && resp_format_arg_is(a, "byscore")) {
-            q->by_score = true;
-        } else if (kind == ZR_ZRANGE && resp_format_arg_is(a, "bylex")) {
-            q->by_lex = true;
-        } else if (kind == ZR_ZRANGE && resp_format_arg_is(a, "rev")) {
-            q->rev = true;
+        } else if (options && resp_format_arg_is(a, "byscore")) {
+            by_score = true;
+        } else if (options && resp_format_arg_is(a, "bylex")) {
+            by_lex = true;
+        } else if (options && resp_format_arg_is(a, "rev")) {
+            q->r.rev = true;
         } else {
             resp_req_error_syntax(req);
             return false;
         }
     }
-    if (q->by_score && q->by_lex) {
+    if (by_score && by_lex) {
         resp_req_error_syntax(req);
         return false;
     }
-    if (q->withscores && q->by_lex) {
+    if (q->withscores && by_lex) {
         resp_req_error(req, "ERR syntax error, WITHSCORES not supported in combination with BYLEX");
         return false;
     }
-    if (q->limited && !q->by_score && !q->by_lex) {
+    if (q->r.limited && !by_score && !by_lex) {
         resp_req_error(req, "ERR syntax error, LIMIT is only supported in combination with either "
                             "BYSCORE or BYLEX");
         return false;
     }
-    /* reversed, the first bound is the maximum */
-    size_t lo = q->rev ? 3 : 2, hi = q->rev ? 2 : 3;
-    if (q->by_lex) {
-        if (kv_zset_parse_lex(req->argv[lo].ptr, req->argv[lo].len, &q->lmin) &&
-            kv_zset_parse_lex(req->argv[hi].ptr, req->argv[hi].len, &q->lmax))
-            return true;
+    q->r.by = by_lex ? KV_ZRANGE_LEX : by_score ? KV_ZRANGE_SCORE : KV_ZRANGE_RANK;
+    switch (kv_zrange_bounds(&q->r, zset__arg(req, at), zset__arg(req, at + 1))) {
+    case 0:
+        return true;
+    case KV_ZRANGE_ERR_INT:
+        resp_req_error(req, "ERR value is not an integer or out of range");
+        return false;
+    case KV_ZRANGE_ERR_FLOAT:
+        resp_req_error(req, "ERR min or max is not a float");
+        return false;
+    default:
         resp_req_error(req, "ERR min or max not valid string range item");
         return false;
     }
-    if (!q->by_score) {
-        return resp_req_int_arg(req, &req->argv[2], &q->start) &&
-               resp_req_int_arg(req, &req->argv[3], &q->stop);
-    }
-    if (!kv_zset_parse_bound(req->argv[lo].ptr, req->argv[lo].len, &q->min, &q->minx) ||
-        !kv_zset_parse_bound(req->argv[hi].ptr, req->argv[hi].len, &q->max, &q->maxx)) {
-        resp_req_error(req, "ERR min or max is not a float");
-        return false;
-    }
-    return true;
 }
 
 static void zset__range_ready(resp_req *req)
@@ -382,45 +454,16 @@ static void zset__range_ready(resp_req *req)
     if (wrong) return;
     zrange_q q;
     zset__range_query(req, &q); /* checked before the read */
-    int64_t len = e ? (int64_t)kv_zset_len(e) : 0;
-    int64_t from = 0, n = 0; /* in the walk's direction */
-    if (!q.by_score && !q.by_lex) {
-        int64_t start = q.start, stop = q.stop;
-        if (start < 0) start += len;
-        if (stop < 0) stop += len;
-        if (start < 0) start = 0;
-        if (stop >= len) stop = len - 1;
-        if (start <= stop && start < len) {
-            from = start;
-            n = stop - start + 1;
-        }
-    } else if (e) {
-        int64_t lo = q.by_lex ? (int64_t)kv_zset_lex_first(e, &q.lmin)
-                              : (int64_t)kv_zset_below(e, q.min, !q.minx);
-        int64_t hi = q.by_lex ? (int64_t)kv_zset_lex_end(e, &q.lmax)
-                              : (int64_t)kv_zset_below(e, q.max, q.maxx);
-        if (hi > lo) {
-            from = q.rev ? len - hi : lo;
-            n = hi - lo;
-        }
-        if (q.limited) {
-            if (q.offset < 0 || q.offset >= n) {
-                n = 0;
-            } else {
-                from += q.offset;
-                n -= q.offset;
-                if (q.count >= 0 && q.count < n) n = q.count;
-            }
-        }
-    }
+    uint64_t from, n;
+    kv_zrange_select(e, &q.r, &from, &n);
     bool pairs = q.withscores && req->proto == 3;
-    resp_write_array(&req->reply, (size_t)(q.withscores && !pairs ? 2 * n : n));
+    resp_write_array(&req->reply, q.withscores && !pairs ? 2 * n : n);
     if (!n) return;
     kv_zset_iter it;
     kv_slice m;
     double s;
-    kv_zset_iter_init(&it, e, (uint64_t)from, q.rev);
-    for (int64_t i = 0; i < n && kv_zset_iter_next(&it, &m, &s); i++) {
+    kv_zset_iter_init(&it, e, from, q.r.rev);
+    for (uint64_t i = 0; i < n && kv_zset_iter_next(&it, &m, &s); i++) {
         if (pairs) resp_write_array(&req->reply, 2);
         resp_write_bulk(&req->reply, m.ptr, m.len);
         if (q.withscores) resp_write_double(&req->reply, req->proto, s);
@@ -432,6 +475,25 @@ static void zset__range(resp_req *req, int kind)
     req->opt = (uint32_t)kind;
     zrange_q q;
     if (zset__range_query(req, &q)) resp_req_read(req, zset__range_ready);
+}
+
+/* ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]:
+ * apply selects, from the arguments as given */
+static void zset__zrangestore(resp_req *req)
+{
+    req->opt = ZR_STORE;
+    zrange_q q;
+    if (!zset__range_query(req, &q)) return;
+    int64_t f = (q.r.by == KV_ZRANGE_SCORE ? KV_ZRS_BYSCORE : 0) |
+                (q.r.by == KV_ZRANGE_LEX ? KV_ZRS_BYLEX : 0) | (q.r.rev ? KV_ZRS_REV : 0) |
+                (q.r.limited ? KV_ZRS_LIMIT : 0);
+    char offset[24], count[24];
+    int ol = snprintf(offset, sizeof(offset), "%lld", (long long)q.r.offset);
+    int cl = snprintf(count, sizeof(count), "%lld", (long long)q.r.count);
+    kv_slice args[6] = {zset__arg(req, 1), zset__arg(req, 2),    zset__arg(req, 3),
+                        zset__arg(req, 4), {offset, (size_t)ol}, {count, (size_t)cl}};
+    kv_command cmd = {.op = KV_OP_ZRANGESTORE, .a = f, .nargs = 6, .args = args};
+    resp_req_propose(req, &cmd, zset__reply_integer);
 }
 
 static void zset__zrange(resp_req *req)
@@ -780,6 +842,7 @@ static void zset__zscan(resp_req *req)
 #define D RESP_CMD_DENYOOM
 #define F RESP_CMD_FAST
 #define NK RESP_CMD_NUMKEYS
+#define B RESP_CMD_BLOCKING
 
 const resp_cmd resp_cmds_zsets[] = {
     {"zadd", zset__zadd, -4, W | D | F, 1, 1, 1, "sortedset", "1.2.0", "O(log(N))",
@@ -824,6 +887,21 @@ const resp_cmd resp_cmds_zsets[] = {
      "Remove and return the members with the lowest scores", "key [count]"},
     {"zpopmax", zset__zpopmax, -2, W | F, 1, 1, 1, "sortedset", "5.0.0", "O(log(N)*M)",
      "Remove and return the members with the highest scores", "key [count]"},
+    {"zmpop", zset__zmpop, -4, W | NK, 1, 0, 1, "sortedset", "7.0.0", "O(K)+O(M*log(N))",
+     "Pop members from the first non-empty sorted set",
+     "numkeys key [key ...] (MIN|MAX) [COUNT count]"},
+    {"bzmpop", zset__bzmpop, -5, W | B | NK, 2, 0, 1, "sortedset", "7.0.0", "O(K)+O(M*log(N))",
+     "Pop members from the first non-empty sorted set, or block until one is added",
+     "timeout numkeys key [key ...] (MIN|MAX) [COUNT count]"},
+    {"bzpopmin", zset__bzpopmin, -3, W | F | B, 1, -2, 1, "sortedset", "5.0.0", "O(log(N))",
+     "Pop the member with the lowest score of the first non-empty sorted set, or block",
+     "key [key ...] timeout"},
+    {"bzpopmax", zset__bzpopmax, -3, W | F | B, 1, -2, 1, "sortedset", "5.0.0", "O(log(N))",
+     "Pop the member with the highest score of the first non-empty sorted set, or block",
+     "key [key ...] timeout"},
+    {"zrangestore", zset__zrangestore, -5, W | D, 1, 2, 1, "sortedset", "6.2.0", "O(log(N)+M)",
+     "Store a range of members of a sorted set",
+     "dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]"},
     {"zremrangebyrank", zset__zremrangebyrank, 4, W, 1, 1, 1, "sortedset", "2.0.0", "O(log(N)+M)",
      "Remove the members in a range of ranks", "key start stop"},
     {"zremrangebyscore", zset__zremrangebyscore, 4, W, 1, 1, 1, "sortedset", "1.2.0", "O(log(N)+M)",

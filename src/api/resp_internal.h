@@ -223,6 +223,12 @@ void resp_req_scan_reply(resp_req *req, const kv_entry *e, resp_scan_step step, 
 uint64_t *resp_random_positions(uint64_t len, int64_t count, size_t *n);
 /* A random count argument as Redis reads it; false after the error. */
 bool resp_req_random_count(resp_req *req, const resp_arg *v, int64_t *count);
+/* LMPOP's and ZMPOP's numkeys key [key ...] ONE|ZERO [COUNT count] from
+ * argv[at]: the keys' first index and number, the side (1 for `one`, 0
+ * for `zero`, the names as Redis spells them) and the count (1 without
+ * COUNT); false after replying Redis' error. */
+bool resp_req_mpop_args(resp_req *req, size_t at, const char *one, const char *zero, size_t *first,
+                        size_t *n, int *side, int64_t *count);
 /* Parse an integer argument; false after replying the Redis error. */
 bool resp_req_int_arg(resp_req *req, const resp_arg *v, int64_t *out);
 
@@ -241,6 +247,13 @@ void resp_req_finish_async(resp_req *req);
  * loses no element: a pop that completes after it left is pushed back. */
 void resp_block_pop(resp_req *req, const kv_command *cmd, int64_t timeout_ms, resp_write_fn done,
                     resp_proc timed_out);
+/* A blocking command's timeout argument (seconds as a float, 0 for
+ * ever) in ms; false after replying Redis' error. */
+bool resp_block_timeout_arg(resp_req *req, const resp_arg *v, int64_t *ms);
+/* resp_block_pop of a command on the keys argv[first .. first + n) that
+ * answers a null array when it times out (every blocking pop in Redis). */
+void resp_block_keys(resp_req *req, size_t first, size_t n, int op, int64_t a, int64_t b,
+                     int64_t timeout_ms, resp_write_fn done);
 /* The client of a blocked request left (its connection closes). */
 void resp_block_detach(resp_req *req);
 void resp_blocking_init(resp_api *ra, uv_loop_t *loop);

@@ -178,7 +178,9 @@ const char *kv_op_name(int op)
                                   "zremrangebyrank",
                                   "zremrangebyscore",
                                   "zremrangebylex",
-                                  "zstore"};
+                                  "zstore",
+                                  "zmpop",
+                                  "zrangestore"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

@@ -74,7 +74,11 @@ typedef enum kv_op {
     KV_OP_ZREMRANGEBYRANK,  /* key: remove ranks [a, b] (negative from the end) */
     KV_OP_ZREMRANGEBYSCORE, /* key min max: bounds as ZRANGE BYSCORE reads them */
     KV_OP_ZREMRANGEBYLEX,   /* key min max: bounds as ZRANGEBYLEX reads them */
-    KV_OP_ZSTORE, /* dst key ... weight ...: dst = a (KV_ZCOMB_*) of the keys, b (KV_ZAGG_*) */
+    KV_OP_ZSTORE,      /* dst key ... weight ...: dst = a (KV_ZCOMB_*) of the keys, b (KV_ZAGG_*) */
+    KV_OP_ZMPOP,       /* key...: pop up to b members of the first non-empty sorted set; a = 1 the
+                        * highest; value: u32 len | key, then member, score text as KV_OP_ZPOP */
+    KV_OP_ZRANGESTORE, /* dst src first second offset count: dst = the members of src that
+                        * ZRANGE selects; a = KV_ZRS_* flags (offset, count: LIMIT's text) */
     KV_OP_MAX_
 } kv_op;
 
@@ -101,6 +105,14 @@ enum {
     KV_ZADD_LT = 8,
     KV_ZADD_CH = 16,
     KV_ZADD_INCR = 32,
+};
+
+/* ZRANGESTORE's options (KV_OP_ZRANGESTORE's a) */
+enum {
+    KV_ZRS_BYSCORE = 1,
+    KV_ZRS_BYLEX = 2,
+    KV_ZRS_REV = 4,
+    KV_ZRS_LIMIT = 8,
 };
 
 typedef struct kv_slice {

@@ -1143,12 +1143,13 @@ static void store__zrem(kv_store *s, const kv_command *cmd, kv_result *res)
     if (res->integer) store__zset_changed(s, cmd, e, ++s->revision);
 }
 
-/* Remove ranks [from, from + n) (ascending), collecting member and score
- * text into the scratch buffer when `collect`. */
+/* Remove ranks [from, from + n) (ascending), appending member and score
+ * text to the scratch buffer when `collect` (else it is left empty). */
 static void store__zremove_ranks(kv_store *s, kv_entry *e, uint64_t from, uint64_t n, bool rev,
                                  bool collect)
 {
-    buf_reset(&s->scratch);
+    if (!collect) buf_reset(&s->scratch);
+    size_t start = s->scratch.len; /* what this call appends starts here */
     kv_zset_iter it;
     kv_slice m;
     double score;
@@ -1160,7 +1161,7 @@ static void store__zremove_ranks(kv_store *s, kv_entry *e, uint64_t from, uint64
         store__collect_member(&s->scratch, (kv_slice){text, (size_t)tl});
     }
     /* the members leave only now: the walk above read the set */
-    for (size_t pos = 0; pos < s->scratch.len;) {
+    for (size_t pos = start; pos < s->scratch.len;) {
         uint32_t k = store__get32(s->scratch.data + pos);
         kv_zset_remove(&s->ks, e, (kv_slice){s->scratch.data + pos + 4, k});
         pos += 4 + (size_t)k;
@@ -1181,11 +1182,37 @@ static void store__zpop(kv_store *s, const kv_command *cmd, kv_result *res)
     if (!e || cmd->a == 0) return;
     uint64_t len = kv_zset_len(e), n = cmd->a < 0 ? 1 : (uint64_t)cmd->a;
     if (n > len) n = len;
+    buf_reset(&s->scratch);
     store__zremove_ranks(s, e, 0, n, cmd->b == 1, true);
     res->integer = (int64_t)n;
     res->value = s->scratch.data;
     res->value_len = s->scratch.len;
     store__zset_changed(s, cmd, e, ++s->revision);
+}
+
+/* ZMPOP and the blocking pops: the first sorted set of the keys that
+ * exists (they are never empty); a key of another type first is an error */
+static void store__zmpop(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 1 || cmd->b < 1) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    for (uint32_t i = 0; i < cmd->nargs; i++) {
+        kv_entry *e = store__typed(s, cmd, i, KV_TYPE_ZSET, res);
+        if (res->status) return;
+        if (!e) continue;
+        uint64_t n = kv_zset_len(e) < (uint64_t)cmd->b ? kv_zset_len(e) : (uint64_t)cmd->b;
+        buf_reset(&s->scratch);
+        store__collect_member(&s->scratch, cmd->args[i]);
+        store__zremove_ranks(s, e, 0, n, cmd->a == 1, true);
+        res->integer = (int64_t)n;
+        res->has_value = true;
+        res->value = s->scratch.data;
+        res->value_len = s->scratch.len;
+        store__zset_changed(s, cmd, e, ++s->revision);
+        return;
+    }
 }
 
 static void store__zremrangebyrank(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -1291,6 +1318,57 @@ static void store__zstore(kv_store *s, const kv_command *cmd, kv_result *res)
     }
     kv_keyspace_close(&tmp);
     res->integer = (int64_t)card;
+}
+
+/* ZRANGESTORE: the selection is copied out before dst goes (dst may be
+ * src); an empty selection deletes dst, as in Redis */
+static void store__zrangestore(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    int64_t f = cmd->a;
+    kv_zrange q = {.rev = (f & KV_ZRS_REV) != 0, .limited = (f & KV_ZRS_LIMIT) != 0};
+    q.by = (f & KV_ZRS_BYLEX)     ? KV_ZRANGE_LEX
+           : (f & KV_ZRS_BYSCORE) ? KV_ZRANGE_SCORE
+                                  : KV_ZRANGE_RANK;
+    if (cmd->nargs != 6 || f < 0 || f > 15 || (f & KV_ZRS_BYLEX && f & KV_ZRS_BYSCORE) ||
+        kv_zrange_bounds(&q, cmd->args[2], cmd->args[3]) != 0 ||
+        !strconv_parse_i64(cmd->args[4].ptr, cmd->args[4].len, &q.offset) ||
+        !strconv_parse_i64(cmd->args[5].ptr, cmd->args[5].len, &q.count)) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *src = store__typed(s, cmd, 1, KV_TYPE_ZSET, res);
+    if (res->status) return;
+    uint64_t from, n;
+    kv_zrange_select(src, &q, &from, &n);
+    /* member, score bits pairs */
+    buf_reset(&s->scratch);
+    if (n) {
+        kv_zset_iter it;
+        kv_slice m;
+        double score;
+        kv_zset_iter_init(&it, src, from, q.rev);
+        for (uint64_t i = 0; i < n && kv_zset_iter_next(&it, &m, &score); i++) {
+            store__collect_member(&s->scratch, m);
+            buf_append(&s->scratch, (const char *)&score, sizeof(score));
+        }
+    }
+    uint64_t rev = store__dst_replace(s, cmd, n);
+    if (n) {
+        kv_entry *dst = kv_keyspace_insert(&s->ks, cmd->args[0].ptr, cmd->args[0].len, NULL, 0);
+        kv_zset_init(&s->ks, dst);
+        dst->create_rev = rev;
+        for (size_t pos = 0; pos < s->scratch.len;) {
+            uint32_t k = store__get32(s->scratch.data + pos);
+            kv_slice m = {s->scratch.data + pos + 4, k};
+            double score;
+            memcpy(&score, s->scratch.data + pos + 4 + k, sizeof(score));
+            kv_zset_set(&s->ks, dst, m, score);
+            pos += 4 + (size_t)k + sizeof(score);
+        }
+        store__zset_changed(s, cmd, dst, rev);
+    }
+    buf_reset(&s->scratch);
+    res->integer = (int64_t)n;
 }
 
 static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
@@ -1453,6 +1531,12 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_ZSTORE:
         store__zstore(s, cmd, res);
+        break;
+    case KV_OP_ZMPOP:
+        store__zmpop(s, cmd, res);
+        break;
+    case KV_OP_ZRANGESTORE:
+        store__zrangestore(s, cmd, res);
         break;
     default:
         res->status = KV_ERR_MALFORMED;

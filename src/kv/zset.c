@@ -9,6 +9,7 @@
 #include "kv/set.h"
 #include "util/alloc.h"
 #include "util/hash.h"
+#include "util/strconv.h"
 
 /* ---- ordering ----------------------------------------------------------------- */
 
@@ -935,4 +936,62 @@ uint64_t kv_zset_intercard(const kv_entry *const *srcs, size_t n, uint64_t limit
         count += all;
     }
     return count;
+}
+
+/* ---- range queries ---------------------------------------------------------------- */
+
+int kv_zrange_bounds(kv_zrange *q, kv_slice first, kv_slice second)
+{
+    kv_slice lo = q->rev ? second : first, hi = q->rev ? first : second;
+    switch (q->by) {
+    case KV_ZRANGE_RANK:
+        return strconv_parse_i64(first.ptr, first.len, &q->start) &&
+                       strconv_parse_i64(second.ptr, second.len, &q->stop)
+                   ? 0
+                   : KV_ZRANGE_ERR_INT;
+    case KV_ZRANGE_SCORE:
+        return kv_zset_parse_bound(lo.ptr, lo.len, &q->min, &q->minx) &&
+                       kv_zset_parse_bound(hi.ptr, hi.len, &q->max, &q->maxx)
+                   ? 0
+                   : KV_ZRANGE_ERR_FLOAT;
+    case KV_ZRANGE_LEX:
+        return kv_zset_parse_lex(lo.ptr, lo.len, &q->lmin) &&
+                       kv_zset_parse_lex(hi.ptr, hi.len, &q->lmax)
+                   ? 0
+                   : KV_ZRANGE_ERR_LEX;
+    }
+    return KV_ZRANGE_ERR_INT;
+}
+
+void kv_zrange_select(const kv_entry *e, const kv_zrange *q, uint64_t *from, uint64_t *n)
+{
+    *from = *n = 0;
+    int64_t len = e ? (int64_t)kv_zset_len(e) : 0;
+    if (!len) return;
+    if (q->by == KV_ZRANGE_RANK) { /* ranks count in the walk's direction */
+        int64_t start = q->start, stop = q->stop;
+        if (start < 0) start += len;
+        if (stop < 0) stop += len;
+        if (start < 0) start = 0;
+        if (stop >= len) stop = len - 1;
+        if (start <= stop && start < len) {
+            *from = (uint64_t)start;
+            *n = (uint64_t)(stop - start + 1);
+        }
+        return;
+    }
+    int64_t lo = q->by == KV_ZRANGE_LEX ? (int64_t)kv_zset_lex_first(e, &q->lmin)
+                                        : (int64_t)kv_zset_below(e, q->min, !q->minx);
+    int64_t hi = q->by == KV_ZRANGE_LEX ? (int64_t)kv_zset_lex_end(e, &q->lmax)
+                                        : (int64_t)kv_zset_below(e, q->max, q->maxx);
+    if (hi <= lo) return;
+    int64_t start = q->rev ? len - hi : lo, count = hi - lo;
+    if (q->limited) {
+        if (q->offset < 0 || q->offset >= count) return;
+        start += q->offset;
+        count -= q->offset;
+        if (q->count >= 0 && q->count < count) count = q->count;
+    }
+    *from = (uint64_t)start;
+    *n = (uint64_t)count;
 }

@@ -74,6 +74,27 @@ bool kv_zset_parse_lex(const char *s, size_t len, kv_lex_bound *out);
 uint64_t kv_zset_lex_first(const kv_entry *e, const kv_lex_bound *min);
 uint64_t kv_zset_lex_end(const kv_entry *e, const kv_lex_bound *max);
 
+/* A ZRANGE query (ZRANGE, its older forms and ZRANGESTORE): by rank,
+ * score or lex, maybe reversed, maybe limited. */
+typedef enum { KV_ZRANGE_RANK, KV_ZRANGE_SCORE, KV_ZRANGE_LEX } kv_zrange_by;
+typedef struct kv_zrange {
+    kv_zrange_by by;
+    bool rev;
+    int64_t start, stop;     /* by rank */
+    double min, max;         /* by score */
+    bool minx, maxx;         /* exclusive */
+    kv_lex_bound lmin, lmax; /* by lex (into the arguments) */
+    bool limited;
+    int64_t offset, count; /* LIMIT; a negative count: all */
+} kv_zrange;
+/* The query's two bounds, as the command gives them (reversed by score or
+ * lex, the maximum first). 0, or which did not parse: */
+enum { KV_ZRANGE_ERR_INT = 1, KV_ZRANGE_ERR_FLOAT, KV_ZRANGE_ERR_LEX };
+int kv_zrange_bounds(kv_zrange *q, kv_slice first, kv_slice second);
+/* The members the query selects from e (NULL: none): *n of them, from
+ * rank *from in the walk's direction (kv_zset_iter_init with q->rev). */
+void kv_zrange_select(const kv_entry *e, const kv_zrange *q, uint64_t *from, uint64_t *n);
+
 /* ZUNION, ZINTER, ZDIFF of sources (a sorted set; a set, every member
  * at score 1; NULL for a missing key) into out, an empty sorted set of
  * ks: scores times their source's weight (ZDIFF: none), combined by SUM,

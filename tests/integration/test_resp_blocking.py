@@ -1,5 +1,6 @@
 """Redis protocol: LMPOP and the blocking pops (issue 12, "Blocking
-commands on a replicated store"): BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP.
+commands on a replicated store"): BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP,
+and for sorted sets BZPOPMIN BZPOPMAX BZMPOP.
 
 What answers at once (an element there, a short timeout on empty lists,
 every argument error, WRONGTYPE) is compared reply for reply with Debian's
@@ -50,6 +51,20 @@ IMMEDIATE = [
     ("COMMAND", "GETKEYS", "LMPOP", "2", "k1", "k2", "LEFT"),
     ("COMMAND", "GETKEYS", "BLMPOP", "0", "1", "k1", "RIGHT", "COUNT", "3"),
     ("COMMAND", "GETKEYS", "BLPOP", "k1", "k2", "0"),
+    # sorted sets
+    ("ZADD", "z", "1", "a", "2", "b", "3", "c", "2.5", "d"), ("BZPOPMIN", "z", "0"),
+    ("BZPOPMAX", "nokey", "z", "0"), ("BZMPOP", "0", "2", "nokey", "z", "MIN", "COUNT", "2"),
+    ("BZMPOP", "0.01", "1", "z", "MAX", "COUNT", "5"), ("EXISTS", "z"),
+    ("BZPOPMIN", "z", "0.05"), ("BZPOPMAX", "z", "other", "0.05"),
+    ("BZMPOP", "0.05", "1", "z", "MIN"),
+    ("BZPOPMIN", "z", "x"), ("BZPOPMIN", "z", "-1"), ("BZPOPMIN", "z"),
+    ("BZMPOP", "x", "1", "z", "MIN"), ("BZMPOP", "0", "0", "z", "MIN"),
+    ("BZMPOP", "0", "1", "z", "LEFT"), ("BZMPOP", "0", "1", "z", "MIN", "COUNT", "0"),
+    ("BZMPOP", "0", "1", "z"), ("BZPOPMIN", "str", "0"), ("BZPOPMIN", "lst", "0"),
+    ("ZADD", "z2", "7", "m"), ("BZPOPMAX", "str", "z2", "0"), ("BZMPOP", "0", "2", "lst", "z2", "MAX"),
+    ("BLPOP", "z2", "0"),
+    ("COMMAND", "GETKEYS", "BZMPOP", "0", "2", "k1", "k2", "MIN"),
+    ("COMMAND", "GETKEYS", "BZPOPMIN", "k1", "k2", "0"),
 ]
 
 
@@ -86,6 +101,43 @@ def test_a_push_serves_a_blocked_client_and_a_timeout_answers_nil(anynode):  # n
         wait_blocked(anynode, 1)
         p.cmd("RPUSH", "b", "1", "2", "3")
         assert b.read() == [b"b", [b"3", b"2"]]
+
+
+def test_a_zadd_serves_a_client_blocked_on_a_sorted_set(anynode):  # noqa: F811
+    with raw(anynode) as b, raw(anynode) as p:
+        b.send_cmd("BZPOPMIN", "none", "board", "0")
+        wait_blocked(anynode, 1)
+        assert p.cmd("ZADD", "board", "5", "five", "1.5", "low") == 2
+        assert b.read() == [b"board", b"low", b"1.5"]
+        assert p.cmd("ZRANGE", "board", "0", "-1") == [b"five"]
+        b.send_cmd("BZMPOP", "0", "1", "q", "MAX", "COUNT", "2")
+        wait_blocked(anynode, 1)
+        p.cmd("ZADD", "q", "1", "x", "2", "y", "3", "z")
+        assert b.read() == [b"q", [[b"z", b"3"], [b"y", b"2"]]]
+        assert b.cmd("BZPOPMAX", "none", "0.2") == None  # noqa: E711 (a RESP null)
+        # RESP3: the score is a double
+        b.cmd("HELLO", "3")
+        b.send_cmd("BZPOPMAX", "r3", "0")
+        wait_blocked(anynode, 1)
+        p.cmd("ZADD", "r3", "2.5", "m")
+        assert b.read() == [b"r3", b"m", 2.5]
+
+
+def test_a_push_of_another_type_leaves_a_blocked_client_blocked(anynode):  # noqa: F811
+    """A key blocked on by a list pop and a sorted set pop: a ZADD serves
+    the sorted set's client only (as in Redis); the list's client stays
+    blocked until an element of its own type comes."""
+    with raw(anynode) as bl, raw(anynode) as bz, raw(anynode) as p:
+        bl.send_cmd("BLPOP", "k", "0")
+        wait_blocked(anynode, 1)
+        bz.send_cmd("BZPOPMIN", "k", "0")
+        wait_blocked(anynode, 2)
+        p.cmd("ZADD", "k", "1", "m")
+        assert bz.read() == [b"k", b"m", b"1"]
+        time.sleep(0.2)
+        assert blocked_count(anynode) == 1
+        p.cmd("RPUSH", "k", "e")
+        assert bl.read() == [b"k", b"e"]
 
 
 def test_clients_are_served_in_the_order_they_blocked(anynode):  # noqa: F811
@@ -148,6 +200,24 @@ def test_a_client_gone_while_its_pop_is_in_flight_loses_no_element(make_node):
     assert sorted(left) == sorted(f"e{i}".encode() for i in range(10)), left
 
 
+def test_a_client_gone_while_its_zset_pop_is_in_flight_loses_no_member(make_node):
+    """The sorted set form: the members go back with their scores."""
+    node = make_node(persistence="durable").start()
+    with raw(node) as p:
+        members = []
+        for i in range(10):
+            members += [f"{i}.5", f"m{i}"]
+        p.cmd("ZADD", "z", *members)
+        for i in range(10):
+            c = raw(node)
+            c.send_cmd("BZPOPMIN" if i % 2 else "BZPOPMAX", "z", "0")
+            c.close()
+        wait_blocked(node, 0)
+        time.sleep(0.3)
+        left = p.cmd("ZRANGE", "z", "0", "-1", "WITHSCORES")
+    assert left == sum(([f"m{i}".encode(), f"{i}.5".encode()] for i in range(10)), []), left
+
+
 def test_redis_py_blpop_with_timeout(anynode):  # noqa: F811
     r = client(anynode)
     assert r.blpop(["none"], timeout=0.2) is None
@@ -164,6 +234,11 @@ def test_redis_py_blpop_with_timeout(anynode):  # noqa: F811
     r.rpush("work", "j2")
     assert r.brpoplpush("work", "done", timeout=1) == b"j2"
     assert r.lmpop(1, "done", direction="LEFT") == [b"done", [b"j2"]]
+    assert r.bzpopmin(["none"], timeout=0.1) is None
+    r.zadd("zq", {"job": 3.0})
+    assert r.bzpopmax(["zq"], timeout=1) == (b"zq", b"job", 3.0)
+    r.zadd("zq", {"a": 1, "b": 2})
+    assert r.zmpop(1, ["zq"], min=True, count=5) == [b"zq", [[b"a", b"1"], [b"b", b"2"]]]
 
 
 @pytest.mark.timeout_s(150)

@@ -9,7 +9,7 @@ ZADD (NX XX GT LT CH INCR) ZINCRBY ZREM ZCARD ZSCORE ZMSCORE ZRANK ZREVRANK
 ZCOUNT ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX
 ZREVRANGEBYLEX ZLEXCOUNT ZPOPMIN ZPOPMAX ZREMRANGEBYRANK ZREMRANGEBYSCORE
 ZREMRANGEBYLEX ZSCAN ZUNION ZINTER ZDIFF ZUNIONSTORE ZINTERSTORE ZDIFFSTORE
-ZINTERCARD."""
+ZINTERCARD ZRANGESTORE ZMPOP (BZMPOP BZPOPMIN BZPOPMAX: test_resp_blocking.py)."""
 import pytest
 
 from conftest import wait_until
@@ -126,6 +126,46 @@ COMB = [
     ("ZUNION", "2", "str", "za", "FOO"),
 ]
 
+STORE_AND_MPOP = [
+    ("ZADD", "src", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e", "5", "f"),
+    ("ZRANGESTORE", "dst", "src", "0", "-1"), ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+    ("ZRANGESTORE", "dst", "src", "1", "2"), ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+    ("ZRANGESTORE", "dst", "src", "0", "1", "REV"), ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+    ("ZRANGESTORE", "dst", "src", "(2", "5", "BYSCORE"), ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+    ("ZRANGESTORE", "dst", "src", "5", "2", "BYSCORE", "REV", "LIMIT", "1", "2"),
+    ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+    ("ZRANGESTORE", "dst", "src", "-inf", "+inf", "BYSCORE", "LIMIT", "2", "-1"),
+    ("ZRANGE", "dst", "0", "-1", "WITHSCORES"),
+    ("ZRANGESTORE", "dst", "src", "10", "20"), ("EXISTS", "dst"),
+    ("ZRANGESTORE", "dst", "src", "0", "1"), ("ZRANGESTORE", "dst", "nokey", "0", "-1"),
+    ("EXISTS", "dst"), ("ZRANGESTORE", "src", "src", "1", "3"),
+    ("ZRANGE", "src", "0", "-1", "WITHSCORES"),
+    ("ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d"),
+    ("ZRANGESTORE", "dst", "lex", "[b", "+", "BYLEX"), ("ZRANGE", "dst", "0", "-1"),
+    ("ZRANGESTORE", "dst", "lex", "(c", "-", "BYLEX", "REV", "LIMIT", "0", "1"),
+    ("ZRANGE", "dst", "0", "-1"),
+    ("ZRANGESTORE", "dst", "lex", "0", "-1", "WITHSCORES"), ("ZRANGESTORE", "dst", "lex", "x", "1"),
+    ("ZRANGESTORE", "dst", "lex", "0", "1", "BYSCORE", "BYLEX"),
+    ("ZRANGESTORE", "dst", "lex", "0", "1", "LIMIT", "0", "1"),
+    ("ZRANGESTORE", "dst", "lex", "x", "1", "BYSCORE"), ("ZRANGESTORE", "dst", "lex", "a", "b", "BYLEX"),
+    ("ZRANGESTORE", "dst", "lex", "0"), ("SET", "str", "v"), ("ZRANGESTORE", "dst", "str", "0", "-1"),
+    ("SADD", "set", "m"), ("ZRANGESTORE", "dst", "set", "0", "-1"),
+    ("ZRANGESTORE", "str", "lex", "0", "0"), ("TYPE", "str"),
+    # ZMPOP
+    ("ZADD", "p1", "1", "a", "2", "b", "3", "c"), ("ZMPOP", "1", "p1", "MIN"),
+    ("ZMPOP", "1", "p1", "MAX"), ("ZMPOP", "2", "nokey", "p1", "min", "COUNT", "10"),
+    ("EXISTS", "p1"), ("ZMPOP", "2", "nokey", "p1", "MIN"),
+    ("ZADD", "p2", "1.5", "x", "-inf", "y", "1e100", "z"), ("ZMPOP", "1", "p2", "MAX", "COUNT", "2"),
+    ("ZMPOP", "0", "p2", "MIN"), ("ZMPOP", "x", "p2", "MIN"), ("ZMPOP", "3", "p2", "MIN"),
+    ("ZMPOP", "1", "p2", "UP"), ("ZMPOP", "1", "p2"), ("ZMPOP", "1", "p2", "MIN", "COUNT"),
+    ("ZMPOP", "1", "p2", "MIN", "COUNT", "0"), ("ZMPOP", "1", "p2", "MIN", "COUNT", "x"),
+    ("ZMPOP", "1", "p2", "MIN", "COUNT", "1", "COUNT", "1"), ("ZMPOP", "1", "p2", "MIN", "FOO"),
+    ("ZMPOP", "2", "str", "p2", "MIN"), ("ZMPOP", "2", "p2", "str", "MIN"),
+    ("ZMPOP", "1", "set", "MIN"),
+    ("COMMAND", "GETKEYS", "ZMPOP", "2", "k1", "k2", "MIN"),
+    ("COMMAND", "GETKEYS", "ZRANGESTORE", "d", "s", "0", "1"),
+]
+
 WRONG = [
     ("SET", "str", "x"), ("ZADD", "zs", "1", "a"), ("ZADD", "str", "1", "a"), ("ZREM", "str", "a"),
     ("ZCARD", "str"), ("ZSCORE", "str", "a"), ("ZRANGE", "str", "0", "-1"), ("ZRANK", "str", "a"),
@@ -142,6 +182,7 @@ def test_sorted_set_commands_match_redis(anynode, redis_server, proto):  # noqa:
     assert_same(anynode.resp_port, redis_server, WRONG, proto)
     assert_same(anynode.resp_port, redis_server, LEX, proto)
     assert_same(anynode.resp_port, redis_server, COMB, proto)
+    assert_same(anynode.resp_port, redis_server, STORE_AND_MPOP, proto)
 
 
 def test_big_sorted_sets_match_redis(anynode, redis_server):  # noqa: F811

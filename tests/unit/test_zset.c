@@ -197,6 +197,79 @@ static void test_snapshot_round_trip_and_refusals(void **state)
     kv_store_close(&t);
 }
 
+static kv_result apply(kv_store *s, int op, int64_t a, int64_t b, const char *const *argv,
+                       uint32_t n)
+{
+    kv_slice args[8];
+    for (uint32_t i = 0; i < n; i++) args[i] = sl(argv[i]);
+    kv_command c = {.op = (uint8_t)op, .a = a, .b = b, .nargs = n, .args = args, .now_ms = 1};
+    kv_result r;
+    kv_store_apply(s, &c, &r);
+    return r;
+}
+
+/* ZRANGESTORE into its own source, and the commands apply refuses: a
+ * replica never trusts the front end's checks */
+static void test_rangestore_and_mpop_at_apply(void **state)
+{
+    (void)state;
+    kv_store s;
+    kv_store_init(&s, 3);
+    for (int i = 0; i < 10; i++) {
+        char num[8], mem[8];
+        snprintf(num, sizeof(num), "%d", i);
+        snprintf(mem, sizeof(mem), "m%d", i);
+        zadd(&s, "z", num, mem);
+    }
+    const char *self[] = {"z", "z", "(2", "7", "1", "-1"};
+    kv_result r = apply(&s, KV_OP_ZRANGESTORE, KV_ZRS_BYSCORE | KV_ZRS_LIMIT, 0, self, 6);
+    assert_int_equal(r.status, KV_OK);
+    assert_int_equal(r.integer, 4); /* 3..7 past the first: 4 5 6 7 */
+    kv_entry *z = kv_keyspace_find(&s.ks, "z", 1);
+    assert_int_equal(kv_zset_len(z), 4);
+    double score;
+    assert_true(kv_zset_score(z, sl("m4"), &score));
+    assert_true(score == 4.0);
+    assert_false(kv_zset_score(z, sl("m3"), &score));
+
+    const char *none[] = {"z", "absent", "0", "-1", "0", "-1"};
+    r = apply(&s, KV_OP_ZRANGESTORE, 0, 0, none, 6);
+    assert_int_equal(r.integer, 0);
+    assert_null(kv_keyspace_find(&s.ks, "z", 1)); /* an empty range deletes dst */
+
+    zadd(&s, "y", "1", "a");
+    const char *bad_bound[] = {"d", "y", "x", "1", "0", "-1"};
+    const char *lex[] = {"d", "y", "[a", "+", "0", "-1"};
+    assert_int_equal(apply(&s, KV_OP_ZRANGESTORE, 0, 0, bad_bound, 6).status, KV_ERR_MALFORMED);
+    assert_int_equal(apply(&s, KV_OP_ZRANGESTORE, KV_ZRS_BYLEX | KV_ZRS_BYSCORE, 0, lex, 6).status,
+                     KV_ERR_MALFORMED);
+    assert_int_equal(apply(&s, KV_OP_ZRANGESTORE, 16, 0, lex, 6).status, KV_ERR_MALFORMED);
+    assert_int_equal(apply(&s, KV_OP_ZRANGESTORE, KV_ZRS_BYLEX, 0, lex, 5).status,
+                     KV_ERR_MALFORMED);
+    r = apply(&s, KV_OP_ZRANGESTORE, KV_ZRS_BYLEX, 0, lex, 6);
+    assert_int_equal(r.status, KV_OK);
+    assert_int_equal(r.integer, 1);
+
+    const char *keys[] = {"absent", "y"};
+    assert_int_equal(apply(&s, KV_OP_ZMPOP, 0, 0, keys, 2).status, KV_ERR_MALFORMED);
+    r = apply(&s, KV_OP_ZMPOP, 1, 5, keys, 2);
+    assert_int_equal(r.status, KV_OK);
+    assert_true(r.has_value);
+    assert_int_equal(r.integer, 1);
+    size_t pos = 0;
+    kv_slice key = kv_result_popped_key(&r, &pos), m, sc;
+    assert_int_equal(key.len, 1);
+    assert_memory_equal(key.ptr, "y", 1);
+    assert_true(kv_result_popped_next(&r, &pos, &m) && kv_result_popped_next(&r, &pos, &sc));
+    assert_memory_equal(m.ptr, "a", 1);
+    assert_memory_equal(sc.ptr, "1", 1);
+    assert_null(kv_keyspace_find(&s.ks, "y", 1)); /* emptied: gone */
+    r = apply(&s, KV_OP_ZMPOP, 0, 1, keys, 2);
+    assert_int_equal(r.status, KV_OK);
+    assert_false(r.has_value); /* nothing to pop: a blocking pop waits */
+    kv_store_close(&s);
+}
+
 static void test_parsing_as_redis(void **state)
 {
     (void)state;
@@ -222,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_random_ops_against_a_model),
         cmocka_unit_test(test_snapshot_round_trip_and_refusals),
         cmocka_unit_test(test_parsing_as_redis),
+        cmocka_unit_test(test_rangestore_and_mpop_at_apply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
