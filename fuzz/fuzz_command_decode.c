@@ -27,7 +27,8 @@
         }                                                                                          \
     } while (0)
 
-/* What a proposer puts in b for APPEND/SETRANGE (--max-value-bytes). A
+/* What a proposer puts in b for APPEND/SETRANGE/SETBIT/BITFIELD
+ * (--max-value-bytes). A
  * log entry without a limit may legitimately ask for a value of up to
  * 4 GiB, which is not a bug but would trip the fuzzer's malloc limit. */
 #define FUZZ_MAX_VALUE (1 << 20)
@@ -77,7 +78,9 @@ static void fuzz_same_result(const kv_result *x, const kv_result *y)
 static void fuzz_apply(const kv_command *decoded)
 {
     kv_command c = *decoded;
-    if ((c.op == KV_OP_APPEND || c.op == KV_OP_SETRANGE) && (c.b <= 0 || c.b > FUZZ_MAX_VALUE))
+    if ((c.op == KV_OP_APPEND || c.op == KV_OP_SETRANGE || c.op == KV_OP_SETBIT ||
+         c.op == KV_OP_BITFIELD) &&
+        (c.b <= 0 || c.b > FUZZ_MAX_VALUE))
         c.b = FUZZ_MAX_VALUE;
 
     kv_store a, b;

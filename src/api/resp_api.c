@@ -105,7 +105,8 @@ static void resp__index_commands(resp_api *ra)
         {resp_cmds_server, resp_cmds_server_count}, {resp_cmds_strings, resp_cmds_strings_count},
         {resp_cmds_keys, resp_cmds_keys_count},     {resp_cmds_hashes, resp_cmds_hashes_count},
         {resp_cmds_lists, resp_cmds_lists_count},   {resp_cmds_sets, resp_cmds_sets_count},
-        {resp_cmds_zsets, resp_cmds_zsets_count},
+        {resp_cmds_zsets, resp_cmds_zsets_count},   {resp_cmds_bitmaps, resp_cmds_bitmaps_count},
+        {resp_cmds_hll, resp_cmds_hll_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;
@@ -557,6 +558,12 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
         break;
     case KV_ERR_TOO_LARGE:
         msg = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+        break;
+    case KV_ERR_NOT_HLL:
+        msg = "WRONGTYPE Key is not a valid HyperLogLog string value.";
+        break;
+    case KV_ERR_HLL_CORRUPT:
+        msg = "INVALIDOBJ Corrupted HLL object detected";
         break;
     default:
         msg = "ERR internal error: the state machine refused the command";

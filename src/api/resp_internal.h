@@ -88,6 +88,10 @@ extern const resp_cmd resp_cmds_sets[];
 extern const size_t resp_cmds_sets_count;
 extern const resp_cmd resp_cmds_zsets[];
 extern const size_t resp_cmds_zsets_count;
+extern const resp_cmd resp_cmds_bitmaps[];
+extern const size_t resp_cmds_bitmaps_count;
+extern const resp_cmd resp_cmds_hll[];
+extern const size_t resp_cmds_hll_count;
 extern const resp_cmd resp_cmds_server[];
 extern const size_t resp_cmds_server_count;
 

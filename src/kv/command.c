@@ -180,7 +180,12 @@ const char *kv_op_name(int op)
                                   "zremrangebylex",
                                   "zstore",
                                   "zmpop",
-                                  "zrangestore"};
+                                  "zrangestore",
+                                  "setbit",
+                                  "bitop",
+                                  "bitfield",
+                                  "pfadd",
+                                  "pfmerge"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

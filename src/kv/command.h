@@ -79,6 +79,13 @@ typedef enum kv_op {
                         * highest; value: u32 len | key, then member, score text as KV_OP_ZPOP */
     KV_OP_ZRANGESTORE, /* dst src first second offset count: dst = the members of src that
                         * ZRANGE selects; a = KV_ZRS_* flags (offset, count: LIMIT's text) */
+    KV_OP_SETBIT,      /* key bit ("0" or "1"): a = bit offset, b = max value length; integer: the
+                        * old bit */
+    KV_OP_BITOP,       /* dst key ...: dst = a (KV_BITOP_*) of the keys' strings */
+    KV_OP_BITFIELD,    /* key op ...: each op a kv_bitfield_op (kv/bitops.h); b = max value length;
+                        * value: per op a flag byte (0: OVERFLOW FAIL) and 8 bytes LE */
+    KV_OP_PFADD,       /* key element ...: integer 1 when a register changed (or the key is new) */
+    KV_OP_PFMERGE,     /* dst key ...: dst (created when absent) = the union of dst and the keys */
     KV_OP_MAX_
 } kv_op;
 

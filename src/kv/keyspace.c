@@ -375,6 +375,18 @@ void kv_keyspace_set_value_owned(kv_keyspace *ks, kv_entry *e, char *value, size
     ks->mem_bytes += kv_entry_mem_bytes(e);
 }
 
+char *kv_keyspace_grow_string(kv_keyspace *ks, kv_entry *e, size_t len)
+{
+    if (len <= e->value_len) return e->value;
+    ks->mem_bytes -= kv_entry_mem_bytes(e);
+    char *v = xrealloc(e->value, len);
+    memset(v + e->value_len, 0, len - e->value_len);
+    e->value = v;
+    e->value_len = (uint32_t)len;
+    ks->mem_bytes += kv_entry_mem_bytes(e);
+    return v;
+}
+
 char *kv_keyspace_take_value(kv_keyspace *ks, kv_entry *e, size_t *len)
 {
     ks->mem_bytes -= kv_entry_mem_bytes(e);

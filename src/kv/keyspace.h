@@ -126,6 +126,10 @@ void kv_keyspace_move_value(kv_keyspace *ks, kv_entry *from, kv_entry *to);
  * and packed encodings only). */
 void kv_keyspace_set_value_owned(kv_keyspace *ks, kv_entry *e, char *value, size_t value_len);
 
+/* A string's value grown to len bytes (the new ones zero), for a write
+ * in place (SETBIT, BITFIELD); returns the value. */
+char *kv_keyspace_grow_string(kv_keyspace *ks, kv_entry *e, size_t len);
+
 /* Detach the value buffer (the caller owns it now); the entry is left with
  * an empty value. */
 char *kv_keyspace_take_value(kv_keyspace *ks, kv_entry *e, size_t *len);

@@ -1,6 +1,8 @@
 #include "kv/store.h"
 
+#include "kv/bitops.h"
 #include "kv/hash.h"
+#include "kv/hll.h"
 #include "kv/list.h"
 #include "kv/set.h"
 #include "kv/zset.h"
@@ -352,6 +354,236 @@ static void store__setrange(kv_store *s, const kv_command *cmd, kv_result *res)
     store__changed_put(s, cmd, e);
     res->integer = (int64_t)len;
     store__describe(res, e);
+}
+
+/* ---- bitmaps (kv/bitops.h) ---------------------------------------------------- */
+
+/* The longest string a bit write may make: the front end's limit (b) and
+ * the entry's 32-bit length */
+static bool store__bits_fit(const kv_command *cmd, uint64_t len)
+{
+    return len <= UINT32_MAX && (cmd->b <= 0 || len <= (uint64_t)cmd->b);
+}
+
+/* e (created when absent) as a string of at least len bytes; *changed
+ * says whether that created or grew it */
+static kv_entry *store__bits_for_write(kv_store *s, const kv_command *cmd, kv_entry *e, size_t len,
+                                       bool *changed)
+{
+    *changed = !e || e->value_len < len;
+    if (!e) {
+        e = kv_keyspace_insert(&s->ks, cmd->args[0].ptr, cmd->args[0].len, NULL, 0);
+        e->create_rev = s->revision + 1;
+        e->version = 0;
+    }
+    kv_keyspace_grow_string(&s->ks, e, len);
+    return e;
+}
+
+static void store__bits_changed(kv_store *s, const kv_command *cmd, kv_entry *e, kv_result *res)
+{
+    e->mod_rev = ++s->revision;
+    e->version++;
+    store__changed_put(s, cmd, e);
+    store__describe(res, e);
+}
+
+/* SETBIT: like Redis, a bit set to what it was on an existing string of
+ * that length changes nothing */
+static void store__setbit(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2 || cmd->a < 0 || cmd->args[1].len != 1 ||
+        (cmd->args[1].ptr[0] != '0' && cmd->args[1].ptr[0] != '1')) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    uint64_t len = ((uint64_t)cmd->a >> 3) + 1;
+    if (!store__bits_fit(cmd, len)) {
+        res->status = KV_ERR_TOO_LARGE;
+        return;
+    }
+    kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    if (store__wrongtype(res, e)) return;
+    bool changed;
+    e = store__bits_for_write(s, cmd, e, (size_t)len, &changed);
+    int on = cmd->args[1].ptr[0] == '1';
+    res->integer = kv_bit_set((unsigned char *)e->value, (uint64_t)cmd->a, on);
+    if (changed || res->integer != on) store__bits_changed(s, cmd, e, res);
+}
+
+/* BITFIELD's writes: the string grows to what the highest write needs
+ * first, as in Redis (even when OVERFLOW FAIL then holds every write back) */
+static void store__bitfield(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    uint32_t n = cmd->nargs - 1;
+    uint64_t need = 0;
+    kv_bitfield_op op;
+    for (uint32_t i = 1; i < cmd->nargs; i++) {
+        if (!kv_bitfield_op_decode(cmd->args[i].ptr, cmd->args[i].len, &op)) {
+            res->status = KV_ERR_MALFORMED;
+            return;
+        }
+        if (op.kind != KV_BF_GET && kv_bitfield_op_end(&op) > need) need = kv_bitfield_op_end(&op);
+    }
+    if (cmd->nargs < 2 || need == 0) { /* only GETs: that is a read */
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    if (!store__bits_fit(cmd, need)) {
+        res->status = KV_ERR_TOO_LARGE;
+        return;
+    }
+    kv_entry *e = store__live(s, cmd, cmd->args[0]);
+    if (store__wrongtype(res, e)) return;
+    bool changed;
+    e = store__bits_for_write(s, cmd, e, (size_t)need, &changed);
+    buf_reset(&s->scratch);
+    buf_reserve(&s->scratch, 9 * (size_t)n);
+    for (uint32_t i = 1; i < cmd->nargs; i++) {
+        kv_bitfield_op_decode(cmd->args[i].ptr, cmd->args[i].len, &op);
+        int64_t v = 0;
+        bool ok = kv_bitfield_run((unsigned char *)e->value, e->value_len, &op, &v);
+        if (ok && op.kind != KV_BF_GET) changed = true;
+        char out[9];
+        out[0] = (char)ok;
+        for (int k = 0; k < 8; k++) out[1 + k] = (char)((uint64_t)v >> (8 * k));
+        buf_append(&s->scratch, out, 9);
+    }
+    if (changed) store__bits_changed(s, cmd, e, res);
+    res->integer = n;
+    res->has_value = true;
+    res->value = s->scratch.data;
+    res->value_len = s->scratch.len;
+}
+
+/* BITOP: the sources are strings (absent ones empty); a result of no
+ * bytes deletes dst, anything else replaces it and its expiry */
+static void store__bitop(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 2 || cmd->a < KV_BITOP_AND || cmd->a > KV_BITOP_NOT ||
+        (cmd->a == KV_BITOP_NOT && cmd->nargs != 2)) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    size_t n = cmd->nargs - 1, len = 0;
+    const unsigned char **srcs = xcalloc(n, sizeof(*srcs));
+    size_t *lens = xcalloc(n, sizeof(*lens));
+    for (size_t i = 0; i < n; i++) {
+        kv_entry *e = store__live(s, cmd, cmd->args[1 + i]);
+        if (store__wrongtype(res, e)) break;
+        srcs[i] = e ? (const unsigned char *)e->value : NULL;
+        lens[i] = e ? e->value_len : 0;
+        if (lens[i] > len) len = lens[i];
+    }
+    if (!res->status) {
+        char *v = xmalloc(len ? len : 1);
+        kv_bit_op((int)cmd->a, (unsigned char *)v, len, srcs, lens, n);
+        res->integer = (int64_t)len;
+        kv_entry *dst = store__live(s, cmd, cmd->args[0]);
+        if (!len) {
+            if (dst) {
+                uint64_t rev = ++s->revision;
+                store__changed(s, cmd, KV_CHANGE_DELETE, cmd->args[0].ptr, cmd->args[0].len, NULL,
+                               rev);
+                kv_keyspace_delete(&s->ks, cmd->args[0].ptr, cmd->args[0].len);
+            }
+        } else {
+            dst = store__write(s, dst, cmd->args[0], v, len, ++s->revision);
+            kv_keyspace_set_expire(&s->ks, dst, 0);
+            store__changed_put(s, cmd, dst);
+            store__describe(res, dst);
+        }
+        free(v);
+    }
+    free(srcs);
+    free(lens);
+}
+
+/* ---- HyperLogLog (kv/hll.h) ------------------------------------------------------ */
+
+/* The sketch at key i: NULL when absent; an error (WRONGTYPE, or not a
+ * sketch) in res otherwise */
+static kv_entry *store__hll(kv_store *s, const kv_command *cmd, uint32_t i, kv_result *res)
+{
+    kv_entry *e = store__live(s, cmd, cmd->args[i]);
+    if (store__wrongtype(res, e)) return NULL;
+    if (e && !kv_hll_is_hll(e->value, e->value_len)) {
+        res->status = KV_ERR_NOT_HLL;
+        return NULL;
+    }
+    return e;
+}
+
+/* The sketch of e (created when absent) taken out to change it; put back
+ * with store__hll_put */
+static kv_entry *store__hll_take(kv_store *s, const kv_command *cmd, kv_entry *e, kv_hll *h)
+{
+    if (!e) {
+        kv_hll_create(h);
+        e = kv_keyspace_insert(&s->ks, cmd->args[0].ptr, cmd->args[0].len, NULL, 0);
+        e->create_rev = s->revision + 1;
+        e->version = 0;
+        return e;
+    }
+    size_t len;
+    h->p = (unsigned char *)kv_keyspace_take_value(&s->ks, e, &len);
+    h->len = h->cap = len;
+    return e;
+}
+
+static void store__hll_put(kv_store *s, const kv_command *cmd, kv_entry *e, kv_hll *h, bool changed,
+                           kv_result *res)
+{
+    kv_keyspace_set_value_owned(&s->ks, e, (char *)h->p, h->len);
+    if (changed) store__bits_changed(s, cmd, e, res);
+}
+
+static void store__pfadd(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 1) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__hll(s, cmd, 0, res);
+    if (res->status) return;
+    bool created = !e;
+    kv_hll h;
+    e = store__hll_take(s, cmd, e, &h);
+    int changed = created;
+    for (uint32_t i = 1; i < cmd->nargs && !res->status; i++) {
+        int r = kv_hll_add(&h, cmd->args[i].ptr, cmd->args[i].len);
+        if (r < 0) res->status = KV_ERR_HLL_CORRUPT; /* on the first element: nothing changed */
+        if (r > 0) changed = 1;
+    }
+    if (changed && !res->status) kv_hll_invalidate(&h);
+    store__hll_put(s, cmd, e, &h, changed && !res->status, res);
+    res->integer = changed;
+}
+
+/* PFMERGE: dst's own registers count too, as in Redis; dst is dense when
+ * any source is */
+static void store__pfmerge(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 1) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    uint8_t *max = xcalloc(KV_HLL_REGISTERS, 1);
+    bool dense = false;
+    for (uint32_t i = 0; i < cmd->nargs && !res->status; i++) {
+        kv_entry *e = store__hll(s, cmd, i, res);
+        if (!e) continue;
+        dense |= e->value[4] == 0;
+        if (!kv_hll_merge_max(max, e->value, e->value_len)) res->status = KV_ERR_HLL_CORRUPT;
+    }
+    if (!res->status) {
+        kv_hll h;
+        kv_entry *dst = store__hll_take(s, cmd, store__live(s, cmd, cmd->args[0]), &h);
+        /* dst merged above: a corrupt one was refused there */
+        kv_hll_raise(&h, max, dense);
+        store__hll_put(s, cmd, dst, &h, true, res);
+    }
+    free(max);
 }
 
 /* Apply an expiry change (EXPIRE family, GETEX): a time in the past deletes
@@ -1537,6 +1769,21 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_ZRANGESTORE:
         store__zrangestore(s, cmd, res);
+        break;
+    case KV_OP_SETBIT:
+        store__setbit(s, cmd, res);
+        break;
+    case KV_OP_BITOP:
+        store__bitop(s, cmd, res);
+        break;
+    case KV_OP_BITFIELD:
+        store__bitfield(s, cmd, res);
+        break;
+    case KV_OP_PFADD:
+        store__pfadd(s, cmd, res);
+        break;
+    case KV_OP_PFMERGE:
+        store__pfmerge(s, cmd, res);
         break;
     default:
         res->status = KV_ERR_MALFORMED;

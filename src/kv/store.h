@@ -36,6 +36,8 @@ typedef enum kv_status {
     KV_ERR_MALFORMED,    /* wrong argument count for the op */
     KV_ERR_WRONGTYPE,    /* the key holds a value of another type */
     KV_ERR_OUT_OF_RANGE, /* LSET: no element at that index */
+    KV_ERR_NOT_HLL,      /* a string that is not a HyperLogLog sketch */
+    KV_ERR_HLL_CORRUPT,  /* a sketch whose registers do not add up */
     KV_STATUS_COUNT_
 } kv_status;
 
