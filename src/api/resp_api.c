@@ -106,7 +106,7 @@ static void resp__index_commands(resp_api *ra)
         {resp_cmds_keys, resp_cmds_keys_count},     {resp_cmds_hashes, resp_cmds_hashes_count},
         {resp_cmds_lists, resp_cmds_lists_count},   {resp_cmds_sets, resp_cmds_sets_count},
         {resp_cmds_zsets, resp_cmds_zsets_count},   {resp_cmds_bitmaps, resp_cmds_bitmaps_count},
-        {resp_cmds_hll, resp_cmds_hll_count},
+        {resp_cmds_hll, resp_cmds_hll_count},       {resp_cmds_geo, resp_cmds_geo_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;
@@ -564,6 +564,9 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
         break;
     case KV_ERR_HLL_CORRUPT:
         msg = "INVALIDOBJ Corrupted HLL object detected";
+        break;
+    case KV_ERR_NO_MEMBER:
+        msg = "ERR could not decode requested zset member";
         break;
     default:
         msg = "ERR internal error: the state machine refused the command";

@@ -92,6 +92,8 @@ extern const resp_cmd resp_cmds_bitmaps[];
 extern const size_t resp_cmds_bitmaps_count;
 extern const resp_cmd resp_cmds_hll[];
 extern const size_t resp_cmds_hll_count;
+extern const resp_cmd resp_cmds_geo[];
+extern const size_t resp_cmds_geo_count;
 extern const resp_cmd resp_cmds_server[];
 extern const size_t resp_cmds_server_count;
 

@@ -185,7 +185,8 @@ const char *kv_op_name(int op)
                                   "bitop",
                                   "bitfield",
                                   "pfadd",
-                                  "pfmerge"};
+                                  "pfmerge",
+                                  "geostore"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

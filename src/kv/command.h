@@ -86,6 +86,8 @@ typedef enum kv_op {
                         * value: per op a flag byte (0: OVERFLOW FAIL) and 8 bytes LE */
     KV_OP_PFADD,       /* key element ...: integer 1 when a register changed (or the key is new) */
     KV_OP_PFMERGE,     /* dst key ...: dst (created when absent) = the union of dst and the keys */
+    KV_OP_GEOSTORE,    /* dst src query member: dst = what the query (kv_geo_query_encode) finds
+                        * in src; a = KV_GEOSTORE_* (from the member, scores the distances) */
     KV_OP_MAX_
 } kv_op;
 

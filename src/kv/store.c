@@ -1,6 +1,7 @@
 #include "kv/store.h"
 
 #include "kv/bitops.h"
+#include "kv/geo.h"
 #include "kv/hash.h"
 #include "kv/hll.h"
 #include "kv/list.h"
@@ -1552,6 +1553,28 @@ static void store__zstore(kv_store *s, const kv_command *cmd, kv_result *res)
     res->integer = (int64_t)card;
 }
 
+/* ZRANGESTORE and GEOSEARCHSTORE: dst (args[0]) replaced by the n
+ * members in the scratch buffer (u32 len | member, then the score's 8
+ * bytes), copied there first because dst may be the source */
+static void store__zset_dst_from_scratch(kv_store *s, const kv_command *cmd, size_t n)
+{
+    uint64_t rev = store__dst_replace(s, cmd, n);
+    if (n) {
+        kv_entry *dst = kv_keyspace_insert(&s->ks, cmd->args[0].ptr, cmd->args[0].len, NULL, 0);
+        kv_zset_init(&s->ks, dst);
+        dst->create_rev = rev;
+        for (size_t pos = 0; pos < s->scratch.len;) {
+            uint32_t k = store__get32(s->scratch.data + pos);
+            double score;
+            memcpy(&score, s->scratch.data + pos + 4 + k, sizeof(score));
+            kv_zset_set(&s->ks, dst, (kv_slice){s->scratch.data + pos + 4, k}, score);
+            pos += 4 + (size_t)k + sizeof(score);
+        }
+        store__zset_changed(s, cmd, dst, rev);
+    }
+    buf_reset(&s->scratch);
+}
+
 /* ZRANGESTORE: the selection is copied out before dst goes (dst may be
  * src); an empty selection deletes dst, as in Redis */
 static void store__zrangestore(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -1584,22 +1607,44 @@ static void store__zrangestore(kv_store *s, const kv_command *cmd, kv_result *re
             buf_append(&s->scratch, (const char *)&score, sizeof(score));
         }
     }
-    uint64_t rev = store__dst_replace(s, cmd, n);
-    if (n) {
-        kv_entry *dst = kv_keyspace_insert(&s->ks, cmd->args[0].ptr, cmd->args[0].len, NULL, 0);
-        kv_zset_init(&s->ks, dst);
-        dst->create_rev = rev;
-        for (size_t pos = 0; pos < s->scratch.len;) {
-            uint32_t k = store__get32(s->scratch.data + pos);
-            kv_slice m = {s->scratch.data + pos + 4, k};
-            double score;
-            memcpy(&score, s->scratch.data + pos + 4 + k, sizeof(score));
-            kv_zset_set(&s->ks, dst, m, score);
-            pos += 4 + (size_t)k + sizeof(score);
-        }
-        store__zset_changed(s, cmd, dst, rev);
+    store__zset_dst_from_scratch(s, cmd, n);
+    res->integer = (int64_t)n;
+}
+
+/* GEOSEARCHSTORE and GEORADIUS STORE: the search runs here, so the
+ * stored set is the one the log's order sees. The hits are copied out
+ * before dst goes (dst may be src); none deletes dst, as in Redis. */
+static void store__geostore(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    kv_geo_query q;
+    double to_m;
+    if (cmd->nargs != 4 || cmd->a < 0 || cmd->a > 3 ||
+        !kv_geo_query_decode(cmd->args[2].ptr, cmd->args[2].len, &q, &to_m)) {
+        res->status = KV_ERR_MALFORMED;
+        return;
     }
+    kv_entry *src = store__typed(s, cmd, 1, KV_TYPE_ZSET, res);
+    if (res->status) return;
+    size_t n = 0;
     buf_reset(&s->scratch);
+    if (src) {
+        double score;
+        if (cmd->a & KV_GEOSTORE_FROM_MEMBER) {
+            if (!kv_zset_score(src, cmd->args[3], &score)) {
+                res->status = KV_ERR_NO_MEMBER;
+                return;
+            }
+            kv_geo_decode((uint64_t)score, &q.shape.lon, &q.shape.lat);
+        }
+        kv_geo_hit *hits = kv_geo_run(src, &q, &n);
+        for (size_t i = 0; i < n; i++) {
+            store__collect_member(&s->scratch, hits[i].member);
+            score = (cmd->a & KV_GEOSTORE_DIST) ? hits[i].dist / to_m : (double)hits[i].score;
+            buf_append(&s->scratch, (const char *)&score, sizeof(score));
+        }
+        free(hits);
+    }
+    store__zset_dst_from_scratch(s, cmd, n);
     res->integer = (int64_t)n;
 }
 
@@ -1784,6 +1829,9 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_PFMERGE:
         store__pfmerge(s, cmd, res);
+        break;
+    case KV_OP_GEOSTORE:
+        store__geostore(s, cmd, res);
         break;
     default:
         res->status = KV_ERR_MALFORMED;

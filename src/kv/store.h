@@ -38,6 +38,7 @@ typedef enum kv_status {
     KV_ERR_OUT_OF_RANGE, /* LSET: no element at that index */
     KV_ERR_NOT_HLL,      /* a string that is not a HyperLogLog sketch */
     KV_ERR_HLL_CORRUPT,  /* a sketch whose registers do not add up */
+    KV_ERR_NO_MEMBER,    /* GEOSEARCHSTORE FROMMEMBER: no such member */
     KV_STATUS_COUNT_
 } kv_status;
 
