@@ -367,6 +367,38 @@ static void keys__renamenx(resp_req *req)
     keys__rename_common(req, true);
 }
 
+/* COPY source destination [DB destination-db] [REPLACE]: one keyspace
+ * here, so DB takes 0 only (another index is refused as SELECT refuses
+ * it) */
+static void keys__copy(resp_req *req)
+{
+    bool replace = false;
+    for (size_t j = 3; j < req->argc; j++) {
+        if (resp_format_arg_is(&req->argv[j], "replace")) {
+            replace = true;
+        } else if (resp_format_arg_is(&req->argv[j], "db") && j + 1 < req->argc) {
+            int64_t db;
+            if (!resp_req_int_arg(req, &req->argv[++j], &db)) return;
+            if (db != 0) {
+                resp_req_error(req, "ERR DB index is out of range");
+                return;
+            }
+        } else {
+            resp_req_error_syntax(req);
+            return;
+        }
+    }
+    if (req->argv[1].len == req->argv[2].len &&
+        memcmp(req->argv[1].ptr, req->argv[2].ptr, req->argv[1].len) == 0) {
+        resp_req_error(req, "ERR source and destination objects are the same");
+        return;
+    }
+    kv_slice args[2] = {{req->argv[1].ptr, req->argv[1].len}, {req->argv[2].ptr, req->argv[2].len}};
+    kv_command cmd = {
+        .op = KV_OP_COPY, .flags = replace ? KV_FLAG_XX : 0, .nargs = 2, .args = args};
+    resp_req_propose(req, &cmd, keys__reply_integer);
+}
+
 static void keys__flush(resp_req *req)
 {
     /* ASYNC and SYNC are accepted; the flush is one log entry either way */
@@ -423,6 +455,9 @@ const resp_cmd resp_cmds_keys[] = {
      "Return a random key", ""},
     {"dbsize", keys__dbsize, 1, R | K | F, 0, 0, 0, "server", "1.0.0", "O(1)",
      "Return the number of keys", ""},
+    {"copy", keys__copy, -3, W | K, 1, 2, 1, "generic", "6.2.0", "O(N)",
+     "Copy the value of a key, of any type, to another key",
+     "source destination [DB destination-db] [REPLACE]"},
     {"rename", keys__rename, 3, W | K, 1, 2, 1, "generic", "1.0.0", "O(1)", "Rename a key",
      "key newkey"},
     {"renamenx", keys__renamenx, 3, W | K | F, 1, 2, 1, "generic", "1.0.0", "O(1)",

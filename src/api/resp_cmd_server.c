@@ -513,6 +513,12 @@ static void server__command_categories(buf *o, int proto, const resp_cmd *cmd)
         cats[n++] = "@set";
     else if (strcmp(cmd->group, "sortedset") == 0)
         cats[n++] = "@sortedset";
+    else if (strcmp(cmd->group, "bitmap") == 0)
+        cats[n++] = "@bitmap";
+    else if (strcmp(cmd->group, "hyperloglog") == 0)
+        cats[n++] = "@hyperloglog";
+    else if (strcmp(cmd->group, "geo") == 0)
+        cats[n++] = "@geo";
     else if (f & RESP_CMD_KEYSPACE)
         cats[n++] = "@keyspace";
     else if (strcmp(cmd->group, "connection") == 0)

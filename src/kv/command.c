@@ -186,7 +186,8 @@ const char *kv_op_name(int op)
                                   "bitfield",
                                   "pfadd",
                                   "pfmerge",
-                                  "geostore"};
+                                  "geostore",
+                                  "copy"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

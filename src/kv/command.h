@@ -88,6 +88,8 @@ typedef enum kv_op {
     KV_OP_PFMERGE,     /* dst key ...: dst (created when absent) = the union of dst and the keys */
     KV_OP_GEOSTORE,    /* dst src query member: dst = what the query (kv_geo_query_encode) finds
                         * in src; a = KV_GEOSTORE_* (from the member, scores the distances) */
+    KV_OP_COPY, /* src dst: dst = a copy of src's value (any type) and expiry; flag XX: replace an
+                 * existing dst; integer 1 when copied */
     KV_OP_MAX_
 } kv_op;
 

@@ -688,6 +688,83 @@ static void store__rename(kv_store *s, const kv_command *cmd, kv_result *res)
     store__describe(res, to);
 }
 
+/* to (a fresh entry) holds a copy of from's value, of any type, built
+ * element by element: the copy takes the encoding its size calls for */
+static void store__copy_value(kv_store *s, const kv_entry *from, kv_entry *to)
+{
+    kv_keyspace *ks = &s->ks;
+    switch (from->type) {
+    case KV_TYPE_HASH: {
+        kv_hash_init(ks, to);
+        kv_hash_iter it;
+        kv_slice f, v;
+        kv_hash_iter_init(&it, from);
+        while (kv_hash_iter_next(&it, &f, &v)) kv_hash_set(ks, to, f, v);
+        break;
+    }
+    case KV_TYPE_LIST: {
+        kv_list_init(ks, to);
+        kv_list_iter it;
+        kv_slice v;
+        kv_list_iter_init(&it, from, 0);
+        while (kv_list_iter_next(&it, &v)) kv_list_push(ks, to, v, false);
+        break;
+    }
+    case KV_TYPE_SET: {
+        kv_set_init(ks, to);
+        kv_set_iter it;
+        kv_slice m;
+        kv_set_iter_init(&it, from);
+        while (kv_set_iter_next(&it, &m)) kv_set_add(ks, to, m);
+        break;
+    }
+    case KV_TYPE_ZSET: {
+        kv_zset_init(ks, to);
+        kv_zset_iter it;
+        kv_slice m;
+        double score;
+        kv_zset_iter_init(&it, from, 0, false);
+        while (kv_zset_iter_next(&it, &m, &score)) kv_zset_set(ks, to, m, score);
+        break;
+    }
+    default:
+        kv_keyspace_set_value(ks, to, from->value, from->value_len);
+        break;
+    }
+}
+
+/* COPY: a new dst (REPLACE deletes the old one first, as Redis does) with
+ * src's value and expiry */
+static void store__copy(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_slice src = cmd->args[0], dst = cmd->args[1];
+    if (src.len == dst.len && memcmp(src.ptr, dst.ptr, src.len) == 0) {
+        res->status = KV_ERR_MALFORMED; /* the front end refuses it first */
+        return;
+    }
+    kv_entry *from = store__live(s, cmd, src);
+    kv_entry *to = store__live(s, cmd, dst);
+    if (!from || (to && !(cmd->flags & KV_FLAG_XX))) return;
+    uint64_t rev = ++s->revision;
+    if (to) {
+        store__changed(s, cmd, KV_CHANGE_DELETE, dst.ptr, dst.len, NULL, rev);
+        kv_keyspace_delete(&s->ks, dst.ptr, dst.len);
+    }
+    from = kv_keyspace_find(&s->ks, src.ptr, src.len); /* the delete may have moved it */
+    to = kv_keyspace_insert(&s->ks, dst.ptr, dst.len, NULL, 0);
+    store__copy_value(s, from, to);
+    kv_keyspace_set_expire(&s->ks, to, from->expire_ms);
+    to->create_rev = to->mod_rev = rev;
+    to->version = 1;
+    store__changed_put(s, cmd, to);
+    res->integer = 1;
+    store__describe(res, to);
+}
+
 static void store__flush(kv_store *s, const kv_command *cmd, kv_result *res)
 {
     res->integer = (int64_t)kv_keyspace_count(&s->ks);
@@ -1832,6 +1909,9 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_GEOSTORE:
         store__geostore(s, cmd, res);
+        break;
+    case KV_OP_COPY:
+        store__copy(s, cmd, res);
         break;
     default:
         res->status = KV_ERR_MALFORMED;

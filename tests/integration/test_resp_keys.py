@@ -9,6 +9,7 @@ import time
 import pytest
 
 from resp_helpers import anynode, client, raw  # noqa: F401
+from test_resp_hashes import assert_same, redis_server  # noqa: F401
 
 NOT_INT = "ERR value is not an integer or out of range"
 
@@ -261,3 +262,48 @@ def test_key_commands_via_redis_py(anynode):
     assert r.exists("k3") == 1
     assert r.randomkey() == b"k3"
     assert r.flushdb() is True and r.dbsize() == 0
+
+
+COPY = [
+    ("SET", "s", "v"), ("EXPIRE", "s", "1000"), ("COPY", "s", "s2"), ("GET", "s2"),
+    ("TTL", "s2"), ("COPY", "s", "s2"), ("SET", "s2", "old"), ("COPY", "s", "s2", "REPLACE"),
+    ("GET", "s2"), ("COPY", "nokey", "x"), ("EXISTS", "x"), ("COPY", "s", "s"),
+    ("COPY", "s", "s3", "DB", "0"), ("GET", "s3"), ("COPY", "s", "s4", "DB", "x"),
+    ("COPY", "s", "s4", "FOO"), ("COPY", "s", "s4", "DB"), ("COPY", "s"),
+    ("HSET", "h", "f1", "v1", "f2", "v2"), ("COPY", "h", "h2"), ("HGETALL", "h2"),
+    ("HSET", "h2", "f3", "v3"), ("HLEN", "h"), ("OBJECT", "ENCODING", "h2"),
+    ("RPUSH", "l", "a", "b", "c"), ("COPY", "l", "l2"), ("LRANGE", "l2", "0", "-1"),
+    ("LPOP", "l2"), ("LLEN", "l"), ("OBJECT", "ENCODING", "l2"),
+    ("SADD", "st", "1", "2", "3"), ("COPY", "st", "st2"), ("SMEMBERS", "st2"),
+    ("OBJECT", "ENCODING", "st2"), ("SADD", "sx", "a", "b"), ("COPY", "sx", "sx2"),
+    ("SMEMBERS", "sx2"),
+    ("ZADD", "z", "1", "a", "2.5", "b"), ("COPY", "z", "z2"), ("ZRANGE", "z2", "0", "-1", "WITHSCORES"),
+    ("OBJECT", "ENCODING", "z2"), ("COPY", "z", "h", "REPLACE"), ("TYPE", "h"),
+    ("ZRANGE", "h", "0", "-1", "WITHSCORES"), ("COPY", "h", "l"), ("TYPE", "l"),
+    ("PFADD", "hll", "a", "b"), ("COPY", "hll", "hll2"), ("PFCOUNT", "hll2"),
+]
+
+
+@pytest.mark.parametrize("proto", [2, 3])
+def test_copy_matches_redis(anynode, redis_server, proto):  # noqa: F811
+    assert_same(anynode.resp_port, redis_server, COPY, proto, unordered={"SMEMBERS"})
+
+
+def test_copy_of_big_values_of_every_type(anynode):  # noqa: F811
+    """Past the compact encodings: the copy holds every element and is
+    independent of its source."""
+    with raw(anynode) as c:
+        n = 3000
+        c.cmd("HSET", "h", *[x for i in range(n) for x in (f"f{i}", f"v{i}")])
+        c.cmd("RPUSH", "l", *[f"e{i}" for i in range(n)])
+        c.cmd("SADD", "s", *[f"m{i}" for i in range(n)])
+        c.cmd("ZADD", "z", *[x for i in range(n) for x in (str(i), f"m{i}")])
+        for k, count in (("h", "HLEN"), ("l", "LLEN"), ("s", "SCARD"), ("z", "ZCARD")):
+            assert c.cmd("COPY", k, k + "2") == 1
+            assert c.cmd(count, k + "2") == n
+            assert c.cmd("OBJECT", "ENCODING", k + "2") == c.cmd("OBJECT", "ENCODING", k)
+            c.cmd("DEL", k)
+            assert c.cmd(count, k + "2") == n
+        assert c.cmd("LINDEX", "l2", "1234") == b"e1234"
+        assert c.cmd("ZSCORE", "z2", "m2999") == b"2999"
+        assert c.cmd("HGET", "h2", "f7") == b"v7"
