@@ -117,6 +117,9 @@ static int bits__range_args(resp_req *req, size_t at, size_t len, bool *end_give
         }
     }
     int64_t total = in_bits ? (int64_t)len * 8 : (int64_t)len, s, e;
+    /* BITCOUNT (argument 2) answers 0 for two negative indexes out of
+     * order before it clips them, as Redis 7.0 does; BITPOS does not */
+    if (at == 2 && start < 0 && end < 0 && start > end) return 1;
     if (!kv_bit_range(start, end, total, &s, &e)) return 1;
     *first = in_bits ? (uint64_t)s : (uint64_t)s * 8;
     *last = in_bits ? (uint64_t)e : (uint64_t)e * 8 + 7;

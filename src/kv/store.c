@@ -1117,9 +1117,9 @@ static void store__lmove(kv_store *s, const kv_command *cmd, kv_result *res)
         return;
     }
     kv_entry *from = store__list(s, cmd, 0, res);
-    if (res->status) return;
+    if (res->status || !from) return; /* Redis looks at the destination only then */
     kv_entry *to = store__list(s, cmd, 1, res);
-    if (res->status || !from) return; /* WRONGTYPE on either, as Redis checks both */
+    if (res->status) return;
     uint64_t rev = ++s->revision;
     buf_reset(&s->scratch);
     kv_list_pop(&s->ks, from, cmd->a == 1, &s->scratch);

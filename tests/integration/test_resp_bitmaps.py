@@ -25,6 +25,10 @@ BASIC = [
     ("BITCOUNT", "s", "5", "30", "BIT"), ("BITCOUNT", "s", "0", "-1", "BIT"),
     ("BITCOUNT", "s", "-9", "-3", "BIT"), ("BITCOUNT", "s", "3", "1"), ("BITCOUNT", "s", "100", "200"),
     ("BITCOUNT", "s", "-100", "-50"), ("BITCOUNT", "s", "0", "0", "BYTE"),
+    # two negative indexes out of order: 0 before clipping (found by the
+    # differential run), for GETRANGE too; BITPOS clips
+    ("BITCOUNT", "s", "-1", "-4"), ("BITCOUNT", "s", "-1", "-40", "BIT"), ("GETRANGE", "s", "-4", "-5"),
+    ("BITPOS", "s", "1", "-1", "-40"),
     ("BITCOUNT", "s", "0", "0", "bit"), ("BITCOUNT", "s", "0", "0", "WORD"), ("BITCOUNT", "s", "0"),
     ("BITCOUNT", "s", "x", "1"), ("BITCOUNT", "s", "0", "1", "BIT", "extra"),
     ("BITCOUNT", "nokey"), ("BITCOUNT", "nokey", "0", "1"),

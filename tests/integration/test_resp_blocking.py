@@ -47,6 +47,9 @@ IMMEDIATE = [
     ("SET", "str", "v"), ("RPUSH", "lst", "1"), ("BLPOP", "str", "lst", "0"),
     ("BLPOP", "lst", "str", "0"), ("RPUSH", "lst", "2"), ("LMPOP", "2", "str", "lst", "LEFT"),
     ("BLMOVE", "str", "lst", "LEFT", "LEFT", "0"), ("BLMOVE", "lst", "str", "LEFT", "LEFT", "0"),
+    # an absent source answers nil before the destination's type is looked
+    # at (found by the differential run)
+    ("LMOVE", "nokey", "str", "LEFT", "LEFT"), ("RPOPLPUSH", "nokey", "str"),
     ("LRANGE", "lst", "0", "-1"),
     ("COMMAND", "GETKEYS", "LMPOP", "2", "k1", "k2", "LEFT"),
     ("COMMAND", "GETKEYS", "BLMPOP", "0", "1", "k1", "RIGHT", "COUNT", "3"),
