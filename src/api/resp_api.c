@@ -107,6 +107,7 @@ static void resp__index_commands(resp_api *ra)
         {resp_cmds_lists, resp_cmds_lists_count},   {resp_cmds_sets, resp_cmds_sets_count},
         {resp_cmds_zsets, resp_cmds_zsets_count},   {resp_cmds_bitmaps, resp_cmds_bitmaps_count},
         {resp_cmds_hll, resp_cmds_hll_count},       {resp_cmds_geo, resp_cmds_geo_count},
+        {resp_cmds_sort, resp_cmds_sort_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;
@@ -568,6 +569,9 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
     case KV_ERR_NO_MEMBER:
         msg = "ERR could not decode requested zset member";
         break;
+    case KV_ERR_NOT_FLOAT_SORT:
+        msg = "ERR One or more scores can't be converted into double";
+        break;
     default:
         msg = "ERR internal error: the state machine refused the command";
         break;
@@ -770,7 +774,8 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
         const resp_cmd *cmd = ra->cmds[idx];
         req->cmd = cmd;
         rc->last_cmd = cmd->name;
-        if (!(cmd->flags & RESP_CMD_WRITE) || (cmd->flags & RESP_CMD_BLOCKING))
+        if (!(cmd->flags & RESP_CMD_WRITE) ||
+            (cmd->flags & (RESP_CMD_BLOCKING | RESP_CMD_MAY_READ)))
             rc->pending_read = true;
         if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
             (cmd->arity < 0 && argc < (size_t)-cmd->arity))
@@ -876,9 +881,11 @@ static void resp__process(resp_conn *rc)
         const resp_parser *p = &rc->parser;
         size_t idx = resp__find(ra, p->argv[0].ptr, p->argv[0].len);
         /* a blocking command is ordered like a read: nothing after it
-         * starts until it answers, as on a blocked Redis client */
+         * starts until it answers, as on a blocked Redis client; so is a
+         * write that may answer as a read, which must see the writes
+         * before it */
         bool is_write = idx < ra->ncmds && (ra->cmds[idx]->flags & RESP_CMD_WRITE) &&
-                        !(ra->cmds[idx]->flags & RESP_CMD_BLOCKING);
+                        !(ra->cmds[idx]->flags & (RESP_CMD_BLOCKING | RESP_CMD_MAY_READ));
         bool observes = idx < ra->ncmds && !is_write;
         bool ordered = rc->pending && (observes || rc->pending_read);
         if (ordered || rc->pending >= ra->max_pending) {

@@ -364,7 +364,7 @@ const resp_cmd resp_cmds_bitmaps[] = {
      "Find the first set or clear bit of a string", "key bit [start [end [BYTE|BIT]]]"},
     {"bitop", bits__bitop, -4, W | D, 2, -1, 1, "bitmap", "2.6.0", "O(N)",
      "Store the bitwise AND, OR, XOR or NOT of strings", "operation destkey key [key ...]"},
-    {"bitfield", bits__bitfield, -2, W | D, 1, 1, 1, "bitmap", "3.2.0", "O(1)",
+    {"bitfield", bits__bitfield, -2, W | D | RESP_CMD_MAY_READ, 1, 1, 1, "bitmap", "3.2.0", "O(1)",
      "Read and write integers of any width at any bit offset of a string",
      "key [GET encoding offset | [OVERFLOW WRAP|SAT|FAIL] SET encoding offset value | INCRBY "
      "encoding offset increment ...]"},

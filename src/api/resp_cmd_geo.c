@@ -502,16 +502,16 @@ const resp_cmd resp_cmds_geo[] = {
      "Store the members within a circle or a box",
      "destination source (FROMMEMBER member|FROMLONLAT longitude latitude) (BYRADIUS radius "
      "(M|KM|FT|MI)|BYBOX width height (M|KM|FT|MI)) [ASC|DESC] [COUNT count [ANY]] [STOREDIST]"},
-    {"georadius", geo__georadius, -6, W | D, 1, 1, 1, "geo", "3.2.0", "O(N+log(M))",
-     "Return the members within a radius of a position (or store them)",
+    {"georadius", geo__georadius, -6, W | D | RESP_CMD_MAY_READ, 1, 1, 1, "geo", "3.2.0",
+     "O(N+log(M))", "Return the members within a radius of a position (or store them)",
      "key longitude latitude radius (M|KM|FT|MI) [WITHCOORD] [WITHDIST] [WITHHASH] [COUNT count "
      "[ANY]] [ASC|DESC] [STORE key|STOREDIST key]"},
     {"georadius_ro", geo__georadius_ro, -6, R, 1, 1, 1, "geo", "3.2.10", "O(N+log(M))",
      "Return the members within a radius of a position",
      "key longitude latitude radius (M|KM|FT|MI) [WITHCOORD] [WITHDIST] [WITHHASH] [COUNT count "
      "[ANY]] [ASC|DESC]"},
-    {"georadiusbymember", geo__georadiusbymember, -5, W | D, 1, 1, 1, "geo", "3.2.0", "O(N+log(M))",
-     "Return the members within a radius of a member (or store them)",
+    {"georadiusbymember", geo__georadiusbymember, -5, W | D | RESP_CMD_MAY_READ, 1, 1, 1, "geo",
+     "3.2.0", "O(N+log(M))", "Return the members within a radius of a member (or store them)",
      "key member radius (M|KM|FT|MI) [WITHCOORD] [WITHDIST] [WITHHASH] [COUNT count [ANY]] "
      "[ASC|DESC] [STORE key|STOREDIST key]"},
     {"georadiusbymember_ro", geo__georadiusbymember_ro, -5, R, 1, 1, 1, "geo", "3.2.10",

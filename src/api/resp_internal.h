@@ -56,6 +56,8 @@ enum {
                                   * starts until it answers), ACL @blocking */
     RESP_CMD_NUMKEYS = 1 << 12,  /* keys move: first_key is the position of their count
                                   * (LMPOP's numkeys), the keys follow it */
+    RESP_CMD_MAY_READ = 1 << 13, /* a write that may answer as a read (SORT without STORE,
+                                  * GEORADIUS, BITFIELD of GETs): ordered like a read */
 };
 
 struct resp_cmd {
@@ -94,6 +96,8 @@ extern const resp_cmd resp_cmds_hll[];
 extern const size_t resp_cmds_hll_count;
 extern const resp_cmd resp_cmds_geo[];
 extern const size_t resp_cmds_geo_count;
+extern const resp_cmd resp_cmds_sort[];
+extern const size_t resp_cmds_sort_count;
 extern const resp_cmd resp_cmds_server[];
 extern const size_t resp_cmds_server_count;
 

@@ -187,7 +187,8 @@ const char *kv_op_name(int op)
                                   "pfadd",
                                   "pfmerge",
                                   "geostore",
-                                  "copy"};
+                                  "copy",
+                                  "sortstore"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

@@ -90,6 +90,8 @@ typedef enum kv_op {
                         * in src; a = KV_GEOSTORE_* (from the member, scores the distances) */
     KV_OP_COPY, /* src dst: dst = a copy of src's value (any type) and expiry; flag XX: replace an
                  * existing dst; integer 1 when copied */
+    KV_OP_SORTSTORE, /* dst src by limit-start limit-count get...: dst = the list SORT gives;
+                      * a = KV_SORT_* flags */
     KV_OP_MAX_
 } kv_op;
 
@@ -117,6 +119,9 @@ enum {
     KV_ZADD_CH = 16,
     KV_ZADD_INCR = 32,
 };
+
+/* SORT ... STORE's options (KV_OP_SORTSTORE's a) */
+enum { KV_SORT_DESC = 1, KV_SORT_ALPHA = 2, KV_SORT_BY = 4 };
 
 /* ZRANGESTORE's options (KV_OP_ZRANGESTORE's a) */
 enum {

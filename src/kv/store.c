@@ -6,6 +6,7 @@
 #include "kv/hll.h"
 #include "kv/list.h"
 #include "kv/set.h"
+#include "kv/sort.h"
 #include "kv/zset.h"
 
 #include <math.h>
@@ -1725,6 +1726,65 @@ static void store__geostore(kv_store *s, const kv_command *cmd, kv_result *res)
     res->integer = (int64_t)n;
 }
 
+static const kv_entry *store__sort_find(void *ctx, kv_slice key)
+{
+    struct {
+        kv_store *s;
+        const kv_command *cmd;
+    } *c = ctx;
+    kv_entry *e = kv_keyspace_find(&c->s->ks, key.ptr, key.len);
+    return e && !kv_entry_expired(e, c->cmd->now_ms) ? e : NULL;
+}
+
+/* SORT ... STORE: sorted here; dst becomes the list of what SORT answers
+ * (a missing GET value as an empty string), none deletes it */
+static void store__sortstore(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    kv_sort_opts o = {.desc = cmd->a & KV_SORT_DESC,
+                      .alpha = (cmd->a & KV_SORT_ALPHA) != 0,
+                      .has_by = (cmd->a & KV_SORT_BY) != 0,
+                      .store = true};
+    if (cmd->nargs < 5 || cmd->a < 0 || cmd->a > 7 ||
+        !strconv_parse_i64(cmd->args[3].ptr, cmd->args[3].len, &o.limit_start) ||
+        !strconv_parse_i64(cmd->args[4].ptr, cmd->args[4].len, &o.limit_count)) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    o.by = cmd->args[2];
+    o.gets = cmd->args + 5;
+    o.ngets = cmd->nargs - 5;
+    kv_entry *src = store__live(s, cmd, cmd->args[1]);
+    if (src && src->type != KV_TYPE_LIST && src->type != KV_TYPE_SET && src->type != KV_TYPE_ZSET) {
+        res->status = KV_ERR_WRONGTYPE;
+        return;
+    }
+    struct {
+        kv_store *s;
+        const kv_command *cmd;
+    } ctx = {s, cmd};
+    buf out;
+    buf_init(&out);
+    size_t n;
+    if (!kv_sort(src, &o, store__sort_find, &ctx, &out, &n)) {
+        res->status = KV_ERR_NOT_FLOAT_SORT;
+        buf_close(&out);
+        return;
+    }
+    uint64_t rev = store__dst_replace(s, cmd, n);
+    if (n) {
+        kv_entry *dst = store__list_create(s, cmd->args[0], rev);
+        for (size_t pos = 0; pos < out.len;) {
+            const unsigned char *p = (const unsigned char *)out.data + pos;
+            size_t len = (size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16 | (size_t)p[4] << 24;
+            kv_list_push(&s->ks, dst, (kv_slice){(const char *)p + 5, len}, false);
+            pos += 5 + len;
+        }
+        store__list_changed(s, cmd, dst, rev);
+    }
+    buf_close(&out);
+    res->integer = (int64_t)n;
+}
+
 static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
 
 void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -1912,6 +1972,9 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_COPY:
         store__copy(s, cmd, res);
+        break;
+    case KV_OP_SORTSTORE:
+        store__sortstore(s, cmd, res);
         break;
     default:
         res->status = KV_ERR_MALFORMED;

@@ -76,6 +76,8 @@ class Gen:
                 lambda: ("GETBIT", k(), str(r.randint(0, 100))), lambda: ("BITCOUNT", k()),
                 lambda: ("BITCOUNT", k(), self.index(), self.index(), r.choice(["BYTE", "BIT"])),
                 lambda: ("BITPOS", k(), str(r.randint(0, 1))),
+                lambda: ("BITFIELD", k(), "GET", r.choice(["u8", "i5", "u3"]), str(r.randint(0, 40))),
+                lambda: ("BITFIELD", k(), "INCRBY", "i8", str(r.randint(0, 40)), str(r.randint(-9, 9))),
                 lambda: ("BITOP", r.choice(["AND", "OR", "XOR"]), k(), k(), k()),
             ])()
         if c < 30:  # hashes
@@ -140,6 +142,8 @@ class Gen:
             lambda: ("RENAME", k(), k()), lambda: ("RENAMENX", k(), k()),
             lambda: ("COPY", k(), k(), *(["REPLACE"] if r.random() < 0.5 else [])),
             lambda: ("EXPIRE", k(), "100000"), lambda: ("PERSIST", k()), lambda: ("KEYS", "k1*"),
+            lambda: ("SORT", k(), *r.choice([[], ["ALPHA"], ["DESC", "ALPHA"], ["LIMIT", "1", "3", "ALPHA"],
+                                             ["ALPHA", "STORE", k()], ["BY", "nosort", "STORE", k()]])),
         ])()
 
 
