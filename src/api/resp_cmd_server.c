@@ -18,6 +18,10 @@
 
 #include "api/memory.h"
 #include "api/resp_internal.h"
+#include "kv/hash.h"
+#include "kv/hll.h"
+#include "kv/set.h"
+#include "kv/zset.h"
 #include "util/glob.h"
 #include "util/strconv.h"
 
@@ -892,6 +896,18 @@ static size_t server__config_all(resp_req *req, buf *o)
     n += server__config_pair(req, o, "loglevel", levels[cfg->log_level & 3]);
     n += server__config_pair(req, o, "client-output-buffer-limit", n6);
     n += server__config_pair(req, o, "cluster-enabled", "no");
+    /* the encodings' limits: fixed here (CONFIG SET is not supported),
+     * Redis' compiled-in defaults (sets: Redis 7.2's listpack sets) */
+    n += server__config_pair(req, o, "hash-max-listpack-entries", STR(KV_HASH_LISTPACK_ENTRIES));
+    n += server__config_pair(req, o, "hash-max-listpack-value", STR(KV_HASH_LISTPACK_VALUE));
+    n += server__config_pair(req, o, "list-max-listpack-size", "-2"); /* 8 KiB nodes */
+    n += server__config_pair(req, o, "list-compress-depth", "0");
+    n += server__config_pair(req, o, "set-max-intset-entries", STR(KV_SET_INTSET_ENTRIES));
+    n += server__config_pair(req, o, "set-max-listpack-entries", STR(KV_SET_LISTPACK_ENTRIES));
+    n += server__config_pair(req, o, "set-max-listpack-value", STR(KV_HASH_LISTPACK_VALUE));
+    n += server__config_pair(req, o, "zset-max-listpack-entries", STR(KV_ZSET_LISTPACK_ENTRIES));
+    n += server__config_pair(req, o, "zset-max-listpack-value", STR(KV_ZSET_LISTPACK_VALUE));
+    n += server__config_pair(req, o, "hll-sparse-max-bytes", STR(KV_HLL_SPARSE_MAX_BYTES));
     n += server__config_pair(req, o, "cairn-persistence", durable ? "durable" : "none");
     n += server__config_pair(req, o, "cairn-max-key-bytes", n5);
     n += server__config_pair(req, o, "cairn-max-value-bytes", n4);

@@ -9,8 +9,9 @@ import time
 import pytest
 import redis
 
-from resp_helpers import (Err, NullType, RespMap, RespSet, Simple, Verbatim, anynode, client,  # noqa: F401
-                          info, raw)
+from resp_helpers import (Err, NullType, RawResp, RespMap, RespSet, Simple, Verbatim, anynode,  # noqa: F401
+                          client, info, raw)
+from test_resp_hashes import redis_server  # noqa: F401
 
 
 # --------------------------------------------------------------------------
@@ -386,6 +387,15 @@ def test_info_counts_commands_and_connections(anynode):
 # --------------------------------------------------------------------------
 # CONFIG
 # --------------------------------------------------------------------------
+
+def test_config_get_of_the_encoding_limits_matches_redis(anynode, redis_server):  # noqa: F811
+    names = ["hash-max-listpack-entries", "hash-max-listpack-value", "list-max-listpack-size",
+             "list-compress-depth", "set-max-intset-entries", "zset-max-listpack-entries",
+             "zset-max-listpack-value", "hll-sparse-max-bytes"]
+    with raw(anynode) as c, RawResp(redis_server) as r:
+        for name in names:
+            assert c.cmd("CONFIG", "GET", name) == r.cmd("CONFIG", "GET", name), name
+
 
 def test_config_get(anynode):
     r = client(anynode)
