@@ -1,7 +1,7 @@
 """Redis protocol: a seeded differential run (issue 12's generator).
 
 Random command sequences over the string, bitmap, hash, list, set, sorted
-set, HyperLogLog and key commands, on a small keyspace so that keys change
+set, geo, HyperLogLog and key commands, on a small keyspace so that keys change
 type and commands meet WRONGTYPE, sent pipelined to Debian's redis-server
 and to cairn; every reply must be byte for byte Redis' own. Normalised is
 only what Redis leaves unspecified: the order of a listing of a hash or set
@@ -27,6 +27,7 @@ from test_resp_hashes import redis_server  # noqa: F401
 
 UNORDERED = {"HGETALL", "HKEYS", "HVALS", "SMEMBERS", "SINTER", "SUNION", "SDIFF", "KEYS"}
 KEYS = [f"k{i}" for i in range(24)]
+GEO_KEYS = ["g0", "g1", "g2"]  # only geo commands touch them: every score is a position
 
 
 class Gen:
@@ -129,6 +130,23 @@ class Gen:
                 lambda: ("ZMPOP", "2", k(), k(), r.choice(["MIN", "MAX"])),
                 lambda: ("ZLEXCOUNT", k(), "-", "+"),
             ])()
+        if c < 86:  # geo
+            g = lambda: r.choice(GEO_KEYS)  # noqa: E731
+            lon = lambda: f"{r.uniform(-1, 1) + 13:.5f}"  # noqa: E731
+            lat = lambda: f"{r.uniform(-1, 1) + 38:.5f}"  # noqa: E731
+            unit = lambda: r.choice(["m", "km", "mi"])  # noqa: E731
+            return r.choice([
+                lambda: ("GEOADD", g(), lon(), lat(), m(), *((lon(), lat(), m()) if r.random() < 0.5 else ())),
+                lambda: ("GEOPOS", g(), m(), m()), lambda: ("GEODIST", g(), m(), m(), unit()),
+                lambda: ("GEOHASH", g(), m()),
+                lambda: ("GEOSEARCH", g(), "FROMLONLAT", lon(), lat(), "BYRADIUS", str(r.randint(1, 150)), "km",
+                         "ASC", "COUNT", str(r.randint(1, 5)), "WITHDIST", "WITHCOORD"),
+                lambda: ("GEOSEARCH", g(), "FROMMEMBER", m(), "BYBOX", str(r.randint(1, 300)),
+                         str(r.randint(1, 300)), "km", "DESC", "WITHHASH"),
+                lambda: ("GEOSEARCHSTORE", g(), g(), "FROMLONLAT", lon(), lat(), "BYRADIUS",
+                         str(r.randint(1, 100)), "km", *(["STOREDIST"] if r.random() < 0.3 else [])),
+                lambda: ("ZREM", g(), m()),
+            ])()
         if c < 88:  # HyperLogLog
             return r.choice([
                 # two keys: a union, which Redis does not cache in a sketch's
@@ -183,12 +201,12 @@ def _encode(*args):
 def _contents(port):
     """Every key's type and value, in a form independent of encodings."""
     script = []
-    for k in KEYS:
+    for k in KEYS + GEO_KEYS:
         script.append(("TYPE", k))
     with RawResp(port) as c:
         types = c.pipeline(script)
         out = {}
-        for k, t in zip(KEYS, types):
+        for k, t in zip(KEYS + GEO_KEYS, types):
             t = str(t)
             if t == "string":
                 out[k] = (t, c.cmd("GET", k))
