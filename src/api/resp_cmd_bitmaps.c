@@ -27,11 +27,6 @@ static kv_entry *bits__lookup(resp_req *req, bool *wrong)
     return resp_req_lookup_typed(req, &req->argv[1], KV_TYPE_STRING, wrong);
 }
 
-static void bits__reply_integer(resp_req *req, const kv_result *res)
-{
-    resp_write_integer(&req->reply, res->integer);
-}
-
 /* A bit offset as Redis reads one: "#n" counts fields of `bits` bits
  * (BITFIELD only, bits > 0); the byte it falls in must be under the value
  * limit. False after replying the error. */
@@ -68,7 +63,7 @@ static void bits__setbit(resp_req *req)
                       .args = args,
                       .a = (int64_t)off,
                       .b = (int64_t)req->a->cfg->max_value_bytes};
-    resp_req_propose(req, &cmd, bits__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
 }
 
 static void bits__getbit_ready(resp_req *req)
@@ -207,7 +202,7 @@ static void bits__bitop(resp_req *req)
     kv_slice *args = xcalloc(n, sizeof(*args));
     for (size_t i = 0; i < n; i++) args[i] = bits__arg(req, 2 + i);
     kv_command cmd = {.op = KV_OP_BITOP, .a = op, .nargs = (uint32_t)n, .args = args};
-    resp_req_propose(req, &cmd, bits__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
     free(args);
 }
 

@@ -413,11 +413,6 @@ static void geo__search_ready(resp_req *req)
     free(hits);
 }
 
-static void geo__reply_integer(resp_req *req, const kv_result *res)
-{
-    resp_write_integer(&req->reply, res->integer);
-}
-
 /* The STORE forms: the query goes to apply, which finds the member,
  * searches and writes the destination */
 static void geo__search_store(resp_req *req, const geo_q *g)
@@ -436,7 +431,7 @@ static void geo__search_store(resp_req *req, const geo_q *g)
                            (g->storedist ? KV_GEOSTORE_DIST : 0),
                       .nargs = 4,
                       .args = args};
-    resp_req_propose(req, &cmd, geo__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
 }
 
 static void geo__search(resp_req *req, int kind)

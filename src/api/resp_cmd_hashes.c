@@ -35,17 +35,6 @@ static bool hash__check_args(resp_req *req, size_t from)
 
 /* ---- writes -------------------------------------------------------------------- */
 
-static void hash__reply_integer(resp_req *req, const kv_result *res)
-{
-    resp_write_integer(&req->reply, res->integer);
-}
-
-static void hash__reply_ok(resp_req *req, const kv_result *res)
-{
-    (void)res;
-    resp_req_ok(req);
-}
-
 static void hash__reply_applied(resp_req *req, const kv_result *res)
 {
     resp_write_integer(&req->reply, res->status == KV_ERR_PRECONDITION ? 0 : 1);
@@ -57,18 +46,6 @@ static void hash__reply_value(resp_req *req, const kv_result *res)
 }
 
 /* The command's arguments: the request's argv[1 .. n] (key first). */
-static void hash__propose(resp_req *req, size_t n, int op, uint16_t flags, int64_t a,
-                          resp_write_fn done)
-{
-    kv_slice small[16];
-    kv_slice *args = n <= 16 ? small : xmalloc(n * sizeof(kv_slice));
-    for (size_t i = 0; i < n; i++) args[i] = hash__arg(req, i + 1);
-    kv_command cmd = {
-        .op = (uint8_t)op, .flags = flags, .a = a, .nargs = (uint32_t)n, .args = args};
-    resp_req_propose(req, &cmd, done);
-    if (args != small) free(args);
-}
-
 static bool hash__pairs_ok(resp_req *req)
 {
     if ((req->argc - 2) % 2 != 0) {
@@ -81,24 +58,24 @@ static bool hash__pairs_ok(resp_req *req)
 static void hash__hset(resp_req *req)
 {
     if (!hash__pairs_ok(req)) return;
-    hash__propose(req, req->argc - 1, KV_OP_HSET, 0, 0, hash__reply_integer);
+    resp_req_propose_args(req, 1, req->argc - 1, KV_OP_HSET, 0, 0, 0, resp_reply_integer);
 }
 
 static void hash__hmset(resp_req *req)
 {
     if (!hash__pairs_ok(req)) return;
-    hash__propose(req, req->argc - 1, KV_OP_HSET, 0, 0, hash__reply_ok);
+    resp_req_propose_args(req, 1, req->argc - 1, KV_OP_HSET, 0, 0, 0, resp_reply_ok);
 }
 
 static void hash__hsetnx(resp_req *req)
 {
     if (!hash__check_args(req, 2)) return;
-    hash__propose(req, 3, KV_OP_HSET, KV_FLAG_NX, 0, hash__reply_applied);
+    resp_req_propose_args(req, 1, 3, KV_OP_HSET, KV_FLAG_NX, 0, 0, hash__reply_applied);
 }
 
 static void hash__hdel(resp_req *req)
 {
-    hash__propose(req, req->argc - 1, KV_OP_HDEL, 0, 0, hash__reply_integer);
+    resp_req_propose_args(req, 1, req->argc - 1, KV_OP_HDEL, 0, 0, 0, resp_reply_integer);
 }
 
 static void hash__hincrby(resp_req *req)
@@ -106,7 +83,7 @@ static void hash__hincrby(resp_req *req)
     int64_t delta;
     if (!resp_req_int_arg(req, &req->argv[3], &delta)) return;
     /* key and field; the increment travels in the command's a */
-    hash__propose(req, 2, KV_OP_HINCR, 0, delta, hash__reply_integer);
+    resp_req_propose_args(req, 1, 2, KV_OP_HINCR, 0, delta, 0, resp_reply_integer);
 }
 
 static void hash__hincrbyfloat(resp_req *req)
@@ -120,7 +97,7 @@ static void hash__hincrbyfloat(resp_req *req)
         resp_req_error(req, "ERR value is NaN or Infinity");
         return;
     }
-    hash__propose(req, 3, KV_OP_HINCRFLOAT, 0, 0, hash__reply_value);
+    resp_req_propose_args(req, 1, 3, KV_OP_HINCRFLOAT, 0, 0, 0, hash__reply_value);
 }
 
 /* ---- reads --------------------------------------------------------------------- */

@@ -14,35 +14,14 @@
 #include "kv/hll.h"
 #include "util/alloc.h"
 
-static void hll__reply_integer(resp_req *req, const kv_result *res)
-{
-    resp_write_integer(&req->reply, res->integer);
-}
-
-static void hll__reply_ok(resp_req *req, const kv_result *res)
-{
-    (void)res;
-    resp_req_ok(req);
-}
-
-static void hll__propose(resp_req *req, int op, resp_write_fn done)
-{
-    size_t n = req->argc - 1;
-    kv_slice *args = xcalloc(n, sizeof(*args));
-    for (size_t i = 0; i < n; i++) args[i] = (kv_slice){req->argv[1 + i].ptr, req->argv[1 + i].len};
-    kv_command cmd = {.op = (uint8_t)op, .nargs = (uint32_t)n, .args = args};
-    resp_req_propose(req, &cmd, done);
-    free(args);
-}
-
 static void hll__pfadd(resp_req *req)
 {
-    hll__propose(req, KV_OP_PFADD, hll__reply_integer);
+    resp_req_propose_args(req, 1, req->argc - 1, KV_OP_PFADD, 0, 0, 0, resp_reply_integer);
 }
 
 static void hll__pfmerge(resp_req *req)
 {
-    hll__propose(req, KV_OP_PFMERGE, hll__reply_ok);
+    resp_req_propose_args(req, 1, req->argc - 1, KV_OP_PFMERGE, 0, 0, 0, resp_reply_ok);
 }
 
 /* The sketch at argv[i]: NULL when absent, or after replying an error

@@ -20,17 +20,6 @@
 
 /* ---- DEL UNLINK EXISTS TYPE ----------------------------------------------------- */
 
-static void keys__reply_integer(resp_req *req, const kv_result *res)
-{
-    resp_write_integer(&req->reply, res->integer);
-}
-
-static void keys__reply_ok(resp_req *req, const kv_result *res)
-{
-    (void)res;
-    resp_req_ok(req);
-}
-
 static void keys__del(resp_req *req)
 {
     size_t n = req->argc - 1;
@@ -38,7 +27,7 @@ static void keys__del(resp_req *req)
     kv_slice *args = n <= 16 ? small : xcalloc(n, sizeof(*args));
     for (size_t i = 0; i < n; i++) args[i] = (kv_slice){req->argv[i + 1].ptr, req->argv[i + 1].len};
     kv_command cmd = {.op = KV_OP_DEL, .nargs = (uint32_t)n, .args = args};
-    resp_req_propose(req, &cmd, keys__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
     if (args != small) free(args);
 }
 
@@ -114,7 +103,7 @@ static void keys__expire_common(resp_req *req, bool seconds, bool relative)
                       .args = &key,
                       .now_ms = now,
                       .expire_ms = at};
-    resp_req_propose(req, &cmd, keys__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
 }
 
 static void keys__expire(resp_req *req)
@@ -141,7 +130,7 @@ static void keys__persist(resp_req *req)
 {
     kv_slice key = {req->argv[1].ptr, req->argv[1].len};
     kv_command cmd = {.op = KV_OP_PERSIST, .nargs = 1, .args = &key};
-    resp_req_propose(req, &cmd, keys__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
 }
 
 /* ---- TTL PTTL EXPIRETIME PEXPIRETIME ------------------------------------------------ */
@@ -354,7 +343,7 @@ static void keys__rename_common(resp_req *req, bool nx)
 {
     kv_slice args[2] = {{req->argv[1].ptr, req->argv[1].len}, {req->argv[2].ptr, req->argv[2].len}};
     kv_command cmd = {.op = KV_OP_RENAME, .flags = nx ? KV_FLAG_NX : 0, .nargs = 2, .args = args};
-    resp_req_propose(req, &cmd, nx ? keys__reply_integer : keys__reply_ok);
+    resp_req_propose(req, &cmd, nx ? resp_reply_integer : resp_reply_ok);
 }
 
 static void keys__rename(resp_req *req)
@@ -396,7 +385,7 @@ static void keys__copy(resp_req *req)
     kv_slice args[2] = {{req->argv[1].ptr, req->argv[1].len}, {req->argv[2].ptr, req->argv[2].len}};
     kv_command cmd = {
         .op = KV_OP_COPY, .flags = replace ? KV_FLAG_XX : 0, .nargs = 2, .args = args};
-    resp_req_propose(req, &cmd, keys__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
 }
 
 static void keys__flush(resp_req *req)
@@ -408,7 +397,7 @@ static void keys__flush(resp_req *req)
         return;
     }
     kv_command cmd = {.op = KV_OP_FLUSH};
-    resp_req_propose(req, &cmd, keys__reply_ok);
+    resp_req_propose(req, &cmd, resp_reply_ok);
 }
 
 /* ---- the table ------------------------------------------------------------------------------ */

@@ -25,29 +25,6 @@ static kv_entry *list__lookup(resp_req *req, bool *wrong)
 }
 
 /* argv[first .. first + n) as the command's arguments */
-static void list__propose(resp_req *req, size_t first, size_t n, int op, uint16_t flags, int64_t a,
-                          int64_t b, resp_write_fn done)
-{
-    kv_slice small[16];
-    kv_slice *args = n <= 16 ? small : xmalloc(n * sizeof(kv_slice));
-    for (size_t i = 0; i < n; i++) args[i] = list__arg(req, first + i);
-    kv_command cmd = {
-        .op = (uint8_t)op, .flags = flags, .a = a, .b = b, .nargs = (uint32_t)n, .args = args};
-    resp_req_propose(req, &cmd, done);
-    if (args != small) free(args);
-}
-
-static void list__reply_integer(resp_req *req, const kv_result *res)
-{
-    resp_write_integer(&req->reply, res->integer);
-}
-
-static void list__reply_ok(resp_req *req, const kv_result *res)
-{
-    (void)res;
-    resp_req_ok(req);
-}
-
 static void list__reply_value(resp_req *req, const kv_result *res)
 {
     if (res->has_value)
@@ -68,8 +45,8 @@ static bool list__check_elements(resp_req *req, size_t from)
 static void list__push(resp_req *req, bool head, bool only_existing)
 {
     if (!list__check_elements(req, 2)) return;
-    list__propose(req, 1, req->argc - 1, KV_OP_LPUSH, only_existing ? KV_FLAG_XX : 0, head, 0,
-                  list__reply_integer);
+    resp_req_propose_args(req, 1, req->argc - 1, KV_OP_LPUSH, only_existing ? KV_FLAG_XX : 0, head,
+                          0, resp_reply_integer);
 }
 
 static void list__lpush(resp_req *req)
@@ -111,7 +88,7 @@ static void list__pop(resp_req *req, bool head)
         return;
     }
     if (req->argc == 2) {
-        list__propose(req, 1, 1, KV_OP_LPOP, 0, head, 0, list__reply_value);
+        resp_req_propose_args(req, 1, 1, KV_OP_LPOP, 0, head, 0, list__reply_value);
         return;
     }
     int64_t count;
@@ -119,7 +96,7 @@ static void list__pop(resp_req *req, bool head)
         resp_req_error(req, "ERR value is out of range, must be positive");
         return;
     }
-    list__propose(req, 1, 1, KV_OP_LPOP, 0, (head ? 1 : 0) | 2, count, list__reply_popped);
+    resp_req_propose_args(req, 1, 1, KV_OP_LPOP, 0, (head ? 1 : 0) | 2, count, list__reply_popped);
 }
 
 static void list__lpop(resp_req *req)
@@ -147,12 +124,12 @@ static void list__lmove(resp_req *req)
         resp_req_error_syntax(req);
         return;
     }
-    list__propose(req, 1, 2, KV_OP_LMOVE, 0, from, to, list__reply_value);
+    resp_req_propose_args(req, 1, 2, KV_OP_LMOVE, 0, from, to, list__reply_value);
 }
 
 static void list__rpoplpush(resp_req *req)
 {
-    list__propose(req, 1, 2, KV_OP_LMOVE, 0, 0, 1, list__reply_value);
+    resp_req_propose_args(req, 1, 2, KV_OP_LMOVE, 0, 0, 1, list__reply_value);
 }
 
 /* ---- LMPOP and the blocking pops ------------------------------------------------ */
@@ -225,7 +202,7 @@ static void list__lmpop(resp_req *req)
     int head;
     int64_t count;
     if (!resp_req_mpop_args(req, 1, "left", "right", &first, &n, &head, &count)) return;
-    list__propose(req, first, n, KV_OP_LMPOP, 0, head, count, list__reply_key_elements);
+    resp_req_propose_args(req, first, n, KV_OP_LMPOP, 0, head, count, list__reply_key_elements);
 }
 
 static void list__blmpop(resp_req *req)
@@ -248,7 +225,7 @@ static void list__lset(resp_req *req)
     if (!resp_req_check_value(req, &req->argv[3])) return;
     kv_slice args[2] = {list__arg(req, 1), list__arg(req, 3)};
     kv_command cmd = {.op = KV_OP_LSET, .a = index, .nargs = 2, .args = args};
-    resp_req_propose(req, &cmd, list__reply_ok);
+    resp_req_propose(req, &cmd, resp_reply_ok);
 }
 
 static void list__lrem(resp_req *req)
@@ -257,7 +234,7 @@ static void list__lrem(resp_req *req)
     if (!resp_req_int_arg(req, &req->argv[2], &count)) return;
     kv_slice args[2] = {list__arg(req, 1), list__arg(req, 3)};
     kv_command cmd = {.op = KV_OP_LREM, .a = count, .nargs = 2, .args = args};
-    resp_req_propose(req, &cmd, list__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
 }
 
 static void list__ltrim(resp_req *req)
@@ -266,7 +243,7 @@ static void list__ltrim(resp_req *req)
     if (!resp_req_int_arg(req, &req->argv[2], &start) ||
         !resp_req_int_arg(req, &req->argv[3], &stop))
         return;
-    list__propose(req, 1, 1, KV_OP_LTRIM, 0, start, stop, list__reply_ok);
+    resp_req_propose_args(req, 1, 1, KV_OP_LTRIM, 0, start, stop, resp_reply_ok);
 }
 
 static void list__linsert(resp_req *req)
@@ -283,7 +260,7 @@ static void list__linsert(resp_req *req)
     if (!resp_req_check_value(req, &req->argv[4])) return;
     kv_slice args[3] = {list__arg(req, 1), list__arg(req, 3), list__arg(req, 4)};
     kv_command cmd = {.op = KV_OP_LINSERT, .a = before, .nargs = 3, .args = args};
-    resp_req_propose(req, &cmd, list__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
 }
 
 /* ---- reads -------------------------------------------------------------------- */

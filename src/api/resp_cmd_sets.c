@@ -29,39 +29,23 @@ static kv_entry *set__lookup(resp_req *req, size_t i, bool *wrong)
 }
 
 /* argv[first .. first + n) as the command's arguments */
-static void set__propose(resp_req *req, size_t first, size_t n, int op, int64_t a, int64_t b,
-                         resp_write_fn done)
-{
-    kv_slice small[16];
-    kv_slice *args = n <= 16 ? small : xmalloc(n * sizeof(kv_slice));
-    for (size_t i = 0; i < n; i++) args[i] = set__arg(req, first + i);
-    kv_command cmd = {.op = (uint8_t)op, .a = a, .b = b, .nargs = (uint32_t)n, .args = args};
-    resp_req_propose(req, &cmd, done);
-    if (args != small) free(args);
-}
-
-static void set__reply_integer(resp_req *req, const kv_result *res)
-{
-    resp_write_integer(&req->reply, res->integer);
-}
-
 /* ---- writes -------------------------------------------------------------------- */
 
 static void set__sadd(resp_req *req)
 {
     for (size_t i = 2; i < req->argc; i++)
         if (!resp_req_check_value(req, &req->argv[i])) return;
-    set__propose(req, 1, req->argc - 1, KV_OP_SADD, 0, 0, set__reply_integer);
+    resp_req_propose_args(req, 1, req->argc - 1, KV_OP_SADD, 0, 0, 0, resp_reply_integer);
 }
 
 static void set__srem(resp_req *req)
 {
-    set__propose(req, 1, req->argc - 1, KV_OP_SREM, 0, 0, set__reply_integer);
+    resp_req_propose_args(req, 1, req->argc - 1, KV_OP_SREM, 0, 0, 0, resp_reply_integer);
 }
 
 static void set__smove(resp_req *req)
 {
-    set__propose(req, 1, 3, KV_OP_SMOVE, 0, 0, set__reply_integer);
+    resp_req_propose_args(req, 1, 3, KV_OP_SMOVE, 0, 0, 0, resp_reply_integer);
 }
 
 static void set__reply_popped_one(resp_req *req, const kv_result *res)
@@ -98,7 +82,7 @@ static void set__spop(resp_req *req)
         return;
     }
     if (req->argc == 2) {
-        set__propose(req, 1, 1, KV_OP_SPOP, -1, set__seed(), set__reply_popped_one);
+        resp_req_propose_args(req, 1, 1, KV_OP_SPOP, 0, -1, set__seed(), set__reply_popped_one);
         return;
     }
     int64_t count;
@@ -106,13 +90,13 @@ static void set__spop(resp_req *req)
         resp_req_error(req, "ERR value is out of range, must be positive");
         return;
     }
-    set__propose(req, 1, 1, KV_OP_SPOP, count, set__seed(), set__reply_popped);
+    resp_req_propose_args(req, 1, 1, KV_OP_SPOP, 0, count, set__seed(), set__reply_popped);
 }
 
 /* SINTERSTORE, SUNIONSTORE, SDIFFSTORE */
 static void set__store(resp_req *req, int op)
 {
-    set__propose(req, 1, req->argc - 1, KV_OP_SSTORE, op, 0, set__reply_integer);
+    resp_req_propose_args(req, 1, req->argc - 1, KV_OP_SSTORE, 0, op, 0, resp_reply_integer);
 }
 
 static void set__sinterstore(resp_req *req)

@@ -100,11 +100,6 @@ static void sort__ready(resp_req *req)
     free(gets);
 }
 
-static void sort__reply_integer(resp_req *req, const kv_result *res)
-{
-    resp_write_integer(&req->reply, res->integer);
-}
-
 /* SORT ... STORE: the options go to apply as they came, with the flags
  * parsed here (a = KV_SORT_* flags; args: dst src by limit-start
  * limit-count get ...) */
@@ -127,7 +122,7 @@ static void sort__store(resp_req *req, const kv_sort_opts *o, size_t store_at)
                            (o->has_by ? KV_SORT_BY : 0),
                       .nargs = (uint32_t)n,
                       .args = args};
-    resp_req_propose(req, &cmd, sort__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
     free(args);
 }
 

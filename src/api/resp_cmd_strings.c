@@ -35,17 +35,6 @@ static void str__reply_value(resp_req *req, const kv_result *res)
         resp_req_null(req);
 }
 
-static void str__reply_integer(resp_req *req, const kv_result *res)
-{
-    resp_write_integer(&req->reply, res->integer);
-}
-
-static void str__reply_ok(resp_req *req, const kv_result *res)
-{
-    (void)res;
-    resp_req_ok(req);
-}
-
 /* A precondition that failed means 0, else 1 (SETNX). */
 static void str__reply_applied(resp_req *req, const kv_result *res)
 {
@@ -250,7 +239,7 @@ static void str__setex_common(resp_req *req, uint32_t unit)
     kv_slice args[2] = {{req->argv[1].ptr, req->argv[1].len}, {req->argv[3].ptr, req->argv[3].len}};
     kv_command cmd = {
         .op = KV_OP_PUT, .nargs = 2, .args = args, .now_ms = now, .expire_ms = expire_ms};
-    resp_req_propose(req, &cmd, str__reply_ok);
+    resp_req_propose(req, &cmd, resp_reply_ok);
 }
 
 static void str__setex(resp_req *req)
@@ -309,7 +298,7 @@ static void str__mset_common(resp_req *req, bool nx)
     for (size_t i = 0; i < n; i++) args[i] = (kv_slice){req->argv[i + 1].ptr, req->argv[i + 1].len};
     kv_command cmd = {
         .op = KV_OP_MSET, .flags = nx ? KV_FLAG_NX : 0, .nargs = (uint32_t)n, .args = args};
-    resp_req_propose(req, &cmd, nx ? str__reply_integer : str__reply_ok);
+    resp_req_propose(req, &cmd, nx ? resp_reply_integer : resp_reply_ok);
     if (args != small) free(args);
 }
 
@@ -329,7 +318,7 @@ static void str__incr_by(resp_req *req, int64_t delta)
 {
     kv_slice key = {req->argv[1].ptr, req->argv[1].len};
     kv_command cmd = {.op = KV_OP_INCR, .nargs = 1, .args = &key, .a = delta};
-    resp_req_propose(req, &cmd, str__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
 }
 
 static void str__incr(resp_req *req)
@@ -385,7 +374,7 @@ static void str__append(resp_req *req)
     kv_slice args[2] = {{req->argv[1].ptr, req->argv[1].len}, {req->argv[2].ptr, req->argv[2].len}};
     kv_command cmd = {
         .op = KV_OP_APPEND, .nargs = 2, .args = args, .b = (int64_t)req->a->cfg->max_value_bytes};
-    resp_req_propose(req, &cmd, str__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
 }
 
 static void str__setrange(resp_req *req)
@@ -406,7 +395,7 @@ static void str__setrange(resp_req *req)
     kv_slice args[2] = {{req->argv[1].ptr, req->argv[1].len}, {req->argv[3].ptr, req->argv[3].len}};
     kv_command cmd = {
         .op = KV_OP_SETRANGE, .nargs = 2, .args = args, .a = offset, .b = (int64_t)max};
-    resp_req_propose(req, &cmd, str__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
 }
 
 /* ---- the table ------------------------------------------------------------------------ */

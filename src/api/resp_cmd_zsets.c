@@ -28,22 +28,6 @@ static kv_entry *zset__lookup(resp_req *req, bool *wrong)
     return resp_req_lookup_typed(req, &req->argv[1], KV_TYPE_ZSET, wrong);
 }
 
-static void zset__propose(resp_req *req, size_t first, size_t n, int op, int64_t a, int64_t b,
-                          resp_write_fn done)
-{
-    kv_slice small[16];
-    kv_slice *args = n <= 16 ? small : xmalloc(n * sizeof(kv_slice));
-    for (size_t i = 0; i < n; i++) args[i] = zset__arg(req, first + i);
-    kv_command cmd = {.op = (uint8_t)op, .a = a, .b = b, .nargs = (uint32_t)n, .args = args};
-    resp_req_propose(req, &cmd, done);
-    if (args != small) free(args);
-}
-
-static void zset__reply_integer(resp_req *req, const kv_result *res)
-{
-    resp_write_integer(&req->reply, res->integer);
-}
-
 static bool zset__score_arg(resp_req *req, size_t i, double *out)
 {
     if (kv_zset_parse_score(req->argv[i].ptr, req->argv[i].len, out)) return true;
@@ -117,7 +101,7 @@ static void zset__zadd(resp_req *req)
     args[0] = zset__arg(req, 1);
     for (size_t k = 0; k < left; k++) args[1 + k] = zset__arg(req, i + k);
     kv_command cmd = {.op = KV_OP_ZADD, .a = f, .nargs = (uint32_t)n, .args = args};
-    resp_req_propose(req, &cmd, (f & KV_ZADD_INCR) ? zset__reply_incr : zset__reply_integer);
+    resp_req_propose(req, &cmd, (f & KV_ZADD_INCR) ? zset__reply_incr : resp_reply_integer);
     if (args != small) free(args);
 }
 
@@ -126,12 +110,12 @@ static void zset__zincrby(resp_req *req)
     double d;
     if (!zset__score_arg(req, 2, &d)) return;
     if (!resp_req_check_value(req, &req->argv[3])) return;
-    zset__propose(req, 1, 3, KV_OP_ZADD, KV_ZADD_INCR, 0, zset__reply_incr);
+    resp_req_propose_args(req, 1, 3, KV_OP_ZADD, 0, KV_ZADD_INCR, 0, zset__reply_incr);
 }
 
 static void zset__zrem(resp_req *req)
 {
-    zset__propose(req, 1, req->argc - 1, KV_OP_ZREM, 0, 0, zset__reply_integer);
+    resp_req_propose_args(req, 1, req->argc - 1, KV_OP_ZREM, 0, 0, 0, resp_reply_integer);
 }
 
 /* A popped member's score, as apply wrote it (%.17g: it reads back
@@ -174,7 +158,7 @@ static void zset__pop(resp_req *req, bool max)
         }
     }
     req->opt = req->argc == 3; /* RESP3 pairs only with a count */
-    zset__propose(req, 1, 1, KV_OP_ZPOP, count, max, zset__reply_popped);
+    resp_req_propose_args(req, 1, 1, KV_OP_ZPOP, 0, count, max, zset__reply_popped);
 }
 
 static void zset__zpopmin(resp_req *req)
@@ -225,7 +209,7 @@ static void zset__zmpop(resp_req *req)
     int max;
     int64_t count;
     if (!resp_req_mpop_args(req, 1, "max", "min", &first, &n, &max, &count)) return;
-    zset__propose(req, first, n, KV_OP_ZMPOP, max, count, zset__reply_key_members);
+    resp_req_propose_args(req, first, n, KV_OP_ZMPOP, 0, max, count, zset__reply_key_members);
 }
 
 static void zset__bzmpop(resp_req *req)
@@ -263,7 +247,7 @@ static void zset__zremrangebyrank(resp_req *req)
     if (!resp_req_int_arg(req, &req->argv[2], &start) ||
         !resp_req_int_arg(req, &req->argv[3], &stop))
         return;
-    zset__propose(req, 1, 1, KV_OP_ZREMRANGEBYRANK, start, stop, zset__reply_integer);
+    resp_req_propose_args(req, 1, 1, KV_OP_ZREMRANGEBYRANK, 0, start, stop, resp_reply_integer);
 }
 
 static bool zset__bounds_ok(resp_req *req, size_t i)
@@ -280,7 +264,7 @@ static bool zset__bounds_ok(resp_req *req, size_t i)
 static void zset__zremrangebyscore(resp_req *req)
 {
     if (!zset__bounds_ok(req, 2)) return;
-    zset__propose(req, 1, 3, KV_OP_ZREMRANGEBYSCORE, 0, 0, zset__reply_integer);
+    resp_req_propose_args(req, 1, 3, KV_OP_ZREMRANGEBYSCORE, 0, 0, 0, resp_reply_integer);
 }
 
 /* ---- reads -------------------------------------------------------------------- */
@@ -493,7 +477,7 @@ static void zset__zrangestore(resp_req *req)
     kv_slice args[6] = {zset__arg(req, 1), zset__arg(req, 2),    zset__arg(req, 3),
                         zset__arg(req, 4), {offset, (size_t)ol}, {count, (size_t)cl}};
     kv_command cmd = {.op = KV_OP_ZRANGESTORE, .a = f, .nargs = 6, .args = args};
-    resp_req_propose(req, &cmd, zset__reply_integer);
+    resp_req_propose(req, &cmd, resp_reply_integer);
 }
 
 static void zset__zrange(resp_req *req)
@@ -556,7 +540,7 @@ static void zset__zremrangebylex(resp_req *req)
 {
     kv_lex_bound min, max;
     if (zset__lex_ok(req, 2, &min, &max))
-        zset__propose(req, 1, 3, KV_OP_ZREMRANGEBYLEX, 0, 0, zset__reply_integer);
+        resp_req_propose_args(req, 1, 3, KV_OP_ZREMRANGEBYLEX, 0, 0, 0, resp_reply_integer);
 }
 
 /* ---- ZUNION, ZINTER, ZDIFF (and STORE), ZINTERCARD --------------------------- */
@@ -714,7 +698,7 @@ static void zset__comb_store(resp_req *req, int op)
         }
         kv_command cmd = {
             .op = KV_OP_ZSTORE, .a = op, .b = q.agg, .nargs = (uint32_t)n, .args = args};
-        resp_req_propose(req, &cmd, zset__reply_integer);
+        resp_req_propose(req, &cmd, resp_reply_integer);
         free(text);
         free(args);
     }

@@ -191,6 +191,12 @@ struct resp_req {
 /* ---- used by the command modules (resp_api.c) ---- */
 
 void resp_req_propose(resp_req *req, kv_command *cmd, resp_write_fn done);
+/* resp_req_propose of a command whose arguments are argv[first .. first + n) */
+void resp_req_propose_args(resp_req *req, size_t first, size_t n, int op, uint16_t flags, int64_t a,
+                           int64_t b, resp_write_fn done);
+/* The replies most writes give: the result's integer; +OK. */
+void resp_reply_integer(resp_req *req, const kv_result *res);
+void resp_reply_ok(resp_req *req, const kv_result *res);
 /* A write's answer: the replica's or the state machine's error, else
  * done's reply from res. */
 void resp_req_answer_write(resp_req *req, int status, const kv_result *res, resp_write_fn done);
