@@ -453,13 +453,19 @@ void resp_req_scan_reply(resp_req *req, const kv_entry *e, resp_scan_step step, 
     buf_close(&sc.body);
 }
 
+kv_slice *resp_req_arg_slices(const resp_req *req, size_t first, size_t n, kv_slice small[16])
+{
+    kv_slice *args = n <= 16 ? small : xmalloc(n * sizeof(kv_slice));
+    for (size_t i = 0; i < n; i++)
+        args[i] = (kv_slice){req->argv[first + i].ptr, req->argv[first + i].len};
+    return args;
+}
+
 void resp_req_propose_args(resp_req *req, size_t first, size_t n, int op, uint16_t flags, int64_t a,
                            int64_t b, resp_write_fn done)
 {
     kv_slice small[16];
-    kv_slice *args = n <= 16 ? small : xmalloc(n * sizeof(kv_slice));
-    for (size_t i = 0; i < n; i++)
-        args[i] = (kv_slice){req->argv[first + i].ptr, req->argv[first + i].len};
+    kv_slice *args = resp_req_arg_slices(req, first, n, small);
     kv_command cmd = {
         .op = (uint8_t)op, .flags = flags, .a = a, .b = b, .nargs = (uint32_t)n, .args = args};
     resp_req_propose(req, &cmd, done);

@@ -468,9 +468,7 @@ void resp_block_keys(resp_req *req, size_t first, size_t n, int op, int64_t a, i
                      int64_t timeout_ms, resp_write_fn done)
 {
     kv_slice small[16];
-    kv_slice *args = n <= 16 ? small : xmalloc(n * sizeof(kv_slice));
-    for (size_t i = 0; i < n; i++)
-        args[i] = (kv_slice){req->argv[first + i].ptr, req->argv[first + i].len};
+    kv_slice *args = resp_req_arg_slices(req, first, n, small);
     kv_command cmd = {.op = (uint8_t)op, .a = a, .b = b, .nargs = (uint32_t)n, .args = args};
     resp_block_pop(req, &cmd, timeout_ms, done, block__timed_out);
     if (args != small) free(args);

@@ -88,10 +88,11 @@ static void bits__getbit(resp_req *req)
 
 /* The bit range [*first, *last] of start/end in argv[at], argv[at + 1]
  * (the end may be absent: the string's end) and an optional BYTE|BIT
- * after them, over a string of len bytes. 0: a range; 1: empty; -1: the
- * error was replied. */
-static int bits__range_args(resp_req *req, size_t at, size_t len, bool *end_given, uint64_t *first,
-                            uint64_t *last)
+ * after them, over a string of len bytes, clipped as GETRANGE clips
+ * (BITCOUNT: `reversed_empty`, see resp_format_range_reversed). 0: a
+ * range; 1: empty; -1: the error was replied. */
+static int bits__range_args(resp_req *req, size_t at, size_t len, bool reversed_empty,
+                            bool *end_given, uint64_t *first, uint64_t *last)
 {
     int64_t start = 0, end = -1;
     bool in_bits = false;
@@ -111,13 +112,12 @@ static int bits__range_args(resp_req *req, size_t at, size_t len, bool *end_give
             *end_given = true;
         }
     }
-    int64_t total = in_bits ? (int64_t)len * 8 : (int64_t)len, s, e;
-    /* BITCOUNT (argument 2) answers 0 for two negative indexes out of
-     * order before it clips them, as Redis 7.0 does; BITPOS does not */
-    if (at == 2 && start < 0 && end < 0 && start > end) return 1;
-    if (!kv_bit_range(start, end, total, &s, &e)) return 1;
-    *first = in_bits ? (uint64_t)s : (uint64_t)s * 8;
-    *last = in_bits ? (uint64_t)e : (uint64_t)e * 8 + 7;
+    if (reversed_empty && resp_format_range_reversed(start, end)) return 1;
+    size_t from, count;
+    resp_format_range(in_bits ? (int64_t)len * 8 : (int64_t)len, start, end, &from, &count);
+    if (!count) return 1;
+    *first = in_bits ? from : from * 8;
+    *last = in_bits ? from + count - 1 : (from + count) * 8 - 1;
     return 0;
 }
 
@@ -136,7 +136,7 @@ static void bits__bitcount_ready(resp_req *req)
     }
     bool end_given;
     uint64_t first, last;
-    int r = bits__range_args(req, 2, e->value_len, &end_given, &first, &last);
+    int r = bits__range_args(req, 2, e->value_len, true, &end_given, &first, &last);
     if (r < 0) return;
     resp_write_integer(
         &req->reply, r ? 0 : (long long)kv_bit_count((const unsigned char *)e->value, first, last));
@@ -163,7 +163,7 @@ static void bits__bitpos_ready(resp_req *req)
     }
     bool end_given;
     uint64_t first, last;
-    int r = bits__range_args(req, 3, e->value_len, &end_given, &first, &last);
+    int r = bits__range_args(req, 3, e->value_len, false, &end_given, &first, &last);
     if (r < 0) return;
     int64_t pos = r ? -1 : kv_bit_pos((const unsigned char *)e->value, first, last, bit);
     /* no clear bit in the string: without an end, the zeroes that follow

@@ -167,10 +167,8 @@ static void str__getrange_ready(resp_req *req)
     kv_entry *e = str__lookup(req, 1, &wrong);
     if (wrong) return;
     size_t from = 0, count = 0;
-    /* two negative indexes out of order: empty before any clipping, as in
-     * Redis 7.0 */
-    bool reversed = req->n[0] < 0 && req->n[1] < 0 && req->n[0] > req->n[1];
-    if (e && !reversed) resp_format_range(e->value_len, req->n[0], req->n[1], &from, &count);
+    if (e && !resp_format_range_reversed(req->n[0], req->n[1]))
+        resp_format_range(e->value_len, req->n[0], req->n[1], &from, &count);
     resp_write_bulk(&req->reply, count ? e->value + from : "", count);
 }
 

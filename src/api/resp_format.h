@@ -26,6 +26,12 @@ size_t resp_format_human_bytes(char *out, size_t cap, uint64_t n);
  * len for inclusive indexes start..end, negative ones counting from the
  * end (Redis 7.0 clamping rules). *count is 0 for an empty result. */
 void resp_format_range(int64_t len, int64_t start, int64_t end, size_t *from, size_t *count);
+/* Two negative indexes out of order: GETRANGE and BITCOUNT answer empty
+ * before any clipping (Redis 7.0); BITPOS clips them like any range. */
+static inline bool resp_format_range_reversed(int64_t start, int64_t end)
+{
+    return start < 0 && end < 0 && start > end;
+}
 
 /* Absolute expiry in ms for an EX/PX/EXAT/PXAT-style argument `when`
  * (seconds if `seconds`, relative to now_ms if `relative`). False when the

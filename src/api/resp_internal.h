@@ -191,6 +191,9 @@ struct resp_req {
 /* ---- used by the command modules (resp_api.c) ---- */
 
 void resp_req_propose(resp_req *req, kv_command *cmd, resp_write_fn done);
+/* argv[first .. first + n) as slices: in small when n <= 16, else
+ * allocated (free it when it is not small) */
+kv_slice *resp_req_arg_slices(const resp_req *req, size_t first, size_t n, kv_slice small[16]);
 /* resp_req_propose of a command whose arguments are argv[first .. first + n) */
 void resp_req_propose_args(resp_req *req, size_t first, size_t n, int op, uint16_t flags, int64_t a,
                            int64_t b, resp_write_fn done);

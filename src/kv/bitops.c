@@ -21,18 +21,6 @@ int kv_bit_set(unsigned char *p, uint64_t bit, int value)
     return old;
 }
 
-bool kv_bit_range(int64_t start, int64_t end, int64_t total, int64_t *first, int64_t *last)
-{
-    if (start < 0) start += total;
-    if (end < 0) end += total;
-    if (start < 0) start = 0;
-    if (end < 0) end = 0;
-    if (end >= total) end = total - 1;
-    *first = start;
-    *last = end;
-    return start <= end;
-}
-
 /* byte b with only bits [from, to] of it (0 = its most significant) kept */
 static unsigned bits__mask(unsigned from, unsigned to)
 {

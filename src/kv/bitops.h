@@ -18,10 +18,6 @@ int kv_bit_get(const unsigned char *p, size_t len, uint64_t bit);
 /* Set or clear a bit that lies inside p; returns its previous value. */
 int kv_bit_set(unsigned char *p, uint64_t bit, int value);
 
-/* BITCOUNT's and BITPOS's range [start, end] over `total` units (bytes
- * or bits), negative from the end, clipped as Redis clips it: false when
- * it is empty. */
-bool kv_bit_range(int64_t start, int64_t end, int64_t total, int64_t *first, int64_t *last);
 /* The set bits among bits [first, last] (inside p). */
 uint64_t kv_bit_count(const unsigned char *p, uint64_t first, uint64_t last);
 /* The first bit equal to `bit` among [first, last] (inside p), or -1. */

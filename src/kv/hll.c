@@ -138,6 +138,11 @@ bool kv_hll_is_hll(const char *v, size_t len)
     return enc != HLL_DENSE || len == KV_HLL_DENSE_BYTES;
 }
 
+bool kv_hll_is_dense(const char *v)
+{
+    return (unsigned char)v[4] == HLL_DENSE;
+}
+
 void kv_hll_create(kv_hll *h)
 {
     h->cap = h->len = KV_HLL_HEADER + 2; /* one XZERO covers all 16384 */

@@ -40,6 +40,8 @@ typedef struct kv_hll {
 /* Whether a string is a sketch (Redis' check: the magic, a known
  * encoding, a dense one of the exact size). */
 bool kv_hll_is_hll(const char *v, size_t len);
+/* Whether a sketch (kv_hll_is_hll) is in the dense encoding. */
+bool kv_hll_is_dense(const char *v);
 /* A new, empty (sparse) sketch. */
 void kv_hll_create(kv_hll *h);
 /* Add an element: 1 when a register grew, 0 when none did, -1 when the

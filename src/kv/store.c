@@ -382,7 +382,9 @@ static kv_entry *store__bits_for_write(kv_store *s, const kv_command *cmd, kv_en
     return e;
 }
 
-static void store__bits_changed(kv_store *s, const kv_command *cmd, kv_entry *e, kv_result *res)
+/* A string changed in place (SETBIT, BITFIELD, PFADD, PFMERGE): a new
+ * revision and version, the change told */
+static void store__string_changed(kv_store *s, const kv_command *cmd, kv_entry *e, kv_result *res)
 {
     e->mod_rev = ++s->revision;
     e->version++;
@@ -410,7 +412,7 @@ static void store__setbit(kv_store *s, const kv_command *cmd, kv_result *res)
     e = store__bits_for_write(s, cmd, e, (size_t)len, &changed);
     int on = cmd->args[1].ptr[0] == '1';
     res->integer = kv_bit_set((unsigned char *)e->value, (uint64_t)cmd->a, on);
-    if (changed || res->integer != on) store__bits_changed(s, cmd, e, res);
+    if (changed || res->integer != on) store__string_changed(s, cmd, e, res);
 }
 
 /* BITFIELD's writes: the string grows to what the highest write needs
@@ -451,7 +453,7 @@ static void store__bitfield(kv_store *s, const kv_command *cmd, kv_result *res)
         for (int k = 0; k < 8; k++) out[1 + k] = (char)((uint64_t)v >> (8 * k));
         buf_append(&s->scratch, out, 9);
     }
-    if (changed) store__bits_changed(s, cmd, e, res);
+    if (changed) store__string_changed(s, cmd, e, res);
     res->integer = n;
     res->has_value = true;
     res->value = s->scratch.data;
@@ -537,7 +539,7 @@ static void store__hll_put(kv_store *s, const kv_command *cmd, kv_entry *e, kv_h
                            kv_result *res)
 {
     kv_keyspace_set_value_owned(&s->ks, e, (char *)h->p, h->len);
-    if (changed) store__bits_changed(s, cmd, e, res);
+    if (changed) store__string_changed(s, cmd, e, res);
 }
 
 static void store__pfadd(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -575,7 +577,7 @@ static void store__pfmerge(kv_store *s, const kv_command *cmd, kv_result *res)
     for (uint32_t i = 0; i < cmd->nargs && !res->status; i++) {
         kv_entry *e = store__hll(s, cmd, i, res);
         if (!e) continue;
-        dense |= e->value[4] == 0;
+        dense |= kv_hll_is_dense(e->value);
         if (!kv_hll_merge_max(max, e->value, e->value_len)) res->status = KV_ERR_HLL_CORRUPT;
     }
     if (!res->status) {

@@ -58,15 +58,6 @@ static void test_set_get_and_range(void **state)
     assert_int_equal(p[1], 0x01);
     assert_int_equal(kv_bit_set(p, 15, 0), 1);
     assert_int_equal(kv_bit_get(p, 2, 16), 0); /* past the end: 0 */
-    int64_t f, l;
-    assert_true(kv_bit_range(-3, -1, 10, &f, &l));
-    assert_int_equal(f, 7);
-    assert_int_equal(l, 9);
-    assert_false(kv_bit_range(5, 2, 10, &f, &l));
-    assert_false(kv_bit_range(0, -1, 0, &f, &l)); /* an empty string */
-    assert_true(kv_bit_range(-100, 100, 10, &f, &l));
-    assert_int_equal(f, 0);
-    assert_int_equal(l, 9);
 }
 
 static void test_bitop(void **state)

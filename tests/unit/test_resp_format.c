@@ -108,6 +108,14 @@ static void test_range(void **state)
     check_range(5, -100, -50, 0, 1);
     check_range(5, -100, 100, 0, 5);
     check_range(5, 0, 0, 0, 1);
+    /* the same clipping over bits (BITCOUNT, BITPOS) */
+    check_range(10, -3, -1, 7, 3);
+    check_range(10, 5, 2, 0, 0);
+    check_range(0, 0, -1, 0, 0); /* an empty string */
+    check_range(10, -100, 100, 0, 10);
+    assert_true(resp_format_range_reversed(-1, -4));
+    assert_false(resp_format_range_reversed(-4, -1));
+    assert_false(resp_format_range_reversed(1, -4));
     check_range(5, -1, -5, 0, 0);
     check_range(5, 0, -100, 0, 1);
     check_range(0, 0, -1, 0, 0);
