@@ -29,10 +29,12 @@ uint64_t memory_evicted_keys(void)
     return m_evicted ? (uint64_t)m_evicted->value : 0;
 }
 
+/* Tenths of a second, from 2^30 up: an access can be set back that far
+ * (RESTORE IDLETIME, about 3.4 years) without the clock going below its
+ * start, and it wraps only after some 9.8 years up. */
 uint32_t memory_lru_clock(void)
 {
-    uint32_t t = (uint32_t)(net_now_ms() / 100);
-    return t ? t : 1;
+    return (uint32_t)(net_now_ms() / 100) + (1u << 30);
 }
 
 const char *memory_policy_name(int eviction)

@@ -211,7 +211,7 @@ static resp_req *resp__new_req(resp_conn *rc)
     req->on_ready = NULL;
     req->proto = rc->proto;
     req->outcome = RESP_OUTCOME_OK;
-    req->done = req->waiting = req->close_after = false;
+    req->done = req->waiting = req->close_after = req->keep_args = false;
     req->start_ns = resp__now_ns();
     req->argv = NULL;
     req->argc = 0;
@@ -602,6 +602,12 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
     case KV_ERR_NOT_FLOAT_SORT:
         msg = "ERR One or more scores can't be converted into double";
         break;
+    case KV_ERR_DUMP_FOOTER:
+        msg = "ERR DUMP payload version or checksum are wrong";
+        break;
+    case KV_ERR_DUMP_DATA:
+        msg = "ERR Bad data format";
+        break;
     default:
         msg = "ERR internal error: the state machine refused the command";
         break;
@@ -814,7 +820,7 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
             cmd->proc(req);
     }
     if (req->waiting) {
-        if (req->on_ready) {
+        if (req->on_ready || req->keep_args) {
             resp__own_args(req);
         } else {
             req->argv = NULL; /* write continuations work from the kv_result only */

@@ -1,15 +1,17 @@
 /* resp_cmd_keys: the generic key commands (DEL, EXISTS, TYPE, the EXPIRE
- * and TTL families, KEYS, SCAN, RENAME, RANDOMKEY, DBSIZE, FLUSHDB).
+ * and TTL families, KEYS, SCAN, RENAME, COPY, DUMP and RESTORE, RANDOMKEY,
+ * DBSIZE, FLUSHDB), on keys of every type.
  *
- * cairn only has strings, so TYPE answers "string" or "none" and SCAN's
- * TYPE filter keeps everything or nothing. Expiry times are absolute unix
- * milliseconds in the kv command, computed here from the proposer's clock
- * (kv/command.h): every node applies the same instant. */
+ * Expiry times are absolute unix milliseconds in the kv command, computed
+ * here from the proposer's clock (kv/command.h): every node applies the
+ * same instant. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/memory.h"
 #include "api/resp_internal.h"
+#include "kv/dump.h"
 #include "util/alloc.h"
 #include "util/glob.h"
 #include "util/strconv.h"
@@ -388,6 +390,107 @@ static void keys__copy(resp_req *req)
     resp_req_propose(req, &cmd, resp_reply_integer);
 }
 
+/* ---- DUMP RESTORE ----------------------------------------------------------------------- */
+
+static void keys__dump_ready(resp_req *req)
+{
+    kv_entry *e = kv_store_get(req->a->store, req->argv[1].ptr, req->argv[1].len,
+                               replica_req_read_ms(&req->rreq));
+    if (!e) {
+        resp_write_null(&req->reply, req->proto);
+        return;
+    }
+    buf payload;
+    buf_init(&payload);
+    kv_dump_value(e, &payload);
+    resp_write_bulk(&req->reply, payload.data + payload.off, payload.len - payload.off);
+    buf_close(&payload);
+}
+
+static void keys__dump(resp_req *req)
+{
+    resp_req_read(req, keys__dump_ready);
+}
+
+/* IDLETIME: the restored key's access clock set back, where this node
+ * holds it already (OBJECT IDLETIME and LRU eviction read it locally) */
+static void keys__restore_idle(resp_req *req)
+{
+    int64_t idle = req->n[0];
+    kv_entry *e =
+        idle >= 0 ? kv_keyspace_find(&req->a->store->ks, req->argv[1].ptr, req->argv[1].len) : NULL;
+    if (!e) return;
+    uint32_t clock = memory_lru_clock();
+    uint64_t back = (uint64_t)idle * 10; /* the clock counts 100 ms */
+    e->lru = back < clock ? clock - (uint32_t)back : 1;
+}
+
+static void keys__restore_done(resp_req *req, const kv_result *res)
+{
+    if (res->status == KV_ERR_PRECONDITION) {
+        resp_req_error(req, "BUSYKEY Target key name already exists.");
+        return;
+    }
+    if (res->integer) keys__restore_idle(req);
+    resp_write_simple(&req->reply, "OK");
+}
+
+/* RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds]
+ * [FREQ frequency]: options and TTL are checked here, the payload on
+ * apply (Redis checks an existing key before the payload: so does the
+ * state machine). FREQ is checked and, as in Redis without an LFU policy
+ * (cairn has none), changes nothing. */
+static void keys__restore(resp_req *req)
+{
+    bool replace = false, absttl = false;
+    int64_t idle = -1, freq = -1;
+    for (size_t j = 4; j < req->argc; j++) {
+        const resp_arg *a = &req->argv[j];
+        bool more = j + 1 < req->argc;
+        if (resp_format_arg_is(a, "replace")) {
+            replace = true;
+        } else if (resp_format_arg_is(a, "absttl")) {
+            absttl = true;
+        } else if (resp_format_arg_is(a, "idletime") && more && freq == -1) {
+            if (!resp_req_int_arg(req, &req->argv[++j], &idle)) return;
+            if (idle < 0) {
+                resp_req_error(req, "ERR Invalid IDLETIME value, must be >= 0");
+                return;
+            }
+        } else if (resp_format_arg_is(a, "freq") && more && idle == -1) {
+            if (!resp_req_int_arg(req, &req->argv[++j], &freq)) return;
+            if (freq < 0 || freq > 255) {
+                resp_req_error(req, "ERR Invalid FREQ value, must be >= 0 and <= 255");
+                return;
+            }
+        } else {
+            resp_req_error_syntax(req);
+            return;
+        }
+    }
+    int64_t ttl;
+    if (!resp_req_int_arg(req, &req->argv[2], &ttl)) return;
+    if (ttl < 0) {
+        resp_req_error(req, "ERR Invalid TTL value, must be >= 0");
+        return;
+    }
+    int64_t now = replica_now_ms();
+    int64_t at = ttl == 0 ? 0 : absttl ? ttl : ttl > INT64_MAX - now ? INT64_MAX : now + ttl;
+    req->n[0] = idle;
+    req->keep_args = idle >= 0;
+    kv_slice args[2] = {{req->argv[1].ptr, req->argv[1].len}, {req->argv[3].ptr, req->argv[3].len}};
+    kv_command cmd = {.op = KV_OP_RESTORE,
+                      .flags = replace ? KV_FLAG_XX : 0,
+                      .nargs = 2,
+                      .args = args,
+                      .now_ms = now,
+                      .expire_ms = at,
+                      .b = (int64_t)req->a->cfg->max_value_bytes};
+    resp_req_propose(req, &cmd, keys__restore_done);
+    /* a write done at once was stamped as accessed just now: set it back */
+    if (req->done) keys__restore_idle(req);
+}
+
 static void keys__flush(resp_req *req)
 {
     /* ASYNC and SYNC are accepted; the flush is one log entry either way */
@@ -407,6 +510,7 @@ static void keys__flush(resp_req *req)
 #define F RESP_CMD_FAST
 #define K RESP_CMD_KEYSPACE
 #define X RESP_CMD_DANGEROUS
+#define D RESP_CMD_DENYOOM
 
 const resp_cmd resp_cmds_keys[] = {
     {"del", keys__del, -2, W | K, 1, -1, 1, "generic", "1.0.0", "O(N)", "Delete keys", "key ..."},
@@ -447,6 +551,13 @@ const resp_cmd resp_cmds_keys[] = {
     {"copy", keys__copy, -3, W | K, 1, 2, 1, "generic", "6.2.0", "O(N)",
      "Copy the value of a key, of any type, to another key",
      "source destination [DB destination-db] [REPLACE]"},
+    {"dump", keys__dump, 2, R | K, 1, 1, 1, "generic", "2.6.0",
+     "O(1) to access the key and O(N*M) to serialize it",
+     "Return a serialized version of the value stored at the key, in Redis' format", "key"},
+    {"restore", keys__restore, -4, W | K | D | X, 1, 1, 1, "generic", "2.6.0",
+     "O(1) to create the new key and O(N*M) to reconstruct the serialized value",
+     "Create a key from a value serialized with DUMP (by cairn or Redis)",
+     "key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]"},
     {"rename", keys__rename, 3, W | K, 1, 2, 1, "generic", "1.0.0", "O(1)", "Rename a key",
      "key newkey"},
     {"renamenx", keys__renamenx, 3, W | K | F, 1, 2, 1, "generic", "1.0.0", "O(1)",

@@ -173,6 +173,7 @@ struct resp_req {
     bool done;
     bool waiting; /* a replica callback is due */
     bool close_after;
+    bool keep_args; /* a write whose continuation reads argv (else it is gone) */
     uint64_t start_ns;
     /* arguments: the parser's during dispatch, own copies once waiting */
     const resp_arg *argv;

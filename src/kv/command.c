@@ -188,7 +188,8 @@ const char *kv_op_name(int op)
                                   "pfmerge",
                                   "geostore",
                                   "copy",
-                                  "sortstore"};
+                                  "sortstore",
+                                  "restore"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

@@ -92,6 +92,9 @@ typedef enum kv_op {
                  * existing dst; integer 1 when copied */
     KV_OP_SORTSTORE, /* dst src by limit-start limit-count get...: dst = the list SORT gives;
                       * a = KV_SORT_* flags */
+    KV_OP_RESTORE,   /* key payload: key = the value of a DUMP payload (kv/dump.h), expiring at
+                      * expire_ms (0: never; at or before now_ms: nothing is created); flag XX:
+                      * replace an existing key; b = the longest string it may unpack */
     KV_OP_MAX_
 } kv_op;
 

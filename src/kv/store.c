@@ -1,6 +1,7 @@
 #include "kv/store.h"
 
 #include "kv/bitops.h"
+#include "kv/dump.h"
 #include "kv/geo.h"
 #include "kv/hash.h"
 #include "kv/hll.h"
@@ -766,6 +767,55 @@ static void store__copy(kv_store *s, const kv_command *cmd, kv_result *res)
     store__changed_put(s, cmd, to);
     res->integer = 1;
     store__describe(res, to);
+}
+
+/* RESTORE: the checks in Redis' order (an existing key without REPLACE,
+ * then the payload's footer, then its object), the old key deleted only
+ * once the new value is whole; an expiry already past deletes the old key
+ * and creates nothing, as Redis does. */
+static void store__restore(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_slice key = cmd->args[0], payload = cmd->args[1];
+    kv_entry *old = store__live(s, cmd, key);
+    if (old && !(cmd->flags & KV_FLAG_XX)) {
+        res->status = KV_ERR_PRECONDITION;
+        return;
+    }
+    kv_entry value = {0}; /* outside the keyspace until it is whole */
+    kv_dump_status st =
+        kv_dump_load(&s->ks, &value, payload.ptr, payload.len, cmd->b > 0 ? (uint64_t)cmd->b : 0);
+    if (st != KV_DUMP_OK) {
+        res->status = st == KV_DUMP_BAD_FOOTER  ? KV_ERR_DUMP_FOOTER
+                      : st == KV_DUMP_TOO_LARGE ? KV_ERR_TOO_LARGE
+                                                : KV_ERR_DUMP_DATA;
+        return;
+    }
+    bool expired = cmd->expire_ms != 0 && cmd->expire_ms <= cmd->now_ms;
+    if (!old && expired) {
+        kv_keyspace_reset_value(&s->ks, &value);
+        return;
+    }
+    uint64_t rev = ++s->revision;
+    if (old) {
+        store__changed(s, cmd, KV_CHANGE_DELETE, key.ptr, key.len, NULL, rev);
+        kv_keyspace_delete(&s->ks, key.ptr, key.len);
+    }
+    if (expired) {
+        kv_keyspace_reset_value(&s->ks, &value);
+        return;
+    }
+    kv_entry *e = kv_keyspace_insert(&s->ks, key.ptr, key.len, NULL, 0);
+    kv_keyspace_move_value(&s->ks, &value, e);
+    kv_keyspace_set_expire(&s->ks, e, cmd->expire_ms);
+    e->create_rev = e->mod_rev = rev;
+    e->version = 1;
+    store__changed_put(s, cmd, e);
+    res->integer = 1;
+    store__describe(res, e);
 }
 
 static void store__flush(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -1977,6 +2027,9 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_SORTSTORE:
         store__sortstore(s, cmd, res);
+        break;
+    case KV_OP_RESTORE:
+        store__restore(s, cmd, res);
         break;
     default:
         res->status = KV_ERR_MALFORMED;

@@ -40,6 +40,8 @@ typedef enum kv_status {
     KV_ERR_HLL_CORRUPT,    /* a sketch whose registers do not add up */
     KV_ERR_NO_MEMBER,      /* GEOSEARCHSTORE FROMMEMBER: no such member */
     KV_ERR_NOT_FLOAT_SORT, /* SORT: an element or BY value is not a number */
+    KV_ERR_DUMP_FOOTER,    /* RESTORE: a payload's version or checksum is wrong */
+    KV_ERR_DUMP_DATA,      /* RESTORE: a payload's object does not parse */
     KV_STATUS_COUNT_
 } kv_status;
 

@@ -8,8 +8,11 @@ only what Redis leaves unspecified: the order of a listing of a hash or set
 (HGETALL HKEYS HVALS SMEMBERS SINTER SUNION SDIFF KEYS); commands whose
 answer is random (SPOP SRANDMEMBER HRANDFIELD ZRANDMEMBER) or read the
 clock (TTL) are not generated, nor PFCOUNT of one key (Redis caches its
-answer in the sketch's bytes; cairn, by design, does not). At the end every key's type and contents
-are compared too.
+answer in the sketch's bytes; cairn, by design, does not). RESTORE takes
+payloads of every type in plain and compact layouts. At the end every key's
+type and contents are compared too, and every key's DUMP: Redis' own bytes,
+or (a hash table's order) a payload that each side RESTOREs to the other's
+value.
 
 CI runs 200,000 commands on a node without persistence, 50,000 on a
 durable one and 20,000 through a follower of a 3-node cluster (then every
@@ -23,10 +26,12 @@ import pytest
 from conftest import wait_until
 from resp_helpers import RawResp, anynode  # noqa: F401
 from test_cluster import leader_of, make_cluster
+from test_resp_dump import sample_payloads
 from test_resp_hashes import redis_server  # noqa: F401
 
 UNORDERED = {"HGETALL", "HKEYS", "HVALS", "SMEMBERS", "SINTER", "SUNION", "SDIFF", "KEYS"}
 KEYS = [f"k{i}" for i in range(24)]
+PAYLOADS = sample_payloads()
 GEO_KEYS = ["g0", "g1", "g2"]  # only geo commands touch them: every score is a position
 
 
@@ -162,6 +167,8 @@ class Gen:
             lambda: ("EXPIRE", k(), "100000"), lambda: ("PERSIST", k()), lambda: ("KEYS", "k1*"),
             lambda: ("SORT", k(), *r.choice([[], ["ALPHA"], ["DESC", "ALPHA"], ["LIMIT", "1", "3", "ALPHA"],
                                              ["ALPHA", "STORE", k()], ["BY", "nosort", "STORE", k()]])),
+            lambda: ("RESTORE", k(), "0", r.choice(PAYLOADS), *(["REPLACE"] if r.random() < 0.5 else [])),
+            lambda: ("RESTORE", k(), "1", r.choice(PAYLOADS), "ABSTTL", "REPLACE"),  # deletes
         ])()
 
 
@@ -198,30 +205,44 @@ def _encode(*args):
     return b"".join(parts)
 
 
+def _value(c, k):
+    """A key's type and value, in a form independent of encodings."""
+    t = str(c.cmd("TYPE", k))
+    if t == "string":
+        return (t, c.cmd("GET", k))
+    if t == "hash":
+        v = c.cmd("HGETALL", k)
+        return (t, sorted(zip(v[::2], v[1::2])))
+    if t == "list":
+        return (t, c.cmd("LRANGE", k, "0", "-1"))
+    if t == "set":
+        return (t, sorted(c.cmd("SMEMBERS", k)))
+    if t == "zset":
+        return (t, c.cmd("ZRANGE", k, "0", "-1", "WITHSCORES"))
+    return (t, None)
+
+
 def _contents(port):
-    """Every key's type and value, in a form independent of encodings."""
-    script = []
-    for k in KEYS + GEO_KEYS:
-        script.append(("TYPE", k))
     with RawResp(port) as c:
-        types = c.pipeline(script)
-        out = {}
-        for k, t in zip(KEYS + GEO_KEYS, types):
-            t = str(t)
-            if t == "string":
-                out[k] = (t, c.cmd("GET", k))
-            elif t == "hash":
-                v = c.cmd("HGETALL", k)
-                out[k] = (t, sorted(zip(v[::2], v[1::2])))
-            elif t == "list":
-                out[k] = (t, c.cmd("LRANGE", k, "0", "-1"))
-            elif t == "set":
-                out[k] = (t, sorted(c.cmd("SMEMBERS", k)))
-            elif t == "zset":
-                out[k] = (t, c.cmd("ZRANGE", k, "0", "-1", "WITHSCORES"))
-            else:
-                out[k] = (t, None)
-    return out
+        return {k: _value(c, k) for k in KEYS + GEO_KEYS}
+
+
+def _dumps_agree(port, redis_port):
+    """Every key's DUMP: Redis' own bytes, or (a hash table's order, a
+    payload RESTOREd as a plain layout) a payload that each side RESTOREs
+    to the other's value."""
+    check = "__dump_check"
+    with RawResp(port) as c, RawResp(redis_port) as r:
+        for k in KEYS + GEO_KEYS:
+            mine, theirs = c.cmd("DUMP", k), r.cmd("DUMP", k)
+            if mine == theirs:
+                continue
+            assert r.cmd("RESTORE", check, "0", mine, "REPLACE") == "OK", k
+            assert _value(r, check) == _value(r, k), k
+            assert c.cmd("RESTORE", check, "0", theirs, "REPLACE") == "OK", k
+            assert _value(c, check) == _value(c, k), k
+        c.cmd("DEL", check)
+        r.cmd("DEL", check)
 
 
 def _compare(port, redis_port, total, seed):
@@ -235,6 +256,7 @@ def _compare(port, redis_port, total, seed):
             assert a == b, f"command {i + n} (seed {seed}): {cmd}: cairn {a!r}, redis {b!r}"
     want = _contents(redis_port)
     assert _contents(port) == want
+    _dumps_agree(port, redis_port)
     return want
 
 
