@@ -97,7 +97,7 @@ static void fuzz_load_one(const char *p, size_t size)
     CHECK(kv_snapshot_write(&s, kv_snapshot_sink_buf, &out) == 0);
     /* older versions are rewritten as the current one (with member and
      * dedup tables), so byte equality holds only for current inputs */
-    if (p[8] == 5) { /* the current version (kv/snapshot.c SNAP_VERSION) */
+    if (p[8] == 6) { /* the current version (kv/snapshot.c SNAP_VERSION) */
         CHECK(out.len == size);
         /* equal to the input but for the reserved word (written as 0) and,
          * if that differed, the checksum */

@@ -7,10 +7,12 @@
  * semantics of the commands it has. There are no users yet: AUTH behaves
  * as Redis does with no password configured (the default user accepts any
  * password, other users do not exist). */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/utsname.h>
@@ -20,6 +22,7 @@
 #include "api/resp_internal.h"
 #include "kv/hash.h"
 #include "kv/hll.h"
+#include "kv/lazyfree.h"
 #include "kv/set.h"
 #include "kv/zset.h"
 #include "util/glob.h"
@@ -772,8 +775,10 @@ static void server__info_text(resp_req *req, uint32_t want, buf *o)
         server__human(o, "maxmemory_human", cfg->maxmemory);
         buf_printf(o,
                    "maxmemory_policy:%s\r\nmem_fragmentation_ratio:%.2f\r\nmem_allocator:libc\r\n"
+                   "lazyfree_pending_objects:%" PRIu64 "\r\nlazyfreed_objects:%" PRIu64 "\r\n"
                    "cairn_memory_estimate:keyspace\r\n",
-                   memory_policy_name(cfg->eviction), used ? (double)rss / (double)used : 0.0);
+                   memory_policy_name(cfg->eviction), used ? (double)rss / (double)used : 0.0,
+                   kv_lazyfree_pending(), kv_lazyfree_done());
     }
     if (want & INFO_PERSISTENCE) {
         server__section(o, "Persistence", &first);
@@ -896,17 +901,19 @@ static size_t server__config_all(resp_req *req, buf *o)
     n += server__config_pair(req, o, "loglevel", levels[cfg->log_level & 3]);
     n += server__config_pair(req, o, "client-output-buffer-limit", n6);
     n += server__config_pair(req, o, "cluster-enabled", "no");
-    /* the encodings' limits: fixed here (CONFIG SET is not supported),
-     * Redis' compiled-in defaults (sets: Redis 7.2's listpack sets) */
-    n += server__config_pair(req, o, "hash-max-listpack-entries", STR(KV_HASH_LISTPACK_ENTRIES));
-    n += server__config_pair(req, o, "hash-max-listpack-value", STR(KV_HASH_LISTPACK_VALUE));
+    /* the encodings' limits: replicated state (CONFIG SET goes through
+     * the log), this node's as applied so far; sets: Redis 7.2's listpack
+     * sets */
+    const kv_limits *lim = &req->a->store->ks.limits;
+    for (int i = 0; i < KV_LIMIT_COUNT_; i++) {
+        char v[24];
+        snprintf(v, sizeof(v), "%" PRIu64, lim->v[i]);
+        n += server__config_pair(req, o, kv_limit_name(i), v);
+        if (kv_limit_alias(i)) n += server__config_pair(req, o, kv_limit_alias(i), v);
+    }
     n += server__config_pair(req, o, "list-max-listpack-size", "-2"); /* 8 KiB nodes */
+    n += server__config_pair(req, o, "list-max-ziplist-size", "-2");
     n += server__config_pair(req, o, "list-compress-depth", "0");
-    n += server__config_pair(req, o, "set-max-intset-entries", STR(KV_SET_INTSET_ENTRIES));
-    n += server__config_pair(req, o, "set-max-listpack-entries", STR(KV_SET_LISTPACK_ENTRIES));
-    n += server__config_pair(req, o, "set-max-listpack-value", STR(KV_HASH_LISTPACK_VALUE));
-    n += server__config_pair(req, o, "zset-max-listpack-entries", STR(KV_ZSET_LISTPACK_ENTRIES));
-    n += server__config_pair(req, o, "zset-max-listpack-value", STR(KV_ZSET_LISTPACK_VALUE));
     n += server__config_pair(req, o, "hll-sparse-max-bytes", STR(KV_HLL_SPARSE_MAX_BYTES));
     n += server__config_pair(req, o, "cairn-persistence", durable ? "durable" : "none");
     n += server__config_pair(req, o, "cairn-max-key-bytes", n5);
@@ -918,8 +925,11 @@ static const char *const server__config_help[] = {
     "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "GET <pattern> [<pattern> ...]",
     "    Return parameters matching the glob-like <pattern>s and their values.",
-    "SET, RESETSTAT, REWRITE",
-    "    Not supported: cairn's configuration comes from its flags and is read-only.",
+    "SET <directive> <value> [<directive> <value> ...]",
+    "    Set the encodings' limits (hash-, set-, zset-max-*), on every node through",
+    "    the log; the rest of cairn's configuration comes from its flags.",
+    "RESETSTAT, REWRITE",
+    "    Not supported.",
     "HELP",
     "    Print this help.",
     NULL,
@@ -1014,6 +1024,101 @@ static void server__object(resp_req *req)
     server__unknown_subcommand(req, "OBJECT");
 }
 
+/* What CONFIG GET lists but only cairnd's flags set. */
+static const char *const server__config_fixed[] = {"bind",
+                                                   "port",
+                                                   "databases",
+                                                   "maxmemory",
+                                                   "maxmemory-policy",
+                                                   "maxmemory-samples",
+                                                   "maxclients",
+                                                   "timeout",
+                                                   "proto-max-bulk-len",
+                                                   "appendonly",
+                                                   "appendfsync",
+                                                   "save",
+                                                   "dir",
+                                                   "loglevel",
+                                                   "client-output-buffer-limit",
+                                                   "cluster-enabled",
+                                                   "list-max-listpack-size",
+                                                   "list-max-ziplist-size",
+                                                   "list-compress-depth",
+                                                   "hll-sparse-max-bytes",
+                                                   "cairn-persistence",
+                                                   "cairn-max-key-bytes",
+                                                   "cairn-max-value-bytes",
+                                                   NULL};
+
+/* CONFIG SET: the checks and messages of Redis 7.0 in its order (every
+ * name, then every value), then one log entry that sets them all. */
+static void server__config_set(resp_req *req)
+{
+    if (req->argc < 4) {
+        server__sub_arity(req, "config", "set");
+        return;
+    }
+    if (req->argc % 2) {
+        resp_req_error_syntax(req);
+        return;
+    }
+    for (size_t i = 2; i < req->argc; i += 2) {
+        const resp_arg *a = &req->argv[i];
+        if (kv_limit_lookup(a->ptr, a->len) < 0) {
+            bool fixed = false;
+            for (size_t k = 0; server__config_fixed[k] && !fixed; k++)
+                fixed = resp_format_arg_is(a, server__config_fixed[k]);
+            if (fixed)
+                resp_req_errorf(req,
+                                "ERR CONFIG SET failed (possibly related to argument '%.*s') - "
+                                "can't set immutable config",
+                                (int)a->len, a->ptr);
+            else
+                resp_req_errorf(req,
+                                "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
+                                (int)a->len, a->ptr);
+            return;
+        }
+        for (size_t j = 2; j < i; j += 2) {
+            if (req->argv[j].len == a->len && strncasecmp(req->argv[j].ptr, a->ptr, a->len) == 0) {
+                resp_req_errorf(req,
+                                "ERR CONFIG SET failed (possibly related to argument '%.*s') - "
+                                "duplicate parameter",
+                                (int)a->len, a->ptr);
+                return;
+            }
+        }
+    }
+    for (size_t i = 2; i < req->argc; i += 2) {
+        const resp_arg *a = &req->argv[i];
+        uint64_t v;
+        const char *why = kv_limit_parse(kv_limit_lookup(a->ptr, a->len), req->argv[i + 1].ptr,
+                                         req->argv[i + 1].len, &v);
+        if (why) {
+            char name[64];
+            size_t n = a->len < sizeof(name) - 1 ? a->len : sizeof(name) - 1;
+            for (size_t k = 0; k < n; k++) name[k] = (char)tolower((unsigned char)a->ptr[k]);
+            resp_req_errorf(req, "ERR CONFIG SET failed (possibly related to argument '%.*s') - %s",
+                            (int)n, name, why);
+            return;
+        }
+    }
+    resp_req_propose_args(req, 2, req->argc - 2, KV_OP_CONFIG, 0, 0, 0, resp_reply_ok);
+}
+
+/* CONFIG GET reads like a linearizable GET: after a CONFIG SET answered
+ * OK, even one forwarded from a follower, the limits read are the new
+ * ones. */
+static void server__config_get_ready(resp_req *req)
+{
+    buf pairs;
+    buf_init(&pairs);
+    size_t n = server__config_all(req, &pairs);
+    resp_write_map(&req->reply, req->proto, n);
+    buf_append(&req->reply, pairs.data, pairs.len);
+    buf_close(&pairs);
+}
+
 static void server__config(resp_req *req)
 {
     const resp_arg *sub = &req->argv[1];
@@ -1022,19 +1127,9 @@ static void server__config(resp_req *req)
             server__sub_arity(req, "config", "get");
             return;
         }
-        buf pairs;
-        buf_init(&pairs);
-        size_t n = server__config_all(req, &pairs);
-        resp_write_map(&req->reply, req->proto, n);
-        buf_append(&req->reply, pairs.data, pairs.len);
-        buf_close(&pairs);
+        resp_req_read(req, server__config_get_ready);
     } else if (resp_format_arg_is(sub, "set")) {
-        if (req->argc < 4 || req->argc % 2) {
-            server__sub_arity(req, "config", "set");
-            return;
-        }
-        resp_req_error(req, "ERR CONFIG SET is not supported: cairn's configuration is read-only "
-                            "(set it with cairnd flags)");
+        server__config_set(req);
     } else if (resp_format_arg_is(sub, "resetstat") || resp_format_arg_is(sub, "rewrite")) {
         resp_req_errorf(req,
                         "ERR CONFIG %s is not supported: cairn's configuration is read-only "

@@ -189,7 +189,8 @@ const char *kv_op_name(int op)
                                   "geostore",
                                   "copy",
                                   "sortstore",
-                                  "restore"};
+                                  "restore",
+                                  "config"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

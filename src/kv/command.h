@@ -95,6 +95,8 @@ typedef enum kv_op {
     KV_OP_RESTORE,   /* key payload: key = the value of a DUMP payload (kv/dump.h), expiring at
                       * expire_ms (0: never; at or before now_ms: nothing is created); flag XX:
                       * replace an existing key; b = the longest string it may unpack */
+    KV_OP_CONFIG,    /* name value ...: set these encoding limits (kv/limits.h), all or none;
+                      * not a keyspace change (no revision) */
     KV_OP_MAX_
 } kv_op;
 

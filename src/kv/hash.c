@@ -250,10 +250,11 @@ static void hash__convert(kv_keyspace *ks, kv_entry *e)
 
 int kv_hash_set(kv_keyspace *ks, kv_entry *e, kv_slice field, kv_slice value)
 {
-    if (!is_table(e) && (field.len > KV_HASH_LISTPACK_VALUE || value.len > KV_HASH_LISTPACK_VALUE ||
-                         (kv_hash_len(e) >= (e->type == KV_TYPE_SET ? KV_SET_LISTPACK_ENTRIES
-                                                                    : KV_HASH_LISTPACK_ENTRIES) &&
-                          !kv_hash_get(e, field, &(kv_slice){0}))))
+    bool set = e->type == KV_TYPE_SET;
+    uint64_t max_value = ks->limits.v[set ? KV_LIMIT_SET_VALUE : KV_LIMIT_HASH_VALUE];
+    uint64_t max_entries = ks->limits.v[set ? KV_LIMIT_SET_ENTRIES : KV_LIMIT_HASH_ENTRIES];
+    if (!is_table(e) && (field.len > max_value || value.len > max_value ||
+                         (kv_hash_len(e) >= max_entries && !kv_hash_get(e, field, &(kv_slice){0}))))
         hash__convert(ks, e);
     if (is_table(e)) {
         ks->mem_bytes -= kv_entry_mem_bytes(e);

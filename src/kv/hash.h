@@ -5,18 +5,18 @@
  *  - listpack: a packed array in the entry's value buffer,
  *      u32 count | count x (u32 field_len | field | u32 value_len | value)
  *    in insertion order (HSET of a new field appends, HDEL closes the gap),
- *    while the hash has at most KV_HASH_LISTPACK_ENTRIES fields and no
- *    field or value is longer than KV_HASH_LISTPACK_VALUE bytes;
+ *    while the hash has at most hash-max-listpack-entries fields and no
+ *    field or value is longer than hash-max-listpack-value bytes;
  *  - hashtable: a chained hash table behind e->value (e->value_len 0),
  *    once either limit is passed; its nodes also keep insertion order, so
  *    that listings and snapshots are the same on every replica whatever
  *    its hash seed (16 bytes a field more than Redis' dict). A hash never converts back (nor does
  *    Redis'), so the encoding depends only on the commands applied, and
  *    every replica holds the same one; snapshots record it.
- * The limits are Redis' defaults for hash-max-listpack-entries and
+ * The limits are the keyspace's (kv/limits.h: CONFIG SET through the
+ * log), by default Redis' for hash-max-listpack-entries and
  * hash-max-listpack-value (redis-server's built-in 512 and 64; the 128 of
- * the sample redis.conf is not the default); until CONFIG SET replicates them they are
- * constants, since apply may not read local configuration.
+ * the sample redis.conf is not the default).
  *
  * Functions that change a hash keep the keyspace's memory estimate right.
  * An empty hash is deleted by the caller (Redis has no empty hashes). */

@@ -1,6 +1,7 @@
 #include "kv/keyspace.h"
 
 #include "kv/hash.h"
+#include "kv/lazyfree.h"
 #include "kv/list.h"
 #include "kv/zset.h"
 
@@ -91,14 +92,17 @@ static size_t ks__object_mem(const kv_entry *e)
                                             : kv_hash_table_mem(e->value);
 }
 
+/* A big object goes to the lazyfree thread (kv/lazyfree.h): its free
+ * functions touch nothing but the object. */
 static void ks__object_free(kv_entry *e)
 {
-    if (e->encoding == KV_ENC_QUICKLIST)
-        kv_list_free(e->value);
-    else if (e->encoding == KV_ENC_SKIPLIST)
-        kv_zset_free(e->value);
+    kv_lazyfree_fn fn = e->encoding == KV_ENC_QUICKLIST  ? kv_list_free
+                        : e->encoding == KV_ENC_SKIPLIST ? kv_zset_free
+                                                         : kv_hash_table_free;
+    if (ks__object_mem(e) >= KV_LAZYFREE_MIN_BYTES)
+        kv_lazyfree(fn, e->value);
     else
-        kv_hash_table_free(e->value);
+        fn(e->value);
 }
 
 size_t kv_entry_mem_bytes(const kv_entry *e)
@@ -152,6 +156,7 @@ void kv_keyspace_init(kv_keyspace *ks, uint64_t seed)
     ks->head = xcalloc(1, sizeof(kv_entry) + KV_SKIPLIST_MAX_LEVEL * sizeof(kv_entry *));
     ks->head->level = KV_SKIPLIST_MAX_LEVEL;
     ks->level = 1;
+    kv_limits_default(&ks->limits);
 }
 
 static void ks__free_entry(kv_entry *e)

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv/limits.h"
+
 #define KV_SKIPLIST_MAX_LEVEL 32
 
 /* What an entry holds (Redis' TYPE) and how (OBJECT ENCODING). A string's
@@ -94,6 +96,7 @@ typedef struct kv_keyspace {
     uint64_t rng;            /* xorshift state for skiplist levels and sampling */
     size_t mem_bytes;        /* estimate of heap bytes held by entries and tables */
     uint64_t volatile_count; /* entries with an expiry */
+    kv_limits limits;        /* the compact encodings' thresholds (replicated) */
 } kv_keyspace;
 
 void kv_keyspace_init(kv_keyspace *ks, uint64_t seed);

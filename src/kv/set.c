@@ -122,7 +122,7 @@ bool kv_set_add(kv_keyspace *ks, kv_entry *e, kv_slice member)
     int64_t v;
     if (is_intset(e)) {
         uint32_t n = intset__count(e->value), at;
-        if (!set__as_int(member, &v) || n >= KV_SET_INTSET_ENTRIES) {
+        if (!set__as_int(member, &v) || n >= ks->limits.v[KV_LIMIT_SET_INTSET_ENTRIES]) {
             if (set__as_int(member, &v) && intset__find(e->value, v, &at)) return false;
             set__convert(ks, e);
         } else {
@@ -239,8 +239,7 @@ bool kv_set_load(kv_keyspace *ks, kv_entry *e, int encoding, const char *data, s
     if (encoding != KV_ENC_INTSET || len < INTSET_HEADER) return false;
     unsigned w = (unsigned char)data[0];
     uint32_t n = intset__count(data);
-    if ((w != 2 && w != 4 && w != 8) || n == 0 || n > KV_SET_INTSET_ENTRIES ||
-        len != INTSET_HEADER + (size_t)n * w)
+    if ((w != 2 && w != 4 && w != 8) || n == 0 || len != INTSET_HEADER + (size_t)n * w)
         return false;
     for (uint32_t i = 1; i < n; i++) /* strictly ascending: sorted, no duplicates */
         if (intset__get(data, i - 1) >= intset__get(data, i)) return false;

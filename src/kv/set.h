@@ -2,15 +2,15 @@
  *
  * Three encodings, as Redis 7.2 has them:
  *  - intset: while every member is an integer (as Redis reads one: a
- *    canonical decimal int64) and there are at most KV_SET_INTSET_ENTRIES,
+ *    canonical decimal int64) and there are at most set-max-intset-entries,
  *    a sorted array in the entry's value buffer,
  *      u8 width (2, 4 or 8) | u32 count | count x int (little endian),
  *    the narrowest width that holds every member (SMEMBERS lists them in
  *    ascending order, as Redis does);
  *  - listpack and hashtable: the hash module's two encodings (kv/hash.h)
  *    with empty values, in insertion order: a packed array while the set
- *    has at most 128 members of at most 64 bytes
- *    (set-max-listpack-entries/-value), then a hash table.
+ *    has at most 128 members of at most 64 bytes by default
+ *    (set-max-listpack-entries/-value, kv/limits.h), then a hash table.
  * A set converts intset -> listpack or hashtable, listpack -> hashtable,
  * never back (nor does Redis'), so the encoding depends only on the
  * commands applied and every replica holds the same one.

@@ -13,7 +13,7 @@
 #include "util/hash.h"
 
 #define SNAP_MAGIC "CAIRNSNP"
-#define SNAP_VERSION 5 /* 5: sets and sorted sets */
+#define SNAP_VERSION 6 /* 5: sets and sorted sets; 6: the encodings' limits */
 #define SNAP_HEADER_BYTES 32
 #define SNAP_ENTRY_HEADER_BYTES 40
 #define SNAP_ENTRY_TYPE_BYTES 2 /* version >= 4: u8 type | u8 encoding */
@@ -196,6 +196,12 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
         snap__le64(h + n + 32, e->version);
         n += 40;
         rv = snap__put(&w, h, n);
+    }
+    if (!rv) {
+        char l[4 + 8 * KV_LIMIT_COUNT_];
+        snap__le32(l, KV_LIMIT_COUNT_);
+        for (int i = 0; i < KV_LIMIT_COUNT_; i++) snap__le64(l + 4 + 8 * i, s->ks.limits.v[i]);
+        rv = snap__put(&w, l, sizeof(l));
     }
     if (!rv) rv = snap__flush(&w);
     if (!rv) {
@@ -393,6 +399,16 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
             if (kv_dedup_find(&dedup, e.key, e.key_len)) goto bad_dedup;
             kv_dedup_put(&dedup, &e);
         }
+    }
+    if (version >= 6) {
+        if (end - pos < 4 + 8 * KV_LIMIT_COUNT_ || snap__get32(data + pos) != KV_LIMIT_COUNT_) {
+            snprintf(err, errlen, "snapshot limits table invalid at offset %zu", pos);
+            kv_dedup_close(&dedup);
+            goto fail;
+        }
+        for (int i = 0; i < KV_LIMIT_COUNT_; i++)
+            ks.limits.v[i] = snap__get64(data + pos + 4 + 8 * i);
+        pos += 4 + 8 * KV_LIMIT_COUNT_;
     }
     if (pos != end) {
         snprintf(err, errlen, "snapshot has %zu trailing bytes at offset %zu", end - pos, pos);

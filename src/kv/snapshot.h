@@ -1,7 +1,7 @@
 /* snapshot: serialise the whole store, and load it back.
  *
- * Format (little-endian), version 5 (1: no member table, 2: no dedup table,
- * 3: strings only, no type bytes; 4: no sets):
+ * Format (little-endian), version 6 (1: no member table, 2: no dedup table,
+ * 3: strings only, no type bytes; 4: no sets; 5: no limits, the defaults):
  *   "CAIRNSNP" | u32 version | u32 reserved | u64 revision | u64 count
  *   count x ( u32 key_len | u32 value_len | u64 create_rev | u64 mod_rev
  *             | u64 version | i64 expire_ms | (version >= 4) u8 type | u8 encoding
@@ -14,6 +14,8 @@
  *   (version >= 2) u32 n_members, n x (u64 id | u16 len | http | u16 len | resp)
  *   (version >= 3) u32 n_dedup, n x (u8 key_len | key | u32 status | i64 integer
  *                  | u64 revision | u64 create_rev | u64 mod_rev | u64 version), oldest first
+ *   (version >= 6) u32 n (= KV_LIMIT_COUNT_), n x u64: the encodings' limits
+ *                  (kv/limits.h) in kv_limit_id order
  *   u32 crc32c of everything before it
  * Keys are written in byte order, so loading can append to the skiplist
  * in O(1) per key, and the loader can check the order as a sanity test.

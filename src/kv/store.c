@@ -818,6 +818,25 @@ static void store__restore(kv_store *s, const kv_command *cmd, kv_result *res)
     store__describe(res, e);
 }
 
+/* CONFIG SET of encoding limits: every pair checked before any is set
+ * (the front end has checked them too, with Redis' messages) */
+static void store__config(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    kv_limits next = s->ks.limits;
+    if (cmd->nargs == 0 || cmd->nargs % 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    for (uint32_t i = 0; i < cmd->nargs; i += 2) {
+        int id = kv_limit_lookup(cmd->args[i].ptr, cmd->args[i].len);
+        if (id < 0 || kv_limit_parse(id, cmd->args[i + 1].ptr, cmd->args[i + 1].len, &next.v[id])) {
+            res->status = KV_ERR_MALFORMED;
+            return;
+        }
+    }
+    s->ks.limits = next;
+}
+
 static void store__flush(kv_store *s, const kv_command *cmd, kv_result *res)
 {
     res->integer = (int64_t)kv_keyspace_count(&s->ks);
@@ -2030,6 +2049,9 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_RESTORE:
         store__restore(s, cmd, res);
+        break;
+    case KV_OP_CONFIG:
+        store__config(s, cmd, res);
         break;
     default:
         res->status = KV_ERR_MALFORMED;

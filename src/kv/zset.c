@@ -429,7 +429,8 @@ bool kv_zset_set(kv_keyspace *ks, kv_entry *e, kv_slice member, double score)
             lp__insert(ks, e, score, member);
             return false;
         }
-        if (member.len <= KV_ZSET_LISTPACK_VALUE && kv_zset_len(e) < KV_ZSET_LISTPACK_ENTRIES) {
+        if (member.len <= ks->limits.v[KV_LIMIT_ZSET_VALUE] &&
+            kv_zset_len(e) < ks->limits.v[KV_LIMIT_ZSET_ENTRIES]) {
             lp__insert(ks, e, score, member);
             return true;
         }
@@ -530,6 +531,8 @@ void kv_zset_iter_init(kv_zset_iter *it, const kv_entry *e, uint64_t from, bool 
     it->rank = from;
     it->node = NULL;
     it->pos = 4;
+    it->block_first = 0;
+    it->block_n = 0;
     uint64_t len = kv_zset_len(e);
     if (from >= len) {
         it->rank = len; /* nothing */
@@ -557,11 +560,24 @@ bool kv_zset_iter_next(kv_zset_iter *it, kv_slice *member, double *score)
         it->node = it->rev ? (const void *)n->backward : (const void *)n->lv[0].fwd;
     } else if (!it->rev) {
         it->pos = lp__entry(e->value, it->pos, score, member);
-    } else { /* a listpack is short: walk to rank len - 1 - rank */
-        size_t pos = 4;
-        for (uint64_t i = 0; i < len - 1 - it->rank; i++)
-            pos = lp__entry(e->value, pos, score, member);
-        lp__entry(e->value, pos, score, member);
+    } else {
+        /* a listpack has no way back: the block of entries before this
+         * one is found by one walk from the front, so a whole listing
+         * costs n * n / KV_ZSET_ITER_BLOCK steps (n is at most
+         * zset-max-listpack-entries) */
+        uint64_t idx = len - 1 - it->rank;
+        if (it->block_n == 0 || idx < it->block_first) {
+            it->block_first = idx + 1 >= KV_ZSET_ITER_BLOCK ? idx + 1 - KV_ZSET_ITER_BLOCK : 0;
+            it->block_n = (uint32_t)(idx + 1 - it->block_first);
+            size_t pos = 4;
+            for (uint64_t i = 0; i < it->block_first; i++)
+                pos = lp__entry(e->value, pos, score, member);
+            for (uint32_t i = 0; i < it->block_n; i++) {
+                it->block[i] = pos;
+                pos = lp__entry(e->value, pos, score, member);
+            }
+        }
+        lp__entry(e->value, it->block[idx - it->block_first], score, member);
     }
     it->rank++;
     return true;

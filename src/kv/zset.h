@@ -4,8 +4,8 @@
  * encodings, as Redis 7 has them:
  *  - listpack: a packed array in the entry's value buffer, in that order,
  *      u32 count | count x (f64 score | u32 len | member)
- *    while there are at most KV_ZSET_LISTPACK_ENTRIES members of at most
- *    KV_ZSET_LISTPACK_VALUE bytes (zset-max-listpack-entries/-value);
+ *    while there are at most zset-max-listpack-entries members of at most
+ *    zset-max-listpack-value bytes (kv/limits.h);
  *  - skiplist: Redis' skiplist with spans (rank in O(log n)) plus a hash
  *    of the members, an object behind e->value (value_len 0).
  * A sorted set never converts back (nor does Redis'), so every replica
@@ -40,12 +40,18 @@ bool kv_zset_rank(const kv_entry *e, kv_slice member, uint64_t *rank);
 
 /* Members by rank, from rank `from` up (or down with rev), while the set
  * is unchanged. */
+#define KV_ZSET_ITER_BLOCK 32
 typedef struct kv_zset_iter {
     const kv_entry *e;
     bool rev;
     uint64_t rank; /* the next one's */
     size_t pos;    /* listpack: offset of the next */
     const void *node;
+    /* a listpack backwards: the offsets of entries [first, first + n),
+     * found walking forward once per block of KV_ZSET_ITER_BLOCK */
+    uint64_t block_first;
+    uint32_t block_n;
+    size_t block[KV_ZSET_ITER_BLOCK];
 } kv_zset_iter;
 void kv_zset_iter_init(kv_zset_iter *it, const kv_entry *e, uint64_t from, bool rev);
 bool kv_zset_iter_next(kv_zset_iter *it, kv_slice *member, double *score);

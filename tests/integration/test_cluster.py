@@ -29,6 +29,18 @@ def make_cluster(make_node, n=3, extra=()):
     return nodes
 
 
+def compact_the_log(leader, write):
+    """write(i) past make_cluster's --snapshot-threshold 200, until the
+    leader takes a snapshot, then more than --snapshot-trailing 20 after
+    it: a node that was down misses entries no log holds any more."""
+    for i in range(250):
+        write(i)
+    wait_until(lambda: 'msg="snapshot taken"' in leader.all_stderr(), 30, 0.1,
+               "the leader to take a snapshot")
+    for i in range(250, 300):
+        write(i)
+
+
 def leader_of(nodes):
     """The id every live node agrees on, waiting (bounded) for agreement."""
     found = {}

@@ -8,14 +8,11 @@ compared as sets.
 HSET HMSET HSETNX HGET HMGET HDEL HLEN HEXISTS HSTRLEN HGETALL HKEYS HVALS
 HINCRBY HINCRBYFLOAT, WRONGTYPE both ways, TYPE, SCAN TYPE, and a hash
 surviving a restart and a follower's snapshot install."""
-import os
 import shutil
 import signal
 import subprocess
-import time
 
 import pytest
-import requests
 
 from conftest import free_ports, wait_until
 from resp_helpers import RawResp, anynode, client, raw  # noqa: F401
@@ -213,19 +210,14 @@ def test_hash_reaches_a_restarted_follower(make_node):
     # it catches up by a snapshot or by the log (libraft decides which);
     # snapshot loading of hashes is covered by the restart test above and
     # tests/unit/test_hash.c
-    from test_cluster import make_cluster, leader_of
+    from test_cluster import compact_the_log, make_cluster, leader_of
     nodes = make_cluster(make_node)
     leader = leader_of(nodes)
     follower = next(x for x in nodes if x is not leader)
     assert follower.stop(timeout=30) == 0
     c = client(leader)
     c.hset("big", mapping={f"f{i}": f"v{i}" for i in range(300)})  # a table
-    for i in range(250):  # past --snapshot-threshold 200: the log is compacted
-        c.hset("small", f"k{i % 5}", str(i))
-    wait_until(lambda: 'msg="snapshot taken"' in leader.all_stderr(), 30, 0.1,
-               "the leader to take a snapshot")
-    for i in range(250, 300):  # more than --snapshot-trailing 20 after it
-        c.hset("small", f"k{i % 5}", str(i))
+    compact_the_log(leader, lambda i: c.hset("small", f"k{i % 5}", str(i)))
     follower.start(timeout=60)
 
     def caught_up():

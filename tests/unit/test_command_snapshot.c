@@ -471,7 +471,8 @@ static void test_op_names(void **state)
                                   "geostore",
                                   "copy",
                                   "sortstore",
-                                  "restore"};
+                                  "restore",
+                                  "config"};
     assert_int_equal(sizeof(names) / sizeof(names[0]), KV_OP_MAX_ - 1);
     for (int op = 1; op < KV_OP_MAX_; op++) assert_string_equal(kv_op_name(op), names[op - 1]);
     assert_string_equal(kv_op_name(0), "?");
@@ -549,6 +550,12 @@ static void craft_snapshot(buf *out, uint32_t version, uint64_t revision, uint64
     }
     if (version >= 2) append_le(out, 0, 4); /* empty member table */
     if (version >= 3) append_le(out, 0, 4); /* empty dedup table */
+    if (version >= 6) {                     /* the default limits */
+        kv_limits l;
+        kv_limits_default(&l);
+        append_le(out, KV_LIMIT_COUNT_, 4);
+        for (int i = 0; i < KV_LIMIT_COUNT_; i++) append_le(out, l.v[i], 8);
+    }
     append_le(out, crc32c_update(0, out->data, out->len), 4);
 }
 
@@ -646,13 +653,13 @@ static void test_snapshot_empty(void **state)
     buf_init(&out);
     buf_init(&want);
     snapshot_of(&a, &out);
-    craft_snapshot(&want, 5, 0, 0, NULL, 0);
-    assert_int_equal(out.len, 44);
+    craft_snapshot(&want, 6, 0, 0, NULL, 0);
+    assert_int_equal(out.len, 44 + 4 + 8 * KV_LIMIT_COUNT_);
     assert_memory_equal(out.data, want.data, want.len);
 
     /* an empty snapshot with a revision replaces a store with content */
     apply_put(&b, "x", 1, "y", 1, 0);
-    craft_snapshot(&want, 5, 77, 0, NULL, 0);
+    craft_snapshot(&want, 6, 77, 0, NULL, 0);
     char err[256];
     assert_int_equal(load(&b, &want, err, sizeof(err)), 0);
     assert_int_equal(b.revision, 77);
@@ -661,6 +668,30 @@ static void test_snapshot_empty(void **state)
     snapshot_of(&b, &out);
     assert_int_equal(out.len, want.len);
     assert_memory_equal(out.data, want.data, want.len);
+
+    /* the encodings' limits travel with the snapshot; an older one (5)
+     * gives the defaults */
+    kv_slice cfg[4] = {{"zset-max-ziplist-entries", 24}, {"7", 1}, {"hash-max-listpack-value", 23},
+                       {"1kb", 3}};
+    kv_command set = {.op = KV_OP_CONFIG, .nargs = 4, .args = cfg};
+    kv_result r;
+    kv_store_apply(&a, &set, &r);
+    assert_int_equal(r.status, KV_OK);
+    assert_int_equal(a.ks.limits.v[KV_LIMIT_ZSET_ENTRIES], 7);
+    assert_int_equal(a.ks.limits.v[KV_LIMIT_HASH_VALUE], 1024);
+    cfg[3] = (kv_slice){"-1", 2}; /* refused whole: the first pair is not set either */
+    cfg[1] = (kv_slice){"9", 1};
+    kv_store_apply(&a, &set, &r);
+    assert_int_equal(r.status, KV_ERR_MALFORMED);
+    assert_int_equal(a.ks.limits.v[KV_LIMIT_ZSET_ENTRIES], 7);
+    snapshot_of(&a, &out);
+    assert_int_equal(load(&b, &out, err, sizeof(err)), 0);
+    assert_memory_equal(&b.ks.limits, &a.ks.limits, sizeof(kv_limits));
+    craft_snapshot(&want, 5, 77, 0, NULL, 0);
+    assert_int_equal(load(&b, &want, err, sizeof(err)), 0);
+    kv_limits def;
+    kv_limits_default(&def);
+    assert_memory_equal(&b.ks.limits, &def, sizeof(kv_limits));
     buf_close(&out);
     buf_close(&want);
     kv_store_close(&a);
@@ -685,7 +716,7 @@ static void test_snapshot_round_trip_10k(void **state)
     /* the writer follows the documented format exactly */
     snap_ent *ents;
     size_t n = entries_of(&a, &ents);
-    craft_snapshot(&want, 5, a.revision, n, ents, n);
+    craft_snapshot(&want, 6, a.revision, n, ents, n);
     assert_int_equal(out.len, want.len);
     assert_memory_equal(out.data, want.data, want.len);
     free(ents);
@@ -914,7 +945,7 @@ static void test_snapshot_crafted_errors(void **state)
     craft_snapshot(&b, 1, 1, 2, empty_late, 2);
     expect_load_error(&v, &b, "out of order");
 
-    craft_snapshot(&b, 6, 3, 3, e, 3);
+    craft_snapshot(&b, 7, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
     craft_snapshot(&b, 0, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
@@ -993,7 +1024,7 @@ static void test_snapshot_crafted_valid(void **state)
     assert_int_equal(x->expire_ms, -7);
     assert_int_equal(x->value_len, 0);
     snapshot_of(&s, &out);
-    craft_snapshot(&b, 5, 5, 4, e, 4); /* a version 3 file is written back as 5 */
+    craft_snapshot(&b, 6, 5, 4, e, 4); /* a version 3 file is written back as 6 */
     assert_int_equal(out.len, b.len);
     assert_memory_equal(out.data, b.data, b.len);
     buf_close(&b);

@@ -14,9 +14,13 @@
 
 #include "kv/command.h"
 #include "kv/hash.h"
+#include "kv/lazyfree.h"
+#include "kv/list.h"
+#include "kv/zset.h"
 #include "kv/snapshot.h"
 #include "kv/store.h"
 #include "util/hash.h"
+#include "unit_rand.h"
 
 static kv_result run(kv_store *s, int op, uint16_t flags, int64_t a, int nargs, ...)
 {
@@ -308,6 +312,43 @@ static void test_scan_covers_fields_across_growth(void **state)
     kv_store_close(&s);
 }
 
+/* Big collections of every kind are freed by the lazyfree thread, small
+ * ones at once; the memory estimate drops at the delete either way. */
+static void test_big_collections_are_freed_in_the_background(void **state)
+{
+    (void)state;
+    kv_keyspace ks;
+    kv_keyspace_init(&ks, 9);
+    kv_lazyfree_drain();
+    uint64_t done = kv_lazyfree_done();
+    char k[32];
+    for (int type = 0; type < 3; type++) {
+        for (int big = 0; big < 2; big++) {
+            kv_entry *e = kv_keyspace_insert(&ks, "c", 1, NULL, 0);
+            /* small: past the listpack, under KV_LAZYFREE_MIN_BYTES */
+            int n = big ? 20000 : type == 0 ? 600 : 200;
+            if (type == 0) kv_hash_init(&ks, e);
+            if (type == 1) kv_list_init(&ks, e);
+            if (type == 2) kv_zset_init(&ks, e);
+            for (int i = 0; i < n; i++) {
+                snprintf(k, sizeof(k), "element-%d", i);
+                if (type == 0) kv_hash_set(&ks, e, unit_slice(k), unit_slice("v"));
+                if (type == 1) kv_list_push(&ks, e, unit_slice(k), false);
+                if (type == 2) kv_zset_set(&ks, e, unit_slice(k), i);
+            }
+            assert_true(e->encoding != KV_ENC_LISTPACK);
+            size_t before = ks.mem_bytes;
+            assert_true(kv_keyspace_delete(&ks, "c", 1));
+            assert_true(ks.mem_bytes < before);
+            kv_lazyfree_drain();
+            assert_int_equal(kv_lazyfree_pending(), 0);
+            assert_int_equal(kv_lazyfree_done(), done + (uint64_t)big);
+            done = kv_lazyfree_done();
+        }
+    }
+    kv_keyspace_close(&ks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_conversion_and_snapshots),
         cmocka_unit_test(test_malformed_hashes_in_snapshots_are_refused),
         cmocka_unit_test(test_scan_covers_fields_across_growth),
+        cmocka_unit_test(test_big_collections_are_freed_in_the_background),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

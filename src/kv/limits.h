@@ -1,0 +1,49 @@
+/* limits: the thresholds at which a collection leaves its compact
+ * encoding (Redis' hash-max-listpack-entries and the like).
+ *
+ * They are replicated state, not node configuration: a CONFIG SET goes
+ * through the log (KV_OP_CONFIG) and snapshots keep them, so that every
+ * replica converts a collection at the same element and holds the same
+ * encoding. The keyspace carries them (kv_keyspace.limits) because every
+ * type's writes consult them. A new limit applies to writes from then on;
+ * a collection already converted stays converted and a compact one over a
+ * lowered limit converts at its next write that grows it (as in Redis). */
+#ifndef CAIRN_KV_LIMITS_H
+#define CAIRN_KV_LIMITS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum kv_limit_id {
+    KV_LIMIT_HASH_ENTRIES,       /* hash-max-listpack-entries */
+    KV_LIMIT_HASH_VALUE,         /* hash-max-listpack-value (bytes) */
+    KV_LIMIT_SET_INTSET_ENTRIES, /* set-max-intset-entries */
+    KV_LIMIT_SET_ENTRIES,        /* set-max-listpack-entries (Redis 7.2's) */
+    KV_LIMIT_SET_VALUE,          /* set-max-listpack-value (bytes) */
+    KV_LIMIT_ZSET_ENTRIES,       /* zset-max-listpack-entries */
+    KV_LIMIT_ZSET_VALUE,         /* zset-max-listpack-value (bytes) */
+    KV_LIMIT_COUNT_
+} kv_limit_id;
+
+typedef struct kv_limits {
+    uint64_t v[KV_LIMIT_COUNT_];
+} kv_limits;
+
+/* Redis' compiled-in defaults (the KV_*_LISTPACK_* and KV_SET_INTSET_
+ * constants of kv/hash.h, kv/set.h, kv/zset.h). */
+void kv_limits_default(kv_limits *l);
+
+/* The limit a CONFIG parameter names (its name or Redis' older ziplist
+ * alias, any case), or -1. */
+int kv_limit_lookup(const char *name, size_t len);
+const char *kv_limit_name(int id);
+/* The older alias (hash-max-ziplist-entries ...), or NULL. */
+const char *kv_limit_alias(int id);
+
+/* Parse a value as Redis' CONFIG SET does: an entries limit is an integer
+ * from 0 to INT64_MAX, a value limit a memory value (digits with an
+ * optional k kb m mb g gb). NULL and *out, or Redis' reason why not. */
+const char *kv_limit_parse(int id, const char *s, size_t len, uint64_t *out);
+
+#endif
