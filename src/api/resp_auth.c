@@ -173,6 +173,12 @@ bool resp_auth_extra_key(resp_req *req, const resp_arg *key)
     return true;
 }
 
+bool resp_auth_reads_every_key(resp_req *req)
+{
+    const users_user *u = req->a->auth ? resp_auth_user(req->rc) : NULL;
+    return !u || users_may_list(u, "", 0);
+}
+
 bool resp_auth_admit(resp_req *req)
 {
     resp_conn *rc = req->rc;

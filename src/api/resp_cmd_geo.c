@@ -479,6 +479,24 @@ static void geo__geosearchstore(resp_req *req)
 #define R RESP_CMD_READONLY
 #define D RESP_CMD_DENYOOM
 
+/* As Redis 7.0's key specs: the argument after the first STORE, then the
+ * one after the first STOREDIST, each looked for from the first option on
+ * (never in the last argument). */
+size_t resp_geo_store_keys(const resp_cmd *cmd, const resp_arg *argv, size_t argc, size_t out[2])
+{
+    size_t start = strcmp(cmd->name, "georadius") == 0 ? 6 : 5, n = 0;
+    static const char *const words[] = {"store", "storedist"};
+    for (int w = 0; w < 2; w++) {
+        for (size_t i = start; i + 1 < argc; i++) {
+            if (resp_format_arg_is(&argv[i], words[w])) {
+                out[n++] = i + 1;
+                break;
+            }
+        }
+    }
+    return n;
+}
+
 const resp_cmd resp_cmds_geo[] = {
     {"geoadd", geo__geoadd, -5, W | D, 1, 1, 1, "geo", "3.2.0", "O(log(N))",
      "Add members with their longitude and latitude to a sorted set",

@@ -600,11 +600,18 @@ static void server__command_getkeys(resp_req *req)
                                 : "ERR The command has no key arguments");
         return;
     }
-    size_t n = 0;
+    /* keys that options name */
+    size_t extra[2], nextra = 0, n = 0;
+    if (strcmp(cmd->name, "sort") == 0 && (extra[0] = resp_sort_store_key(argv, argc)) != 0)
+        nextra = 1;
+    else if (strcmp(cmd->name, "georadius") == 0 || strcmp(cmd->name, "georadiusbymember") == 0)
+        nextra = resp_geo_store_keys(cmd, argv, argc, extra);
     for (long i = first; i <= last; i += cmd->key_step) n++;
-    resp_write_array(&req->reply, n);
+    resp_write_array(&req->reply, n + nextra);
     for (long i = first; i <= last; i += cmd->key_step)
         resp_write_bulk(&req->reply, argv[i].ptr, argv[i].len);
+    for (size_t i = 0; i < nextra; i++)
+        resp_write_bulk(&req->reply, argv[extra[i]].ptr, argv[extra[i]].len);
 }
 
 static const char *const server__command_help[] = {

@@ -3,9 +3,9 @@
  * kv/sort.c sorts; a SORT without STORE and SORT_RO read the local store
  * (BY and GET patterns look up other keys there), SORT ... STORE is one kv
  * command (KV_OP_SORTSTORE) that sorts on apply and stores the result as
- * a list, so it is the list the log's order sees. Not here: the ACL check
- * Redis makes for BY and GET patterns (a user without access to every key
- * may not use them). Checked against redis-server by
+ * a list, so it is the list the log's order sees. BY with a pattern and
+ * GET read keys no argument names: as in Redis, only a user who may read
+ * every key may use them. Checked against redis-server by
  * tests/integration/test_resp_sort.py. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,23 @@
 #include "api/resp_internal.h"
 #include "kv/sort.h"
 #include "util/alloc.h"
+
+/* As Redis' sortGetKeys: LIMIT takes two arguments, GET and BY one, and
+ * the last STORE names the destination. */
+size_t resp_sort_store_key(const resp_arg *argv, size_t argc)
+{
+    size_t found = 0;
+    for (size_t i = 2; i < argc; i++) {
+        const resp_arg *a = &argv[i];
+        if (resp_format_arg_is(a, "limit"))
+            i += 2;
+        else if (resp_format_arg_is(a, "get") || resp_format_arg_is(a, "by"))
+            i += 1;
+        else if (resp_format_arg_is(a, "store") && i + 1 < argc)
+            found = i + 1; /* and the key is looked at again, as Redis does */
+    }
+    return found;
+}
 
 static kv_slice sort__arg(const resp_req *req, size_t i)
 {
@@ -48,8 +65,18 @@ static bool sort__args(resp_req *req, bool read_only, kv_sort_opts *o, kv_slice 
         } else if (resp_format_arg_is(a, "by") && left >= 1) {
             o->has_by = true;
             o->by = sort__arg(req, ++j);
+            if (memchr(o->by.ptr, '*', o->by.len) && !resp_auth_reads_every_key(req)) {
+                resp_req_error(req,
+                               "ERR BY option of SORT denied due to insufficient ACL permissions.");
+                return false;
+            }
         } else if (resp_format_arg_is(a, "get") && left >= 1) {
             gets[o->ngets++] = sort__arg(req, ++j);
+            if (!resp_auth_reads_every_key(req)) {
+                resp_req_error(
+                    req, "ERR GET option of SORT denied due to insufficient ACL permissions.");
+                return false;
+            }
         } else {
             resp_req_error_syntax(req);
             return false;

@@ -73,6 +73,12 @@ struct resp_cmd {
     const char *synopsis; /* arguments, in the notation of Redis' docs */
 };
 
+/* The keys that options name (for COMMAND GETKEYS): SORT's STORE key
+ * (its position in argv, 0 for none); GEORADIUS' and GEORADIUSBYMEMBER's
+ * STORE and STOREDIST keys, into out (returns how many). */
+size_t resp_sort_store_key(const resp_arg *argv, size_t argc);
+size_t resp_geo_store_keys(const resp_cmd *cmd, const resp_arg *argv, size_t argc, size_t out[2]);
+
 /* The positions of cmd's keys in argv, [*first, *last] by key_step;
  * false when it has none. */
 bool resp_cmd_keys(const resp_cmd *cmd, const resp_arg *argv, size_t argc, long *first, long *last);
@@ -297,6 +303,9 @@ bool resp_auth_admit(resp_req *req);
  * destination of ZUNIONSTORE and family, whose other keys move): its size
  * limit and the user's key patterns. */
 bool resp_auth_extra_key(resp_req *req, const resp_arg *key);
+/* Whether the connection's user may read every key (Redis' "full key
+ * access": what SORT's BY and GET patterns need); true without users. */
+bool resp_auth_reads_every_key(resp_req *req);
 
 /* Lookup for COMMAND INFO/DOCS: NULL when unknown. */
 const resp_cmd *resp_api_lookup(const resp_api *ra, const char *name, size_t len);

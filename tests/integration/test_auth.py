@@ -758,6 +758,32 @@ def test_resp_auth_forms(anode):
         client(anode, username="alice", password=USERS["alice"][0]).get("other/x")
 
 
+def test_sort_patterns_need_access_to_every_key(anode):
+    """SORT's BY pattern and GET read keys no argument names: as in Redis,
+    only a user who may read every key may use them (alice may read app/
+    and shared/ only; reader may read everything, root too)."""
+    with raw(anode) as c:
+        assert c.cmd("AUTH", "root", USERS["root"][0]) == "OK"
+        assert c.cmd("RPUSH", "app/l", "2", "1") == 2
+        assert c.cmd("SET", "w_1", "b") == "OK"
+    with raw(anode) as c:
+        assert c.cmd("AUTH", "alice", USERS["alice"][0]) == "OK"
+        assert c.cmd("SORT", "app/l") == [b"1", b"2"]
+        assert c.cmd("SORT", "app/l", "BY", "nosort") == [b"2", b"1"]  # no pattern: no lookups
+        assert c.cmd("SORT", "app/l", "BY", "w_*") == \
+            "ERR BY option of SORT denied due to insufficient ACL permissions."
+        assert c.cmd("SORT_RO", "app/l", "GET", "#") == \
+            "ERR GET option of SORT denied due to insufficient ACL permissions."
+        assert c.cmd("SORT", "app/l", "GET", "w_*", "STORE", "app/out") == \
+            "ERR GET option of SORT denied due to insufficient ACL permissions."
+        assert c.cmd("EXISTS", "app/out") == 0
+    for user in ("reader", "root"):
+        with raw(anode) as c:
+            assert c.cmd("AUTH", user, USERS[user][0]) == "OK"
+            assert c.cmd("SORT_RO", "app/l", "BY", "nosort", "GET", "w_*", "GET", "#") == \
+                [None, b"2", b"b", b"1"]
+
+
 def test_resp_noperm(anode):
     with raw(anode) as c:
         assert c.cmd("AUTH", "root", USERS["root"][0]) == "OK"

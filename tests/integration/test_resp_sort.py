@@ -42,6 +42,19 @@ SORT = [
     ("SET", "str", "v"), ("SORT", "str"), ("SORT", "str", "STORE", "d2"), ("SORT_RO", "str"),
     ("RPUSH", "bad", "1", "2x", "3"), ("SORT", "bad"), ("SORT", "bad", "STORE", "d3"), ("EXISTS", "d3"),
     ("RPUSH", "sp", " 2", "1", ""), ("SORT", "sp"),
+    # the STORE key is a key (COMMAND GETKEYS), as Redis' sortGetKeys and
+    # georadiusGetKeys find it
+    ("COMMAND", "GETKEYS", "SORT", "l"), ("COMMAND", "GETKEYS", "SORT", "l", "STORE", "d"),
+    ("COMMAND", "GETKEYS", "SORT", "l", "LIMIT", "0", "1", "GET", "store", "BY", "x", "STORE", "d"),
+    ("COMMAND", "GETKEYS", "SORT", "l", "STORE", "a", "STORE", "b"),
+    ("COMMAND", "GETKEYS", "SORT", "l", "STORE"), ("COMMAND", "GETKEYS", "SORT_RO", "l", "GET", "#"),
+    ("COMMAND", "GETKEYS", "GEORADIUS", "g", "0", "0", "1", "km", "STORE", "d"),
+    ("COMMAND", "GETKEYS", "GEORADIUS", "g", "0", "0", "1", "km", "STORE", "a", "STOREDIST", "b"),
+    ("COMMAND", "GETKEYS", "GEORADIUSBYMEMBER", "g", "m", "1", "km", "WITHDIST"),
+    ("COMMAND", "GETKEYS", "GEORADIUSBYMEMBER", "g", "m", "1", "km", "STOREDIST", "d"),
+    ("COMMAND", "GETKEYS", "GEORADIUS", "g", "0", "0", "1", "km", "STOREDIST", "a", "STORE", "b", "STOREDIST", "c"),
+    ("COMMAND", "GETKEYS", "GEORADIUS", "g", "0", "0", "1", "store", "STORE", "x"),
+    ("COMMAND", "GETKEYS", "GEORADIUS", "g", "0", "0", "1", "km", "COUNT", "5", "STORE"),
     # last: Redis leaves errno at ERANGE after this, and its next numeric
     # SORT may fail for that stale errno
     ("RPUSH", "tiny", "1e-400"), ("SORT", "tiny"),
