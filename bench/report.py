@@ -36,7 +36,10 @@ COMPARISONS = [
     ("W3", "GET", "etcd", 5.0),
     ("W3", "GET", "nginx", 0.8),
     ("W7", "PUT", "etcd", None),
-]
+] + [("W9", f"{t.upper()} -P {p}", "redis", 1.0)
+     for p in (1, 16)
+     for t in ("lpush", "rpush", "lpop", "rpop", "sadd", "hset", "spop", "zadd", "zpopmin",
+               "lrange_100")]
 
 TITLES = {
     "W1": "1. RESP in memory (cairn --persistence none vs redis-server --save '' "
@@ -52,6 +55,8 @@ TITLES = {
           "etcd 3.4 JSON gateway, load sent to the leader)",
     "W8": "8. Memory of the data types (cairn --persistence none vs redis-server, no "
           "persistence)",
+    "W9": "9. Data-type commands in memory (redis-benchmark's tests, cairn --persistence "
+          "none vs redis-server --save '' --appendonly no)",
 }
 
 
@@ -458,7 +463,7 @@ def write(suite):
         "VmHWM from /proc/PID/status.",
     ]
     L += ["## Results", ""] + settings + [""]
-    for w in ("W1", "W2", "W3"):
+    for w in ("W1", "W9", "W2", "W3"):
         L += [f"### {TITLES[w]}", ""]
         t = workload_table(w, agg)
         L += t if t else ["Not measured."]

@@ -54,6 +54,10 @@ VARIANTS = {
                  capacity_s=10, cluster=True, dt_n=1000000),
 }
 
+# redis-benchmark's tests of the data types that issue 12 names (W9)
+DATATYPE_TESTS = ("lpush", "rpush", "lpop", "rpop", "sadd", "hset", "spop", "zadd", "zpopmin",
+                  "lrange_100")
+
 OVERLOAD_MAX_INFLIGHT = 256
 OVERLOAD_PIPELINE = 32
 CLUSTER_SIZE = 3
@@ -428,6 +432,40 @@ http {{
             c.http_port, ("cairn_loop_lag_max_seconds", "cairn_snapshot_fork_max_seconds"))
         self.stop(servers)
 
+    # ---- W9: data-type commands in memory --------------------------------------
+
+    def w9_datatype_commands(self):
+        """redis-benchmark's own tests of the data types (issue 12's list),
+        cairn --persistence none against redis-server without persistence,
+        alternating as W1 does. The pops follow the pushes on each server,
+        so they pop from the lists, sets and sorted sets those filled."""
+        w = "W9"
+        if not self.resp_ok:
+            self.note(w, "not run: cairn's RESP port did not answer PING")
+            return
+        if not self.have["redis-server"] or not self.have["redis-benchmark"]:
+            self.note(w, "not run: redis-server / redis-benchmark not installed")
+            return
+        servers = self.start([self.cairn("w9-cairn-none", "none"),
+                              self.redis("w9-redis", aof=False)], w)
+        by = {s.kind: s for s in servers}
+        if len(by) < 2:
+            self.stop(servers)
+            return
+        c, r = by["cairn"], by["redis"]
+        for pipeline in (1, 16):
+            for test in DATATYPE_TESTS:
+                n = self.v["rb_n"] if pipeline == 1 else self.v["rb_n_pipe"]
+                name = f"{test.upper()} -P {pipeline}"
+
+                def fn(port, test=test, n=n, pipeline=pipeline):
+                    return lambda: drivers.redis_benchmark(port, test, CONNS, n, pipeline,
+                                                           VALUE, KEYSPACE)
+
+                self.alternate(w, name, [("cairn", c, fn(c.resp_port)),
+                                         ("redis", r, fn(r.resp_port))])
+        self.stop(servers)
+
     # ---- W8: memory of the data types -----------------------------------------
 
     def w8_datatype_memory(self):
@@ -686,7 +724,8 @@ http {{
         self.check_resp()
         steps = [("W1", self.w1_resp_memory), ("W2", self.w2_resp_durable),
                  ("W3", self.w3_http), ("W4", self.w4_w5_memory_recovery),
-                 ("W6", self.w6_overload), ("W8", self.w8_datatype_memory)]
+                 ("W6", self.w6_overload), ("W8", self.w8_datatype_memory),
+                 ("W9", self.w9_datatype_commands)]
         if self.v["cluster"] or self.args.only:
             steps.append(("W7", self.w7_cluster))
         for w, fn in steps:
@@ -829,7 +868,7 @@ def main():
     ap.add_argument("--plots-dir", help="PNG plots (default: bench/plots for quick/full, "
                     "OUT/plots for smoke)")
     ap.add_argument("--out", help="raw results and logs (default bench/results/VARIANT-TIME)")
-    ap.add_argument("--only", help="comma-separated workloads: W1,W2,W3,W4,W5,W6,W7,W8 "
+    ap.add_argument("--only", help="comma-separated workloads: W1,W2,W3,W4,W5,W6,W7,W8,W9 "
                     "(W7, the 3-node clusters, is left out of smoke unless named here)")
     ap.add_argument("--rounds", type=int, help="override the variant's A/B rounds")
     ap.add_argument("--render", metavar="OUT",

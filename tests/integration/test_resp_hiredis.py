@@ -1,7 +1,10 @@
 """hiredis (the C client most Redis libraries build on) against cairn: a
 small C program linked with the system's libhiredis runs commands with
-binary arguments, a 1000-deep pipeline, errors, nils and arrays. Skipped
-when libhiredis-dev or a C compiler is missing."""
+binary arguments, a 1000-deep pipeline, errors, nils and arrays, and every
+data type's replies (nested arrays with nils: LMPOP, ZMPOP, GEOPOS,
+BITFIELD; a binary DUMP payload RESTOREd; a blocking pop that times out;
+WRONGTYPE). Debian 12's hiredis (0.14) speaks RESP2 only. Skipped when
+libhiredis-dev or a C compiler is missing."""
 import shutil
 import subprocess
 from pathlib import Path
@@ -63,6 +66,51 @@ int main(int argc, char **argv)
     r = redisCommand(c, "INFO keyspace");
     CHECK(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "db0:keys=2,"), "INFO");
     freeReplyObject(r);
+
+    /* every type: integers, arrays of bulk strings, nested arrays with nils */
+#define EXPECT(type_, cond, ...) do { r = redisCommand(c, __VA_ARGS__); \
+    CHECK(r && r->type == (type_) && (cond), "%s: type %d %s", #__VA_ARGS__, r ? r->type : -1, \
+          r && r->type == REDIS_REPLY_ERROR ? r->str : ""); freeReplyObject(r); } while (0)
+    EXPECT(REDIS_REPLY_INTEGER, r->integer == 2, "HSET h f1 %b f2 v2", "v\0\n1", (size_t)4);
+    EXPECT(REDIS_REPLY_ARRAY, r->elements == 4 && r->element[1]->len == 4 &&
+           memcmp(r->element[1]->str, "v\0\n1", 4) == 0, "HGETALL h");
+    EXPECT(REDIS_REPLY_ARRAY, r->elements == 4, "HRANDFIELD h -2 WITHVALUES");
+    EXPECT(REDIS_REPLY_INTEGER, r->integer == 3, "RPUSH l a b c");
+    EXPECT(REDIS_REPLY_ARRAY, r->elements == 2 && strcmp(r->element[0]->str, "l") == 0 &&
+           r->element[1]->type == REDIS_REPLY_ARRAY && r->element[1]->elements == 2,
+           "LMPOP 2 nol l LEFT COUNT 2");
+    EXPECT(REDIS_REPLY_NIL, 1, "LMPOP 1 nol LEFT");
+    EXPECT(REDIS_REPLY_NIL, 1, "BLPOP nol 0.05");
+    EXPECT(REDIS_REPLY_ARRAY, r->elements == 2 && strcmp(r->element[1]->str, "c") == 0,
+           "BLPOP l 1");
+    EXPECT(REDIS_REPLY_INTEGER, r->integer == 3, "SADD s 1 2 3");
+    EXPECT(REDIS_REPLY_ARRAY, r->elements == 3, "SMEMBERS s");
+    EXPECT(REDIS_REPLY_ARRAY, r->elements == 3 && r->element[2]->type == REDIS_REPLY_INTEGER &&
+           r->element[2]->integer == 0, "SMISMEMBER s 1 2 9");
+    EXPECT(REDIS_REPLY_INTEGER, r->integer == 2, "ZADD z 1.5 a 2 b");
+    EXPECT(REDIS_REPLY_ARRAY, r->elements == 4 && strcmp(r->element[1]->str, "1.5") == 0,
+           "ZRANGE z 0 -1 WITHSCORES");
+    EXPECT(REDIS_REPLY_ARRAY, r->elements == 2 && r->element[1]->elements == 1 &&
+           r->element[1]->element[0]->elements == 2, "ZMPOP 1 z MIN");
+    EXPECT(REDIS_REPLY_INTEGER, r->integer == 1, "PFADD hll a b c");
+    EXPECT(REDIS_REPLY_INTEGER, r->integer == 3, "PFCOUNT hll");
+    EXPECT(REDIS_REPLY_INTEGER, r->integer == 1, "GEOADD g 13.361389 38.115556 Palermo");
+    EXPECT(REDIS_REPLY_ARRAY, r->elements == 2 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+           r->element[1]->type == REDIS_REPLY_NIL, "GEOPOS g Palermo nowhere");
+    EXPECT(REDIS_REPLY_ARRAY, r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+           r->element[1]->type == REDIS_REPLY_NIL,
+           "BITFIELD bf SET u8 0 255 OVERFLOW FAIL INCRBY u8 0 1");
+    EXPECT(REDIS_REPLY_ARRAY, r->elements == 2 && strcmp(r->element[0]->str, "1") == 0,
+           "SORT s LIMIT 0 2");
+    EXPECT(REDIS_REPLY_ERROR, strncmp(r->str, "WRONGTYPE", 9) == 0, "LPUSH h x");
+    r = redisCommand(c, "DUMP h");
+    CHECK(r && r->type == REDIS_REPLY_STRING && r->len > 10, "DUMP");
+    redisReply *p = redisCommand(c, "RESTORE h2 0 %b", r->str, r->len);
+    CHECK(p && p->type == REDIS_REPLY_STATUS && strcmp(p->str, "OK") == 0, "RESTORE: %s",
+          p && p->str ? p->str : "");
+    freeReplyObject(p);
+    freeReplyObject(r);
+    EXPECT(REDIS_REPLY_STRING, r->len == 4 && memcmp(r->str, "v\0\n1", 4) == 0, "HGET h2 f1");
     redisFree(c);
     printf("ok\n");
     return 0;
@@ -90,3 +138,4 @@ def test_hiredis_client(anynode, hiredis_program):
                        timeout=60)
     assert p.returncode == 0 and p.stdout == b"ok\n", p.stdout + p.stderr
     assert client(anynode).get("ctr") == b"500"
+    assert client(anynode).hget("h2", "f2") == b"v2"
