@@ -232,6 +232,14 @@ static void hash__hvals(resp_req *req)
     resp_req_read(req, hash__hvals_ready);
 }
 
+static void hash__write_picked(void *ctx, kv_slice f, kv_slice v)
+{
+    resp_req *req = ctx;
+    if (req->opt && req->proto == 3) resp_write_array(&req->reply, 2);
+    resp_write_bulk(&req->reply, f.ptr, f.len);
+    if (req->opt) resp_write_bulk(&req->reply, v.ptr, v.len);
+}
+
 /* HRANDFIELD key [count [WITHVALUES]]: n[0] count, opt WITHVALUES */
 static void hash__hrandfield_ready(resp_req *req)
 {
@@ -248,16 +256,7 @@ static void hash__hrandfield_ready(resp_req *req)
     uint64_t *idx = resp_random_positions(len, counted ? req->n[0] : 1, &n);
     bool pairs = values && req->proto == 3;
     if (counted) resp_write_array(&req->reply, values && !pairs ? 2 * n : n);
-    kv_hash_iter it;
-    kv_slice f, v;
-    if (e) kv_hash_iter_init(&it, e);
-    size_t k = 0;
-    for (uint64_t pos = 0; k < n && kv_hash_iter_next(&it, &f, &v); pos++)
-        for (; k < n && idx[k] == pos; k++) {
-            if (pairs) resp_write_array(&req->reply, 2);
-            resp_write_bulk(&req->reply, f.ptr, f.len);
-            if (values) resp_write_bulk(&req->reply, v.ptr, v.len);
-        }
+    if (e && n) kv_hash_pick(e, idx, n, hash__write_picked, req);
     free(idx);
 }
 

@@ -1,5 +1,6 @@
 #include "kv/hash.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,29 +57,38 @@ static bool slice_eq(kv_slice a, kv_slice b)
 
 /* ---- the table ------------------------------------------------------------- */
 
-/* Besides its bucket chain, every node is on a list in insertion order:
- * a walk (HGETALL, a snapshot) follows it, so that every replica, and a
- * replica loaded from a snapshot, holds and writes the fields in the same
- * order whatever its hash seed. */
+/* Besides its bucket chain, every node has a slot in one dense array, the
+ * table's order: a walk (HGETALL, a snapshot) follows it, so that every
+ * replica, and a replica loaded from a snapshot, holds and writes the
+ * fields in the same order whatever its hash seed; and the i-th field is
+ * one step away, so that SPOP, SRANDMEMBER and HRANDFIELD pick a position
+ * (which every replica agrees on) in O(1). A new field takes the next
+ * slot; a deleted one's slot goes to the last field (so the order is
+ * insertion order until the first delete, and the same on every replica
+ * always). */
 typedef struct hnode {
-    struct hnode *next;           /* bucket chain */
-    struct hnode *before, *after; /* insertion order */
+    struct hnode *next; /* bucket chain */
     uint32_t flen, vlen;
-    char data[]; /* field, then value */
+    uint32_t slot; /* in order */
+    char data[];   /* field, then value: at offset 20, no padding */
 } hnode;
+
+/* A node's allocation: its header without the struct's tail padding, so a
+ * short field and value fit a smaller malloc size class. */
+#define HNODE_HEADER offsetof(hnode, data)
 
 typedef struct htable {
     hnode **buckets;
-    hnode *first, *last; /* insertion order */
+    hnode **order; /* count nodes, of cap slots */
     uint64_t mask;
-    uint64_t count;
+    uint64_t count, cap;
     uint64_t seed;
     size_t mem;
 } htable;
 
 static size_t hnode__mem(const hnode *n)
 {
-    return kv_alloc_size(sizeof(hnode) + n->flen + n->vlen);
+    return kv_alloc_size(HNODE_HEADER + n->flen + n->vlen);
 }
 
 static uint64_t table__index(const htable *t, kv_slice f)
@@ -112,8 +122,19 @@ static htable *table__new(uint64_t seed)
     t->seed = seed;
     t->mask = 7;
     t->buckets = xcalloc(8, sizeof(hnode *));
-    t->mem = kv_alloc_size(sizeof(*t)) + kv_alloc_size(8 * sizeof(hnode *));
+    t->cap = 8;
+    t->order = xcalloc(t->cap, sizeof(hnode *));
+    t->mem = kv_alloc_size(sizeof(*t)) + 2 * kv_alloc_size(8 * sizeof(hnode *));
     return t;
+}
+
+/* The order array resized to cap slots (it holds count). */
+static void table__order_cap(htable *t, uint64_t cap)
+{
+    t->mem -= kv_alloc_size(t->cap * sizeof(hnode *));
+    t->order = xrealloc(t->order, cap * sizeof(hnode *));
+    t->cap = cap;
+    t->mem += kv_alloc_size(t->cap * sizeof(hnode *));
 }
 
 static hnode **table__find(htable *t, kv_slice f)
@@ -128,26 +149,18 @@ static int table__set(htable *t, kv_slice f, kv_slice v)
 {
     hnode **p = table__find(t, f);
     int added = p == NULL;
-    hnode *n = xmalloc(sizeof(hnode) + f.len + v.len);
+    hnode *n = xmalloc(HNODE_HEADER + f.len + v.len);
     n->flen = (uint32_t)f.len;
     n->vlen = (uint32_t)v.len;
     if (f.len) memcpy(n->data, f.ptr, f.len);
     if (v.len) memcpy(n->data + f.len, v.ptr, v.len);
     t->mem += hnode__mem(n);
-    if (p) { /* replace in place: keeps both orders */
+    if (p) { /* replace in place: keeps its chain and its slot */
         hnode *old = *p;
         n->next = old->next;
         *p = n;
-        n->before = old->before;
-        n->after = old->after;
-        if (n->before)
-            n->before->after = n;
-        else
-            t->first = n;
-        if (n->after)
-            n->after->before = n;
-        else
-            t->last = n;
+        n->slot = old->slot;
+        t->order[n->slot] = n;
         t->mem -= hnode__mem(old);
         free(old);
         return 0;
@@ -155,14 +168,10 @@ static int table__set(htable *t, kv_slice f, kv_slice v)
     uint64_t idx = table__index(t, f);
     n->next = t->buckets[idx];
     t->buckets[idx] = n;
-    n->before = t->last;
-    n->after = NULL;
-    if (t->last)
-        t->last->after = n;
-    else
-        t->first = n;
-    t->last = n;
-    t->count++;
+    if (t->count == UINT32_MAX) abort(); /* 4G fields: far past any memory */
+    if (t->count == t->cap) table__order_cap(t, t->cap + t->cap / 2);
+    n->slot = (uint32_t)t->count;
+    t->order[t->count++] = n;
     if (t->count > t->mask + 1) table__resize(t, (t->mask + 1) * 2);
     return added;
 }
@@ -183,6 +192,7 @@ void kv_hash_table_free(void *table)
         }
     }
     free(t->buckets);
+    free(t->order);
     free(t);
 }
 
@@ -302,17 +312,12 @@ bool kv_hash_del(kv_keyspace *ks, kv_entry *e, kv_slice field)
         ks->mem_bytes -= kv_entry_mem_bytes(e);
         hnode *n = *p;
         *p = n->next;
-        if (n->before)
-            n->before->after = n->after;
-        else
-            t->first = n->after;
-        if (n->after)
-            n->after->before = n->before;
-        else
-            t->last = n->before;
+        hnode *last = t->order[--t->count];
+        t->order[n->slot] = last;
+        last->slot = n->slot;
         t->mem -= hnode__mem(n);
-        t->count--;
         free(n);
+        if (t->cap > 8 && t->count < t->cap / 3) table__order_cap(t, t->cap / 2);
         ks->mem_bytes += kv_entry_mem_bytes(e);
         return true;
     }
@@ -338,8 +343,7 @@ void kv_hash_iter_init(kv_hash_iter *it, const kv_entry *e)
     memset(it, 0, sizeof(*it));
     it->e = e;
     if (is_table(e)) {
-        it->node = NULL;
-        it->bucket = 0;
+        it->pos = 0; /* the next slot */
     } else {
         it->left = e->value ? hash__get32(e->value) : 0;
         it->pos = 4;
@@ -356,15 +360,31 @@ bool kv_hash_iter_next(kv_hash_iter *it, kv_slice *field, kv_slice *value)
         return true;
     }
     const htable *t = (const htable *)(const void *)it->e->value;
-    const hnode *n = it->node ? ((const hnode *)it->node)->after : it->bucket ? NULL : t->first;
-    it->bucket = 1; /* started */
-    if (!n) return false;
-    it->node = n;
+    if (it->pos >= t->count) return false;
+    const hnode *n = t->order[it->pos++];
     field->ptr = n->data;
     field->len = n->flen;
     value->ptr = n->data + n->flen;
     value->len = n->vlen;
     return true;
+}
+
+void kv_hash_pick(const kv_entry *e, const uint64_t *idx, size_t n, kv_hash_pick_fn fn, void *ctx)
+{
+    if (is_table(e)) {
+        const htable *t = (const htable *)(const void *)e->value;
+        for (size_t k = 0; k < n; k++) {
+            const hnode *x = t->order[idx[k]];
+            fn(ctx, (kv_slice){x->data, x->flen}, (kv_slice){x->data + x->flen, x->vlen});
+        }
+        return;
+    }
+    kv_hash_iter it;
+    kv_slice f, v;
+    kv_hash_iter_init(&it, e);
+    size_t k = 0;
+    for (uint64_t pos = 0; k < n && kv_hash_iter_next(&it, &f, &v); pos++)
+        for (; k < n && idx[k] == pos; k++) fn(ctx, f, v);
 }
 
 uint64_t kv_hash_scan(const kv_entry *e, uint64_t cursor, kv_hash_scan_fn fn, void *ctx)

@@ -8,9 +8,10 @@
  *    while the hash has at most hash-max-listpack-entries fields and no
  *    field or value is longer than hash-max-listpack-value bytes;
  *  - hashtable: a chained hash table behind e->value (e->value_len 0),
- *    once either limit is passed; its nodes also keep insertion order, so
+ *    once either limit is passed; its nodes also sit in one dense array
+ *    (insertion order, a deleted field's slot taken by the last one), so
  *    that listings and snapshots are the same on every replica whatever
- *    its hash seed (16 bytes a field more than Redis' dict). A hash never converts back (nor does
+ *    its hash seed and a position is found in O(1). A hash never converts back (nor does
  *    Redis'), so the encoding depends only on the commands applied, and
  *    every replica holds the same one; snapshots record it.
  * The limits are the keyspace's (kv/limits.h: CONFIG SET through the
@@ -46,19 +47,25 @@ int kv_hash_set(kv_keyspace *ks, kv_entry *e, kv_slice field, kv_slice value);
 /* Remove field: true when it was there. */
 bool kv_hash_del(kv_keyspace *ks, kv_entry *e, kv_slice field);
 
-/* Every field once, in insertion order (both encodings keep it, so every
- * replica walks a hash alike). The hash must not change during the walk. */
+/* Every field once, in the hash's order (insertion order in a listpack;
+ * in a table too until a delete moves the last field into the gap): the
+ * same on every replica. The hash must not change during the walk. */
 typedef struct kv_hash_iter {
     const kv_entry *e;
-    size_t pos, left; /* listpack */
-    uint64_t bucket;  /* hashtable: 1 once started */
-    const void *node; /* hashtable: the node last returned */
+    size_t pos;  /* listpack: byte offset; hashtable: the next slot */
+    size_t left; /* listpack */
 } kv_hash_iter;
 void kv_hash_iter_init(kv_hash_iter *it, const kv_entry *e);
 bool kv_hash_iter_next(kv_hash_iter *it, kv_slice *field, kv_slice *value);
 
 /* The object behind a hashtable-encoded entry: its heap bytes, and freeing
  * it (the keyspace calls these). */
+/* The fields at walk positions idx[0..n) (ascending; a position may
+ * repeat), in that order: O(1) each in a table, one walk in a listpack
+ * (SPOP, SRANDMEMBER, HRANDFIELD). */
+typedef void (*kv_hash_pick_fn)(void *ctx, kv_slice field, kv_slice value);
+void kv_hash_pick(const kv_entry *e, const uint64_t *idx, size_t n, kv_hash_pick_fn fn, void *ctx);
+
 /* HSCAN: visit the fields of one cursor step and return the next cursor
  * (0: done). A listpack is visited whole in one step (as Redis does); a
  * table one bucket, with SCAN's guarantee across growth. */

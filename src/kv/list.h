@@ -1,7 +1,7 @@
 /* list: Redis lists stored on keyspace entries (kv_entry.type
  * KV_TYPE_LIST), in the encoding Redis 7.0 gives every list: a quicklist,
  * a doubly linked chain of nodes, each a packed run of elements
- * (u32 len | bytes, ...) of at most KV_LIST_NODE_BYTES (8 KiB: the default
+ * (LEB128 length | bytes, ...) of at most KV_LIST_NODE_BYTES (8 KiB: the default
  * list-max-listpack-size -2) unless one element alone is larger. Pushing
  * and popping at either end touch one node; an index walks the nodes by
  * their counts. The chain lives behind e->value (e->value_len 0).

@@ -251,17 +251,31 @@ bool kv_set_load(kv_keyspace *ks, kv_entry *e, int encoding, const char *data, s
 
 /* ---- picking and combining ---------------------------------------------------------- */
 
+typedef struct set_pick {
+    kv_set_pick_fn fn;
+    void *ctx;
+} set_pick;
+
+static void set__picked(void *ctx, kv_slice member, kv_slice value)
+{
+    (void)value;
+    set_pick *p = ctx;
+    p->fn(p->ctx, member);
+}
+
 void kv_set_pick(const kv_entry *e, const uint64_t *idx, size_t n, kv_set_pick_fn fn, void *ctx)
 {
-    kv_set_iter it;
-    kv_slice m;
-    kv_set_iter_init(&it, e);
-    size_t k = 0;
-    for (uint64_t pos = 0; k < n && kv_set_iter_next(&it, &m); pos++)
-        while (k < n && idx[k] == pos) {
-            fn(ctx, m);
-            k++;
-        }
+    if (!is_intset(e)) {
+        set_pick p = {fn, ctx};
+        kv_hash_pick(e, idx, n, set__picked, &p);
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        char num[24];
+        int len =
+            snprintf(num, sizeof(num), "%lld", (long long)intset__get(e->value, (uint32_t)idx[k]));
+        fn(ctx, (kv_slice){num, (size_t)len});
+    }
 }
 
 /* Whether m is in every set but skip (a missing set holds nothing). */

@@ -8,7 +8,7 @@
  *    the narrowest width that holds every member (SMEMBERS lists them in
  *    ascending order, as Redis does);
  *  - listpack and hashtable: the hash module's two encodings (kv/hash.h)
- *    with empty values, in insertion order: a packed array while the set
+ *    with empty values, in their order (kv/hash.h): a packed array while the set
  *    has at most 128 members of at most 64 bytes by default
  *    (set-max-listpack-entries/-value, kv/limits.h), then a hash table.
  * A set converts intset -> listpack or hashtable, listpack -> hashtable,
@@ -39,7 +39,7 @@ bool kv_set_add(kv_keyspace *ks, kv_entry *e, kv_slice member);
 /* Remove member: true when it was there. */
 bool kv_set_remove(kv_keyspace *ks, kv_entry *e, kv_slice member);
 
-/* Every member once: ascending for an intset, insertion order otherwise.
+/* Every member once: ascending for an intset, the hash's order otherwise.
  * An intset member is written as text into the iterator's buffer, valid
  * until the next call. The set must not change during the walk. */
 typedef struct kv_set_iter {

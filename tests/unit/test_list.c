@@ -56,8 +56,9 @@ static void check(const kv_entry *e, const model *m)
 
 static char *element(void)
 {
-    /* mostly small, sometimes bigger than a node */
-    size_t len = next_rand() % 20 == 0 ? 9000 : 1 + next_rand() % 300;
+    /* mostly small (a 1 or 2-byte length), sometimes bigger than a node
+     * (2 or 3 bytes) */
+    size_t len = next_rand() % 20 == 0 ? (next_rand() % 2 ? 9000 : 20000) : 1 + next_rand() % 300;
     char *s = malloc(len + 1);
     for (size_t i = 0; i < len; i++) s[i] = (char)('a' + next_rand() % 3);
     s[len] = '\0';
