@@ -302,37 +302,49 @@ http {{
             self.note(workload, f"preloading {label} failed: {e}")
             return None
 
+    def in_memory_pair(self, w):
+        """cairn --persistence none and redis-server without persistence,
+        for redis-benchmark (W1, W9): (servers, cairn, redis), or None when
+        they cannot run (noted)."""
+        if not self.resp_ok:
+            self.note(w, "not run: cairn's RESP port did not answer PING")
+            return None
+        if not self.have["redis-server"] or not self.have["redis-benchmark"]:
+            self.note(w, "not run: redis-server / redis-benchmark not installed")
+            return None
+        tag = w.lower()
+        servers = self.start([self.cairn(f"{tag}-cairn-none", "none"),
+                              self.redis(f"{tag}-redis", aof=False)], w)
+        by = {s.kind: s for s in servers}
+        if len(by) < 2:
+            self.stop(servers)
+            return None
+        return servers, by["cairn"], by["redis"]
+
+    def benchmark_pair(self, w, c, r, test, n, pipeline):
+        """One redis-benchmark test on cairn and redis, alternating."""
+        def fn(port):
+            return lambda: drivers.redis_benchmark(port, test, CONNS, n, pipeline, VALUE,
+                                                   KEYSPACE)
+
+        self.alternate(w, f"{test.upper()} -P {pipeline}", [("cairn", c, fn(c.resp_port)),
+                                                             ("redis", r, fn(r.resp_port))])
+
     # ---- W1: RESP in memory ------------------------------------------------
 
     def w1_resp_memory(self):
         w = "W1"
-        if not self.resp_ok:
-            self.note(w, "not run: cairn's RESP port did not answer PING")
+        pair = self.in_memory_pair(w)
+        if not pair:
             return
-        if not self.have["redis-server"] or not self.have["redis-benchmark"]:
-            self.note(w, "not run: redis-server / redis-benchmark not installed")
-            return
-        servers = self.start([self.cairn("w1-cairn-none", "none"),
-                              self.redis("w1-redis", aof=False)], w)
-        by = {s.kind: s for s in servers}
-        if len(by) < 2:
-            self.stop(servers)
-            return
-        c, r = by["cairn"], by["redis"]
+        servers, c, r = pair
         for pipeline in (1, 16):
             for test in ("set", "get", "incr", "mset"):
                 n = self.v["mset_n"] if test == "mset" else (
                     self.v["rb_n"] if pipeline == 1 else self.v["rb_n_pipe"])
                 if test == "mset" and pipeline > 1:
                     n = n * 4
-                name = f"{test.upper()} -P {pipeline}"
-
-                def fn(port, test=test, n=n, pipeline=pipeline):
-                    return lambda: drivers.redis_benchmark(port, test, CONNS, n, pipeline,
-                                                           VALUE, KEYSPACE)
-
-                self.alternate(w, name, [("cairn", c, fn(c.resp_port)),
-                                         ("redis", r, fn(r.resp_port))])
+                self.benchmark_pair(w, c, r, test, n, pipeline)
         # GET/SET against memcached need a generator that speaks both
         # protocols: cairnctl bench, on the same preloaded keyspace.
         if self.have["memcached"]:
@@ -440,30 +452,14 @@ http {{
         alternating as W1 does. The pops follow the pushes on each server,
         so they pop from the lists, sets and sorted sets those filled."""
         w = "W9"
-        if not self.resp_ok:
-            self.note(w, "not run: cairn's RESP port did not answer PING")
+        pair = self.in_memory_pair(w)
+        if not pair:
             return
-        if not self.have["redis-server"] or not self.have["redis-benchmark"]:
-            self.note(w, "not run: redis-server / redis-benchmark not installed")
-            return
-        servers = self.start([self.cairn("w9-cairn-none", "none"),
-                              self.redis("w9-redis", aof=False)], w)
-        by = {s.kind: s for s in servers}
-        if len(by) < 2:
-            self.stop(servers)
-            return
-        c, r = by["cairn"], by["redis"]
+        servers, c, r = pair
         for pipeline in (1, 16):
             for test in DATATYPE_TESTS:
                 n = self.v["rb_n"] if pipeline == 1 else self.v["rb_n_pipe"]
-                name = f"{test.upper()} -P {pipeline}"
-
-                def fn(port, test=test, n=n, pipeline=pipeline):
-                    return lambda: drivers.redis_benchmark(port, test, CONNS, n, pipeline,
-                                                           VALUE, KEYSPACE)
-
-                self.alternate(w, name, [("cairn", c, fn(c.resp_port)),
-                                         ("redis", r, fn(r.resp_port))])
+                self.benchmark_pair(w, c, r, test, n, pipeline)
         self.stop(servers)
 
     # ---- W8: memory of the data types -----------------------------------------

@@ -737,6 +737,22 @@ static void store__copy_value(kv_store *s, const kv_entry *from, kv_entry *to)
     }
 }
 
+/* COPY and RESTORE: key as a new incarnation at rev, the old one (when it
+ * existed) deleted and reported first, as Redis replaces it; the caller
+ * gives it its value. */
+static kv_entry *store__recreate(kv_store *s, const kv_command *cmd, kv_slice key, bool existed,
+                                 uint64_t rev)
+{
+    if (existed) {
+        store__changed(s, cmd, KV_CHANGE_DELETE, key.ptr, key.len, NULL, rev);
+        kv_keyspace_delete(&s->ks, key.ptr, key.len);
+    }
+    kv_entry *e = kv_keyspace_insert(&s->ks, key.ptr, key.len, NULL, 0);
+    e->create_rev = e->mod_rev = rev;
+    e->version = 1;
+    return e;
+}
+
 /* COPY: a new dst (REPLACE deletes the old one first, as Redis does) with
  * src's value and expiry */
 static void store__copy(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -753,17 +769,10 @@ static void store__copy(kv_store *s, const kv_command *cmd, kv_result *res)
     kv_entry *from = store__live(s, cmd, src);
     kv_entry *to = store__live(s, cmd, dst);
     if (!from || (to && !(cmd->flags & KV_FLAG_XX))) return;
-    uint64_t rev = ++s->revision;
-    if (to) {
-        store__changed(s, cmd, KV_CHANGE_DELETE, dst.ptr, dst.len, NULL, rev);
-        kv_keyspace_delete(&s->ks, dst.ptr, dst.len);
-    }
+    to = store__recreate(s, cmd, dst, to != NULL, ++s->revision);
     from = kv_keyspace_find(&s->ks, src.ptr, src.len); /* the delete may have moved it */
-    to = kv_keyspace_insert(&s->ks, dst.ptr, dst.len, NULL, 0);
     store__copy_value(s, from, to);
     kv_keyspace_set_expire(&s->ks, to, from->expire_ms);
-    to->create_rev = to->mod_rev = rev;
-    to->version = 1;
     store__changed_put(s, cmd, to);
     res->integer = 1;
     store__describe(res, to);
@@ -794,25 +803,18 @@ static void store__restore(kv_store *s, const kv_command *cmd, kv_result *res)
                                                 : KV_ERR_DUMP_DATA;
         return;
     }
-    bool expired = cmd->expire_ms != 0 && cmd->expire_ms <= cmd->now_ms;
-    if (!old && expired) {
+    if (cmd->expire_ms != 0 && cmd->expire_ms <= cmd->now_ms) {
         kv_keyspace_reset_value(&s->ks, &value);
+        if (old) {
+            uint64_t rev = ++s->revision;
+            store__changed(s, cmd, KV_CHANGE_DELETE, key.ptr, key.len, NULL, rev);
+            kv_keyspace_delete(&s->ks, key.ptr, key.len);
+        }
         return;
     }
-    uint64_t rev = ++s->revision;
-    if (old) {
-        store__changed(s, cmd, KV_CHANGE_DELETE, key.ptr, key.len, NULL, rev);
-        kv_keyspace_delete(&s->ks, key.ptr, key.len);
-    }
-    if (expired) {
-        kv_keyspace_reset_value(&s->ks, &value);
-        return;
-    }
-    kv_entry *e = kv_keyspace_insert(&s->ks, key.ptr, key.len, NULL, 0);
+    kv_entry *e = store__recreate(s, cmd, key, old != NULL, ++s->revision);
     kv_keyspace_move_value(&s->ks, &value, e);
     kv_keyspace_set_expire(&s->ks, e, cmd->expire_ms);
-    e->create_rev = e->mod_rev = rev;
-    e->version = 1;
     store__changed_put(s, cmd, e);
     res->integer = 1;
     store__describe(res, e);

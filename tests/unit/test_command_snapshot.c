@@ -671,8 +671,8 @@ static void test_snapshot_empty(void **state)
 
     /* the encodings' limits travel with the snapshot; an older one (5)
      * gives the defaults */
-    kv_slice cfg[4] = {{"zset-max-ziplist-entries", 24}, {"7", 1}, {"hash-max-listpack-value", 23},
-                       {"1kb", 3}};
+    kv_slice cfg[4] = {
+        {"zset-max-ziplist-entries", 24}, {"7", 1}, {"hash-max-listpack-value", 23}, {"1kb", 3}};
     kv_command set = {.op = KV_OP_CONFIG, .nargs = 4, .args = cfg};
     kv_result r;
     kv_store_apply(&a, &set, &r);
