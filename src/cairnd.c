@@ -351,7 +351,9 @@ int main(int argc, char **argv)
                   .server = d.server,
                   .start_ms = net_now_ms(),
                   .auth = d.auth,
-                  .txlog = d.txlog};
+                  .txlog = d.txlog,
+                  .maxmemory = d.cfg.maxmemory,
+                  .eviction = d.cfg.eviction};
     if (d.cfg.rate_limit) {
         d.api.rate = ratelimit_create((double)d.cfg.rate_limit, (double)d.cfg.rate_burst,
                                       RATE_LIMIT_CLIENTS);

@@ -31,6 +31,10 @@ typedef struct api {
     struct ratelimit *rate; /* --rate-limit, or NULL */
     struct txlog *txlog;    /* --txlog-postgres, or NULL */
     metrics_counter *m_rate_limited_http, *m_rate_limited_resp;
+    /* This node's settings that CONFIG SET may change at runtime; they
+     * start from --maxmemory and --eviction. */
+    uint64_t maxmemory;
+    int eviction;
 } api;
 
 /* One request against --rate-limit (a->rate must be set): the bucket of

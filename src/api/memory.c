@@ -53,18 +53,18 @@ const char *memory_policy_name(int eviction)
 
 bool memory_over_budget(const api *a)
 {
-    return a->cfg->maxmemory && a->store->ks.mem_bytes > a->cfg->maxmemory;
+    return a->maxmemory && a->store->ks.mem_bytes > a->maxmemory;
 }
 
 static bool memory__can_evict(const api *a)
 {
-    return a->cfg->eviction != EVICTION_NOEVICTION && a->cfg->persistence == PERSISTENCE_NONE;
+    return a->eviction != EVICTION_NOEVICTION && a->cfg->persistence == PERSISTENCE_NONE;
 }
 
 bool memory_tracks_lru(const api *a)
 {
-    return a->cfg->maxmemory && memory__can_evict(a) &&
-           (a->cfg->eviction == EVICTION_ALLKEYS_LRU || a->cfg->eviction == EVICTION_VOLATILE_LRU);
+    return a->maxmemory && memory__can_evict(a) &&
+           (a->eviction == EVICTION_ALLKEYS_LRU || a->eviction == EVICTION_VOLATILE_LRU);
 }
 
 typedef struct memory_pick {
@@ -81,7 +81,7 @@ typedef struct memory_pick {
  * volatile-ttl. */
 static uint64_t memory__score(memory_pick *p, kv_entry *e)
 {
-    if (p->a->cfg->eviction == EVICTION_VOLATILE_TTL)
+    if (p->a->eviction == EVICTION_VOLATILE_TTL)
         return (uint64_t)INT64_MAX - (uint64_t)e->expire_ms;
     if (e->lru == 0) e->lru = p->clock; /* first sighting starts its clock */
     return (uint32_t)(p->clock - e->lru);
@@ -169,7 +169,7 @@ int memory_admit_write(api *a)
     if (!memory_over_budget(a)) return MEMORY_OK;
     if (!memory__can_evict(a)) return MEMORY_OOM;
     kv_keyspace *ks = &a->store->ks;
-    bool volatile_only = a->cfg->eviction != EVICTION_ALLKEYS_LRU;
+    bool volatile_only = a->eviction != EVICTION_ALLKEYS_LRU;
     uint32_t clock = memory_lru_clock();
     for (int n = 0; n < MEMORY_MAX_EVICTIONS && memory_over_budget(a); n++) {
         memory_pick p = {.a = a, .clock = clock, .now_ms = replica_now_ms()};
@@ -182,7 +182,7 @@ int memory_admit_write(api *a)
         if (ks->mem_bytes >= before && kv_keyspace_count(ks) >= keys_before) {
             /* No progress: something other than keys holds the memory. */
             LOG_WARN("eviction made no progress", LF_I("used", ks->mem_bytes),
-                     LF_I("maxmemory", a->cfg->maxmemory));
+                     LF_I("maxmemory", a->maxmemory));
             return MEMORY_OOM;
         }
     }

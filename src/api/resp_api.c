@@ -174,6 +174,7 @@ resp_api *resp_api_create(api *a, uv_loop_t *loop)
         metrics_counter_get("cairn_resp_protocol_errors_total",
                             "Redis protocol connections closed for malformed input", "");
     resp_blocking_init(ra, loop);
+    slowlog_init(&ra->slowlog);
     return ra;
 }
 
@@ -181,6 +182,7 @@ void resp_api_destroy(resp_api *ra)
 {
     if (!ra) return;
     resp_blocking_close(ra);
+    slowlog_close(&ra->slowlog);
     free(ra->cmds);
     free(ra->m_cmd);
     free(ra->m_latency);
@@ -213,6 +215,8 @@ static resp_req *resp__new_req(resp_conn *rc)
     req->outcome = RESP_OUTCOME_OK;
     req->done = req->waiting = req->close_after = req->keep_args = false;
     req->start_ns = resp__now_ns();
+    req->exec_ns = 0;
+    req->in_proc = req->ran = false;
     req->argv = NULL;
     req->argc = 0;
     memset(req->n, 0, sizeof(req->n));
@@ -289,10 +293,32 @@ static void resp__own_args(resp_req *req)
     req->argv = req->own_argv;
 }
 
+/* Where a command's arguments stop being shown in the slowlog: AUTH's and
+ * HELLO's credentials are "(redacted)", as Redis redacts them. */
+static size_t resp__redact_from(const resp_req *req)
+{
+    if (!req->cmd) return req->argc;
+    if (strcmp(req->cmd->name, "auth") == 0) return 1;
+    if (strcmp(req->cmd->name, "hello") == 0)
+        for (size_t i = 1; i < req->argc; i++)
+            if (resp_format_arg_is(&req->argv[i], "auth")) return i + 1;
+    return req->argc;
+}
+
+static void resp__slowlog(resp_req *req)
+{
+    resp_conn *rc = req->rc;
+    uint64_t us = req->exec_ns / 1000;
+    if (!req->ran || !req->argc || !slowlog_wants(&rc->ra->slowlog, us)) return;
+    slowlog_add(&rc->ra->slowlog, req->argv, req->argc, resp__redact_from(req), us,
+                rc->dead ? "" : rc->c->peer, rc->name.data, rc->name.len);
+}
+
 static void resp__finish(resp_req *req)
 {
     resp_api *ra = req->rc->ra;
     req->done = true;
+    resp__slowlog(req);
     metrics_counter_add(resp__counter(ra, req->cmd_index, req->outcome), 1);
     metrics_histogram_observe(resp__histogram(ra, req->cmd_index),
                               (double)(resp__now_ns() - req->start_ns) / 1e9);
@@ -630,6 +656,8 @@ static void resp__write_cb(replica_req *rr, int status)
 {
     resp_req *req = rr->data;
     req->waiting = false;
+    /* the apply ran inside the handler when it completed at once */
+    if (!req->in_proc) req->exec_ns += rr->result.apply_ns;
     resp_req_answer_write(req, status, &rr->result, req->on_write);
     resp__complete(req);
 }
@@ -682,7 +710,9 @@ static void resp__read_cb(replica_req *rr, int status)
         kv_store *store = req->a->store;
         uint64_t hidden = store->hidden_expired;
         size_t mark = req->reply.len;
+        uint64_t t0 = resp__now_ns();
         req->on_ready(req);
+        req->exec_ns += resp__now_ns() - t0;
         if (rr->read_unsettled && store->hidden_expired != hidden) {
             /* the answer hid an expired entry while earlier writes were in
              * flight: answer again once they have been applied */
@@ -816,11 +846,18 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
         if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
             (cmd->arity < 0 && argc < (size_t)-cmd->arity))
             resp_req_error_arity(req);
-        else if (resp_auth_admit(req) && resp__check_keys(req))
+        else if (resp_auth_admit(req) && resp__check_keys(req)) {
+            uint64_t t0 = resp__now_ns();
+            req->in_proc = req->ran = true;
             cmd->proc(req);
+            req->in_proc = false;
+            req->exec_ns += resp__now_ns() - t0;
+        }
     }
     if (req->waiting) {
-        if (req->on_ready || req->keep_args) {
+        /* a write keeps its arguments only for its continuation, or for
+         * the slowlog should its apply be slow */
+        if (req->on_ready || req->keep_args || ra->slowlog.slower_than >= 0) {
             resp__own_args(req);
         } else {
             req->argv = NULL; /* write continuations work from the kv_result only */

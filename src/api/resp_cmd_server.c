@@ -1,5 +1,6 @@
 /* resp_cmd_server: connection and server commands (PING ECHO HELLO QUIT
- * RESET SELECT AUTH CLIENT COMMAND INFO TIME CONFIG READONLY READWRITE).
+ * RESET SELECT AUTH CLIENT COMMAND INFO TIME CONFIG SLOWLOG READONLY
+ * READWRITE OBJECT).
  *
  * cairn presents itself as a standalone Redis 7.0 ("server" redis,
  * "version" 7.0.0 in HELLO and INFO, with cairn_version beside it) because
@@ -25,6 +26,7 @@
 #include "kv/lazyfree.h"
 #include "kv/set.h"
 #include "kv/zset.h"
+#include "util/alloc.h"
 #include "util/glob.h"
 #include "util/strconv.h"
 
@@ -778,13 +780,13 @@ static void server__info_text(resp_req *req, uint32_t want, buf *o)
         buf_printf(o, "used_memory_rss:%" PRIu64 "\r\n", rss);
         server__human(o, "used_memory_rss_human", rss);
         buf_printf(o, "used_memory_dataset:%" PRIu64 "\r\nmaxmemory:%" PRIu64 "\r\n", used,
-                   cfg->maxmemory);
-        server__human(o, "maxmemory_human", cfg->maxmemory);
+                   a->maxmemory);
+        server__human(o, "maxmemory_human", a->maxmemory);
         buf_printf(o,
                    "maxmemory_policy:%s\r\nmem_fragmentation_ratio:%.2f\r\nmem_allocator:libc\r\n"
                    "lazyfree_pending_objects:%" PRIu64 "\r\nlazyfreed_objects:%" PRIu64 "\r\n"
                    "cairn_memory_estimate:keyspace\r\n",
-                   memory_policy_name(cfg->eviction), used ? (double)rss / (double)used : 0.0,
+                   memory_policy_name(a->eviction), used ? (double)rss / (double)used : 0.0,
                    kv_lazyfree_pending(), kv_lazyfree_done());
     }
     if (want & INFO_PERSISTENCE) {
@@ -803,8 +805,9 @@ static void server__info_text(resp_req *req, uint32_t want, buf *o)
                    "\r\ninstantaneous_ops_per_sec:0\r\nrejected_connections:0\r\n"
                    "expired_keys:%" PRIu64 "\r\nevicted_keys:%" PRIu64 "\r\nkeyspace_hits:%" PRIu64
                    "\r\nkeyspace_misses:%" PRIu64 "\r\npubsub_channels:0\r\npubsub_patterns:0\r\n",
-                   ra->total_connections, ra->total_commands, store->expired_keys,
-                   memory_evicted_keys(), ra->keyspace_hits, ra->keyspace_misses);
+                   ra->total_connections, ra->total_commands,
+                   store->expired_keys - ra->expired_base, memory_evicted_keys() - ra->evicted_base,
+                   ra->keyspace_hits, ra->keyspace_misses);
     }
     if (want & INFO_REPLICATION) {
         server__section(o, "Replication", &first);
@@ -884,7 +887,7 @@ static size_t server__config_all(resp_req *req, buf *o)
         snprintf(bind, sizeof(bind), "%.*s", (int)(colon - cfg->listen_resp), cfg->listen_resp);
         snprintf(port, sizeof(port), "%d", server__local_port(req->rc->c));
     }
-    snprintf(n1, sizeof(n1), "%" PRIu64, cfg->maxmemory);
+    snprintf(n1, sizeof(n1), "%" PRIu64, req->a->maxmemory);
     snprintf(n2, sizeof(n2), "%" PRIu64, cfg->max_clients);
     snprintf(n3, sizeof(n3), "%lld", (long long)cfg->idle_timeout);
     snprintf(n4, sizeof(n4), "%" PRIu64, cfg->max_value_bytes);
@@ -896,7 +899,7 @@ static size_t server__config_all(resp_req *req, buf *o)
     n += server__config_pair(req, o, "port", port);
     n += server__config_pair(req, o, "databases", "1");
     n += server__config_pair(req, o, "maxmemory", n1);
-    n += server__config_pair(req, o, "maxmemory-policy", memory_policy_name(cfg->eviction));
+    n += server__config_pair(req, o, "maxmemory-policy", memory_policy_name(req->a->eviction));
     n += server__config_pair(req, o, "maxmemory-samples", STR(MEMORY_SAMPLES));
     n += server__config_pair(req, o, "maxclients", n2);
     n += server__config_pair(req, o, "timeout", n3);
@@ -908,6 +911,12 @@ static size_t server__config_all(resp_req *req, buf *o)
     n += server__config_pair(req, o, "loglevel", levels[cfg->log_level & 3]);
     n += server__config_pair(req, o, "client-output-buffer-limit", n6);
     n += server__config_pair(req, o, "cluster-enabled", "no");
+    const slowlog *sl = &req->rc->ra->slowlog;
+    char s1[24], s2[24];
+    snprintf(s1, sizeof(s1), "%lld", (long long)sl->slower_than);
+    snprintf(s2, sizeof(s2), "%" PRIu64, sl->max_len);
+    n += server__config_pair(req, o, "slowlog-max-len", s2); /* in Redis' order */
+    n += server__config_pair(req, o, "slowlog-log-slower-than", s1);
     /* the encodings' limits: replicated state (CONFIG SET goes through
      * the log), this node's as applied so far; sets: Redis 7.2's listpack
      * sets */
@@ -934,8 +943,11 @@ static const char *const server__config_help[] = {
     "    Return parameters matching the glob-like <pattern>s and their values.",
     "SET <directive> <value> [<directive> <value> ...]",
     "    Set the encodings' limits (hash-, set-, zset-max-*), on every node through",
-    "    the log; the rest of cairn's configuration comes from its flags.",
-    "RESETSTAT, REWRITE",
+    "    the log, and this node's maxmemory, maxmemory-policy and slowlog-*; the rest",
+    "    of cairn's configuration comes from its flags.",
+    "RESETSTAT",
+    "    Reset the statistics reported by INFO (this node's).",
+    "REWRITE",
     "    Not supported.",
     "HELP",
     "    Print this help.",
@@ -1035,8 +1047,6 @@ static void server__object(resp_req *req)
 static const char *const server__config_fixed[] = {"bind",
                                                    "port",
                                                    "databases",
-                                                   "maxmemory",
-                                                   "maxmemory-policy",
                                                    "maxmemory-samples",
                                                    "maxclients",
                                                    "timeout",
@@ -1057,8 +1067,92 @@ static const char *const server__config_fixed[] = {"bind",
                                                    "cairn-max-value-bytes",
                                                    NULL};
 
+/* This node's settings that CONFIG SET changes at once, on the node it
+ * is sent to only: a memory budget and a slowlog are per machine, as
+ * --maxmemory is a flag per node. Their slots in req->n (opt: which). */
+enum { LOCAL_MAXMEMORY, LOCAL_POLICY, LOCAL_SLOWER_THAN, LOCAL_MAX_LEN, LOCAL_COUNT_ };
+static const char *const server__config_local[LOCAL_COUNT_] = {
+    "maxmemory", "maxmemory-policy", "slowlog-log-slower-than", "slowlog-max-len"};
+
+static int server__local_lookup(const resp_arg *a)
+{
+    for (int i = 0; i < LOCAL_COUNT_; i++)
+        if (resp_format_arg_is(a, server__config_local[i])) return i;
+    return -1;
+}
+
+/* Parse a node-local value as Redis 7.0 does: NULL and *out, or the reason. */
+static const char *server__local_parse(const api *a, int id, const resp_arg *v, int64_t *out)
+{
+    int64_t n;
+    switch (id) {
+    case LOCAL_MAXMEMORY: {
+        uint64_t bytes;
+        if (!kv_limit_parse_memory(v->ptr, v->len, &bytes) || bytes > INT64_MAX)
+            return "argument must be a memory value";
+        *out = (int64_t)bytes;
+        return NULL;
+    }
+    case LOCAL_POLICY: {
+        static const char *const redis_only[] = {"volatile-lfu", "volatile-random", "allkeys-lfu",
+                                                 "allkeys-random"};
+        for (int p = EVICTION_NOEVICTION; p <= EVICTION_VOLATILE_TTL; p++) {
+            if (!resp_format_arg_is(v, memory_policy_name(p))) continue;
+            if (p != EVICTION_NOEVICTION && a->cfg->persistence != PERSISTENCE_NONE)
+                return "eviction needs --persistence none (a durable store never drops "
+                       "acknowledged writes)";
+            *out = p;
+            return NULL;
+        }
+        for (size_t i = 0; i < sizeof(redis_only) / sizeof(redis_only[0]); i++)
+            if (resp_format_arg_is(v, redis_only[i]))
+                return "cairn evicts by noeviction, allkeys-lru, volatile-lru or volatile-ttl";
+        return "argument(s) must be one of the following: volatile-lru, volatile-lfu, "
+               "volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, "
+               "noeviction";
+    }
+    default:
+        if (!strconv_parse_i64(v->ptr, v->len, &n))
+            return "argument couldn't be parsed into an integer";
+        if (id == LOCAL_SLOWER_THAN && n < -1)
+            return "argument must be between -1 and 9223372036854775807 inclusive";
+        if (id == LOCAL_MAX_LEN && n < 0)
+            return "argument must be between 0 and 9223372036854775807 inclusive";
+        *out = n;
+        return NULL;
+    }
+}
+
+/* Set the node-local values CONFIG SET parsed into req->n (req->opt). */
+static void server__local_apply(resp_req *req)
+{
+    api *a = req->a;
+    slowlog *sl = &req->rc->ra->slowlog;
+    if (req->opt & (1u << LOCAL_MAXMEMORY)) a->maxmemory = (uint64_t)req->n[LOCAL_MAXMEMORY];
+    if (req->opt & (1u << LOCAL_POLICY)) a->eviction = (int)req->n[LOCAL_POLICY];
+    if (req->opt & (1u << LOCAL_SLOWER_THAN)) sl->slower_than = req->n[LOCAL_SLOWER_THAN];
+    if (req->opt & (1u << LOCAL_MAX_LEN)) slowlog_set_max_len(sl, (uint64_t)req->n[LOCAL_MAX_LEN]);
+}
+
+static void server__config_set_done(resp_req *req, const kv_result *res)
+{
+    server__local_apply(req);
+    resp_reply_ok(req, res);
+}
+
+static void server__config_set_error(resp_req *req, const resp_arg *a, const char *why)
+{
+    char name[64];
+    size_t n = a->len < sizeof(name) - 1 ? a->len : sizeof(name) - 1;
+    for (size_t k = 0; k < n; k++) name[k] = (char)tolower((unsigned char)a->ptr[k]);
+    resp_req_errorf(req, "ERR CONFIG SET failed (possibly related to argument '%.*s') - %s", (int)n,
+                    name, why);
+}
+
 /* CONFIG SET: the checks and messages of Redis 7.0 in its order (every
- * name, then every value), then one log entry that sets them all. */
+ * name, then every value). The encodings' limits go through the log as
+ * one entry; this node's settings are set once that entry has applied
+ * (at once when there is none), so a refused entry changes nothing. */
 static void server__config_set(resp_req *req)
 {
     if (req->argc < 4) {
@@ -1069,9 +1163,12 @@ static void server__config_set(resp_req *req)
         resp_req_error_syntax(req);
         return;
     }
+    size_t replicated = 0;
     for (size_t i = 2; i < req->argc; i += 2) {
         const resp_arg *a = &req->argv[i];
-        if (kv_limit_lookup(a->ptr, a->len) < 0) {
+        if (kv_limit_lookup(a->ptr, a->len) >= 0) {
+            replicated++;
+        } else if (server__local_lookup(a) < 0) {
             bool fixed = false;
             for (size_t k = 0; server__config_fixed[k] && !fixed; k++)
                 fixed = resp_format_arg_is(a, server__config_fixed[k]);
@@ -1096,21 +1193,53 @@ static void server__config_set(resp_req *req)
             }
         }
     }
+    req->opt = 0;
     for (size_t i = 2; i < req->argc; i += 2) {
-        const resp_arg *a = &req->argv[i];
-        uint64_t v;
-        const char *why = kv_limit_parse(kv_limit_lookup(a->ptr, a->len), req->argv[i + 1].ptr,
-                                         req->argv[i + 1].len, &v);
+        const resp_arg *a = &req->argv[i], *v = &req->argv[i + 1];
+        int id = kv_limit_lookup(a->ptr, a->len);
+        const char *why;
+        if (id >= 0) {
+            uint64_t lim;
+            why = kv_limit_parse(id, v->ptr, v->len, &lim);
+        } else {
+            id = server__local_lookup(a);
+            why = server__local_parse(req->a, id, v, &req->n[id]);
+            req->opt |= 1u << id;
+        }
         if (why) {
-            char name[64];
-            size_t n = a->len < sizeof(name) - 1 ? a->len : sizeof(name) - 1;
-            for (size_t k = 0; k < n; k++) name[k] = (char)tolower((unsigned char)a->ptr[k]);
-            resp_req_errorf(req, "ERR CONFIG SET failed (possibly related to argument '%.*s') - %s",
-                            (int)n, name, why);
+            server__config_set_error(req, a, why);
             return;
         }
     }
-    resp_req_propose_args(req, 2, req->argc - 2, KV_OP_CONFIG, 0, 0, 0, resp_reply_ok);
+    if (!replicated) {
+        server__local_apply(req);
+        resp_req_ok(req);
+        return;
+    }
+    /* the limits' name/value pairs only */
+    kv_slice *args = xcalloc(replicated * 2, sizeof(kv_slice));
+    size_t k = 0;
+    for (size_t i = 2; i < req->argc; i += 2) {
+        if (kv_limit_lookup(req->argv[i].ptr, req->argv[i].len) < 0) continue;
+        args[k++] = (kv_slice){req->argv[i].ptr, req->argv[i].len};
+        args[k++] = (kv_slice){req->argv[i + 1].ptr, req->argv[i + 1].len};
+    }
+    kv_command cmd = {.op = KV_OP_CONFIG, .nargs = (uint32_t)k, .args = args};
+    resp_req_propose(req, &cmd, server__config_set_done);
+    free(args);
+}
+
+/* CONFIG RESETSTAT: INFO's counters start again from zero (this node's;
+ * the Prometheus metrics stay monotonic, as counters must). */
+static void server__config_resetstat(resp_req *req)
+{
+    resp_api *ra = req->rc->ra;
+    ra->total_connections = 0;
+    ra->total_commands = 0;
+    ra->keyspace_hits = ra->keyspace_misses = 0;
+    ra->expired_base = req->a->store->expired_keys;
+    ra->evicted_base = memory_evicted_keys();
+    resp_req_ok(req);
 }
 
 /* CONFIG GET reads like a linearizable GET: after a CONFIG SET answered
@@ -1137,16 +1266,93 @@ static void server__config(resp_req *req)
         resp_req_read(req, server__config_get_ready);
     } else if (resp_format_arg_is(sub, "set")) {
         server__config_set(req);
-    } else if (resp_format_arg_is(sub, "resetstat") || resp_format_arg_is(sub, "rewrite")) {
-        resp_req_errorf(req,
-                        "ERR CONFIG %s is not supported: cairn's configuration is read-only "
-                        "(set it with cairnd flags)",
-                        resp_format_arg_is(sub, "rewrite") ? "REWRITE" : "RESETSTAT");
+    } else if (resp_format_arg_is(sub, "resetstat")) {
+        if (req->argc != 2)
+            server__sub_arity(req, "config", "resetstat");
+        else
+            server__config_resetstat(req);
+    } else if (resp_format_arg_is(sub, "rewrite")) {
+        resp_req_error(req, "ERR CONFIG REWRITE is not supported: cairn's configuration comes "
+                            "from its flags (and CONFIG SET of the encodings' limits is kept in "
+                            "the log)");
     } else if (resp_format_arg_is(sub, "help")) {
         server__help(req, server__config_help);
     } else {
         server__unknown_subcommand(req, "CONFIG");
     }
+}
+
+/* ---- SLOWLOG ------------------------------------------------------------------------------ */
+
+static const char *const server__slowlog_help[] = {
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Prints this help.",
+    NULL};
+
+static void server__slowlog_get(resp_req *req)
+{
+    const slowlog *sl = &req->rc->ra->slowlog;
+    int64_t count = 10;
+    if (req->argc == 3 &&
+        (!strconv_parse_i64(req->argv[2].ptr, req->argv[2].len, &count) || count < -1)) {
+        resp_req_error(req, "ERR count should be greater than or equal to -1");
+        return;
+    }
+    uint64_t n = slowlog_len(sl);
+    if (count >= 0 && (uint64_t)count < n) n = (uint64_t)count;
+    resp_write_array(&req->reply, n);
+    for (uint64_t i = 0; i < n; i++) {
+        const slowlog_entry *e = slowlog_get(sl, i);
+        resp_write_array(&req->reply, 6);
+        resp_write_integer(&req->reply, (long long)e->id);
+        resp_write_integer(&req->reply, (long long)e->unix_s);
+        resp_write_integer(&req->reply, (long long)e->duration_us);
+        resp_write_array(&req->reply, e->argc);
+        for (uint32_t k = 0; k < e->argc; k++) resp_write_bulk(&req->reply, e->argv[k], e->lens[k]);
+        resp_write_bulk_str(&req->reply, e->peer);
+        resp_write_bulk_str(&req->reply, e->name);
+    }
+}
+
+static void server__slowlog(resp_req *req)
+{
+    const resp_arg *sub = &req->argv[1];
+    static const struct {
+        const char *name;
+        size_t min, max;
+    } subs[] = {{"get", 2, 3}, {"len", 2, 2}, {"reset", 2, 2}, {"help", 2, 2}};
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        if (!resp_format_arg_is(sub, subs[i].name)) continue;
+        if (req->argc < subs[i].min || (i > 0 && req->argc > subs[i].max)) {
+            server__sub_arity(req, "slowlog", subs[i].name);
+        } else if (req->argc > subs[i].max) { /* GET's own check, as Redis' */
+            resp_req_errorf(req,
+                            "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try "
+                            "SLOWLOG HELP.",
+                            (int)sub->len, sub->ptr);
+        } else if (i == 0) {
+            server__slowlog_get(req);
+        } else if (i == 1) {
+            resp_write_integer(&req->reply, (long long)slowlog_len(&req->rc->ra->slowlog));
+        } else if (i == 2) {
+            slowlog_reset(&req->rc->ra->slowlog);
+            resp_req_ok(req);
+        } else {
+            server__help(req, server__slowlog_help);
+        }
+        return;
+    }
+    server__unknown_subcommand(req, "SLOWLOG");
 }
 
 /* ---- the table ---------------------------------------------------------------------------- */
@@ -1187,7 +1393,10 @@ const resp_cmd resp_cmds_server[] = {
     {"time", server__time, 1, F | L | S, 0, 0, 0, "server", "2.6.0", "O(1)",
      "Return the server time", ""},
     {"config", server__config, -2, A | N | L | S, 0, 0, 0, "server", "2.0.0", "O(N)",
-     "Read the configuration (CONFIG GET)", "subcommand [argument ...]"},
+     "Read and set the configuration: GET, SET, RESETSTAT", "subcommand [argument ...]"},
+    {"slowlog", server__slowlog, -2, A | L | S, 0, 0, 0, "server", "2.2.12", "O(N)",
+     "The commands that took longer than slowlog-log-slower-than: GET, LEN, RESET",
+     "subcommand [argument ...]"},
     {"object", server__object, -2, RESP_CMD_READONLY | RESP_CMD_KEYSPACE, 2, 2, 1, "generic",
      "2.2.3", "O(1)", "Inspect a key's value: ENCODING, REFCOUNT, IDLETIME, FREQ",
      "subcommand [argument ...]"},

@@ -20,6 +20,7 @@
 #include "api/api.h"
 #include "api/resp_api.h"
 #include "api/resp_format.h"
+#include "api/slowlog.h"
 #include "kv/command.h"
 #include "kv/store.h"
 #include "net/resp.h"
@@ -137,6 +138,9 @@ struct resp_api {
     uint64_t keyspace_hits, keyspace_misses;
     int64_t peak_memory;
     struct resp_blocking *blocking; /* blocked clients (resp_block.c) */
+    slowlog slowlog;
+    /* CONFIG RESETSTAT: the node-wide counters INFO shows as counted since */
+    uint64_t expired_base, evicted_base;
 };
 
 struct resp_conn {
@@ -181,6 +185,9 @@ struct resp_req {
     bool close_after;
     bool keep_args; /* a write whose continuation reads argv (else it is gone) */
     uint64_t start_ns;
+    uint64_t exec_ns; /* time the loop spent executing it (SLOWLOG) */
+    bool in_proc;     /* its handler is running */
+    bool ran;         /* its handler ran (Redis logs no command refused before) */
     /* arguments: the parser's during dispatch, own copies once waiting */
     const resp_arg *argv;
     size_t argc;

@@ -87,6 +87,11 @@ static bool limits__memory(const char *s, size_t len, uint64_t *out)
     return false;
 }
 
+bool kv_limit_parse_memory(const char *s, size_t len, uint64_t *out)
+{
+    return limits__memory(s, len, out);
+}
+
 const char *kv_limit_parse(int id, const char *s, size_t len, uint64_t *out)
 {
     if (limits[id].memory)

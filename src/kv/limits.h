@@ -45,5 +45,7 @@ const char *kv_limit_alias(int id);
  * from 0 to INT64_MAX, a value limit a memory value (digits with an
  * optional k kb m mb g gb). NULL and *out, or Redis' reason why not. */
 const char *kv_limit_parse(int id, const char *s, size_t len, uint64_t *out);
+/* A memory value as Redis' memtoull reads it (also for maxmemory). */
+bool kv_limit_parse_memory(const char *s, size_t len, uint64_t *out);
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/strconv.h"
 
 void kv_store_init(kv_store *s, uint64_t seed)
@@ -1862,6 +1863,7 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
 
 void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
 {
+    uint64_t t0 = clock_mono_ns();
     memset(res, 0, sizeof(*res));
     res->value = "";
     if (!(cmd->flags & KV_FLAG_IDEMPOTENT)) {
@@ -1897,6 +1899,7 @@ void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
         }
     }
     res->revision = s->revision;
+    res->apply_ns = clock_mono_ns() - t0;
     if (s->on_result) s->on_result(s->on_result_ctx, cmd, res);
 }
 

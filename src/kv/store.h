@@ -56,7 +56,8 @@ typedef struct kv_result {
     bool key_exists;
     uint64_t create_rev, mod_rev, version;
     int64_t expire_ms;
-    bool replayed; /* an idempotent repeat: the remembered result */
+    bool replayed;     /* an idempotent repeat: the remembered result */
+    uint64_t apply_ns; /* how long the apply took (SLOWLOG); not state */
 } kv_result;
 
 /* Called after each apply, on every node; the replica layer uses it to hand

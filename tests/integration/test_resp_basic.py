@@ -418,9 +418,9 @@ def test_config_get(anynode):
         assert c.cmd("CONFIG", "GET") == "ERR wrong number of arguments for 'config|get' command"
         assert c.cmd("CONFIG", "SET", "maxmemory").startswith(
             "ERR wrong number of arguments for 'config|set'")
-        err = c.cmd("CONFIG", "SET", "maxmemory", "1")  # a flag of cairnd's
+        err = c.cmd("CONFIG", "SET", "maxclients", "1")  # a flag of cairnd's
         assert isinstance(err, Err) and err == ("ERR CONFIG SET failed (possibly related to argument "
-                                                "'maxmemory') - can't set immutable config")
+                                                "'maxclients') - can't set immutable config")
         assert c.cmd("CONFIG", "REWRITE").startswith("ERR CONFIG REWRITE is not supported")
         assert c.cmd("CONFIG", "FOO") == "ERR unknown subcommand 'FOO'. Try CONFIG HELP."
         assert c.cmd("CONFIG", "GET", "maxmemory") == [b"maxmemory", b"0"]
