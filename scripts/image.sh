@@ -6,11 +6,18 @@
 # container storage (docker format, which keeps the HEALTHCHECK; OCI has no
 # such field) and build-image/cairn-<version>.oci.tar (an OCI archive of
 # the same image).
-# Usage: scripts/image.sh
+# Usage: scripts/image.sh [DEB]
+#   DEB: a package scripts/package.sh already built from this checkout
+#   (the tests build it once for both); without it, it is built here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh package
-deb=$(scripts/package.sh 2>/dev/null | tail -1)
+if [ -n "${1:-}" ]; then
+  deb=$1
+  [ -f "$deb" ] || { echo "image.sh: no package at $deb" >&2; exit 1; }
+else
+  deb=$(scripts/package.sh 2>/dev/null | tail -1)
+fi
 version=$(dpkg-deb -f "$deb" Version)
 out=build-image
 rm -rf "$out"

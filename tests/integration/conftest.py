@@ -116,14 +116,23 @@ def dir_digest(path):
     return h.hexdigest()
 
 
-def repo_script(name, timeout):
+def repo_script(name, timeout, *args):
     """Run one of scripts/ (package.sh, image.sh) from the checkout; return
     the last line it printed on stdout (what it built), failing with the
     tail of its stderr."""
-    r = subprocess.run([f"scripts/{name}"], cwd=REPO, stdout=subprocess.PIPE,
+    r = subprocess.run([f"scripts/{name}", *args], cwd=REPO, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True, timeout=timeout)
     assert r.returncode == 0, r.stderr[-4000:]
     return r.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def debian_package():
+    """The Debian package of this checkout, built once (scripts/package.sh)
+    for the package's tests and the image's."""
+    path = REPO / repo_script("package.sh", timeout=480)
+    assert path.is_file(), path
+    return path
 
 
 def dir_listing(path):

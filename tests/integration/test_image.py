@@ -26,8 +26,9 @@ if os.environ.get("CAIRN_SANITIZED"):
 
 
 @pytest.fixture(scope="module")
-def image():
-    return repo_script("image.sh", timeout=900)
+def image(debian_package):
+    """The image, around the package the package's tests use (built once)."""
+    return repo_script("image.sh", 900, str(debian_package))
 
 
 def _config(image):

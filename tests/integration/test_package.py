@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, repo_script
+from conftest import REPO
 
 if os.environ.get("CAIRN_SANITIZED"):
     pytest.skip("packaging does not depend on the sanitizer build; the normal run covers it",
@@ -19,10 +19,8 @@ if os.environ.get("CAIRN_SANITIZED"):
 
 
 @pytest.fixture(scope="module")
-def deb():
-    path = REPO / repo_script("package.sh", timeout=480)
-    assert path.is_file(), path
-    return path
+def deb(debian_package):
+    return debian_package
 
 
 def _unpack(deb, root):
