@@ -159,3 +159,80 @@ def cairnctl_bench(cairnctl, protocol, port, duration=None, requests=None, conne
         "client_cpu_s": cpu,
         "generator": "cairnctl bench",
     }
+
+
+# ---- blocking pop wake-up ------------------------------------------------------
+
+
+def _resp_args(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def _resp_read(f):
+    """One whole RESP2 reply from a buffered socket file; errors raise."""
+    line = f.readline()
+    if not line:
+        raise DriverError("connection closed")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"-":
+        raise DriverError(f"server error: {rest.decode(errors='replace')[:200]}")
+    if kind == b"$":
+        n = int(rest)
+        return None if n < 0 else f.read(n + 2)[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    return rest
+
+
+def blocking_wakeup(block_port, push_port, rounds, settle_s=0.01, key="bench:wakeup",
+                    timeout=120):
+    """Wake-up latency of a blocked BLPOP: one connection blocks on an
+    empty list (on block_port), and once it has had settle_s to block, a
+    second one LPUSHes (on push_port); the latency is from sending the
+    push to receiving the popped element. The same Python loop times every
+    server, so its own overhead (tens of microseconds) is in every figure."""
+    import socket
+    import time
+
+    def connect(port):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s, s.makefile("rb")
+
+    deadline = time.monotonic() + timeout
+    (a, af), (b, bf) = connect(block_port), connect(push_port)
+    try:
+        b.sendall(_resp_args("DEL", key))
+        _resp_read(bf)
+        lat = []
+        t_start = time.monotonic()
+        for i in range(rounds):
+            if time.monotonic() > deadline:
+                raise DriverError(f"wake-up rounds did not finish within {timeout}s")
+            a.sendall(_resp_args("BLPOP", key, "10"))
+            time.sleep(settle_s)
+            t0 = time.perf_counter()
+            b.sendall(_resp_args("LPUSH", key, f"v{i}"))
+            got = _resp_read(af)
+            t1 = time.perf_counter()
+            _resp_read(bf)
+            if got != [key.encode(), f"v{i}".encode()]:
+                raise DriverError(f"BLPOP answered {got!r}, not the pushed element")
+            lat.append((t1 - t0) * 1000)
+        secs = time.monotonic() - t_start
+    finally:
+        a.close()
+        b.close()
+    lat.sort()
+
+    def pct(p):
+        return lat[min(len(lat) - 1, int(p * len(lat)))]
+
+    return {"throughput": rounds / secs, "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+            "p999_ms": pct(0.999), "max_ms": lat[-1], "requests": rounds, "shed": 0,
+            "errors": 0, "client_cpu_s": 0.0, "generator": "python BLPOP/LPUSH"}

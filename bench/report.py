@@ -39,7 +39,8 @@ COMPARISONS = [
 ] + [("W9", f"{t.upper()} -P {p}", "redis", 1.0)
      for p in (1, 16)
      for t in ("lpush", "rpush", "lpop", "rpop", "sadd", "hset", "spop", "zadd", "zpopmin",
-               "lrange_100")]
+               "lrange_100")] + [("W10", f"{t.upper()} -c 50", "redis", None)
+                                 for t in ("lpush", "rpush", "sadd", "hset", "zadd")]
 
 TITLES = {
     "W1": "1. RESP in memory (cairn --persistence none vs redis-server --save '' "
@@ -57,6 +58,10 @@ TITLES = {
           "persistence)",
     "W9": "9. Data-type commands in memory (redis-benchmark's tests, cairn --persistence "
           "none vs redis-server --save '' --appendonly no)",
+    "W10": "10. Data-type writes, durable (redis-benchmark, 50 clients: cairn durable, one node "
+           "and the leader of 3 nodes, vs redis-server --appendonly yes --appendfsync always)",
+    "W11": "11. Blocking pop wake-up latency (BLPOP blocked, then LPUSH from another "
+           "connection: time from sending the push to receiving the element)",
 }
 
 
@@ -143,6 +148,7 @@ def aggregate(results):
         if ok:
             a["throughput"] = _med([r["throughput"] for r in ok])
             a["all_throughput"] = [r["throughput"] for r in ok]
+            a["all_p50"] = [r.get("p50_ms") or 0 for r in ok]
             for k in ("p50_ms", "p99_ms", "p999_ms", "server_cpu_s", "client_cpu_s"):
                 a[k] = _med([r.get(k) for r in ok])
             a["cpu_us_per_req"] = _med([r["server_cpu_s"] / r["requests"] * 1e6 for r in ok
@@ -248,6 +254,33 @@ def workload_table(w, agg):
                        f"{_f(a['server_cpu_s'], '{:.2f}')} | {_f(a['cpu_us_per_req'], '{:.1f}')} | "
                        f"{_f(a['client_cpu_s'], '{:.2f}')} | "
                        f"{_f(a['peak_rss_mb'], '{:.0f}')} | {ratio} | {runs} |")
+    return out
+
+
+def _section(suite, w, intro, table):
+    """A workload's heading, its introduction, its table and its notes."""
+    return ([f"### {TITLES[w]}", "", intro, ""] + (table or ["Not measured."]) +
+            [f"- {n}" for n in suite.notes.get(w, [])] + [""])
+
+
+def wakeup_table(agg):
+    """W11: latency percentiles per side, and each side's p50 / redis' p50."""
+    keys = [k for k in agg if k[0] == "W11"]
+    if not keys:
+        return []
+    redis = agg.get(("W11", keys[0][1], "redis"), {}).get("p50_ms")
+    out = ["| server | rounds | p50 ms | p99 ms | p99.9 ms | p50 / redis' p50 | runs (p50 ms) |",
+           "|---|---:|---:|---:|---:|---:|---|"]
+    for k in sorted(keys, key=lambda k: (k[2] != "redis", k[2])):
+        a = agg[k]
+        if not a.get("ok_runs"):
+            err = "; ".join(e for e in a["errors"] if e)[:160]
+            out.append(f"| {k[2]} | failed: {err} | | | | | |")
+            continue
+        ratio = f"{a['p50_ms'] / redis:.1f}×" if redis and k[2] != "redis" else ""
+        out.append(f"| {k[2]} | {_f(a['requests'])} | {a['p50_ms']:.3f} | {a['p99_ms']:.3f} | "
+                   f"{_f(a['p999_ms'], '{:.3f}')} | {ratio} | "
+                   + ", ".join(f"{x:.3f}" for x in a["all_p50"]) + " |")
     return out
 
 
@@ -463,11 +496,18 @@ def write(suite):
         "VmHWM from /proc/PID/status.",
     ]
     L += ["## Results", ""] + settings + [""]
-    for w in ("W1", "W9", "W2", "W3"):
+    for w in ("W1", "W9", "W2", "W10", "W3"):
         L += [f"### {TITLES[w]}", ""]
         t = workload_table(w, agg)
         L += t if t else ["Not measured."]
         L += [f"- {n}" for n in suite.notes.get(w, [])] + [""]
+    if any(k[0] == "W11" for k in agg) or suite.notes.get("W11"):
+        L += _section(suite, "W11",
+                      "One blocked client and one pushing client on loopback, driven by one "
+                      "Python loop (its overhead is in every figure); the push goes to the "
+                      "leader in the 3-node runs. In cairn the pop that serves a blocked client "
+                      "is itself a log entry, so a durable wake-up includes that entry's commit "
+                      "(an fsync; on 3 nodes, a replication round trip).", wakeup_table(agg))
     L += [f"### {TITLES['W4']}", "",
           "Keys `k` + 15 digits (16 bytes), 100-byte values, written once each by "
           "`cairnctl bench --keys sequential --pipeline 16`; bytes per key = (RSS after − RSS "
@@ -478,14 +518,12 @@ def write(suite):
     L += memory_table(suite) or ["Not measured."]
     L += [f"- {n}" for n in suite.notes.get("W4", [])] + [""]
     if suite.extra.get("W8") or suite.notes.get("W8"):
-        L += [f"### {TITLES['W8']}", "",
-              "Each data set in a fresh server, loaded with `redis-cli --pipe` (batches of 100 "
-              "elements a command; as many small hashes as the others have elements, one `HSET` "
-              "of 10 fields each); bytes per element (a hash field, a list element, a member) = "
-              "(RSS once steady − RSS before) / elements. Fields, members and "
-              "elements of 8-15 bytes.", ""]
-        L += datatype_memory_table(suite) or ["Not measured."]
-        L += [f"- {n}" for n in suite.notes.get("W8", [])] + [""]
+        L += _section(suite, "W8",
+                      "Each data set in a fresh server, loaded with `redis-cli --pipe` (batches "
+                      "of 100 elements a command; as many small hashes as the others have "
+                      "elements, one `HSET` of 10 fields each); bytes per element (a hash field, "
+                      "a list element, a member) = (RSS once steady − RSS before) / elements. "
+                      "Fields, members and elements of 8-15 bytes.", datatype_memory_table(suite))
     L += [f"### {TITLES['W5']}", "",
           "Time from spawning the process to: cairn `/readyz` 200; redis `PING` answered "
           "(not `-LOADING`). redis AOF: multi-part AOF without rewrite (every write replayed "

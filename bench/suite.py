@@ -43,18 +43,20 @@ KEYSPACE = 100000
 VARIANTS = {
     "smoke": dict(rounds=1, gen_keys=5000, rb_n=2000, rb_n_pipe=8000, mset_n=500, dur_n1=50, dur_n50=500,
                   gen_s=0.5, wrk_s=1, http_keys=2000, mem_keys=20000, overload_steps=[50, 150],
-                  overload_s=0.5, capacity_s=0.5, cluster=False, dt_n=5000),
+                  overload_s=0.5, capacity_s=0.5, cluster=False, dt_n=5000, wake_n=50),
     "quick": dict(rounds=2, gen_keys=KEYSPACE, rb_n=60000, rb_n_pipe=300000, mset_n=15000, dur_n1=400,
                   dur_n50=15000, gen_s=2, wrk_s=2, http_keys=20000, mem_keys=1000000,
                   overload_steps=[10, 70, 110, 150], overload_s=2, capacity_s=2, cluster=True,
-                  dt_n=200000),
+                  dt_n=200000, wake_n=300),
     "full": dict(rounds=3, gen_keys=KEYSPACE, rb_n=400000, rb_n_pipe=3000000, mset_n=100000, dur_n1=3000,
                  dur_n50=100000, gen_s=10, wrk_s=10, http_keys=100000, mem_keys=1000000,
                  overload_steps=[10, 30, 50, 70, 90, 110, 130, 150], overload_s=10,
-                 capacity_s=10, cluster=True, dt_n=1000000),
+                 capacity_s=10, cluster=True, dt_n=1000000, wake_n=2000),
 }
 
 # redis-benchmark's tests of the data types that issue 12 names (W9)
+# ... and those of them that write, for the durable comparison (W10)
+DURABLE_DATATYPE_TESTS = ("lpush", "rpush", "sadd", "hset", "zadd")
 DATATYPE_TESTS = ("lpush", "rpush", "lpop", "rpop", "sadd", "hset", "spop", "zadd", "zpopmin",
                   "lrange_100")
 
@@ -173,15 +175,29 @@ class Suite:
         g.leader_port = lambda: leader_of(g.http_ports)
         return g
 
-    def cairn_cluster(self, name, n=CLUSTER_SIZE):
-        """n durable cairnd members, one --initial-cluster, a data dir each."""
+    def cairn_cluster(self, name, n=CLUSTER_SIZE, resp=False):
+        """n durable cairnd members, one --initial-cluster, a data dir each;
+        with resp, each member listens for RESP too (member.resp_port)."""
+        resp_ports = [procs.free_port() for _ in range(n)] if resp else [None] * n
+
         def argv(i, http, peer, ports, d):
             members = ",".join(f"{k + 1}=127.0.0.1:{p}" for k, (_, p) in enumerate(ports))
+            listen_resp = f"127.0.0.1:{resp_ports[i]}" if resp else "off"
             return [self.cairnd, "--id", str(i + 1), "--data-dir", os.path.join(d, f"node{i + 1}"),
                     "--initial-cluster", members, "--listen-http", f"127.0.0.1:{http}",
-                    "--listen-peer", f"127.0.0.1:{peer}", "--listen-resp", "off",
+                    "--listen-peer", f"127.0.0.1:{peer}", "--listen-resp", listen_resp,
                     "--persistence", "durable", "--log-level", "warn"]
-        return self._cluster(name, "cairn", n, argv, "/readyz", procs.cairn_leader)
+        g = self._cluster(name, "cairn", n, argv, "/readyz", procs.cairn_leader)
+        for m, port in zip(g.members, resp_ports):
+            m.resp_port = port
+
+        def resp_of(role):
+            """The RESP port of the leader, or of a follower, right now."""
+            lead = g.leader_port()
+            pick = [m for m in g.members if (m.http_port == lead) == (role == "leader")]
+            return pick[0].resp_port
+        g.resp_of = resp_of
+        return g
 
     def etcd_cluster(self, name, n=CLUSTER_SIZE):
         """n etcd members (defaults otherwise: the WAL is fsync'd before a
@@ -302,15 +318,22 @@ http {{
             self.note(workload, f"preloading {label} failed: {e}")
             return None
 
+    def redis_comparable(self, w):
+        """cairn's RESP port works and redis-server and redis-benchmark are
+        installed; else noted as not run."""
+        if not self.resp_ok:
+            self.note(w, "not run: cairn's RESP port did not answer PING")
+            return False
+        if not self.have["redis-server"] or not self.have["redis-benchmark"]:
+            self.note(w, "not run: redis-server / redis-benchmark not installed")
+            return False
+        return True
+
     def in_memory_pair(self, w):
         """cairn --persistence none and redis-server without persistence,
         for redis-benchmark (W1, W9): (servers, cairn, redis), or None when
         they cannot run (noted)."""
-        if not self.resp_ok:
-            self.note(w, "not run: cairn's RESP port did not answer PING")
-            return None
-        if not self.have["redis-server"] or not self.have["redis-benchmark"]:
-            self.note(w, "not run: redis-server / redis-benchmark not installed")
+        if not self.redis_comparable(w):
             return None
         tag = w.lower()
         servers = self.start([self.cairn(f"{tag}-cairn-none", "none"),
@@ -374,11 +397,7 @@ http {{
 
     def w2_resp_durable(self):
         w = "W2"
-        if not self.resp_ok:
-            self.note(w, "not run: cairn's RESP port did not answer PING")
-            return
-        if not self.have["redis-server"] or not self.have["redis-benchmark"]:
-            self.note(w, "not run: redis-server / redis-benchmark not installed")
+        if not self.redis_comparable(w):
             return
         servers = self.start([self.cairn("w2-cairn-durable", "durable"),
                               self.redis("w2-redis-aof-always", aof=True, fsync="always")], w)
@@ -460,6 +479,72 @@ http {{
             for test in DATATYPE_TESTS:
                 n = self.v["rb_n"] if pipeline == 1 else self.v["rb_n_pipe"]
                 self.benchmark_pair(w, c, r, test, n, pipeline)
+        self.stop(servers)
+
+    # ---- W10: data-type writes, durable -----------------------------------------
+
+    def w10_datatype_durable(self):
+        """redis-benchmark's write tests of the data types, 50 clients,
+        against cairn durable (one node, and the leader of 3 nodes) and
+        redis-server --appendfsync always, alternating."""
+        w = "W10"
+        if not self.redis_comparable(w):
+            return
+        cands = [self.cairn("w10-cairn-durable", "durable"),
+                 self.redis("w10-redis-aof-always", aof=True, fsync="always")]
+        if self.v["cluster"] or self.args.only:
+            cands.append(self.cairn_cluster("w10-cairn-3", resp=True))
+        servers = self.start(cands, w)
+        single = [s for s in servers if s.kind == "cairn" and not hasattr(s, "members")]
+        group = [s for s in servers if hasattr(s, "members")]
+        redis = [s for s in servers if s.kind == "redis"]
+        if not redis or not (single or group):
+            self.stop(servers)
+            return
+        n = self.v["dur_n50"]
+        for test in DURABLE_DATATYPE_TESTS:
+            def fn(port_of, test=test):
+                return lambda: drivers.redis_benchmark(port_of(), test, CONNS, n, 1, VALUE,
+                                                       KEYSPACE)
+            sides = [("cairn", s, fn(lambda s=s: s.resp_port)) for s in single]
+            sides += [("cairn 3 nodes", g, fn(lambda g=g: g.resp_of("leader"))) for g in group]
+            sides.append(("redis", redis[0], fn(lambda: redis[0].resp_port)))
+            self.alternate(w, f"{test.upper()} -c {CONNS}", sides)
+        self.stop(servers)
+
+    # ---- W11: blocking pop wake-up latency ----------------------------------------
+
+    def w11_blocking_wakeup(self):
+        """How long a client blocked in BLPOP waits after another client's
+        LPUSH: redis-server, cairn --persistence none, cairn durable, and a
+        3-node cairn cluster with the blocked client on the leader and on a
+        follower (the push goes to the leader)."""
+        w = "W11"
+        if not self.resp_ok:
+            self.note(w, "not run: cairn's RESP port did not answer PING")
+            return
+        cands = [self.cairn("w11-cairn-none", "none"), self.cairn("w11-cairn-durable", "durable")]
+        if self.have["redis-server"]:
+            cands.append(self.redis("w11-redis"))
+        if self.v["cluster"] or self.args.only:
+            cands.append(self.cairn_cluster("w11-cairn-3", resp=True))
+        servers = self.start(cands, w)
+        rounds = self.v["wake_n"]
+
+        def fn(block, push):
+            return lambda: drivers.blocking_wakeup(block(), push(), rounds)
+        sides = []
+        for s in servers:
+            if hasattr(s, "members"):
+                sides.append(("cairn 3 nodes, on the leader", s,
+                              fn(lambda s=s: s.resp_of("leader"), lambda s=s: s.resp_of("leader"))))
+                sides.append(("cairn 3 nodes, on a follower", s,
+                              fn(lambda s=s: s.resp_of("follower"),
+                                 lambda s=s: s.resp_of("leader"))))
+            else:
+                label = s.kind if s.kind == "redis" else f"cairn {s.name.rsplit('-', 1)[1]}"
+                sides.append((label, s, fn(lambda s=s: s.resp_port, lambda s=s: s.resp_port)))
+        self.alternate(w, "BLPOP wake-up", sides)
         self.stop(servers)
 
     # ---- W8: memory of the data types -----------------------------------------
@@ -721,7 +806,8 @@ http {{
         steps = [("W1", self.w1_resp_memory), ("W2", self.w2_resp_durable),
                  ("W3", self.w3_http), ("W4", self.w4_w5_memory_recovery),
                  ("W6", self.w6_overload), ("W8", self.w8_datatype_memory),
-                 ("W9", self.w9_datatype_commands)]
+                 ("W9", self.w9_datatype_commands), ("W10", self.w10_datatype_durable),
+                 ("W11", self.w11_blocking_wakeup)]
         if self.v["cluster"] or self.args.only:
             steps.append(("W7", self.w7_cluster))
         for w, fn in steps:
@@ -864,7 +950,7 @@ def main():
     ap.add_argument("--plots-dir", help="PNG plots (default: bench/plots for quick/full, "
                     "OUT/plots for smoke)")
     ap.add_argument("--out", help="raw results and logs (default bench/results/VARIANT-TIME)")
-    ap.add_argument("--only", help="comma-separated workloads: W1,W2,W3,W4,W5,W6,W7,W8,W9 "
+    ap.add_argument("--only", help="comma-separated workloads: W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11 "
                     "(W7, the 3-node clusters, is left out of smoke unless named here)")
     ap.add_argument("--rounds", type=int, help="override the variant's A/B rounds")
     ap.add_argument("--render", metavar="OUT",

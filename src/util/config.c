@@ -62,6 +62,8 @@ static const flag_def flags[] = {
      "log entries kept behind a snapshot"},
     {"install-snapshot-timeout", T_SECONDS, OFF(install_snapshot_timeout), 0, NULL,
      "seconds a leader waits for a follower to install its snapshot before sending it again"},
+    {"heartbeat-interval", T_SECONDS, OFF(heartbeat_interval), 0, NULL,
+     "seconds between a leader's heartbeats; followers learn of commits by them at the latest"},
     {"max-inflight", T_POS_U64, OFF(max_inflight), 0, NULL,
      "proposals in flight before new writes are shed with 503"},
     {"write-timeout", T_SECONDS, OFF(write_timeout), 0, NULL,
@@ -116,6 +118,7 @@ void config_defaults(cairn_config *c)
     c->snapshot_threshold = 100000;
     c->snapshot_trailing = 8192;
     c->install_snapshot_timeout = 5;
+    c->heartbeat_interval = 0.02;
     c->txlog_buffer = 64 * 1024 * 1024;
     /* libraft preallocates the log in 8 MiB segments and keeps spares;
      * snapshots need room too */
@@ -383,6 +386,11 @@ int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errle
         snprintf(c->advertise_resp, sizeof(c->advertise_resp), "%s", c->listen_resp);
     if (c->install_snapshot_timeout < 0.1 || c->install_snapshot_timeout > 3600) {
         snprintf(err, errlen, "--install-snapshot-timeout: must be between 0.1 and 3600 seconds");
+        return -1;
+    }
+    if (c->heartbeat_interval < 0.005 || c->heartbeat_interval > 0.1) {
+        /* the election timeout is 1 s: ten heartbeats at least fit in it */
+        snprintf(err, errlen, "--heartbeat-interval: must be between 0.005 and 0.1 seconds");
         return -1;
     }
     if (c->restore_from_postgres[0] && (c->join[0] || strchr(c->initial_cluster, ','))) {

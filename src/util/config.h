@@ -43,6 +43,7 @@ typedef struct cairn_config {
     uint64_t snapshot_threshold;      /* log entries between snapshots */
     uint64_t snapshot_trailing;       /* entries kept behind a snapshot */
     double install_snapshot_timeout;  /* seconds before a leader re-sends a snapshot */
+    double heartbeat_interval;        /* seconds: libraft's heartbeat (and tick) */
     char txlog_postgres[1024];        /* libpq connection string, or empty */
     uint64_t txlog_buffer;            /* bytes of changes held for it */
     uint64_t min_free_disk;           /* writes refused below this free space; 0 = never */

@@ -48,7 +48,7 @@ def test_bench_smoke_writes_report(tmp_path):
     assert any(r["side"].startswith("cairn") and r.get("ok") for r in results["results"]), body
     # every workload either measured cairn successfully or says why not
     # (one good row somewhere is not enough)
-    for w in ("W1", "W2", "W3", "W6"):
+    for w in ("W1", "W2", "W3", "W6", "W9", "W10", "W11"):
         rows = [r for r in results["results"] if r["workload"] == w]
         if not rows:
             assert results["notes"].get(w), f"{w}: no rows and no note saying why"
@@ -63,6 +63,13 @@ def test_bench_smoke_writes_report(tmp_path):
     else:
         assert any(k.endswith("/cairn") and v["bytes_per_element"] > 0 for k, v in w8.items()), w8
         assert "### 8. Memory of the data types" in body
+
+    # the wake-up latency section: cairn in memory and durable, each woken
+    if any(r["workload"] == "W11" for r in results["results"]):
+        assert "### 11. Blocking pop wake-up latency" in body
+        for side in ("cairn none", "cairn durable"):
+            assert any(r["workload"] == "W11" and r["side"] == side and r.get("ok")
+                       and r["p50_ms"] > 0 for r in results["results"]), side
 
     # nothing the suite started is still running
     for pid in results["pids"]:

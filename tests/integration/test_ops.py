@@ -184,6 +184,8 @@ BAD_FLAGS = [
     (["--persistence", "sometimes"], "persistence"),
     (["--log-level", "loud"], "log-level"),
     (["--log-format", "xml"], "log-format"),
+    (["--heartbeat-interval", "0.001"], "heartbeat-interval"),
+    (["--heartbeat-interval", "1"], "heartbeat-interval"),
     (["--listen-http", "nonsense"], "listen-http"),
     (["--advertise-http", "nonsense"], "advertise-http"),
     (["--listen-resp", "off", "--advertise-resp", "127.0.0.1:6390"], "advertise-resp"),
