@@ -92,13 +92,19 @@ static size_t ks__object_mem(const kv_entry *e)
                                             : kv_hash_table_mem(e->value);
 }
 
+/* The free function of the table-like object e holds. */
+static kv_lazyfree_fn ks__object_free_fn(const kv_entry *e)
+{
+    return e->encoding == KV_ENC_QUICKLIST  ? kv_list_free
+           : e->encoding == KV_ENC_SKIPLIST ? kv_zset_free
+                                            : kv_hash_table_free;
+}
+
 /* A big object goes to the lazyfree thread (kv/lazyfree.h): its free
  * functions touch nothing but the object. */
 static void ks__object_free(kv_entry *e)
 {
-    kv_lazyfree_fn fn = e->encoding == KV_ENC_QUICKLIST  ? kv_list_free
-                        : e->encoding == KV_ENC_SKIPLIST ? kv_zset_free
-                                                         : kv_hash_table_free;
+    kv_lazyfree_fn fn = ks__object_free_fn(e);
     if (ks__object_mem(e) >= KV_LAZYFREE_MIN_BYTES)
         kv_lazyfree(fn, e->value);
     else
@@ -165,18 +171,53 @@ static void ks__free_entry(kv_entry *e)
     free(e);
 }
 
-void kv_keyspace_clear(kv_keyspace *ks)
+/* What clearing a big keyspace hands to the lazyfree thread: its entries,
+ * chained by their level-0 links, and its hash tables' bucket arrays. */
+typedef struct ks_garbage {
+    kv_entry *first;
+    kv_entry **buckets[2];
+} ks_garbage;
+
+/* On the lazyfree thread: the entries are unreachable from the keyspace,
+ * so nothing else touches them; a big collection among them is freed here
+ * too rather than queued again. */
+static void ks__garbage_free(void *p)
 {
-    kv_entry *e = ks->head->next[0];
-    while (e) {
-        kv_entry *next = e->next[0];
-        ks__free_entry(e);
-        e = next;
+    ks_garbage *g = p;
+    for (kv_entry *e = g->first, *next; e; e = next) {
+        next = e->next[0];
+        if (ks__holds_table(e) && e->value) {
+            ks__object_free_fn(e)(e->value);
+        } else {
+            free(e->value);
+        }
+        free(e);
     }
-    for (int i = 0; i < 2; i++) {
-        free(ks->t[i].buckets);
-        memset(&ks->t[i], 0, sizeof(ks->t[i]));
+    free(g->buckets[0]);
+    free(g->buckets[1]);
+    free(g);
+}
+
+/* Empty the keyspace; lazily: a keyspace of KV_LAZYFREE_MIN_BYTES or more
+ * is freed on the lazyfree thread (a million keys took the loop ~0.2 s). */
+static void ks__clear(kv_keyspace *ks, bool lazily)
+{
+    if (lazily && ks->mem_bytes >= KV_LAZYFREE_MIN_BYTES) {
+        ks_garbage *g = xmalloc(sizeof(*g));
+        g->first = ks->head->next[0];
+        g->buckets[0] = ks->t[0].buckets;
+        g->buckets[1] = ks->t[1].buckets;
+        kv_lazyfree(ks__garbage_free, g);
+    } else {
+        kv_entry *e = ks->head->next[0];
+        while (e) {
+            kv_entry *next = e->next[0];
+            ks__free_entry(e);
+            e = next;
+        }
+        for (int i = 0; i < 2; i++) free(ks->t[i].buckets);
     }
+    for (int i = 0; i < 2; i++) memset(&ks->t[i], 0, sizeof(ks->t[i]));
     memset(ks->head->next, 0, KV_SKIPLIST_MAX_LEVEL * sizeof(kv_entry *));
     ks->level = 1;
     ks->rehash_index = -1;
@@ -184,9 +225,21 @@ void kv_keyspace_clear(kv_keyspace *ks)
     ks->volatile_count = 0;
 }
 
+void kv_keyspace_clear(kv_keyspace *ks)
+{
+    ks__clear(ks, true);
+}
+
+void kv_keyspace_drop(kv_keyspace *ks)
+{
+    ks__clear(ks, true);
+    free(ks->head);
+    ks->head = NULL;
+}
+
 void kv_keyspace_close(kv_keyspace *ks)
 {
-    kv_keyspace_clear(ks);
+    ks__clear(ks, false);
     free(ks->head);
     ks->head = NULL;
 }

@@ -143,8 +143,12 @@ void kv_keyspace_set_expire(kv_keyspace *ks, kv_entry *e, int64_t expire_ms);
 /* Remove and free the entry for key; returns true if it existed. */
 bool kv_keyspace_delete(kv_keyspace *ks, const char *key, size_t key_len);
 
-/* Remove everything. */
+/* Remove everything. A big keyspace's entries are freed on the lazyfree
+ * thread (kv/lazyfree.h), so FLUSHALL or a snapshot install does not
+ * stall the loop. */
 void kv_keyspace_clear(kv_keyspace *ks);
+/* kv_keyspace_close, but the entries go as kv_keyspace_clear's do. */
+void kv_keyspace_drop(kv_keyspace *ks);
 
 /* Ordered iteration: the first entry with key >= (key, key_len), or, with
  * `after` set, the first entry with key > it. NULL at the end. */

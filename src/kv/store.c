@@ -36,7 +36,7 @@ void kv_store_close(kv_store *s)
 
 void kv_store_replace(kv_store *s, kv_keyspace *ks, uint64_t revision)
 {
-    kv_keyspace_close(&s->ks);
+    kv_keyspace_drop(&s->ks);
     s->ks = *ks;
     s->revision = revision;
     if (s->on_notify) {
