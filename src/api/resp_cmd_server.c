@@ -930,7 +930,6 @@ static size_t server__config_all(resp_req *req, buf *o)
     n += server__config_pair(req, o, "list-max-listpack-size", "-2"); /* 8 KiB nodes */
     n += server__config_pair(req, o, "list-max-ziplist-size", "-2");
     n += server__config_pair(req, o, "list-compress-depth", "0");
-    n += server__config_pair(req, o, "hll-sparse-max-bytes", STR(KV_HLL_SPARSE_MAX_BYTES));
     n += server__config_pair(req, o, "cairn-persistence", durable ? "durable" : "none");
     n += server__config_pair(req, o, "cairn-max-key-bytes", n5);
     n += server__config_pair(req, o, "cairn-max-value-bytes", n4);
@@ -1061,7 +1060,6 @@ static const char *const server__config_fixed[] = {"bind",
                                                    "list-max-listpack-size",
                                                    "list-max-ziplist-size",
                                                    "list-compress-depth",
-                                                   "hll-sparse-max-bytes",
                                                    "cairn-persistence",
                                                    "cairn-max-key-bytes",
                                                    "cairn-max-value-bytes",

@@ -146,6 +146,7 @@ bool kv_hll_is_dense(const char *v)
 void kv_hll_create(kv_hll *h)
 {
     h->cap = h->len = KV_HLL_HEADER + 2; /* one XZERO covers all 16384 */
+    h->sparse_max = KV_HLL_SPARSE_MAX_BYTES;
     h->p = xcalloc(1, h->cap);
     memcpy(h->p, "HYLL", 4);
     h->p[4] = HLL_SPARSE;
@@ -239,7 +240,7 @@ static int hll__sparse_set(kv_hll *h, unsigned index, unsigned count)
             if (index != last) n += op_zeroes(n, last - index);
         }
         size_t seqlen = (size_t)(n - seq), oldlen = is_xzero ? 2 : 1;
-        if (seqlen > oldlen && h->len + seqlen - oldlen > KV_HLL_SPARSE_MAX_BYTES) goto promote;
+        if (seqlen > oldlen && h->len + seqlen - oldlen > h->sparse_max) goto promote;
         if (seqlen != oldlen) memmove(p + seqlen, next, (size_t)(end - next));
         memcpy(p, seq, seqlen);
         h->len = h->len + seqlen - oldlen;

@@ -11,7 +11,7 @@
  * times). Elements hash with MurmurHash64A (seed 0xadc83b19): the low 14
  * bits pick the register, the run of zero bits above them + 1 is the
  * value. A sparse sketch becomes dense when a value passes 32 or it grows
- * past hll-sparse-max-bytes (3000), and is updated the way Redis updates
+ * past hll-sparse-max-bytes (3000 unless CONFIG SET), and is updated the way Redis updates
  * it (split the opcode, then merge equal neighbours within 5 opcodes), so
  * the bytes stay equal to Redis' after any sequence of adds. The
  * cardinality is Ertl's estimator ("New cardinality estimation algorithms
@@ -31,10 +31,13 @@
 #define KV_HLL_DENSE_BYTES (KV_HLL_HEADER + KV_HLL_REGISTERS * 6 / 8)
 #define KV_HLL_SPARSE_MAX_BYTES 3000 /* Redis' hll-sparse-max-bytes default */
 
-/* A sketch being changed: p is malloc'd, len bytes of it used. */
+/* A sketch being changed: p is malloc'd, len bytes of it used. A sparse
+ * one becomes dense past sparse_max bytes (hll-sparse-max-bytes, a
+ * replicated limit: kv/limits.h; kv_hll_create sets Redis' default). */
 typedef struct kv_hll {
     unsigned char *p;
     size_t len, cap;
+    uint64_t sparse_max;
 } kv_hll;
 
 /* Whether a string is a sketch (Redis' check: the magic, a known

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "kv/hash.h"
+#include "kv/hll.h"
 #include "kv/set.h"
 #include "kv/zset.h"
 #include "util/strconv.h"
@@ -25,6 +26,7 @@ static const struct {
                                KV_ZSET_LISTPACK_ENTRIES},
     [KV_LIMIT_ZSET_VALUE] = {"zset-max-listpack-value", "zset-max-ziplist-value", true,
                              KV_ZSET_LISTPACK_VALUE},
+    [KV_LIMIT_HLL_SPARSE] = {"hll-sparse-max-bytes", NULL, true, KV_HLL_SPARSE_MAX_BYTES},
 };
 
 void kv_limits_default(kv_limits *l)

@@ -1,5 +1,6 @@
 /* limits: the thresholds at which a collection leaves its compact
- * encoding (Redis' hash-max-listpack-entries and the like).
+ * encoding (Redis' hash-max-listpack-entries and the like, and the size
+ * at which a HyperLogLog turns dense).
  *
  * They are replicated state, not node configuration: a CONFIG SET goes
  * through the log (KV_OP_CONFIG) and snapshots keep them, so that every
@@ -15,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* New limits go at the end: a snapshot's table of fewer is an older
+ * binary's, and the limits it lacks load as their defaults. */
 typedef enum kv_limit_id {
     KV_LIMIT_HASH_ENTRIES,       /* hash-max-listpack-entries */
     KV_LIMIT_HASH_VALUE,         /* hash-max-listpack-value (bytes) */
@@ -23,6 +26,7 @@ typedef enum kv_limit_id {
     KV_LIMIT_SET_VALUE,          /* set-max-listpack-value (bytes) */
     KV_LIMIT_ZSET_ENTRIES,       /* zset-max-listpack-entries */
     KV_LIMIT_ZSET_VALUE,         /* zset-max-listpack-value (bytes) */
+    KV_LIMIT_HLL_SPARSE,         /* hll-sparse-max-bytes */
     KV_LIMIT_COUNT_
 } kv_limit_id;
 

@@ -401,14 +401,16 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
         }
     }
     if (version >= 6) {
-        if (end - pos < 4 + 8 * KV_LIMIT_COUNT_ || snap__get32(data + pos) != KV_LIMIT_COUNT_) {
+        /* limits are only ever added at the end: a table of fewer is an
+         * older binary's, and the limits it lacks keep their defaults */
+        uint32_t n = end - pos >= 4 ? snap__get32(data + pos) : 0;
+        if (n < 1 || n > KV_LIMIT_COUNT_ || end - pos < 4 + 8 * (size_t)n) {
             snprintf(err, errlen, "snapshot limits table invalid at offset %zu", pos);
             kv_dedup_close(&dedup);
             goto fail;
         }
-        for (int i = 0; i < KV_LIMIT_COUNT_; i++)
-            ks.limits.v[i] = snap__get64(data + pos + 4 + 8 * i);
-        pos += 4 + 8 * KV_LIMIT_COUNT_;
+        for (uint32_t i = 0; i < n; i++) ks.limits.v[i] = snap__get64(data + pos + 4 + 8 * i);
+        pos += 4 + 8 * (size_t)n;
     }
     if (pos != end) {
         snprintf(err, errlen, "snapshot has %zu trailing bytes at offset %zu", end - pos, pos);

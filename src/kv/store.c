@@ -520,8 +520,8 @@ static kv_entry *store__hll(kv_store *s, const kv_command *cmd, uint32_t i, kv_r
     return e;
 }
 
-/* The sketch of e (created when absent) taken out to change it; put back
- * with store__hll_put */
+/* The sketch of e (created when absent) taken out to change it, under
+ * the hll-sparse-max-bytes limit; put back with store__hll_put */
 static kv_entry *store__hll_take(kv_store *s, const kv_command *cmd, kv_entry *e, kv_hll *h)
 {
     if (!e) {
@@ -529,11 +529,12 @@ static kv_entry *store__hll_take(kv_store *s, const kv_command *cmd, kv_entry *e
         e = kv_keyspace_insert(&s->ks, cmd->args[0].ptr, cmd->args[0].len, NULL, 0);
         e->create_rev = s->revision + 1;
         e->version = 0;
-        return e;
+    } else {
+        size_t len;
+        h->p = (unsigned char *)kv_keyspace_take_value(&s->ks, e, &len);
+        h->len = h->cap = len;
     }
-    size_t len;
-    h->p = (unsigned char *)kv_keyspace_take_value(&s->ks, e, &len);
-    h->len = h->cap = len;
+    h->sparse_max = s->ks.limits.v[KV_LIMIT_HLL_SPARSE];
     return e;
 }
 

@@ -66,6 +66,27 @@ def test_sketch_bytes_and_estimates_match_redis_at_every_size(anynode, redis_ser
     assert_same(anynode.resp_port, redis_server, script, 2)
 
 
+def test_hll_sparse_max_bytes_set_at_runtime_matches_redis(anynode, redis_server):  # noqa: F811
+    """CONFIG SET hll-sparse-max-bytes (a replicated limit): a sparse sketch
+    turns dense past the new size, byte for byte where Redis does."""
+    elems = [f"e{i}" for i in range(400)]
+    script = [("CONFIG", "SET", "hll-sparse-max-bytes", "x"),
+              ("CONFIG", "SET", "hll-sparse-max-bytes", "-1"),
+              ("CONFIG", "SET", "hll-sparse-max-bytes", "300"),
+              ("CONFIG", "GET", "hll-sparse-max-bytes")]
+    for i in range(0, len(elems), 20):
+        # no PFCOUNT between: Redis caches its answer in the sketch's header
+        script += [("PFADD", "h", *elems[i:i + 20]), ("GETRANGE", "h", "4", "4"), ("GET", "h")]
+    script += [("CONFIG", "SET", "hll-sparse-max-bytes", "1kb"), ("PFADD", "h2", *elems[:200]),
+               ("GET", "h2"), ("CONFIG", "SET", "hll-sparse-max-bytes", "0"),
+               ("PFADD", "h3", "a"), ("GET", "h3"), ("PFMERGE", "h4", "h2"), ("GET", "h4"),
+               ("PFCOUNT", "h"), ("PFCOUNT", "h2"), ("PFCOUNT", "h3"), ("PFCOUNT", "h4"),
+               ("CONFIG", "SET", "hll-sparse-max-bytes", "3000")]
+    assert_same(anynode.resp_port, redis_server, script, 2)
+    with raw(anynode) as c:
+        assert c.cmd("GETRANGE", "h", "4", "4") == b"\x00"  # dense: the limit was crossed
+
+
 def test_sketches_move_between_redis_and_cairn(anynode, redis_server):  # noqa: F811
     with RawResp(redis_server) as r, raw(anynode) as c:
         r.cmd("PFADD", "x", *[f"r{i}" for i in range(5000)])

@@ -692,6 +692,29 @@ static void test_snapshot_empty(void **state)
     kv_limits def;
     kv_limits_default(&def);
     assert_memory_equal(&b.ks.limits, &def, sizeof(kv_limits));
+    /* a version-6 table written before hll-sparse-max-bytes was a limit
+     * (7 of them) loads, the newer limit at its default; a table of none
+     * or of more than this binary knows is refused */
+    size_t table = out.len - 4 - 4 - 8 * KV_LIMIT_COUNT_; /* before the table and the CRC */
+    for (uint32_t n = 0; n <= KV_LIMIT_COUNT_ + 1; n++) {
+        buf old;
+        buf_init(&old);
+        buf_append(&old, out.data, table);
+        append_le(&old, n, 4);
+        for (uint32_t i = 0; i < n; i++)
+            append_le(&old, i < KV_LIMIT_COUNT_ ? a.ks.limits.v[i] : 1, 8);
+        append_le(&old, crc32c_update(0, old.data, old.len), 4);
+        int rv = load(&b, &old, err, sizeof(err));
+        if (n == 0 || n > KV_LIMIT_COUNT_) {
+            assert_int_equal(rv, -1);
+        } else {
+            assert_int_equal(rv, 0);
+            for (uint32_t i = 0; i < KV_LIMIT_COUNT_; i++)
+                assert_int_equal(b.ks.limits.v[i], i < n ? a.ks.limits.v[i] : def.v[i]);
+        }
+        buf_close(&old);
+    }
+    assert_int_equal(KV_LIMIT_HLL_SPARSE, 7); /* the one added after the first table */
     buf_close(&out);
     buf_close(&want);
     kv_store_close(&a);
