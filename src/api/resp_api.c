@@ -173,6 +173,9 @@ resp_api *resp_api_create(api *a, uv_loop_t *loop)
     ra->m_protocol_errors =
         metrics_counter_get("cairn_resp_protocol_errors_total",
                             "Redis protocol connections closed for malformed input", "");
+    ra->m_reply_too_large = metrics_counter_get(
+        "cairn_resp_replies_too_large_total",
+        "Redis protocol replies over --max-pending-output, answered an error", "");
     resp_blocking_init(ra, loop);
     slowlog_init(&ra->slowlog);
     return ra;
@@ -893,6 +896,19 @@ static void resp__flush_replies(resp_conn *rc)
         rc->pending--;
         c->busy--;
         bool close = req->close_after;
+        uint64_t limit = rc->ra->a->cfg->max_pending_output;
+        if (req->reply.len > limit) {
+            /* one reply that could never be sent within the limit: a clear
+             * error instead, and the connection stays (Redis has no limit
+             * for normal clients; cairn's bounds every client's output) */
+            size_t n = req->reply.len;
+            buf_reset(&req->reply);
+            resp_write_errorf(&req->reply,
+                              "ERR reply too large: %zu bytes over the output limit of %llu "
+                              "(--max-pending-output); ask for less at a time (a range, SCAN)",
+                              n, (unsigned long long)limit);
+            metrics_counter_add(rc->ra->m_reply_too_large, 1);
+        }
         net_conn_write(c, req->reply.data, req->reply.len); /* may close the connection */
         resp__recycle(rc, req);
         if (close) {

@@ -130,7 +130,7 @@ struct resp_api {
     size_t max_name_len;
     metrics_counter *(*m_cmd)[RESP_OUTCOMES_]; /* [ncmds + 1]: last = unknown */
     metrics_histogram **m_latency;             /* [ncmds + 1] */
-    metrics_counter *m_protocol_errors;
+    metrics_counter *m_protocol_errors, *m_reply_too_large;
     resp_conn *conns; /* open connections, newest first */
     uint64_t n_conns;
     uint64_t total_connections;

@@ -364,6 +364,21 @@ def test_slow_reader_is_disconnected(make_node):
     assert r.get("v") == b"x" * 100000  # others unaffected
 
 
+def test_a_reply_over_the_output_limit_is_an_error(make_node):
+    """LRANGE 0 -1 of a list bigger than --max-pending-output: a clear error
+    instead of a disconnect, and the connection goes on (Redis sets no such
+    limit for normal clients; cairn bounds every client's output)."""
+    n = make_node(persistence="none", extra_args=["--max-pending-output", "1m"]).start()
+    with raw(n, timeout=30) as c:
+        for i in range(0, 20000, 1000):
+            c.pipeline([("RPUSH", "l", "x" * 100) for _ in range(1000)])
+        got = c.pipeline([("LRANGE", "l", "0", "-1"), ("LRANGE", "l", "0", "1"), ("PING",)])
+        assert isinstance(got[0], Err), got[0]
+        assert got[0].startswith("ERR reply too large: ") and "--max-pending-output" in got[0], got[0]
+        assert got[1] == [b"x" * 100] * 2 and got[2] == "PONG"
+    assert metric_value(metrics(n), "cairn_resp_replies_too_large_total") == 1
+
+
 def test_trickling_client_times_out(make_node):
     n = make_node(persistence="none", extra_args=["--client-timeout", "1"]).start()
     with raw(n) as c:
