@@ -70,6 +70,10 @@ const char *kv_encoding_name(const kv_entry *e)
         return "intset";
     case KV_ENC_SKIPLIST:
         return "skiplist";
+    case KV_ENC_STR_RAW:
+        return "raw";
+    case KV_ENC_STR_EMBSTR:
+        return e->value_len <= 44 ? "embstr" : "raw";
     default:
         break;
     }

@@ -36,12 +36,17 @@ enum {
     KV_TYPE_MAX_
 };
 enum {
+    /* a string whose OBJECT ENCODING follows from its content, as Redis
+     * encodes a value it stores whole (SET, INCR, RESTORE ...): int,
+     * embstr up to 44 bytes, raw */
     KV_ENC_RAW = 0,
     KV_ENC_LISTPACK = 1,
     KV_ENC_HASHTABLE = 2,
     KV_ENC_QUICKLIST = 3,
     KV_ENC_INTSET = 4,
     KV_ENC_SKIPLIST = 5,
+    KV_ENC_STR_RAW = 6,    /* a string changed in place (APPEND SETRANGE SETBIT ...): raw */
+    KV_ENC_STR_EMBSTR = 7, /* INCRBYFLOAT's result: embstr, whatever it reads as */
     KV_ENC_MAX_
 };
 

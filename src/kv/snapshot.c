@@ -13,7 +13,7 @@
 #include "util/hash.h"
 
 #define SNAP_MAGIC "CAIRNSNP"
-#define SNAP_VERSION 6 /* 5: sets and sorted sets; 6: the encodings' limits */
+#define SNAP_VERSION 7 /* 5: sets and sorted sets; 6: the encodings' limits; 7: raw strings */
 #define SNAP_HEADER_BYTES 32
 #define SNAP_ENTRY_HEADER_BYTES 40
 #define SNAP_ENTRY_TYPE_BYTES 2 /* version >= 4: u8 type | u8 encoding */
@@ -300,7 +300,8 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
         int type = version >= 4 ? (unsigned char)eh[40] : KV_TYPE_STRING;
         int encoding = version >= 4 ? (unsigned char)eh[41] : KV_ENC_RAW;
         pos += header;
-        if ((type == KV_TYPE_STRING && encoding != KV_ENC_RAW) ||
+        if ((type == KV_TYPE_STRING && encoding != KV_ENC_RAW &&
+             (version < 7 || (encoding != KV_ENC_STR_RAW && encoding != KV_ENC_STR_EMBSTR))) ||
             (type == KV_TYPE_LIST && encoding != KV_ENC_QUICKLIST) ||
             ((type == KV_TYPE_SET || type == KV_TYPE_ZSET) && version < 5) ||
             type >= KV_TYPE_MAX_) {
@@ -327,6 +328,7 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
         bool string = type == KV_TYPE_STRING;
         kv_entry *e = kv_keyspace_append_sorted(&ks, tail, key, klen, string ? key + klen : NULL,
                                                 string ? vlen : 0);
+        if (string) e->encoding = (uint8_t)encoding; /* raw after APPEND and the like */
         alloc_heap_prefault_step(&pf);
         if ((type == KV_TYPE_HASH && !kv_hash_load(&ks, e, encoding, key + klen, vlen)) ||
             (type == KV_TYPE_LIST && !kv_list_load(&ks, e, key + klen, vlen)) ||

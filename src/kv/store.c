@@ -138,6 +138,7 @@ static kv_entry *store__write(kv_store *s, kv_entry *e, kv_slice key, const char
         e->version = 1;
     }
     e->mod_rev = rev;
+    e->encoding = KV_ENC_RAW; /* stored whole: encoded by its content */
     return e;
 }
 
@@ -284,6 +285,7 @@ static void store__incrfloat(kv_store *s, const kv_command *cmd, kv_result *res)
     res->status = store__add_float(e ? &cur : NULL, cmd->args[1], tmp, &n);
     if (res->status) return;
     e = store__write(s, e, cmd->args[0], tmp, n, ++s->revision);
+    e->encoding = KV_ENC_STR_EMBSTR; /* Redis makes the new text an embstr */
     store__changed_put(s, cmd, e);
     store__return_value(s, res, e);
     store__describe(res, e);
@@ -314,9 +316,11 @@ static void store__append(kv_store *s, const kv_command *cmd, kv_result *res)
         kv_keyspace_set_value_owned(&s->ks, e, v, cur + add.len);
         e->version++;
         e->mod_rev = rev;
+        e->encoding = KV_ENC_STR_RAW;
     } else {
         e->version++;
         e->mod_rev = rev;
+        e->encoding = KV_ENC_STR_RAW; /* Redis unshares it even for nothing */
     }
     store__changed_put(s, cmd, e);
     res->integer = (int64_t)e->value_len;
@@ -355,6 +359,7 @@ static void store__setrange(kv_store *s, const kv_command *cmd, kv_result *res)
     kv_keyspace_set_value_owned(&s->ks, e, v, len);
     e->version++;
     e->mod_rev = rev;
+    e->encoding = KV_ENC_STR_RAW;
     store__changed_put(s, cmd, e);
     res->integer = (int64_t)len;
     store__describe(res, e);
@@ -381,6 +386,7 @@ static kv_entry *store__bits_for_write(kv_store *s, const kv_command *cmd, kv_en
         e->version = 0;
     }
     kv_keyspace_grow_string(&s->ks, e, len);
+    e->encoding = KV_ENC_STR_RAW; /* Redis unshares it, changed or not */
     return e;
 }
 
@@ -495,6 +501,7 @@ static void store__bitop(kv_store *s, const kv_command *cmd, kv_result *res)
             }
         } else {
             dst = store__write(s, dst, cmd->args[0], v, len, ++s->revision);
+            dst->encoding = KV_ENC_STR_RAW;
             kv_keyspace_set_expire(&s->ks, dst, 0);
             store__changed_put(s, cmd, dst);
             store__describe(res, dst);
@@ -542,6 +549,7 @@ static void store__hll_put(kv_store *s, const kv_command *cmd, kv_entry *e, kv_h
                            kv_result *res)
 {
     kv_keyspace_set_value_owned(&s->ks, e, (char *)h->p, h->len);
+    e->encoding = KV_ENC_STR_RAW;
     if (changed) store__string_changed(s, cmd, e, res);
 }
 
@@ -735,6 +743,7 @@ static void store__copy_value(kv_store *s, const kv_entry *from, kv_entry *to)
     }
     default:
         kv_keyspace_set_value(ks, to, from->value, from->value_len);
+        to->encoding = from->encoding; /* as Redis' dupStringObject */
         break;
     }
 }

@@ -3,7 +3,8 @@ ZRANDMEMBER (SRANDMEMBER: test_resp_sets.py).
 
 What is deterministic is compared reply for reply with Debian's
 redis-server, in RESP2 and RESP3: OBJECT ENCODING of every encoding both
-servers share (strings written by SET: int, embstr, raw; listpack and
+servers share (strings written by SET: int, embstr, raw; strings changed
+in place, raw; INCRBYFLOAT's, embstr; listpack and
 hashtable hashes; quicklist lists; intset and hashtable sets; listpack and
 skiplist sorted sets), REFCOUNT, the errors, and random reads of one
 element or of more than there are. The random choices themselves are
@@ -45,6 +46,27 @@ SCRIPT = [
     ("ZRANDMEMBER", "z", "-2", "WITHSCORES"), ("ZRANDMEMBER", "z", "0"),
     ("ZRANDMEMBER", "nokey"), ("ZRANDMEMBER", "nokey", "2"), ("ZRANDMEMBER", "z", "x"),
     ("ZRANDMEMBER", "z", "1", "FOO"), ("ZRANDMEMBER", "emb"),
+    # strings changed in place are raw whatever they hold; INCRBYFLOAT's
+    # result is an embstr; a whole new value is encoded by its content again
+    ("SET", "a1", "12"), ("APPEND", "a1", "3"), ("OBJECT", "ENCODING", "a1"),
+    ("APPEND", "a2", "5"), ("OBJECT", "ENCODING", "a2"), ("APPEND", "a2", ""),
+    ("OBJECT", "ENCODING", "a2"), ("SET", "a1", "7"), ("OBJECT", "ENCODING", "a1"),
+    ("SET", "r1", "hello"), ("SETRANGE", "r1", "0", "J"), ("OBJECT", "ENCODING", "r1"),
+    ("SETRANGE", "r2", "1", "x"), ("OBJECT", "ENCODING", "r2"), ("SET", "r3", "ab"),
+    ("SETRANGE", "r3", "0", ""), ("OBJECT", "ENCODING", "r3"),
+    ("SET", "b1", "1"), ("SETBIT", "b1", "0", "0"), ("OBJECT", "ENCODING", "b1"),
+    ("SETBIT", "b2", "3", "1"), ("OBJECT", "ENCODING", "b2"),
+    ("BITFIELD", "b3", "SET", "u8", "0", "65"), ("OBJECT", "ENCODING", "b3"),
+    ("BITOP", "OR", "b4", "b2", "b3"), ("OBJECT", "ENCODING", "b4"),
+    ("INCRBYFLOAT", "f1", "3"), ("OBJECT", "ENCODING", "f1"), ("INCRBYFLOAT", "f1", "0.5"),
+    ("OBJECT", "ENCODING", "f1"), ("INCR", "f2"), ("OBJECT", "ENCODING", "f2"),
+    ("SET", "f3", "5"), ("INCRBYFLOAT", "f3", "1"), ("OBJECT", "ENCODING", "f3"),
+    ("INCR", "f3"), ("OBJECT", "ENCODING", "f3"),
+    ("PFADD", "p1", "a"), ("OBJECT", "ENCODING", "p1"),
+    ("COPY", "a1", "c1"), ("COPY", "r1", "c2"), ("COPY", "f1", "c3"),
+    ("OBJECT", "ENCODING", "c1"), ("OBJECT", "ENCODING", "c2"), ("OBJECT", "ENCODING", "c3"),
+    ("RENAME", "r1", "n1"), ("OBJECT", "ENCODING", "n1"), ("GETSET", "n1", "9"),
+    ("OBJECT", "ENCODING", "n1"),
 ]
 
 

@@ -653,13 +653,13 @@ static void test_snapshot_empty(void **state)
     buf_init(&out);
     buf_init(&want);
     snapshot_of(&a, &out);
-    craft_snapshot(&want, 6, 0, 0, NULL, 0);
+    craft_snapshot(&want, 7, 0, 0, NULL, 0);
     assert_int_equal(out.len, 44 + 4 + 8 * KV_LIMIT_COUNT_);
     assert_memory_equal(out.data, want.data, want.len);
 
     /* an empty snapshot with a revision replaces a store with content */
     apply_put(&b, "x", 1, "y", 1, 0);
-    craft_snapshot(&want, 6, 77, 0, NULL, 0);
+    craft_snapshot(&want, 7, 77, 0, NULL, 0);
     char err[256];
     assert_int_equal(load(&b, &want, err, sizeof(err)), 0);
     assert_int_equal(b.revision, 77);
@@ -739,7 +739,7 @@ static void test_snapshot_round_trip_10k(void **state)
     /* the writer follows the documented format exactly */
     snap_ent *ents;
     size_t n = entries_of(&a, &ents);
-    craft_snapshot(&want, 6, a.revision, n, ents, n);
+    craft_snapshot(&want, 7, a.revision, n, ents, n);
     assert_int_equal(out.len, want.len);
     assert_memory_equal(out.data, want.data, want.len);
     free(ents);
@@ -968,7 +968,7 @@ static void test_snapshot_crafted_errors(void **state)
     craft_snapshot(&b, 1, 1, 2, empty_late, 2);
     expect_load_error(&v, &b, "out of order");
 
-    craft_snapshot(&b, 7, 3, 3, e, 3);
+    craft_snapshot(&b, 8, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
     craft_snapshot(&b, 0, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
@@ -1047,7 +1047,7 @@ static void test_snapshot_crafted_valid(void **state)
     assert_int_equal(x->expire_ms, -7);
     assert_int_equal(x->value_len, 0);
     snapshot_of(&s, &out);
-    craft_snapshot(&b, 6, 5, 4, e, 4); /* a version 3 file is written back as 6 */
+    craft_snapshot(&b, 7, 5, 4, e, 4); /* a version 3 file is written back as 7 */
     assert_int_equal(out.len, b.len);
     assert_memory_equal(out.data, b.data, b.len);
     buf_close(&b);
@@ -1057,6 +1057,46 @@ static void test_snapshot_crafted_valid(void **state)
 
 /* An empty key is a legal key (Redis allows SET "" x), so a store holding
  * one must survive a snapshot round trip. */
+/* A string changed in place is "raw" to OBJECT ENCODING, one INCRBYFLOAT
+ * made "embstr", whatever their content says; a snapshot keeps that (7),
+ * and an older version's string with such an encoding byte is refused. */
+static void test_snapshot_keeps_string_encodings(void **state)
+{
+    (void)state;
+    kv_store a, b;
+    kv_store_init(&a, 1);
+    kv_store_init(&b, 2);
+    apply_put(&a, "app", 3, "12", 2, 0);
+    apply_put(&a, "flt", 3, "1", 1, 0);
+    apply_put(&a, "set", 3, "34", 2, 0);
+    kv_slice app[2] = {{"app", 3}, {"3", 1}}, flt[2] = {{"flt", 3}, {"2", 1}};
+    kv_command c1 = {.op = KV_OP_APPEND, .nargs = 2, .args = app};
+    kv_command c2 = {.op = KV_OP_INCRFLOAT, .nargs = 2, .args = flt};
+    kv_result r;
+    kv_store_apply(&a, &c1, &r);
+    kv_store_apply(&a, &c2, &r);
+    assert_string_equal(kv_encoding_name(kv_store_get(&a, "app", 3, 0)), "raw");    /* "123" */
+    assert_string_equal(kv_encoding_name(kv_store_get(&a, "flt", 3, 0)), "embstr"); /* "3" */
+    assert_string_equal(kv_encoding_name(kv_store_get(&a, "set", 3, 0)), "int");
+    buf out;
+    buf_init(&out);
+    snapshot_of(&a, &out);
+    char err[256];
+    assert_int_equal(load(&b, &out, err, sizeof(err)), 0);
+    assert_string_equal(kv_encoding_name(kv_store_get(&b, "app", 3, 0)), "raw");
+    assert_string_equal(kv_encoding_name(kv_store_get(&b, "flt", 3, 0)), "embstr");
+    assert_string_equal(kv_encoding_name(kv_store_get(&b, "set", 3, 0)), "int");
+    /* the same bytes labelled version 6 (and the CRC fixed): refused */
+    out.data[8] = 6;
+    uint32_t crc = crc32c_update(0, out.data, out.len - 4);
+    for (int i = 0; i < 4; i++) out.data[out.len - 4 + i] = (char)(crc >> (8 * i));
+    assert_int_equal(load(&b, &out, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "unknown type"));
+    buf_close(&out);
+    kv_store_close(&a);
+    kv_store_close(&b);
+}
+
 static void test_snapshot_empty_key_round_trip(void **state)
 {
     kv_store a, b;
@@ -1157,6 +1197,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_crafted_errors),
         cmocka_unit_test(test_snapshot_crafted_valid),
         cmocka_unit_test(test_snapshot_empty_key_round_trip),
+        cmocka_unit_test(test_snapshot_keeps_string_encodings),
         cmocka_unit_test(test_snapshot_sinks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
