@@ -679,6 +679,21 @@ static void zset__zdiff(resp_req *req)
     zset__comb(req, KV_ZCOMB_DIFF);
 }
 
+/* A STORE whose options are bad: Redis looks at the sources' types first,
+ * so a wrong-typed source answers WRONGTYPE; a read (after the writes
+ * before it) finds out, and otherwise the options' error is the answer. */
+static void zset__comb_store_refused(resp_req *req)
+{
+    zcomb_q q;
+    zset__comb_args(req, 2, true, false, true, &q); /* numkeys: checked before */
+    const kv_entry **srcs = xcalloc(q.n, sizeof(*srcs));
+    q.w = xcalloc(q.n, sizeof(*q.w));
+    if (zset__gather(req, q.first, q.n, srcs))
+        zset__comb_args(req, 2, true, req->opt == KV_ZCOMB_DIFF, false, &q);
+    free(q.w);
+    free(srcs);
+}
+
 /* ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: dst, the keys, a weight each */
 static void zset__comb_store(resp_req *req, int op)
 {
@@ -686,7 +701,13 @@ static void zset__comb_store(resp_req *req, int op)
     if (!resp_auth_extra_key(req, &req->argv[1])) return;
     if (!zset__comb_args(req, 2, true, false, true, &q)) return;
     q.w = xcalloc(q.n, sizeof(*q.w));
-    if (zset__comb_args(req, 2, true, op == KV_ZCOMB_DIFF, false, &q)) {
+    size_t mark = req->reply.len;
+    if (!zset__comb_args(req, 2, true, op == KV_ZCOMB_DIFF, false, &q)) {
+        req->reply.len = mark; /* the answer waits for the types */
+        req->outcome = RESP_OUTCOME_OK;
+        req->opt = (uint32_t)op;
+        resp_req_read(req, zset__comb_store_refused);
+    } else {
         size_t n = 1 + 2 * q.n;
         kv_slice *args = xcalloc(n, sizeof(*args));
         char *text = xmalloc(q.n * 32);
@@ -899,14 +920,14 @@ const resp_cmd resp_cmds_zsets[] = {
     {"zdiff", zset__zdiff, -3, R | NK, 1, 0, 1, "sortedset", "6.2.0", "O(L + (N-K)log(N))",
      "Return the difference of the first sorted set and the others",
      "numkeys key [key ...] [WITHSCORES]"},
-    {"zunionstore", zset__zunionstore, -4, W | D | NK, 2, 0, 1, "sortedset", "2.0.0",
-     "O(N)+O(M log(M))", "Store the union of sorted sets",
+    {"zunionstore", zset__zunionstore, -4, W | D | NK | RESP_CMD_MAY_READ, 2, 0, 1, "sortedset",
+     "2.0.0", "O(N)+O(M log(M))", "Store the union of sorted sets",
      "destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX]"},
-    {"zinterstore", zset__zinterstore, -4, W | D | NK, 2, 0, 1, "sortedset", "2.0.0",
-     "O(N*K)+O(M*log(M))", "Store the intersection of sorted sets",
+    {"zinterstore", zset__zinterstore, -4, W | D | NK | RESP_CMD_MAY_READ, 2, 0, 1, "sortedset",
+     "2.0.0", "O(N*K)+O(M*log(M))", "Store the intersection of sorted sets",
      "destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX]"},
-    {"zdiffstore", zset__zdiffstore, -4, W | D | NK, 2, 0, 1, "sortedset", "6.2.0",
-     "O(L + (N-K)log(N))", "Store the difference of the first sorted set and the others",
+    {"zdiffstore", zset__zdiffstore, -4, W | D | NK | RESP_CMD_MAY_READ, 2, 0, 1, "sortedset",
+     "6.2.0", "O(L + (N-K)log(N))", "Store the difference of the first sorted set and the others",
      "destination numkeys key [key ...]"},
     {"zintercard", zset__zintercard, -3, R | NK, 1, 0, 1, "sortedset", "7.0.0", "O(N*K)",
      "Return the size of the intersection of sorted sets", "numkeys key [key ...] [LIMIT limit]"},

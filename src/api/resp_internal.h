@@ -58,7 +58,8 @@ enum {
     RESP_CMD_NUMKEYS = 1 << 12,  /* keys move: first_key is the position of their count
                                   * (LMPOP's numkeys), the keys follow it */
     RESP_CMD_MAY_READ = 1 << 13, /* a write that may answer as a read (SORT without STORE,
-                                  * GEORADIUS, BITFIELD of GETs): ordered like a read */
+                                  * GEORADIUS, BITFIELD of GETs, Z*STORE with bad options
+                                  * that checks its sources' types): ordered like a read */
 };
 
 struct resp_cmd {

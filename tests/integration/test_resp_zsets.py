@@ -203,6 +203,12 @@ def test_big_sorted_sets_match_redis(anynode, redis_server):  # noqa: F811
               ("ZADD", "long", "1", "x" * 65), ("ZADD", "long", "2", "y"),
               ("ZRANGE", "long", "0", "-1", "WITHSCORES"),
               ("ZUNIONSTORE", "u", "2", "big", "long", "WEIGHTS", "2", "3"), ("ZCARD", "u"),
+              # the sources' types before the options, as Redis checks them
+              ("SET", "str", "x"), ("ZUNIONSTORE", "u2", "2", "big", "str", "WEIGHTS", "x", "1"),
+              ("ZINTERSTORE", "u2", "2", "str", "big", "AGGREGATE", "nope"),
+              ("ZDIFFSTORE", "u2", "2", "str", "big", "WEIGHTS", "1", "2"),
+              ("ZUNIONSTORE", "u2", "2", "big", "nokey", "WEIGHTS", "x", "1"),
+              ("ZUNIONSTORE", "u2", "1", "big", "BOGUS"), ("EXISTS", "u2"),
               ("ZRANGE", "u", "0", "-1", "WITHSCORES"), ("ZINTER", "2", "big", "u", "WITHSCORES"),
               ("ZDIFF", "2", "u", "big", "WITHSCORES"), ("ZINTERCARD", "2", "u", "big", "LIMIT", "50")]
     assert_same(anynode.resp_port, redis_server, script, 2)
