@@ -12,6 +12,8 @@ import re
 import resource
 import subprocess
 
+import procs
+
 
 class DriverError(RuntimeError):
     pass
@@ -164,14 +166,6 @@ def cairnctl_bench(cairnctl, protocol, port, duration=None, requests=None, conne
 # ---- blocking pop wake-up ------------------------------------------------------
 
 
-def _resp_args(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
 def _resp_read(f):
     """One whole RESP2 reply from a buffered socket file; errors raise."""
     line = f.readline()
@@ -207,17 +201,17 @@ def blocking_wakeup(block_port, push_port, rounds, settle_s=0.01, key="bench:wak
     deadline = time.monotonic() + timeout
     (a, af), (b, bf) = connect(block_port), connect(push_port)
     try:
-        b.sendall(_resp_args("DEL", key))
+        b.sendall(procs.resp_encode("DEL", key))
         _resp_read(bf)
         lat = []
         t_start = time.monotonic()
         for i in range(rounds):
             if time.monotonic() > deadline:
                 raise DriverError(f"wake-up rounds did not finish within {timeout}s")
-            a.sendall(_resp_args("BLPOP", key, "10"))
+            a.sendall(procs.resp_encode("BLPOP", key, "10"))
             time.sleep(settle_s)
             t0 = time.perf_counter()
-            b.sendall(_resp_args("LPUSH", key, f"v{i}"))
+            b.sendall(procs.resp_encode("LPUSH", key, f"v{i}"))
             got = _resp_read(af)
             t1 = time.perf_counter()
             _resp_read(bf)

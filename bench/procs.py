@@ -226,14 +226,19 @@ def http_ok(url, timeout=1.0):
         return False
 
 
-def resp_command(port, *args, timeout=2.0):
-    """One RESP command; returns the raw first reply line (without CRLF)."""
-    out = b"*%d\r\n" % len(args)
+def resp_encode(*args):
+    """A command as a RESP array of bulk strings (str arguments as UTF-8)."""
+    out = [b"*%d\r\n" % len(args)]
     for a in args:
         a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def resp_command(port, *args, timeout=2.0):
+    """One RESP command; returns the raw first reply line (without CRLF)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(out)
+        s.sendall(resp_encode(*args))
         data = b""
         while not data.endswith(b"\r\n"):
             chunk = s.recv(65536)

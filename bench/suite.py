@@ -563,7 +563,7 @@ http {{
             path = os.path.join(self.tmp, f"w8-{name.replace(' ', '-')}.resp")
             with open(path, "wb") as f:
                 for cmd in gen():
-                    f.write(_resp_encode(cmd))
+                    f.write(procs.resp_encode(*cmd))
             for side in ("cairn", "redis"):
                 s = (self.cairn(f"w8-cairn-{len(out)}", "none") if side == "cairn"
                      else self.redis(f"w8-redis-{len(out)}", aof=False))
@@ -855,14 +855,6 @@ def _count_keys(s):
     except Exception:  # noqa: BLE001
         return None
     return None
-
-
-def _resp_encode(args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
 
 
 def _datatype_sets(n):

@@ -22,7 +22,6 @@
 #include "api/memory.h"
 #include "api/resp_internal.h"
 #include "kv/hash.h"
-#include "kv/hll.h"
 #include "kv/lazyfree.h"
 #include "kv/set.h"
 #include "kv/zset.h"
@@ -1325,25 +1324,26 @@ static void server__slowlog_get(resp_req *req)
 static void server__slowlog(resp_req *req)
 {
     const resp_arg *sub = &req->argv[1];
-    static const struct {
-        const char *name;
-        size_t min, max;
-    } subs[] = {{"get", 2, 3}, {"len", 2, 2}, {"reset", 2, 2}, {"help", 2, 2}};
-    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-        if (!resp_format_arg_is(sub, subs[i].name)) continue;
-        if (req->argc < subs[i].min || (i > 0 && req->argc > subs[i].max)) {
-            server__sub_arity(req, "slowlog", subs[i].name);
-        } else if (req->argc > subs[i].max) { /* GET's own check, as Redis' */
+    slowlog *sl = &req->rc->ra->slowlog;
+    if (resp_format_arg_is(sub, "get")) {
+        if (req->argc > 3) /* GET checks its own arity, with this text, in Redis */
             resp_req_errorf(req,
                             "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try "
                             "SLOWLOG HELP.",
                             (int)sub->len, sub->ptr);
-        } else if (i == 0) {
+        else
             server__slowlog_get(req);
+        return;
+    }
+    static const char *const no_args[] = {"len", "reset", "help"};
+    for (size_t i = 0; i < sizeof(no_args) / sizeof(no_args[0]); i++) {
+        if (!resp_format_arg_is(sub, no_args[i])) continue;
+        if (req->argc != 2) {
+            server__sub_arity(req, "slowlog", no_args[i]);
+        } else if (i == 0) {
+            resp_write_integer(&req->reply, (long long)slowlog_len(sl));
         } else if (i == 1) {
-            resp_write_integer(&req->reply, (long long)slowlog_len(&req->rc->ra->slowlog));
-        } else if (i == 2) {
-            slowlog_reset(&req->rc->ra->slowlog);
+            slowlog_reset(sl);
             resp_req_ok(req);
         } else {
             server__help(req, server__slowlog_help);
