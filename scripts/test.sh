@@ -36,7 +36,7 @@ CAIRN_BUILD_DIR="$PWD/build-release" /usr/bin/python3 -m pytest -q -p no:cachepr
 
 echo "== ASan+UBSan build: unit and integration tests ==" >&2
 scripts/build.sh build-asan -DCAIRN_SANITIZE=ON -DCMAKE_C_COMPILER=clang
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:handle_abort=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build-asan --output-on-failure -j 2
 CAIRN_BUILD_DIR="$PWD/build-asan" CAIRN_SANITIZED=1 "${PYTEST[@]}"
 

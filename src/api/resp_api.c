@@ -102,12 +102,18 @@ static void resp__index_commands(resp_api *ra)
         const resp_cmd *t;
         size_t n;
     } tables[] = {
-        {resp_cmds_server, resp_cmds_server_count}, {resp_cmds_strings, resp_cmds_strings_count},
-        {resp_cmds_keys, resp_cmds_keys_count},     {resp_cmds_hashes, resp_cmds_hashes_count},
-        {resp_cmds_lists, resp_cmds_lists_count},   {resp_cmds_sets, resp_cmds_sets_count},
-        {resp_cmds_zsets, resp_cmds_zsets_count},   {resp_cmds_bitmaps, resp_cmds_bitmaps_count},
-        {resp_cmds_hll, resp_cmds_hll_count},       {resp_cmds_geo, resp_cmds_geo_count},
+        {resp_cmds_server, resp_cmds_server_count},
+        {resp_cmds_strings, resp_cmds_strings_count},
+        {resp_cmds_keys, resp_cmds_keys_count},
+        {resp_cmds_hashes, resp_cmds_hashes_count},
+        {resp_cmds_lists, resp_cmds_lists_count},
+        {resp_cmds_sets, resp_cmds_sets_count},
+        {resp_cmds_zsets, resp_cmds_zsets_count},
+        {resp_cmds_bitmaps, resp_cmds_bitmaps_count},
+        {resp_cmds_hll, resp_cmds_hll_count},
+        {resp_cmds_geo, resp_cmds_geo_count},
         {resp_cmds_sort, resp_cmds_sort_count},
+        {resp_cmds_transactions, resp_cmds_transactions_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;
@@ -177,6 +183,7 @@ resp_api *resp_api_create(api *a, uv_loop_t *loop)
         "cairn_resp_replies_too_large_total",
         "Redis protocol replies over --max-pending-output, answered an error", "");
     resp_blocking_init(ra, loop);
+    resp_tx_init(ra);
     slowlog_init(&ra->slowlog);
     return ra;
 }
@@ -184,6 +191,7 @@ resp_api *resp_api_create(api *a, uv_loop_t *loop)
 void resp_api_destroy(resp_api *ra)
 {
     if (!ra) return;
+    resp_tx_close(ra);
     resp_blocking_close(ra);
     slowlog_close(&ra->slowlog);
     free(ra->cmds);
@@ -225,6 +233,8 @@ static resp_req *resp__new_req(resp_conn *rc)
     memset(req->n, 0, sizeof(req->n));
     req->opt = 0;
     req->block = NULL;
+    req->exec = req->tx_exec = NULL;
+    req->tx_step = 0;
     req->next = NULL;
     if (rc->tail)
         rc->tail->next = req;
@@ -238,6 +248,7 @@ static resp_req *resp__new_req(resp_conn *rc)
 
 static void resp__free_req(resp_req *req)
 {
+    resp_tx_exec_free(req);
     replica_req_close(&req->rreq); /* cancels a pending replica request */
     buf_close(&req->reply);
     buf_close(&req->own_data);
@@ -248,6 +259,7 @@ static void resp__free_req(resp_req *req)
 static void resp__recycle(resp_conn *rc, resp_req *req)
 {
     if (req->rreq.op) replica_cancel(&req->rreq);
+    resp_tx_exec_free(req);
     if (rc->nspare >= RESP_SPARE_REQS) {
         resp__free_req(req);
         return;
@@ -583,6 +595,11 @@ static void resp__replica_error(resp_req *req, int st)
     }
 }
 
+void resp_req_replica_error(resp_req *req, int status)
+{
+    resp__replica_error(req, status);
+}
+
 /* Errors the state machine reports the same way for every command. */
 static bool resp__kv_error(resp_req *req, const kv_result *res)
 {
@@ -662,6 +679,7 @@ static void resp__write_cb(replica_req *rr, int status)
     /* the apply ran inside the handler when it completed at once */
     if (!req->in_proc) req->exec_ns += rr->result.apply_ns;
     resp_req_answer_write(req, status, &rr->result, req->on_write);
+    if (req->waiting) return; /* the continuation waits again (EXEC through a follower) */
     resp__complete(req);
 }
 
@@ -684,6 +702,10 @@ static void resp__touch_written(resp_req *req, const kv_command *cmd)
 
 void resp_req_propose(resp_req *req, kv_command *cmd, resp_write_fn done)
 {
+    if (req->tx_exec) {
+        resp_tx_propose(req, cmd, done);
+        return;
+    }
     api *a = req->a;
     if ((req->cmd->flags & RESP_CMD_DENYOOM) && memory_admit_write(a) != MEMORY_OK) {
         req->outcome = RESP_OUTCOME_OOM;
@@ -732,6 +754,10 @@ static void resp__read_cb(replica_req *rr, int status)
 
 void resp_req_read(resp_req *req, resp_proc ready)
 {
+    if (req->tx_exec) {
+        resp_tx_read(req, ready);
+        return;
+    }
     req->on_ready = ready;
     req->rreq.cb = resp__read_cb;
     req->waiting = true;
@@ -832,6 +858,7 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
         net_conn_pause(rc->c);
     } else if (!resp_auth_rate(req)) {
         rc->last_cmd = idx == ra->ncmds ? "unknown" : ra->cmds[idx]->name;
+        resp_tx_flag(req);
     } else if (idx == ra->ncmds) {
         buf msg;
         buf_init(&msg);
@@ -839,17 +866,24 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
         resp_req_error(req, msg.data);
         buf_close(&msg);
         rc->last_cmd = "unknown";
+        resp_tx_flag(req);
     } else {
         const resp_cmd *cmd = ra->cmds[idx];
         req->cmd = cmd;
         rc->last_cmd = cmd->name;
-        if (!(cmd->flags & RESP_CMD_WRITE) ||
-            (cmd->flags & (RESP_CMD_BLOCKING | RESP_CMD_MAY_READ)))
+        bool queues = resp_tx_queues(rc, cmd);
+        if (!queues && (!(cmd->flags & RESP_CMD_WRITE) ||
+                        (cmd->flags & (RESP_CMD_BLOCKING | RESP_CMD_MAY_READ))))
             rc->pending_read = true;
         if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
-            (cmd->arity < 0 && argc < (size_t)-cmd->arity))
+            (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
             resp_req_error_arity(req);
-        else if (resp_auth_admit(req) && resp__check_keys(req)) {
+            resp_tx_flag(req);
+        } else if (!resp_auth_admit(req) || !resp__check_keys(req)) {
+            resp_tx_flag(req);
+        } else if (queues) {
+            resp_tx_queue(req);
+        } else {
             uint64_t t0 = resp__now_ns();
             req->in_proc = req->ran = true;
             cmd->proc(req);
@@ -1036,6 +1070,7 @@ static void resp__free_conn(resp_conn *rc)
         resp__free_req(req);
     }
     resp_parser_close(&rc->parser);
+    resp_tx_conn_free(rc);
     buf_close(&rc->name);
     buf_close(&rc->lib_name);
     buf_close(&rc->lib_ver);

@@ -407,6 +407,10 @@ static void block__deadline_cb(uv_timer_t *t)
 void resp_block_pop(resp_req *req, const kv_command *cmd, int64_t timeout_ms, resp_write_fn done,
                     resp_proc timed_out)
 {
+    if (req->tx_exec) {
+        resp_tx_pop(req, cmd, done, timed_out);
+        return;
+    }
     resp_blocking *bl = req->rc->ra->blocking;
     resp_block *b = xcalloc(1, sizeof(*b));
     b->bl = bl;

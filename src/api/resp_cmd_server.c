@@ -137,7 +137,8 @@ static void server__reset(resp_req *req)
     rc->proto = 2;
     rc->readonly = false;
     buf_reset(&rc->name);
-    resp_auth_forget(rc); /* as Redis: back to not authenticated */
+    resp_auth_forget(rc);   /* as Redis: back to not authenticated */
+    resp_tx_conn_reset(rc); /* out of MULTI, nothing watched */
     req->proto = 2;
     resp_write_simple(&req->reply, "RESET");
 }
@@ -531,6 +532,8 @@ static void server__command_categories(buf *o, int proto, const resp_cmd *cmd)
         cats[n++] = "@keyspace";
     else if (strcmp(cmd->group, "connection") == 0)
         cats[n++] = "@connection";
+    else if (strcmp(cmd->group, "transactions") == 0)
+        cats[n++] = "@transaction";
     cats[n++] = (f & RESP_CMD_FAST) ? "@fast" : "@slow";
     if (f & RESP_CMD_ADMIN) cats[n++] = "@admin";
     if (f & (RESP_CMD_DANGEROUS | RESP_CMD_ADMIN)) cats[n++] = "@dangerous";
@@ -1367,17 +1370,17 @@ const resp_cmd resp_cmds_server[] = {
      "[message]"},
     {"echo", server__echo, 2, F | S | L, 0, 0, 0, "connection", "1.0.0", "O(1)",
      "Return the given string", "message"},
-    {"hello", server__hello, -1, F | N | L | S | U, 0, 0, 0, "connection", "6.0.0", "O(1)",
-     "Handshake: choose the protocol (2 or 3), authenticate, name the connection",
+    {"hello", server__hello, -1, F | N | L | S | U | RESP_CMD_NO_MULTI, 0, 0, 0, "connection",
+     "6.0.0", "O(1)", "Handshake: choose the protocol (2 or 3), authenticate, name the connection",
      "[protover [AUTH username password] [SETNAME clientname]]"},
-    {"quit", server__quit, -1, F | N | L | S | U, 0, 0, 0, "connection", "1.0.0", "O(1)",
-     "Close the connection once the earlier replies are sent", ""},
-    {"reset", server__reset, 1, F | N | L | S | U, 0, 0, 0, "connection", "6.2.0", "O(1)",
-     "Reset the connection: RESP2, no name, linearizable reads", ""},
+    {"quit", server__quit, -1, F | N | L | S | U | RESP_CMD_TX_CONTROL, 0, 0, 0, "connection",
+     "1.0.0", "O(1)", "Close the connection once the earlier replies are sent", ""},
+    {"reset", server__reset, 1, F | N | L | S | U | RESP_CMD_TX_CONTROL, 0, 0, 0, "connection",
+     "6.2.0", "O(1)", "Reset the connection: RESP2, no name, linearizable reads", ""},
     {"select", server__select, 2, F | L | S, 0, 0, 0, "connection", "1.0.0", "O(1)",
      "Select the database (cairn has only database 0)", "index"},
-    {"auth", server__auth, -2, F | N | L | S | U, 0, 0, 0, "connection", "1.0.0", "O(N)",
-     "Authenticate the connection", "[username] password"},
+    {"auth", server__auth, -2, F | N | L | S | U | RESP_CMD_NO_MULTI, 0, 0, 0, "connection",
+     "1.0.0", "O(N)", "Authenticate the connection", "[username] password"},
     {"client", server__client, -2, N | L | S, 0, 0, 0, "connection", "2.4.0", "O(1)",
      "Connection commands: ID, SETNAME, GETNAME, INFO, LIST, SETINFO", "subcommand [argument ...]"},
     {"readonly", server__readonly, 1, F | L | S, 0, 0, 0, "connection", "3.0.0", "O(1)",

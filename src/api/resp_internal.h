@@ -33,6 +33,8 @@
 typedef struct resp_conn resp_conn;
 typedef struct resp_req resp_req;
 typedef struct resp_cmd resp_cmd;
+typedef struct resp_tx resp_tx;     /* a connection's MULTI and WATCH state (resp_multi.c) */
+typedef struct resp_exec resp_exec; /* an EXEC in progress (resp_multi.c) */
 
 typedef void (*resp_proc)(resp_req *req);
 typedef void (*resp_write_fn)(resp_req *req, const kv_result *res);
@@ -51,15 +53,19 @@ enum {
     RESP_CMD_LOADING = 1 << 6,
     RESP_CMD_STALE = 1 << 7,
     RESP_CMD_NO_AUTH = 1 << 8,
-    RESP_CMD_DANGEROUS = 1 << 9, /* ACL category only */
-    RESP_CMD_KEYSPACE = 1 << 10, /* ACL @keyspace (else the group's) */
-    RESP_CMD_BLOCKING = 1 << 11, /* may block: ordered like a read (nothing after it
-                                  * starts until it answers), ACL @blocking */
-    RESP_CMD_NUMKEYS = 1 << 12,  /* keys move: first_key is the position of their count
-                                  * (LMPOP's numkeys), the keys follow it */
-    RESP_CMD_MAY_READ = 1 << 13, /* a write that may answer as a read (SORT without STORE,
-                                  * GEORADIUS, BITFIELD of GETs, Z*STORE with bad options
-                                  * that checks its sources' types): ordered like a read */
+    RESP_CMD_DANGEROUS = 1 << 9,   /* ACL category only */
+    RESP_CMD_KEYSPACE = 1 << 10,   /* ACL @keyspace (else the group's) */
+    RESP_CMD_BLOCKING = 1 << 11,   /* may block: ordered like a read (nothing after it
+                                    * starts until it answers), ACL @blocking */
+    RESP_CMD_NUMKEYS = 1 << 12,    /* keys move: first_key is the position of their count
+                                    * (LMPOP's numkeys), the keys follow it */
+    RESP_CMD_MAY_READ = 1 << 13,   /* a write that may answer as a read (SORT without STORE,
+                                    * GEORADIUS, BITFIELD of GETs, Z*STORE with bad options
+                                    * that checks its sources' types): ordered like a read */
+    RESP_CMD_TX_CONTROL = 1 << 14, /* runs at once inside MULTI, never queued (MULTI, EXEC,
+                                    * DISCARD, WATCH, UNWATCH, QUIT, RESET) */
+    RESP_CMD_NO_MULTI = 1 << 15,   /* refused inside MULTI (AUTH and HELLO: their password
+                                    * check does not run inside a transaction's apply) */
 };
 
 struct resp_cmd {
@@ -108,6 +114,8 @@ extern const resp_cmd resp_cmds_sort[];
 extern const size_t resp_cmds_sort_count;
 extern const resp_cmd resp_cmds_server[];
 extern const size_t resp_cmds_server_count;
+extern const resp_cmd resp_cmds_transactions[];
+extern const size_t resp_cmds_transactions_count;
 
 enum {
     RESP_OUTCOME_OK = 0,
@@ -142,6 +150,8 @@ struct resp_api {
     slowlog slowlog;
     /* CONFIG RESETSTAT: the node-wide counters INFO shows as counted since */
     uint64_t expired_base, evicted_base;
+    resp_exec *execs; /* transactions proposed here, not applied yet */
+    uint64_t tx_nonce, tx_counter;
 };
 
 struct resp_conn {
@@ -168,6 +178,7 @@ struct resp_conn {
     buf name, lib_name, lib_ver;
     int64_t created_ms, last_cmd_ms;
     const char *last_cmd;
+    resp_tx *tx; /* NULL until MULTI or WATCH */
     resp_conn *prev, *next;
 };
 
@@ -199,6 +210,10 @@ struct resp_req {
     int64_t n[4];
     uint32_t opt;
     struct resp_block *block; /* a blocking pop's state, while it waits */
+    resp_exec *exec;          /* EXEC: the transaction */
+    resp_exec *tx_exec;       /* a command of a transaction: the EXEC running it */
+    int tx_step;              /* ... what it asked for (resp_multi.c) */
+    size_t tx_index;          /* ... its position */
     buf reply;
     resp_req *next;
 };
@@ -314,6 +329,32 @@ bool resp_auth_extra_key(resp_req *req, const resp_arg *key);
 /* Whether the connection's user may read every key (Redis' "full key
  * access": what SORT's BY and GET patterns need); true without users. */
 bool resp_auth_reads_every_key(resp_req *req);
+
+/* ---- transactions (resp_multi.c) ---- */
+
+void resp_tx_init(resp_api *ra);
+void resp_tx_close(resp_api *ra);
+/* Whether cmd is queued (the connection is in MULTI and cmd is not one
+ * that runs at once); then resp_tx_queue answers QUEUED or the error. */
+bool resp_tx_queues(const resp_conn *rc, const resp_cmd *cmd);
+void resp_tx_queue(resp_req *req);
+/* req was refused before it ran (its error is in its reply): inside
+ * MULTI the transaction is flagged, EXEC will abort; a refused EXEC
+ * discards the transaction at once (EXECABORT). */
+void resp_tx_flag(resp_req *req);
+/* RESET, DISCARD: out of MULTI, nothing watched. */
+void resp_tx_conn_reset(resp_conn *rc);
+void resp_tx_conn_free(resp_conn *rc);
+/* What a command of a transaction asks for (req->tx_exec set), instead
+ * of resp_req_propose, resp_block_pop and resp_req_read. */
+void resp_tx_propose(resp_req *sub, kv_command *cmd, resp_write_fn done);
+void resp_tx_pop(resp_req *sub, const kv_command *cmd, resp_write_fn done, resp_proc empty);
+void resp_tx_read(resp_req *sub, resp_proc ready);
+/* The request is done with: its transaction's state goes. */
+void resp_tx_exec_free(resp_req *req);
+
+/* A replica status as the RESP error it is answered with. */
+void resp_req_replica_error(resp_req *req, int status);
 
 /* Lookup for COMMAND INFO/DOCS: NULL when unknown. */
 const resp_cmd *resp_api_lookup(const resp_api *ra, const char *name, size_t len);

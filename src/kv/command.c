@@ -190,7 +190,8 @@ const char *kv_op_name(int op)
                                   "copy",
                                   "sortstore",
                                   "restore",
-                                  "config"};
+                                  "config",
+                                  "exec"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

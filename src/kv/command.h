@@ -97,6 +97,8 @@ typedef enum kv_op {
                       * replace an existing key; b = the longest string it may unpack */
     KV_OP_CONFIG,    /* name value ...: set these encoding limits (kv/limits.h), all or none;
                       * not a keyspace change (no revision) */
+    KV_OP_EXEC,      /* token, a x (watched key, rev), b x step: a MULTI/EXEC transaction,
+                      * applied whole (kv/transaction.h) */
     KV_OP_MAX_
 } kv_op;
 

@@ -8,6 +8,7 @@
 #include "kv/list.h"
 #include "kv/set.h"
 #include "kv/sort.h"
+#include "kv/transaction.h"
 #include "kv/zset.h"
 
 #include <math.h>
@@ -32,6 +33,9 @@ void kv_store_close(kv_store *s)
     kv_keyspace_close(&s->ks);
     buf_close(&s->scratch);
     kv_dedup_close(&s->dedup);
+    free(s->tx_args);
+    s->tx_args = NULL;
+    s->tx_args_cap = 0;
 }
 
 void kv_store_replace(kv_store *s, kv_keyspace *ks, uint64_t revision)
@@ -2067,6 +2071,9 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_CONFIG:
         store__config(s, cmd, res);
+        break;
+    case KV_OP_EXEC:
+        kv_tx_apply(s, cmd, res);
         break;
     default:
         res->status = KV_ERR_MALFORMED;

@@ -91,6 +91,12 @@ typedef struct kv_change {
 
 typedef void (*kv_store_change_fn)(void *ctx, const kv_change *c);
 
+/* A transaction's progress (kv/transaction.h): step KV_TX_BEGIN with the
+ * outcome in res->integer (1 run, 0 aborted by WATCH), then each step's
+ * result (NULL for a read step). res->value is valid during the call. */
+typedef void (*kv_store_tx_step_fn)(void *ctx, const kv_command *tx, int64_t step,
+                                    const kv_result *res);
+
 /* The client addresses of cluster members, replicated like data so that
  * every node can reach every other one's HTTP API (for forwarding) and
  * list them. Raft's configuration only knows peer addresses. */
@@ -121,6 +127,10 @@ typedef struct kv_store {
      * for pushes through it); also told KV_CHANGE_RESET by kv_store_replace */
     kv_store_change_fn on_notify;
     void *on_notify_ctx;
+    kv_store_tx_step_fn on_tx_step; /* optional */
+    void *on_tx_step_ctx;
+    kv_slice *tx_args; /* a transaction step's decoded arguments */
+    uint32_t tx_args_cap;
 } kv_store;
 
 void kv_store_init(kv_store *s, uint64_t seed);

@@ -430,7 +430,7 @@ class Cairnd:
             if k.startswith("CAIRN_") and k not in ("CAIRN_BUILD_DIR",):
                 del env[k]  # only what the test asks for
         env.update(self.env)
-        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1:handle_abort=1")
         # The binary may be being relinked right now (a developer rebuilding
         # while the suite runs): retry exec for a few seconds on that.
         deadline = time.monotonic() + 10

@@ -1,0 +1,653 @@
+/* resp_multi: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+ *
+ * MULTI queues commands on the connection (checking what Redis checks at
+ * queue time: the command exists, its arity, the user's rights, memory);
+ * EXEC turns the queue into one KV_OP_EXEC log entry (kv/transaction.h),
+ * so the transaction is applied whole or not at all, through a crash or a
+ * leader change, with no other write between its commands.
+ *
+ * EXEC runs each queued command's handler in a sub-request that records
+ * what the handler asks for instead of doing it: a write's kv command
+ * becomes a step of the entry, a read becomes a read step, an answer the
+ * handler gives at once (a syntax error, PING) is kept. When the entry
+ * applies on this node, the store tells us each step (kv_store's
+ * on_tx_step): a write's reply is formatted from its result, a read
+ * step's handler reads the store right then, between the transaction's
+ * writes, exactly as Redis runs EXEC. Through a follower the entry is
+ * forwarded to the leader like any write, and answered once it has been
+ * applied here too (a linearizable read waits for that).
+ *
+ * A transaction without writes is a linearizable read: its watches are
+ * compared and its reads run in one read continuation.
+ *
+ * WATCH records each key's revision (mod_rev, 0 when absent) after a
+ * linearizable read; the entry carries them and apply compares them with
+ * the keys' revisions then, so the check holds when the transaction was
+ * forwarded or retried after a failover (docs/resp.md, "Transactions"). */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "api/memory.h"
+#include "api/resp_internal.h"
+#include "kv/transaction.h"
+#include "util/alloc.h"
+
+/* Bounds of one transaction (each refused with a clear error, the
+ * transaction discarded): commands queued, keys watched, queued bytes
+ * (those of resp's query buffer limit). */
+#define TX_MAX_QUEUED (1u << 18)
+#define TX_MAX_WATCHED (1u << 16)
+#define TX_TOKEN_BYTES 16
+
+typedef struct tx_queued {
+    size_t cmd_index;
+    resp_arg *argv;
+    size_t argc;
+    buf data;
+} tx_queued;
+
+typedef struct tx_watch {
+    size_t off, len; /* into wkeys */
+    uint64_t rev;
+} tx_watch;
+
+struct resp_tx {
+    bool multi;
+    bool dirty; /* a command was refused while queuing: EXEC aborts */
+    tx_queued *q;
+    size_t nq, capq, qbytes;
+    buf wkeys;
+    tx_watch *w;
+    size_t nw, capw;
+};
+
+enum { STEP_REPLIED = 0, STEP_WRITE, STEP_READ, STEP_POP };
+enum { PHASE_COMPILE = 0, PHASE_APPLY };
+
+struct resp_exec {
+    resp_req *req; /* the EXEC */
+    resp_api *ra;
+    char token[TX_TOKEN_BYTES];
+    resp_req **subs;
+    size_t n;
+    int phase;
+    buf steps;      /* the encoded write steps, back to back */
+    size_t *at;     /* per sub: its step's offset in steps */
+    size_t *len;    /* per sub: its step's length (0: not a write) */
+    size_t nwrites; /* write and pop steps */
+    /* the watches, copied from the connection */
+    buf wkeys;
+    tx_watch *w;
+    size_t nw;
+    bool registered, seen, ran, waited;
+    resp_exec *prev, *next; /* ra->execs, while registered */
+};
+
+/* ---- the connection's state ----------------------------------------------------------- */
+
+static resp_tx *tx__of(resp_conn *rc)
+{
+    if (!rc->tx) {
+        rc->tx = xcalloc(1, sizeof(*rc->tx));
+        buf_init(&rc->tx->wkeys);
+    }
+    return rc->tx;
+}
+
+static void tx__drop_queue(resp_tx *t)
+{
+    for (size_t i = 0; i < t->nq; i++) {
+        free(t->q[i].argv);
+        buf_close(&t->q[i].data);
+    }
+    t->nq = 0;
+    t->qbytes = 0;
+    t->multi = t->dirty = false;
+}
+
+static void tx__unwatch(resp_tx *t)
+{
+    buf_reset(&t->wkeys);
+    t->nw = 0;
+}
+
+void resp_tx_conn_reset(resp_conn *rc)
+{
+    if (!rc->tx) return;
+    tx__drop_queue(rc->tx);
+    tx__unwatch(rc->tx);
+}
+
+void resp_tx_conn_free(resp_conn *rc)
+{
+    resp_tx *t = rc->tx;
+    if (!t) return;
+    tx__drop_queue(t);
+    free(t->q);
+    buf_close(&t->wkeys);
+    free(t->w);
+    free(t);
+    rc->tx = NULL;
+}
+
+bool resp_tx_queues(const resp_conn *rc, const resp_cmd *cmd)
+{
+    return rc->tx && rc->tx->multi && !(cmd->flags & RESP_CMD_TX_CONTROL);
+}
+
+void resp_tx_flag(resp_req *req)
+{
+    resp_conn *rc = req->rc;
+    if (req->cmd && strcmp(req->cmd->name, "exec") == 0) {
+        /* a refused EXEC discards the transaction, and says so as Redis
+         * does: its error, without the ERR code, after EXECABORT */
+        buf *r = &req->reply;
+        size_t from = 1, to = r->len;
+        if (to >= 2 && r->data[to - 2] == '\r') to -= 2;
+        if (to - from >= 4 && memcmp(r->data + from, "ERR ", 4) == 0) from += 4;
+        buf msg;
+        buf_init(&msg);
+        buf_append(&msg, r->data + from, to - from);
+        buf_reset(r);
+        resp_write_errorf(r, "EXECABORT Transaction discarded because of: %s", msg.data);
+        buf_close(&msg);
+        resp_tx_conn_reset(rc);
+        return;
+    }
+    if (rc->tx && rc->tx->multi) rc->tx->dirty = true;
+}
+
+static void tx__refuse(resp_req *req, const char *msg)
+{
+    resp_req_error(req, msg);
+    req->rc->tx->dirty = true;
+}
+
+void resp_tx_queue(resp_req *req)
+{
+    resp_tx *t = req->rc->tx;
+    const resp_cmd *cmd = req->cmd;
+    if (cmd->flags & RESP_CMD_NO_MULTI) {
+        tx__refuse(req, "ERR Command not allowed inside a transaction");
+        return;
+    }
+    if ((cmd->flags & RESP_CMD_DENYOOM) && memory_admit_write(req->a) != MEMORY_OK) {
+        req->outcome = RESP_OUTCOME_OOM;
+        tx__refuse(req, "OOM command not allowed when used memory > 'maxmemory'.");
+        return;
+    }
+    size_t bytes = 0;
+    for (size_t i = 0; i < req->argc; i++) bytes += req->argv[i].len + 4;
+    if (t->nq >= TX_MAX_QUEUED || t->qbytes + bytes > req->rc->ra->max_query_bytes) {
+        resp_req_errorf(req,
+                        "ERR transaction too large: at most %u commands and %zu bytes of "
+                        "arguments may be queued",
+                        TX_MAX_QUEUED, req->rc->ra->max_query_bytes);
+        t->dirty = true;
+        return;
+    }
+    if (t->nq == t->capq) {
+        t->capq = t->capq ? 2 * t->capq : 8;
+        t->q = xrealloc(t->q, t->capq * sizeof(*t->q));
+    }
+    tx_queued *q = &t->q[t->nq++];
+    t->qbytes += bytes;
+    q->cmd_index = req->cmd_index;
+    q->argc = req->argc;
+    q->argv = xcalloc(req->argc, sizeof(*q->argv));
+    buf_init(&q->data);
+    for (size_t i = 0; i < req->argc; i++) buf_append(&q->data, req->argv[i].ptr, req->argv[i].len);
+    size_t off = 0;
+    for (size_t i = 0; i < req->argc; i++) {
+        q->argv[i] = (resp_arg){q->data.data + off, req->argv[i].len};
+        off += req->argv[i].len;
+    }
+    resp_write_simple(&req->reply, "QUEUED");
+}
+
+/* ---- sub-requests ------------------------------------------------------------------------ */
+
+static resp_req *tx__sub_new(resp_req *exec_req, resp_exec *x, tx_queued *q)
+{
+    resp_req *sub = xcalloc(1, sizeof(*sub));
+    buf_init(&sub->reply);
+    buf_init(&sub->own_data);
+    replica_req_init(&sub->rreq, sub, NULL);
+    sub->rc = exec_req->rc;
+    sub->a = exec_req->a;
+    sub->cmd_index = q->cmd_index;
+    sub->cmd = exec_req->rc->ra->cmds[q->cmd_index];
+    sub->proto = exec_req->proto;
+    sub->tx_exec = x;
+    /* the arguments move from the queue into the sub-request */
+    sub->own_argv = q->argv;
+    sub->own_cap = q->argc;
+    sub->own_data = q->data;
+    sub->argv = q->argv;
+    sub->argc = q->argc;
+    q->argv = NULL;
+    buf_init(&q->data);
+    return sub;
+}
+
+static void tx__sub_free(resp_req *sub)
+{
+    replica_req_close(&sub->rreq);
+    buf_close(&sub->reply);
+    buf_close(&sub->own_data);
+    free(sub->own_argv);
+    free(sub);
+}
+
+static void tx__step_encode(resp_req *sub, const kv_command *cmd)
+{
+    resp_exec *x = sub->tx_exec;
+    size_t i = sub->tx_index;
+    kv_command c = *cmd;
+    c.origin = c.seq = 0;
+    x->at[i] = x->steps.len;
+    kv_command_encode(&c, &x->steps);
+    x->len[i] = x->steps.len - x->at[i];
+    x->nwrites++;
+}
+
+void resp_tx_propose(resp_req *sub, kv_command *cmd, resp_write_fn done)
+{
+    if (sub->tx_exec->phase != PHASE_COMPILE) {
+        /* a read continuation that wants to write: nothing does today */
+        resp_req_error(sub, "ERR this command cannot run inside a transaction");
+        return;
+    }
+    sub->tx_step = STEP_WRITE;
+    sub->on_write = done;
+    tx__step_encode(sub, cmd);
+}
+
+void resp_tx_pop(resp_req *sub, const kv_command *cmd, resp_write_fn done, resp_proc empty)
+{
+    /* inside a transaction a blocking pop does not block (as in Redis):
+     * it answers as if it timed out when every list is empty */
+    if (sub->tx_exec->phase != PHASE_COMPILE) {
+        resp_req_error(sub, "ERR this command cannot run inside a transaction");
+        return;
+    }
+    sub->tx_step = STEP_POP;
+    sub->on_write = done;
+    sub->on_ready = empty;
+    tx__step_encode(sub, cmd);
+}
+
+void resp_tx_read(resp_req *sub, resp_proc ready)
+{
+    if (sub->tx_exec->phase != PHASE_COMPILE) {
+        ready(sub); /* applying: the store is at this step's point now */
+        return;
+    }
+    sub->tx_step = STEP_READ;
+    sub->on_ready = ready;
+}
+
+/* ---- the transaction -------------------------------------------------------------------- */
+
+static void tx__unregister(resp_exec *x)
+{
+    if (!x->registered) return;
+    resp_api *ra = x->ra;
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        ra->execs = x->next;
+    if (x->next) x->next->prev = x->prev;
+    x->registered = false;
+}
+
+void resp_tx_exec_free(resp_req *req)
+{
+    resp_exec *x = req->exec;
+    if (!x) return;
+    req->exec = NULL;
+    tx__unregister(x);
+    for (size_t i = 0; i < x->n; i++)
+        if (x->subs[i]) tx__sub_free(x->subs[i]);
+    free(x->subs);
+    free(x->at);
+    free(x->len);
+    buf_close(&x->steps);
+    buf_close(&x->wkeys);
+    free(x->w);
+    free(x);
+}
+
+/* The reply of a transaction that ran: each command's, in order. */
+static void tx__write_replies(resp_req *req)
+{
+    resp_exec *x = req->exec;
+    resp_write_array(&req->reply, x->n);
+    for (size_t i = 0; i < x->n; i++)
+        buf_append(&req->reply, x->subs[i]->reply.data, x->subs[i]->reply.len);
+}
+
+static void tx__read_step(resp_req *sub, int64_t now_ms)
+{
+    buf_reset(&sub->reply);
+    sub->rreq.read_ms = now_ms;
+    sub->rreq.read_unsettled = false;
+    sub->on_ready(sub);
+}
+
+/* A transaction without writes: a linearizable read. */
+static void tx__reads_ready(resp_req *req)
+{
+    resp_exec *x = req->exec;
+    kv_store *store = req->a->store;
+    int64_t now = replica_req_read_ms(&req->rreq);
+    for (size_t i = 0; i < x->nw; i++) {
+        if (kv_tx_watch_rev(&store->ks, x->wkeys.data + x->w[i].off, x->w[i].len, now) !=
+            x->w[i].rev) {
+            resp_write_null_array(&req->reply, req->proto);
+            return;
+        }
+    }
+    for (size_t i = 0; i < x->n; i++)
+        if (x->subs[i]->tx_step == STEP_READ) tx__read_step(x->subs[i], now);
+    tx__write_replies(req);
+}
+
+static void tx__finish(resp_req *req)
+{
+    resp_exec *x = req->exec;
+    tx__unregister(x);
+    if (!x->seen)
+        resp_req_error(req, "ERR EXEC was applied, but this node did not apply it itself (it "
+                            "installed a snapshot instead), so its replies are unknown; its "
+                            "writes are in place");
+    else if (!x->ran)
+        resp_write_null_array(&req->reply, req->proto);
+    else
+        tx__write_replies(req);
+}
+
+static void tx__applied_here(replica_req *rr, int status)
+{
+    resp_req *req = rr->data;
+    req->waiting = false;
+    if (status != REPLICA_OK)
+        resp_req_replica_error(req, status);
+    else
+        tx__finish(req);
+    resp_req_finish_async(req);
+}
+
+/* The entry is committed (and applied by the leader). */
+static void tx__exec_done(resp_req *req, const kv_result *res)
+{
+    (void)res;
+    resp_exec *x = req->exec;
+    if (!x->seen && !x->waited) {
+        /* forwarded: the leader answered before this node applied it; a
+         * linearizable read completes once it has */
+        x->waited = true;
+        req->waiting = true;
+        req->rreq.cb = tx__applied_here;
+        int st = replica_read(req->a->replica, &req->rreq, REPLICA_READ_LINEARIZABLE, 0);
+        if (st != REPLICA_OK) {
+            req->waiting = false;
+            resp_req_replica_error(req, st);
+        }
+        return;
+    }
+    tx__finish(req);
+}
+
+/* kv_store's on_tx_step: a transaction applies on this node. */
+static void tx__on_step(void *ctx, const kv_command *tx, int64_t step, const kv_result *res)
+{
+    resp_api *ra = ctx;
+    if (tx->args[0].len != TX_TOKEN_BYTES) return;
+    resp_exec *x = ra->execs;
+    while (x && memcmp(x->token, tx->args[0].ptr, TX_TOKEN_BYTES) != 0) x = x->next;
+    if (!x) return; /* proposed elsewhere, or its client is gone */
+    if (step == KV_TX_BEGIN) {
+        x->seen = true;
+        x->ran = res->integer != 0;
+        return;
+    }
+    if (step < 0 || (size_t)step >= x->n) return;
+    resp_req *sub = x->subs[step];
+    switch (sub->tx_step) {
+    case STEP_WRITE:
+        if (res) resp_req_answer_write(sub, REPLICA_OK, res, sub->on_write);
+        break;
+    case STEP_POP:
+        if (!res) break;
+        if (res->status == KV_OK && !res->has_value)
+            sub->on_ready(sub); /* every list empty: the timeout's answer */
+        else
+            resp_req_answer_write(sub, REPLICA_OK, res, sub->on_write);
+        break;
+    case STEP_READ:
+        tx__read_step(sub, tx->now_ms);
+        break;
+    default:
+        break;
+    }
+}
+
+static void tx__token(resp_api *ra, char out[TX_TOKEN_BYTES])
+{
+    if (!ra->tx_nonce) {
+        if (getrandom(&ra->tx_nonce, sizeof(ra->tx_nonce), 0) != sizeof(ra->tx_nonce)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ra->tx_nonce = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        }
+        ra->tx_nonce |= 1;
+    }
+    uint64_t n = ++ra->tx_counter;
+    for (int i = 0; i < 8; i++) {
+        out[i] = (char)(ra->tx_nonce >> (8 * i));
+        out[8 + i] = (char)(n >> (8 * i));
+    }
+}
+
+/* Run the queued commands' handlers: each records its step. */
+static resp_exec *tx__compile(resp_req *req)
+{
+    resp_conn *rc = req->rc;
+    resp_tx *t = rc->tx;
+    resp_exec *x = xcalloc(1, sizeof(*x));
+    x->req = req;
+    x->ra = rc->ra;
+    x->n = t->nq;
+    x->subs = xcalloc(x->n ? x->n : 1, sizeof(*x->subs));
+    x->at = xcalloc(x->n ? x->n : 1, sizeof(*x->at));
+    x->len = xcalloc(x->n ? x->n : 1, sizeof(*x->len));
+    buf_init(&x->steps);
+    buf_init(&x->wkeys);
+    buf_append(&x->wkeys, t->wkeys.data, t->wkeys.len);
+    x->nw = t->nw;
+    x->w = xcalloc(t->nw ? t->nw : 1, sizeof(*x->w));
+    if (t->nw) memcpy(x->w, t->w, t->nw * sizeof(*x->w));
+    req->exec = x;
+    for (size_t i = 0; i < x->n; i++) {
+        x->subs[i] = tx__sub_new(req, x, &t->q[i]);
+        x->subs[i]->tx_index = i;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        resp_req *sub = x->subs[i];
+        sub->in_proc = sub->ran = true;
+        sub->cmd->proc(sub);
+        sub->in_proc = false;
+    }
+    x->phase = PHASE_APPLY;
+    return x;
+}
+
+static void tx__propose(resp_req *req)
+{
+    resp_exec *x = req->exec;
+    size_t nargs = 1 + 2 * x->nw + x->n;
+    kv_slice *args = xcalloc(nargs, sizeof(*args));
+    char(*revs)[8] = xcalloc(x->nw ? x->nw : 1, 8);
+    tx__token(x->ra, x->token);
+    args[0] = (kv_slice){x->token, TX_TOKEN_BYTES};
+    for (size_t i = 0; i < x->nw; i++) {
+        for (int b = 0; b < 8; b++) revs[i][b] = (char)(x->w[i].rev >> (8 * b));
+        args[1 + 2 * i] = (kv_slice){x->wkeys.data + x->w[i].off, x->w[i].len};
+        args[2 + 2 * i] = (kv_slice){revs[i], 8};
+    }
+    for (size_t i = 0; i < x->n; i++)
+        args[1 + 2 * x->nw + i] = (kv_slice){x->len[i] ? x->steps.data + x->at[i] : "", x->len[i]};
+    kv_command cmd = {.op = KV_OP_EXEC,
+                      .a = (int64_t)x->nw,
+                      .b = (int64_t)x->n,
+                      .nargs = (uint32_t)nargs,
+                      .args = args};
+    /* registered before proposing: with persistence none the entry
+     * applies inside the call */
+    resp_api *ra = x->ra;
+    x->next = ra->execs;
+    if (ra->execs) ra->execs->prev = x;
+    ra->execs = x;
+    x->registered = true;
+    resp_req_propose(req, &cmd, tx__exec_done);
+    free(args);
+    free(revs);
+}
+
+/* ---- the commands --------------------------------------------------------------------------- */
+
+static void tx__multi(resp_req *req)
+{
+    resp_tx *t = tx__of(req->rc);
+    if (t->multi) {
+        resp_req_error(req, "ERR MULTI calls can not be nested");
+        return;
+    }
+    t->multi = true;
+    resp_req_ok(req);
+}
+
+static void tx__discard(resp_req *req)
+{
+    resp_tx *t = req->rc->tx;
+    if (!t || !t->multi) {
+        resp_req_error(req, "ERR DISCARD without MULTI");
+        return;
+    }
+    resp_tx_conn_reset(req->rc);
+    resp_req_ok(req);
+}
+
+static void tx__exec(resp_req *req)
+{
+    resp_tx *t = req->rc->tx;
+    if (!t || !t->multi) {
+        resp_req_error(req, "ERR EXEC without MULTI");
+        return;
+    }
+    if (t->dirty) {
+        resp_tx_conn_reset(req->rc);
+        resp_req_error(req, "EXECABORT Transaction discarded because of previous errors.");
+        return;
+    }
+    if (t->nq + 1 + 2 * t->nw > KV_COMMAND_MAX_ARGS) {
+        resp_tx_conn_reset(req->rc);
+        resp_req_error(req, "ERR transaction too large: too many commands and watched keys");
+        return;
+    }
+    resp_exec *x = tx__compile(req);
+    resp_tx_conn_reset(req->rc); /* MULTI ends, the keys are unwatched */
+    size_t reads = 0;
+    for (size_t i = 0; i < x->n; i++) reads += x->subs[i]->tx_step == STEP_READ;
+    if (x->nwrites) {
+        tx__propose(req);
+    } else if (reads || x->nw) {
+        resp_req_read(req, tx__reads_ready);
+    } else {
+        tx__write_replies(req); /* nothing that depends on the store */
+    }
+}
+
+static void tx__watch_ready(resp_req *req)
+{
+    resp_tx *t = tx__of(req->rc);
+    kv_store *store = req->a->store;
+    int64_t now = replica_req_read_ms(&req->rreq);
+    for (size_t k = 1; k < req->argc; k++) {
+        const resp_arg *key = &req->argv[k];
+        bool known = false;
+        for (size_t i = 0; i < t->nw && !known; i++)
+            known = t->w[i].len == key->len &&
+                    memcmp(t->wkeys.data + t->w[i].off, key->ptr, key->len) == 0;
+        if (known) continue; /* the first WATCH of a key counts, as in Redis */
+        if (t->nw >= TX_MAX_WATCHED) {
+            resp_req_errorf(req, "ERR too many watched keys (at most %u)", TX_MAX_WATCHED);
+            return;
+        }
+        if (t->nw == t->capw) {
+            t->capw = t->capw ? 2 * t->capw : 8;
+            t->w = xrealloc(t->w, t->capw * sizeof(*t->w));
+        }
+        t->w[t->nw++] = (tx_watch){t->wkeys.len, key->len,
+                                   kv_tx_watch_rev(&store->ks, key->ptr, key->len, now)};
+        buf_append(&t->wkeys, key->ptr, key->len);
+    }
+    resp_req_ok(req);
+}
+
+static void tx__watch(resp_req *req)
+{
+    if (req->rc->tx && req->rc->tx->multi) {
+        resp_req_error(req, "ERR WATCH inside MULTI is not allowed");
+        return;
+    }
+    resp_req_read(req, tx__watch_ready);
+}
+
+static void tx__unwatch_cmd(resp_req *req)
+{
+    if (req->rc->tx) tx__unwatch(req->rc->tx);
+    resp_req_ok(req);
+}
+
+void resp_tx_init(resp_api *ra)
+{
+    kv_store *s = ra->a->store;
+    s->on_tx_step = tx__on_step;
+    s->on_tx_step_ctx = ra;
+}
+
+void resp_tx_close(resp_api *ra)
+{
+    kv_store *s = ra->a->store;
+    if (s->on_tx_step == tx__on_step && s->on_tx_step_ctx == ra) {
+        s->on_tx_step = NULL;
+        s->on_tx_step_ctx = NULL;
+    }
+}
+
+#define F RESP_CMD_FAST
+#define N RESP_CMD_NOSCRIPT
+#define L RESP_CMD_LOADING
+#define S RESP_CMD_STALE
+#define C RESP_CMD_TX_CONTROL
+
+const resp_cmd resp_cmds_transactions[] = {
+    {"multi", tx__multi, 1, F | N | L | S | C, 0, 0, 0, "transactions", "1.2.0", "O(1)",
+     "Start a transaction", ""},
+    {"exec", tx__exec, 1, N | L | S | C, 0, 0, 0, "transactions", "1.2.0",
+     "Depends on commands in the transaction",
+     "Execute all commands issued after MULTI, as one entry of the log", ""},
+    {"discard", tx__discard, 1, F | N | L | S | C, 0, 0, 0, "transactions", "2.0.0",
+     "O(N), when N is the number of queued commands", "Discard all commands issued after MULTI",
+     ""},
+    {"watch", tx__watch, -2, F | N | L | S | C, 1, -1, 1, "transactions", "2.2.0",
+     "O(1) for every key", "Abort the next EXEC if one of these keys changes", "key [key ...]"},
+    {"unwatch", tx__unwatch_cmd, 1, F | N | L | S | C, 0, 0, 0, "transactions", "2.2.0", "O(1)",
+     "Forget about all watched keys", ""},
+};
+const size_t resp_cmds_transactions_count =
+    sizeof(resp_cmds_transactions) / sizeof(resp_cmds_transactions[0]);
