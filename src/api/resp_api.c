@@ -114,6 +114,7 @@ static void resp__index_commands(resp_api *ra)
         {resp_cmds_geo, resp_cmds_geo_count},
         {resp_cmds_sort, resp_cmds_sort_count},
         {resp_cmds_transactions, resp_cmds_transactions_count},
+        {resp_cmds_pubsub, resp_cmds_pubsub_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;
@@ -184,6 +185,7 @@ resp_api *resp_api_create(api *a, uv_loop_t *loop)
         "Redis protocol replies over --max-pending-output, answered an error", "");
     resp_blocking_init(ra, loop);
     resp_tx_init(ra);
+    resp_pubsub_init(ra);
     slowlog_init(&ra->slowlog);
     return ra;
 }
@@ -192,6 +194,7 @@ void resp_api_destroy(resp_api *ra)
 {
     if (!ra) return;
     resp_tx_close(ra);
+    resp_pubsub_close(ra);
     resp_blocking_close(ra);
     slowlog_close(&ra->slowlog);
     free(ra->cmds);
@@ -688,6 +691,7 @@ static void resp__write_cb(replica_req *rr, int status)
  * evicts), while the command's arguments are still at hand. */
 static void resp__touch_written(resp_req *req, const kv_command *cmd)
 {
+    if (cmd->op == KV_OP_PUBLISH || cmd->op == KV_OP_EXEC) return; /* no key, or their steps' */
     kv_keyspace *ks = &req->a->store->ks;
     uint32_t clock = memory_lru_clock();
     /* key positions: every other argument of MSET, the target of RENAME,
@@ -881,6 +885,12 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
             resp_tx_flag(req);
         } else if (!resp_auth_admit(req) || !resp__check_keys(req)) {
             resp_tx_flag(req);
+        } else if (rc->proto == 2 && !(cmd->flags & RESP_CMD_PUBSUB_CONTEXT) &&
+                   resp_pubsub_count(rc) > 0) {
+            resp_req_errorf(req,
+                            "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                            "PING / QUIT / RESET are allowed in this context",
+                            cmd->name);
         } else if (queues) {
             resp_tx_queue(req);
         } else {
@@ -917,6 +927,16 @@ static bool resp__leave(resp_conn *rc)
         return true;
     }
     return false;
+}
+
+void resp_conn_hold(resp_conn *rc)
+{
+    rc->depth++;
+}
+
+void resp_conn_release(resp_conn *rc)
+{
+    resp__leave(rc);
 }
 
 /* Write every finished reply at the head of the queue, in order. */
@@ -1071,6 +1091,7 @@ static void resp__free_conn(resp_conn *rc)
     }
     resp_parser_close(&rc->parser);
     resp_tx_conn_free(rc);
+    resp_pubsub_conn_free(rc);
     buf_close(&rc->name);
     buf_close(&rc->lib_name);
     buf_close(&rc->lib_ver);
@@ -1095,6 +1116,7 @@ static void resp__on_close(net_conn *c)
         if (req->block) resp_block_detach(req);
     }
     auth_wait_cancel(rc->auth_wait);
+    resp_pubsub_conn_free(rc); /* no message may reach it any more */
     if (rc->depth > 0) {
         rc->dead = true; /* freed when the call up the stack returns */
         return;

@@ -77,6 +77,16 @@ static void server__ping(resp_req *req)
         resp_req_error_arity(req);
         return;
     }
+    if (req->proto == 2 && resp_pubsub_count(req->rc) > 0) {
+        /* a subscribed RESP2 connection gets Redis' ["pong", message] */
+        resp_write_array(&req->reply, 2);
+        resp_write_bulk_str(&req->reply, "pong");
+        if (req->argc == 2)
+            resp_write_bulk(&req->reply, req->argv[1].ptr, req->argv[1].len);
+        else
+            resp_write_bulk(&req->reply, "", 0);
+        return;
+    }
     if (req->argc == 2)
         resp_write_bulk(&req->reply, req->argv[1].ptr, req->argv[1].len);
     else
@@ -137,8 +147,9 @@ static void server__reset(resp_req *req)
     rc->proto = 2;
     rc->readonly = false;
     buf_reset(&rc->name);
-    resp_auth_forget(rc);   /* as Redis: back to not authenticated */
-    resp_tx_conn_reset(rc); /* out of MULTI, nothing watched */
+    resp_auth_forget(rc);      /* as Redis: back to not authenticated */
+    resp_tx_conn_reset(rc);    /* out of MULTI, nothing watched */
+    resp_pubsub_conn_free(rc); /* no subscriptions */
     req->proto = 2;
     resp_write_simple(&req->reply, "RESET");
 }
@@ -534,6 +545,8 @@ static void server__command_categories(buf *o, int proto, const resp_cmd *cmd)
         cats[n++] = "@connection";
     else if (strcmp(cmd->group, "transactions") == 0)
         cats[n++] = "@transaction";
+    else if (strcmp(cmd->group, "pubsub") == 0)
+        cats[n++] = "@pubsub";
     cats[n++] = (f & RESP_CMD_FAST) ? "@fast" : "@slow";
     if (f & RESP_CMD_ADMIN) cats[n++] = "@admin";
     if (f & (RESP_CMD_DANGEROUS | RESP_CMD_ADMIN)) cats[n++] = "@dangerous";
@@ -1366,17 +1379,19 @@ static void server__slowlog(resp_req *req)
 #define U RESP_CMD_NO_AUTH
 
 const resp_cmd resp_cmds_server[] = {
-    {"ping", server__ping, -1, F | S, 0, 0, 0, "connection", "1.0.0", "O(1)", "Ping the server",
-     "[message]"},
+    {"ping", server__ping, -1, F | S | RESP_CMD_PUBSUB_CONTEXT, 0, 0, 0, "connection", "1.0.0",
+     "O(1)", "Ping the server", "[message]"},
     {"echo", server__echo, 2, F | S | L, 0, 0, 0, "connection", "1.0.0", "O(1)",
      "Return the given string", "message"},
     {"hello", server__hello, -1, F | N | L | S | U | RESP_CMD_NO_MULTI, 0, 0, 0, "connection",
      "6.0.0", "O(1)", "Handshake: choose the protocol (2 or 3), authenticate, name the connection",
      "[protover [AUTH username password] [SETNAME clientname]]"},
-    {"quit", server__quit, -1, F | N | L | S | U | RESP_CMD_TX_CONTROL, 0, 0, 0, "connection",
-     "1.0.0", "O(1)", "Close the connection once the earlier replies are sent", ""},
-    {"reset", server__reset, 1, F | N | L | S | U | RESP_CMD_TX_CONTROL, 0, 0, 0, "connection",
-     "6.2.0", "O(1)", "Reset the connection: RESP2, no name, linearizable reads", ""},
+    {"quit", server__quit, -1, F | N | L | S | U | RESP_CMD_TX_CONTROL | RESP_CMD_PUBSUB_CONTEXT, 0,
+     0, 0, "connection", "1.0.0", "O(1)", "Close the connection once the earlier replies are sent",
+     ""},
+    {"reset", server__reset, 1, F | N | L | S | U | RESP_CMD_TX_CONTROL | RESP_CMD_PUBSUB_CONTEXT,
+     0, 0, 0, "connection", "6.2.0", "O(1)",
+     "Reset the connection: RESP2, no name, linearizable reads", ""},
     {"select", server__select, 2, F | L | S, 0, 0, 0, "connection", "1.0.0", "O(1)",
      "Select the database (cairn has only database 0)", "index"},
     {"auth", server__auth, -2, F | N | L | S | U | RESP_CMD_NO_MULTI, 0, 0, 0, "connection",

@@ -33,8 +33,9 @@
 typedef struct resp_conn resp_conn;
 typedef struct resp_req resp_req;
 typedef struct resp_cmd resp_cmd;
-typedef struct resp_tx resp_tx;     /* a connection's MULTI and WATCH state (resp_multi.c) */
-typedef struct resp_exec resp_exec; /* an EXEC in progress (resp_multi.c) */
+typedef struct resp_tx resp_tx;         /* a connection's MULTI and WATCH state (resp_multi.c) */
+typedef struct resp_exec resp_exec;     /* an EXEC in progress (resp_multi.c) */
+typedef struct resp_pubsub resp_pubsub; /* this node's subscriptions (resp_pubsub.c) */
 
 typedef void (*resp_proc)(resp_req *req);
 typedef void (*resp_write_fn)(resp_req *req, const kv_result *res);
@@ -53,19 +54,21 @@ enum {
     RESP_CMD_LOADING = 1 << 6,
     RESP_CMD_STALE = 1 << 7,
     RESP_CMD_NO_AUTH = 1 << 8,
-    RESP_CMD_DANGEROUS = 1 << 9,   /* ACL category only */
-    RESP_CMD_KEYSPACE = 1 << 10,   /* ACL @keyspace (else the group's) */
-    RESP_CMD_BLOCKING = 1 << 11,   /* may block: ordered like a read (nothing after it
-                                    * starts until it answers), ACL @blocking */
-    RESP_CMD_NUMKEYS = 1 << 12,    /* keys move: first_key is the position of their count
-                                    * (LMPOP's numkeys), the keys follow it */
-    RESP_CMD_MAY_READ = 1 << 13,   /* a write that may answer as a read (SORT without STORE,
-                                    * GEORADIUS, BITFIELD of GETs, Z*STORE with bad options
-                                    * that checks its sources' types): ordered like a read */
-    RESP_CMD_TX_CONTROL = 1 << 14, /* runs at once inside MULTI, never queued (MULTI, EXEC,
-                                    * DISCARD, WATCH, UNWATCH, QUIT, RESET) */
-    RESP_CMD_NO_MULTI = 1 << 15,   /* refused inside MULTI (AUTH and HELLO: their password
-                                    * check does not run inside a transaction's apply) */
+    RESP_CMD_DANGEROUS = 1 << 9,       /* ACL category only */
+    RESP_CMD_KEYSPACE = 1 << 10,       /* ACL @keyspace (else the group's) */
+    RESP_CMD_BLOCKING = 1 << 11,       /* may block: ordered like a read (nothing after it
+                                        * starts until it answers), ACL @blocking */
+    RESP_CMD_NUMKEYS = 1 << 12,        /* keys move: first_key is the position of their count
+                                        * (LMPOP's numkeys), the keys follow it */
+    RESP_CMD_MAY_READ = 1 << 13,       /* a write that may answer as a read (SORT without STORE,
+                                        * GEORADIUS, BITFIELD of GETs, Z*STORE with bad options
+                                        * that checks its sources' types): ordered like a read */
+    RESP_CMD_TX_CONTROL = 1 << 14,     /* runs at once inside MULTI, never queued (MULTI, EXEC,
+                                        * DISCARD, WATCH, UNWATCH, QUIT, RESET) */
+    RESP_CMD_NO_MULTI = 1 << 15,       /* refused inside MULTI (AUTH and HELLO: their password
+                                        * check does not run inside a transaction's apply) */
+    RESP_CMD_PUBSUB_CONTEXT = 1 << 16, /* allowed on a RESP2 connection that subscribed
+                                        * (SUBSCRIBE and family, PING, QUIT, RESET) */
 };
 
 struct resp_cmd {
@@ -116,6 +119,8 @@ extern const resp_cmd resp_cmds_server[];
 extern const size_t resp_cmds_server_count;
 extern const resp_cmd resp_cmds_transactions[];
 extern const size_t resp_cmds_transactions_count;
+extern const resp_cmd resp_cmds_pubsub[];
+extern const size_t resp_cmds_pubsub_count;
 
 enum {
     RESP_OUTCOME_OK = 0,
@@ -151,6 +156,7 @@ struct resp_api {
     /* CONFIG RESETSTAT: the node-wide counters INFO shows as counted since */
     uint64_t expired_base, evicted_base;
     resp_exec *execs; /* transactions proposed here, not applied yet */
+    resp_pubsub *pubsub;
     uint64_t tx_nonce, tx_counter;
 };
 
@@ -178,7 +184,8 @@ struct resp_conn {
     buf name, lib_name, lib_ver;
     int64_t created_ms, last_cmd_ms;
     const char *last_cmd;
-    resp_tx *tx; /* NULL until MULTI or WATCH */
+    resp_tx *tx;                 /* NULL until MULTI or WATCH */
+    struct resp_conn_subs *subs; /* NULL until SUBSCRIBE or PSUBSCRIBE */
     resp_conn *prev, *next;
 };
 
@@ -352,6 +359,19 @@ void resp_tx_pop(resp_req *sub, const kv_command *cmd, resp_write_fn done, resp_
 void resp_tx_read(resp_req *sub, resp_proc ready);
 /* The request is done with: its transaction's state goes. */
 void resp_tx_exec_free(resp_req *req);
+
+/* ---- pub/sub (resp_pubsub.c) ---- */
+
+void resp_pubsub_init(resp_api *ra);
+void resp_pubsub_close(resp_api *ra);
+/* The connection's channels and patterns (0: not subscribed). */
+size_t resp_pubsub_count(const resp_conn *rc);
+/* The connection closes: its subscriptions end. */
+void resp_pubsub_conn_free(resp_conn *rc);
+/* Keep rc allocated across calls that may close it (it is freed, if it
+ * closed, by the matching release). */
+void resp_conn_hold(resp_conn *rc);
+void resp_conn_release(resp_conn *rc);
 
 /* A replica status as the RESP error it is answered with. */
 void resp_req_replica_error(resp_req *req, int status);

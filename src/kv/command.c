@@ -191,7 +191,8 @@ const char *kv_op_name(int op)
                                   "sortstore",
                                   "restore",
                                   "config",
-                                  "exec"};
+                                  "exec",
+                                  "publish"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

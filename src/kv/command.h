@@ -99,6 +99,8 @@ typedef enum kv_op {
                       * not a keyspace change (no revision) */
     KV_OP_EXEC,      /* token, a x (watched key, rev), b x step: a MULTI/EXEC transaction,
                       * applied whole (kv/transaction.h) */
+    KV_OP_PUBLISH,   /* channel message: handed to the store's on_publish on every node;
+                      * integer: what on_publish answers; not a keyspace change */
     KV_OP_MAX_
 } kv_op;
 

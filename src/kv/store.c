@@ -2075,6 +2075,13 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
     case KV_OP_EXEC:
         kv_tx_apply(s, cmd, res);
         break;
+    case KV_OP_PUBLISH:
+        /* a message, not state: nothing changes, no revision */
+        if (cmd->nargs != 2)
+            res->status = KV_ERR_MALFORMED;
+        else if (s->on_publish)
+            res->integer = s->on_publish(s->on_publish_ctx, cmd);
+        break;
     default:
         res->status = KV_ERR_MALFORMED;
         break;

@@ -97,6 +97,10 @@ typedef void (*kv_store_change_fn)(void *ctx, const kv_change *c);
 typedef void (*kv_store_tx_step_fn)(void *ctx, const kv_command *tx, int64_t step,
                                     const kv_result *res);
 
+/* A KV_OP_PUBLISH applies (every node): deliver args[0] (channel), args[1]
+ * (message); the answer becomes the result's integer (receivers here). */
+typedef int64_t (*kv_store_publish_fn)(void *ctx, const kv_command *cmd);
+
 /* The client addresses of cluster members, replicated like data so that
  * every node can reach every other one's HTTP API (for forwarding) and
  * list them. Raft's configuration only knows peer addresses. */
@@ -129,6 +133,8 @@ typedef struct kv_store {
     void *on_notify_ctx;
     kv_store_tx_step_fn on_tx_step; /* optional */
     void *on_tx_step_ctx;
+    kv_store_publish_fn on_publish; /* optional */
+    void *on_publish_ctx;
     kv_slice *tx_args; /* a transaction step's decoded arguments */
     uint32_t tx_args_cap;
 } kv_store;

@@ -611,6 +611,11 @@ void resp_write_map(buf *out, int proto, size_t pairs)
         resp__write_header(out, '*', (long long)pairs * 2);
 }
 
+void resp_write_push(buf *out, int proto, size_t n)
+{
+    resp__write_header(out, proto == 3 ? '>' : '*', (long long)n);
+}
+
 void resp_write_set(buf *out, int proto, size_t n)
 {
     resp__write_header(out, proto == 3 ? '~' : '*', (long long)n);

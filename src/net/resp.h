@@ -87,6 +87,7 @@ void resp_write_null_array(buf *out, int proto);        /* *-1 | _ */
 void resp_write_array(buf *out, size_t n);              /* *n */
 void resp_write_map(buf *out, int proto, size_t pairs); /* %n | *2n */
 void resp_write_set(buf *out, int proto, size_t n);     /* ~n | *n */
+void resp_write_push(buf *out, int proto, size_t n);    /* >n | *n (pub/sub messages) */
 void resp_write_double(buf *out, int proto,
                        double v); /* ,v | bulk; Redis' %.17g formatting, inf/-inf/nan */
 void resp_write_bool(buf *out, int proto, bool v); /* #t/#f | :1/:0 */
