@@ -7,7 +7,8 @@ what=${1:-build}
 pkgs=(build-essential cmake pkg-config libuv1-dev libraft-dev libssl-dev libpq-dev libsystemd-dev liblzf-dev)
 if [ "$what" = test ] || [ "$what" = bench ] || [ "$what" = package ]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-requests
-         python3-redis redis-tools redis-server libhiredis-dev valgrind curl openssl postgresql)
+         python3-redis python3-rq redis-tools redis-server libhiredis-dev valgrind curl openssl
+         postgresql)
 fi
 if [ "$what" = package ]; then
   pkgs+=(debhelper dpkg-dev fakeroot lintian help2man mmdebstrap buildah podman)

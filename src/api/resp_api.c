@@ -115,6 +115,7 @@ static void resp__index_commands(resp_api *ra)
         {resp_cmds_sort, resp_cmds_sort_count},
         {resp_cmds_transactions, resp_cmds_transactions_count},
         {resp_cmds_pubsub, resp_cmds_pubsub_count},
+        {resp_cmds_streams, resp_cmds_streams_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;
@@ -656,6 +657,12 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
         break;
     case KV_ERR_DUMP_DATA:
         msg = "ERR Bad data format";
+        break;
+    case KV_ERR_STREAM_ID_SMALL:
+        msg = "ERR The ID specified in XADD is equal or smaller than the target stream top item";
+        break;
+    case KV_ERR_STREAM_ID_ZERO:
+        msg = "ERR The ID specified in XADD must be greater than 0-0";
         break;
     default:
         msg = "ERR internal error: the state machine refused the command";

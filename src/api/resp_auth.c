@@ -158,7 +158,7 @@ static bool resp__keyspace_allowed(const resp_req *req, const users_user *u)
     return users_may_access(u, "", 0, write);
 }
 
-bool resp_auth_extra_key(resp_req *req, const resp_arg *key)
+static bool resp__extra_key(resp_req *req, const resp_arg *key, bool write)
 {
     uint64_t max = req->a->cfg->max_key_bytes;
     if (key->len > max) {
@@ -166,11 +166,21 @@ bool resp_auth_extra_key(resp_req *req, const resp_arg *key)
         return false;
     }
     const users_user *u = req->a->auth ? resp_auth_user(req->rc) : NULL;
-    if (u && !users_may_access(u, key->ptr, key->len, true)) {
+    if (u && !users_may_access(u, key->ptr, key->len, write)) {
         resp_req_error(req, noperm_keys);
         return false;
     }
     return true;
+}
+
+bool resp_auth_extra_key(resp_req *req, const resp_arg *key)
+{
+    return resp__extra_key(req, key, true);
+}
+
+bool resp_auth_extra_read_key(resp_req *req, const resp_arg *key)
+{
+    return resp__extra_key(req, key, false);
 }
 
 bool resp_auth_reads_every_key(resp_req *req)

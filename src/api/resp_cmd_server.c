@@ -539,6 +539,8 @@ static void server__command_categories(buf *o, int proto, const resp_cmd *cmd)
         cats[n++] = "@hyperloglog";
     else if (strcmp(cmd->group, "geo") == 0)
         cats[n++] = "@geo";
+    else if (strcmp(cmd->group, "stream") == 0)
+        cats[n++] = "@stream";
     else if (f & RESP_CMD_KEYSPACE)
         cats[n++] = "@keyspace";
     else if (strcmp(cmd->group, "connection") == 0)

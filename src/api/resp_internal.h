@@ -121,6 +121,8 @@ extern const resp_cmd resp_cmds_transactions[];
 extern const size_t resp_cmds_transactions_count;
 extern const resp_cmd resp_cmds_pubsub[];
 extern const size_t resp_cmds_pubsub_count;
+extern const resp_cmd resp_cmds_streams[];
+extern const size_t resp_cmds_streams_count;
 
 enum {
     RESP_OUTCOME_OK = 0,
@@ -333,6 +335,8 @@ bool resp_auth_admit(resp_req *req);
  * destination of ZUNIONSTORE and family, whose other keys move): its size
  * limit and the user's key patterns. */
 bool resp_auth_extra_key(resp_req *req, const resp_arg *key);
+/* The same for a key the command only reads (XREAD's). */
+bool resp_auth_extra_read_key(resp_req *req, const resp_arg *key);
 /* Whether the connection's user may read every key (Redis' "full key
  * access": what SORT's BY and GET patterns need); true without users. */
 bool resp_auth_reads_every_key(resp_req *req);

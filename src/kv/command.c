@@ -192,7 +192,10 @@ const char *kv_op_name(int op)
                                   "restore",
                                   "config",
                                   "exec",
-                                  "publish"};
+                                  "publish",
+                                  "xadd",
+                                  "xdel",
+                                  "xtrim"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

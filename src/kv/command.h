@@ -101,6 +101,11 @@ typedef enum kv_op {
                       * applied whole (kv/transaction.h) */
     KV_OP_PUBLISH,   /* channel message: handed to the store's on_publish on every node;
                       * integer: what on_publish answers; not a keyspace change */
+    KV_OP_XADD,      /* key id threshold field value ...: append to a stream (kv/stream.h); id ""
+                      * for *, "ms-*" or "ms-seq"; flag XX: NOMKSTREAM; a = KV_XTRIM_* |
+                      * KV_XTRIM_APPROX, b = LIMIT; value: the new ID */
+    KV_OP_XDEL,      /* key id ...: integer: entries deleted */
+    KV_OP_XTRIM,     /* key threshold: a, b as XADD's; integer: entries removed */
     KV_OP_MAX_
 } kv_op;
 
@@ -128,6 +133,9 @@ enum {
     KV_ZADD_CH = 16,
     KV_ZADD_INCR = 32,
 };
+
+/* XADD's and XTRIM's trimming (their a) */
+enum { KV_XTRIM_NONE = 0, KV_XTRIM_MAXLEN = 1, KV_XTRIM_MINID = 2, KV_XTRIM_APPROX = 4 };
 
 /* SORT ... STORE's options (KV_OP_SORTSTORE's a) */
 enum { KV_SORT_DESC = 1, KV_SORT_ALPHA = 2, KV_SORT_BY = 4 };

@@ -3,6 +3,7 @@
 #include "kv/hash.h"
 #include "kv/lazyfree.h"
 #include "kv/list.h"
+#include "kv/stream.h"
 #include "kv/zset.h"
 
 #include <malloc.h>
@@ -53,7 +54,7 @@ static size_t ks__alloc_size(size_t n)
 
 const char *kv_type_name(int type)
 {
-    static const char *names[] = {"string", "hash", "list", "set", "zset"};
+    static const char *names[] = {"string", "hash", "list", "set", "zset", "stream"};
     return type >= 0 && type < KV_TYPE_MAX_ ? names[type] : "none";
 }
 
@@ -72,6 +73,8 @@ const char *kv_encoding_name(const kv_entry *e)
         return "skiplist";
     case KV_ENC_STR_RAW:
         return "raw";
+    case KV_ENC_STREAM:
+        return "stream";
     case KV_ENC_STR_EMBSTR:
         return e->value_len <= 44 ? "embstr" : "raw";
     default:
@@ -86,13 +89,14 @@ const char *kv_encoding_name(const kv_entry *e)
 static bool ks__holds_table(const kv_entry *e)
 {
     return e->encoding == KV_ENC_HASHTABLE || e->encoding == KV_ENC_QUICKLIST ||
-           e->encoding == KV_ENC_SKIPLIST;
+           e->encoding == KV_ENC_SKIPLIST || e->encoding == KV_ENC_STREAM;
 }
 
 static size_t ks__object_mem(const kv_entry *e)
 {
     return e->encoding == KV_ENC_QUICKLIST  ? kv_list_mem(e->value)
            : e->encoding == KV_ENC_SKIPLIST ? kv_zset_mem(e->value)
+           : e->encoding == KV_ENC_STREAM   ? kv_stream_mem(e->value)
                                             : kv_hash_table_mem(e->value);
 }
 
@@ -101,6 +105,7 @@ static kv_lazyfree_fn ks__object_free_fn(const kv_entry *e)
 {
     return e->encoding == KV_ENC_QUICKLIST  ? kv_list_free
            : e->encoding == KV_ENC_SKIPLIST ? kv_zset_free
+           : e->encoding == KV_ENC_STREAM   ? kv_stream_free
                                             : kv_hash_table_free;
 }
 

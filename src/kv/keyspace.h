@@ -33,6 +33,7 @@ enum {
     KV_TYPE_LIST = 2,
     KV_TYPE_SET = 3,
     KV_TYPE_ZSET = 4,
+    KV_TYPE_STREAM = 5,
     KV_TYPE_MAX_
 };
 enum {
@@ -47,6 +48,7 @@ enum {
     KV_ENC_SKIPLIST = 5,
     KV_ENC_STR_RAW = 6,    /* a string changed in place (APPEND SETRANGE SETBIT ...): raw */
     KV_ENC_STR_EMBSTR = 7, /* INCRBYFLOAT's result: embstr, whatever it reads as */
+    KV_ENC_STREAM = 8,     /* kv/stream.h's object */
     KV_ENC_MAX_
 };
 

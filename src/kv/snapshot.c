@@ -8,12 +8,15 @@
 #include "kv/hash.h"
 #include "kv/list.h"
 #include "kv/set.h"
+#include "kv/stream.h"
 #include "kv/zset.h"
 #include "util/alloc.h"
 #include "util/hash.h"
 
 #define SNAP_MAGIC "CAIRNSNP"
-#define SNAP_VERSION 7 /* 5: sets and sorted sets; 6: the encodings' limits; 7: raw strings */
+#define SNAP_VERSION                                                                               \
+    8 /* 5: sets and sorted sets; 6: the encodings' limits; 7: raw strings;                        \
+       * 8: streams */
 #define SNAP_HEADER_BYTES 32
 #define SNAP_ENTRY_HEADER_BYTES 40
 #define SNAP_ENTRY_TYPE_BYTES 2 /* version >= 4: u8 type | u8 encoding */
@@ -96,11 +99,16 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
         /* a set of listpack or hashtable encoding is written as a hash */
         bool hash = e->type == KV_TYPE_HASH ||
                     (e->type == KV_TYPE_SET && e->encoding != KV_ENC_INTSET),
-             list = e->type == KV_TYPE_LIST, zset = e->type == KV_TYPE_ZSET;
-        size_t vlen = hash   ? kv_hash_serialized_len(e)
-                      : list ? kv_list_serialized_len(e)
-                      : zset ? kv_zset_serialized_len(e)
-                             : (size_t)e->value_len;
+             list = e->type == KV_TYPE_LIST, zset = e->type == KV_TYPE_ZSET,
+             stream = e->type == KV_TYPE_STREAM;
+        buf sbuf; /* a stream is serialized first: its length is known then */
+        buf_init(&sbuf);
+        if (stream) kv_stream_serialize(e, &sbuf);
+        size_t vlen = hash     ? kv_hash_serialized_len(e)
+                      : list   ? kv_list_serialized_len(e)
+                      : zset   ? kv_zset_serialized_len(e)
+                      : stream ? sbuf.len
+                               : (size_t)e->value_len;
         snap__le32(eh, e->key_len);
         snap__le32(eh + 4, (uint32_t)vlen);
         snap__le64(eh + 8, e->create_rev);
@@ -153,9 +161,12 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
                 rv = snap__put(&w, n, 4);
                 if (!rv && v.len) rv = snap__put(&w, v.ptr, v.len);
             }
+        } else if (!rv && stream) {
+            rv = snap__put(&w, sbuf.data, sbuf.len);
         } else if (!rv && e->value_len) {
             rv = snap__put(&w, e->value, e->value_len);
         }
+        buf_close(&sbuf);
     }
     if (!rv) {
         char m[4];
@@ -304,6 +315,7 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
              (version < 7 || (encoding != KV_ENC_STR_RAW && encoding != KV_ENC_STR_EMBSTR))) ||
             (type == KV_TYPE_LIST && encoding != KV_ENC_QUICKLIST) ||
             ((type == KV_TYPE_SET || type == KV_TYPE_ZSET) && version < 5) ||
+            (type == KV_TYPE_STREAM && (version < 8 || encoding != KV_ENC_STREAM)) ||
             type >= KV_TYPE_MAX_) {
             snprintf(err, errlen, "snapshot entry %llu has unknown type %d/%d at offset %zu",
                      (unsigned long long)i, type, encoding, pos);
@@ -333,7 +345,8 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
         if ((type == KV_TYPE_HASH && !kv_hash_load(&ks, e, encoding, key + klen, vlen)) ||
             (type == KV_TYPE_LIST && !kv_list_load(&ks, e, key + klen, vlen)) ||
             (type == KV_TYPE_SET && !kv_set_load(&ks, e, encoding, key + klen, vlen)) ||
-            (type == KV_TYPE_ZSET && !kv_zset_load(&ks, e, encoding, key + klen, vlen))) {
+            (type == KV_TYPE_ZSET && !kv_zset_load(&ks, e, encoding, key + klen, vlen)) ||
+            (type == KV_TYPE_STREAM && !kv_stream_load(&ks, e, key + klen, vlen))) {
             snprintf(err, errlen, "snapshot entry %llu is not a well-formed %s at offset %zu",
                      (unsigned long long)i, kv_type_name(type), pos);
             goto fail;

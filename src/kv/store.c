@@ -8,6 +8,7 @@
 #include "kv/list.h"
 #include "kv/set.h"
 #include "kv/sort.h"
+#include "kv/stream.h"
 #include "kv/transaction.h"
 #include "kv/zset.h"
 
@@ -745,6 +746,9 @@ static void store__copy_value(kv_store *s, const kv_entry *from, kv_entry *to)
         while (kv_zset_iter_next(&it, &m, &score)) kv_zset_set(ks, to, m, score);
         break;
     }
+    case KV_TYPE_STREAM:
+        kv_stream_copy(ks, to, from); /* IDs, last ID and counters as they are */
+        break;
     default:
         kv_keyspace_set_value(ks, to, from->value, from->value_len);
         to->encoding = from->encoding; /* as Redis' dupStringObject */
@@ -1873,6 +1877,112 @@ static void store__sortstore(kv_store *s, const kv_command *cmd, kv_result *res)
     res->integer = (int64_t)n;
 }
 
+/* ---- streams (kv/stream.h) ---------------------------------------------------------- */
+
+/* A stream that changed (or was created) at rev: unlike other
+ * collections an empty one stays. */
+static void store__stream_changed(kv_store *s, const kv_command *cmd, kv_entry *e, uint64_t rev)
+{
+    e->version++;
+    e->mod_rev = rev;
+    store__changed_put(s, cmd, e);
+}
+
+/* XADD's and XTRIM's trimming: a = KV_XTRIM_* | KV_XTRIM_APPROX, b = limit,
+ * the threshold in args[at] (a decimal count, or an ID for MINID). */
+static uint64_t store__stream_trim(kv_store *s, const kv_command *cmd, kv_entry *e, uint32_t at)
+{
+    int kind = (int)(cmd->a & 3);
+    bool approx = cmd->a & KV_XTRIM_APPROX;
+    uint64_t limit = cmd->b > 0 ? (uint64_t)cmd->b : 0;
+    kv_slice t = cmd->args[at];
+    if (kind == KV_XTRIM_MAXLEN) {
+        uint64_t maxlen;
+        if (!strconv_parse_u64(t.ptr, t.len, &maxlen)) return 0;
+        return kv_stream_trim_maxlen(&s->ks, e, maxlen, approx, limit);
+    }
+    if (kind == KV_XTRIM_MINID) {
+        kv_stream_id id;
+        if (!kv_stream_id_parse(t.ptr, t.len, 0, &id, NULL)) return 0;
+        return kv_stream_trim_minid(&s->ks, e, id, approx, limit);
+    }
+    return 0;
+}
+
+/* XADD key id threshold field value ...: id "" for *, "ms-*" or "ms-seq";
+ * flag XX: NOMKSTREAM; a, b: trimming. The new ID is the result's value. */
+static void store__xadd(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 5 || (cmd->nargs - 3) % 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__typed(s, cmd, 0, KV_TYPE_STREAM, res);
+    if (res->status) return;
+    if (!e && (cmd->flags & KV_FLAG_XX)) return; /* NOMKSTREAM: null */
+    kv_slice idarg = cmd->args[1];
+    kv_stream_id want = {0, 0}, id;
+    bool auto_ms = idarg.len == 0, auto_seq = false, zero = false;
+    if (!auto_ms && !kv_stream_id_parse(idarg.ptr, idarg.len, 0, &want, &auto_seq)) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    if (!kv_stream_next_id(e, auto_ms, auto_seq, want, cmd->now_ms, &id, &zero)) {
+        res->status = zero ? KV_ERR_STREAM_ID_ZERO : KV_ERR_STREAM_ID_SMALL;
+        return;
+    }
+    uint64_t rev = ++s->revision;
+    if (!e) {
+        e = kv_keyspace_insert(&s->ks, cmd->args[0].ptr, cmd->args[0].len, NULL, 0);
+        kv_stream_init(&s->ks, e);
+        e->create_rev = rev;
+    }
+    kv_stream_append(&s->ks, e, id, &cmd->args[3], (cmd->nargs - 3) / 2);
+    store__stream_trim(s, cmd, e, 2);
+    store__stream_changed(s, cmd, e, rev);
+    char text[48];
+    int n = kv_stream_id_format(id, text);
+    buf_reset(&s->scratch);
+    buf_append(&s->scratch, text, (size_t)n);
+    res->value = s->scratch.data;
+    res->value_len = (size_t)n;
+    res->has_value = true;
+    store__describe(res, e);
+}
+
+/* XDEL key id ...: how many were there */
+static void store__xdel(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__typed(s, cmd, 0, KV_TYPE_STREAM, res);
+    if (!e) return;
+    int64_t n = 0;
+    for (uint32_t i = 1; i < cmd->nargs; i++) {
+        kv_stream_id id;
+        if (kv_stream_id_parse(cmd->args[i].ptr, cmd->args[i].len, 0, &id, NULL))
+            n += kv_stream_delete(&s->ks, e, id);
+    }
+    res->integer = n;
+    if (n) store__stream_changed(s, cmd, e, ++s->revision);
+}
+
+/* XTRIM key threshold; a, b: trimming. Integer: entries removed. */
+static void store__xtrim(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs != 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__typed(s, cmd, 0, KV_TYPE_STREAM, res);
+    if (!e) return;
+    uint64_t n = store__stream_trim(s, cmd, e, 1);
+    res->integer = (int64_t)n;
+    if (n) store__stream_changed(s, cmd, e, ++s->revision);
+}
+
 static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
 
 void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -2074,6 +2184,15 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_EXEC:
         kv_tx_apply(s, cmd, res);
+        break;
+    case KV_OP_XADD:
+        store__xadd(s, cmd, res);
+        break;
+    case KV_OP_XDEL:
+        store__xdel(s, cmd, res);
+        break;
+    case KV_OP_XTRIM:
+        store__xtrim(s, cmd, res);
         break;
     case KV_OP_PUBLISH:
         /* a message, not state: nothing changes, no revision */

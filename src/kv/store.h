@@ -26,22 +26,24 @@
 
 typedef enum kv_status {
     KV_OK = 0,
-    KV_ERR_PRECONDITION,   /* NX/XX/IF_REV not met: nothing changed */
-    KV_ERR_NOT_INTEGER,    /* value is not an integer or out of range */
-    KV_ERR_OVERFLOW,       /* increment or decrement would overflow */
-    KV_ERR_NOT_FLOAT,      /* value is not a valid float */
-    KV_ERR_NAN_OR_INF,     /* increment would produce NaN or Infinity */
-    KV_ERR_NO_SUCH_KEY,    /* rename of a missing key */
-    KV_ERR_TOO_LARGE,      /* result over the command's max length */
-    KV_ERR_MALFORMED,      /* wrong argument count for the op */
-    KV_ERR_WRONGTYPE,      /* the key holds a value of another type */
-    KV_ERR_OUT_OF_RANGE,   /* LSET: no element at that index */
-    KV_ERR_NOT_HLL,        /* a string that is not a HyperLogLog sketch */
-    KV_ERR_HLL_CORRUPT,    /* a sketch whose registers do not add up */
-    KV_ERR_NO_MEMBER,      /* GEOSEARCHSTORE FROMMEMBER: no such member */
-    KV_ERR_NOT_FLOAT_SORT, /* SORT: an element or BY value is not a number */
-    KV_ERR_DUMP_FOOTER,    /* RESTORE: a payload's version or checksum is wrong */
-    KV_ERR_DUMP_DATA,      /* RESTORE: a payload's object does not parse */
+    KV_ERR_PRECONDITION,    /* NX/XX/IF_REV not met: nothing changed */
+    KV_ERR_NOT_INTEGER,     /* value is not an integer or out of range */
+    KV_ERR_OVERFLOW,        /* increment or decrement would overflow */
+    KV_ERR_NOT_FLOAT,       /* value is not a valid float */
+    KV_ERR_NAN_OR_INF,      /* increment would produce NaN or Infinity */
+    KV_ERR_NO_SUCH_KEY,     /* rename of a missing key */
+    KV_ERR_TOO_LARGE,       /* result over the command's max length */
+    KV_ERR_MALFORMED,       /* wrong argument count for the op */
+    KV_ERR_WRONGTYPE,       /* the key holds a value of another type */
+    KV_ERR_OUT_OF_RANGE,    /* LSET: no element at that index */
+    KV_ERR_NOT_HLL,         /* a string that is not a HyperLogLog sketch */
+    KV_ERR_HLL_CORRUPT,     /* a sketch whose registers do not add up */
+    KV_ERR_NO_MEMBER,       /* GEOSEARCHSTORE FROMMEMBER: no such member */
+    KV_ERR_NOT_FLOAT_SORT,  /* SORT: an element or BY value is not a number */
+    KV_ERR_DUMP_FOOTER,     /* RESTORE: a payload's version or checksum is wrong */
+    KV_ERR_DUMP_DATA,       /* RESTORE: a payload's object does not parse */
+    KV_ERR_STREAM_ID_SMALL, /* XADD: the ID is not greater than the stream's last one */
+    KV_ERR_STREAM_ID_ZERO,  /* XADD: the ID 0-0 */
     KV_STATUS_COUNT_
 } kv_status;
 

@@ -474,7 +474,10 @@ static void test_op_names(void **state)
                                   "restore",
                                   "config",
                                   "exec",
-                                  "publish"};
+                                  "publish",
+                                  "xadd",
+                                  "xdel",
+                                  "xtrim"};
     assert_int_equal(sizeof(names) / sizeof(names[0]), KV_OP_MAX_ - 1);
     for (int op = 1; op < KV_OP_MAX_; op++) assert_string_equal(kv_op_name(op), names[op - 1]);
     assert_string_equal(kv_op_name(0), "?");
@@ -655,13 +658,13 @@ static void test_snapshot_empty(void **state)
     buf_init(&out);
     buf_init(&want);
     snapshot_of(&a, &out);
-    craft_snapshot(&want, 7, 0, 0, NULL, 0);
+    craft_snapshot(&want, 8, 0, 0, NULL, 0);
     assert_int_equal(out.len, 44 + 4 + 8 * KV_LIMIT_COUNT_);
     assert_memory_equal(out.data, want.data, want.len);
 
     /* an empty snapshot with a revision replaces a store with content */
     apply_put(&b, "x", 1, "y", 1, 0);
-    craft_snapshot(&want, 7, 77, 0, NULL, 0);
+    craft_snapshot(&want, 8, 77, 0, NULL, 0);
     char err[256];
     assert_int_equal(load(&b, &want, err, sizeof(err)), 0);
     assert_int_equal(b.revision, 77);
@@ -741,7 +744,7 @@ static void test_snapshot_round_trip_10k(void **state)
     /* the writer follows the documented format exactly */
     snap_ent *ents;
     size_t n = entries_of(&a, &ents);
-    craft_snapshot(&want, 7, a.revision, n, ents, n);
+    craft_snapshot(&want, 8, a.revision, n, ents, n);
     assert_int_equal(out.len, want.len);
     assert_memory_equal(out.data, want.data, want.len);
     free(ents);
@@ -970,7 +973,7 @@ static void test_snapshot_crafted_errors(void **state)
     craft_snapshot(&b, 1, 1, 2, empty_late, 2);
     expect_load_error(&v, &b, "out of order");
 
-    craft_snapshot(&b, 8, 3, 3, e, 3);
+    craft_snapshot(&b, 9, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
     craft_snapshot(&b, 0, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
@@ -1049,7 +1052,7 @@ static void test_snapshot_crafted_valid(void **state)
     assert_int_equal(x->expire_ms, -7);
     assert_int_equal(x->value_len, 0);
     snapshot_of(&s, &out);
-    craft_snapshot(&b, 7, 5, 4, e, 4); /* a version 3 file is written back as 7 */
+    craft_snapshot(&b, 8, 5, 4, e, 4); /* a version 3 file is written back as 8 */
     assert_int_equal(out.len, b.len);
     assert_memory_equal(out.data, b.data, b.len);
     buf_close(&b);
