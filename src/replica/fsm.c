@@ -33,19 +33,36 @@ static void replica__wake_rev_waiters(replica *r)
 /* Deliver a result to the proposal that produced the command, if it was
  * proposed here. Proposals apply in order, so the match is at or near the
  * head of the list. */
+static void replica__take_result(replica_req *req, const kv_result *res)
+{
+    req->result = *res;
+    buf_reset(&req->value_buf);
+    buf_append(&req->value_buf, res->value, res->value_len);
+    req->result.value = req->value_buf.data ? req->value_buf.data : "";
+}
+
 void replica__on_result(void *ctx, const kv_command *cmd, const kv_result *res)
 {
     replica *r = ctx;
-    if (!r->durable || cmd->origin != r->id) return;
+    if (!r->durable || !cmd->origin) return;
     for (replica_op *op = r->proposals.head; op; op = op->next) {
-        if (op->seq != cmd->seq) continue;
-        replica_req *req = op->req;
-        if (req) {
-            req->result = *res;
-            buf_reset(&req->value_buf);
-            buf_append(&req->value_buf, res->value, res->value_len);
-            req->result.value = req->value_buf.data ? req->value_buf.data : "";
+        if (op->seq != cmd->seq || op->origin != cmd->origin) continue;
+        if (op->req) replica__take_result(op->req, res);
+        return;
+    }
+    if (cmd->origin != r->id) return;
+    /* A write this node forwarded: applied here, so committed. Its answer
+     * is this result (values included); the leader's need not come. */
+    for (replica_op *op = r->forwards.head; op; op = op->next) {
+        if (op->kind != OP_FORWARD_WRITE || op->seq != cmd->seq) continue;
+        op->applied_here = true;
+        if (op->req) replica__take_result(op->req, res);
+        if (op->freq) {
+            r->env.peer->cancel(r->env.peer_ctx, op->freq);
+            op->freq = NULL;
         }
+        metrics_counter_add(r->m_forwarded, 1);
+        replica_op_finish_later(op, REPLICA_OK); /* inside libraft's apply */
         return;
     }
 }

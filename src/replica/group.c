@@ -334,6 +334,9 @@ static replica *replica__new(uv_loop_t *loop, const cairn_config *cfg, kv_store 
     r->env = *env;
     if (!r->env.mono_ms) r->env.mono_ms = replica__system_mono_ms;
     if (!r->env.wall_ms) r->env.wall_ms = replica__system_wall_ms;
+    /* proposal numbers go on growing across restarts, so a log entry
+     * proposed before one is never taken for a proposal of after it */
+    r->seq = (uint64_t)r->env.wall_ms(r->env.clock_ctx) << 20;
     buf_init(&r->expiry_keys);
     store->on_result = replica__on_result;
     store->on_result_ctx = r;

@@ -28,6 +28,77 @@ static void replica__forward_later(replica *r, replica_op *op)
     (void)r;
 }
 
+/* ---- a forwarded write whose outcome is unknown ---------------------------
+ *
+ * The leader died, or lost its leadership, with our write in flight: it
+ * appended the entry or not, before we saw the failure (a connection that
+ * failed carries nothing more; a leader that stepped down appends no
+ * more). A read-index from whoever leads after that settles it: once this
+ * node has applied up to the settle index of that answer, every entry the
+ * log will ever commit from before the failure has been applied here — a
+ * new leader's log holds, before its first entry of its term (committed
+ * before it serves read-indexes), every entry that can still commit. So
+ * then either our entry was applied here (replica__on_result found it by
+ * its identity and answered) or it never will be, and sending it again is
+ * safe: exactly once, not at most once. Bounded by the write's deadline;
+ * past it the answer is INDETERMINATE as before. */
+
+static void replica__forward_later(replica *r, replica_op *op);
+
+/* A read-index answer, "INDEX STAMP SETTLE" (a leader of an older version
+ * sends INDEX alone, or INDEX STAMP): *stamp 0 and *settle 0 when absent. */
+static void replica__parse_read_index(const char *body, size_t len, uint64_t *index,
+                                      long long *stamp, uint64_t *settle)
+{
+    char tmp[64];
+    size_t n = len < sizeof(tmp) - 1 ? len : sizeof(tmp) - 1;
+    memcpy(tmp, body, n);
+    tmp[n] = '\0';
+    char *end = NULL;
+    *index = strtoull(tmp, &end, 10);
+    *stamp = end && *end == ' ' ? strtoll(end + 1, &end, 10) : 0;
+    *settle = end && *end == ' ' ? strtoull(end + 1, NULL, 10) : 0;
+}
+
+static void replica__resolve_later(replica *r, replica_op *op)
+{
+    metrics_counter_add(r->m_forward_failures, 1);
+    op->resolving = true;
+    op->wait_index = 0;
+    op->attempts = 0;
+    replica__forward_later(r, op);
+}
+
+static void replica__resolve_answer(replica *r, replica_op *op, int status, int http_status,
+                                    const char *body, size_t len)
+{
+    if (status != FORWARD_OK || http_status != 200 || len == 0) {
+        replica__forward_later(r, op); /* a read-index is safe to ask again */
+        return;
+    }
+    uint64_t index, settle;
+    long long stamp;
+    replica__parse_read_index(body, len, &index, &stamp, &settle);
+    if (!settle) {
+        /* a leader of an older version: its index alone does not cover
+         * entries in flight; stay unknown */
+        replica_op_finish_now(op, REPLICA_ERR_INDETERMINATE);
+        return;
+    }
+    op->wait_index = settle > index ? settle : index;
+}
+
+/* Called by the tick: a resolving write whose settle index was applied
+ * and that did not apply here never will: send it again. */
+static void replica__resolve_check(replica *r, replica_op *op)
+{
+    if (!op->wait_index || raft_last_applied(r->raft) < op->wait_index) return;
+    op->resolving = false;
+    op->wait_index = 0;
+    op->attempts = 0;
+    replica__forward_attempt(r, op);
+}
+
 static void replica__forward_done(void *ctx, int status, bool sent, int http_status,
                                   const char *body, size_t len)
 {
@@ -35,6 +106,10 @@ static void replica__forward_done(void *ctx, int status, bool sent, int http_sta
     replica *r = op->r;
     op->freq = NULL;
     bool write = op->kind == OP_FORWARD_WRITE;
+    if (write && op->resolving) {
+        replica__resolve_answer(r, op, status, http_status, body, len);
+        return;
+    }
     if (status == FORWARD_OK && http_status == 200) {
         if (write) {
             kv_result res;
@@ -55,14 +130,9 @@ static void replica__forward_done(void *ctx, int status, bool sent, int http_sta
         }
         /* "INDEX STAMP": apply up to INDEX, judge expiry at STAMP (a
          * leader of an older version sends INDEX alone: our clock) */
-        char tmp[64];
-        size_t n = len < sizeof(tmp) - 1 ? len : sizeof(tmp) - 1;
-        memcpy(tmp, body, n);
-        tmp[n] = '\0';
-        char *end = NULL;
-        uint64_t index = strtoull(tmp, &end, 10);
-        long long stamp = end && *end == ' ' ? strtoll(end + 1, &end, 10) : 0;
-        uint64_t settle = end && *end == ' ' ? strtoull(end + 1, NULL, 10) : index;
+        uint64_t index, settle;
+        long long stamp;
+        replica__parse_read_index(body, len, &index, &stamp, &settle);
         if (settle < index) settle = index;
         if (op->req) op->req->read_ms = stamp > 0 ? (int64_t)stamp : replica__wall_ms(r);
         if (op->req && op->req->read_must_settle) index = settle;
@@ -77,19 +147,31 @@ static void replica__forward_done(void *ctx, int status, bool sent, int http_sta
     }
     metrics_counter_add(r->m_forward_failures, 1);
     if (status == FORWARD_OK && http_status == 503 && len > 0) {
-        /* the leader ran it and failed it: pass its status on */
+        /* the leader ran it and failed it: pass its status on, unless the
+         * outcome is unknown (it lost the leadership with the write in
+         * flight): that is resolved below */
         int st = atoi(body);
-        if (st > 0 && st != REPLICA_ERR_NOT_LEADER && st != REPLICA_ERR_NO_LEADER) {
+        if (st > 0 && st != REPLICA_ERR_NOT_LEADER && st != REPLICA_ERR_NO_LEADER &&
+            !(write && st == REPLICA_ERR_INDETERMINATE)) {
             replica_op_finish_now(op, st);
+            return;
+        }
+        if (write && st == REPLICA_ERR_INDETERMINATE) {
+            replica__resolve_later(r, op);
             return;
         }
     }
     /* 421: that node was not the leader and did nothing; not sent: nothing
      * reached it. Both are safe to retry. A write that may have reached
-     * the leader is never sent again: at most once. */
+     * the leader is never sent again blindly: at most once. Unless it
+     * timed out (the leader may still be working on it), whether it was
+     * applied is found out (replica__resolve_answer). */
     bool safe = (status == FORWARD_OK && (http_status == 421 || http_status == 503)) || !sent;
     if (write && !safe) {
-        replica_op_finish_now(op, REPLICA_ERR_INDETERMINATE);
+        if (status == FORWARD_ERR_TIMEOUT)
+            replica_op_finish_now(op, REPLICA_ERR_INDETERMINATE);
+        else
+            replica__resolve_later(r, op);
         return;
     }
     replica__forward_later(r, op);
@@ -116,8 +198,20 @@ void replica__forward_attempt(replica *r, replica_op *op)
         raft_id leader = 0;
         const char *addr = NULL;
         raft_leader(r->raft, &leader, &addr);
-        replica_op_finish_now(op, leader ? REPLICA_ERR_TIMEOUT : REPLICA_ERR_NO_LEADER);
+        replica_op_finish_now(op, op->resolving ? REPLICA_ERR_INDETERMINATE
+                                  : leader      ? REPLICA_ERR_TIMEOUT
+                                                : REPLICA_ERR_NO_LEADER);
         return;
+    }
+    if (raft_state(r->raft) == RAFT_LEADER && op->resolving) {
+        /* we lead now: once our first entry of the term is applied, our
+         * log had every entry that may still commit, ours too if it is
+         * there (then it applied and answered already) */
+        if (!r->leader_ready || r->leader_ready_term != r->raft->current_term) {
+            replica__forward_later(r, op);
+            return;
+        }
+        op->resolving = false;
     }
     if (raft_state(r->raft) == RAFT_LEADER) {
         /* we became the leader meanwhile: serve it here */
@@ -152,11 +246,12 @@ void replica__forward_attempt(replica *r, replica_op *op)
         return;
     }
     double left = (double)(op->deadline_ms - now) / 1000.0;
-    bool write = op->kind == OP_FORWARD_WRITE;
-    op->freq =
-        r->env.peer->post(r->env.peer_ctx, leader, m->http,
-                          write ? "/internal/v1/propose" : "/internal/v1/read-index",
-                          op->payload.data, op->payload.len, left, replica__forward_done, op);
+    bool propose = op->kind == OP_FORWARD_WRITE && !op->resolving;
+    if (op->kind == OP_FORWARD_WRITE && op->resolving && op->wait_index) return; /* waiting */
+    op->freq = r->env.peer->post(r->env.peer_ctx, leader, m->http,
+                                 propose ? "/internal/v1/propose" : "/internal/v1/read-index",
+                                 propose ? op->payload.data : "", propose ? op->payload.len : 0,
+                                 left, replica__forward_done, op);
     if (!op->freq) replica__forward_later(r, op);
 }
 
@@ -164,7 +259,11 @@ int replica__forward(replica *r, replica_req *req, int kind, const kv_command *c
 {
     replica_op *op = replica_op_new(r, req, kind, timeout);
     buf_init(&op->payload);
-    if (cmd) kv_command_encode(cmd, &op->payload);
+    if (cmd) {
+        kv_command_encode(cmd, &op->payload);
+        op->origin = cmd->origin;
+        op->seq = cmd->seq;
+    }
     op_list_push(&r->forwards, op);
     replica__forward_attempt(r, op);
     return REPLICA_OK;
@@ -175,7 +274,14 @@ void replica__forward_tick(replica *r)
     int64_t now = replica__mono_ms(r);
     for (replica_op *op = r->forwards.head; op;) {
         replica_op *next = op->next;
-        if (!op->freq && op->retry_at_ms <= now) replica__forward_attempt(r, op);
+        if (op->resolving && op->wait_index) {
+            if (now >= op->deadline_ms)
+                replica_op_finish_now(op, REPLICA_ERR_INDETERMINATE);
+            else
+                replica__resolve_check(r, op);
+        } else if (!op->freq && op->retry_at_ms <= now) {
+            replica__forward_attempt(r, op);
+        }
         op = next;
     }
     uint64_t applied = raft_last_applied(r->raft);

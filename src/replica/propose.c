@@ -83,8 +83,13 @@ int replica__submit(replica *r, replica_op *op, kv_command *cmd)
      * consistently with every command (docs/design.md, "Expiry"). A TTL
      * stays what the client asked: expire_ms was fixed at arrival. */
     cmd->now_ms = replica__stamp(r);
-    cmd->origin = r->id;
-    cmd->seq = ++r->seq;
+    if (cmd->origin == 0 || cmd->origin == r->id) {
+        cmd->origin = r->id;
+        cmd->seq = ++r->seq;
+    } /* else forwarded by that node: its identity stays, so that node
+       * knows the entry when it applies it (a write whose answer was lost
+       * with the leader is resolved that way, leader_forward.c) */
+    op->origin = cmd->origin;
     op->seq = cmd->seq;
     size_t n = kv_command_encoded_size(cmd);
     struct raft_buffer b = {.base = raft_malloc(n), .len = n};

@@ -49,7 +49,7 @@ struct replica_op {
     replica *r;
     replica_req *req; /* NULL once detached (cancelled, timed out) */
     int kind;
-    uint64_t seq;
+    uint64_t origin, seq; /* the command's identity: (proposing node, its number) */
     int64_t deadline_ms;
     uint64_t min_revision;
     bool internal_noop;
@@ -61,6 +61,11 @@ struct replica_op {
     void *freq;  /* the peer request in flight, if any (env.peer) */
     unsigned attempts;
     int64_t retry_at_ms;
+    /* a forwarded write whose outcome the leader could not tell (it died
+     * or stepped down with the write in flight): resolved by a read-index
+     * from the leader after that, then waiting for wait_index here */
+    bool resolving;
+    bool applied_here;     /* this node applied it: req->result is its own */
     uint64_t wait_index;   /* reads: serve once applied >= this */
     uint64_t settle_index; /* reads: settled (read_unsettled false) once applied >= this */
     bool internal_member;
