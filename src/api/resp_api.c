@@ -749,6 +749,7 @@ static void resp__read_cb(replica_req *rr, int status)
         uint64_t t0 = resp__now_ns();
         req->on_ready(req);
         req->exec_ns += resp__now_ns() - t0;
+        if (req->waiting) return; /* blocked (XREAD BLOCK): its answer comes later */
         if (rr->read_unsettled && store->hidden_expired != hidden) {
             /* the answer hid an expired entry while earlier writes were in
              * flight: answer again once they have been applied */

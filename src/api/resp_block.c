@@ -52,6 +52,12 @@ typedef struct resp_block {
     bool in_flight; /* a proposal is out */
     bool first;     /* the first pop: not blocked yet */
     bool pushing_back;
+    /* a blocking read (XREAD BLOCK) instead of a pop: on a push to one of
+     * its keys, retry reads the local store and answers if it found
+     * something; no proposal, every waiting reader is served */
+    bool (*retry)(resp_req *req);
+    int read_type;
+    void *state;                    /* the reader's, freed with the block */
     struct resp_block *prev, *next; /* in a list of resp_blocking */
 } resp_block;
 
@@ -119,6 +125,7 @@ static bool list_has(const block_list *l, const resp_block *b)
  * does not wake it (Redis leaves it blocked too). */
 static int block__type(const resp_block *b)
 {
+    if (b->retry) return b->read_type;
     return b->cmd.op == KV_OP_ZMPOP ? KV_TYPE_ZSET : KV_TYPE_LIST;
 }
 
@@ -134,6 +141,7 @@ static bool block__waits_on(const resp_block *b, const char *key, size_t len)
 
 static void block__free(resp_block *b)
 {
+    free(b->state);
     replica_req_close(&b->rreq);
     buf_close(&b->keys);
     free(b->args);
@@ -349,8 +357,13 @@ static bool block__serve_key(resp_blocking *bl, const char *key, size_t len)
     const kv_entry *e = kv_keyspace_find(&bl->ra->a->store->ks, key, len);
     if (!e) return true;
     resp_block *first = NULL;
-    for (resp_block *b = bl->blocked.head; b; b = b->next) {
+    for (resp_block *b = bl->blocked.head, *next; b; b = next) {
+        next = b->next;
         if (block__type(b) != e->type || !block__waits_on(b, key, len)) continue;
+        if (b->retry) { /* a reader: each one reads for itself */
+            if (b->retry(b->req)) block__finish(b);
+            continue;
+        }
         if (b->in_flight || b->retry_at) return false; /* its answer wakes us again */
         if (!first) first = b;
     }
@@ -476,6 +489,41 @@ void resp_block_keys(resp_req *req, size_t first, size_t n, int op, int64_t a, i
     kv_command cmd = {.op = (uint8_t)op, .a = a, .b = b, .nargs = (uint32_t)n, .args = args};
     resp_block_pop(req, &cmd, timeout_ms, done, block__timed_out);
     if (args != small) free(args);
+}
+
+void *resp_block_state(resp_req *req)
+{
+    return req->block ? req->block->state : NULL;
+}
+
+void resp_block_read(resp_req *req, size_t first, size_t n, int type, int64_t timeout_ms,
+                     bool (*retry)(resp_req *req), void *state)
+{
+    resp_blocking *bl = req->rc->ra->blocking;
+    resp_block *b = xcalloc(1, sizeof(*b));
+    b->bl = bl;
+    b->req = req;
+    b->timed_out = block__timed_out;
+    b->retry = retry;
+    b->read_type = type;
+    b->state = state;
+    b->deadline = timeout_ms > 0 ? block__now() + timeout_ms : 0;
+    buf_init(&b->keys);
+    b->args = xcalloc(n ? n : 1, sizeof(kv_slice));
+    for (size_t i = 0; i < n; i++)
+        buf_append(&b->keys, req->argv[first + i].ptr, req->argv[first + i].len);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        b->args[i] = (kv_slice){b->keys.data + off, req->argv[first + i].len};
+        off += req->argv[first + i].len;
+    }
+    b->cmd.nargs = (uint32_t)n;
+    b->cmd.args = b->args;
+    replica_req_init(&b->rreq, b, block__done_cb);
+    req->block = b;
+    req->waiting = true;
+    list_add(&bl->blocked, b);
+    block__arm(bl);
 }
 
 void resp_block_detach(resp_req *req)

@@ -5,9 +5,10 @@
  * with kv/stream.h): the leader's stamp gives `*` its milliseconds, so
  * every replica assigns the same ID. The reads run on the local store.
  * Arguments are checked here with Redis 7.0's texts, in its order, so the
- * log only carries commands that apply. Not yet: consumer groups
- * (XGROUP, XREADGROUP, XACK, XPENDING, XCLAIM, XAUTOCLAIM), XINFO,
- * XSETID, XREAD BLOCK. */
+ * log only carries commands that apply. XREAD BLOCK waits on this node's
+ * applies (resp_block_read): a reader on a follower is served when the
+ * follower applies the XADD. Not yet: consumer groups (XGROUP, XREADGROUP,
+ * XACK, XPENDING, XCLAIM, XAUTOCLAIM), XINFO, XSETID. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -335,78 +336,116 @@ static void stream__xlen(resp_req *req)
     resp_req_read(req, stream__xlen_ready);
 }
 
-/* XREAD [COUNT count] STREAMS key ... id ...: n[0] the first key's index,
- * n[1] the count (0: all). */
-static void stream__xread_ready(resp_req *req)
+/* XREAD [COUNT count] [BLOCK ms] STREAMS key ... id ...: n[0] the first
+ * key's index, n[1] the count (0: all), n[2] 1 with BLOCK, n[3] its ms. */
+typedef struct xread_state {
+    kv_stream_id after[1]; /* one per key */
+} xread_state;
+
+/* Answer the entries after after[i] of each stream that has some; false
+ * (nothing written) when none has, or after a WRONGTYPE (*failed). */
+static bool stream__xread_serve(resp_req *req, const kv_stream_id *after, bool *failed)
 {
     size_t first = (size_t)req->n[0], nk = (req->argc - first) / 2;
     uint64_t count = (uint64_t)req->n[1];
     kv_entry **es = xcalloc(nk, sizeof(*es));
-    kv_stream_id *after = xcalloc(nk, sizeof(*after));
     size_t found = 0;
-    bool failed = false;
-    for (size_t i = 0; i < nk && !failed; i++) {
+    *failed = false;
+    for (size_t i = 0; i < nk; i++) {
         bool wrong;
         es[i] = resp_req_lookup_typed(req, &req->argv[first + i], KV_TYPE_STREAM, &wrong);
         if (wrong) {
-            failed = true;
-            break;
+            *failed = true;
+            free(es);
+            return false;
         }
-        const resp_arg *ida = &req->argv[first + nk + i];
-        if (ida->len == 1 && ida->ptr[0] == '$') {
-            after[i] = es[i] ? kv_stream_last_id(es[i]) : (kv_stream_id){0, 0};
-        } else {
-            kv_stream_id_parse(ida->ptr, ida->len, 0, &after[i], NULL); /* checked before */
-        }
-        if (es[i] && kv_stream_len(es[i])) {
-            const kv_stream_entry *last = kv_stream_at(es[i], kv_stream_len(es[i]) - 1);
-            if (kv_stream_id_cmp(kv_stream_entry_id(last), after[i]) > 0)
-                found++;
-            else
-                es[i] = NULL;
-        } else {
+        uint64_t len = es[i] ? kv_stream_len(es[i]) : 0;
+        if (len && kv_stream_id_cmp(kv_stream_entry_id(kv_stream_at(es[i], len - 1)), after[i]) > 0)
+            found++;
+        else
             es[i] = NULL;
-        }
     }
-    if (!failed) {
-        if (!found) {
-            resp_write_null_array(&req->reply, req->proto);
-        } else {
-            if (req->proto == 3)
-                resp_write_map(&req->reply, 3, found);
-            else
-                resp_write_array(&req->reply, found);
-            for (size_t i = 0; i < nk; i++) {
-                if (!es[i]) continue;
-                kv_stream_id start = after[i];
-                if (start.seq == UINT64_MAX) {
-                    start.ms++;
-                    start.seq = 0;
-                } else {
-                    start.seq++;
-                }
-                if (req->proto == 2) resp_write_array(&req->reply, 2);
-                resp_write_bulk(&req->reply, req->argv[first + i].ptr, req->argv[first + i].len);
-                stream__write_range(&req->reply, es[i], start,
-                                    (kv_stream_id){UINT64_MAX, UINT64_MAX}, false, count);
+    if (found) {
+        if (req->proto == 3)
+            resp_write_map(&req->reply, 3, found);
+        else
+            resp_write_array(&req->reply, found);
+        for (size_t i = 0; i < nk; i++) {
+            if (!es[i]) continue;
+            kv_stream_id start = after[i];
+            if (start.seq == UINT64_MAX) {
+                start.ms++;
+                start.seq = 0;
+            } else {
+                start.seq++;
             }
+            if (req->proto == 2) resp_write_array(&req->reply, 2);
+            resp_write_bulk(&req->reply, req->argv[first + i].ptr, req->argv[first + i].len);
+            stream__write_range(&req->reply, es[i], start, (kv_stream_id){UINT64_MAX, UINT64_MAX},
+                                false, count);
         }
     }
     free(es);
-    free(after);
+    return found > 0;
+}
+
+static bool stream__xread_retry(resp_req *req)
+{
+    const xread_state *st = resp_block_state(req);
+    bool failed;
+    bool answered = stream__xread_serve(req, st->after, &failed);
+    return answered || failed;
+}
+
+static void stream__xread_ready(resp_req *req)
+{
+    size_t first = (size_t)req->n[0], nk = (req->argc - first) / 2;
+    xread_state *st = xcalloc(1, sizeof(*st) + nk * sizeof(kv_stream_id));
+    for (size_t i = 0; i < nk; i++) {
+        const resp_arg *ida = &req->argv[first + nk + i];
+        if (ida->len == 1 && ida->ptr[0] == '$') { /* what is there now */
+            kv_entry *e = kv_store_get(req->a->store, req->argv[first + i].ptr,
+                                       req->argv[first + i].len, replica_req_read_ms(&req->rreq));
+            st->after[i] =
+                e && e->type == KV_TYPE_STREAM ? kv_stream_last_id(e) : (kv_stream_id){0, 0};
+        } else {
+            kv_stream_id_parse(ida->ptr, ida->len, 0, &st->after[i], NULL); /* checked before */
+            if (ida->len == 1 && ida->ptr[0] == '+')
+                st->after[i] = (kv_stream_id){UINT64_MAX, UINT64_MAX};
+        }
+    }
+    bool failed;
+    if (stream__xread_serve(req, st->after, &failed) || failed) {
+        free(st);
+        return;
+    }
+    if (!req->n[2] || req->tx_exec) { /* inside MULTI, BLOCK does not block (as in Redis) */
+        resp_write_null_array(&req->reply, req->proto);
+        free(st);
+        return;
+    }
+    resp_block_read(req, first, nk, KV_TYPE_STREAM, req->n[3], stream__xread_retry, st);
 }
 
 static void stream__xread(resp_req *req)
 {
-    int64_t count = 0;
+    int64_t count = 0, block_ms = 0;
+    bool block = false;
     size_t i = 1, streams = 0;
     for (; i < req->argc; i++) {
         const resp_arg *o = &req->argv[i];
         size_t more = req->argc - 1 - i;
         if (resp_format_arg_is(o, "block") && more) {
-            resp_req_error(req, "ERR XREAD BLOCK is not supported by cairn yet (read without "
-                                "BLOCK and poll)");
-            return;
+            if (!strconv_parse_i64(req->argv[i + 1].ptr, req->argv[i + 1].len, &block_ms)) {
+                resp_req_error(req, "ERR timeout is not an integer or out of range");
+                return;
+            }
+            if (block_ms < 0) {
+                resp_req_error(req, "ERR timeout is negative");
+                return;
+            }
+            block = true;
+            i++;
         } else if (resp_format_arg_is(o, "count") && more) {
             if (!resp_req_int_arg(req, &req->argv[i + 1], &count)) return;
             if (count < 0) count = 0;
@@ -444,6 +483,8 @@ static void stream__xread(resp_req *req)
     }
     req->n[0] = (int64_t)streams;
     req->n[1] = count;
+    req->n[2] = block;
+    req->n[3] = block_ms;
     resp_req_read(req, stream__xread_ready);
 }
 
@@ -474,10 +515,10 @@ const resp_cmd resp_cmds_streams[] = {
     {"xtrim", stream__xtrim, -4, W, 1, 1, 1, "stream", "5.0.0", "O(N)",
      "Trims the stream to (approximately if '~' is passed before the threshold) a certain size",
      "key (MAXLEN|MINID) threshold [LIMIT count]"},
-    {"xread", stream__xread, -4, R, 0, 0, 0, "stream", "5.0.0",
+    {"xread", stream__xread, -4, R | RESP_CMD_BLOCKING, 0, 0, 0, "stream", "5.0.0",
      "O(N) with N the number of elements being returned",
      "Return never seen elements in multiple streams, with IDs greater than the ones reported "
-     "by the caller for each stream (BLOCK: not yet)",
-     "[COUNT count] STREAMS key [key ...] id [id ...]"},
+     "by the caller for each stream; BLOCK waits for them on any node",
+     "[COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]"},
 };
 const size_t resp_cmds_streams_count = sizeof(resp_cmds_streams) / sizeof(resp_cmds_streams[0]);

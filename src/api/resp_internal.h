@@ -312,6 +312,15 @@ bool resp_block_timeout_arg(resp_req *req, const resp_arg *v, int64_t *ms);
  * answers a null array when it times out (every blocking pop in Redis). */
 void resp_block_keys(resp_req *req, size_t first, size_t n, int op, int64_t a, int64_t b,
                      int64_t timeout_ms, resp_write_fn done);
+/* Block req, a read that found nothing, on the keys argv[first .. first +
+ * n) of type: on each push to one of them retry runs (reading the local
+ * store) and, when it answered, the request completes; after timeout_ms
+ * (0: never) it answers a null array. Every reader waiting on the key is
+ * retried (a read takes nothing away). */
+void resp_block_read(resp_req *req, size_t first, size_t n, int type, int64_t timeout_ms,
+                     bool (*retry)(resp_req *req), void *state);
+/* The state given to resp_block_read (malloc'd; freed with the block). */
+void *resp_block_state(resp_req *req);
 /* The client of a blocked request left (its connection closes). */
 void resp_block_detach(resp_req *req);
 void resp_blocking_init(resp_api *ra, uv_loop_t *loop);

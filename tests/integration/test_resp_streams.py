@@ -7,6 +7,7 @@ server's clock). Then what only cairn has to show: * takes the leader's
 clock so every node holds the same IDs, a stream survives a restart and a
 follower's snapshot install, TYPE/OBJECT ENCODING/COPY/RENAME/WRONGTYPE."""
 import re
+import time
 
 import pytest
 
@@ -91,6 +92,53 @@ def test_stream_commands_match_redis(anynode, redis_server, proto):  # noqa: F81
     assert_same(anynode.resp_port, redis_server, BASIC, proto)
     assert_same(anynode.resp_port, redis_server, TRIMS, proto)
     assert_same(anynode.resp_port, redis_server, READS, proto)
+
+
+def _blocking(port):
+    """XREAD BLOCK: a timeout, a reader served by another client's XADD,
+    $ meaning what comes after now, BLOCK inside MULTI not blocking."""
+    out = []
+    with RawResp(port) as a, RawResp(port) as b:
+        a.cmd("XADD", "bs", "1-0", "f", "old")
+        t0 = time.monotonic()
+        out.append(a.raw_full_reply("XREAD", "BLOCK", "150", "STREAMS", "bs", "$"))
+        assert time.monotonic() - t0 >= 0.14
+        a.send_cmd("XREAD", "BLOCK", "0", "STREAMS", "bs", "nokey", "$", "$")
+        time.sleep(0.2)
+        out.append(b.raw_full_reply("XADD", "bs", "2-0", "f", "new"))
+        parts = []
+        a._raw_value(time.monotonic() + 10, parts)
+        out.append(b"".join(parts))
+        a.send_cmd("XREAD", "COUNT", "1", "BLOCK", "5000", "STREAMS", "nokey", "0")
+        time.sleep(0.2)
+        out.append(b.raw_full_reply("XADD", "nokey", "5-0", "a", "b", "c", "d"))
+        parts = []
+        a._raw_value(time.monotonic() + 10, parts)
+        out.append(b"".join(parts))
+        out.append(a.raw_full_reply("MULTI"))
+        out.append(a.raw_full_reply("XREAD", "BLOCK", "0", "STREAMS", "bs", "$"))
+        out.append(a.raw_full_reply("EXEC"))
+        out.append(a.raw_full_reply("XREAD", "BLOCK", "-1", "STREAMS", "bs", "$"))
+        out.append(a.raw_full_reply("XREAD", "BLOCK", "x", "STREAMS", "bs", "$"))
+    return out
+
+
+@pytest.mark.parametrize("proto", [2])
+def test_xread_block_matches_redis(anynode, redis_server, proto):  # noqa: F811
+    assert _blocking(anynode.resp_port) == _blocking(redis_server)
+
+
+def test_xread_block_on_a_follower_is_served_through_the_leader(make_node):
+    nodes = make_cluster(make_node)
+    leader = leader_of(nodes)
+    f1 = next(x for x in nodes if x is not leader)
+    with RawResp(f1.resp_port, timeout=20) as r, RawResp(leader.resp_port) as w:
+        r.send_cmd("XREAD", "BLOCK", "10000", "STREAMS", "ev", "$")
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        assert w.cmd("XADD", "ev", "7-1", "k", "v") == b"7-1"
+        assert r.read() == [[b"ev", [[b"7-1", [b"k", b"v"]]]]]
+        assert time.monotonic() - t0 < 5
 
 
 ID = re.compile(rb"^(\d+)-(\d+)$")
