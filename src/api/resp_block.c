@@ -417,20 +417,15 @@ static void block__deadline_cb(uv_timer_t *t)
 
 /* ---- the interface ---------------------------------------------------------------------- */
 
-void resp_block_pop(resp_req *req, const kv_command *cmd, int64_t timeout_ms, resp_write_fn done,
-                    resp_proc timed_out)
+/* A new block of req on the keys (copied: b->args point into b->keys),
+ * which b->cmd describes; the caller sets what the kind needs. */
+static resp_block *block__new(resp_req *req, const kv_command *cmd, int64_t timeout_ms,
+                              resp_proc timed_out)
 {
-    if (req->tx_exec) {
-        resp_tx_pop(req, cmd, done, timed_out);
-        return;
-    }
-    resp_blocking *bl = req->rc->ra->blocking;
     resp_block *b = xcalloc(1, sizeof(*b));
-    b->bl = bl;
+    b->bl = req->rc->ra->blocking;
     b->req = req;
-    b->done = done;
     b->timed_out = timed_out;
-    b->first = true;
     b->deadline = timeout_ms > 0 ? block__now() + timeout_ms : 0;
     b->cmd = *cmd;
     buf_init(&b->keys);
@@ -449,6 +444,19 @@ void resp_block_pop(resp_req *req, const kv_command *cmd, int64_t timeout_ms, re
     replica_req_init(&b->rreq, b, block__done_cb);
     req->block = b;
     req->waiting = true;
+    return b;
+}
+
+void resp_block_pop(resp_req *req, const kv_command *cmd, int64_t timeout_ms, resp_write_fn done,
+                    resp_proc timed_out)
+{
+    if (req->tx_exec) {
+        resp_tx_pop(req, cmd, done, timed_out);
+        return;
+    }
+    resp_block *b = block__new(req, cmd, timeout_ms, timed_out);
+    b->done = done;
+    b->first = true;
     block__propose(b);
 }
 
@@ -499,31 +507,16 @@ void *resp_block_state(resp_req *req)
 void resp_block_read(resp_req *req, size_t first, size_t n, int type, int64_t timeout_ms,
                      bool (*retry)(resp_req *req), void *state)
 {
-    resp_blocking *bl = req->rc->ra->blocking;
-    resp_block *b = xcalloc(1, sizeof(*b));
-    b->bl = bl;
-    b->req = req;
-    b->timed_out = block__timed_out;
+    kv_slice small[16];
+    kv_slice *keys = resp_req_arg_slices(req, first, n, small);
+    kv_command cmd = {.nargs = (uint32_t)n, .args = keys};
+    resp_block *b = block__new(req, &cmd, timeout_ms, block__timed_out);
+    if (keys != small) free(keys);
     b->retry = retry;
     b->read_type = type;
     b->state = state;
-    b->deadline = timeout_ms > 0 ? block__now() + timeout_ms : 0;
-    buf_init(&b->keys);
-    b->args = xcalloc(n ? n : 1, sizeof(kv_slice));
-    for (size_t i = 0; i < n; i++)
-        buf_append(&b->keys, req->argv[first + i].ptr, req->argv[first + i].len);
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        b->args[i] = (kv_slice){b->keys.data + off, req->argv[first + i].len};
-        off += req->argv[first + i].len;
-    }
-    b->cmd.nargs = (uint32_t)n;
-    b->cmd.args = b->args;
-    replica_req_init(&b->rreq, b, block__done_cb);
-    req->block = b;
-    req->waiting = true;
-    list_add(&bl->blocked, b);
-    block__arm(bl);
+    list_add(&b->bl->blocked, b);
+    block__arm(b->bl);
 }
 
 void resp_block_detach(resp_req *req)
