@@ -69,6 +69,21 @@ static void replica__resolve_later(replica *r, replica_op *op)
     replica__forward_later(r, op);
 }
 
+void replica__resolve_own(replica *r, replica_op *op)
+{
+    replica_req *req = op->req;
+    replica_op *own = replica_op_new(r, req, OP_FORWARD_WRITE, 0);
+    own->deadline_ms = op->deadline_ms;
+    own->origin = op->origin;
+    own->seq = op->seq;
+    buf_init(&own->payload); /* nothing to send again: not applied is the answer then */
+    op->req = NULL;
+    replica_op_free(op);
+    op_list_push(&r->forwards, own);
+    replica__resolve_later(r, own); /* the tick asks, outside libraft's callback */
+    own->retry_at_ms = 0;
+}
+
 static void replica__resolve_answer(replica *r, replica_op *op, int status, int http_status,
                                     const char *body, size_t len)
 {
@@ -93,6 +108,10 @@ static void replica__resolve_answer(replica *r, replica_op *op, int status, int 
 static void replica__resolve_check(replica *r, replica_op *op)
 {
     if (!op->wait_index || raft_last_applied(r->raft) < op->wait_index) return;
+    if (op->payload.len == 0) { /* a write of the leader's own client */
+        replica_op_finish_now(op, REPLICA_ERR_NOT_APPLIED);
+        return;
+    }
     op->resolving = false;
     op->wait_index = 0;
     op->attempts = 0;
@@ -209,6 +228,10 @@ void replica__forward_attempt(replica *r, replica_op *op)
          * there (then it applied and answered already) */
         if (!r->leader_ready || r->leader_ready_term != r->raft->current_term) {
             replica__forward_later(r, op);
+            return;
+        }
+        if (op->payload.len == 0) {
+            replica_op_finish_now(op, REPLICA_ERR_NOT_APPLIED);
             return;
         }
         op->resolving = false;

@@ -127,6 +127,8 @@ const char *replica_status_text(int status)
     case REPLICA_ERR_NOSPACE:
         return "disk almost full: writes refused until space is freed (not applied; deletes "
                "still work)";
+    case REPLICA_ERR_NOT_APPLIED:
+        return "leadership lost: not applied";
     default:
         return "internal error";
     }

@@ -68,6 +68,14 @@ static void replica__proposal_done(struct raft_apply *a, int status, void *resul
         break;
     }
     metrics_counter_add(st == REPLICA_OK ? r->m_proposals_ok : r->m_proposals_failed, 1);
+    if (st == REPLICA_ERR_INDETERMINATE && op->req && op->origin == r->id && !r->closing) {
+        /* our own client's write: found out as a forwarded one is
+         * (leader_forward.c), answered with its result or NOT_APPLIED. A
+         * write a follower forwarded is answered INDETERMINATE: that
+         * follower finds it out itself, and sends it again if need be. */
+        replica__resolve_own(r, op);
+        return;
+    }
     if (op->req) {
         replica_op_finish_later(op, st);
     } else {

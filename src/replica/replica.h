@@ -44,6 +44,8 @@ typedef enum replica_status {
     REPLICA_ERR_STORAGE,       /* this node could not write its log: outcome unknown (503) */
     REPLICA_ERR_NOSPACE,       /* refused: the leader's disk is almost full (503) */
     REPLICA_ERR_INTERNAL,      /* unexpected (500) */
+    REPLICA_ERR_NOT_APPLIED,   /* leadership lost with it in flight, and found out: never
+                                * applied, safe to retry (503) */
 } replica_status;
 
 const char *replica_status_text(int status);

@@ -239,6 +239,9 @@ int replica__submit(replica *r, replica_op *op, kv_command *cmd);
 
 /* Send a write (cmd) or a read-index request (cmd NULL) to the leader. */
 int replica__forward(replica *r, replica_req *req, int kind, const kv_command *cmd, double timeout);
+/* A proposal of this node's own client failed with the leadership: find
+ * out whether it applied (leader_forward.c); op goes, its request stays. */
+void replica__resolve_own(replica *r, replica_op *op);
 void replica__forward_attempt(replica *r, replica_op *op);
 void replica__read_applied(replica *r, replica_op *op);
 /* Retries due, and reads whose read index has been applied. */

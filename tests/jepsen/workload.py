@@ -29,9 +29,10 @@ import time
 import urllib.parse
 
 # 503 bodies that mean "not applied" (SPEC §6; replica_status_text)
-NOT_APPLIED_503 = ("no leader", "not the leader", "too many requests in flight")
+NOT_APPLIED_503 = ("no leader", "not the leader", "too many requests in flight",
+                   "leadership lost: not applied")
 NOT_APPLIED_RESP = ("CLUSTERDOWN no leader", "CLUSTERDOWN not the leader", "BUSY",
-                    "NETPROXY not forwarded")
+                    "NETPROXY not forwarded", "CLUSTERDOWN leadership lost: not applied")
 # The fault proxy in front of the client ports answers this way when it
 # forwarded no byte of the connection (node down, or the clients' link
 # cut): the request never reached cairnd, as with a refused connection.

@@ -737,7 +737,8 @@ static void trace_op(sim *s, client *c, int status, int64_t got)
 static bool status_not_applied(int status)
 {
     return status == REPLICA_ERR_BUSY || status == REPLICA_ERR_NO_LEADER ||
-           status == REPLICA_ERR_NOT_LEADER || status == REPLICA_ERR_NOSPACE;
+           status == REPLICA_ERR_NOT_LEADER || status == REPLICA_ERR_NOSPACE ||
+           status == REPLICA_ERR_NOT_APPLIED;
 }
 
 static void history_value(FILE *f, const char *name, int64_t v)
