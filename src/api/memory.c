@@ -151,8 +151,12 @@ static bool memory__delete(api *a, const kv_entry *e, bool expired, int64_t now_
     buf_init(&key);
     buf_append(&key, kv_entry_key(e), e->key_len);
     kv_slice arg = {key.data ? key.data : "", key.len};
-    kv_command cmd = {
-        .op = expired ? KV_OP_EXPIRE_KEYS : KV_OP_DEL, .nargs = 1, .args = &arg, .now_ms = now_ms};
+    /* b = 1 marks an eviction (keyspace notifications say "evicted") */
+    kv_command cmd = {.op = expired ? KV_OP_EXPIRE_KEYS : KV_OP_DEL,
+                      .b = expired ? 0 : 1,
+                      .nargs = 1,
+                      .args = &arg,
+                      .now_ms = now_ms};
     replica_req rr;
     replica_req_init(&rr, NULL, memory__noop);
     int st = replica_propose(a->replica, &rr, &cmd);

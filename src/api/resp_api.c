@@ -187,6 +187,7 @@ resp_api *resp_api_create(api *a, uv_loop_t *loop)
     resp_blocking_init(ra, loop);
     resp_tx_init(ra);
     resp_pubsub_init(ra);
+    resp_notify_init(ra);
     slowlog_init(&ra->slowlog);
     return ra;
 }
@@ -196,6 +197,7 @@ void resp_api_destroy(resp_api *ra)
     if (!ra) return;
     resp_tx_close(ra);
     resp_pubsub_close(ra);
+    resp_notify_close(ra);
     resp_blocking_close(ra);
     slowlog_close(&ra->slowlog);
     free(ra->cmds);

@@ -934,6 +934,9 @@ static size_t server__config_all(resp_req *req, buf *o)
     snprintf(s2, sizeof(s2), "%" PRIu64, sl->max_len);
     n += server__config_pair(req, o, "slowlog-max-len", s2); /* in Redis' order */
     n += server__config_pair(req, o, "slowlog-log-slower-than", s1);
+    char events[32];
+    resp_notify_format(req->rc->ra->notify_flags, events);
+    n += server__config_pair(req, o, "notify-keyspace-events", events);
     /* the encodings' limits: replicated state (CONFIG SET goes through
      * the log), this node's as applied so far; sets: Redis 7.2's listpack
      * sets */
@@ -1085,9 +1088,17 @@ static const char *const server__config_fixed[] = {"bind",
 /* This node's settings that CONFIG SET changes at once, on the node it
  * is sent to only: a memory budget and a slowlog are per machine, as
  * --maxmemory is a flag per node. Their slots in req->n (opt: which). */
-enum { LOCAL_MAXMEMORY, LOCAL_POLICY, LOCAL_SLOWER_THAN, LOCAL_MAX_LEN, LOCAL_COUNT_ };
+enum {
+    LOCAL_MAXMEMORY,
+    LOCAL_POLICY,
+    LOCAL_SLOWER_THAN,
+    LOCAL_MAX_LEN,
+    LOCAL_NOTIFY,
+    LOCAL_COUNT_
+};
 static const char *const server__config_local[LOCAL_COUNT_] = {
-    "maxmemory", "maxmemory-policy", "slowlog-log-slower-than", "slowlog-max-len"};
+    "maxmemory", "maxmemory-policy", "slowlog-log-slower-than", "slowlog-max-len",
+    "notify-keyspace-events"};
 
 static int server__local_lookup(const resp_arg *a)
 {
@@ -1126,6 +1137,13 @@ static const char *server__local_parse(const api *a, int id, const resp_arg *v, 
                "volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, "
                "noeviction";
     }
+    case LOCAL_NOTIFY: {
+        uint32_t flags;
+        if (!resp_notify_parse(v->ptr, v->len, &flags))
+            return "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.";
+        *out = flags;
+        return NULL;
+    }
     default:
         if (!strconv_parse_i64(v->ptr, v->len, &n))
             return "argument couldn't be parsed into an integer";
@@ -1147,6 +1165,7 @@ static void server__local_apply(resp_req *req)
     if (req->opt & (1u << LOCAL_POLICY)) a->eviction = (int)req->n[LOCAL_POLICY];
     if (req->opt & (1u << LOCAL_SLOWER_THAN)) sl->slower_than = req->n[LOCAL_SLOWER_THAN];
     if (req->opt & (1u << LOCAL_MAX_LEN)) slowlog_set_max_len(sl, (uint64_t)req->n[LOCAL_MAX_LEN]);
+    if (req->opt & (1u << LOCAL_NOTIFY)) req->rc->ra->notify_flags = (uint32_t)req->n[LOCAL_NOTIFY];
 }
 
 static void server__config_set_done(resp_req *req, const kv_result *res)

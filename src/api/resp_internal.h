@@ -159,6 +159,10 @@ struct resp_api {
     uint64_t expired_base, evicted_base;
     resp_exec *execs; /* transactions proposed here, not applied yet */
     resp_pubsub *pubsub;
+    uint32_t notify_flags;   /* notify-keyspace-events (resp_notify.c), this node's */
+    int64_t notify_since_ms; /* changes stamped before this are not notified (a replay) */
+    buf notify_held;         /* LMOVE's source, told after its destination */
+    bool notify_held_del;
     uint64_t tx_nonce, tx_counter;
 };
 
@@ -216,7 +220,7 @@ struct resp_req {
     size_t own_cap;
     buf own_data;
     /* options parsed by the handler for its continuation */
-    int64_t n[4];
+    int64_t n[6];
     uint32_t opt;
     struct resp_block *block; /* a blocking pop's state, while it waits */
     resp_exec *exec;          /* EXEC: the transaction */
@@ -381,6 +385,20 @@ void resp_pubsub_close(resp_api *ra);
 size_t resp_pubsub_count(const resp_conn *rc);
 /* The connection closes: its subscriptions end. */
 void resp_pubsub_conn_free(resp_conn *rc);
+/* Deliver a message to this node's subscribers of channel (and matching
+ * patterns) now; how many got it. */
+int64_t resp_pubsub_local(resp_api *ra, kv_slice channel, kv_slice message);
+
+/* ---- keyspace notifications (resp_notify.c) ---- */
+
+void resp_notify_init(resp_api *ra);
+void resp_notify_close(resp_api *ra);
+/* A change applied on this node: its notifications, if turned on. */
+void resp_notify_change(resp_api *ra, const kv_change *c);
+/* notify-keyspace-events as Redis reads and writes it; parse: false for a
+ * character that is not a class. */
+bool resp_notify_parse(const char *s, size_t n, uint32_t *flags);
+size_t resp_notify_format(uint32_t flags, char out[32]);
 /* Keep rc allocated across calls that may close it (it is freed, if it
  * closed, by the matching release). */
 void resp_conn_hold(resp_conn *rc);

@@ -249,11 +249,16 @@ typedef struct ps_target {
 static int64_t ps__on_publish(void *ctx, const kv_command *cmd)
 {
     resp_api *ra = ctx;
-    resp_pubsub *ps = ra->pubsub;
     /* at most once: entries older than this process (a restart's replay,
      * a catch-up after one) were for the subscribers of that time */
-    if (cmd->now_ms && cmd->now_ms < ps->started_wall_ms - 1000) return 0;
-    const kv_slice *ch = &cmd->args[0], *msg = &cmd->args[1];
+    if (cmd->now_ms && cmd->now_ms < ra->pubsub->started_wall_ms - 1000) return 0;
+    return resp_pubsub_local(ra, cmd->args[0], cmd->args[1]);
+}
+
+int64_t resp_pubsub_local(resp_api *ra, kv_slice channel, kv_slice message)
+{
+    resp_pubsub *ps = ra->pubsub;
+    const kv_slice *ch = &channel, *msg = &message;
     ps_channel *c = ps__find(ps, ch->ptr, ch->len, hash_bytes(ch->ptr, ch->len, ps->seed));
     size_t n = 0, cap = (c ? c->n : 0) + ps->npats;
     if (cap == 0) return 0;

@@ -33,7 +33,8 @@
 
 typedef enum kv_op {
     KV_OP_PUT = 1,     /* key value: set; flags NX XX KEEPTTL GET IF_REV */
-    KV_OP_DEL,         /* key...: delete; flags GET, IF_REV, XX (must exist) apply to one key */
+    KV_OP_DEL,         /* key...: delete; flags GET, IF_REV, XX (must exist) apply to one key;
+                        * b = 1: an eviction (only notifications tell it apart) */
     KV_OP_MSET,        /* key value ...: set all; flag NX = only if none exists */
     KV_OP_INCR,        /* key: add a (int64) */
     KV_OP_INCRFLOAT,   /* key incr-text: add a long double */

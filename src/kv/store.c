@@ -66,12 +66,27 @@ bool kv_store_hides(kv_store *s, const kv_entry *e, int64_t now_ms)
 
 /* The live entry for key at the command's time; an expired one is removed
  * here, identically on every node, and does not count as a change. */
+/* An expired key goes: told to on_notify only (keyspace notifications'
+ * "expired"); the transaction log had its expiry with it. */
+static void store__reclaim(kv_store *s, const kv_command *cmd, kv_slice key)
+{
+    kv_keyspace_delete(&s->ks, key.ptr, key.len);
+    s->expired_keys++;
+    if (!s->on_notify) return;
+    kv_change c = {.revision = s->revision,
+                   .kind = KV_CHANGE_EXPIRED,
+                   .key = key.ptr,
+                   .key_len = key.len,
+                   .now_ms = cmd->now_ms,
+                   .cmd = cmd};
+    s->on_notify(s->on_notify_ctx, &c);
+}
+
 static kv_entry *store__live(kv_store *s, const kv_command *cmd, kv_slice key)
 {
     kv_entry *e = kv_keyspace_find(&s->ks, key.ptr, key.len);
     if (e && kv_entry_expired(e, cmd->now_ms)) {
-        kv_keyspace_delete(&s->ks, key.ptr, key.len);
-        s->expired_keys++;
+        store__reclaim(s, cmd, key);
         return NULL;
     }
     return e;
@@ -108,9 +123,14 @@ static void store__changed(kv_store *s, const kv_command *cmd, kv_change_kind ki
                            size_t key_len, const kv_entry *e, uint64_t rev)
 {
     if (!s->on_change && !s->on_notify) return;
-    kv_change c = {
-        .revision = rev, .kind = kind, .key = key, .key_len = key_len, .now_ms = cmd->now_ms};
+    kv_change c = {.revision = rev,
+                   .kind = kind,
+                   .key = key,
+                   .key_len = key_len,
+                   .now_ms = cmd->now_ms,
+                   .cmd = cmd};
     if (e) {
+        c.created = e->create_rev == rev;
         c.type = e->type;
         if (e->type == KV_TYPE_STRING) {
             c.value = e->value;
@@ -874,11 +894,10 @@ static void store__expire_keys(kv_store *s, const kv_command *cmd, kv_result *re
     for (uint32_t i = 0; i < cmd->nargs; i++) {
         kv_entry *e = kv_keyspace_find(&s->ks, cmd->args[i].ptr, cmd->args[i].len);
         if (e && kv_entry_expired(e, cmd->now_ms)) {
-            kv_keyspace_delete(&s->ks, cmd->args[i].ptr, cmd->args[i].len);
+            store__reclaim(s, cmd, cmd->args[i]);
             n++;
         }
     }
-    s->expired_keys += (uint64_t)n;
     res->integer = n;
 }
 

@@ -73,10 +73,12 @@ typedef void (*kv_store_result_fn)(void *ctx, const kv_command *cmd, const kv_re
  * reports at least one change; reclaiming a key that had already expired
  * adds no revision and reports none (its expiry was reported with it). */
 typedef enum kv_change_kind {
-    KV_CHANGE_PUT = 1,    /* key now holds value (and expire_ms, 0 = none) */
-    KV_CHANGE_DELETE = 2, /* key removed */
-    KV_CHANGE_FLUSH = 3,  /* every key removed */
-    KV_CHANGE_RESET = 4,  /* the whole state replaced (a snapshot): on_notify only */
+    KV_CHANGE_PUT = 1,     /* key now holds value (and expire_ms, 0 = none) */
+    KV_CHANGE_DELETE = 2,  /* key removed */
+    KV_CHANGE_FLUSH = 3,   /* every key removed */
+    KV_CHANGE_RESET = 4,   /* the whole state replaced (a snapshot): on_notify only */
+    KV_CHANGE_EXPIRED = 5, /* an expired key reclaimed (no revision; its expiry was reported
+                            * with it): on_notify only, for keyspace notifications */
 } kv_change_kind;
 
 typedef struct kv_change {
@@ -86,9 +88,11 @@ typedef struct kv_change {
     size_t key_len;
     const char *value; /* PUT of a string */
     size_t value_len;
-    uint8_t type;      /* PUT: KV_TYPE_*; value is set for strings only */
-    int64_t expire_ms; /* PUT: absolute, ms since the epoch; 0 = none */
-    int64_t now_ms;    /* the command's time */
+    uint8_t type;          /* PUT: KV_TYPE_*; value is set for strings only */
+    int64_t expire_ms;     /* PUT: absolute, ms since the epoch; 0 = none */
+    int64_t now_ms;        /* the command's time */
+    const kv_command *cmd; /* what made the change (NULL for RESET); valid during the call */
+    bool created;          /* PUT: the key was created by it */
 } kv_change;
 
 typedef void (*kv_store_change_fn)(void *ctx, const kv_change *c);
