@@ -89,6 +89,82 @@ def redis_benchmark(port, test, clients, requests, pipeline=1, value_size=100, k
     return res
 
 
+def redis_benchmark_cmd(port, argv_cmd, clients, requests, pipeline=1, timeout=300):
+    """redis-benchmark running one arbitrary command (XADD, PUBLISH ...)."""
+    argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
+            "-n", str(requests), "-P", str(pipeline), "--precision", "3"] + list(argv_cmd)
+    rc, out, err, cpu = _run(argv, timeout)
+    if rc != 0 or "Error" in err or "ERR" in out:
+        raise DriverError(f"redis-benchmark exited {rc}: {_tail(err or out)}")
+    res = parse_redis_benchmark(out)
+    res["client_cpu_s"] = cpu
+    res["generator"] = "redis-benchmark"
+    return res
+
+
+def multi_exec(port, conns=8, txs=2000, batch=20, cmds=10, timeout=300):
+    """MULTI, `cmds` INCRs of one key per connection, EXEC: `txs`
+    transactions per connection, `batch` of them pipelined at a time, on
+    `conns` threads (the sockets release the GIL; replies are only counted:
+    a transaction is 2 * cmds + 2 reply lines). Throughput in transactions
+    per second; latency is per batch."""
+    import socket
+    import threading
+    import time
+
+    def one(i, out):
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tx = (procs.resp_encode("MULTI") +
+              procs.resp_encode("INCR", f"bench:tx:{i}") * cmds + procs.resp_encode("EXEC"))
+        lines_per_tx = 2 * cmds + 2
+        lat = []
+        try:
+            done = 0
+            while done < txs:
+                n = min(batch, txs - done)
+                t0 = time.monotonic()
+                s.sendall(tx * n)
+                want, got, tail = lines_per_tx * n, 0, b""
+                while got < want:
+                    chunk = s.recv(1 << 20)
+                    if not chunk:
+                        raise DriverError("connection closed")
+                    if b"-" in chunk and (b"\r\n-" in tail[-2:] + chunk or chunk.startswith(b"-")):
+                        raise DriverError("an error reply: " + _tail(chunk.decode("latin-1")))
+                    got += chunk.count(b"\r\n")
+                    tail = chunk
+                lat.append(time.monotonic() - t0)
+                done += n
+        finally:
+            s.close()
+        out[i] = lat
+
+    res = [None] * conns
+    threads = [threading.Thread(target=one, args=(i, res)) for i in range(conns)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    secs = time.monotonic() - t0
+    if any(r is None for r in res):
+        raise DriverError("a connection failed")
+    lat = sorted(x for r in res for x in r)
+    return {"throughput": conns * txs / secs, "p50_ms": lat[len(lat) // 2] * 1000,
+            "p99_ms": lat[min(len(lat) - 1, len(lat) * 99 // 100)] * 1000,
+            "requests": conns * txs, "shed": 0, "errors": 0, "generator": "python (multi_exec)"}
+
+
+def subscribers(port, channel, n):
+    """n redis-cli processes subscribed to channel, their output thrown
+    away; returns the Popen objects (stop them with kill)."""
+    import subprocess
+    return [subprocess.Popen(["redis-cli", "-p", str(port), "SUBSCRIBE", channel],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(n)]
+
+
 # ---- wrk ---------------------------------------------------------------------
 
 

@@ -40,7 +40,10 @@ COMPARISONS = [
      for p in (1, 16)
      for t in ("lpush", "rpush", "lpop", "rpop", "sadd", "hset", "spop", "zadd", "zpopmin",
                "lrange_100")] + [("W10", f"{t.upper()} -c 50", "redis", None)
-                                 for t in ("lpush", "rpush", "sadd", "hset", "zadd")]
+                                 for t in ("lpush", "rpush", "sadd", "hset", "zadd")] + [
+    ("W12", t, "redis", 1.0)
+    for t in ("MULTI + 10 INCR + EXEC, 8 conns", "XADD * -P 16",
+              "PUBLISH -P 16 to 1 subscriber(s)", "PUBLISH -P 16 to 100 subscriber(s)")]
 
 TITLES = {
     "W1": "1. RESP in memory (cairn --persistence none vs redis-server --save '' "
@@ -62,6 +65,8 @@ TITLES = {
            "and the leader of 3 nodes, vs redis-server --appendonly yes --appendfsync always)",
     "W11": "11. Blocking pop wake-up latency (BLPOP blocked, then LPUSH from another "
            "connection: time from sending the push to receiving the element)",
+    "W12": "12. Transactions, streams, pub/sub in memory (cairn --persistence none vs "
+           "redis-server --save '' --appendonly no)",
 }
 
 
@@ -496,7 +501,7 @@ def write(suite):
         "VmHWM from /proc/PID/status.",
     ]
     L += ["## Results", ""] + settings + [""]
-    for w in ("W1", "W9", "W2", "W10", "W3"):
+    for w in ("W1", "W9", "W12", "W2", "W10", "W3"):
         L += [f"### {TITLES[w]}", ""]
         t = workload_table(w, agg)
         L += t if t else ["Not measured."]

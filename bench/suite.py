@@ -547,6 +547,57 @@ http {{
         self.alternate(w, "BLPOP wake-up", sides)
         self.stop(servers)
 
+    # ---- W12: transactions, pub/sub, streams in memory -------------------------
+
+    def w12_messaging(self):
+        """Issue 13's in-memory benchmarks, cairn --persistence none against
+        redis-server without persistence, alternating: MULTI + 10 INCR +
+        EXEC (the same Python driver for both), XADD * (redis-benchmark, 50
+        clients, -P 16), PUBLISH with 1 and with 100 subscribers (redis-cli
+        processes; the publisher is redis-benchmark, 50 clients, -P 16;
+        delivered messages/s = publishes/s x subscribers, checked with
+        PUBSUB NUMSUB that no subscriber was dropped)."""
+        w = "W12"
+        pair = self.in_memory_pair(w)
+        if not pair:
+            return
+        servers, c, r = pair
+        txs = max(200, self.v["rb_n"] // 40)
+
+        def tx(port):
+            return lambda: drivers.multi_exec(port, conns=8, txs=txs, batch=20)
+        self.alternate(w, "MULTI + 10 INCR + EXEC, 8 conns", [("cairn", c, tx(c.resp_port)),
+                                                              ("redis", r, tx(r.resp_port))])
+        n = self.v["rb_n_pipe"]
+
+        def xadd(port):
+            return lambda: drivers.redis_benchmark_cmd(port, ["XADD", "bench:stream", "MAXLEN",
+                                                              "~", "100000", "*", "f", "v"],
+                                                       CONNS, n, 16)
+        self.alternate(w, "XADD * -P 16", [("cairn", c, xadd(c.resp_port)),
+                                          ("redis", r, xadd(r.resp_port))])
+        for subs in (1, 100):
+            procs_ = {}
+            for s in (c, r):
+                procs_[s.kind] = drivers.subscribers(s.resp_port, "bench:ch", subs)
+            time.sleep(1.0)
+
+            def pub(port):
+                return lambda: drivers.redis_benchmark_cmd(port, ["PUBLISH", "bench:ch",
+                                                                  "x" * 16], CONNS,
+                                                           n // max(1, subs // 10), 16)
+            self.alternate(w, f"PUBLISH -P 16 to {subs} subscriber(s)",
+                           [("cairn", c, pub(c.resp_port)), ("redis", r, pub(r.resp_port))])
+            for s in (c, r):
+                left = _numsub(s.resp_port, "bench:ch")
+                self.extra.setdefault(w, {})[f"{s.kind}_subscribers_left_{subs}"] = left
+                if left != subs:
+                    self.note(w, f"{s.kind}: {subs - left} of {subs} subscribers were dropped")
+                for p_ in procs_[s.kind]:
+                    p_.kill()
+                    p_.wait(10)
+        self.stop(servers)
+
     # ---- W8: memory of the data types -----------------------------------------
 
     def w8_datatype_memory(self):
@@ -807,7 +858,7 @@ http {{
                  ("W3", self.w3_http), ("W4", self.w4_w5_memory_recovery),
                  ("W6", self.w6_overload), ("W8", self.w8_datatype_memory),
                  ("W9", self.w9_datatype_commands), ("W10", self.w10_datatype_durable),
-                 ("W11", self.w11_blocking_wakeup)]
+                 ("W11", self.w11_blocking_wakeup), ("W12", self.w12_messaging)]
         if self.v["cluster"] or self.args.only:
             steps.append(("W7", self.w7_cluster))
         for w, fn in steps:
@@ -897,6 +948,21 @@ def _settled_rss(s, min_s=1.0, steady_s=2.0, max_s=20.0, step=0.25):
         if now - t0 >= max_s:
             return hist[-1][1], now - t0
         time.sleep(step)
+
+
+def _numsub(port, channel):
+    """PUBSUB NUMSUB channel's count, over a raw socket."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sk:
+        sk.sendall(procs.resp_encode("PUBSUB", "NUMSUB", channel))
+        data = b""
+        while data.count(b"\r\n") < 4:
+            chunk = sk.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    lines = data.split(b"\r\n")
+    return int(lines[3][1:]) if len(lines) > 3 and lines[3].startswith(b":") else -1
 
 
 def _scrape_metrics(port, names):

@@ -186,7 +186,7 @@ resp_api *resp_api_create(api *a, uv_loop_t *loop)
         "Redis protocol replies over --max-pending-output, answered an error", "");
     resp_blocking_init(ra, loop);
     resp_tx_init(ra);
-    resp_pubsub_init(ra);
+    resp_pubsub_init(ra, loop);
     resp_notify_init(ra);
     slowlog_init(&ra->slowlog);
     return ra;

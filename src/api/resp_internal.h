@@ -192,6 +192,7 @@ struct resp_conn {
     const char *last_cmd;
     resp_tx *tx;                 /* NULL until MULTI or WATCH */
     struct resp_conn_subs *subs; /* NULL until SUBSCRIBE or PSUBSCRIBE */
+    bool push_queued;            /* messages wait for the pub/sub flush (held till then) */
     resp_conn *prev, *next;
 };
 
@@ -379,7 +380,7 @@ void resp_tx_exec_free(resp_req *req);
 
 /* ---- pub/sub (resp_pubsub.c) ---- */
 
-void resp_pubsub_init(resp_api *ra);
+void resp_pubsub_init(resp_api *ra, uv_loop_t *loop);
 void resp_pubsub_close(resp_api *ra);
 /* The connection's channels and patterns (0: not subscribed). */
 size_t resp_pubsub_count(const resp_conn *rc);

@@ -43,6 +43,10 @@ typedef struct ps_pattern {
 } ps_pattern;
 
 struct resp_pubsub {
+    uv_timer_t flush; /* 0 ms: writes out what deliveries queued */
+    bool flush_armed, closing;
+    resp_conn **dirty; /* connections with messages not written yet (held) */
+    size_t ndirty, capdirty;
     ps_channel **buckets;
     size_t mask; /* buckets - 1 */
     size_t nchannels;
@@ -221,6 +225,42 @@ void resp_pubsub_conn_free(resp_conn *rc)
 
 /* ---- delivery ------------------------------------------------------------------------------ */
 
+/* Messages are appended to their connections' output and written once
+ * per loop iteration, as Redis writes before it sleeps: a publisher's
+ * pipeline of messages to a subscriber costs one write, not one each. */
+static void ps__flush_cb(uv_timer_t *t)
+{
+    resp_pubsub *ps = t->data;
+    ps->flush_armed = false;
+    size_t n = ps->ndirty;
+    resp_conn **list = ps->dirty;
+    ps->dirty = NULL;
+    ps->ndirty = ps->capdirty = 0;
+    for (size_t i = 0; i < n; i++) {
+        resp_conn *rc = list[i];
+        rc->push_queued = false;
+        if (!rc->dead && !rc->c->closing) net_conn_flush(rc->c);
+        resp_conn_release(rc);
+    }
+    free(list);
+}
+
+static void ps__mark_dirty(resp_pubsub *ps, resp_conn *rc)
+{
+    if (rc->push_queued) return;
+    rc->push_queued = true;
+    resp_conn_hold(rc); /* until the flush: a closed one is freed then */
+    if (ps->ndirty == ps->capdirty) {
+        ps->capdirty = ps->capdirty ? 2 * ps->capdirty : 16;
+        ps->dirty = xrealloc(ps->dirty, ps->capdirty * sizeof(*ps->dirty));
+    }
+    ps->dirty[ps->ndirty++] = rc;
+    if (!ps->flush_armed && !ps->closing) {
+        ps->flush_armed = true;
+        uv_timer_start(&ps->flush, ps__flush_cb, 0, 0);
+    }
+}
+
 static void ps__send(resp_pubsub *ps, resp_conn *rc, const char *pat, size_t plen,
                      const kv_slice *ch, const kv_slice *msg)
 {
@@ -235,7 +275,7 @@ static void ps__send(resp_pubsub *ps, resp_conn *rc, const char *pat, size_t ple
     /* out of band: between whole replies (replies are written whole);
      * over --max-pending-output the connection is closed and counted */
     net_conn_write(rc->c, out.data, out.len);
-    if (!rc->c->closing) net_conn_flush(rc->c);
+    if (!rc->c->closing) ps__mark_dirty(ps, rc);
     buf_close(&out);
     metrics_counter_add(ps->m_delivered, 1);
 }
@@ -463,9 +503,11 @@ static void ps__pubsub(resp_req *req)
 
 /* ---- setup -------------------------------------------------------------------------------- */
 
-void resp_pubsub_init(resp_api *ra)
+void resp_pubsub_init(resp_api *ra, uv_loop_t *loop)
 {
     resp_pubsub *ps = xcalloc(1, sizeof(*ps));
+    uv_timer_init(loop, &ps->flush);
+    ps->flush.data = ps;
     ps->mask = 15;
     ps->buckets = xcalloc(ps->mask + 1, sizeof(*ps->buckets));
     ps->started_wall_ms = clock_wall_ms();
@@ -483,6 +525,11 @@ void resp_pubsub_close(resp_api *ra)
 {
     resp_pubsub *ps = ra->pubsub;
     if (!ps) return;
+    ps->closing = true;
+    uv_timer_stop(&ps->flush);
+    /* the timer handle goes with the loop's final walk (cairnd closes
+     * every handle); connections are gone, nothing is held any more */
+    free(ps->dirty);
     kv_store *s = ra->a->store;
     if (s->on_publish == ps__on_publish && s->on_publish_ctx == ra) {
         s->on_publish = NULL;
