@@ -278,3 +278,21 @@ def test_transfers_keep_their_sum_through_a_leader_kill(make_node):
         c.cmd("SET", "barrier", "1")
     wait_until(lambda: _sum_everywhere(nodes) == [500, 500, 500], 20, 0.1,
                "every node to hold the accounts' total")
+
+
+def test_transaction_limits(make_node):
+    """At most 262,144 queued commands and 65,536 watched keys: past them a
+    clear error, the transaction discarded, nothing applied."""
+    n = make_node(persistence="none").start()
+    with RawResp(n.resp_port, timeout=60) as c:
+        keys = [f"w{i}" for i in range(65537)]
+        err = c.cmd("WATCH", *keys)
+        assert str(err) == "ERR too many watched keys (at most 65536)", err
+        assert c.cmd("UNWATCH") == "OK"
+        assert c.cmd("MULTI") == "OK"
+        replies = c.pipeline([("SET", "k", "v")] * (1 << 18))
+        assert all(r == "QUEUED" for r in replies)
+        err = c.cmd("SET", "k", "v")
+        assert str(err).startswith("ERR transaction too large: at most 262144 commands"), err
+        assert str(c.cmd("EXEC")).startswith("EXECABORT"), "EXEC ran past the limit"
+        assert c.cmd("EXISTS", "k") == 0

@@ -157,3 +157,12 @@ def test_messages_from_before_a_restart_are_not_delivered(make_node):
     with _subscribe(n, "old") as c, RawResp(n.resp_port) as pub:
         assert pub.cmd("PUBLISH", "old", "new") == 1
         assert c.read() == [b"message", b"old", b"new"]  # and none of the 50 before it
+
+
+def test_publish_over_the_value_limit_is_refused(make_node):
+    n = make_node(persistence="none", extra_args=["--max-value-bytes", "1024"]).start()
+    with _subscribe(n, "ch") as sub, RawResp(n.resp_port) as c:
+        assert c.cmd("PUBLISH", "ch", b"x" * 1025) == "ERR value too large (max 1024 bytes)"
+        assert c.cmd("PUBLISH", b"c" * 1025, "m") == "ERR value too large (max 1024 bytes)"
+        assert c.cmd("PUBLISH", "ch", b"x" * 1024) == 1
+        assert sub.read() == [b"message", b"ch", b"x" * 1024]  # and nothing before it

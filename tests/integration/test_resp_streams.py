@@ -193,3 +193,12 @@ def test_a_stream_survives_restart_and_reaches_a_follower_by_snapshot(make_node)
     leader.start()
     with RawResp(leader.resp_port) as c:
         assert c.cmd("XRANGE", "log", "-", "+") == want
+
+
+def test_xadd_over_the_value_limit_is_refused(make_node):
+    n = make_node(persistence="none", extra_args=["--max-value-bytes", "1024"]).start()
+    with RawResp(n.resp_port) as c:
+        assert c.cmd("XADD", "s", "1-1", "f", b"x" * 1025) == "ERR value too large (max 1024 bytes)"
+        assert c.cmd("XADD", "s", "1-1", b"f" * 1025, "v") == "ERR value too large (max 1024 bytes)"
+        assert c.cmd("EXISTS", "s") == 0
+        assert c.cmd("XADD", "s", "1-1", "f", b"x" * 1024) == b"1-1"
