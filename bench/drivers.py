@@ -89,10 +89,15 @@ def redis_benchmark(port, test, clients, requests, pipeline=1, value_size=100, k
     return res
 
 
-def redis_benchmark_cmd(port, argv_cmd, clients, requests, pipeline=1, timeout=300):
-    """redis-benchmark running one arbitrary command (XADD, PUBLISH ...)."""
+def redis_benchmark_cmd(port, argv_cmd, clients, requests, pipeline=1, timeout=300,
+                        keyspace=0):
+    """redis-benchmark running one arbitrary command (XADD, PUBLISH ...);
+    keyspace: __rand_int__ in its arguments ranges over that many values."""
     argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
-            "-n", str(requests), "-P", str(pipeline), "--precision", "3"] + list(argv_cmd)
+            "-n", str(requests), "-P", str(pipeline), "--precision", "3"]
+    if keyspace:
+        argv += ["-r", str(keyspace)]
+    argv += list(argv_cmd)
     rc, out, err, cpu = _run(argv, timeout)
     if rc != 0 or "Error" in err or "ERR" in out:
         raise DriverError(f"redis-benchmark exited {rc}: {_tail(err or out)}")

@@ -576,6 +576,16 @@ http {{
                                                        CONNS, n, 16)
         self.alternate(w, "XADD * -P 16", [("cairn", c, xadd(c.resp_port)),
                                           ("redis", r, xadd(r.resp_port))])
+        sha = None
+        for s_ in (c, r):
+            sha = _script_load(s_.resp_port, EVALSHA_SCRIPT)
+
+        def evalsha(port):
+            return lambda: drivers.redis_benchmark_cmd(port, ["EVALSHA", sha, "1",
+                                                              "bench:eval:__rand_int__", "1"],
+                                                       CONNS, n, 16, keyspace=100000)
+        self.alternate(w, "EVALSHA (GET, INCRBY) -P 16", [("cairn", c, evalsha(c.resp_port)),
+                                                          ("redis", r, evalsha(r.resp_port))])
         for subs in (1, 100):
             procs_ = {}
             for s in (c, r):
@@ -948,6 +958,19 @@ def _settled_rss(s, min_s=1.0, steady_s=2.0, max_s=20.0, step=0.25):
         if now - t0 >= max_s:
             return hist[-1][1], now - t0
         time.sleep(step)
+
+
+EVALSHA_SCRIPT = ("local v = tonumber(redis.call('get', KEYS[1]) or '0') "
+                  "return redis.call('incrby', KEYS[1], ARGV[1]) + v * 0")
+
+
+def _script_load(port, script):
+    """SCRIPT LOAD through redis-cli: the script's SHA1."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "SCRIPT", "LOAD", script],
+                         capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    if len(out) != 40:
+        raise drivers.DriverError(f"SCRIPT LOAD answered {out!r}")
+    return out
 
 
 def _numsub(port, channel):

@@ -99,7 +99,7 @@ static void fuzz_load_one(const char *p, size_t size)
      * dedup tables), and a shorter limits table (an older binary's) as a
      * full one, so byte equality holds only for current inputs with every
      * limit: those are the ones written back at their own length */
-    if (p[8] == 8 && out.len == size) { /* the current version (kv/snapshot.c SNAP_VERSION) */
+    if (p[8] == 9 && out.len == size) { /* the current version (kv/snapshot.c SNAP_VERSION) */
         /* equal to the input but for the reserved word (written as 0) and,
          * if that differed, the checksum */
         CHECK(memcmp(out.data, p, SNAP_RESERVED_OFF) == 0);

@@ -75,6 +75,14 @@ try:
     r.get("other")
 except redis.exceptions.NoPermissionError:
     pass
+# a Lua script that writes, reads back, and raises (the interpreter, the overlay)
+assert r.eval("redis.call('set', KEYS[1], ARGV[1]); return redis.call('get', KEYS[1])",
+              1, "app/lua", "v") == b"v"
+assert r.eval("return cjson.encode({1, 2})", 0) == b"[1,2]"
+try:
+    r.eval("return redis.call('incr', 'app/lua')", 0)
+except redis.exceptions.ResponseError:
+    pass
 r.close()
 bad = redis.Redis(port=resp, username="alice", password="nope", socket_timeout=10)
 try:

@@ -90,6 +90,11 @@ static size_t resp__find(const resp_api *ra, const char *name, size_t len)
     return ra->ncmds;
 }
 
+size_t resp_api_index(const resp_api *ra, const resp_cmd *cmd)
+{
+    return resp__find(ra, cmd->name, strlen(cmd->name));
+}
+
 const resp_cmd *resp_api_lookup(const resp_api *ra, const char *name, size_t len)
 {
     size_t idx = resp__find(ra, name, len);
@@ -116,6 +121,7 @@ static void resp__index_commands(resp_api *ra)
         {resp_cmds_transactions, resp_cmds_transactions_count},
         {resp_cmds_pubsub, resp_cmds_pubsub_count},
         {resp_cmds_streams, resp_cmds_streams_count},
+        {resp_cmds_scripting, resp_cmds_scripting_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;
@@ -196,6 +202,7 @@ void resp_api_destroy(resp_api *ra)
 {
     if (!ra) return;
     resp_tx_close(ra);
+    resp_script_close(ra);
     resp_pubsub_close(ra);
     resp_notify_close(ra);
     resp_blocking_close(ra);
@@ -240,6 +247,7 @@ static resp_req *resp__new_req(resp_conn *rc)
     req->opt = 0;
     req->block = NULL;
     req->exec = req->tx_exec = NULL;
+    req->script = NULL;
     req->tx_step = 0;
     req->next = NULL;
     if (rc->tail)
@@ -384,6 +392,14 @@ void resp_req_error_syntax(resp_req *req)
 void resp_req_error_not_integer(resp_req *req)
 {
     resp_req_error(req, "ERR value is not an integer or out of range");
+}
+
+void resp_req_help(resp_req *req, const char *const *lines)
+{
+    size_t n = 0;
+    while (lines[n]) n++;
+    resp_write_array(&req->reply, n);
+    for (size_t i = 0; i < n; i++) resp_write_simple(&req->reply, lines[i]);
 }
 
 void resp_req_error_arity(resp_req *req)
@@ -666,6 +682,17 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
     case KV_ERR_STREAM_ID_ZERO:
         msg = "ERR The ID specified in XADD must be greater than 0-0";
         break;
+    case KV_ERR_LIBRARY_EXISTS:
+        resp_req_errorf(req, "ERR Library '%.*s' already exists", (int)res->value_len,
+                        res->value ? res->value : "");
+        return true;
+    case KV_ERR_FUNCTION_EXISTS:
+        resp_req_errorf(req, "ERR Function %.*s already exists", (int)res->value_len,
+                        res->value ? res->value : "");
+        return true;
+    case KV_ERR_NO_LIBRARY:
+        msg = "ERR Library not found";
+        break;
     default:
         msg = "ERR internal error: the state machine refused the command";
         break;
@@ -719,6 +746,10 @@ void resp_req_propose(resp_req *req, kv_command *cmd, resp_write_fn done)
         resp_tx_propose(req, cmd, done);
         return;
     }
+    if (req->script) {
+        resp_script_propose(req, cmd, done);
+        return;
+    }
     api *a = req->a;
     if ((req->cmd->flags & RESP_CMD_DENYOOM) && memory_admit_write(a) != MEMORY_OK) {
         req->outcome = RESP_OUTCOME_OOM;
@@ -770,6 +801,10 @@ void resp_req_read(resp_req *req, resp_proc ready)
 {
     if (req->tx_exec) {
         resp_tx_read(req, ready);
+        return;
+    }
+    if (req->script) {
+        resp_script_read(req, ready);
         return;
     }
     req->on_ready = ready;

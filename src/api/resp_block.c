@@ -455,6 +455,10 @@ void resp_block_pop(resp_req *req, const kv_command *cmd, int64_t timeout_ms, re
         resp_tx_pop(req, cmd, done, timed_out);
         return;
     }
+    if (req->script) {
+        resp_script_pop(req, cmd, done, timed_out);
+        return;
+    }
     resp_block *b = block__new(req, cmd, timeout_ms, timed_out);
     b->done = done;
     b->first = true;

@@ -53,14 +53,6 @@ static void server__sub_arity(resp_req *req, const char *cmd, const char *sub)
     resp_req_errorf(req, "ERR wrong number of arguments for '%s|%s' command", cmd, sub);
 }
 
-static void server__help(resp_req *req, const char *const *lines)
-{
-    size_t n = 0;
-    while (lines[n]) n++;
-    resp_write_array(&req->reply, n);
-    for (size_t i = 0; i < n; i++) resp_write_simple(&req->reply, lines[i]);
-}
-
 static const char *server__role(resp_req *req)
 {
     replica_status_info st;
@@ -488,7 +480,7 @@ static void server__client(resp_req *req)
         }
         resp_req_ok(req);
     } else if (resp_format_arg_is(sub, "help")) {
-        server__help(req, server__client_help);
+        resp_req_help(req, server__client_help);
     } else {
         server__unknown_subcommand(req, "CLIENT");
     }
@@ -702,7 +694,7 @@ static void server__command(resp_req *req)
     } else if (resp_format_arg_is(sub, "getkeys")) {
         server__command_getkeys(req);
     } else if (resp_format_arg_is(sub, "help")) {
-        server__help(req, server__command_help);
+        resp_req_help(req, server__command_help);
     } else {
         server__unknown_subcommand(req, "COMMAND");
     }
@@ -1042,7 +1034,7 @@ static void server__object(resp_req *req)
         if (req->argc != 2)
             server__sub_arity(req, "object", "help");
         else
-            server__help(req, server__object_help);
+            resp_req_help(req, server__object_help);
         return;
     }
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
@@ -1310,7 +1302,7 @@ static void server__config(resp_req *req)
                             "from its flags (and CONFIG SET of the encodings' limits is kept in "
                             "the log)");
     } else if (resp_format_arg_is(sub, "help")) {
-        server__help(req, server__config_help);
+        resp_req_help(req, server__config_help);
     } else {
         server__unknown_subcommand(req, "CONFIG");
     }
@@ -1383,7 +1375,7 @@ static void server__slowlog(resp_req *req)
             slowlog_reset(sl);
             resp_req_ok(req);
         } else {
-            server__help(req, server__slowlog_help);
+            resp_req_help(req, server__slowlog_help);
         }
         return;
     }

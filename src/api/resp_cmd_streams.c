@@ -419,7 +419,8 @@ static void stream__xread_ready(resp_req *req)
         free(st);
         return;
     }
-    if (!req->n[2] || req->tx_exec) { /* inside MULTI, BLOCK does not block (as in Redis) */
+    if (!req->n[2] || req->tx_exec ||
+        req->script) { /* inside MULTI, BLOCK does not block (as in Redis) */
         resp_write_null_array(&req->reply, req->proto);
         free(st);
         return;

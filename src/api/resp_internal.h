@@ -22,6 +22,7 @@
 #include "api/resp_format.h"
 #include "api/slowlog.h"
 #include "kv/command.h"
+#include "kv/overlay.h"
 #include "kv/store.h"
 #include "net/resp.h"
 #include "net/server.h"
@@ -36,6 +37,7 @@ typedef struct resp_cmd resp_cmd;
 typedef struct resp_tx resp_tx;         /* a connection's MULTI and WATCH state (resp_multi.c) */
 typedef struct resp_exec resp_exec;     /* an EXEC in progress (resp_multi.c) */
 typedef struct resp_pubsub resp_pubsub; /* this node's subscriptions (resp_pubsub.c) */
+typedef struct resp_script_run resp_script_run; /* a Lua script running (resp_script.c) */
 
 typedef void (*resp_proc)(resp_req *req);
 typedef void (*resp_write_fn)(resp_req *req, const kv_result *res);
@@ -123,6 +125,8 @@ extern const resp_cmd resp_cmds_pubsub[];
 extern const size_t resp_cmds_pubsub_count;
 extern const resp_cmd resp_cmds_streams[];
 extern const size_t resp_cmds_streams_count;
+extern const resp_cmd resp_cmds_scripting[];
+extern const size_t resp_cmds_scripting_count;
 
 enum {
     RESP_OUTCOME_OK = 0,
@@ -164,6 +168,7 @@ struct resp_api {
     buf notify_held;         /* LMOVE's source, told after its destination */
     bool notify_held_del;
     uint64_t tx_nonce, tx_counter;
+    struct script_lua *lua; /* the scripts' interpreter, made on first use (resp_script.c) */
 };
 
 struct resp_conn {
@@ -228,6 +233,7 @@ struct resp_req {
     resp_exec *tx_exec;       /* a command of a transaction: the EXEC running it */
     int tx_step;              /* ... what it asked for (resp_multi.c) */
     size_t tx_index;          /* ... its position */
+    resp_script_run *script;  /* a command a script runs (redis.call): on its overlay */
     buf reply;
     resp_req *next;
 };
@@ -254,6 +260,8 @@ void resp_req_errorf(resp_req *req, const char *fmt, ...) __attribute__((format(
 void resp_req_error_syntax(resp_req *req);
 void resp_req_error_not_integer(resp_req *req);
 void resp_req_error_arity(resp_req *req);
+/* A HELP subcommand's answer: lines (NULL-terminated) as status replies. */
+void resp_req_help(resp_req *req, const char *const *lines);
 /* "-ERR value too large (max N bytes)" and false when v is over the limit. */
 bool resp_req_check_value(resp_req *req, const resp_arg *v);
 /* Parse a SCAN-family cursor (Redis reads it with strtoul: -1 wraps);
@@ -377,6 +385,22 @@ void resp_tx_pop(resp_req *sub, const kv_command *cmd, resp_write_fn done, resp_
 void resp_tx_read(resp_req *sub, resp_proc ready);
 /* The request is done with: its transaction's state goes. */
 void resp_tx_exec_free(resp_req *req);
+/* A script ran on overlay o (resp_script.c): propose its effects as one
+ * KV_OP_EXEC watching every key it looked at. Once the entry applied
+ * here, req is answered with reply (taken over); when a watched key had
+ * moved, nothing was applied and on_abort(req) runs instead (after
+ * resp_tx_exec_free it may run the script again). */
+void resp_tx_propose_effects(resp_req *req, const kv_overlay *o, buf *reply, resp_proc on_abort);
+
+/* ---- scripts (resp_script.c) ---- */
+
+void resp_script_close(resp_api *ra);
+/* What a command run by a script (req->script set) asks for, instead of
+ * resp_req_propose, resp_block_pop and resp_req_read: done at once, on
+ * the script's overlay. */
+void resp_script_propose(resp_req *sub, kv_command *cmd, resp_write_fn done);
+void resp_script_pop(resp_req *sub, const kv_command *cmd, resp_write_fn done, resp_proc empty);
+void resp_script_read(resp_req *sub, resp_proc ready);
 
 /* ---- pub/sub (resp_pubsub.c) ---- */
 
@@ -410,6 +434,8 @@ void resp_req_replica_error(resp_req *req, int status);
 
 /* Lookup for COMMAND INFO/DOCS: NULL when unknown. */
 const resp_cmd *resp_api_lookup(const resp_api *ra, const char *name, size_t len);
+/* cmd's index in ra->cmds. */
+size_t resp_api_index(const resp_api *ra, const resp_cmd *cmd);
 
 /* Reply helpers that depend only on the request's protocol. */
 static inline void resp_req_ok(resp_req *req)

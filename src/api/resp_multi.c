@@ -83,6 +83,12 @@ struct resp_exec {
     size_t nw;
     bool registered, seen, ran, waited;
     resp_exec *prev, *next; /* ra->execs, while registered */
+    /* a script's effects (resp_tx_propose_effects): no sub-requests; the
+     * script's answer, given once the entry ran here; what to do when a
+     * watched key moved (run the script again); the script's time */
+    buf script_reply;
+    resp_proc on_abort;
+    int64_t now_ms;
 };
 
 /* ---- the connection's state ----------------------------------------------------------- */
@@ -309,13 +315,14 @@ void resp_tx_exec_free(resp_req *req)
     if (!x) return;
     req->exec = NULL;
     tx__unregister(x);
-    for (size_t i = 0; i < x->n; i++)
+    for (size_t i = 0; x->subs && i < x->n; i++)
         if (x->subs[i]) tx__sub_free(x->subs[i]);
     free(x->subs);
     free(x->at);
     free(x->len);
     buf_close(&x->steps);
     buf_close(&x->wkeys);
+    buf_close(&x->script_reply);
     free(x->w);
     free(x);
 }
@@ -363,8 +370,12 @@ static void tx__finish(resp_req *req)
         resp_req_error(req, "ERR EXEC was applied, but this node did not apply it itself (it "
                             "installed a snapshot instead), so its replies are unknown; its "
                             "writes are in place");
+    else if (!x->ran && x->on_abort)
+        x->on_abort(req); /* last: it frees x */
     else if (!x->ran)
         resp_write_null_array(&req->reply, req->proto);
+    else if (!x->subs)
+        buf_append(&req->reply, x->script_reply.data, x->script_reply.len);
     else
         tx__write_replies(req);
 }
@@ -377,7 +388,7 @@ static void tx__applied_here(replica_req *rr, int status)
         resp_req_replica_error(req, status);
     else
         tx__finish(req);
-    resp_req_finish_async(req);
+    if (!req->waiting) resp_req_finish_async(req); /* else a script runs again */
 }
 
 /* The entry is committed (and applied by the leader). */
@@ -414,6 +425,7 @@ static void tx__on_step(void *ctx, const kv_command *tx, int64_t step, const kv_
         x->ran = res->integer != 0;
         return;
     }
+    if (!x->subs) return; /* a script's effects: answered as a whole */
     if (step < 0 || (size_t)step >= x->n) return;
     resp_req *sub = x->subs[step];
     switch (sub->tx_step) {
@@ -501,6 +513,7 @@ static void tx__propose(resp_req *req)
     for (size_t i = 0; i < x->n; i++)
         args[1 + 2 * x->nw + i] = (kv_slice){x->len[i] ? x->steps.data + x->at[i] : "", x->len[i]};
     kv_command cmd = {.op = KV_OP_EXEC,
+                      .now_ms = x->now_ms,
                       .a = (int64_t)x->nw,
                       .b = (int64_t)x->n,
                       .nargs = (uint32_t)nargs,
@@ -515,6 +528,38 @@ static void tx__propose(resp_req *req)
     resp_req_propose(req, &cmd, tx__exec_done);
     free(args);
     free(revs);
+}
+
+void resp_tx_propose_effects(resp_req *req, const kv_overlay *o, buf *reply, resp_proc on_abort)
+{
+    resp_exec *x = xcalloc(1, sizeof(*x));
+    x->req = req;
+    x->ra = req->rc->ra;
+    x->n = o->n_effects;
+    x->at = xcalloc(x->n ? x->n : 1, sizeof(*x->at));
+    x->len = xcalloc(x->n ? x->n : 1, sizeof(*x->len));
+    buf_init(&x->steps);
+    buf_append(&x->steps, o->effects.data, o->effects.len);
+    for (size_t i = 0; i < x->n; i++) {
+        kv_slice e = kv_overlay_effect(o, i);
+        x->at[i] = (size_t)(e.ptr - o->effects.data);
+        x->len[i] = e.len;
+    }
+    x->nwrites = x->n;
+    buf_init(&x->wkeys);
+    size_t nw = (size_t)kv_keyspace_count(&o->seen);
+    x->w = xcalloc(nw ? nw : 1, sizeof(*x->w));
+    for (kv_entry *e = kv_keyspace_first(&o->seen); e; e = kv_keyspace_next(e)) {
+        x->w[x->nw++] = (tx_watch){x->wkeys.len, e->key_len, kv_overlay_seen_rev(e)};
+        buf_append(&x->wkeys, kv_entry_key(e), e->key_len);
+    }
+    x->script_reply = *reply;
+    buf_init(reply);
+    x->on_abort = on_abort;
+    x->now_ms = o->now_ms;
+    x->phase = PHASE_APPLY;
+    req->exec = x;
+    tx__propose(req);
 }
 
 /* ---- the commands --------------------------------------------------------------------------- */

@@ -195,7 +195,10 @@ const char *kv_op_name(int op)
                                   "publish",
                                   "xadd",
                                   "xdel",
-                                  "xtrim"};
+                                  "xtrim",
+                                  "function_load",
+                                  "function_delete",
+                                  "function_flush"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

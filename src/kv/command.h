@@ -107,6 +107,10 @@ typedef enum kv_op {
                       * KV_XTRIM_APPROX, b = LIMIT; value: the new ID */
     KV_OP_XDEL,      /* key id ...: integer: entries deleted */
     KV_OP_XTRIM,     /* key threshold: a, b as XADD's; integer: entries removed */
+    KV_OP_FUNCTION_LOAD,   /* name code fname ...: a library (kv/functions.h); flag XX: REPLACE;
+                            * not a keyspace change (no revision), nor are the two below */
+    KV_OP_FUNCTION_DELETE, /* name */
+    KV_OP_FUNCTION_FLUSH,  /* (no arguments) */
     KV_OP_MAX_
 } kv_op;
 

@@ -331,7 +331,7 @@ bool kv_keyspace_rehash_step(kv_keyspace *ks, int n)
     return true;
 }
 
-kv_entry *kv_keyspace_find(kv_keyspace *ks, const char *key, size_t key_len)
+static kv_entry *ks__lookup(kv_keyspace *ks, const char *key, size_t key_len)
 {
     if (kv_keyspace_count(ks) == 0) return NULL;
     if (ks__rehashing(ks)) kv_keyspace_rehash_step(ks, 1);
@@ -345,6 +345,13 @@ kv_entry *kv_keyspace_find(kv_keyspace *ks, const char *key, size_t key_len)
         if (!ks__rehashing(ks)) break;
     }
     return NULL;
+}
+
+kv_entry *kv_keyspace_find(kv_keyspace *ks, const char *key, size_t key_len)
+{
+    kv_entry *e = ks__lookup(ks, key, key_len);
+    if (!e && ks->on_miss) e = ks->on_miss(ks->on_miss_ctx, ks, key, key_len);
+    return e;
 }
 
 void kv_keyspace_prefetch(const kv_keyspace *ks, const char *key, size_t key_len)
@@ -499,6 +506,7 @@ static void ks__maybe_shrink(kv_keyspace *ks)
 
 bool kv_keyspace_delete(kv_keyspace *ks, const char *key, size_t key_len)
 {
+    if (ks->on_miss && !kv_keyspace_find(ks, key, key_len)) return false; /* faulted in first */
     if (kv_keyspace_count(ks) == 0) return false;
     if (ks__rehashing(ks)) kv_keyspace_rehash_step(ks, 1);
     uint64_t h = ks__hash(ks, key, key_len);

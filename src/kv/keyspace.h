@@ -104,6 +104,11 @@ typedef struct kv_keyspace {
     size_t mem_bytes;        /* estimate of heap bytes held by entries and tables */
     uint64_t volatile_count; /* entries with an expiry */
     kv_limits limits;        /* the compact encodings' thresholds (replicated) */
+    /* optional: asked for a key that kv_keyspace_find (or _delete) did not
+     * find; may insert it and return its entry (kv/overlay.h faults keys in
+     * from another store this way). NULL on every real keyspace. */
+    kv_entry *(*on_miss)(void *ctx, struct kv_keyspace *ks, const char *key, size_t key_len);
+    void *on_miss_ctx;
 } kv_keyspace;
 
 void kv_keyspace_init(kv_keyspace *ks, uint64_t seed);

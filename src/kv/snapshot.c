@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,8 +16,8 @@
 
 #define SNAP_MAGIC "CAIRNSNP"
 #define SNAP_VERSION                                                                               \
-    8 /* 5: sets and sorted sets; 6: the encodings' limits; 7: raw strings;                        \
-       * 8: streams */
+    9 /* 5: sets and sorted sets; 6: the encodings' limits; 7: raw strings;                        \
+       * 8: streams; 9: FUNCTION libraries */
 #define SNAP_HEADER_BYTES 32
 #define SNAP_ENTRY_HEADER_BYTES 40
 #define SNAP_ENTRY_TYPE_BYTES 2 /* version >= 4: u8 type | u8 encoding */
@@ -214,6 +215,28 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
         for (int i = 0; i < KV_LIMIT_COUNT_; i++) snap__le64(l + 4 + 8 * i, s->ks.limits.v[i]);
         rv = snap__put(&w, l, sizeof(l));
     }
+    if (!rv) {
+        char n[4];
+        snap__le32(n, s->functions.n);
+        rv = snap__put(&w, n, 4);
+    }
+    for (uint32_t i = 0; i < s->functions.n && !rv; i++) {
+        const kv_library *lib = &s->functions.libs[i];
+        char n[4];
+        snap__le32(n, lib->name_len);
+        rv = snap__put(&w, n, 4);
+        if (!rv) rv = snap__put(&w, lib->name, lib->name_len);
+        snap__le32(n, lib->code_len);
+        if (!rv) rv = snap__put(&w, n, 4);
+        if (!rv) rv = snap__put(&w, lib->code, lib->code_len);
+        snap__le32(n, lib->nfn);
+        if (!rv) rv = snap__put(&w, n, 4);
+        for (uint32_t k = 0; k < lib->nfn && !rv; k++) {
+            snap__le32(n, (uint32_t)lib->fnames[k].len);
+            rv = snap__put(&w, n, 4);
+            if (!rv) rv = snap__put(&w, lib->fnames[k].ptr, lib->fnames[k].len);
+        }
+    }
     if (!rv) rv = snap__flush(&w);
     if (!rv) {
         char t[4];
@@ -258,6 +281,52 @@ static size_t snap__prefetch(const kv_keyspace *ks, const char *data, size_t end
     if (klen + vlen > end - pos) return end;
     kv_keyspace_prefetch(ks, data + pos, klen);
     return pos + klen + vlen;
+}
+
+/* The libraries' table (version 9): u32 n, n x (u32 len | name | u32 len |
+ * code | u32 nfn | nfn x (u32 len | function name)). */
+static int snap__functions(const char *data, size_t end, size_t *at, kv_functions *f)
+{
+    size_t pos = *at;
+    if (end - pos < 4) return -1;
+    uint32_t n = snap__get32(data + pos);
+    pos += 4;
+    if (n > KV_FUNCTIONS_MAX_LIBRARIES) return -1;
+    int rc = 0;
+    kv_slice *fn = xcalloc(KV_FUNCTIONS_MAX_PER_LIBRARY, sizeof(*fn));
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        kv_slice part[2];
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            uint32_t l = end - pos >= 4 ? snap__get32(data + pos) : UINT32_MAX;
+            if (l == UINT32_MAX || end - pos - 4 < l)
+                rc = -1;
+            else {
+                part[k] = (kv_slice){data + pos + 4, l};
+                pos += 4 + (size_t)l;
+            }
+        }
+        uint32_t nfn = rc == 0 && end - pos >= 4 ? snap__get32(data + pos) : UINT32_MAX;
+        if (nfn > KV_FUNCTIONS_MAX_PER_LIBRARY)
+            rc = -1;
+        else
+            pos += 4;
+        for (uint32_t k = 0; k < nfn && rc == 0; k++) {
+            uint32_t l = end - pos >= 4 ? snap__get32(data + pos) : UINT32_MAX;
+            if (l == UINT32_MAX || end - pos - 4 < l)
+                rc = -1;
+            else {
+                fn[k] = (kv_slice){data + pos + 4, l};
+                pos += 4 + (size_t)l;
+            }
+        }
+        kv_slice clash;
+        if (rc == 0 &&
+            kv_functions_add(f, part[0], part[1], fn, nfn, false, &clash) != KV_FUNCTIONS_ADDED)
+            rc = -1;
+    }
+    free(fn);
+    *at = pos;
+    return rc;
 }
 
 int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_t errlen)
@@ -427,14 +496,26 @@ int kv_snapshot_load(kv_store *s, const char *data, size_t len, char *err, size_
         for (uint32_t i = 0; i < n; i++) ks.limits.v[i] = snap__get64(data + pos + 4 + 8 * i);
         pos += 4 + 8 * (size_t)n;
     }
+    kv_functions funcs;
+    kv_functions_init(&funcs);
+    if (version >= 9 && snap__functions(data, end, &pos, &funcs) != 0) {
+        snprintf(err, errlen, "snapshot function library invalid at offset %zu", pos);
+        kv_functions_close(&funcs);
+        kv_dedup_close(&dedup);
+        goto fail;
+    }
     if (pos != end) {
         snprintf(err, errlen, "snapshot has %zu trailing bytes at offset %zu", end - pos, pos);
+        kv_functions_close(&funcs);
         kv_dedup_close(&dedup);
         goto fail;
     }
     kv_store_replace(s, &ks, revision);
     kv_dedup_close(&s->dedup);
     s->dedup = dedup;
+    funcs.gen = s->functions.gen + 1; /* every node reloads its interpreter's functions */
+    kv_functions_close(&s->functions);
+    s->functions = funcs;
     memcpy(s->members, members, sizeof(kv_member) * n_members);
     s->n_members = n_members;
     return 0;

@@ -1,6 +1,6 @@
 /* snapshot: serialise the whole store, and load it back.
  *
- * Format (little-endian), version 7 (1: no member table, 2: no dedup table,
+ * Format (little-endian), version 9 (1: no member table, 2: no dedup table,
  * 3: strings only, no type bytes; 4: no sets; 5: no limits, the defaults;
  * 6: a string's encoding byte is always 0):
  *   "CAIRNSNP" | u32 version | u32 reserved | u64 revision | u64 count
@@ -18,6 +18,8 @@
  *                  | u64 revision | u64 create_rev | u64 mod_rev | u64 version), oldest first
  *   (version >= 6) u32 n (<= KV_LIMIT_COUNT_), n x u64: the encodings' limits
  *                  (kv/limits.h) in kv_limit_id order; those past n at their defaults
+ *   (version >= 9) u32 n_libraries, n x (u32 len | name | u32 len | code | u32 nfn
+ *                  | nfn x (u32 len | function name)): FUNCTION's (kv/functions.h)
  *   u32 crc32c of everything before it
  * Keys are written in byte order, so loading can append to the skiplist
  * in O(1) per key, and the loader can check the order as a sanity test.

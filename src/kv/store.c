@@ -27,6 +27,7 @@ void kv_store_init(kv_store *s, uint64_t seed)
     kv_keyspace_init(&s->ks, seed);
     buf_init(&s->scratch);
     kv_dedup_init(&s->dedup, seed);
+    kv_functions_init(&s->functions);
 }
 
 void kv_store_close(kv_store *s)
@@ -34,6 +35,7 @@ void kv_store_close(kv_store *s)
     kv_keyspace_close(&s->ks);
     buf_close(&s->scratch);
     kv_dedup_close(&s->dedup);
+    kv_functions_close(&s->functions);
     free(s->tx_args);
     s->tx_args = NULL;
     s->tx_args_cap = 0;
@@ -774,6 +776,11 @@ static void store__copy_value(kv_store *s, const kv_entry *from, kv_entry *to)
         to->encoding = from->encoding; /* as Redis' dupStringObject */
         break;
     }
+}
+
+void kv_store_copy_value(kv_store *s, const kv_entry *from, kv_entry *to)
+{
+    store__copy_value(s, from, to);
 }
 
 /* COPY and RESTORE: key as a new incarnation at rev, the old one (when it
@@ -2200,6 +2207,11 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_CONFIG:
         store__config(s, cmd, res);
+        break;
+    case KV_OP_FUNCTION_LOAD:
+    case KV_OP_FUNCTION_DELETE:
+    case KV_OP_FUNCTION_FLUSH:
+        kv_functions_apply(s, cmd, res);
         break;
     case KV_OP_EXEC:
         kv_tx_apply(s, cmd, res);

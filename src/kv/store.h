@@ -21,6 +21,7 @@
 
 #include "kv/command.h"
 #include "kv/dedup.h"
+#include "kv/functions.h"
 #include "kv/keyspace.h"
 #include "util/buf.h"
 
@@ -44,6 +45,9 @@ typedef enum kv_status {
     KV_ERR_DUMP_DATA,       /* RESTORE: a payload's object does not parse */
     KV_ERR_STREAM_ID_SMALL, /* XADD: the ID is not greater than the stream's last one */
     KV_ERR_STREAM_ID_ZERO,  /* XADD: the ID 0-0 */
+    KV_ERR_LIBRARY_EXISTS,  /* FUNCTION LOAD without REPLACE of a library that exists */
+    KV_ERR_FUNCTION_EXISTS, /* FUNCTION LOAD: another library has a function of that name (value) */
+    KV_ERR_NO_LIBRARY,      /* FUNCTION DELETE: no such library */
     KV_STATUS_COUNT_
 } kv_status;
 
@@ -141,7 +145,8 @@ typedef struct kv_store {
     void *on_tx_step_ctx;
     kv_store_publish_fn on_publish; /* optional */
     void *on_publish_ctx;
-    kv_slice *tx_args; /* a transaction step's decoded arguments */
+    kv_functions functions; /* FUNCTION LOAD's libraries (kv/functions.h) */
+    kv_slice *tx_args;      /* a transaction step's decoded arguments */
     uint32_t tx_args_cap;
 } kv_store;
 
@@ -155,6 +160,10 @@ void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res);
 kv_entry *kv_store_get(kv_store *s, const char *key, size_t key_len, int64_t now_ms);
 /* Whether a read at now_ms must hide e (expired); counts it if so. */
 bool kv_store_hides(kv_store *s, const kv_entry *e, int64_t now_ms);
+
+/* Give to (an entry of s just inserted, without a value) a copy of from's
+ * value, of any type; from may belong to another store. */
+void kv_store_copy_value(kv_store *s, const kv_entry *from, kv_entry *to);
 
 const kv_member *kv_store_member(const kv_store *s, uint64_t id);
 

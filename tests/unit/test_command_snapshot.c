@@ -477,7 +477,10 @@ static void test_op_names(void **state)
                                   "publish",
                                   "xadd",
                                   "xdel",
-                                  "xtrim"};
+                                  "xtrim",
+                                  "function_load",
+                                  "function_delete",
+                                  "function_flush"};
     assert_int_equal(sizeof(names) / sizeof(names[0]), KV_OP_MAX_ - 1);
     for (int op = 1; op < KV_OP_MAX_; op++) assert_string_equal(kv_op_name(op), names[op - 1]);
     assert_string_equal(kv_op_name(0), "?");
@@ -561,6 +564,7 @@ static void craft_snapshot(buf *out, uint32_t version, uint64_t revision, uint64
         append_le(out, KV_LIMIT_COUNT_, 4);
         for (int i = 0; i < KV_LIMIT_COUNT_; i++) append_le(out, l.v[i], 8);
     }
+    if (version >= 9) append_le(out, 0, 4); /* no function libraries */
     append_le(out, crc32c_update(0, out->data, out->len), 4);
 }
 
@@ -658,13 +662,13 @@ static void test_snapshot_empty(void **state)
     buf_init(&out);
     buf_init(&want);
     snapshot_of(&a, &out);
-    craft_snapshot(&want, 8, 0, 0, NULL, 0);
-    assert_int_equal(out.len, 44 + 4 + 8 * KV_LIMIT_COUNT_);
+    craft_snapshot(&want, 9, 0, 0, NULL, 0);
+    assert_int_equal(out.len, 48 + 4 + 8 * KV_LIMIT_COUNT_); /* + the empty library table */
     assert_memory_equal(out.data, want.data, want.len);
 
     /* an empty snapshot with a revision replaces a store with content */
     apply_put(&b, "x", 1, "y", 1, 0);
-    craft_snapshot(&want, 8, 77, 0, NULL, 0);
+    craft_snapshot(&want, 9, 77, 0, NULL, 0);
     char err[256];
     assert_int_equal(load(&b, &want, err, sizeof(err)), 0);
     assert_int_equal(b.revision, 77);
@@ -700,7 +704,8 @@ static void test_snapshot_empty(void **state)
     /* a version-6 table written before hll-sparse-max-bytes was a limit
      * (7 of them) loads, the newer limit at its default; a table of none
      * or of more than this binary knows is refused */
-    size_t table = out.len - 4 - 4 - 8 * KV_LIMIT_COUNT_; /* before the table and the CRC */
+    /* before the table, the (empty) library table and the CRC */
+    size_t table = out.len - 4 - 4 - 4 - 8 * KV_LIMIT_COUNT_;
     for (uint32_t n = 0; n <= KV_LIMIT_COUNT_ + 1; n++) {
         buf old;
         buf_init(&old);
@@ -708,6 +713,7 @@ static void test_snapshot_empty(void **state)
         append_le(&old, n, 4);
         for (uint32_t i = 0; i < n; i++)
             append_le(&old, i < KV_LIMIT_COUNT_ ? a.ks.limits.v[i] : 1, 8);
+        append_le(&old, 0, 4); /* no libraries */
         append_le(&old, crc32c_update(0, old.data, old.len), 4);
         int rv = load(&b, &old, err, sizeof(err));
         if (n == 0 || n > KV_LIMIT_COUNT_) {
@@ -744,7 +750,7 @@ static void test_snapshot_round_trip_10k(void **state)
     /* the writer follows the documented format exactly */
     snap_ent *ents;
     size_t n = entries_of(&a, &ents);
-    craft_snapshot(&want, 8, a.revision, n, ents, n);
+    craft_snapshot(&want, 9, a.revision, n, ents, n);
     assert_int_equal(out.len, want.len);
     assert_memory_equal(out.data, want.data, want.len);
     free(ents);
@@ -973,7 +979,7 @@ static void test_snapshot_crafted_errors(void **state)
     craft_snapshot(&b, 1, 1, 2, empty_late, 2);
     expect_load_error(&v, &b, "out of order");
 
-    craft_snapshot(&b, 9, 3, 3, e, 3);
+    craft_snapshot(&b, 10, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
     craft_snapshot(&b, 0, 3, 3, e, 3);
     expect_load_error(&v, &b, "version");
@@ -1052,7 +1058,7 @@ static void test_snapshot_crafted_valid(void **state)
     assert_int_equal(x->expire_ms, -7);
     assert_int_equal(x->value_len, 0);
     snapshot_of(&s, &out);
-    craft_snapshot(&b, 8, 5, 4, e, 4); /* a version 3 file is written back as 8 */
+    craft_snapshot(&b, 9, 5, 4, e, 4); /* a version 3 file is written back as 9 */
     assert_int_equal(out.len, b.len);
     assert_memory_equal(out.data, b.data, b.len);
     buf_close(&b);

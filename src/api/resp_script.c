@@ -1,0 +1,674 @@
+/* resp_script: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT.
+ *
+ * A script runs once, on the node its client is connected to, after a
+ * linearizable read (so it sees every write acknowledged before it
+ * began), against an overlay of the store (kv/overlay.h): what it reads
+ * is faulted in from the store, what it writes stays in the overlay and
+ * is recorded. Its writes - its effects - are then proposed as one
+ * KV_OP_EXEC that watches every key the script looked at: applied whole
+ * or not at all, on every node alike, without running Lua there. Should
+ * another write have changed one of those keys in between, apply
+ * refuses the entry and the script runs again on the newer state
+ * (optimistic concurrency; at most SCRIPT_MAX_ATTEMPTS runs). The client
+ * gets the script's answer once the entry has been applied on its node.
+ *
+ * Each redis.call runs the command's own handler in a sub-request whose
+ * store is the overlay: its write goes to kv_overlay_apply, its read
+ * reads the overlay, and its reply is what the handler formats. What a
+ * script cannot run: commands Redis refuses in scripts (MULTI, WATCH,
+ * SUBSCRIBE, blocking pops, EVAL ...), and those that walk the whole
+ * keyspace (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL, FLUSHDB), which an
+ * overlay cannot answer (docs/resp.md, "Lua scripts").
+ *
+ * As in Redis, a script that raises an error after writing keeps the
+ * writes it made before; a script stopped for time or memory keeps none
+ * (here nothing is applied before the end, so stopping is always safe). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/memory.h"
+#include "api/resp_internal.h"
+#include "api/script_lua.h"
+#include "kv/overlay.h"
+#include "util/alloc.h"
+#include "util/glob.h"
+#include "util/strconv.h"
+
+#define SCRIPT_MAX_ATTEMPTS 64
+/* lua-time-limit: a script running longer is stopped (Redis' default
+ * busy threshold) */
+#define SCRIPT_TIME_LIMIT_MS 5000
+#define SCRIPT_REDIS_VERSION "7.0.0"
+
+enum { SCRIPT_BY_SHA = 1, SCRIPT_READ_ONLY = 2, SCRIPT_FUNCTION = 4 };
+
+struct resp_script_run {
+    resp_req *req;
+    kv_overlay ov;
+    api view; /* the request's api, with the overlay as its store */
+    bool read_only;
+};
+
+static script_lua *script__lua(resp_api *ra)
+{
+    if (!ra->lua) ra->lua = script_lua_new(SCRIPT_REDIS_VERSION);
+    return ra->lua;
+}
+
+void resp_script_close(resp_api *ra)
+{
+    script_lua_free(ra->lua);
+    ra->lua = NULL;
+}
+
+/* ---- what a command asks for, inside a script ----------------------------------- */
+
+void resp_script_propose(resp_req *sub, kv_command *cmd, resp_write_fn done)
+{
+    kv_result res;
+    kv_overlay_apply(&sub->script->ov, cmd, &res);
+    resp_req_answer_write(sub, REPLICA_OK, &res, done);
+}
+
+void resp_script_pop(resp_req *sub, const kv_command *cmd, resp_write_fn done, resp_proc empty)
+{
+    /* inside a script a blocking pop does not block: never reached today,
+     * as Redis 7.0 refuses blocking commands in scripts */
+    kv_result res;
+    kv_overlay_apply(&sub->script->ov, cmd, &res);
+    if (res.status == KV_OK && !res.has_value)
+        empty(sub);
+    else
+        resp_req_answer_write(sub, REPLICA_OK, &res, done);
+}
+
+void resp_script_read(resp_req *sub, resp_proc ready)
+{
+    sub->rreq.read_ms = sub->script->ov.now_ms;
+    sub->rreq.read_unsettled = false;
+    ready(sub);
+}
+
+/* ---- redis.call ------------------------------------------------------------------ */
+
+static bool script__walks_keyspace(const resp_cmd *cmd)
+{
+    static const char *const names[] = {"keys",     "scan",    "dbsize", "randomkey",
+                                        "flushall", "flushdb", "swapdb"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(cmd->name, names[i]) == 0) return true;
+    return false;
+}
+
+/* Commands without keys a script may run (any with keys may, unless
+ * flagged otherwise). */
+static bool script__keyless_allowed(const resp_cmd *cmd)
+{
+    static const char *const names[] = {"ping", "echo", "time", "publish", "xread"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(cmd->name, names[i]) == 0) return true;
+    return false;
+}
+
+static void script__call(void *ctx, const resp_arg *argv, size_t argc, int resp, buf *out)
+{
+    resp_script_run *run = ctx;
+    resp_req *req = run->req;
+    resp_api *ra = req->rc->ra;
+    const resp_cmd *cmd = resp_api_lookup(ra, argv[0].ptr, argv[0].len);
+    if (!cmd) {
+        resp_write_error(out, "ERR Unknown Redis command called from script");
+        return;
+    }
+    if (script__walks_keyspace(cmd)) {
+        resp_write_errorf(out,
+                          "ERR This Redis command is not allowed from script: '%s' walks the "
+                          "whole keyspace, which a cairn script cannot see (docs/resp.md)",
+                          cmd->name);
+        return;
+    }
+    if ((cmd->flags & (RESP_CMD_NOSCRIPT | RESP_CMD_TX_CONTROL | RESP_CMD_NO_MULTI |
+                       RESP_CMD_BLOCKING | RESP_CMD_PUBSUB_CONTEXT) &&
+         strcmp(cmd->name, "ping") != 0 && strcmp(cmd->name, "xread") != 0) ||
+        (cmd->first_key == 0 && !script__keyless_allowed(cmd))) {
+        resp_write_error(out, "ERR This Redis command is not allowed from script");
+        return;
+    }
+    if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
+        (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
+        resp_write_error(out, "ERR Wrong number of args calling Redis command from script");
+        return;
+    }
+    if (run->read_only && (cmd->flags & RESP_CMD_WRITE)) {
+        resp_write_error(out, "ERR Write commands are not allowed from read-only scripts.");
+        return;
+    }
+    if ((cmd->flags & RESP_CMD_DENYOOM) && memory_admit_write(req->a) != MEMORY_OK) {
+        resp_write_error(out, "OOM command not allowed when used memory > 'maxmemory'.");
+        return;
+    }
+    resp_req sub;
+    memset(&sub, 0, sizeof(sub));
+    buf_init(&sub.reply);
+    buf_init(&sub.own_data);
+    replica_req_init(&sub.rreq, &sub, NULL);
+    sub.rc = req->rc;
+    sub.a = &run->view;
+    sub.cmd = cmd;
+    sub.cmd_index = resp_api_index(ra, cmd);
+    sub.proto = resp;
+    sub.script = run;
+    sub.argv = argv;
+    sub.argc = argc;
+    sub.rreq.read_ms = run->ov.now_ms;
+    long first, last;
+    bool ok = resp_auth_admit(&sub);
+    if (ok && resp_cmd_keys(cmd, argv, argc, &first, &last)) {
+        uint64_t max = req->a->cfg->max_key_bytes;
+        for (long i = first; i <= last && ok; i += cmd->key_step)
+            if (argv[i].len > max) {
+                resp_req_errorf(&sub, "ERR key too large (max %llu bytes)",
+                                (unsigned long long)max);
+                ok = false;
+            }
+    }
+    if (ok) {
+        sub.in_proc = sub.ran = true;
+        cmd->proc(&sub);
+        sub.in_proc = false;
+    }
+    if (sub.waiting) /* nothing a script may run waits; were it to, refuse it */
+        resp_write_error(out, "ERR This Redis command is not allowed from script");
+    else
+        buf_append(out, sub.reply.data, sub.reply.len);
+    replica_req_close(&sub.rreq);
+    buf_close(&sub.reply);
+    buf_close(&sub.own_data);
+    free(sub.own_argv);
+}
+
+/* ---- EVAL and friends ---------------------------------------------------------- */
+
+/* KEYS and ARGV of an EVAL: argv[2] is numkeys (checked before). */
+static void script__split(const resp_req *req, const resp_arg **keys, size_t *nkeys,
+                          const resp_arg **args, size_t *nargs)
+{
+    int64_t n = 0;
+    strconv_parse_i64(req->argv[2].ptr, req->argv[2].len, &n);
+    *keys = req->argv + 3;
+    *nkeys = (size_t)n;
+    *args = req->argv + 3 + n;
+    *nargs = req->argc - 3 - (size_t)n;
+}
+
+static void script__run(resp_req *req, int64_t now_ms);
+
+/* The interpreter's functions are the store's (reloaded when a FUNCTION
+ * change or a snapshot applied since). */
+static void script__functions_current(resp_api *ra, kv_store *store)
+{
+    script_lua *sl = script__lua(ra);
+    if (!script_lua_functions_current(sl, store->functions.gen))
+        script_lua_functions_reload(sl, &store->functions);
+}
+
+/* A key the script looked at changed before its effects applied: run it
+ * again, on the newer state (this node has applied that change). */
+static void script__again(resp_req *req)
+{
+    resp_tx_exec_free(req);
+    if (++req->n[5] >= SCRIPT_MAX_ATTEMPTS) {
+        resp_req_errorf(req,
+                        "ERR script not applied: the keys it reads changed under it %d times in "
+                        "a row; retry later",
+                        SCRIPT_MAX_ATTEMPTS);
+        return;
+    }
+    script__run(req, replica_now_ms());
+}
+
+static void script__run(resp_req *req, int64_t now_ms)
+{
+    resp_api *ra = req->rc->ra;
+    script_lua *sl = script__lua(ra);
+    char sha[SCRIPT_SHA_LEN + 1];
+    const script_function *fn = NULL;
+    bool read_only = req->opt & SCRIPT_READ_ONLY;
+    if (req->opt & SCRIPT_FUNCTION) {
+        script__functions_current(ra, req->a->store);
+        fn = script_lua_function(sl, req->argv[1].ptr, req->argv[1].len);
+        if (!fn) {
+            resp_req_error(req, "ERR Function not found");
+            return;
+        }
+        if (read_only && !(fn->flags & SCRIPT_FLAG_NO_WRITES)) {
+            resp_req_error(req, "ERR Can not execute a script with write flag using *_ro command.");
+            return;
+        }
+        read_only = fn->flags & SCRIPT_FLAG_NO_WRITES;
+    } else if (req->opt & SCRIPT_BY_SHA) {
+        if (!script_lua_find(sl, req->argv[1].ptr, req->argv[1].len, sha)) {
+            resp_req_error(req, "NOSCRIPT No matching script. Please use EVAL.");
+            return;
+        }
+    } else if (!script_lua_load(sl, req->argv[1].ptr, req->argv[1].len, sha, &req->reply)) {
+        req->outcome = RESP_OUTCOME_ERROR;
+        return;
+    }
+    resp_script_run *run = xcalloc(1, sizeof(*run));
+    run->req = req;
+    run->read_only = read_only;
+    kv_overlay_init(&run->ov, req->a->store, now_ms);
+    run->view = *req->a;
+    run->view.store = &run->ov.store;
+    const resp_arg *keys, *args;
+    size_t nkeys, nargs;
+    script__split(req, &keys, &nkeys, &args, &nargs);
+    buf reply;
+    buf_init(&reply);
+    script_outcome outcome = fn ? script_lua_fcall(sl, fn, keys, nkeys, args, nargs, req->proto,
+                                                   SCRIPT_TIME_LIMIT_MS, script__call, run, &reply)
+                                : script_lua_run(sl, sha, keys, nkeys, args, nargs, req->proto,
+                                                 SCRIPT_TIME_LIMIT_MS, script__call, run, &reply);
+    if (outcome == SCRIPT_STOPPED || run->ov.n_effects == 0) {
+        buf_append(&req->reply, reply.data, reply.len);
+        if (reply.len && reply.data[0] == '-') req->outcome = RESP_OUTCOME_ERROR;
+    } else {
+        resp_tx_propose_effects(req, &run->ov, &reply, script__again);
+    }
+    buf_close(&reply);
+    kv_overlay_close(&run->ov);
+    free(run);
+}
+
+static void script__ready(resp_req *req)
+{
+    script__run(req, replica_req_read_ms(&req->rreq));
+}
+
+static void script__eval(resp_req *req, uint32_t opt)
+{
+    int64_t numkeys;
+    if (!strconv_parse_i64(req->argv[2].ptr, req->argv[2].len, &numkeys)) {
+        resp_req_error(req, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (numkeys < 0) {
+        resp_req_error(req, "ERR Number of keys can't be negative");
+        return;
+    }
+    if ((uint64_t)numkeys > req->argc - 3) {
+        resp_req_error(req, "ERR Number of keys can't be greater than number of args");
+        return;
+    }
+    uint64_t max = req->a->cfg->max_key_bytes;
+    for (int64_t i = 0; i < numkeys; i++)
+        if (req->argv[3 + i].len > max) {
+            resp_req_errorf(req, "ERR key too large (max %llu bytes)", (unsigned long long)max);
+            return;
+        }
+    req->opt = opt;
+    req->n[5] = 0; /* attempts */
+    resp_req_read(req, script__ready);
+}
+
+static void script__eval_cmd(resp_req *req)
+{
+    script__eval(req, 0);
+}
+
+static void script__evalsha(resp_req *req)
+{
+    script__eval(req, SCRIPT_BY_SHA);
+}
+
+static void script__eval_ro(resp_req *req)
+{
+    script__eval(req, SCRIPT_READ_ONLY);
+}
+
+static void script__evalsha_ro(resp_req *req)
+{
+    script__eval(req, SCRIPT_BY_SHA | SCRIPT_READ_ONLY);
+}
+
+static void script__fcall(resp_req *req)
+{
+    script__eval(req, SCRIPT_FUNCTION);
+}
+
+static void script__fcall_ro(resp_req *req)
+{
+    script__eval(req, SCRIPT_FUNCTION | SCRIPT_READ_ONLY);
+}
+
+/* ---- FUNCTION ------------------------------------------------------------------ */
+
+static void function__loaded(resp_req *req, const kv_result *res)
+{
+    (void)res;
+    const resp_arg *code = &req->argv[req->argc - 1]; /* kept (keep_args) */
+    const char *name;
+    size_t len;
+    if (script_lua_library_name(code->ptr, code->len, &name, &len))
+        resp_write_bulk(&req->reply, name, len);
+    else
+        resp_req_error(req, "ERR internal error: the library's name is gone");
+}
+
+static void function__load(resp_req *req)
+{
+    resp_api *ra = req->rc->ra;
+    bool replace = req->argc == 4 && resp_format_arg_is(&req->argv[2], "replace");
+    if (req->argc != 3 && !replace) {
+        if (req->argc == 4)
+            resp_req_errorf(req, "ERR Unknown option given: %.*s", (int)req->argv[2].len,
+                            req->argv[2].ptr);
+        else
+            resp_req_error(req, "ERR wrong number of arguments for 'function|load' command");
+        return;
+    }
+    const resp_arg *code = &req->argv[req->argc - 1];
+    buf name, fnames;
+    buf_init(&name);
+    buf_init(&fnames);
+    uint32_t nfn = 0;
+    if (!script_lua_check_library(script__lua(ra), code->ptr, code->len, &name, &fnames, &nfn,
+                                  &req->reply)) {
+        req->outcome = RESP_OUTCOME_ERROR;
+        buf_close(&name);
+        buf_close(&fnames);
+        return;
+    }
+    kv_slice *args = xcalloc(2 + (size_t)nfn, sizeof(*args));
+    args[0] = (kv_slice){name.data, name.len};
+    args[1] = (kv_slice){code->ptr, code->len};
+    size_t at = 0;
+    for (uint32_t i = 0; i < nfn; i++) {
+        uint32_t l;
+        memcpy(&l, fnames.data + at, sizeof(l));
+        args[2 + i] = (kv_slice){fnames.data + at + sizeof(l), l};
+        at += sizeof(l) + l;
+    }
+    kv_command cmd = {.op = KV_OP_FUNCTION_LOAD,
+                      .flags = replace ? KV_FLAG_XX : 0,
+                      .nargs = 2 + nfn,
+                      .args = args};
+    req->keep_args = true; /* the answer names the library from the code */
+    resp_req_propose(req, &cmd, function__loaded);
+    free(args);
+    buf_close(&name);
+    buf_close(&fnames);
+}
+
+static void function__ok(resp_req *req, const kv_result *res)
+{
+    (void)res;
+    resp_req_ok(req);
+}
+
+static bool function__flush_arg(resp_req *req)
+{
+    if (req->argc == 2) return true;
+    if (req->argc == 3 &&
+        (resp_format_arg_is(&req->argv[2], "sync") || resp_format_arg_is(&req->argv[2], "async")))
+        return true;
+    resp_req_error(req, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
+    return false;
+}
+
+static void function__write_fn(resp_req *req, const script_function *f)
+{
+    resp_write_map(&req->reply, req->proto, 3);
+    resp_write_bulk_str(&req->reply, "name");
+    resp_write_bulk_str(&req->reply, f->name);
+    resp_write_bulk_str(&req->reply, "description");
+    if (f->description)
+        resp_write_bulk_str(&req->reply, f->description);
+    else
+        resp_write_null(&req->reply, req->proto);
+    resp_write_bulk_str(&req->reply, "flags");
+    size_t n = 0;
+    for (int b = 0; b < SCRIPT_FLAG_COUNT; b++) n += (f->flags >> b) & 1;
+    resp_write_set(&req->reply, req->proto, n);
+    for (int b = 0; b < SCRIPT_FLAG_COUNT; b++)
+        if ((f->flags >> b) & 1) resp_write_simple(&req->reply, script_lua_flag_name(b));
+}
+
+static void function__list_ready(resp_req *req)
+{
+    resp_api *ra = req->rc->ra;
+    kv_store *store = req->a->store;
+    script__functions_current(ra, store);
+    bool withcode = req->opt & 1;
+    const resp_arg *pattern = req->n[0] ? &req->argv[req->n[0]] : NULL;
+    const kv_functions *lf = &store->functions;
+    size_t n = 0;
+    for (uint32_t i = 0; i < lf->n; i++)
+        n += !pattern ||
+             glob_match(pattern->ptr, pattern->len, lf->libs[i].name, lf->libs[i].name_len, false);
+    size_t nfns;
+    const script_function *fns = script_lua_functions(script__lua(ra), &nfns);
+    resp_write_array(&req->reply, n);
+    for (uint32_t i = 0; i < lf->n; i++) {
+        const kv_library *lib = &lf->libs[i];
+        if (pattern && !glob_match(pattern->ptr, pattern->len, lib->name, lib->name_len, false))
+            continue;
+        resp_write_map(&req->reply, req->proto, withcode ? 4 : 3);
+        resp_write_bulk_str(&req->reply, "library_name");
+        resp_write_bulk(&req->reply, lib->name, lib->name_len);
+        resp_write_bulk_str(&req->reply, "engine");
+        resp_write_bulk_str(&req->reply, "LUA");
+        resp_write_bulk_str(&req->reply, "functions");
+        size_t k = 0;
+        for (size_t j = 0; j < nfns; j++) k += strcmp(fns[j].library, lib->name) == 0;
+        resp_write_array(&req->reply, k);
+        for (size_t j = 0; j < nfns; j++)
+            if (strcmp(fns[j].library, lib->name) == 0) function__write_fn(req, &fns[j]);
+        if (withcode) {
+            resp_write_bulk_str(&req->reply, "library_code");
+            resp_write_bulk(&req->reply, lib->code, lib->code_len);
+        }
+    }
+}
+
+static void function__list(resp_req *req)
+{
+    req->opt = 0;
+    req->n[0] = 0;
+    for (size_t i = 2; i < req->argc; i++) {
+        if (resp_format_arg_is(&req->argv[i], "withcode") && !(req->opt & 1)) {
+            req->opt |= 1;
+        } else if (resp_format_arg_is(&req->argv[i], "libraryname") && !req->n[0]) {
+            if (i + 1 >= req->argc) {
+                resp_req_error(req, "ERR library name argument was not given");
+                return;
+            }
+            req->n[0] = (int64_t)++i;
+        } else {
+            resp_req_errorf(req, "ERR Unknown argument %.*s", (int)req->argv[i].len,
+                            req->argv[i].ptr);
+            return;
+        }
+    }
+    resp_req_read(req, function__list_ready);
+}
+
+static void function__stats_ready(resp_req *req)
+{
+    resp_api *ra = req->rc->ra;
+    kv_store *store = req->a->store;
+    script__functions_current(ra, store);
+    size_t nfns;
+    script_lua_functions(script__lua(ra), &nfns);
+    resp_write_map(&req->reply, req->proto, 2);
+    resp_write_bulk_str(&req->reply, "running_script");
+    resp_write_null(&req->reply, req->proto);
+    resp_write_bulk_str(&req->reply, "engines");
+    resp_write_map(&req->reply, req->proto, 1);
+    resp_write_bulk_str(&req->reply, "LUA");
+    resp_write_map(&req->reply, req->proto, 2);
+    resp_write_bulk_str(&req->reply, "libraries_count");
+    resp_write_integer(&req->reply, store->functions.n);
+    resp_write_bulk_str(&req->reply, "functions_count");
+    resp_write_integer(&req->reply, (long long)nfns);
+}
+
+static void script__function(resp_req *req)
+{
+    const resp_arg *sub = &req->argv[1];
+    if (resp_format_arg_is(sub, "load") && req->argc >= 3) {
+        function__load(req);
+    } else if (resp_format_arg_is(sub, "delete") && req->argc == 3) {
+        kv_slice name = {req->argv[2].ptr, req->argv[2].len};
+        kv_command cmd = {.op = KV_OP_FUNCTION_DELETE, .nargs = 1, .args = &name};
+        resp_req_propose(req, &cmd, function__ok);
+    } else if (resp_format_arg_is(sub, "flush") && req->argc <= 3) {
+        if (!function__flush_arg(req)) return;
+        kv_command cmd = {.op = KV_OP_FUNCTION_FLUSH};
+        resp_req_propose(req, &cmd, function__ok);
+    } else if (resp_format_arg_is(sub, "list")) {
+        function__list(req);
+    } else if (resp_format_arg_is(sub, "stats") && req->argc == 2) {
+        resp_req_read(req, function__stats_ready);
+    } else if (resp_format_arg_is(sub, "kill") && req->argc == 2) {
+        resp_req_error(req, "NOTBUSY No scripts in execution right now.");
+    } else if (resp_format_arg_is(sub, "help") && req->argc == 2) {
+        static const char *const lines[] = {
+            "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "LOAD [REPLACE] <FUNCTION CODE>",
+            "    Create a new library with the given library name and code.",
+            "DELETE <LIBRARY NAME>",
+            "    Delete the given library.",
+            "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+            "    Return general information on all the libraries:",
+            "    * Library name",
+            "    * The engine used to run the Library",
+            "    * Library description",
+            "    * Functions list",
+            "    * Library code (if WITHCODE is given)",
+            "    It also possible to get only function that matches a pattern using LIBRARYNAME",
+            "    argument.",
+            "STATS",
+            "    Return information about the current function running:",
+            "    * Function name",
+            "    * Command used to run the function",
+            "    * Duration in MS that the function is running",
+            "    If no function is running, return nil",
+            "    In addition, returns a list of available engines.",
+            "KILL",
+            "    Kill the current running function.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Delete all the libraries.",
+            "    Libraries go at once, whatever the mode. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the libraries.",
+            "    * SYNC: Synchronously flush the libraries.",
+            "HELP",
+            "    Prints this help.",
+            NULL};
+        resp_req_help(req, lines);
+    } else if (resp_format_arg_is(sub, "load") || resp_format_arg_is(sub, "delete") ||
+               resp_format_arg_is(sub, "flush") || resp_format_arg_is(sub, "stats") ||
+               resp_format_arg_is(sub, "kill") || resp_format_arg_is(sub, "help")) {
+        resp_req_errorf(req, "ERR wrong number of arguments for 'function|%.*s' command",
+                        (int)sub->len, sub->ptr);
+    } else {
+        resp_req_errorf(req, "ERR unknown subcommand '%.*s'. Try FUNCTION HELP.", (int)sub->len,
+                        sub->ptr);
+    }
+}
+
+/* ---- SCRIPT ---------------------------------------------------------------------- */
+
+static void script__script(resp_req *req)
+{
+    resp_api *ra = req->rc->ra;
+    const resp_arg *sub = &req->argv[1];
+    if (resp_format_arg_is(sub, "load") && req->argc == 3) {
+        char sha[SCRIPT_SHA_LEN + 1];
+        if (script_lua_load(script__lua(ra), req->argv[2].ptr, req->argv[2].len, sha, &req->reply))
+            resp_write_bulk(&req->reply, sha, SCRIPT_SHA_LEN);
+        else
+            req->outcome = RESP_OUTCOME_ERROR;
+    } else if (resp_format_arg_is(sub, "exists") && req->argc >= 3) {
+        resp_write_array(&req->reply, req->argc - 2);
+        for (size_t i = 2; i < req->argc; i++) {
+            char sha[SCRIPT_SHA_LEN + 1];
+            bool found =
+                ra->lua && script_lua_find(ra->lua, req->argv[i].ptr, req->argv[i].len, sha);
+            resp_write_integer(&req->reply, found);
+        }
+    } else if (resp_format_arg_is(sub, "flush") && req->argc <= 3) {
+        if (req->argc == 3 && !resp_format_arg_is(&req->argv[2], "sync") &&
+            !resp_format_arg_is(&req->argv[2], "async")) {
+            resp_req_error(req, "ERR SCRIPT FLUSH only support SYNC|ASYNC option");
+            return;
+        }
+        if (ra->lua) script_lua_flush(ra->lua);
+        resp_req_ok(req);
+    } else if (resp_format_arg_is(sub, "kill") && req->argc == 2) {
+        /* a script never runs while a command is read: there is never one to kill
+         * (one running too long is stopped by the time limit) */
+        resp_req_error(req, "NOTBUSY No scripts in execution right now.");
+    } else if (resp_format_arg_is(sub, "help") && req->argc == 2) {
+        static const char *const lines[] = {
+            "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "EXISTS <sha1> [<sha1> ...]",
+            "    Return information about the existence of the scripts in the script cache.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Flush the Lua scripts cache.",
+            "KILL",
+            "    Kill the currently executing Lua script.",
+            "LOAD <script>",
+            "    Load a script into the scripts cache without executing it.",
+            "HELP",
+            "    Print this help.",
+            NULL};
+        resp_req_help(req, lines);
+    } else if (resp_format_arg_is(sub, "load") || resp_format_arg_is(sub, "exists") ||
+               resp_format_arg_is(sub, "flush") || resp_format_arg_is(sub, "kill") ||
+               resp_format_arg_is(sub, "help")) {
+        resp_req_errorf(req, "ERR wrong number of arguments for 'script|%.*s' command",
+                        (int)sub->len, sub->ptr);
+    } else {
+        resp_req_errorf(req, "ERR unknown subcommand '%.*s'. Try SCRIPT HELP.", (int)sub->len,
+                        sub->ptr);
+    }
+}
+
+#define R RESP_CMD_READONLY
+#define NS RESP_CMD_NOSCRIPT
+#define S RESP_CMD_STALE
+#define NK RESP_CMD_NUMKEYS
+
+const resp_cmd resp_cmds_scripting[] = {
+    {"eval", script__eval_cmd, -3, NS | S | NK, 2, 0, 1, "scripting", "2.6.0",
+     "Depends on the script that is executed.",
+     "Execute a Lua script; its writes are applied as one entry of the log",
+     "script numkeys [key [key ...]] [arg [arg ...]]"},
+    {"evalsha", script__evalsha, -3, NS | S | NK, 2, 0, 1, "scripting", "2.6.0",
+     "Depends on the script that is executed.", "Execute a cached Lua script by its SHA1 digest",
+     "sha1 numkeys [key [key ...]] [arg [arg ...]]"},
+    {"eval_ro", script__eval_ro, -3, R | NS | S | NK, 2, 0, 1, "scripting", "7.0.0",
+     "Depends on the script that is executed.", "Execute a read-only Lua script",
+     "script numkeys [key [key ...]] [arg [arg ...]]"},
+    {"evalsha_ro", script__evalsha_ro, -3, R | NS | S | NK, 2, 0, 1, "scripting", "7.0.0",
+     "Depends on the script that is executed.", "Execute a cached read-only Lua script",
+     "sha1 numkeys [key [key ...]] [arg [arg ...]]"},
+    {"fcall", script__fcall, -3, NS | S | NK, 2, 0, 1, "scripting", "7.0.0",
+     "Depends on the function that is executed.",
+     "Invoke a function; its writes are applied as one entry of the log",
+     "function numkeys [key [key ...]] [arg [arg ...]]"},
+    {"fcall_ro", script__fcall_ro, -3, R | NS | S | NK, 2, 0, 1, "scripting", "7.0.0",
+     "Depends on the function that is executed.", "Invoke a read-only function",
+     "function numkeys [key [key ...]] [arg [arg ...]]"},
+    {"function", script__function, -2, NS, 0, 0, 0, "scripting", "7.0.0",
+     "Depends on the subcommand.",
+     "Manage the function libraries (replicated): LOAD, DELETE, FLUSH, LIST, STATS, KILL, HELP",
+     "subcommand [argument ...]"},
+    {"script", script__script, -2, NS, 0, 0, 0, "scripting", "2.6.0", "Depends on the subcommand.",
+     "Manage this node's script cache: LOAD, EXISTS, FLUSH, KILL, HELP",
+     "subcommand [argument ...]"},
+};
+const size_t resp_cmds_scripting_count =
+    sizeof(resp_cmds_scripting) / sizeof(resp_cmds_scripting[0]);
