@@ -121,6 +121,7 @@ static void resp__index_commands(resp_api *ra)
         {resp_cmds_transactions, resp_cmds_transactions_count},
         {resp_cmds_pubsub, resp_cmds_pubsub_count},
         {resp_cmds_streams, resp_cmds_streams_count},
+        {resp_cmds_stream_groups, resp_cmds_stream_groups_count},
         {resp_cmds_scripting, resp_cmds_scripting_count},
     };
     size_t total = 0;
@@ -653,7 +654,11 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
                   : "ERR increment would produce NaN or Infinity";
         break;
     case KV_ERR_NO_SUCH_KEY:
-        msg = "ERR no such key";
+        msg = strcmp(req->cmd->name, "xgroup") == 0
+                  ? "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE "
+                    "you may want to use the MKSTREAM option to create an empty stream "
+                    "automatically."
+                  : "ERR no such key";
         break;
     case KV_ERR_TOO_LARGE:
         msg = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
@@ -692,6 +697,12 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
         return true;
     case KV_ERR_NO_LIBRARY:
         msg = "ERR Library not found";
+        break;
+    case KV_ERR_NOGROUP:
+        resp_stream_group_error(req, res);
+        return true;
+    case KV_ERR_BUSYGROUP:
+        msg = "BUSYGROUP Consumer Group name already exists";
         break;
     default:
         msg = "ERR internal error: the state machine refused the command";

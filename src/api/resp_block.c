@@ -126,15 +126,23 @@ static bool list_has(const block_list *l, const resp_block *b)
 static int block__type(const resp_block *b)
 {
     if (b->retry) return b->read_type;
+    if (b->cmd.op == KV_OP_XREADGROUP) return KV_TYPE_STREAM;
     return b->cmd.op == KV_OP_ZMPOP ? KV_TYPE_ZSET : KV_TYPE_LIST;
 }
 
-/* The keys a blocked client waits on: an LMOVE its source, an LMPOP or
- * ZMPOP all. */
+/* The keys a blocked client waits on, args[*from .. *from + n): an LMOVE
+ * its source, an LMPOP or ZMPOP all, an XREADGROUP its streams. */
+static uint32_t block__keys(const resp_block *b, uint32_t *from)
+{
+    *from = b->cmd.op == KV_OP_XREADGROUP ? 2 : 0;
+    if (b->cmd.op == KV_OP_XREADGROUP) return (uint32_t)b->cmd.b;
+    return b->cmd.op == KV_OP_LMOVE ? 1 : b->cmd.nargs;
+}
+
 static bool block__waits_on(const resp_block *b, const char *key, size_t len)
 {
-    uint32_t nkeys = b->cmd.op == KV_OP_LMOVE ? 1 : b->cmd.nargs;
-    for (uint32_t i = 0; i < nkeys; i++)
+    uint32_t from, nkeys = block__keys(b, &from);
+    for (uint32_t i = from; i < from + nkeys; i++)
         if (b->args[i].len == len && memcmp(b->args[i].ptr, key, len) == 0) return true;
     return false;
 }
@@ -194,6 +202,9 @@ static void block__finish(resp_block *b)
     req->block = NULL;
     req->waiting = false;
     block__free(b);
+    /* the deadline timer follows the blocks left: one armed for this
+     * block's timeout would keep the loop (and a shutdown) waiting */
+    block__arm(bl);
     resp_req_finish_async(req);
 }
 
@@ -350,6 +361,16 @@ static void block__notify(void *ctx, const kv_change *c)
     }
 }
 
+#define BLOCK_MAX_GROUPS_PER_WAKE 64
+
+/* Two XREADGROUP blocks of the same group (args[0]). */
+static bool block__same_group(const resp_block *a, const resp_block *b)
+{
+    return a->cmd.op == KV_OP_XREADGROUP && b->cmd.op == KV_OP_XREADGROUP &&
+           a->args[0].len == b->args[0].len &&
+           memcmp(a->args[0].ptr, b->args[0].ptr, a->args[0].len) == 0;
+}
+
 /* Serve key: propose for the first client blocked on it, unless a pop
  * for it is already out. Returns false to keep the key ready. */
 static bool block__serve_key(resp_blocking *bl, const char *key, size_t len)
@@ -358,6 +379,11 @@ static bool block__serve_key(resp_blocking *bl, const char *key, size_t len)
     const kv_entry *e = kv_keyspace_find(&bl->ra->a->store->ks, key, len);
     if (!e) return true;
     resp_block *first = NULL;
+    /* XREADGROUP: every group gets what is new, so the first reader of
+     * each group goes (one of a group at a time) */
+    resp_block *groups[BLOCK_MAX_GROUPS_PER_WAKE];
+    size_t ng = 0;
+    bool more = false;
     for (resp_block *b = bl->blocked.head, *next; b; b = next) {
         next = b->next;
         if (block__type(b) != e->type || !block__waits_on(b, key, len)) continue;
@@ -365,11 +391,24 @@ static bool block__serve_key(resp_blocking *bl, const char *key, size_t len)
             if (b->retry(b->req)) block__finish(b);
             continue;
         }
+        if (b->cmd.op == KV_OP_XREADGROUP) {
+            bool taken = false;
+            for (size_t i = 0; i < ng && !taken; i++) taken = block__same_group(groups[i], b);
+            for (resp_block *o = bl->blocked.head; o && !taken; o = o->next)
+                taken = o != b && (o->in_flight || o->retry_at) && block__same_group(o, b);
+            if (taken || b->in_flight || b->retry_at) continue; /* its group's answer wakes us */
+            if (ng < BLOCK_MAX_GROUPS_PER_WAKE)
+                groups[ng++] = b;
+            else
+                more = true;
+            continue;
+        }
         if (b->in_flight || b->retry_at) return false; /* its answer wakes us again */
         if (!first) first = b;
     }
     if (first) block__propose(first);
-    return true;
+    for (size_t i = 0; i < ng; i++) block__propose(groups[i]);
+    return !more;
 }
 
 static void block__wake_cb(uv_timer_t *t)
@@ -379,8 +418,8 @@ static void block__wake_cb(uv_timer_t *t)
     if (bl->all_ready) {
         bl->all_ready = false;
         for (resp_block *b = bl->blocked.head; b; b = b->next) {
-            uint32_t nkeys = b->cmd.op == KV_OP_LMOVE ? 1 : b->cmd.nargs;
-            for (uint32_t i = 0; i < nkeys; i++)
+            uint32_t from, nkeys = block__keys(b, &from);
+            for (uint32_t i = from; i < from + nkeys; i++)
                 block__ready_add(&bl->ready, b->args[i].ptr, b->args[i].len);
         }
     }

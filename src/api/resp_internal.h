@@ -125,6 +125,8 @@ extern const resp_cmd resp_cmds_pubsub[];
 extern const size_t resp_cmds_pubsub_count;
 extern const resp_cmd resp_cmds_streams[];
 extern const size_t resp_cmds_streams_count;
+extern const resp_cmd resp_cmds_stream_groups[];
+extern const size_t resp_cmds_stream_groups_count;
 extern const resp_cmd resp_cmds_scripting[];
 extern const size_t resp_cmds_scripting_count;
 
@@ -391,6 +393,11 @@ void resp_tx_exec_free(resp_req *req);
  * moved, nothing was applied and on_abort(req) runs instead (after
  * resp_tx_exec_free it may run the script again). */
 void resp_tx_propose_effects(resp_req *req, const kv_overlay *o, buf *reply, resp_proc on_abort);
+
+/* ---- stream consumer groups (resp_cmd_stream_groups.c) ---- */
+
+/* A NOGROUP result's error, worded as Redis words it for req's command. */
+void resp_stream_group_error(resp_req *req, const kv_result *res);
 
 /* ---- scripts (resp_script.c) ---- */
 

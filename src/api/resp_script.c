@@ -104,7 +104,8 @@ static bool script__walks_keyspace(const resp_cmd *cmd)
  * flagged otherwise). */
 static bool script__keyless_allowed(const resp_cmd *cmd)
 {
-    static const char *const names[] = {"ping", "echo", "time", "publish", "xread"};
+    static const char *const names[] = {"ping",  "echo",       "time", "publish",
+                                        "xread", "xreadgroup", "xinfo"}; /* keys move */
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(cmd->name, names[i]) == 0) return true;
     return false;
@@ -129,7 +130,8 @@ static void script__call(void *ctx, const resp_arg *argv, size_t argc, int resp,
     }
     if ((cmd->flags & (RESP_CMD_NOSCRIPT | RESP_CMD_TX_CONTROL | RESP_CMD_NO_MULTI |
                        RESP_CMD_BLOCKING | RESP_CMD_PUBSUB_CONTEXT) &&
-         strcmp(cmd->name, "ping") != 0 && strcmp(cmd->name, "xread") != 0) ||
+         strcmp(cmd->name, "ping") != 0 && strcmp(cmd->name, "xread") != 0 &&
+         strcmp(cmd->name, "xreadgroup") != 0) ||
         (cmd->first_key == 0 && !script__keyless_allowed(cmd))) {
         resp_write_error(out, "ERR This Redis command is not allowed from script");
         return;

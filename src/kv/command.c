@@ -198,7 +198,12 @@ const char *kv_op_name(int op)
                                   "xtrim",
                                   "function_load",
                                   "function_delete",
-                                  "function_flush"};
+                                  "function_flush",
+                                  "xgroup",
+                                  "xreadgroup",
+                                  "xack",
+                                  "xclaim",
+                                  "xautoclaim"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

@@ -111,6 +111,13 @@ typedef enum kv_op {
                             * not a keyspace change (no revision), nor are the two below */
     KV_OP_FUNCTION_DELETE, /* name */
     KV_OP_FUNCTION_FLUSH,  /* (no arguments) */
+    KV_OP_XGROUP,          /* key group [id|consumer]: a = KV_XGROUP_*, b = ENTRIESREAD
+                            * (INT64_MIN: none); flag NX: MKSTREAM (kv/stream_group.h) */
+    KV_OP_XREADGROUP,      /* group consumer key... id... ("" for >): b keys, a = COUNT;
+                            * flag NX: NOACK; value: the entries (store.c) */
+    KV_OP_XACK,            /* key group id ...: integer: acknowledged */
+    KV_OP_XCLAIM,          /* key group consumer id ... [lastid]: see store__xclaim */
+    KV_OP_XAUTOCLAIM,      /* key group consumer start: a = min idle, b = COUNT */
     KV_OP_MAX_
 } kv_op;
 
@@ -137,6 +144,15 @@ enum {
     KV_ZADD_LT = 8,
     KV_ZADD_CH = 16,
     KV_ZADD_INCR = 32,
+};
+
+/* XGROUP's subcommands (its a) */
+enum {
+    KV_XGROUP_CREATE = 1,
+    KV_XGROUP_SETID = 2,
+    KV_XGROUP_DESTROY = 3,
+    KV_XGROUP_CREATECONSUMER = 4,
+    KV_XGROUP_DELCONSUMER = 5
 };
 
 /* XADD's and XTRIM's trimming (their a) */

@@ -9,6 +9,7 @@
 #include "kv/set.h"
 #include "kv/sort.h"
 #include "kv/stream.h"
+#include "kv/stream_group.h"
 #include "kv/transaction.h"
 #include "kv/zset.h"
 
@@ -2009,6 +2010,403 @@ static void store__xtrim(kv_store *s, const kv_command *cmd, kv_result *res)
     if (n) store__stream_changed(s, cmd, e, ++s->revision);
 }
 
+/* ---- stream consumer groups (kv/stream_group.h) --------------------------------- */
+
+/* The answer's entries: u32 count, each u64 ms | u64 seq | i32 pairs
+ * (-1: deleted, -2: the ID alone) | pairs x 2 x (u32 len | bytes). */
+static void store__put32(buf *b, uint32_t v)
+{
+    char c[4];
+    for (int i = 0; i < 4; i++) c[i] = (char)(v >> (8 * i));
+    buf_append(b, c, 4);
+}
+
+static void store__le64(buf *b, uint64_t v)
+{
+    store__put32(b, (uint32_t)v);
+    store__put32(b, (uint32_t)(v >> 32));
+}
+
+static void store__put_entry(buf *b, kv_stream_id id, const kv_stream_entry *x, int32_t mode)
+{
+    store__le64(b, id.ms);
+    store__le64(b, id.seq);
+    if (!x) {
+        store__put32(b, (uint32_t)mode);
+        return;
+    }
+    uint32_t n = kv_stream_entry_fields(x);
+    store__put32(b, n);
+    for (uint32_t i = 0; i < n; i++) {
+        kv_slice f, v;
+        kv_stream_entry_field(x, i, &f, &v);
+        store__put32(b, (uint32_t)f.len);
+        buf_append(b, f.ptr, f.len);
+        store__put32(b, (uint32_t)v.len);
+        buf_append(b, v.ptr, v.len);
+    }
+}
+
+static const kv_stream_entry *store__stream_find(const kv_entry *e, kv_stream_id id)
+{
+    uint64_t i = kv_stream_seek(e, id);
+    const kv_stream_entry *x = kv_stream_at(e, i);
+    return x && kv_stream_id_cmp(kv_stream_entry_id(x), id) == 0 ? x : NULL;
+}
+
+static void store__value_names(kv_store *s, kv_result *res, kv_slice a, kv_slice b)
+{
+    /* an error's names for the front end's message: u32 len | a | b */
+    buf_reset(&s->scratch);
+    store__put32(&s->scratch, (uint32_t)a.len);
+    buf_append(&s->scratch, a.ptr, a.len);
+    buf_append(&s->scratch, b.ptr, b.len);
+    res->value = s->scratch.data;
+    res->value_len = s->scratch.len;
+    res->has_value = true;
+}
+
+/* XGROUP: a = KV_XGROUP_*, args key group [id | consumer]; b = ENTRIESREAD
+ * (INT64_MIN: not given); flag NX: MKSTREAM. */
+static void store__xgroup(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 2) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__typed(s, cmd, 0, KV_TYPE_STREAM, res);
+    if (res->status) return;
+    kv_slice key = cmd->args[0], gname = cmd->args[1];
+    if (!e && !(cmd->a == KV_XGROUP_CREATE && (cmd->flags & KV_FLAG_NX))) {
+        res->status = KV_ERR_NO_SUCH_KEY;
+        return;
+    }
+    kv_sg *g = e ? kv_sg_find(e, gname.ptr, gname.len) : NULL;
+    if (cmd->a != KV_XGROUP_CREATE && cmd->a != KV_XGROUP_DESTROY && !g) {
+        res->status = KV_ERR_NOGROUP;
+        store__value_names(s, res, key, gname);
+        return;
+    }
+    uint64_t rev = s->revision + 1;
+    bool changed = false;
+    switch (cmd->a) {
+    case KV_XGROUP_CREATE:
+    case KV_XGROUP_SETID: {
+        if (cmd->nargs != 3) {
+            res->status = KV_ERR_MALFORMED;
+            return;
+        }
+        if (cmd->a == KV_XGROUP_CREATE && g) {
+            res->status = KV_ERR_BUSYGROUP;
+            return;
+        }
+        kv_slice ida = cmd->args[2];
+        kv_stream_id id = {0, 0};
+        bool dollar = ida.len == 1 && ida.ptr[0] == '$';
+        if (!dollar && !kv_stream_id_parse(ida.ptr, ida.len, 0, &id, NULL)) {
+            res->status = KV_ERR_MALFORMED;
+            return;
+        }
+        if (!e) {
+            e = kv_keyspace_insert(&s->ks, key.ptr, key.len, NULL, 0);
+            kv_stream_init(&s->ks, e);
+            e->create_rev = rev;
+        }
+        if (dollar) id = kv_stream_last_id(e);
+        int64_t read = cmd->b == INT64_MIN ? -1 : cmd->b;
+        if (cmd->a == KV_XGROUP_CREATE) {
+            kv_sg_create(&s->ks, e, gname.ptr, gname.len, id, read);
+        } else {
+            g->last_id = id;
+            g->entries_read = read;
+        }
+        changed = true;
+        break;
+    }
+    case KV_XGROUP_DESTROY:
+        res->integer = g && kv_sg_destroy(&s->ks, e, gname.ptr, gname.len);
+        changed = res->integer != 0;
+        break;
+    case KV_XGROUP_CREATECONSUMER: {
+        if (cmd->nargs != 3) {
+            res->status = KV_ERR_MALFORMED;
+            return;
+        }
+        bool created;
+        kv_sg_consumer_get(&s->ks, e, g, cmd->args[2].ptr, cmd->args[2].len, cmd->now_ms, &created);
+        res->integer = created;
+        changed = created;
+        break;
+    }
+    case KV_XGROUP_DELCONSUMER: {
+        if (cmd->nargs != 3) {
+            res->status = KV_ERR_MALFORMED;
+            return;
+        }
+        kv_sg_consumer *c = kv_sg_consumer_find(g, cmd->args[2].ptr, cmd->args[2].len);
+        if (c) {
+            res->integer = (int64_t)kv_sg_consumer_delete(&s->ks, e, g, c);
+            changed = true;
+        }
+        break;
+    }
+    default:
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    if (changed) {
+        s->revision = rev;
+        store__stream_changed(s, cmd, e, rev);
+    }
+}
+
+/* XREADGROUP: args group consumer key... id... (b keys; id "" for >);
+ * a = COUNT (0: all); flag NX: NOACK. The answer: u32 streams, each u32
+ * len | key | entries (store__put_entry); a > stream without new entries
+ * is left out. */
+static void store__xreadgroup(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    uint64_t nk = (uint64_t)cmd->b;
+    if (cmd->b < 1 || cmd->nargs != 2 + 2 * nk) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_slice gname = cmd->args[0], cname = cmd->args[1];
+    /* every stream and group first, as Redis checks them before reading */
+    for (uint64_t i = 0; i < nk; i++) {
+        kv_entry *e = store__typed(s, cmd, (uint32_t)(2 + i), KV_TYPE_STREAM, res);
+        if (res->status) return;
+        if (!e || !kv_sg_find(e, gname.ptr, gname.len)) {
+            res->status = KV_ERR_NOGROUP;
+            store__value_names(s, res, cmd->args[2 + i], gname);
+            return;
+        }
+    }
+    buf out;
+    buf_init(&out);
+    store__put32(&out, 0);
+    uint32_t nstreams = 0;
+    uint64_t rev = s->revision + 1;
+    bool changed = false;
+    uint64_t count = cmd->a > 0 ? (uint64_t)cmd->a : UINT64_MAX;
+    for (uint64_t i = 0; i < nk; i++) {
+        kv_slice key = cmd->args[2 + i], ida = cmd->args[2 + nk + i];
+        kv_entry *e = kv_keyspace_find(&s->ks, key.ptr, key.len);
+        kv_sg *g = kv_sg_find(e, gname.ptr, gname.len);
+        bool created;
+        kv_sg_consumer *c =
+            kv_sg_consumer_get(&s->ks, e, g, cname.ptr, cname.len, cmd->now_ms, &created);
+        c->seen_ms = cmd->now_ms;
+        /* a read that found nothing for a known consumer is no change to
+         * report (a blocked XREADGROUP proposed again must not wake itself) */
+        changed |= created;
+        size_t at = out.len;
+        store__put32(&out, (uint32_t)key.len);
+        buf_append(&out, key.ptr, key.len);
+        size_t count_at = out.len;
+        store__put32(&out, 0);
+        uint32_t n = 0;
+        if (ida.len == 0) { /* > : entries never delivered to the group */
+            kv_stream_id after = g->last_id;
+            uint64_t pos = kv_stream_seek(e, after);
+            const kv_stream_entry *x = kv_stream_at(e, pos);
+            if (x && kv_stream_id_cmp(kv_stream_entry_id(x), after) == 0)
+                x = kv_stream_at(e, ++pos);
+            while (x && n < count) {
+                kv_stream_id id = kv_stream_entry_id(x);
+                store__put_entry(&out, id, x, 0);
+                kv_sg_deliver(&s->ks, e, g, c, id, cmd->now_ms, cmd->flags & KV_FLAG_NX);
+                n++;
+                changed = true;
+                x = kv_stream_at(e, ++pos);
+            }
+            if (!n) {
+                out.len = at; /* left out */
+                continue;
+            }
+        } else { /* the consumer's own pending entries after that ID */
+            kv_stream_id from;
+            if (!kv_stream_id_parse(ida.ptr, ida.len, 0, &from, NULL)) {
+                res->status = KV_ERR_MALFORMED;
+                buf_close(&out);
+                return;
+            }
+            for (uint64_t k = kv_sg_pel_seek(g, from); k < g->npel && n < count; k++) {
+                kv_sg_pending *p = &g->pel[k];
+                if (p->owner != c || kv_stream_id_cmp(p->id, from) <= 0) continue;
+                const kv_stream_entry *x = store__stream_find(e, p->id);
+                store__put_entry(&out, p->id, x, -1);
+                if (x) { /* delivered again, as Redis counts it */
+                    p->delivered_ms = cmd->now_ms;
+                    p->deliveries++;
+                    changed = true;
+                }
+                n++;
+            }
+        }
+        char *cp = out.data + count_at;
+        for (int b = 0; b < 4; b++) cp[b] = (char)(n >> (8 * b));
+        nstreams++;
+    }
+    for (int b = 0; b < 4; b++) out.data[b] = (char)(nstreams >> (8 * b));
+    if (changed) {
+        s->revision = rev;
+        for (uint64_t i = 0; i < nk; i++) {
+            kv_entry *e = kv_keyspace_find(&s->ks, cmd->args[2 + i].ptr, cmd->args[2 + i].len);
+            store__stream_changed(s, cmd, e, rev);
+        }
+    }
+    buf_reset(&s->scratch);
+    buf_append(&s->scratch, out.data, out.len);
+    buf_close(&out);
+    res->value = s->scratch.data;
+    res->value_len = s->scratch.len;
+    res->has_value = nstreams > 0; /* nothing: a blocked XREADGROUP keeps waiting */
+}
+
+/* XACK key group id ...: how many were pending. */
+static void store__xack(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    if (cmd->nargs < 3) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__typed(s, cmd, 0, KV_TYPE_STREAM, res);
+    if (!e) return;
+    kv_sg *g = kv_sg_find(e, cmd->args[1].ptr, cmd->args[1].len);
+    if (!g) return;
+    int64_t n = 0;
+    for (uint32_t i = 2; i < cmd->nargs; i++) {
+        kv_stream_id id;
+        if (kv_stream_id_parse(cmd->args[i].ptr, cmd->args[i].len, 0, &id, NULL))
+            n += kv_sg_ack(&s->ks, e, g, id);
+    }
+    res->integer = n;
+    if (n) store__stream_changed(s, cmd, e, ++s->revision);
+}
+
+/* XCLAIM key group consumer id ... (and, flag PERSIST, LASTID last): a =
+ * min idle ms; b = the delivery time to set: flag KEEPTTL: now - b (IDLE),
+ * flag GET: b (TIME), else now; expire_ms = RETRYCOUNT (-1: add one,
+ * unless JUSTID); flag NX: FORCE, flag XX: JUSTID. The answer's entries
+ * (IDs alone with JUSTID). Also XAUTOCLAIM key group consumer start:
+ * a = min idle, b = COUNT, flag XX: JUSTID; its answer: u64 ms | u64 seq
+ * (the next start), the entries, then u32 n | n x (u64 ms | u64 seq): the
+ * IDs deleted from the PEL because the stream no longer has them. */
+static void store__xclaim(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    bool autoclaim = cmd->op == KV_OP_XAUTOCLAIM;
+    bool lastid = !autoclaim && (cmd->flags & KV_FLAG_PERSIST);
+    if (cmd->nargs < 4 + (lastid ? 1u : 0u) || (autoclaim && cmd->nargs != 4)) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__typed(s, cmd, 0, KV_TYPE_STREAM, res);
+    if (res->status) return;
+    kv_sg *g = e ? kv_sg_find(e, cmd->args[1].ptr, cmd->args[1].len) : NULL;
+    if (!g) {
+        res->status = KV_ERR_NOGROUP;
+        store__value_names(s, res, cmd->args[0], cmd->args[1]);
+        return;
+    }
+    bool justid = cmd->flags & KV_FLAG_XX;
+    int64_t now = cmd->now_ms, min_idle = cmd->a;
+    int64_t delivered = now;
+    if (!autoclaim && (cmd->flags & KV_FLAG_KEEPTTL)) delivered = now - cmd->b;
+    if (!autoclaim && (cmd->flags & KV_FLAG_GET)) delivered = cmd->b;
+    int64_t retry = autoclaim ? (justid ? 0 : -1) : cmd->expire_ms;
+    if (!autoclaim && retry < 0 && justid) retry = 0; /* JUSTID does not count a delivery */
+    bool created;
+    kv_sg_consumer *c =
+        kv_sg_consumer_get(&s->ks, e, g, cmd->args[2].ptr, cmd->args[2].len, now, &created);
+    c->seen_ms = now;
+    buf out, gone;
+    buf_init(&out);
+    buf_init(&gone);
+    uint32_t n = 0, ngone = 0;
+    store__put32(&out, 0);
+    kv_stream_id next = {0, 0};
+    if (!autoclaim) {
+        uint32_t nids = cmd->nargs - 3 - (lastid ? 1u : 0u);
+        if (lastid) {
+            kv_stream_id last;
+            kv_slice la = cmd->args[cmd->nargs - 1];
+            if (kv_stream_id_parse(la.ptr, la.len, 0, &last, NULL) &&
+                kv_stream_id_cmp(last, g->last_id) > 0)
+                g->last_id = last;
+        }
+        for (uint32_t i = 0; i < nids; i++) {
+            kv_stream_id id;
+            if (!kv_stream_id_parse(cmd->args[3 + i].ptr, cmd->args[3 + i].len, 0, &id, NULL))
+                continue;
+            kv_sg_pending *p = kv_sg_pel_find(g, id);
+            const kv_stream_entry *x = store__stream_find(e, id);
+            if (!p && (cmd->flags & KV_FLAG_NX) && x) { /* FORCE: into the PEL */
+                p = kv_sg_pel_add(&s->ks, e, g, c, id, delivered);
+                p->deliveries = 0;
+            }
+            if (!p) continue;
+            if (!x) { /* deleted from the stream: out of the PEL */
+                kv_sg_pel_remove(&s->ks, e, g, p);
+                continue;
+            }
+            if (min_idle > 0 && now - p->delivered_ms < min_idle) continue;
+            kv_sg_claim(g, p, c, delivered, retry);
+            store__put_entry(&out, id, justid ? NULL : x, -2);
+            n++;
+        }
+    } else {
+        kv_stream_id start;
+        if (!kv_stream_id_parse(cmd->args[3].ptr, cmd->args[3].len, 0, &start, NULL)) {
+            res->status = KV_ERR_MALFORMED;
+            buf_close(&out);
+            buf_close(&gone);
+            return;
+        }
+        uint64_t count = cmd->b > 0 ? (uint64_t)cmd->b : 100, scanned = 0;
+        uint64_t k = kv_sg_pel_seek(g, start);
+        while (k < g->npel && scanned < count * 10 && n < count) {
+            kv_sg_pending *p = &g->pel[k];
+            scanned++;
+            const kv_stream_entry *x = store__stream_find(e, p->id);
+            if (!x) {
+                store__le64(&gone, p->id.ms);
+                store__le64(&gone, p->id.seq);
+                ngone++;
+                kv_sg_pel_remove(&s->ks, e, g, p);
+                continue; /* the next one moved into k */
+            }
+            if (min_idle > 0 && now - p->delivered_ms < min_idle) {
+                k++;
+                continue;
+            }
+            kv_stream_id id = p->id;
+            kv_sg_claim(g, p, c, now, retry);
+            store__put_entry(&out, id, justid ? NULL : x, -2);
+            n++;
+            k++;
+        }
+        if (k < g->npel) next = g->pel[k].id;
+    }
+    for (int b = 0; b < 4; b++) out.data[b] = (char)(n >> (8 * b));
+    store__stream_changed(s, cmd, e, ++s->revision);
+    buf_reset(&s->scratch);
+    if (autoclaim) {
+        store__le64(&s->scratch, next.ms);
+        store__le64(&s->scratch, next.seq);
+    }
+    buf_append(&s->scratch, out.data, out.len);
+    if (autoclaim) {
+        store__put32(&s->scratch, ngone);
+        buf_append(&s->scratch, gone.data, gone.len);
+    }
+    buf_close(&out);
+    buf_close(&gone);
+    res->value = s->scratch.data;
+    res->value_len = s->scratch.len;
+    res->has_value = true;
+}
+
 static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
 
 void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
@@ -2207,6 +2605,19 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_CONFIG:
         store__config(s, cmd, res);
+        break;
+    case KV_OP_XGROUP:
+        store__xgroup(s, cmd, res);
+        break;
+    case KV_OP_XREADGROUP:
+        store__xreadgroup(s, cmd, res);
+        break;
+    case KV_OP_XACK:
+        store__xack(s, cmd, res);
+        break;
+    case KV_OP_XCLAIM:
+    case KV_OP_XAUTOCLAIM:
+        store__xclaim(s, cmd, res);
         break;
     case KV_OP_FUNCTION_LOAD:
     case KV_OP_FUNCTION_DELETE:

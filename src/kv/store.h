@@ -48,6 +48,8 @@ typedef enum kv_status {
     KV_ERR_LIBRARY_EXISTS,  /* FUNCTION LOAD without REPLACE of a library that exists */
     KV_ERR_FUNCTION_EXISTS, /* FUNCTION LOAD: another library has a function of that name (value) */
     KV_ERR_NO_LIBRARY,      /* FUNCTION DELETE: no such library */
+    KV_ERR_NOGROUP,         /* no such stream or consumer group (value: u32 len | key | group) */
+    KV_ERR_BUSYGROUP,       /* XGROUP CREATE of a group that exists */
     KV_STATUS_COUNT_
 } kv_status;
 

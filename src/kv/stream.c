@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv/stream_group.h"
 #include "util/alloc.h"
 #include "util/strconv.h"
 
@@ -23,6 +24,7 @@ typedef struct kv_stream {
     uint64_t tail_node;    /* node the next append joins unless full */
     uint64_t tail_appends; /* appends into tail_node (deleted ones count, as in Redis) */
     size_t mem;
+    kv_sg_set *groups; /* consumer groups (kv/stream_group.h), NULL until the first */
 } kv_stream;
 
 #define ACCOUNT_BEGIN(ks, e) (ks)->mem_bytes -= kv_entry_mem_bytes(e)
@@ -354,18 +356,32 @@ void kv_stream_copy(kv_keyspace *ks, kv_entry *dst, const kv_entry *src)
     to->entries_added = from->entries_added;
     to->tail_node = from->tail_node;
     to->tail_appends = from->tail_appends;
+    to->groups = kv_sg_set_copy(from->groups); /* COPY copies the groups, as Redis' */
     ACCOUNT_END(ks, dst);
 }
 
 size_t kv_stream_mem(const void *stream)
 {
-    return ((const kv_stream *)stream)->mem;
+    const kv_stream *st = stream;
+    return st->mem + kv_sg_set_mem(st->groups);
+}
+
+kv_sg_set **kv_stream__groups_slot(kv_entry *e)
+{
+    return &st__of(e)->groups;
+}
+
+kv_stream_id kv_stream__first_id(const kv_entry *e)
+{
+    const kv_stream *st = st__of(e);
+    return st->len ? st->items[st->head]->id : (kv_stream_id){0, 0};
 }
 
 void kv_stream_free(void *stream)
 {
     kv_stream *st = stream;
     if (!st) return;
+    kv_sg_set_free(st->groups);
     for (uint64_t i = 0; i < st->len; i++) free(st->items[st->head + i]);
     free(st->items);
     free(st);
@@ -394,6 +410,7 @@ void kv_stream_serialize(const kv_entry *e, buf *out)
         buf_append(out, n, 4);
         buf_append(out, x->data, x->bytes);
     }
+    if (st->groups && st->groups->n) kv_sg_set_serialize(st->groups, out); /* else nothing */
 }
 
 bool kv_stream_load(kv_keyspace *ks, kv_entry *e, const char *data, size_t len)
@@ -448,11 +465,21 @@ bool kv_stream_load(kv_keyspace *ks, kv_entry *e, const char *data, size_t len)
         prev = id;
     }
     free(fields);
-    if (!ok || p != end) {
+    kv_sg_set *groups = NULL;
+    if (ok && p != end) { /* the consumer groups follow (none: nothing) */
+        groups = kv_sg_set_load(p, (size_t)(end - p), &ok);
+        if (ok && !groups) ok = false; /* an empty table is never written */
+        p = end;
+    }
+    if (!ok) {
+        kv_sg_set_free(groups);
         kv_keyspace_reset_value(ks, e);
         return false;
     }
     kv_stream *st = st__of(e);
+    ACCOUNT_BEGIN(ks, e);
+    st->groups = groups;
+    ACCOUNT_END(ks, e);
     st->last_id = last;
     st->max_deleted = maxdel;
     st->entries_added = added;

@@ -92,7 +92,9 @@ void kv_stream_free(void *stream);
 
 /* Snapshots: last id | max deleted | entries added | tail node's id and
  * appends | count | count x (node u64 | ms | seq | u32 pairs | pairs x
- * (u32 len | bytes) x 2); load: false (nothing changed) when malformed. */
+ * (u32 len | bytes) x 2), then, when the stream has consumer groups, their
+ * table (kv_sg_set_serialize, kv/stream_group.h); load: false (nothing
+ * changed) when malformed. */
 void kv_stream_serialize(const kv_entry *e, buf *out);
 bool kv_stream_load(kv_keyspace *ks, kv_entry *e, const char *data, size_t len);
 
