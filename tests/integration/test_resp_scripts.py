@@ -19,7 +19,7 @@ import time
 import pytest
 import redis
 
-from resp_helpers import RawResp, anynode, client  # noqa: F401
+from resp_helpers import ConnectionClosed, RawResp, anynode, client  # noqa: F401
 from test_cluster import leader_of, make_cluster
 from test_resp_hashes import assert_same, redis_server  # noqa: F401
 
@@ -334,3 +334,144 @@ def test_functions_are_replicated_and_outlive_the_log(make_node):
         with RawResp(x.resp_port) as r:
             wait_until(lambda: str(r.cmd("FCALL", "w", "1", "key")) == "ERR Function not found",
                        10, 0.1, "the delete to apply everywhere")
+
+
+TRANSFER = ("local n = tonumber(ARGV[1]) "
+            "redis.call('decrby', KEYS[1], n) "
+            "redis.call('incrby', KEYS[2], n) "
+            "return n")
+ACCOUNTS = [f"sacct{i}" for i in range(5)]
+
+
+def _script_transfers(node, stop, tally):
+    import random
+    rnd = random.Random(node.node_id * 7)
+    while not stop.is_set():
+        try:
+            with RawResp(node.resp_port, timeout=10) as c:
+                while not stop.is_set():
+                    a, b = rnd.sample(ACCOUNTS, 2)
+                    r = c.cmd("EVAL", TRANSFER, "2", a, b, str(rnd.randint(1, 20)))
+                    tally["ok" if isinstance(r, int) else "failed"] += 1
+        except (OSError, EOFError, ConnectionError, TimeoutError, ConnectionClosed):
+            tally["conn"] += 1
+            time.sleep(0.05)
+
+
+def test_script_transfers_keep_their_sum_through_a_leader_kill(make_node):
+    """Scripts that write two keys, from clients on all three nodes, while
+    the leader is killed with SIGKILL: each script's writes are one entry,
+    so the accounts' sum never changes on any node."""
+    from conftest import wait_until
+    nodes = make_cluster(make_node)
+    leader = leader_of(nodes)
+    with RawResp(leader.resp_port) as c:
+        assert c.cmd("MSET", *[x for a in ACCOUNTS for x in (a, "100")]) == "OK"
+    stop = threading.Event()
+    tally = {"ok": 0, "failed": 0, "conn": 0}
+    threads = [threading.Thread(target=_script_transfers, args=(x, stop, tally)) for x in nodes]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: tally["ok"] >= 50, 30, 0.05, "transfers to run")
+        leader.kill9()
+        rest = [x for x in nodes if x is not leader]
+        ids = {x.node_id for x in rest}
+        wait_until(lambda: {x.status()["leader"] for x in rest} in ({i} for i in ids), 20, 0.1,
+                   "a new leader among the two others")
+        before = tally["ok"]
+        wait_until(lambda: tally["ok"] >= before + 50, 30, 0.05,
+                   "transfers to go on under the new leader")
+        leader.start()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    new = leader_of(nodes)
+    with RawResp(new.resp_port) as c:
+        c.cmd("SET", "barrier", "1")
+
+    def sums():
+        out = []
+        for x in nodes:
+            with RawResp(x.resp_port) as r:
+                out.append(sum(int(v) for v in r.cmd("MGET", *ACCOUNTS)))
+        return out
+
+    wait_until(lambda: sums() == [500, 500, 500], 20, 0.1, "every node to hold the total")
+
+
+def test_redis_py_lock_never_has_two_holders_across_a_leader_kill(make_node):
+    """redis-py's Lock (SET NX PX to take it, Lua compare-and-delete to
+    release it) contended by 6 clients on 3 nodes while the leader is
+    killed: the lock's token is the fencing token, and each holder checks,
+    inside a script, that the lock is still its own while it appends to a
+    log of holders; the log never shows two holders overlapping."""
+    from conftest import wait_until
+    nodes = make_cluster(make_node)
+    stop = threading.Event()
+    counts = {"held": 0, "errors": 0}
+    enter = ("if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "
+             "redis.call('rpush', KEYS[2], 'in:' .. ARGV[1]) return 1")
+    leave = ("if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "
+             "redis.call('rpush', KEYS[2], 'out:' .. ARGV[1]) return 1")
+
+    def worker(i):
+        r = client(nodes[i % 3])
+        r.connection_pool.connection_kwargs["socket_timeout"] = 10
+        while not stop.is_set():
+            try:
+                lock = r.lock("the-lock", timeout=5, blocking_timeout=2)
+                if not lock.acquire():
+                    continue
+                token = lock.local.token
+                try:
+                    if r.eval(enter, 2, "the-lock", "holders", token) == 1:
+                        time.sleep(0.01)
+                        r.eval(leave, 2, "the-lock", "holders", token)
+                        counts["held"] += 1
+                finally:
+                    try:
+                        lock.release()
+                    except Exception:  # noqa: BLE001 - expired or failover: fine
+                        pass
+            except Exception:  # noqa: BLE001 - connection errors during the kill
+                counts["errors"] += 1
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: counts["held"] >= 20, 60, 0.05, "the lock to change hands")
+        leader = leader_of(nodes)
+        leader.kill9()
+        rest = [x for x in nodes if x is not leader]
+        wait_until(lambda: len({x.status()["leader"] for x in rest}) == 1 and
+                   rest[0].status()["leader"] in {x.node_id for x in rest}, 20, 0.1,
+                   "a new leader")
+        before = counts["held"]
+        wait_until(lambda: counts["held"] >= before + 20, 60, 0.05,
+                   "the lock to change hands under the new leader")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    # Each entry was written only while the lock held its writer's token.
+    # Two holders at once would show as an "out" whose "in" is not the
+    # latest one (the earlier holder still fenced-in after another entered).
+    # An "in" without its "out" is a holder whose leave failed (its
+    # connection was cut by the kill) and whose lock then expired.
+    log = client(leader_of(rest)).lrange("holders", 0, -1)
+    last_in, unfinished = None, 0
+    for entry in log:
+        kind, token = entry.split(b":", 1)
+        if kind == b"in":
+            if last_in is not None:
+                unfinished += 1
+            last_in = token
+        else:
+            assert last_in == token, f"{token} left while {last_in} held the lock"
+            last_in = None
+    assert unfinished <= 6, (unfinished, len(log))
+    assert len(log) >= 80, len(log)
