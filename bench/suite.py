@@ -576,6 +576,21 @@ http {{
                                                        CONNS, n, 16)
         self.alternate(w, "XADD * -P 16", [("cairn", c, xadd(c.resp_port)),
                                           ("redis", r, xadd(r.resp_port))])
+        # XREADGROUP: one new entry per call out of what XADD left (MAXLEN ~
+        # 100000 keeps at least that many), a group created at 0 on each
+        for s_ in (c, r):
+            subprocess.run(["redis-cli", "-p", str(s_.resp_port), "XGROUP", "CREATE",
+                            "bench:stream", "bench:g", "0"], capture_output=True, timeout=30,
+                           check=True)
+        reads = min(n, 50000) // 2
+
+        def xreadgroup(port):
+            return lambda: drivers.redis_benchmark_cmd(port, ["XREADGROUP", "GROUP", "bench:g",
+                                                              "c", "COUNT", "1", "STREAMS",
+                                                              "bench:stream", ">"],
+                                                       CONNS, reads, 16)
+        self.alternate(w, "XREADGROUP COUNT 1 -P 16", [("cairn", c, xreadgroup(c.resp_port)),
+                                                       ("redis", r, xreadgroup(r.resp_port))])
         sha = None
         for s_ in (c, r):
             sha = _script_load(s_.resp_port, EVALSHA_SCRIPT)

@@ -275,6 +275,11 @@ static void script__run(resp_req *req, int64_t now_ms)
     if (outcome == SCRIPT_STOPPED || run->ov.n_effects == 0) {
         buf_append(&req->reply, reply.data, reply.len);
         if (reply.len && reply.data[0] == '-') req->outcome = RESP_OUTCOME_ERROR;
+    } else if (req->tx_exec) {
+        /* queued in MULTI, it runs when the transaction applies: too late
+         * to propose its writes (docs/resp.md, "Lua scripts") */
+        resp_req_error(req, "ERR a Lua script that writes cannot run inside MULTI in cairn yet; "
+                            "its writes were not applied");
     } else {
         resp_tx_propose_effects(req, &run->ov, &reply, script__again);
     }

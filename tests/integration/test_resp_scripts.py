@@ -475,3 +475,18 @@ def test_redis_py_lock_never_has_two_holders_across_a_leader_kill(make_node):
             last_in = None
     assert unfinished <= 6, (unfinished, len(log))
     assert len(log) >= 80, len(log)
+
+
+def test_scripts_inside_multi(anynode):
+    """A reading script runs at its place in the transaction; a writing one
+    is refused in its slot with cairn's explanation, nothing of it applied."""
+    with RawResp(anynode.resp_port) as c:
+        c.cmd("MULTI")
+        c.cmd("SET", "m", "1")
+        c.cmd("EVAL", "return redis.call('get', KEYS[1])", "1", "m")
+        c.cmd("EVAL", "return redis.call('incr', KEYS[1])", "1", "m")
+        c.cmd("INCR", "m")
+        got = c.cmd("EXEC")
+        assert got[0] == "OK" and got[1] == b"1" and got[3] == 2, got
+        assert str(got[2]).startswith("ERR a Lua script that writes cannot run inside MULTI"), got
+        assert c.cmd("GET", "m") == b"2"
