@@ -171,6 +171,7 @@ struct resp_api {
     bool notify_held_del;
     uint64_t tx_nonce, tx_counter;
     struct script_lua *lua; /* the scripts' interpreter, made on first use (resp_script.c) */
+    kv_overlay *overlay;    /* the scripts' overlay, reused run after run */
 };
 
 struct resp_conn {

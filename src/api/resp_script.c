@@ -44,8 +44,8 @@ enum { SCRIPT_BY_SHA = 1, SCRIPT_READ_ONLY = 2, SCRIPT_FUNCTION = 4 };
 
 struct resp_script_run {
     resp_req *req;
-    kv_overlay ov;
-    api view; /* the request's api, with the overlay as its store */
+    kv_overlay *ov; /* the node's (ra->overlay), reset for each run */
+    api view;       /* the request's api, with the overlay as its store */
     bool read_only;
 };
 
@@ -59,6 +59,9 @@ void resp_script_close(resp_api *ra)
 {
     script_lua_free(ra->lua);
     ra->lua = NULL;
+    if (ra->overlay) kv_overlay_close(ra->overlay);
+    free(ra->overlay);
+    ra->overlay = NULL;
 }
 
 /* ---- what a command asks for, inside a script ----------------------------------- */
@@ -66,7 +69,7 @@ void resp_script_close(resp_api *ra)
 void resp_script_propose(resp_req *sub, kv_command *cmd, resp_write_fn done)
 {
     kv_result res;
-    kv_overlay_apply(&sub->script->ov, cmd, &res);
+    kv_overlay_apply(sub->script->ov, cmd, &res);
     resp_req_answer_write(sub, REPLICA_OK, &res, done);
 }
 
@@ -75,7 +78,7 @@ void resp_script_pop(resp_req *sub, const kv_command *cmd, resp_write_fn done, r
     /* inside a script a blocking pop does not block: never reached today,
      * as Redis 7.0 refuses blocking commands in scripts */
     kv_result res;
-    kv_overlay_apply(&sub->script->ov, cmd, &res);
+    kv_overlay_apply(sub->script->ov, cmd, &res);
     if (res.status == KV_OK && !res.has_value)
         empty(sub);
     else
@@ -84,7 +87,7 @@ void resp_script_pop(resp_req *sub, const kv_command *cmd, resp_write_fn done, r
 
 void resp_script_read(resp_req *sub, resp_proc ready)
 {
-    sub->rreq.read_ms = sub->script->ov.now_ms;
+    sub->rreq.read_ms = sub->script->ov->now_ms;
     sub->rreq.read_unsettled = false;
     ready(sub);
 }
@@ -162,7 +165,7 @@ static void script__call(void *ctx, const resp_arg *argv, size_t argc, int resp,
     sub.script = run;
     sub.argv = argv;
     sub.argc = argc;
-    sub.rreq.read_ms = run->ov.now_ms;
+    sub.rreq.read_ms = run->ov->now_ms;
     long first, last;
     bool ok = resp_auth_admit(&sub);
     if (ok && resp_cmd_keys(cmd, argv, argc, &first, &last)) {
@@ -260,9 +263,15 @@ static void script__run(resp_req *req, int64_t now_ms)
     resp_script_run *run = xcalloc(1, sizeof(*run));
     run->req = req;
     run->read_only = read_only;
-    kv_overlay_init(&run->ov, req->a->store, now_ms);
+    if (!ra->overlay) {
+        ra->overlay = xcalloc(1, sizeof(*ra->overlay));
+        kv_overlay_init(ra->overlay, req->a->store, now_ms);
+    } else {
+        kv_overlay_reset(ra->overlay, req->a->store, now_ms);
+    }
+    run->ov = ra->overlay;
     run->view = *req->a;
-    run->view.store = &run->ov.store;
+    run->view.store = &run->ov->store;
     const resp_arg *keys, *args;
     size_t nkeys, nargs;
     script__split(req, &keys, &nkeys, &args, &nargs);
@@ -272,7 +281,7 @@ static void script__run(resp_req *req, int64_t now_ms)
                                                    SCRIPT_TIME_LIMIT_MS, script__call, run, &reply)
                                 : script_lua_run(sl, sha, keys, nkeys, args, nargs, req->proto,
                                                  SCRIPT_TIME_LIMIT_MS, script__call, run, &reply);
-    if (outcome == SCRIPT_STOPPED || run->ov.n_effects == 0) {
+    if (outcome == SCRIPT_STOPPED || run->ov->n_effects == 0) {
         buf_append(&req->reply, reply.data, reply.len);
         if (reply.len && reply.data[0] == '-') req->outcome = RESP_OUTCOME_ERROR;
     } else if (req->tx_exec) {
@@ -281,10 +290,10 @@ static void script__run(resp_req *req, int64_t now_ms)
         resp_req_error(req, "ERR a Lua script that writes cannot run inside MULTI in cairn yet; "
                             "its writes were not applied");
     } else {
-        resp_tx_propose_effects(req, &run->ov, &reply, script__again);
+        resp_tx_propose_effects(req, run->ov, &reply, script__again);
     }
     buf_close(&reply);
-    kv_overlay_close(&run->ov);
+    kv_overlay_clear(run->ov); /* what it faulted in goes now, not at the next run */
     free(run);
 }
 

@@ -42,6 +42,25 @@ void kv_overlay_init(kv_overlay *o, kv_store *base, int64_t now_ms)
     buf_init(&o->effects);
 }
 
+void kv_overlay_reset(kv_overlay *o, kv_store *base, int64_t now_ms)
+{
+    kv_overlay_clear(o);
+    o->store.ks.limits = base->ks.limits;
+    o->store.revision = base->revision;
+    o->base = base;
+    o->now_ms = now_ms;
+}
+
+void kv_overlay_clear(kv_overlay *o)
+{
+    o->store.ks.on_miss = NULL;
+    kv_keyspace_clear(&o->store.ks);
+    o->store.ks.on_miss = overlay__miss;
+    kv_keyspace_clear(&o->seen);
+    buf_reset(&o->effects);
+    o->n_effects = 0;
+}
+
 void kv_overlay_close(kv_overlay *o)
 {
     o->store.ks.on_miss = NULL;

@@ -37,6 +37,11 @@ typedef struct kv_overlay {
 
 void kv_overlay_init(kv_overlay *o, kv_store *base, int64_t now_ms);
 void kv_overlay_close(kv_overlay *o);
+/* Start again on base at now_ms, keeping the allocations (a kv_store is
+ * large to initialise: scripts reuse one overlay). */
+void kv_overlay_reset(kv_overlay *o, kv_store *base, int64_t now_ms);
+/* Drop what the overlay holds (faulted keys, effects). */
+void kv_overlay_clear(kv_overlay *o);
 
 /* Apply a write to the scratch store at the overlay's time, and record it
  * (origin and seq cleared: the effects are steps of one entry). */

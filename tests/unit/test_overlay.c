@@ -185,6 +185,28 @@ static void test_a_key_changed_meanwhile_refuses_the_effects(void **state)
     kv_store_close(&base);
 }
 
+static void test_reset_forgets_the_previous_run(void **state)
+{
+    (void)state;
+    kv_store base;
+    kv_store_init(&base, 7);
+    run(&base, KV_OP_PUT, 0, 2, (const char *[]){"a", "1"});
+    kv_overlay o;
+    kv_overlay_init(&o, &base, T0);
+    ov(&o, KV_OP_DEL, 0, 1, (const char *[]){"a"});
+    ov(&o, KV_OP_PUT, 0, 2, (const char *[]){"b", "2"});
+    kv_overlay_reset(&o, &base, T0 + 1); /* the next script */
+    assert_int_equal(o.n_effects, 0);
+    assert_int_equal(kv_keyspace_count(&o.seen), 0);
+    want_string(&o.store, "a", "1"); /* faulted in again: the base still has it */
+    want_string(&o.store, "b", NULL);
+    assert_int_equal(o.now_ms, T0 + 1);
+    kv_overlay_clear(&o);
+    assert_int_equal(kv_keyspace_count(&o.store.ks), 0);
+    kv_overlay_close(&o);
+    kv_store_close(&base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_seen_revisions_and_deleted_keys),
         cmocka_unit_test(test_an_expired_key_is_absent),
         cmocka_unit_test(test_a_key_changed_meanwhile_refuses_the_effects),
+        cmocka_unit_test(test_reset_forgets_the_previous_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
