@@ -122,6 +122,7 @@ static void resp__index_commands(resp_api *ra)
         {resp_cmds_pubsub, resp_cmds_pubsub_count},
         {resp_cmds_streams, resp_cmds_streams_count},
         {resp_cmds_stream_groups, resp_cmds_stream_groups_count},
+        {resp_cmds_wait, resp_cmds_wait_count},
         {resp_cmds_scripting, resp_cmds_scripting_count},
     };
     size_t total = 0;
@@ -194,6 +195,7 @@ resp_api *resp_api_create(api *a, uv_loop_t *loop)
     resp_blocking_init(ra, loop);
     resp_tx_init(ra);
     resp_pubsub_init(ra, loop);
+    resp_wait_init(ra, loop);
     resp_notify_init(ra);
     slowlog_init(&ra->slowlog);
     return ra;
@@ -204,6 +206,7 @@ void resp_api_destroy(resp_api *ra)
     if (!ra) return;
     resp_tx_close(ra);
     resp_script_close(ra);
+    resp_wait_close(ra);
     resp_pubsub_close(ra);
     resp_notify_close(ra);
     resp_blocking_close(ra);
@@ -249,6 +252,7 @@ static resp_req *resp__new_req(resp_conn *rc)
     req->block = NULL;
     req->exec = req->tx_exec = NULL;
     req->script = NULL;
+    req->wait = NULL;
     req->tx_step = 0;
     req->next = NULL;
     if (rc->tail)
@@ -263,6 +267,7 @@ static resp_req *resp__new_req(resp_conn *rc)
 
 static void resp__free_req(resp_req *req)
 {
+    if (req->wait) resp_wait_forget(req);
     resp_tx_exec_free(req);
     replica_req_close(&req->rreq); /* cancels a pending replica request */
     buf_close(&req->reply);

@@ -38,6 +38,8 @@ typedef struct resp_tx resp_tx;         /* a connection's MULTI and WATCH state 
 typedef struct resp_exec resp_exec;     /* an EXEC in progress (resp_multi.c) */
 typedef struct resp_pubsub resp_pubsub; /* this node's subscriptions (resp_pubsub.c) */
 typedef struct resp_script_run resp_script_run; /* a Lua script running (resp_script.c) */
+typedef struct resp_waits resp_waits;           /* WAITs in progress (resp_wait.c) */
+typedef struct resp_waiter resp_waiter;
 
 typedef void (*resp_proc)(resp_req *req);
 typedef void (*resp_write_fn)(resp_req *req, const kv_result *res);
@@ -127,6 +129,8 @@ extern const resp_cmd resp_cmds_streams[];
 extern const size_t resp_cmds_streams_count;
 extern const resp_cmd resp_cmds_stream_groups[];
 extern const size_t resp_cmds_stream_groups_count;
+extern const resp_cmd resp_cmds_wait[];
+extern const size_t resp_cmds_wait_count;
 extern const resp_cmd resp_cmds_scripting[];
 extern const size_t resp_cmds_scripting_count;
 
@@ -172,6 +176,7 @@ struct resp_api {
     uint64_t tx_nonce, tx_counter;
     struct script_lua *lua; /* the scripts' interpreter, made on first use (resp_script.c) */
     kv_overlay *overlay;    /* the scripts' overlay, reused run after run */
+    resp_waits *waits;
 };
 
 struct resp_conn {
@@ -237,6 +242,7 @@ struct resp_req {
     int tx_step;              /* ... what it asked for (resp_multi.c) */
     size_t tx_index;          /* ... its position */
     resp_script_run *script;  /* a command a script runs (redis.call): on its overlay */
+    resp_waiter *wait;        /* a WAIT waiting for replicas (resp_wait.c) */
     buf reply;
     resp_req *next;
 };
@@ -399,6 +405,13 @@ void resp_tx_propose_effects(resp_req *req, const kv_overlay *o, buf *reply, res
 
 /* A NOGROUP result's error, worded as Redis words it for req's command. */
 void resp_stream_group_error(resp_req *req, const kv_result *res);
+
+/* ---- WAIT (resp_wait.c) ---- */
+
+void resp_wait_init(resp_api *ra, uv_loop_t *loop);
+void resp_wait_close(resp_api *ra);
+/* The request goes (its connection closed): it stops waiting. */
+void resp_wait_forget(resp_req *req);
 
 /* ---- scripts (resp_script.c) ---- */
 
