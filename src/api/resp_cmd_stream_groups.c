@@ -556,7 +556,6 @@ static void sg__xpending_ready(resp_req *req)
     bool excl_e = req->argv[at + 1].len > 1 && req->argv[at + 1].ptr[0] == '(';
     resp_arg sa = {req->argv[at].ptr + excl_s, req->argv[at].len - excl_s};
     resp_arg ea = {req->argv[at + 1].ptr + excl_e, req->argv[at + 1].len - excl_e};
-    kv_stream_id_parse(sa.ptr, sa.len, 0, &start, NULL);
     if (!(sa.len == 1 && sa.ptr[0] == '-')) {
         if (!kv_stream_id_parse(sa.ptr, sa.len, 0, &start, NULL)) start = (kv_stream_id){0, 0};
     } else {

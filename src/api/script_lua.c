@@ -941,7 +941,6 @@ typedef struct sl_loading {
     const char *library;
     script_function *fns;
     size_t n, cap;
-    int first_ref_index; /* unused for checks */
 } sl_loading;
 
 static char *sl__strndup(const char *p, size_t n)

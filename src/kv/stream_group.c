@@ -14,10 +14,6 @@ kv_stream_id kv_stream__first_id(const kv_entry *e);
 #define ACCOUNT_BEGIN(ks, e) (ks)->mem_bytes -= kv_entry_mem_bytes(e)
 #define ACCOUNT_END(ks, e) (ks)->mem_bytes += kv_entry_mem_bytes(e)
 
-typedef struct sg_mem {
-    size_t bytes;
-} sg_mem;
-
 /* The set's memory, kept in a header before it (so that reading it is
  * O(1) from kv_stream_mem). */
 typedef struct sg_set_full {
@@ -255,24 +251,21 @@ void kv_sg_deliver(kv_keyspace *ks, kv_entry *e, kv_sg *g, kv_sg_consumer *c, kv
 kv_sg_pending *kv_sg_pel_add(kv_keyspace *ks, kv_entry *e, kv_sg *g, kv_sg_consumer *c,
                              kv_stream_id id, int64_t now_ms)
 {
-    uint64_t i;
     ACCOUNT_BEGIN(ks, e);
-    {
-        i = kv_sg_pel_seek(g, id);
-        if (i < g->npel && kv_stream_id_cmp(g->pel[i].id, id) == 0) {
-            g->pel[i].owner->pending--;
-        } else {
-            if (g->npel == g->cappel) {
-                g->cappel = g->cappel ? 2 * g->cappel : 8;
-                g->pel = xrealloc(g->pel, g->cappel * sizeof(*g->pel));
-            }
-            memmove(&g->pel[i + 1], &g->pel[i], (g->npel - i) * sizeof(*g->pel));
-            g->npel++;
+    uint64_t i = kv_sg_pel_seek(g, id);
+    if (i < g->npel && kv_stream_id_cmp(g->pel[i].id, id) == 0) {
+        g->pel[i].owner->pending--;
+    } else {
+        if (g->npel == g->cappel) {
+            g->cappel = g->cappel ? 2 * g->cappel : 8;
+            g->pel = xrealloc(g->pel, g->cappel * sizeof(*g->pel));
         }
-        g->pel[i] = (kv_sg_pending){id, c, now_ms, 1};
-        c->pending++;
-        sg__recount(*kv_stream__groups_slot(e));
+        memmove(&g->pel[i + 1], &g->pel[i], (g->npel - i) * sizeof(*g->pel));
+        g->npel++;
     }
+    g->pel[i] = (kv_sg_pending){id, c, now_ms, 1};
+    c->pending++;
+    sg__recount(*kv_stream__groups_slot(e));
     ACCOUNT_END(ks, e);
     return &g->pel[i];
 }
