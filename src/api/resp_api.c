@@ -666,7 +666,9 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
                   : "ERR no such key";
         break;
     case KV_ERR_TOO_LARGE:
-        msg = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+        msg = strcmp(req->cmd->name, "function") == 0
+                  ? "ERR too many function libraries (at most 1024): delete one first"
+                  : "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
         break;
     case KV_ERR_NOT_HLL:
         msg = "WRONGTYPE Key is not a valid HyperLogLog string value.";

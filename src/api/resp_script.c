@@ -396,6 +396,13 @@ static void function__load(resp_req *req)
         buf_close(&fnames);
         return;
     }
+    if (nfn > KV_FUNCTIONS_MAX_PER_LIBRARY) {
+        resp_req_errorf(req, "ERR a library may register at most %u functions",
+                        KV_FUNCTIONS_MAX_PER_LIBRARY);
+        buf_close(&name);
+        buf_close(&fnames);
+        return;
+    }
     kv_slice *args = xcalloc(2 + (size_t)nfn, sizeof(*args));
     args[0] = (kv_slice){name.data, name.len};
     args[1] = (kv_slice){code->ptr, code->len};

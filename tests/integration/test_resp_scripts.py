@@ -490,3 +490,23 @@ def test_scripts_inside_multi(anynode):
         assert got[0] == "OK" and got[1] == b"1" and got[3] == 2, got
         assert str(got[2]).startswith("ERR a Lua script that writes cannot run inside MULTI"), got
         assert c.cmd("GET", "m") == b"2"
+
+
+def test_function_limits(anynode):
+    """At most 1,024 functions per library and 1,024 libraries: past them a
+    clear error, nothing loaded."""
+    with RawResp(anynode.resp_port, timeout=60) as c:
+        code = "#!lua name=big\n" + "".join(
+            f"redis.register_function('f{i}', function() return {i} end)\n" for i in range(1025))
+        err = c.cmd("FUNCTION", "LOAD", code)
+        assert str(err) == "ERR a library may register at most 1024 functions", err
+        assert c.cmd("FUNCTION", "LIST") == []
+        replies = c.pipeline([("FUNCTION", "LOAD",
+                               f"#!lua name=l{i}\nredis.register_function('g{i}', "
+                               f"function() return {i} end)") for i in range(1024)])
+        assert replies[-1] == b"l1023", replies[-1]
+        err = c.cmd("FUNCTION", "LOAD", "#!lua name=one_more\n"
+                    "redis.register_function('h', function() return 0 end)")
+        assert str(err).startswith("ERR too many function libraries (at most 1024)"), err
+        assert c.cmd("FCALL", "g1023", "0") == 1023
+        assert c.cmd("FUNCTION", "FLUSH") == "OK"
