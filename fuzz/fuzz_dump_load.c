@@ -7,7 +7,10 @@
  * - refused: the entry holds nothing and the memory estimate is as it was;
  * - loaded: DUMPing the value and loading that gives a value that DUMPs to
  *   the same bytes (a loaded value is canonical), and freeing both brings
- *   the memory estimate back to zero. */
+ *   the memory estimate back to zero.
+ * The same input read as a FUNCTION RESTORE payload: refused with a reason,
+ * or its libraries' codes, which FUNCTION DUMP writes back into a payload
+ * that reads as the same codes. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +40,47 @@ static void with_footer(buf *p, const uint8_t *data, size_t size)
     buf_append(p, f, 8);
 }
 
+typedef struct codes {
+    buf data;
+    size_t off[64], len[64], n;
+} codes;
+
+static bool collect(void *ctx, kv_slice code)
+{
+    codes *c = ctx;
+    if (c->n == 64) return false;
+    c->off[c->n] = c->data.len;
+    c->len[c->n++] = code.len;
+    buf_append(&c->data, code.ptr, code.len);
+    return true;
+}
+
+static void check_functions(const buf *p)
+{
+    codes a = {0}, b = {0};
+    buf_init(&a.data);
+    buf_init(&b.data);
+    const char *why;
+    kv_dump_status st =
+        kv_dump_functions_load(p->data + p->off, p->len - p->off, MAX_STRING, collect, &a, &why);
+    CHECK(st != KV_DUMP_BAD_FOOTER);
+    CHECK(st != KV_DUMP_BAD_DATA || why != NULL);
+    if (st == KV_DUMP_OK) {
+        kv_slice s[64];
+        for (size_t i = 0; i < a.n; i++) s[i] = (kv_slice){a.data.data + a.off[i], a.len[i]};
+        buf d;
+        buf_init(&d);
+        kv_dump_functions(s, a.n, &d);
+        CHECK(kv_dump_functions_load(d.data + d.off, d.len - d.off, MAX_STRING, collect, &b,
+                                     &why) == KV_DUMP_OK);
+        CHECK(a.n == b.n && a.data.len == b.data.len);
+        CHECK(a.data.len == 0 || memcmp(a.data.data, b.data.data, a.data.len) == 0);
+        buf_close(&d);
+    }
+    buf_close(&a.data);
+    buf_close(&b.data);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     kv_keyspace ks;
@@ -62,6 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kv_keyspace_reset_value(&ks, &b);
         CHECK(ks.mem_bytes == 0);
     }
+    check_functions(&p);
     buf_close(&p);
     buf_close(&d1);
     buf_close(&d2);

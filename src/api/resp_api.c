@@ -122,6 +122,7 @@ static void resp__index_commands(resp_api *ra)
         {resp_cmds_pubsub, resp_cmds_pubsub_count},
         {resp_cmds_streams, resp_cmds_streams_count},
         {resp_cmds_stream_groups, resp_cmds_stream_groups_count},
+        {resp_cmds_xinfo, resp_cmds_xinfo_count},
         {resp_cmds_wait, resp_cmds_wait_count},
         {resp_cmds_scripting, resp_cmds_scripting_count},
     };
@@ -413,6 +414,18 @@ void resp_req_error_arity(resp_req *req)
     resp_req_errorf(req, "ERR wrong number of arguments for '%s' command", req->cmd->name);
 }
 
+void resp_req_error_sub_arity(resp_req *req)
+{
+    char sub[64];
+    size_t n = req->argv[1].len < sizeof(sub) ? req->argv[1].len : sizeof(sub) - 1;
+    for (size_t i = 0; i < n; i++) {
+        char c = req->argv[1].ptr[i];
+        sub[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    resp_req_errorf(req, "ERR wrong number of arguments for '%s|%.*s' command", req->cmd->name,
+                    (int)n, sub);
+}
+
 bool resp_req_check_value(resp_req *req, const resp_arg *v)
 {
     uint64_t max = req->a->cfg->max_value_bytes;
@@ -689,7 +702,10 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
         msg = "ERR Bad data format";
         break;
     case KV_ERR_STREAM_ID_SMALL:
-        msg = "ERR The ID specified in XADD is equal or smaller than the target stream top item";
+        msg = strcmp(req->cmd->name, "xsetid") == 0
+                  ? "ERR The ID specified in XSETID is smaller than the target stream top item"
+                  : "ERR The ID specified in XADD is equal or smaller than the target stream top "
+                    "item";
         break;
     case KV_ERR_STREAM_ID_ZERO:
         msg = "ERR The ID specified in XADD must be greater than 0-0";
@@ -710,6 +726,9 @@ static bool resp__kv_error(resp_req *req, const kv_result *res)
         return true;
     case KV_ERR_BUSYGROUP:
         msg = "BUSYGROUP Consumer Group name already exists";
+        break;
+    case KV_ERR_ENTRIES_ADDED:
+        msg = "ERR The entries_added specified in XSETID is smaller than the target stream length";
         break;
     default:
         msg = "ERR internal error: the state machine refused the command";

@@ -392,7 +392,7 @@ static const char *const server__client_help[] = {
     "NO-EVICT (ON|OFF), NO-TOUCH (ON|OFF)",
     "    Accepted for compatibility; they change nothing in cairn.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
     NULL,
 };
 
@@ -640,7 +640,7 @@ static const char *const server__command_help[] = {
     "GETKEYS <full-command>",
     "    Return the keys of a full command.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
     NULL,
 };
 
@@ -961,7 +961,7 @@ static const char *const server__config_help[] = {
     "REWRITE",
     "    Not supported.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
     NULL,
 };
 

@@ -1,7 +1,7 @@
 /* resp_cmd_stream_groups: streams' consumer groups, as Redis 7.0 has them:
  * XGROUP (CREATE, SETID, DESTROY, CREATECONSUMER, DELCONSUMER, HELP),
  * XREADGROUP, XACK, XCLAIM, XAUTOCLAIM (writes: log entries, kv/store.c
- * and kv/stream_group.h), XPENDING and XINFO GROUPS/CONSUMERS (reads).
+ * and kv/stream_group.h) and XPENDING (a read); XINFO: resp_cmd_xinfo.c.
  *
  * Every change to a group is a log entry applied on every node at the
  * entry's time, so the pending entries lists survive a failover and a
@@ -33,13 +33,6 @@ static bool sg__id_arg(resp_req *req, const resp_arg *a, kv_stream_id *id)
     return true;
 }
 
-static void sg__write_id(buf *o, kv_stream_id id)
-{
-    char text[48];
-    int n = kv_stream_id_format(id, text);
-    resp_write_bulk(o, text, (size_t)n);
-}
-
 /* ---- the answers of the writes (kv/store.c's encoding) ------------------------------- */
 
 typedef struct sg_reader {
@@ -69,11 +62,11 @@ static void sg__write_entries(resp_req *req, sg_reader *r)
         id.seq = sg__get(r, 8);
         int32_t pairs = (int32_t)(uint32_t)sg__get(r, 4);
         if (pairs == -2) {
-            sg__write_id(&req->reply, id);
+            resp_stream_write_id(&req->reply, id);
             continue;
         }
         resp_write_array(&req->reply, 2);
-        sg__write_id(&req->reply, id);
+        resp_stream_write_id(&req->reply, id);
         if (pairs == -1) {
             resp_write_null_array(&req->reply, req->proto);
             continue;
@@ -449,14 +442,14 @@ static void sg__autoclaim_done(resp_req *req, const kv_result *res)
     kv_stream_id next = {sg__get(&r, 8), 0};
     next.seq = sg__get(&r, 8);
     resp_write_array(&req->reply, 3);
-    sg__write_id(&req->reply, next);
+    resp_stream_write_id(&req->reply, next);
     sg__write_entries(req, &r);
     uint32_t gone = (uint32_t)sg__get(&r, 4);
     resp_write_array(&req->reply, gone);
     for (uint32_t i = 0; i < gone; i++) {
         kv_stream_id id = {sg__get(&r, 8), 0};
         id.seq = sg__get(&r, 8);
-        sg__write_id(&req->reply, id);
+        resp_stream_write_id(&req->reply, id);
     }
 }
 
@@ -501,7 +494,7 @@ static void sg__xautoclaim(resp_req *req)
     resp_req_propose(req, &cmd, sg__autoclaim_done);
 }
 
-/* ---- XPENDING and XINFO (reads) -------------------------------------------------------- */
+/* ---- XPENDING (a read) -------------------------------------------------------- */
 
 /* The stream and group named by argv[1], argv[2], or an error (NULL). */
 static kv_sg *sg__lookup(resp_req *req, const resp_arg *key, const resp_arg *group, kv_entry **out)
@@ -534,8 +527,8 @@ static void sg__xpending_ready(resp_req *req)
             resp_write_null_array(&req->reply, req->proto);
             return;
         }
-        sg__write_id(&req->reply, g->pel[0].id);
-        sg__write_id(&req->reply, g->pel[g->npel - 1].id);
+        resp_stream_write_id(&req->reply, g->pel[0].id);
+        resp_stream_write_id(&req->reply, g->pel[g->npel - 1].id);
         size_t with = 0;
         for (uint32_t i = 0; i < g->nconsumers; i++) with += g->consumers[i]->pending > 0;
         resp_write_array(&req->reply, with);
@@ -587,7 +580,7 @@ static void sg__xpending_ready(resp_req *req)
         if (idle < 0) idle = 0;
         if (req->n[1] >= 0 && idle < req->n[1]) continue;
         resp_write_array(&body, 4);
-        sg__write_id(&body, p->id);
+        resp_stream_write_id(&body, p->id);
         resp_write_bulk(&body, p->owner->name, p->owner->name_len);
         resp_write_integer(&body, idle);
         resp_write_integer(&body, (long long)p->deliveries);
@@ -631,111 +624,6 @@ static void sg__xpending(resp_req *req)
     resp_req_read(req, sg__xpending_ready);
 }
 
-static void sg__xinfo_ready(resp_req *req)
-{
-    bool groups = req->n[0] == 1;
-    kv_entry *e = NULL;
-    if (groups) {
-        bool wrong;
-        e = resp_req_lookup_typed(req, &req->argv[2], KV_TYPE_STREAM, &wrong);
-        if (wrong) return;
-        if (!e) {
-            resp_req_error(req, "ERR no such key");
-            return;
-        }
-        const kv_sg_set *s = kv_sg_groups(e);
-        uint32_t n = s ? s->n : 0;
-        resp_write_array(&req->reply, n);
-        for (uint32_t i = 0; i < n; i++) {
-            const kv_sg *g = s->groups[i];
-            resp_write_map(&req->reply, req->proto, 6);
-            resp_write_bulk_str(&req->reply, "name");
-            resp_write_bulk(&req->reply, g->name, g->name_len);
-            resp_write_bulk_str(&req->reply, "consumers");
-            resp_write_integer(&req->reply, g->nconsumers);
-            resp_write_bulk_str(&req->reply, "pending");
-            resp_write_integer(&req->reply, (long long)g->npel);
-            resp_write_bulk_str(&req->reply, "last-delivered-id");
-            sg__write_id(&req->reply, g->last_id);
-            resp_write_bulk_str(&req->reply, "entries-read");
-            if (g->entries_read >= 0)
-                resp_write_integer(&req->reply, g->entries_read);
-            else
-                resp_write_null(&req->reply, req->proto);
-            resp_write_bulk_str(&req->reply, "lag");
-            /* Redis' lag: entries added minus entries read, when both are known */
-            kv_stream_id md = kv_stream_max_deleted(e);
-            bool tomb = kv_stream_len(e) && !(md.ms == 0 && md.seq == 0) &&
-                        kv_stream_id_cmp(g->last_id, md) <= 0;
-            if (g->entries_read >= 0 && !tomb)
-                resp_write_integer(&req->reply, (long long)(kv_stream_entries_added(e) -
-                                                            (uint64_t)g->entries_read));
-            else if (!kv_stream_entries_added(e))
-                resp_write_integer(&req->reply, 0);
-            else
-                resp_write_null(&req->reply, req->proto);
-        }
-        return;
-    }
-    bool wrong;
-    e = resp_req_lookup_typed(req, &req->argv[2], KV_TYPE_STREAM, &wrong);
-    if (wrong) return;
-    if (!e) {
-        resp_req_error(req, "ERR no such key");
-        return;
-    }
-    kv_sg *g = kv_sg_find(e, req->argv[3].ptr, req->argv[3].len);
-    if (!g) {
-        resp_req_errorf(req, "NOGROUP No such consumer group '%.*s' for key name '%.*s'",
-                        (int)req->argv[3].len, req->argv[3].ptr, (int)req->argv[2].len,
-                        req->argv[2].ptr);
-        return;
-    }
-    int64_t now = replica_req_read_ms(&req->rreq);
-    resp_write_array(&req->reply, g->nconsumers);
-    for (uint32_t i = 0; i < g->nconsumers; i++) {
-        const kv_sg_consumer *c = g->consumers[i];
-        resp_write_map(&req->reply, req->proto, 3);
-        resp_write_bulk_str(&req->reply, "name");
-        resp_write_bulk(&req->reply, c->name, c->name_len);
-        resp_write_bulk_str(&req->reply, "pending");
-        resp_write_integer(&req->reply, (long long)c->pending);
-        resp_write_bulk_str(&req->reply, "idle");
-        resp_write_integer(&req->reply, now > c->seen_ms ? now - c->seen_ms : 0);
-    }
-}
-
-static void sg__xinfo(resp_req *req)
-{
-    const resp_arg *sub = &req->argv[1];
-    if (resp_format_arg_is(sub, "groups") && req->argc == 3) {
-        req->n[0] = 1;
-    } else if (resp_format_arg_is(sub, "consumers") && req->argc == 4) {
-        req->n[0] = 2;
-    } else if (resp_format_arg_is(sub, "help") && req->argc == 2) {
-        static const char *const lines[] = {
-            "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "CONSUMERS <key> <groupname>",
-            "    Show consumers of <groupname>.",
-            "GROUPS <key>",
-            "    Show the stream consumer groups.",
-            "HELP",
-            "    Print this help.",
-            NULL};
-        resp_req_help(req, lines);
-        return;
-    } else if (resp_format_arg_is(sub, "groups") || resp_format_arg_is(sub, "consumers")) {
-        resp_req_errorf(req, "ERR wrong number of arguments for 'xinfo|%.*s' command",
-                        (int)sub->len, sub->ptr);
-        return;
-    } else {
-        resp_req_errorf(req, "ERR unknown subcommand '%.*s'. Try XINFO HELP.",
-                        (int)(sub->len > 128 ? 128 : sub->len), sub->ptr);
-        return;
-    }
-    resp_req_read(req, sg__xinfo_ready);
-}
-
 #define W RESP_CMD_WRITE
 #define R RESP_CMD_READONLY
 #define F RESP_CMD_FAST
@@ -770,9 +658,6 @@ const resp_cmd resp_cmds_stream_groups[] = {
      "Return information and entries from a stream consumer group pending entries list, that "
      "are messages fetched but never acknowledged.",
      "key group [[IDLE min-idle-time] start end count [consumer]]"},
-    {"xinfo", sg__xinfo, -2, R, 0, 0, 0, "stream", "5.0.0", "O(N)",
-     "A stream's consumer groups and their consumers: GROUPS, CONSUMERS, HELP",
-     "subcommand [argument ...]"},
 };
 const size_t resp_cmds_stream_groups_count =
     sizeof(resp_cmds_stream_groups) / sizeof(resp_cmds_stream_groups[0]);

@@ -7,8 +7,8 @@
  * Arguments are checked here with Redis 7.0's texts, in its order, so the
  * log only carries commands that apply. XREAD BLOCK waits on this node's
  * applies (resp_block_read): a reader on a follower is served when the
- * follower applies the XADD. Not yet: consumer groups (XGROUP, XREADGROUP,
- * XACK, XPENDING, XCLAIM, XAUTOCLAIM), XINFO, XSETID. */
+ * follower applies the XADD. XSETID is a kv command too, checked against
+ * the stream at apply. Consumer groups and XINFO: resp_cmd_stream_groups.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,14 +199,58 @@ static void stream__xdel(resp_req *req)
     resp_req_propose_args(req, 1, req->argc - 1, KV_OP_XDEL, 0, 0, 0, resp_reply_integer);
 }
 
+/* XSETID key last-id [ENTRIESADDED n] [MAXDELETEDID id]: the arguments
+ * here, in Redis' order; what depends on the stream at apply. */
+static void stream__xsetid(resp_req *req)
+{
+    kv_stream_id id, md = {0, 0};
+    if (!stream__id_arg(req, &req->argv[2], 0, true, &id, NULL)) return;
+    int64_t added = -1;
+    size_t md_arg = 0;
+    for (size_t i = 3; i < req->argc; i += 2) {
+        const resp_arg *o = &req->argv[i];
+        bool more = i + 1 < req->argc;
+        if (more && resp_format_arg_is(o, "entriesadded")) {
+            if (!resp_req_int_arg(req, &req->argv[i + 1], &added)) return;
+            if (added < 0) {
+                resp_req_error(req, "ERR entries_added must be positive");
+                return;
+            }
+        } else if (more && resp_format_arg_is(o, "maxdeletedid")) {
+            if (!stream__id_arg(req, &req->argv[i + 1], 0, true, &md, NULL)) return;
+            if (kv_stream_id_cmp(id, md) < 0) {
+                resp_req_error(req, "ERR The ID specified in XSETID is smaller than the "
+                                    "provided max_deleted_entry_id");
+                return;
+            }
+            md_arg = i + 1;
+        } else {
+            resp_req_error_syntax(req);
+            return;
+        }
+    }
+    /* as Redis: MAXDELETEDID 0-0 leaves the stream's as it is */
+    if (md.ms == 0 && md.seq == 0) md_arg = 0;
+    kv_slice args[3] = {{req->argv[1].ptr, req->argv[1].len},
+                        {req->argv[2].ptr, req->argv[2].len},
+                        {md_arg ? req->argv[md_arg].ptr : "", md_arg ? req->argv[md_arg].len : 0}};
+    kv_command cmd = {.op = KV_OP_XSETID, .a = added, .nargs = md_arg ? 3 : 2, .args = args};
+    resp_req_propose(req, &cmd, resp_reply_ok);
+}
+
 /* ---- reads ------------------------------------------------------------------------------ */
 
-static void stream__write_entry(buf *o, const kv_stream_entry *x)
+void resp_stream_write_id(buf *o, kv_stream_id id)
 {
     char text[48];
-    int n = kv_stream_id_format(kv_stream_entry_id(x), text);
-    resp_write_array(o, 2);
+    int n = kv_stream_id_format(id, text);
     resp_write_bulk(o, text, (size_t)n);
+}
+
+void resp_stream_write_entry(buf *o, const kv_stream_entry *x)
+{
+    resp_write_array(o, 2);
+    resp_stream_write_id(o, kv_stream_entry_id(x));
     uint32_t pairs = kv_stream_entry_fields(x);
     resp_write_array(o, 2 * (size_t)pairs);
     for (uint32_t i = 0; i < pairs; i++) {
@@ -237,7 +281,7 @@ static void stream__write_range(buf *o, const kv_entry *e, kv_stream_id start, k
     if (count && n > count) n = count;
     resp_write_array(o, n);
     for (uint64_t i = 0; i < n; i++)
-        stream__write_entry(o, kv_stream_at(e, rev ? to - 1 - i : from + i));
+        resp_stream_write_entry(o, kv_stream_at(e, rev ? to - 1 - i : from + i));
 }
 
 static void stream__range_ready(resp_req *req)
@@ -516,6 +560,9 @@ const resp_cmd resp_cmds_streams[] = {
     {"xtrim", stream__xtrim, -4, W, 1, 1, 1, "stream", "5.0.0", "O(N)",
      "Trims the stream to (approximately if '~' is passed before the threshold) a certain size",
      "key (MAXLEN|MINID) threshold [LIMIT count]"},
+    {"xsetid", stream__xsetid, -3, W | D | F, 1, 1, 1, "stream", "5.0.0", "O(1)",
+     "An internal command for replicating stream values",
+     "key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-entry-id]"},
     {"xread", stream__xread, -4, R | RESP_CMD_BLOCKING, 0, 0, 0, "stream", "5.0.0",
      "O(N) with N the number of elements being returned",
      "Return never seen elements in multiple streams, with IDs greater than the ones reported "

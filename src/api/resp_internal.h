@@ -24,6 +24,7 @@
 #include "kv/command.h"
 #include "kv/overlay.h"
 #include "kv/store.h"
+#include "kv/stream.h"
 #include "net/resp.h"
 #include "net/server.h"
 #include "obs/metrics.h"
@@ -129,6 +130,8 @@ extern const resp_cmd resp_cmds_streams[];
 extern const size_t resp_cmds_streams_count;
 extern const resp_cmd resp_cmds_stream_groups[];
 extern const size_t resp_cmds_stream_groups_count;
+extern const resp_cmd resp_cmds_xinfo[];
+extern const size_t resp_cmds_xinfo_count;
 extern const resp_cmd resp_cmds_wait[];
 extern const size_t resp_cmds_wait_count;
 extern const resp_cmd resp_cmds_scripting[];
@@ -269,6 +272,9 @@ void resp_req_errorf(resp_req *req, const char *fmt, ...) __attribute__((format(
 void resp_req_error_syntax(resp_req *req);
 void resp_req_error_not_integer(resp_req *req);
 void resp_req_error_arity(resp_req *req);
+/* Redis' arity error of a container's subcommand: 'cmd|sub', the
+ * subcommand (argv[1]) in lower case as Redis names it. */
+void resp_req_error_sub_arity(resp_req *req);
 /* A HELP subcommand's answer: lines (NULL-terminated) as status replies. */
 void resp_req_help(resp_req *req, const char *const *lines);
 /* "-ERR value too large (max N bytes)" and false when v is over the limit. */
@@ -400,6 +406,13 @@ void resp_tx_exec_free(resp_req *req);
  * moved, nothing was applied and on_abort(req) runs instead (after
  * resp_tx_exec_free it may run the script again). */
 void resp_tx_propose_effects(resp_req *req, const kv_overlay *o, buf *reply, resp_proc on_abort);
+
+/* ---- streams (resp_cmd_streams.c) ---- */
+
+/* An ID as a bulk string ("ms-seq"). */
+void resp_stream_write_id(buf *o, kv_stream_id id);
+/* An entry as XRANGE replies it: [id, [field, value, ...]]. */
+void resp_stream_write_entry(buf *o, const kv_stream_entry *x);
 
 /* ---- stream consumer groups (resp_cmd_stream_groups.c) ---- */
 

@@ -309,6 +309,22 @@ void resp_notify_change(resp_api *ra, const kv_change *c)
     case KV_OP_XTRIM:
         ev = "xtrim", cls = N_STREAM, emptied = false;
         break;
+    case KV_OP_XSETID:
+        ev = "xsetid", cls = N_STREAM, emptied = false;
+        break;
+    case KV_OP_XGROUP: {
+        /* the store reports a change only when one happened (a consumer
+         * created or deleted, a group destroyed), as Redis notifies */
+        static const char *const sub[] = {NULL,
+                                          "xgroup-create",
+                                          "xgroup-setid",
+                                          "xgroup-destroy",
+                                          "xgroup-createconsumer",
+                                          "xgroup-delconsumer"};
+        if (cmd->a < KV_XGROUP_CREATE || cmd->a > KV_XGROUP_DELCONSUMER) return;
+        ev = sub[cmd->a], cls = N_STREAM, emptied = false;
+        break;
+    }
     default:
         return;
     }

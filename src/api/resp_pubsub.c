@@ -1,5 +1,6 @@
 /* resp_pubsub: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH,
- * PUBSUB CHANNELS/NUMSUB/NUMPAT/HELP.
+ * their shard-channel forms SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH, and PUBSUB
+ * CHANNELS/NUMSUB/NUMPAT/SHARDCHANNELS/SHARDNUMSUB/HELP.
  *
  * A message travels through the Raft log: PUBLISH proposes a KV_OP_PUBLISH
  * entry (forwarded to the leader from a follower, like any write), and
@@ -36,6 +37,14 @@ struct ps_channel {
     ps_channel *next; /* bucket chain */
 };
 
+/* A namespace of channels: SUBSCRIBE's, or SSUBSCRIBE's shard channels
+ * (Redis keeps them apart: a PUBLISH never reaches a shard subscriber). */
+typedef struct ps_table {
+    ps_channel **buckets;
+    size_t mask; /* buckets - 1 */
+    size_t n;
+} ps_table;
+
 typedef struct ps_pattern {
     char *pat;
     size_t len;
@@ -47,9 +56,7 @@ struct resp_pubsub {
     bool flush_armed, closing;
     resp_conn **dirty; /* connections with messages not written yet (held) */
     size_t ndirty, capdirty;
-    ps_channel **buckets;
-    size_t mask; /* buckets - 1 */
-    size_t nchannels;
+    ps_table chans, shard;
     ps_pattern *pats;
     size_t npats, cappats;
     int64_t started_wall_ms;
@@ -57,28 +64,56 @@ struct resp_pubsub {
     metrics_counter *m_delivered;
 };
 
+/* A connection's channels of one namespace, in subscription order. */
+typedef struct ps_list {
+    ps_channel **v;
+    size_t n, cap;
+} ps_list;
+
 /* one connection's subscriptions */
 struct resp_conn_subs {
-    ps_channel **chans;
-    size_t nch, capch;
+    ps_list chans, shard;
     size_t npats;
 };
 
-/* ---- the channel table --------------------------------------------------------------- */
+/* ---- the channel tables --------------------------------------------------------------- */
 
-static ps_channel *ps__find(resp_pubsub *ps, const char *name, size_t len, uint64_t h)
+static void ps__table_init(ps_table *t)
 {
-    for (ps_channel *c = ps->buckets[h & ps->mask]; c; c = c->next)
+    t->mask = 15;
+    t->buckets = xcalloc(t->mask + 1, sizeof(*t->buckets));
+    t->n = 0;
+}
+
+static void ps__table_close(ps_table *t)
+{
+    for (size_t b = 0; b <= t->mask; b++) {
+        ps_channel *c = t->buckets[b];
+        while (c) {
+            ps_channel *next = c->next;
+            free(c->subs);
+            free(c->name);
+            free(c);
+            c = next;
+        }
+    }
+    free(t->buckets);
+}
+
+static ps_channel *ps__find(const resp_pubsub *ps, const ps_table *t, const char *name, size_t len)
+{
+    uint64_t h = hash_bytes(name, len, ps->seed);
+    for (ps_channel *c = t->buckets[h & t->mask]; c; c = c->next)
         if (c->hash == h && c->len == len && memcmp(c->name, name, len) == 0) return c;
     return NULL;
 }
 
-static void ps__grow(resp_pubsub *ps)
+static void ps__grow(ps_table *t)
 {
-    size_t size = (ps->mask + 1) * 2;
+    size_t size = (t->mask + 1) * 2;
     ps_channel **b = xcalloc(size, sizeof(*b));
-    for (size_t i = 0; i <= ps->mask; i++) {
-        ps_channel *c = ps->buckets[i];
+    for (size_t i = 0; i <= t->mask; i++) {
+        ps_channel *c = t->buckets[i];
         while (c) {
             ps_channel *next = c->next;
             c->next = b[c->hash & (size - 1)];
@@ -86,35 +121,34 @@ static void ps__grow(resp_pubsub *ps)
             c = next;
         }
     }
-    free(ps->buckets);
-    ps->buckets = b;
-    ps->mask = size - 1;
+    free(t->buckets);
+    t->buckets = b;
+    t->mask = size - 1;
 }
 
-static ps_channel *ps__get(resp_pubsub *ps, const char *name, size_t len)
+static ps_channel *ps__get(resp_pubsub *ps, ps_table *t, const char *name, size_t len)
 {
-    uint64_t h = hash_bytes(name, len, ps->seed);
-    ps_channel *c = ps__find(ps, name, len, h);
+    ps_channel *c = ps__find(ps, t, name, len);
     if (c) return c;
-    if (ps->nchannels + 1 > ps->mask + 1) ps__grow(ps);
+    if (t->n + 1 > t->mask + 1) ps__grow(t);
     c = xcalloc(1, sizeof(*c));
     c->name = xmalloc(len ? len : 1);
     memcpy(c->name, name, len);
     c->len = len;
-    c->hash = h;
-    c->next = ps->buckets[h & ps->mask];
-    ps->buckets[h & ps->mask] = c;
-    ps->nchannels++;
+    c->hash = hash_bytes(name, len, ps->seed);
+    c->next = t->buckets[c->hash & t->mask];
+    t->buckets[c->hash & t->mask] = c;
+    t->n++;
     return c;
 }
 
-static void ps__drop_if_empty(resp_pubsub *ps, ps_channel *c)
+static void ps__drop_if_empty(ps_table *t, ps_channel *c)
 {
     if (c->n) return;
-    ps_channel **at = &ps->buckets[c->hash & ps->mask];
+    ps_channel **at = &t->buckets[c->hash & t->mask];
     while (*at != c) at = &(*at)->next;
     *at = c->next;
-    ps->nchannels--;
+    t->n--;
     free(c->subs);
     free(c->name);
     free(c);
@@ -130,12 +164,24 @@ static struct resp_conn_subs *ps__subs(resp_conn *rc)
 
 size_t resp_pubsub_count(const resp_conn *rc)
 {
-    return rc->subs ? rc->subs->nch + rc->subs->npats : 0;
+    return rc->subs ? rc->subs->chans.n + rc->subs->shard.n + rc->subs->npats : 0;
 }
 
-static bool ps__subscribe(resp_pubsub *ps, resp_conn *rc, const char *name, size_t len)
+/* The namespace a command works on, and the connection's list of it. */
+static ps_table *ps__table(resp_pubsub *ps, bool shard)
 {
-    ps_channel *c = ps__get(ps, name, len);
+    return shard ? &ps->shard : &ps->chans;
+}
+
+static ps_list *ps__list(resp_conn *rc, bool shard)
+{
+    struct resp_conn_subs *s = ps__subs(rc);
+    return shard ? &s->shard : &s->chans;
+}
+
+static bool ps__subscribe(resp_pubsub *ps, resp_conn *rc, bool shard, const char *name, size_t len)
+{
+    ps_channel *c = ps__get(ps, ps__table(ps, shard), name, len);
     for (size_t i = 0; i < c->n; i++)
         if (c->subs[i] == rc) return false;
     if (c->n == c->cap) {
@@ -143,20 +189,20 @@ static bool ps__subscribe(resp_pubsub *ps, resp_conn *rc, const char *name, size
         c->subs = xrealloc(c->subs, c->cap * sizeof(*c->subs));
     }
     c->subs[c->n++] = rc;
-    struct resp_conn_subs *s = ps__subs(rc);
-    if (s->nch == s->capch) {
-        s->capch = s->capch ? 2 * s->capch : 4;
-        s->chans = xrealloc(s->chans, s->capch * sizeof(*s->chans));
+    ps_list *l = ps__list(rc, shard);
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 4;
+        l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
     }
-    s->chans[s->nch++] = c;
+    l->v[l->n++] = c;
     return true;
 }
 
-/* Remove rc from s->chans[i] (and the channel from s). */
-static void ps__unsubscribe_at(resp_pubsub *ps, resp_conn *rc, size_t i)
+/* Remove rc from its list's channel i (and the channel from the list). */
+static void ps__unsubscribe_at(resp_pubsub *ps, resp_conn *rc, bool shard, size_t i)
 {
-    struct resp_conn_subs *s = rc->subs;
-    ps_channel *c = s->chans[i];
+    ps_list *l = ps__list(rc, shard);
+    ps_channel *c = l->v[i];
     for (size_t k = 0; k < c->n; k++) {
         if (c->subs[k] == rc) {
             c->subs[k] = c->subs[--c->n];
@@ -165,9 +211,9 @@ static void ps__unsubscribe_at(resp_pubsub *ps, resp_conn *rc, size_t i)
     }
     /* keep the connection's order: Redis answers UNSUBSCRIBE without
      * arguments in the order of its own dict; ours is subscription order */
-    memmove(&s->chans[i], &s->chans[i + 1], (s->nch - i - 1) * sizeof(*s->chans));
-    s->nch--;
-    ps__drop_if_empty(ps, c);
+    memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(*l->v));
+    l->n--;
+    ps__drop_if_empty(ps__table(ps, shard), c);
 }
 
 static bool ps__psubscribe(resp_pubsub *ps, resp_conn *rc, const char *pat, size_t len)
@@ -200,25 +246,31 @@ static void ps__punsubscribe_at(resp_pubsub *ps, size_t i)
     ps->npats--;
 }
 
-static void ps__confirm(resp_req *req, const char *kind, const char *name, size_t len)
+/* A (un)subscription's confirmation. Its count, as Redis': the shard
+ * channels for SSUBSCRIBE/SUNSUBSCRIBE, else the channels and patterns. */
+static void ps__confirm(resp_req *req, bool shard, const char *kind, const char *name, size_t len)
 {
+    const struct resp_conn_subs *s = req->rc->subs;
+    size_t count = !s ? 0 : shard ? s->shard.n : s->chans.n + s->npats;
     resp_write_push(&req->reply, req->proto, 3);
     resp_write_bulk_str(&req->reply, kind);
     if (name)
         resp_write_bulk(&req->reply, name, len);
     else
         resp_write_null(&req->reply, req->proto);
-    resp_write_integer(&req->reply, (long long)resp_pubsub_count(req->rc));
+    resp_write_integer(&req->reply, (long long)count);
 }
 
 void resp_pubsub_conn_free(resp_conn *rc)
 {
     resp_pubsub *ps = rc->ra->pubsub;
     if (!rc->subs) return;
-    while (rc->subs->nch) ps__unsubscribe_at(ps, rc, rc->subs->nch - 1);
+    while (rc->subs->chans.n) ps__unsubscribe_at(ps, rc, false, rc->subs->chans.n - 1);
+    while (rc->subs->shard.n) ps__unsubscribe_at(ps, rc, true, rc->subs->shard.n - 1);
     for (size_t i = ps->npats; i-- > 0;)
         if (ps->pats[i].rc == rc) ps__punsubscribe_at(ps, i);
-    free(rc->subs->chans);
+    free(rc->subs->chans.v);
+    free(rc->subs->shard.v);
     free(rc->subs);
     rc->subs = NULL;
 }
@@ -261,14 +313,14 @@ static void ps__mark_dirty(resp_pubsub *ps, resp_conn *rc)
     }
 }
 
-static void ps__send(resp_pubsub *ps, resp_conn *rc, const char *pat, size_t plen,
+static void ps__send(resp_pubsub *ps, resp_conn *rc, const char *kind, const char *pat, size_t plen,
                      const kv_slice *ch, const kv_slice *msg)
 {
     if (rc->dead || rc->c->closing) return;
     buf out;
     buf_init(&out);
     resp_write_push(&out, rc->proto, pat ? 4 : 3);
-    resp_write_bulk_str(&out, pat ? "pmessage" : "message");
+    resp_write_bulk_str(&out, pat ? "pmessage" : kind);
     if (pat) resp_write_bulk(&out, pat, plen);
     resp_write_bulk(&out, ch->ptr, ch->len);
     resp_write_bulk(&out, msg->ptr, msg->len);
@@ -286,25 +338,33 @@ typedef struct ps_target {
     size_t plen;
 } ps_target;
 
+static int64_t ps__deliver(resp_api *ra, bool shard, kv_slice channel, kv_slice message);
+
 static int64_t ps__on_publish(void *ctx, const kv_command *cmd)
 {
     resp_api *ra = ctx;
     /* at most once: entries older than this process (a restart's replay,
      * a catch-up after one) were for the subscribers of that time */
     if (cmd->now_ms && cmd->now_ms < ra->pubsub->started_wall_ms - 1000) return 0;
-    return resp_pubsub_local(ra, cmd->args[0], cmd->args[1]);
+    return ps__deliver(ra, cmd->a == KV_PUBLISH_SHARD, cmd->args[0], cmd->args[1]);
 }
 
 int64_t resp_pubsub_local(resp_api *ra, kv_slice channel, kv_slice message)
 {
+    return ps__deliver(ra, false, channel, message);
+}
+
+static int64_t ps__deliver(resp_api *ra, bool shard, kv_slice channel, kv_slice message)
+{
     resp_pubsub *ps = ra->pubsub;
     const kv_slice *ch = &channel, *msg = &message;
-    ps_channel *c = ps__find(ps, ch->ptr, ch->len, hash_bytes(ch->ptr, ch->len, ps->seed));
-    size_t n = 0, cap = (c ? c->n : 0) + ps->npats;
+    ps_channel *c = ps__find(ps, ps__table(ps, shard), ch->ptr, ch->len);
+    size_t npats = shard ? 0 : ps->npats; /* patterns never match shard channels */
+    size_t n = 0, cap = (c ? c->n : 0) + npats;
     if (cap == 0) return 0;
     ps_target *t = xmalloc(cap * sizeof(*t));
     for (size_t i = 0; c && i < c->n; i++) t[n++] = (ps_target){c->subs[i], NULL, 0};
-    for (size_t i = 0; i < ps->npats; i++) {
+    for (size_t i = 0; i < npats; i++) {
         ps_pattern *p = &ps->pats[i];
         if (!glob_match(p->pat, p->len, ch->ptr, ch->len, false)) continue;
         char *copy = xmalloc(p->len ? p->len : 1);
@@ -315,7 +375,8 @@ int64_t resp_pubsub_local(resp_api *ra, kv_slice channel, kv_slice message)
      * limit), which unsubscribes it at once: every target is held until
      * all are sent, so none is freed under the loop. */
     for (size_t i = 0; i < n; i++) resp_conn_hold(t[i].rc);
-    for (size_t i = 0; i < n; i++) ps__send(ps, t[i].rc, t[i].pat, t[i].plen, ch, msg);
+    const char *kind = shard ? "smessage" : "message";
+    for (size_t i = 0; i < n; i++) ps__send(ps, t[i].rc, kind, t[i].pat, t[i].plen, ch, msg);
     for (size_t i = 0; i < n; i++) {
         free(t[i].pat);
         resp_conn_release(t[i].rc);
@@ -326,46 +387,69 @@ int64_t resp_pubsub_local(resp_api *ra, kv_slice channel, kv_slice message)
 
 /* ---- the commands ---------------------------------------------------------------------------- */
 
-static void ps__subscribe_cmd(resp_req *req)
+static void ps__subscribe_in(resp_req *req, bool shard)
 {
     resp_pubsub *ps = req->rc->ra->pubsub;
     for (size_t i = 1; i < req->argc; i++) {
-        ps__subscribe(ps, req->rc, req->argv[i].ptr, req->argv[i].len);
-        ps__confirm(req, "subscribe", req->argv[i].ptr, req->argv[i].len);
+        ps__subscribe(ps, req->rc, shard, req->argv[i].ptr, req->argv[i].len);
+        ps__confirm(req, shard, shard ? "ssubscribe" : "subscribe", req->argv[i].ptr,
+                    req->argv[i].len);
     }
 }
 
-static void ps__unsubscribe_cmd(resp_req *req)
+static void ps__unsubscribe_in(resp_req *req, bool shard)
 {
     resp_pubsub *ps = req->rc->ra->pubsub;
     resp_conn *rc = req->rc;
+    const char *kind = shard ? "sunsubscribe" : "unsubscribe";
+    ps_list *l = ps__list(rc, shard);
     if (req->argc == 1) {
-        if (!rc->subs || rc->subs->nch == 0) {
-            ps__confirm(req, "unsubscribe", NULL, 0);
+        if (l->n == 0) {
+            ps__confirm(req, shard, kind, NULL, 0);
             return;
         }
-        while (rc->subs->nch) {
-            ps_channel *c = rc->subs->chans[0];
+        while (l->n) {
+            ps_channel *c = l->v[0];
             buf name;
             buf_init(&name);
             buf_append(&name, c->name, c->len);
-            ps__unsubscribe_at(ps, rc, 0);
-            ps__confirm(req, "unsubscribe", name.data, name.len);
+            ps__unsubscribe_at(ps, rc, shard, 0);
+            ps__confirm(req, shard, kind, name.data, name.len);
             buf_close(&name);
         }
         return;
     }
     for (size_t a = 1; a < req->argc; a++) {
         const resp_arg *ch = &req->argv[a];
-        for (size_t i = 0; rc->subs && i < rc->subs->nch; i++) {
-            ps_channel *c = rc->subs->chans[i];
+        for (size_t i = 0; i < l->n; i++) {
+            ps_channel *c = l->v[i];
             if (c->len == ch->len && memcmp(c->name, ch->ptr, ch->len) == 0) {
-                ps__unsubscribe_at(ps, rc, i);
+                ps__unsubscribe_at(ps, rc, shard, i);
                 break;
             }
         }
-        ps__confirm(req, "unsubscribe", ch->ptr, ch->len);
+        ps__confirm(req, shard, kind, ch->ptr, ch->len);
     }
+}
+
+static void ps__subscribe_cmd(resp_req *req)
+{
+    ps__subscribe_in(req, false);
+}
+
+static void ps__unsubscribe_cmd(resp_req *req)
+{
+    ps__unsubscribe_in(req, false);
+}
+
+static void ps__ssubscribe_cmd(resp_req *req)
+{
+    ps__subscribe_in(req, true);
+}
+
+static void ps__sunsubscribe_cmd(resp_req *req)
+{
+    ps__unsubscribe_in(req, true);
 }
 
 static void ps__psubscribe_cmd(resp_req *req)
@@ -373,7 +457,7 @@ static void ps__psubscribe_cmd(resp_req *req)
     resp_pubsub *ps = req->rc->ra->pubsub;
     for (size_t i = 1; i < req->argc; i++) {
         ps__psubscribe(ps, req->rc, req->argv[i].ptr, req->argv[i].len);
-        ps__confirm(req, "psubscribe", req->argv[i].ptr, req->argv[i].len);
+        ps__confirm(req, false, "psubscribe", req->argv[i].ptr, req->argv[i].len);
     }
 }
 
@@ -383,7 +467,7 @@ static void ps__punsubscribe_cmd(resp_req *req)
     resp_conn *rc = req->rc;
     if (req->argc == 1) {
         if (!rc->subs || rc->subs->npats == 0) {
-            ps__confirm(req, "punsubscribe", NULL, 0);
+            ps__confirm(req, false, "punsubscribe", NULL, 0);
             return;
         }
         for (size_t i = 0; i < ps->npats;) {
@@ -395,7 +479,7 @@ static void ps__punsubscribe_cmd(resp_req *req)
             buf_init(&name);
             buf_append(&name, ps->pats[i].pat, ps->pats[i].len);
             ps__punsubscribe_at(ps, i);
-            ps__confirm(req, "punsubscribe", name.data, name.len);
+            ps__confirm(req, false, "punsubscribe", name.data, name.len);
             buf_close(&name);
         }
         return;
@@ -409,7 +493,7 @@ static void ps__punsubscribe_cmd(resp_req *req)
                 break;
             }
         }
-        ps__confirm(req, "punsubscribe", p->ptr, p->len);
+        ps__confirm(req, false, "punsubscribe", p->ptr, p->len);
     }
 }
 
@@ -418,6 +502,15 @@ static void ps__publish(resp_req *req)
     if (!resp_req_check_value(req, &req->argv[1]) || !resp_req_check_value(req, &req->argv[2]))
         return;
     resp_req_propose_args(req, 1, 2, KV_OP_PUBLISH, 0, 0, 0, resp_reply_integer);
+}
+
+/* SPUBLISH: to a shard channel. cairn is one shard (one Raft group), so
+ * every node's shard subscribers get it, as PUBLISH's subscribers do. */
+static void ps__spublish(resp_req *req)
+{
+    if (!resp_req_check_value(req, &req->argv[1]) || !resp_req_check_value(req, &req->argv[2]))
+        return;
+    resp_req_propose_args(req, 1, 2, KV_OP_PUBLISH, 0, KV_PUBLISH_SHARD, 0, resp_reply_integer);
 }
 
 static int ps__cmp_channel(const void *a, const void *b)
@@ -432,12 +525,15 @@ static void ps__pubsub(resp_req *req)
 {
     resp_pubsub *ps = req->rc->ra->pubsub;
     const resp_arg *sub = &req->argv[1];
-    if (resp_format_arg_is(sub, "channels") && req->argc <= 3) {
+    bool shard = resp_format_arg_is(sub, "shardchannels") || resp_format_arg_is(sub, "shardnumsub");
+    const ps_table *t = ps__table(ps, shard);
+    if ((resp_format_arg_is(sub, "channels") || resp_format_arg_is(sub, "shardchannels")) &&
+        req->argc <= 3) {
         const resp_arg *pat = req->argc == 3 ? &req->argv[2] : NULL;
-        ps_channel **found = xmalloc((ps->nchannels ? ps->nchannels : 1) * sizeof(*found));
+        ps_channel **found = xmalloc((t->n ? t->n : 1) * sizeof(*found));
         size_t n = 0;
-        for (size_t b = 0; b <= ps->mask; b++)
-            for (ps_channel *c = ps->buckets[b]; c; c = c->next)
+        for (size_t b = 0; b <= t->mask; b++)
+            for (ps_channel *c = t->buckets[b]; c; c = c->next)
                 if (!pat || glob_match(pat->ptr, pat->len, c->name, c->len, false)) found[n++] = c;
         qsort(found, n, sizeof(*found), ps__cmp_channel); /* Redis: dict order; ours sorted */
         resp_write_array(&req->reply, n);
@@ -445,11 +541,11 @@ static void ps__pubsub(resp_req *req)
         free(found);
         return;
     }
-    if (resp_format_arg_is(sub, "numsub")) {
+    if (resp_format_arg_is(sub, "numsub") || resp_format_arg_is(sub, "shardnumsub")) {
         resp_write_map(&req->reply, req->proto, req->argc - 2);
         for (size_t i = 2; i < req->argc; i++) {
             const resp_arg *ch = &req->argv[i];
-            ps_channel *c = ps__find(ps, ch->ptr, ch->len, hash_bytes(ch->ptr, ch->len, ps->seed));
+            ps_channel *c = ps__find(ps, t, ch->ptr, ch->len);
             resp_write_bulk(&req->reply, ch->ptr, ch->len);
             resp_write_integer(&req->reply, c ? (long long)c->n : 0);
         }
@@ -478,6 +574,11 @@ static void ps__pubsub(resp_req *req)
             "NUMSUB [<channel> ...]",
             "    Return the number of subscribers for the specified channels, excluding",
             "    pattern subscriptions(default: no channels).",
+            "SHARDCHANNELS [<pattern>]",
+            ("    Return the currently active shard level channels matching a <pattern> (default: "
+             "'*')."),
+            "SHARDNUMSUB [<shardchannel> ...]",
+            "    Return the number of subscribers for the specified shard level channel(s)",
             "HELP",
             "    Prints this help."};
         resp_write_array(&req->reply, sizeof(lines) / sizeof(lines[0]));
@@ -485,7 +586,8 @@ static void ps__pubsub(resp_req *req)
             resp_write_simple(&req->reply, lines[i]);
         return;
     }
-    if (resp_format_arg_is(sub, "channels")) { /* Redis 7.0's words for this one */
+    if (resp_format_arg_is(sub, "channels") || resp_format_arg_is(sub, "shardchannels")) {
+        /* Redis 7.0's words for these */
         resp_req_errorf(req,
                         "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try "
                         "PUBSUB HELP.",
@@ -508,8 +610,8 @@ void resp_pubsub_init(resp_api *ra, uv_loop_t *loop)
     resp_pubsub *ps = xcalloc(1, sizeof(*ps));
     uv_timer_init(loop, &ps->flush);
     ps->flush.data = ps;
-    ps->mask = 15;
-    ps->buckets = xcalloc(ps->mask + 1, sizeof(*ps->buckets));
+    ps__table_init(&ps->chans);
+    ps__table_init(&ps->shard);
     ps->started_wall_ms = clock_wall_ms();
     ps->seed = (uint64_t)clock_mono_ns();
     ps->m_delivered =
@@ -536,19 +638,10 @@ void resp_pubsub_close(resp_api *ra)
         s->on_publish_ctx = NULL;
     }
     /* connections are gone by now (each unsubscribed as it closed) */
-    for (size_t b = 0; b <= ps->mask; b++) {
-        ps_channel *c = ps->buckets[b];
-        while (c) {
-            ps_channel *next = c->next;
-            free(c->subs);
-            free(c->name);
-            free(c);
-            c = next;
-        }
-    }
+    ps__table_close(&ps->chans);
+    ps__table_close(&ps->shard);
     for (size_t i = 0; i < ps->npats; i++) free(ps->pats[i].pat);
     free(ps->pats);
-    free(ps->buckets);
     free(ps);
     ra->pubsub = NULL;
 }
@@ -581,8 +674,21 @@ const resp_cmd resp_cmds_pubsub[] = {
      "total number of subscribed patterns (by any client)",
      "Post a message to a channel (through the log: every node's subscribers get it)",
      "channel message"},
+    {"ssubscribe", ps__ssubscribe_cmd, -2, N | L | S | P | M, 0, 0, 0, "pubsub", "7.0.0",
+     "O(N) where N is the number of shard channels to subscribe to",
+     "Listen for messages published to the given shard channels",
+     "shardchannel [shardchannel ...]"},
+    {"sunsubscribe", ps__sunsubscribe_cmd, -1, N | L | S | P | M, 0, 0, 0, "pubsub", "7.0.0",
+     "O(N) where N is the number of clients already subscribed to a shard channel",
+     "Stop listening for messages posted to the given shard channels",
+     "[shardchannel [shardchannel ...]]"},
+    {"spublish", ps__spublish, 3, RESP_CMD_WRITE | F | L, 0, 0, 0, "pubsub", "7.0.0",
+     "O(N) where N is the number of clients subscribed to the receiving shard channel.",
+     "Post a message to a shard channel (one shard: every node's shard subscribers get it)",
+     "shardchannel message"},
     {"pubsub", ps__pubsub, -2, L | S, 0, 0, 0, "pubsub", "2.8.0", "O(N)",
-     "This node's channels and subscriptions: CHANNELS, NUMSUB, NUMPAT, HELP",
+     "This node's channels and subscriptions: CHANNELS, NUMSUB, NUMPAT, SHARDCHANNELS, "
+     "SHARDNUMSUB, HELP",
      "subcommand [argument ...]"},
 };
 const size_t resp_cmds_pubsub_count = sizeof(resp_cmds_pubsub) / sizeof(resp_cmds_pubsub[0]);

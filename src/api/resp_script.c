@@ -29,6 +29,7 @@
 #include "api/memory.h"
 #include "api/resp_internal.h"
 #include "api/script_lua.h"
+#include "kv/dump.h"
 #include "kv/overlay.h"
 #include "util/alloc.h"
 #include "util/glob.h"
@@ -537,6 +538,167 @@ static void function__stats_ready(resp_req *req)
     resp_write_integer(&req->reply, (long long)nfns);
 }
 
+static void function__dump_ready(resp_req *req)
+{
+    const kv_functions *f = &req->a->store->functions;
+    kv_slice *codes = xcalloc(f->n ? f->n : 1, sizeof(*codes));
+    for (uint32_t i = 0; i < f->n; i++) codes[i] = (kv_slice){f->libs[i].code, f->libs[i].code_len};
+    buf payload;
+    buf_init(&payload);
+    kv_dump_functions(codes, f->n, &payload);
+    resp_write_bulk(&req->reply, payload.data, payload.len);
+    buf_close(&payload);
+    free(codes);
+}
+
+/* FUNCTION RESTORE's libraries as the log entry's arguments: per library
+ * name, code, function count, function names, kept as offsets into one
+ * buffer until the payload is read whole. */
+typedef struct fn_restore {
+    resp_req *req;
+    buf data;
+    size_t *off, *len; /* per argument */
+    size_t nargs, cap;
+    size_t nlibs;
+    bool failed; /* the reply holds the error */
+} fn_restore;
+
+static void fn_restore__arg(fn_restore *r, const char *p, size_t n)
+{
+    if (r->nargs == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 16;
+        r->off = xrealloc(r->off, r->cap * sizeof(*r->off));
+        r->len = xrealloc(r->len, r->cap * sizeof(*r->len));
+    }
+    r->off[r->nargs] = r->data.len;
+    r->len[r->nargs++] = n;
+    buf_append(&r->data, p, n);
+}
+
+static bool fn_restore__eq(const fn_restore *r, size_t arg, const char *p, size_t n)
+{
+    return r->len[arg] == n && memcmp(r->data.data + r->off[arg], p, n) == 0;
+}
+
+/* A library of the payload: checked as FUNCTION LOAD checks its code (in
+ * a scratch interpreter: its name, its functions), and against the
+ * libraries before it in the payload, with Redis' texts. */
+static bool fn_restore__library(void *ctx, kv_slice code)
+{
+    fn_restore *r = ctx;
+    resp_req *req = r->req;
+    buf name, fnames;
+    buf_init(&name);
+    buf_init(&fnames);
+    uint32_t nfn = 0;
+    bool ok = script_lua_check_library(script__lua(req->rc->ra), code.ptr, code.len, &name, &fnames,
+                                       &nfn, &req->reply);
+    if (ok && nfn > KV_FUNCTIONS_MAX_PER_LIBRARY) {
+        resp_req_errorf(req, "ERR a library may register at most %u functions",
+                        KV_FUNCTIONS_MAX_PER_LIBRARY);
+        ok = false;
+    }
+    if (ok && r->nlibs >= KV_FUNCTIONS_MAX_LIBRARIES) {
+        resp_req_errorf(req, "ERR too many function libraries (at most %u): delete one first",
+                        KV_FUNCTIONS_MAX_LIBRARIES);
+        ok = false;
+    }
+    /* the earlier libraries: name, code, count, names... */
+    for (size_t a = 0; ok && a < r->nargs;) {
+        if (fn_restore__eq(r, a, name.data, name.len)) {
+            resp_req_errorf(req, "ERR Library '%.*s' already exists", (int)name.len, name.data);
+            ok = false;
+        }
+        uint64_t k = 0;
+        strconv_parse_u64(r->data.data + r->off[a + 2], r->len[a + 2], &k);
+        for (size_t j = 0, at = 0; ok && j < nfn; j++) {
+            uint32_t l;
+            memcpy(&l, fnames.data + at, sizeof(l));
+            for (uint64_t i = 0; ok && i < k; i++)
+                if (fn_restore__eq(r, a + 3 + i, fnames.data + at + sizeof(l), l)) {
+                    resp_req_errorf(req, "ERR Function %.*s already exists", (int)l,
+                                    fnames.data + at + sizeof(l));
+                    ok = false;
+                }
+            at += sizeof(l) + l;
+        }
+        a += 3 + k;
+    }
+    if (ok) {
+        fn_restore__arg(r, name.data, name.len);
+        fn_restore__arg(r, code.ptr, code.len);
+        char num[16];
+        fn_restore__arg(r, num, (size_t)snprintf(num, sizeof(num), "%u", nfn));
+        for (size_t j = 0, at = 0; j < nfn; j++) {
+            uint32_t l;
+            memcpy(&l, fnames.data + at, sizeof(l));
+            fn_restore__arg(r, fnames.data + at + sizeof(l), l);
+            at += sizeof(l) + l;
+        }
+        r->nlibs++;
+    }
+    buf_close(&name);
+    buf_close(&fnames);
+    r->failed = !ok;
+    return ok;
+}
+
+static void function__restored(resp_req *req, const kv_result *res)
+{
+    if (res->status == KV_ERR_PRECONDITION && res->value_len > 0) {
+        resp_req_errorf(req, "ERR %s %.*s already exists",
+                        res->value[0] == 'L' ? "Library" : "Function", (int)res->value_len - 1,
+                        res->value + 1);
+        return;
+    }
+    resp_req_ok(req);
+}
+
+static void function__restore(resp_req *req)
+{
+    int policy = KV_FUNCTION_RESTORE_APPEND;
+    if (req->argc == 4) {
+        const resp_arg *p = &req->argv[3];
+        if (resp_format_arg_is(p, "append")) {
+            policy = KV_FUNCTION_RESTORE_APPEND;
+        } else if (resp_format_arg_is(p, "replace")) {
+            policy = KV_FUNCTION_RESTORE_REPLACE;
+        } else if (resp_format_arg_is(p, "flush")) {
+            policy = KV_FUNCTION_RESTORE_FLUSH;
+        } else {
+            resp_req_error(req, "ERR Wrong restore policy given, value should be either FLUSH, "
+                                "APPEND or REPLACE.");
+            return;
+        }
+    }
+    fn_restore r = {.req = req};
+    buf_init(&r.data);
+    const char *why;
+    const resp_arg *payload = &req->argv[2];
+    kv_dump_status st = kv_dump_functions_load(
+        payload->ptr, payload->len, req->a->cfg->max_value_bytes, fn_restore__library, &r, &why);
+    if (r.failed) {
+        req->outcome = RESP_OUTCOME_ERROR;
+    } else if (st == KV_DUMP_BAD_FOOTER) {
+        resp_req_error(req, "ERR DUMP payload version or checksum are wrong");
+    } else if (st == KV_DUMP_TOO_LARGE) {
+        resp_req_errorf(req, "ERR a library's code is larger than --max-value-bytes (%llu)",
+                        (unsigned long long)req->a->cfg->max_value_bytes);
+    } else if (st != KV_DUMP_OK) {
+        resp_req_errorf(req, "ERR %s", why ? why : "Failed loading library payload");
+    } else {
+        kv_slice *args = xcalloc(r.nargs ? r.nargs : 1, sizeof(*args));
+        for (size_t i = 0; i < r.nargs; i++) args[i] = (kv_slice){r.data.data + r.off[i], r.len[i]};
+        kv_command cmd = {
+            .op = KV_OP_FUNCTION_RESTORE, .a = policy, .nargs = (uint32_t)r.nargs, .args = args};
+        resp_req_propose(req, &cmd, function__restored);
+        free(args);
+    }
+    buf_close(&r.data);
+    free(r.off);
+    free(r.len);
+}
+
 static void script__function(resp_req *req)
 {
     const resp_arg *sub = &req->argv[1];
@@ -554,6 +716,16 @@ static void script__function(resp_req *req)
         function__list(req);
     } else if (resp_format_arg_is(sub, "stats") && req->argc == 2) {
         resp_req_read(req, function__stats_ready);
+    } else if (resp_format_arg_is(sub, "dump") && req->argc == 2) {
+        resp_req_read(req, function__dump_ready);
+    } else if (resp_format_arg_is(sub, "restore") && req->argc >= 3) {
+        if (req->argc > 4)
+            resp_req_errorf(req,
+                            "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
+                            "Try FUNCTION HELP.",
+                            (int)sub->len, sub->ptr);
+        else
+            function__restore(req);
     } else if (resp_format_arg_is(sub, "kill") && req->argc == 2) {
         resp_req_error(req, "NOTBUSY No scripts in execution right now.");
     } else if (resp_format_arg_is(sub, "help") && req->argc == 2) {
@@ -570,8 +742,8 @@ static void script__function(resp_req *req)
             "    * Library description",
             "    * Functions list",
             "    * Library code (if WITHCODE is given)",
-            "    It also possible to get only function that matches a pattern using LIBRARYNAME",
-            "    argument.",
+            ("    It also possible to get only function that matches a pattern using LIBRARYNAME "
+             "argument."),
             "STATS",
             "    Return information about the current function running:",
             "    * Function name",
@@ -586,15 +758,30 @@ static void script__function(resp_req *req)
             "    Libraries go at once, whatever the mode. Valid modes are:",
             "    * ASYNC: Asynchronously flush the libraries.",
             "    * SYNC: Synchronously flush the libraries.",
+            "DUMP",
+            ("    Return a serialized payload representing the current libraries, can be "
+             "restored using FUNCTION RESTORE command"),
+            "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+            ("    Restore the libraries represented by the given payload, it is possible to "
+             "give a restore policy to"),
+            "    control how to handle existing libraries (default APPEND):",
+            "    * FLUSH: delete all existing libraries.",
+            ("    * APPEND: appends the restored libraries to the existing libraries. On "
+             "collision, abort."),
+            ("    * REPLACE: appends the restored libraries to the existing libraries, On "
+             "collision, replace the old"),
+            ("      libraries with the new libraries (notice that even on this option there is "
+             "a chance of failure"),
+            "      in case of functions name collision with another library).",
             "HELP",
             "    Prints this help.",
             NULL};
         resp_req_help(req, lines);
     } else if (resp_format_arg_is(sub, "load") || resp_format_arg_is(sub, "delete") ||
                resp_format_arg_is(sub, "flush") || resp_format_arg_is(sub, "stats") ||
-               resp_format_arg_is(sub, "kill") || resp_format_arg_is(sub, "help")) {
-        resp_req_errorf(req, "ERR wrong number of arguments for 'function|%.*s' command",
-                        (int)sub->len, sub->ptr);
+               resp_format_arg_is(sub, "kill") || resp_format_arg_is(sub, "help") ||
+               resp_format_arg_is(sub, "dump") || resp_format_arg_is(sub, "restore")) {
+        resp_req_error_sub_arity(req);
     } else {
         resp_req_errorf(req, "ERR unknown subcommand '%.*s'. Try FUNCTION HELP.", (int)sub->len,
                         sub->ptr);
@@ -645,14 +832,13 @@ static void script__script(resp_req *req)
             "LOAD <script>",
             "    Load a script into the scripts cache without executing it.",
             "HELP",
-            "    Print this help.",
+            "    Prints this help.",
             NULL};
         resp_req_help(req, lines);
     } else if (resp_format_arg_is(sub, "load") || resp_format_arg_is(sub, "exists") ||
                resp_format_arg_is(sub, "flush") || resp_format_arg_is(sub, "kill") ||
                resp_format_arg_is(sub, "help")) {
-        resp_req_errorf(req, "ERR wrong number of arguments for 'script|%.*s' command",
-                        (int)sub->len, sub->ptr);
+        resp_req_error_sub_arity(req);
     } else {
         resp_req_errorf(req, "ERR unknown subcommand '%.*s'. Try SCRIPT HELP.", (int)sub->len,
                         sub->ptr);

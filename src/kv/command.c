@@ -203,7 +203,9 @@ const char *kv_op_name(int op)
                                   "xreadgroup",
                                   "xack",
                                   "xclaim",
-                                  "xautoclaim"};
+                                  "xautoclaim",
+                                  "function_restore",
+                                  "xsetid"};
     if (op <= 0 || op >= KV_OP_MAX_) return "?";
     return names[op];
 }

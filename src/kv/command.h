@@ -101,23 +101,29 @@ typedef enum kv_op {
     KV_OP_EXEC,      /* token, a x (watched key, rev), b x step: a MULTI/EXEC transaction,
                       * applied whole (kv/transaction.h) */
     KV_OP_PUBLISH,   /* channel message: handed to the store's on_publish on every node;
-                      * integer: what on_publish answers; not a keyspace change */
+                      * a = KV_PUBLISH_SHARD for SPUBLISH's shard channels; integer:
+                      * what on_publish answers; not a keyspace change */
     KV_OP_XADD,      /* key id threshold field value ...: append to a stream (kv/stream.h); id ""
                       * for *, "ms-*" or "ms-seq"; flag XX: NOMKSTREAM; a = KV_XTRIM_* |
                       * KV_XTRIM_APPROX, b = LIMIT; value: the new ID */
     KV_OP_XDEL,      /* key id ...: integer: entries deleted */
     KV_OP_XTRIM,     /* key threshold: a, b as XADD's; integer: entries removed */
-    KV_OP_FUNCTION_LOAD,   /* name code fname ...: a library (kv/functions.h); flag XX: REPLACE;
-                            * not a keyspace change (no revision), nor are the two below */
-    KV_OP_FUNCTION_DELETE, /* name */
-    KV_OP_FUNCTION_FLUSH,  /* (no arguments) */
-    KV_OP_XGROUP,          /* key group [id|consumer]: a = KV_XGROUP_*, b = ENTRIESREAD
-                            * (INT64_MIN: none); flag NX: MKSTREAM (kv/stream_group.h) */
-    KV_OP_XREADGROUP,      /* group consumer key... id... ("" for >): b keys, a = COUNT;
-                            * flag NX: NOACK; value: the entries (store.c) */
-    KV_OP_XACK,            /* key group id ...: integer: acknowledged */
-    KV_OP_XCLAIM,          /* key group consumer id ... [lastid]: see store__xclaim */
-    KV_OP_XAUTOCLAIM,      /* key group consumer start: a = min idle, b = COUNT */
+    KV_OP_FUNCTION_LOAD,    /* name code fname ...: a library (kv/functions.h); flag XX: REPLACE;
+                             * not a keyspace change (no revision), nor are the two below */
+    KV_OP_FUNCTION_DELETE,  /* name */
+    KV_OP_FUNCTION_FLUSH,   /* (no arguments) */
+    KV_OP_XGROUP,           /* key group [id|consumer]: a = KV_XGROUP_*, b = ENTRIESREAD
+                             * (INT64_MIN: none); flag NX: MKSTREAM (kv/stream_group.h) */
+    KV_OP_XREADGROUP,       /* group consumer key... id... ("" for >): b keys, a = COUNT;
+                             * flag NX: NOACK; value: the entries (store.c) */
+    KV_OP_XACK,             /* key group id ...: integer: acknowledged */
+    KV_OP_XCLAIM,           /* key group consumer id ... [lastid]: see store__xclaim */
+    KV_OP_XAUTOCLAIM,       /* key group consumer start: a = min idle, b = COUNT */
+    KV_OP_FUNCTION_RESTORE, /* (name code nfn fname...)...: libraries all or none; a =
+                             * KV_FUNCTION_RESTORE_* (kv/functions.h); refused: PRECONDITION,
+                             * value 'L' library or 'F' function name */
+    KV_OP_XSETID,           /* key id [max-deleted-id]: a stream's last ID; a = ENTRIESADDED
+                             * (-1: none) */
     KV_OP_MAX_
 } kv_op;
 
@@ -154,6 +160,9 @@ enum {
     KV_XGROUP_CREATECONSUMER = 4,
     KV_XGROUP_DELCONSUMER = 5
 };
+
+/* KV_OP_PUBLISH's a: 0 a channel, KV_PUBLISH_SHARD a shard channel */
+enum { KV_PUBLISH_SHARD = 1 };
 
 /* XADD's and XTRIM's trimming (their a) */
 enum { KV_XTRIM_NONE = 0, KV_XTRIM_MAXLEN = 1, KV_XTRIM_MINID = 2, KV_XTRIM_APPROX = 4 };

@@ -52,7 +52,9 @@ enum {
 #define QUICKLIST_PACKED 2
 #define QUICKLIST_NODE_BYTES 8192 /* list-max-listpack-size -2 */
 #define DUMP_FOOTER 10
-#define LZF_MAX_RATIO 100 /* an LZF back reference of 3 bytes yields at most 264 */
+#define RDB_OPCODE_FUNCTION2 245    /* a library: its code as a string (Redis 7.0 GA) */
+#define RDB_OPCODE_FUNCTION_PRE 246 /* the 7.0 release candidates' format */
+#define LZF_MAX_RATIO 100           /* an LZF back reference of 3 bytes yields at most 264 */
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
@@ -284,6 +286,18 @@ static void w__zset(buf *out, const kv_entry *e)
     }
 }
 
+/* The RDB version and the CRC-64 of what was written from start on. */
+static void w__footer(buf *out, size_t start)
+{
+    unsigned char footer[DUMP_FOOTER];
+    footer[0] = KV_DUMP_RDB_VERSION & 0xff;
+    footer[1] = KV_DUMP_RDB_VERSION >> 8;
+    buf_append(out, footer, 2);
+    uint64_t crc = crc64(0, out->data + start, out->len - start);
+    for (int i = 0; i < 8; i++) footer[i] = (unsigned char)(crc >> (8 * i));
+    buf_append(out, footer, 8);
+}
+
 void kv_dump_value(const kv_entry *e, buf *out)
 {
     size_t start = out->len;
@@ -305,13 +319,17 @@ void kv_dump_value(const kv_entry *e, buf *out)
         w__string(out, e->value, e->value_len);
         break;
     }
-    unsigned char footer[DUMP_FOOTER];
-    footer[0] = KV_DUMP_RDB_VERSION & 0xff;
-    footer[1] = KV_DUMP_RDB_VERSION >> 8;
-    buf_append(out, footer, 2);
-    uint64_t crc = crc64(0, out->data + start, out->len - start);
-    for (int i = 0; i < 8; i++) footer[i] = (unsigned char)(crc >> (8 * i));
-    buf_append(out, footer, 8);
+    w__footer(out, start);
+}
+
+void kv_dump_functions(const kv_slice *codes, size_t n, buf *out)
+{
+    size_t start = out->len;
+    for (size_t i = 0; i < n; i++) {
+        buf_append_char(out, (char)RDB_OPCODE_FUNCTION2);
+        w__string(out, codes[i].ptr, codes[i].len);
+    }
+    w__footer(out, start);
 }
 
 /* ---- reading ---------------------------------------------------------------------------- */
@@ -705,4 +723,38 @@ kv_dump_status kv_dump_load(kv_keyspace *ks, kv_entry *e, const char *p, size_t 
     buf_close(&k.first);
     if (r.err != KV_DUMP_OK) kv_keyspace_reset_value(ks, e);
     return r.err;
+}
+
+kv_dump_status kv_dump_functions_load(const char *p, size_t len, uint64_t max_string,
+                                      kv_dump_library_fn each, void *ctx, const char **why)
+{
+    *why = NULL;
+    kv_dump_status st = kv_dump_check(p, len);
+    if (st != KV_DUMP_OK) return st;
+    rd r = {.p = (const unsigned char *)p,
+            .end = (const unsigned char *)p + len - DUMP_FOOTER,
+            .max_string = max_string && max_string < UINT32_MAX ? max_string : UINT32_MAX};
+    buf scratch;
+    buf_init(&scratch);
+    while (r.p < r.end) {
+        /* Redis' texts for what is not a library */
+        unsigned char type = *r.p++;
+        if (type == RDB_OPCODE_FUNCTION_PRE) {
+            *why = "Pre-GA function format not supported";
+        } else if (type != RDB_OPCODE_FUNCTION2) {
+            *why = "given type is not a function";
+        } else {
+            kv_slice code;
+            if (!rd__string(&r, &scratch, &code))
+                *why = r.err == KV_DUMP_TOO_LARGE ? NULL : "Failed loading library payload";
+            else if (!each(ctx, code))
+                break;
+        }
+        if (*why || r.err != KV_DUMP_OK) {
+            buf_close(&scratch);
+            return r.err == KV_DUMP_TOO_LARGE ? KV_DUMP_TOO_LARGE : KV_DUMP_BAD_DATA;
+        }
+    }
+    buf_close(&scratch);
+    return KV_DUMP_OK;
 }

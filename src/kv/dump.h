@@ -27,9 +27,11 @@
 #ifndef CAIRN_KV_DUMP_H
 #define CAIRN_KV_DUMP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv/command.h"
 #include "kv/keyspace.h"
 #include "util/buf.h"
 
@@ -55,5 +57,17 @@ kv_dump_status kv_dump_check(const char *p, size_t len);
  * error e holds nothing again. */
 kv_dump_status kv_dump_load(kv_keyspace *ks, kv_entry *e, const char *p, size_t len,
                             uint64_t max_string);
+
+/* FUNCTION DUMP's payload (Redis 7.0's): per library the opcode 245 and
+ * its code as an RDB string, then the version and checksum. */
+void kv_dump_functions(const kv_slice *codes, size_t n, buf *out);
+
+/* FUNCTION RESTORE's payload: each library's code to each(ctx, code) in
+ * payload order (code valid during the call; each answers false to stop,
+ * which is no error). KV_DUMP_BAD_DATA with *why Redis' text for what is
+ * wrong (an entry that is not a library, a code that does not read). */
+typedef bool (*kv_dump_library_fn)(void *ctx, kv_slice code);
+kv_dump_status kv_dump_functions_load(const char *p, size_t len, uint64_t max_string,
+                                      kv_dump_library_fn each, void *ctx, const char **why);
 
 #endif

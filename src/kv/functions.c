@@ -6,6 +6,7 @@
 
 #include "kv/store.h"
 #include "util/alloc.h"
+#include "util/strconv.h"
 
 void kv_functions_init(kv_functions *f)
 {
@@ -95,6 +96,105 @@ int kv_functions_add(kv_functions *f, kv_slice name, kv_slice code, const kv_sli
     return KV_FUNCTIONS_ADDED;
 }
 
+static void fn__delete_at(kv_functions *f, size_t i)
+{
+    fn__free_lib(&f->libs[i]);
+    memmove(&f->libs[i], &f->libs[i + 1], (f->n - i - 1) * sizeof(*f->libs));
+    f->n--;
+    f->gen++;
+}
+
+/* One library of a KV_OP_FUNCTION_RESTORE: name, code, count, fnames. */
+typedef struct fn_restored {
+    kv_slice name, code;
+    const kv_slice *fnames;
+    uint32_t nfn;
+} fn_restored;
+
+/* The libraries in args, or -1 when they do not parse. */
+static int64_t fn__restored(const kv_command *cmd, fn_restored *out, size_t cap)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < cmd->nargs;) {
+        uint64_t nfn;
+        if (cmd->nargs - i < 3 || n == cap ||
+            !strconv_parse_u64(cmd->args[i + 2].ptr, cmd->args[i + 2].len, &nfn) ||
+            nfn > KV_FUNCTIONS_MAX_PER_LIBRARY || nfn > cmd->nargs - i - 3)
+            return -1;
+        out[n++] = (fn_restored){cmd->args[i], cmd->args[i + 1], cmd->args + i + 3, (uint32_t)nfn};
+        i += 3 + (uint32_t)nfn;
+    }
+    return (int64_t)n;
+}
+
+/* A refusal of FUNCTION RESTORE: KV_ERR_PRECONDITION (nothing changed),
+ * the value 'L' and a library that exists or 'F' and a function name. */
+static void fn__refuse(kv_store *s, kv_result *res, char what, kv_slice name)
+{
+    res->status = KV_ERR_PRECONDITION;
+    res->has_value = true;
+    buf_reset(&s->scratch);
+    buf_append_char(&s->scratch, what);
+    buf_append(&s->scratch, name.ptr, name.len);
+    res->value = s->scratch.data;
+    res->value_len = s->scratch.len;
+}
+
+/* KV_OP_FUNCTION_RESTORE: all the libraries or none, joined as Redis'
+ * libraryJoin: APPEND refuses a library that exists; REPLACE first drops
+ * the libraries of the payload's names; FLUSH starts from none; then a
+ * function name another library has refuses the whole. Built on a copy,
+ * swapped in when every library went in. */
+static void fn__restore(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    kv_functions *f = &s->functions;
+    fn_restored *libs = xcalloc(cmd->nargs / 3 + 1, sizeof(*libs));
+    int64_t n = fn__restored(cmd, libs, cmd->nargs / 3 + 1);
+    if (n < 0 || cmd->a < KV_FUNCTION_RESTORE_APPEND || cmd->a > KV_FUNCTION_RESTORE_FLUSH) {
+        res->status = KV_ERR_MALFORMED;
+        free(libs);
+        return;
+    }
+    if (cmd->a == KV_FUNCTION_RESTORE_APPEND)
+        for (int64_t i = 0; i < n; i++)
+            if (kv_functions_find(f, libs[i].name.ptr, libs[i].name.len)) {
+                fn__refuse(s, res, 'L', libs[i].name);
+                free(libs);
+                return;
+            }
+    kv_functions next;
+    kv_functions_init(&next);
+    kv_slice clash = {0};
+    for (uint32_t i = 0; cmd->a != KV_FUNCTION_RESTORE_FLUSH && i < f->n; i++) {
+        const kv_library *l = &f->libs[i];
+        bool replaced = false;
+        for (int64_t k = 0; k < n && !replaced; k++)
+            replaced = fn__eq(l->name, l->name_len, libs[k].name.ptr, libs[k].name.len);
+        if (!replaced)
+            kv_functions_add(&next, (kv_slice){l->name, l->name_len},
+                             (kv_slice){l->code, l->code_len}, l->fnames, l->nfn, false, &clash);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int rc = next.n >= KV_FUNCTIONS_MAX_LIBRARIES
+                     ? -1
+                     : kv_functions_add(&next, libs[i].name, libs[i].code, libs[i].fnames,
+                                        libs[i].nfn, false, &clash);
+        if (rc == KV_FUNCTIONS_ADDED) continue;
+        if (rc < 0)
+            res->status = KV_ERR_TOO_LARGE;
+        else
+            fn__refuse(s, res, rc == KV_FUNCTIONS_LIB_EXISTS ? 'L' : 'F',
+                       rc == KV_FUNCTIONS_LIB_EXISTS ? libs[i].name : clash);
+        kv_functions_close(&next);
+        free(libs);
+        return;
+    }
+    next.gen = f->gen + 1;
+    kv_functions_close(f);
+    *f = next;
+    free(libs);
+}
+
 void kv_functions_apply(kv_store *s, const kv_command *cmd, kv_result *res)
 {
     kv_functions *f = &s->functions;
@@ -135,13 +235,12 @@ void kv_functions_apply(kv_store *s, const kv_command *cmd, kv_result *res)
             res->status = KV_ERR_NO_LIBRARY;
             return;
         }
-        size_t i = (size_t)(l - f->libs);
-        fn__free_lib(&f->libs[i]);
-        memmove(&f->libs[i], &f->libs[i + 1], (f->n - i - 1) * sizeof(*f->libs));
-        f->n--;
-        f->gen++;
+        fn__delete_at(f, (size_t)(l - f->libs));
         return;
     }
+    case KV_OP_FUNCTION_RESTORE:
+        fn__restore(s, cmd, res);
+        return;
     case KV_OP_FUNCTION_FLUSH:
         for (uint32_t i = 0; i < f->n; i++) fn__free_lib(&f->libs[i]);
         f->n = 0;

@@ -54,7 +54,14 @@ int kv_functions_add(kv_functions *f, kv_slice name, kv_slice code, const kv_sli
                      uint32_t nfn, bool replace, kv_slice *clash);
 enum { KV_FUNCTIONS_ADDED = 0, KV_FUNCTIONS_LIB_EXISTS, KV_FUNCTIONS_FUNC_EXISTS };
 
-/* KV_OP_FUNCTION_LOAD / _DELETE / _FLUSH (kv_store_apply). */
+/* KV_OP_FUNCTION_RESTORE's policy (its a), as Redis' */
+enum {
+    KV_FUNCTION_RESTORE_APPEND = 0, /* a library that exists refuses the whole */
+    KV_FUNCTION_RESTORE_REPLACE = 1,
+    KV_FUNCTION_RESTORE_FLUSH = 2,
+};
+
+/* KV_OP_FUNCTION_LOAD / _DELETE / _FLUSH / _RESTORE (kv_store_apply). */
 void kv_functions_apply(struct kv_store *s, const kv_command *cmd, struct kv_result *res);
 
 #endif

@@ -2010,6 +2010,41 @@ static void store__xtrim(kv_store *s, const kv_command *cmd, kv_result *res)
     if (n) store__stream_changed(s, cmd, e, ++s->revision);
 }
 
+/* XSETID key id [max-deleted-id]; a = ENTRIESADDED (-1: none). Checked
+ * here, against the state, as Redis does: the ID not below the last
+ * entry's, ENTRIESADDED not below the length. */
+static void store__xsetid(kv_store *s, const kv_command *cmd, kv_result *res)
+{
+    kv_stream_id id, md;
+    if (cmd->nargs < 2 || cmd->nargs > 3 || cmd->a < -1 ||
+        !kv_stream_id_parse(cmd->args[1].ptr, cmd->args[1].len, 0, &id, NULL) ||
+        (cmd->nargs == 3 &&
+         !kv_stream_id_parse(cmd->args[2].ptr, cmd->args[2].len, 0, &md, NULL))) {
+        res->status = KV_ERR_MALFORMED;
+        return;
+    }
+    kv_entry *e = store__typed(s, cmd, 0, KV_TYPE_STREAM, res);
+    if (res->status) return;
+    if (!e) {
+        res->status = KV_ERR_NO_SUCH_KEY;
+        return;
+    }
+    uint64_t len = kv_stream_len(e);
+    if (len) {
+        kv_stream_id top = kv_stream_entry_id(kv_stream_at(e, len - 1));
+        if (kv_stream_id_cmp(id, top) < 0) {
+            res->status = KV_ERR_STREAM_ID_SMALL;
+            return;
+        }
+        if (cmd->a >= 0 && (uint64_t)cmd->a < len) {
+            res->status = KV_ERR_ENTRIES_ADDED;
+            return;
+        }
+    }
+    kv_stream_set_ids(e, id, cmd->a, cmd->nargs == 3 ? &md : NULL);
+    store__stream_changed(s, cmd, e, ++s->revision);
+}
+
 /* ---- stream consumer groups (kv/stream_group.h) --------------------------------- */
 
 /* The answer's entries: u32 count, each u64 ms | u64 seq | i32 pairs
@@ -2314,8 +2349,10 @@ static void store__xclaim(kv_store *s, const kv_command *cmd, kv_result *res)
     int64_t delivered = now;
     if (!autoclaim && (cmd->flags & KV_FLAG_KEEPTTL)) delivered = now - cmd->b;
     if (!autoclaim && (cmd->flags & KV_FLAG_GET)) delivered = cmd->b;
-    int64_t retry = autoclaim ? (justid ? 0 : -1) : cmd->expire_ms;
-    if (!autoclaim && retry < 0 && justid) retry = 0; /* JUSTID does not count a delivery */
+    /* RETRYCOUNT sets the count; else a claim counts a delivery, but
+     * with JUSTID (the entry is not delivered), as Redis */
+    int64_t retry = autoclaim ? -1 : cmd->expire_ms;
+    if (retry < 0) retry = justid ? KV_SG_DELIVERIES_KEEP : KV_SG_DELIVERIES_ADD;
     bool created;
     kv_sg_consumer *c =
         kv_sg_consumer_get(&s->ks, e, g, cmd->args[2].ptr, cmd->args[2].len, now, &created);
@@ -2343,7 +2380,7 @@ static void store__xclaim(kv_store *s, const kv_command *cmd, kv_result *res)
             const kv_stream_entry *x = store__stream_find(e, id);
             if (!p && (cmd->flags & KV_FLAG_NX) && x) { /* FORCE: into the PEL */
                 p = kv_sg_pel_add(&s->ks, e, g, c, id, delivered);
-                p->deliveries = 0;
+                p->deliveries = 1; /* Redis' new NACK; the claim below may count one more */
             }
             if (!p) continue;
             if (!x) { /* deleted from the stream: out of the PEL */
@@ -2622,6 +2659,7 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
     case KV_OP_FUNCTION_LOAD:
     case KV_OP_FUNCTION_DELETE:
     case KV_OP_FUNCTION_FLUSH:
+    case KV_OP_FUNCTION_RESTORE:
         kv_functions_apply(s, cmd, res);
         break;
     case KV_OP_EXEC:
@@ -2635,6 +2673,9 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res)
         break;
     case KV_OP_XTRIM:
         store__xtrim(s, cmd, res);
+        break;
+    case KV_OP_XSETID:
+        store__xsetid(s, cmd, res);
         break;
     case KV_OP_PUBLISH:
         /* a message, not state: nothing changes, no revision */

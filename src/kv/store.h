@@ -50,6 +50,7 @@ typedef enum kv_status {
     KV_ERR_NO_LIBRARY,      /* FUNCTION DELETE: no such library */
     KV_ERR_NOGROUP,         /* no such stream or consumer group (value: u32 len | key | group) */
     KV_ERR_BUSYGROUP,       /* XGROUP CREATE of a group that exists */
+    KV_ERR_ENTRIES_ADDED,   /* XSETID: ENTRIESADDED below the stream's length */
     KV_STATUS_COUNT_
 } kv_status;
 

@@ -149,6 +149,59 @@ uint64_t kv_stream_entries_added(const kv_entry *e)
     return st__of(e)->entries_added;
 }
 
+void kv_stream_set_ids(kv_entry *e, kv_stream_id last, int64_t entries_added,
+                       const kv_stream_id *max_deleted)
+{
+    kv_stream *st = st__of(e);
+    st->last_id = last;
+    if (entries_added >= 0) st->entries_added = (uint64_t)entries_added;
+    if (max_deleted) st->max_deleted = *max_deleted;
+}
+
+/* The big-endian 16 bytes Redis keys a node by. */
+static void st__id_key(kv_stream_id id, unsigned char out[16])
+{
+    for (int i = 0; i < 8; i++) {
+        out[i] = (unsigned char)(id.ms >> (56 - 8 * i));
+        out[8 + i] = (unsigned char)(id.seq >> (56 - 8 * i));
+    }
+}
+
+/* Nodes of a compressed radix tree (Redis' rax) over keys[lo, hi) (sorted,
+ * distinct, 16 bytes each), for the subtree whose node starts at byte
+ * depth d: a chain of single-child bytes is one compressed node, a fork one
+ * node holding its bytes, a key one (empty) node after its last byte. */
+static uint64_t st__rax_nodes(const unsigned char (*keys)[16], uint64_t lo, uint64_t hi, int d)
+{
+    if (hi - lo == 1) return d < 16 ? 2 : 1;
+    int b = d; /* the fork: the first byte where the first and last key differ */
+    while (keys[lo][b] == keys[hi - 1][b]) b++;
+    uint64_t n = (b > d) + 1;
+    for (uint64_t i = lo; i < hi;) {
+        uint64_t j = i + 1;
+        while (j < hi && keys[j][b] == keys[i][b]) j++;
+        n += st__rax_nodes(keys, i, j, b + 1);
+        i = j;
+    }
+    return n;
+}
+
+void kv_stream_radix_shape(const kv_entry *e, uint64_t *keys, uint64_t *nodes)
+{
+    const kv_stream *st = st__of(e);
+    unsigned char(*k)[16] = xmalloc((st->len ? st->len : 1) * sizeof(*k));
+    uint64_t n = 0, node = 0;
+    for (uint64_t i = 0; i < st->len; i++) {
+        const kv_stream_entry *x = st->items[st->head + i];
+        if (n && x->node == node) continue;
+        node = x->node;
+        st__id_key(x->id, k[n++]);
+    }
+    *keys = n;
+    *nodes = n ? st__rax_nodes((const unsigned char(*)[16])k, 0, n, 0) : 1;
+    free(k);
+}
+
 const kv_stream_entry *kv_stream_at(const kv_entry *e, uint64_t i)
 {
     const kv_stream *st = st__of(e);
@@ -254,11 +307,12 @@ void kv_stream_append(kv_keyspace *ks, kv_entry *e, kv_stream_id id, const kv_sl
     ACCOUNT_END(ks, e);
 }
 
-/* Remove the live entry at position i. */
-static void st__remove_at(kv_stream *st, uint64_t i)
+/* Remove the live entry at position i. XDEL (xdel) records the greatest
+ * deleted ID; trimming does not, as in Redis (its first ID moves). */
+static void st__remove_at(kv_stream *st, uint64_t i, bool xdel)
 {
     kv_stream_entry *x = st->items[st->head + i];
-    if (kv_stream_id_cmp(x->id, st->max_deleted) > 0) st->max_deleted = x->id;
+    if (xdel && kv_stream_id_cmp(x->id, st->max_deleted) > 0) st->max_deleted = x->id;
     st->mem -= st__entry_alloc(x);
     free(x);
     if (i == 0) {
@@ -277,7 +331,7 @@ bool kv_stream_delete(kv_keyspace *ks, kv_entry *e, kv_stream_id id)
     uint64_t i = kv_stream_seek(e, id);
     if (i >= st->len || kv_stream_id_cmp(st->items[st->head + i]->id, id) != 0) return false;
     ACCOUNT_BEGIN(ks, e);
-    st__remove_at(st, i);
+    st__remove_at(st, i, true);
     ACCOUNT_END(ks, e);
     return true;
 }
@@ -306,13 +360,13 @@ static uint64_t st__trim(kv_keyspace *ks, kv_entry *e, uint64_t maxlen, const kv
             const kv_stream_entry *last = st->items[st->head + n - 1];
             bool whole = minid ? kv_stream_id_cmp(last->id, *minid) < 0 : st->len - n >= maxlen;
             if (!whole || (limit && removed + n > limit)) break;
-            for (uint64_t k = 0; k < n; k++) st__remove_at(st, 0);
+            for (uint64_t k = 0; k < n; k++) st__remove_at(st, 0, false);
             removed += n;
         } else {
             bool go =
                 minid ? kv_stream_id_cmp(st->items[st->head]->id, *minid) < 0 : st->len > maxlen;
             if (!go) break;
-            st__remove_at(st, 0);
+            st__remove_at(st, 0, false);
             removed++;
         }
     }

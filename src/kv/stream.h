@@ -5,9 +5,9 @@
  * a sequence number — each with its field/value pairs, plus what Redis
  * keeps beside them: the last ID ever added (new IDs must be greater, also
  * after the entry holding it was deleted), the number of entries ever
- * added and the greatest deleted ID. Entries sit in an array (a live range
- * [head, head + len)), so appending, trimming from the front and a range
- * lookup (binary search) are cheap; XDEL moves the tail down.
+ * added and the greatest ID XDEL removed (trimming leaves it). Entries sit in an array (a live
+ * range [head, head + len)), so appending, trimming from the front and a range lookup (binary
+ * search) are cheap; XDEL moves the tail down.
  *
  * Redis packs entries into nodes of at most 100 (stream-node-max-entries)
  * and approximate trimming (`MAXLEN ~`) removes whole nodes only. Entries
@@ -61,6 +61,17 @@ uint64_t kv_stream_len(const kv_entry *e);
 kv_stream_id kv_stream_last_id(const kv_entry *e);
 kv_stream_id kv_stream_max_deleted(const kv_entry *e);
 uint64_t kv_stream_entries_added(const kv_entry *e);
+/* XSETID: the last ID, and when given (entries_added >= 0, max_deleted
+ * not NULL) the count of entries ever added and the greatest deleted ID.
+ * The caller checked what Redis checks (the ID not below the last entry's,
+ * entries_added not below the length). */
+void kv_stream_set_ids(kv_entry *e, kv_stream_id last, int64_t entries_added,
+                       const kv_stream_id *max_deleted);
+/* The number of nodes Redis' radix tree would hold for the stream and the
+ * radix tree's own node count (XINFO STREAM's radix-tree-keys and -nodes),
+ * from the node model above; a node's key is its first live entry's ID
+ * (Redis keeps the ID of the node's first entry ever, also once deleted). */
+void kv_stream_radix_shape(const kv_entry *e, uint64_t *keys, uint64_t *nodes);
 /* The entry at position i (0 = the first), NULL past the end. */
 const kv_stream_entry *kv_stream_at(const kv_entry *e, uint64_t i);
 /* The position of the first entry with an ID >= id (len when none). */

@@ -53,12 +53,74 @@ static bool sg__eq(const char *a, size_t al, const char *b, size_t bl)
     return al == bl && memcmp(a, b, al) == 0;
 }
 
+/* Redis' order of groups and consumers (its radix trees'): bytewise, a
+ * prefix first. */
+static int sg__name_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+/* Where name is, or would go, among n items kept in name order; name_of
+ * gives an item's name. */
+typedef kv_slice (*sg_name_fn)(const void *item);
+
+static uint32_t sg__seek(const void *const *items, uint32_t n, sg_name_fn name_of, const char *name,
+                         size_t len)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        kv_slice m = name_of(items[mid]);
+        if (sg__name_cmp(m.ptr, m.len, name, len) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static kv_slice sg__group_name(const void *item)
+{
+    const kv_sg *g = item;
+    return (kv_slice){g->name, g->name_len};
+}
+
+static kv_slice sg__consumer_name(const void *item)
+{
+    const kv_sg_consumer *c = item;
+    return (kv_slice){c->name, c->name_len};
+}
+
+static uint32_t sg__seek_group(const kv_sg_set *s, const char *name, size_t len)
+{
+    return sg__seek((const void *const *)s->groups, s->n, sg__group_name, name, len);
+}
+
+static uint32_t sg__seek_consumer(const kv_sg *g, const char *name, size_t len)
+{
+    return sg__seek((const void *const *)g->consumers, g->nconsumers, sg__consumer_name, name, len);
+}
+
+static int sg__group_order(const void *a, const void *b)
+{
+    const kv_sg *x = *(kv_sg *const *)a, *y = *(kv_sg *const *)b;
+    return sg__name_cmp(x->name, x->name_len, y->name, y->name_len);
+}
+
+static int sg__consumer_order(const void *a, const void *b)
+{
+    const kv_sg_consumer *x = *(kv_sg_consumer *const *)a, *y = *(kv_sg_consumer *const *)b;
+    return sg__name_cmp(x->name, x->name_len, y->name, y->name_len);
+}
+
 kv_sg *kv_sg_find(const kv_entry *e, const char *name, size_t len)
 {
     const kv_sg_set *s = kv_sg_groups(e);
-    for (uint32_t i = 0; s && i < s->n; i++)
-        if (sg__eq(s->groups[i]->name, s->groups[i]->name_len, name, len)) return s->groups[i];
-    return NULL;
+    if (!s) return NULL;
+    uint32_t i = sg__seek_group(s, name, len);
+    return i < s->n && sg__eq(s->groups[i]->name, s->groups[i]->name_len, name, len) ? s->groups[i]
+                                                                                     : NULL;
 }
 
 static char *sg__dup(const char *p, size_t n)
@@ -92,7 +154,10 @@ kv_sg *kv_sg_create(kv_keyspace *ks, kv_entry *e, const char *name, size_t len,
     g->name_len = (uint32_t)len;
     g->last_id = last_id;
     g->entries_read = entries_read;
-    s->groups[s->n++] = g;
+    uint32_t at = sg__seek_group(s, name, len);
+    memmove(&s->groups[at + 1], &s->groups[at], (s->n - at) * sizeof(*s->groups));
+    s->groups[at] = g;
+    s->n++;
     sg__recount(s);
     ACCOUNT_END(ks, e);
     return g;
@@ -128,10 +193,10 @@ bool kv_sg_destroy(kv_keyspace *ks, kv_entry *e, const char *name, size_t len)
 
 kv_sg_consumer *kv_sg_consumer_find(const kv_sg *g, const char *name, size_t len)
 {
-    for (uint32_t i = 0; i < g->nconsumers; i++)
-        if (sg__eq(g->consumers[i]->name, g->consumers[i]->name_len, name, len))
-            return g->consumers[i];
-    return NULL;
+    uint32_t i = sg__seek_consumer(g, name, len);
+    return i < g->nconsumers && sg__eq(g->consumers[i]->name, g->consumers[i]->name_len, name, len)
+               ? g->consumers[i]
+               : NULL;
 }
 
 kv_sg_consumer *kv_sg_consumer_get(kv_keyspace *ks, kv_entry *e, kv_sg *g, const char *name,
@@ -149,7 +214,10 @@ kv_sg_consumer *kv_sg_consumer_get(kv_keyspace *ks, kv_entry *e, kv_sg *g, const
     c->name = sg__dup(name, len);
     c->name_len = (uint32_t)len;
     c->seen_ms = now_ms;
-    g->consumers[g->nconsumers++] = c;
+    uint32_t at = sg__seek_consumer(g, name, len);
+    memmove(&g->consumers[at + 1], &g->consumers[at], (g->nconsumers - at) * sizeof(*g->consumers));
+    g->consumers[at] = c;
+    g->nconsumers++;
     sg__recount(*kv_stream__groups_slot(e));
     ACCOUNT_END(ks, e);
     return c;
@@ -235,6 +303,18 @@ static int64_t sg__estimate_read(const kv_entry *e, kv_stream_id id)
     return -1;
 }
 
+bool kv_sg_lag(const kv_entry *e, const kv_sg *g, int64_t *lag)
+{
+    int64_t added = (int64_t)kv_stream_entries_added(e);
+    *lag = 0;
+    if (!added) return true;
+    int64_t read = g->entries_read;
+    if (read < 0 || sg__tombstones_after(e, g->last_id)) read = sg__estimate_read(e, g->last_id);
+    if (read < 0) return false;
+    *lag = added - read;
+    return true;
+}
+
 void kv_sg_deliver(kv_keyspace *ks, kv_entry *e, kv_sg *g, kv_sg_consumer *c, kv_stream_id id,
                    int64_t now_ms, bool noack)
 {
@@ -295,7 +375,10 @@ void kv_sg_claim(kv_sg *g, kv_sg_pending *p, kv_sg_consumer *c, int64_t delivere
     p->owner = c;
     c->pending++;
     p->delivered_ms = delivered_ms;
-    p->deliveries = deliveries < 0 ? p->deliveries + 1 : (uint64_t)deliveries;
+    if (deliveries == KV_SG_DELIVERIES_ADD)
+        p->deliveries++;
+    else if (deliveries >= 0)
+        p->deliveries = (uint64_t)deliveries;
 }
 
 /* ---- copy, free, snapshot ----------------------------------------------------------- */
@@ -478,9 +561,16 @@ kv_sg_set *kv_sg_set_load(const char *data, size_t len, bool *ok)
             p->owner->pending++;
             g->npel++;
         }
+        /* kept in name order (older snapshots hold creation order); a
+         * name twice is a malformed table */
+        qsort(g->consumers, g->nconsumers, sizeof(*g->consumers), sg__consumer_order);
+        for (uint32_t j = 0; j + 1 < g->nconsumers && r.ok; j++)
+            if (!sg__consumer_order(&g->consumers[j], &g->consumers[j + 1])) r.ok = false;
+    }
+    if (r.ok) {
+        qsort(s->groups, s->n, sizeof(*s->groups), sg__group_order);
         for (uint32_t j = 0; j + 1 < s->n && r.ok; j++)
-            if (sg__eq(s->groups[j]->name, s->groups[j]->name_len, g->name, g->name_len))
-                r.ok = false;
+            if (!sg__group_order(&s->groups[j], &s->groups[j + 1])) r.ok = false;
     }
     if (!r.ok || r.p != r.end) {
         kv_sg_set_free(s);

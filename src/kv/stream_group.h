@@ -3,7 +3,7 @@
  *
  * A group has a name, the last ID it delivered, a count of entries read
  * (for XINFO's lag; -1 when unknown, as Redis' SCG_INVALID_ENTRIES_READ),
- * its consumers (in creation order) and its pending entries list (PEL):
+ * its consumers (in name order, as Redis lists them) and its pending entries list (PEL):
  * per delivered, not yet acknowledged ID, the consumer that has it, when
  * it was last delivered and how often. Everything is changed by apply
  * only, at the command's time (now_ms), so every replica holds the same
@@ -41,12 +41,12 @@ typedef struct kv_sg {
     int64_t entries_read; /* -1: unknown */
     kv_sg_pending *pel;   /* by ID */
     uint64_t npel, cappel;
-    kv_sg_consumer **consumers; /* in creation order */
+    kv_sg_consumer **consumers; /* in name order (bytewise), as Redis lists them */
     uint32_t nconsumers, capc;
 } kv_sg;
 
 typedef struct kv_sg_set {
-    kv_sg **groups; /* in creation order */
+    kv_sg **groups; /* in name order (bytewise), as Redis lists them */
     uint32_t n, cap;
 } kv_sg_set;
 
@@ -81,9 +81,14 @@ void kv_sg_deliver(kv_keyspace *ks, kv_entry *e, kv_sg *g, kv_sg_consumer *c, kv
 kv_sg_pending *kv_sg_pel_add(kv_keyspace *ks, kv_entry *e, kv_sg *g, kv_sg_consumer *c,
                              kv_stream_id id, int64_t now_ms);
 /* XACK of one ID: true when it was pending. */
+/* XINFO's lag of g: entries added minus the group's entries read, when
+ * Redis can tell it (streamReplyWithCGLag); false when it cannot (null). */
+bool kv_sg_lag(const kv_entry *e, const kv_sg *g, int64_t *lag);
 bool kv_sg_ack(kv_keyspace *ks, kv_entry *e, kv_sg *g, kv_stream_id id);
+/* kv_sg_claim's deliveries other than a count */
+enum { KV_SG_DELIVERIES_ADD = -1, KV_SG_DELIVERIES_KEEP = -2 };
 /* XCLAIM: p (of g's PEL) to c, delivered at delivered_ms, deliveries
- * times (a count < 0: add one). */
+ * times (or KV_SG_DELIVERIES_ADD: one more; _KEEP: as it was). */
 void kv_sg_claim(kv_sg *g, kv_sg_pending *p, kv_sg_consumer *c, int64_t delivered_ms,
                  int64_t deliveries);
 /* An ID the PEL has but the stream no longer does: dropped (XCLAIM,

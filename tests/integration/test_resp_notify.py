@@ -39,7 +39,11 @@ SCRIPT = [
     ("PFADD", "hll", "a"), ("PFMERGE", "hll2", "hll"),
     ("RPUSH", "sl", "3", "1", "2"), ("SORT", "sl", "STORE", "sorted"),
     ("XADD", "x", "1-1", "f", "v"), ("XADD", "x", "2-1", "f", "v"), ("XDEL", "x", "1-1"),
-    ("XTRIM", "x", "MAXLEN", "0"),
+    ("XTRIM", "x", "MAXLEN", "0"), ("XSETID", "x", "9-9"),
+    ("XGROUP", "CREATE", "xg", "g", "$", "MKSTREAM"), ("XGROUP", "SETID", "xg", "g", "0"),
+    ("XGROUP", "CREATECONSUMER", "xg", "g", "c"), ("XGROUP", "CREATECONSUMER", "xg", "g", "c"),
+    ("XGROUP", "DELCONSUMER", "xg", "g", "nobody"), ("XGROUP", "DELCONSUMER", "xg", "g", "c"),
+    ("XGROUP", "DESTROY", "xg", "g"), ("XGROUP", "DESTROY", "xg", "g"),
 ]
 
 

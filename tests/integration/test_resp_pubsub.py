@@ -1,5 +1,7 @@
 """Redis protocol: pub/sub (issue 13). SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE,
-PUNSUBSCRIBE, PUBLISH, PUBSUB CHANNELS/NUMSUB/NUMPAT/HELP, checked byte for
+PUNSUBSCRIBE, PUBLISH, the shard channels' SSUBSCRIBE, SUNSUBSCRIBE and
+SPUBLISH, PUBSUB CHANNELS/NUMSUB/NUMPAT/SHARDCHANNELS/SHARDNUMSUB/HELP,
+checked byte for
 byte against Debian's redis-server with two connections choreographed the
 same way on both, in RESP2 (the subscribed context's rules, PING's
 ["pong", ...]) and RESP3 (push frames between replies). On a 3-node
@@ -57,18 +59,63 @@ def _choreography(port, proto):
             # its PUBLISH's reply
             steps += [("a", ("PUBLISH", "tx", "to myself"), 2), ("a", ("SET", "k", "v"), 1),
                       ("a", ("GET", "k"), 1)]
-        for who, cmd, n in steps:
-            c = a if who == "a" else b
-            if cmd is not None:
-                c.send_cmd(*cmd)
-            for _ in range(n):
-                parts = []
-                c._raw_value(time.monotonic() + 10, parts)
-                out.append((who, cmd, b"".join(parts)))
+        _play(a, b, steps, out)
         return out
     finally:
         a.close()
         b.close()
+
+
+def _play(a, b, steps, out):
+    for who, cmd, n in steps:
+        c = a if who == "a" else b
+        if cmd is not None:
+            c.send_cmd(*cmd)
+        for _ in range(n):
+            parts = []
+            c._raw_value(time.monotonic() + 10, parts)
+            out.append((who, cmd, b"".join(parts)))
+
+
+SHARD_STEPS = [
+    ("a", ("SSUBSCRIBE", "s1", "s2", "s1"), 3),  # counts: shard channels only
+    ("a", ("SUBSCRIBE", "c1"), 1), ("a", ("PSUBSCRIBE", "s*"), 1),  # channels and patterns
+    ("b", ("SPUBLISH", "s1", "hello"), 1), ("a", None, 1),  # an smessage; patterns never
+    ("b", ("PUBLISH", "s1", "plain"), 1), ("a", None, 1),  # a channel s1: the pattern's
+    ("b", ("SPUBLISH", "c1", "x"), 1), ("b", ("SPUBLISH", "nobody", "x"), 1),
+    ("b", ("PUBSUB", "SHARDCHANNELS", "s1"), 1), ("b", ("PUBSUB", "SHARDCHANNELS", "zz*"), 1),
+    ("b", ("PUBSUB", "SHARDNUMSUB", "s1", "c1", "zz"), 1), ("b", ("PUBSUB", "SHARDNUMSUB"), 1),
+    ("b", ("PUBSUB", "CHANNELS", "s*"), 1), ("b", ("PUBSUB", "NUMSUB", "s1"), 1),
+    ("a", ("SUNSUBSCRIBE", "s1", "zz"), 2),
+    ("b", ("SPUBLISH", "s1", "gone"), 1), ("b", ("SPUBLISH", "s2", "still"), 1), ("a", None, 1),
+    ("a", ("UNSUBSCRIBE",), 1), ("a", ("PUNSUBSCRIBE",), 1),
+    ("a", ("PING",), 1),  # RESP2: still in the subscribed context (s2)
+    ("a", ("SUNSUBSCRIBE",), 1), ("a", ("SUNSUBSCRIBE",), 1),
+    ("a", ("GET", "k"), 1),  # out of it
+    ("b", ("SPUBLISH", "a"), 1), ("b", ("SSUBSCRIBE",), 1),
+    ("b", ("PUBSUB", "SHARDCHANNELS", "a", "b"), 1),
+]
+
+
+@pytest.mark.parametrize("proto", [2, 3])
+def test_shard_channels_match_redis(anynode, redis_server, proto):  # noqa: F811
+    """SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH and PUBSUB SHARDCHANNELS /
+    SHARDNUMSUB: a namespace apart from SUBSCRIBE's channels."""
+    outs = []
+    for port in (anynode.resp_port, redis_server):
+        a, b = RawResp(port), RawResp(port)
+        try:
+            if proto == 3:
+                a.cmd("HELLO", "3")
+            out = []
+            _play(a, b, SHARD_STEPS, out)
+            outs.append(out)
+        finally:
+            a.close()
+            b.close()
+    assert len(outs[0]) == len(outs[1])
+    for g, w in zip(*outs):
+        assert g == w, (g, w)
 
 
 @pytest.mark.parametrize("proto", [2, 3])
@@ -85,7 +132,7 @@ def test_pubsub_help_names_what_exists(anynode):
         lines = c.cmd("PUBSUB", "HELP")
     assert lines[0].startswith("PUBSUB <subcommand>")
     assert [x.split()[0] for x in lines[1:] if not x.startswith(" ")] == \
-        ["CHANNELS", "NUMPAT", "NUMSUB", "HELP"]
+        ["CHANNELS", "NUMPAT", "NUMSUB", "SHARDCHANNELS", "SHARDNUMSUB", "HELP"]
 
 
 def _subscribe(node, *channels):
@@ -113,6 +160,32 @@ def test_a_message_reaches_every_node(make_node):
                 assert got == [[b"message", b"news", f"m{i}".encode()] for i in range(20)]
             got = [p.read() for _ in range(20)]
             assert got == [[b"pmessage", b"n*", b"news", f"m{i}".encode()] for i in range(20)]
+    finally:
+        for c in subs:
+            c.close()
+
+
+def test_a_shard_message_reaches_every_node_and_no_channel_subscriber(make_node):
+    nodes = make_cluster(make_node)
+    leader = leader_of(nodes)
+    f1, f2 = [x for x in nodes if x is not leader]
+    subs = []
+    try:
+        for x in (leader, f1):
+            c = RawResp(x.resp_port, timeout=20)
+            assert c.cmd("SSUBSCRIBE", "orders")[0] == b"ssubscribe"
+            subs.append(c)
+        plain = _subscribe(f1, "orders")  # the same name, the other namespace
+        subs.append(plain)
+        with RawResp(f2.resp_port) as pub:
+            for i in range(5):
+                assert pub.cmd("SPUBLISH", "orders", f"o{i}") == 1
+            # counted on the leader, which has no channel subscriber
+            assert pub.cmd("PUBLISH", "orders", "plain") == 0
+        for c in subs[:2]:
+            assert [c.read() for _ in range(5)] == \
+                [[b"smessage", b"orders", f"o{i}".encode()] for i in range(5)]
+        assert plain.read() == [b"message", b"orders", b"plain"]  # none of the shard ones
     finally:
         for c in subs:
             c.close()

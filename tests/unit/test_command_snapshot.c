@@ -485,7 +485,9 @@ static void test_op_names(void **state)
                                   "xreadgroup",
                                   "xack",
                                   "xclaim",
-                                  "xautoclaim"};
+                                  "xautoclaim",
+                                  "function_restore",
+                                  "xsetid"};
     assert_int_equal(sizeof(names) / sizeof(names[0]), KV_OP_MAX_ - 1);
     for (int op = 1; op < KV_OP_MAX_; op++) assert_string_equal(kv_op_name(op), names[op - 1]);
     assert_string_equal(kv_op_name(0), "?");

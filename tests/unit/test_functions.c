@@ -3,13 +3,17 @@
  * another library has is refused (REPLACE or not), and neither refusal
  * changes anything; REPLACE keeps the library's place; every change moves
  * gen; a snapshot carries the libraries (version 9) and a damaged library
- * table is refused. */
+ * table is refused. FUNCTION RESTORE joins libraries all or none: APPEND
+ * refuses a name that exists, REPLACE drops the payload's names before it
+ * checks function names, FLUSH starts from none; a refusal changes
+ * nothing, gen included. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,11 +146,79 @@ static void test_snapshot_carries_libraries(void **state)
     kv_store_close(&b);
 }
 
+/* KV_OP_FUNCTION_RESTORE of libraries given as "name:fn,fn" strings. */
+static kv_result frestore(kv_store *s, int policy, const char *const *libs, int n)
+{
+    kv_slice a[32];
+    char counts[8][4];
+    uint32_t k = 0;
+    for (int i = 0; i < n; i++) {
+        const char *colon = strchr(libs[i], ':');
+        a[k++] = (kv_slice){libs[i], (size_t)(colon - libs[i])};
+        a[k++] = str("code");
+        uint32_t at = k++, nfn = 0;
+        for (const char *p = colon + 1; *p;) {
+            const char *end = strchr(p, ',');
+            size_t len = end ? (size_t)(end - p) : strlen(p);
+            a[k++] = (kv_slice){p, len};
+            nfn++;
+            p += len + (end != NULL);
+        }
+        snprintf(counts[i], sizeof(counts[i]), "%u", nfn);
+        a[at] = str(counts[i]);
+    }
+    kv_command c = {.op = KV_OP_FUNCTION_RESTORE, .now_ms = 1, .a = policy, .nargs = k, .args = a};
+    kv_result r;
+    kv_store_apply(s, &c, &r);
+    return r;
+}
+
+static void test_restore_all_or_none(void **state)
+{
+    (void)state;
+    kv_store s;
+    kv_store_init(&s, 1);
+    assert_int_equal(fload(&s, false, "a", "#!lua name=a\n...", "fa", NULL).status, KV_OK);
+    assert_int_equal(fload(&s, false, "b", "#!lua name=b\n...", "fb", NULL).status, KV_OK);
+    uint64_t gen = s.functions.gen;
+    /* APPEND: b exists, so c does not go in either */
+    kv_result r = frestore(&s, KV_FUNCTION_RESTORE_APPEND, (const char *[]){"c:fc", "b:fb"}, 2);
+    assert_int_equal(r.status, KV_ERR_PRECONDITION);
+    assert_memory_equal(r.value, "Lb", 2);
+    assert_null(kv_functions_find(&s.functions, "c", 1));
+    assert_int_equal(s.functions.gen, gen);
+    /* a function name that a library keeps: nothing */
+    r = frestore(&s, KV_FUNCTION_RESTORE_APPEND, (const char *[]){"c:fc", "d:fa"}, 2);
+    assert_int_equal(r.status, KV_ERR_PRECONDITION);
+    assert_memory_equal(r.value, "Ffa", 3);
+    assert_null(kv_functions_find(&s.functions, "c", 1));
+    /* REPLACE: a's new code takes b's function, b (replaced too) gives it up */
+    r = frestore(&s, KV_FUNCTION_RESTORE_REPLACE, (const char *[]){"a:fb", "b:fx"}, 2);
+    assert_int_equal(r.status, KV_OK);
+    assert_true(s.functions.gen > gen);
+    assert_int_equal(s.functions.n, 2);
+    assert_memory_equal(kv_functions_find(&s.functions, "a", 1)->fnames[0].ptr, "fb", 2);
+    assert_memory_equal(kv_functions_find(&s.functions, "b", 1)->fnames[0].ptr, "fx", 2);
+    /* FLUSH: only the payload's */
+    r = frestore(&s, KV_FUNCTION_RESTORE_FLUSH, (const char *[]){"z:fa"}, 1);
+    assert_int_equal(r.status, KV_OK);
+    assert_int_equal(s.functions.n, 1);
+    assert_non_null(kv_functions_find(&s.functions, "z", 1));
+    /* malformed: a count past the arguments */
+    kv_slice bad[3] = {str("x"), str("code"), str("5")};
+    kv_command c = {.op = KV_OP_FUNCTION_RESTORE, .nargs = 3, .args = bad};
+    kv_store_apply(&s, &c, &r);
+    assert_int_equal(r.status, KV_ERR_MALFORMED);
+    assert_int_equal(s.functions.n, 1);
+    kv_store_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_refusals_replace_delete_flush),
         cmocka_unit_test(test_snapshot_carries_libraries),
+        cmocka_unit_test(test_restore_all_or_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

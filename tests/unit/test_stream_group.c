@@ -5,7 +5,9 @@
  * XACK removes; XCLAIM moves entries between consumers only past their
  * idle time; DELCONSUMER drops the consumer's entries; the groups travel
  * in snapshots and in COPY whole (owners, times, counts), and a damaged
- * group table is refused. */
+ * group table is refused. Groups and consumers are kept in name order (as
+ * Redis lists them), also when a snapshot holds them in another order; a
+ * name twice is refused. XSETID checks against the stream at apply. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -214,11 +216,99 @@ static void test_snapshot_and_copy_keep_groups(void **state)
     kv_store_close(&s);
 }
 
+static void test_names_in_order(void **state)
+{
+    (void)state;
+    kv_store s;
+    kv_store_init(&s, 1);
+    xadd(&s, "1-1");
+    const char *names[] = {"gBBB", "gAAA", "g", "gAA"};
+    for (int i = 0; i < 4; i++)
+        run(&s, KV_OP_XGROUP, KV_XGROUP_CREATE, INT64_MIN, 0, T0, 3,
+            (const char *[]){"s", names[i], "0"});
+    const char *consumers[] = {"zc", "ac", "a", "B"};
+    for (int i = 0; i < 4; i++)
+        run(&s, KV_OP_XGROUP, KV_XGROUP_CREATECONSUMER, 0, 0, T0, 3,
+            (const char *[]){"s", "g", consumers[i]});
+    kv_entry *e = kv_store_get(&s, "s", 1, T0);
+    const kv_sg_set *set = kv_sg_groups(e);
+    const char *want[] = {"g", "gAA", "gAAA", "gBBB"};
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(set->groups[i]->name, want[i]);
+        assert_ptr_equal(group(&s, want[i]), set->groups[i]);
+    }
+    const char *wantc[] = {"B", "a", "ac", "zc"};
+    kv_sg *g = group(&s, "g");
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(g->consumers[i]->name, wantc[i]);
+        assert_ptr_equal(kv_sg_consumer_find(g, wantc[i], strlen(wantc[i])), g->consumers[i]);
+    }
+    assert_null(kv_sg_consumer_find(g, "b", 1));
+    /* a table in another order (renamed in place) loads in name order;
+     * two groups of one name do not load */
+    buf v;
+    buf_init(&v);
+    kv_stream_serialize(e, &v);
+    char *at = memmem(v.data, v.len, "gAAA", 4);
+    assert_non_null(at);
+    memcpy(at, "gCCC", 4);
+    kv_store x;
+    kv_store_init(&x, 3);
+    kv_entry *n = kv_keyspace_insert(&x.ks, "s", 1, NULL, 0);
+    assert_true(kv_stream_load(&x.ks, n, v.data, v.len));
+    assert_string_equal(kv_sg_groups(n)->groups[2]->name, "gBBB");
+    assert_string_equal(kv_sg_groups(n)->groups[3]->name, "gCCC");
+    assert_non_null(kv_sg_find(n, "gCCC", 4));
+    kv_store_close(&x);
+    memcpy(at, "gBBB", 4);
+    kv_store_init(&x, 4);
+    n = kv_keyspace_insert(&x.ks, "s", 1, NULL, 0);
+    assert_false(kv_stream_load(&x.ks, n, v.data, v.len));
+    kv_store_close(&x);
+    buf_close(&v);
+    kv_store_close(&s);
+}
+
+static void test_xsetid(void **state)
+{
+    (void)state;
+    kv_store s;
+    kv_store_init(&s, 1);
+    kv_result r = run(&s, KV_OP_XSETID, -1, 0, 0, T0, 2, (const char *[]){"s", "5-0"});
+    assert_int_equal(r.status, KV_ERR_NO_SUCH_KEY);
+    xadd(&s, "1-1");
+    xadd(&s, "2-1");
+    r = run(&s, KV_OP_XSETID, -1, 0, 0, T0, 2, (const char *[]){"s", "2-0"});
+    assert_int_equal(r.status, KV_ERR_STREAM_ID_SMALL);
+    r = run(&s, KV_OP_XSETID, 1, 0, 0, T0, 2, (const char *[]){"s", "5-0"});
+    assert_int_equal(r.status, KV_ERR_ENTRIES_ADDED);
+    uint64_t rev = s.revision;
+    r = run(&s, KV_OP_XSETID, 9, 0, 0, T0, 3, (const char *[]){"s", "5-0", "3-0"});
+    assert_int_equal(r.status, KV_OK);
+    assert_int_equal(s.revision, rev + 1);
+    kv_entry *e = kv_store_get(&s, "s", 1, T0);
+    assert_int_equal(kv_stream_last_id(e).ms, 5);
+    assert_int_equal(kv_stream_entries_added(e), 9);
+    assert_int_equal(kv_stream_max_deleted(e).ms, 3);
+    /* the next XADD follows the ID set, not the last entry */
+    r = run(&s, KV_OP_XADD, 0, 0, 0, T0, 5, (const char *[]){"s", "5-*", "", "f", "v"});
+    assert_int_equal(r.status, KV_OK);
+    assert_memory_equal(r.value, "5-1", 3);
+    /* trimming is no deletion: the greatest deleted ID stays */
+    run(&s, KV_OP_XTRIM, KV_XTRIM_MAXLEN, 0, 0, T0, 2, (const char *[]){"s", "0"});
+    assert_int_equal(kv_stream_max_deleted(e).ms, 3);
+    r = run(&s, KV_OP_XSETID, -1, 0, 0, T0, 2, (const char *[]){"s", "1-0"});
+    assert_int_equal(r.status, KV_OK); /* empty: any ID */
+    kv_store_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deliver_ack_claim),
         cmocka_unit_test(test_snapshot_and_copy_keep_groups),
+        cmocka_unit_test(test_names_in_order),
+        cmocka_unit_test(test_xsetid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
