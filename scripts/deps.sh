@@ -8,7 +8,8 @@ pkgs=(build-essential cmake pkg-config libuv1-dev libraft-dev libssl-dev libpq-d
       liblua5.1-0-dev lua-cjson lua-bitop)
 if [ "$what" = test ] || [ "$what" = bench ] || [ "$what" = package ]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-requests
-         python3-redis python3-rq redis-tools redis-server libhiredis-dev valgrind curl openssl
+         python3-redis python3-rq python3-celery redis-tools redis-server libhiredis-dev valgrind
+         curl openssl
          postgresql)
 fi
 if [ "$what" = package ]; then

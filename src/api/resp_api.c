@@ -196,6 +196,7 @@ resp_api *resp_api_create(api *a, uv_loop_t *loop)
     resp_blocking_init(ra, loop);
     resp_tx_init(ra);
     resp_pubsub_init(ra, loop);
+    resp_tracking_init(ra, loop);
     resp_wait_init(ra, loop);
     resp_notify_init(ra);
     slowlog_init(&ra->slowlog);
@@ -209,6 +210,7 @@ void resp_api_destroy(resp_api *ra)
     resp_script_close(ra);
     resp_wait_close(ra);
     resp_pubsub_close(ra);
+    resp_tracking_close(ra);
     resp_notify_close(ra);
     resp_blocking_close(ra);
     slowlog_close(&ra->slowlog);
@@ -254,6 +256,7 @@ static resp_req *resp__new_req(resp_conn *rc)
     req->exec = req->tx_exec = NULL;
     req->script = NULL;
     req->wait = NULL;
+    req->track = req->tracking_after = false;
     req->tx_step = 0;
     req->next = NULL;
     if (rc->tail)
@@ -803,6 +806,7 @@ void resp_req_propose(resp_req *req, kv_command *cmd, resp_write_fn done)
         resp__replica_error(req, st);
         return;
     }
+    if (req->rc->tracking) resp_tracking_proposed(req->rc, cmd);
     if (req->done && memory_tracks_lru(a)) resp__touch_written(req, cmd);
 }
 
@@ -818,6 +822,7 @@ static void resp__read_cb(replica_req *rr, int status)
         size_t mark = req->reply.len;
         uint64_t t0 = resp__now_ns();
         req->on_ready(req);
+        if (req->track) resp_tracking_read(req);
         req->exec_ns += resp__now_ns() - t0;
         if (req->waiting) return; /* blocked (XREAD BLOCK): its answer comes later */
         if (rr->read_unsettled && store->hidden_expired != hidden) {
@@ -879,6 +884,11 @@ kv_entry *resp_req_lookup(resp_req *req, const resp_arg *key)
 {
     resp_api *ra = req->rc->ra;
     kv_entry *e = kv_store_get(req->a->store, key->ptr, key->len, replica_req_read_ms(&req->rreq));
+    /* tracking: keys of commands that declare none (XREAD's); the declared
+     * ones are remembered once the read ran (resp_tracking_read) */
+    if (req->track && (req->cmd->flags & RESP_CMD_READONLY) && req->cmd->first_key <= 0 &&
+        !(req->cmd->flags & RESP_CMD_NUMKEYS))
+        resp_tracking_remember(req, key);
     if (e) {
         ra->keyspace_hits++;
         memory_touch(e, memory_lru_clock());
@@ -958,6 +968,7 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
         req->cmd = cmd;
         rc->last_cmd = cmd->name;
         bool queues = resp_tx_queues(rc, cmd);
+        if (rc->tracking) req->track = resp_tracking_take(rc, cmd, queues);
         if (!queues && (!(cmd->flags & RESP_CMD_WRITE) ||
                         (cmd->flags & (RESP_CMD_BLOCKING | RESP_CMD_MAY_READ))))
             rc->pending_read = true;
@@ -1046,6 +1057,7 @@ static void resp__flush_replies(resp_conn *rc)
             metrics_counter_add(rc->ra->m_reply_too_large, 1);
         }
         net_conn_write(c, req->reply.data, req->reply.len); /* may close the connection */
+        if (req->tracking_after) resp_tracking_after_reply(rc);
         resp__recycle(rc, req);
         if (close) {
             if (!c->closing) net_conn_close_after_write(c);
@@ -1174,6 +1186,7 @@ static void resp__free_conn(resp_conn *rc)
     resp_parser_close(&rc->parser);
     resp_tx_conn_free(rc);
     resp_pubsub_conn_free(rc);
+    resp_tracking_conn_free(rc);
     buf_close(&rc->name);
     buf_close(&rc->lib_name);
     buf_close(&rc->lib_ver);
@@ -1199,6 +1212,7 @@ static void resp__on_close(net_conn *c)
     }
     auth_wait_cancel(rc->auth_wait);
     resp_pubsub_conn_free(rc); /* no message may reach it any more */
+    resp_tracking_conn_free(rc);
     if (rc->depth > 0) {
         rc->dead = true; /* freed when the call up the stack returns */
         return;

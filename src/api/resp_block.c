@@ -344,7 +344,8 @@ static void block__ready_free(ready_set *r)
 static void block__notify(void *ctx, const kv_change *c)
 {
     resp_blocking *bl = ctx;
-    resp_notify_change(bl->ra, c); /* keyspace notifications: the other listener */
+    resp_notify_change(bl->ra, c);   /* keyspace notifications: the other listeners */
+    resp_tracking_change(bl->ra, c); /* CLIENT TRACKING */
     if (!bl->blocked.head) return;
     if (c->kind == KV_CHANGE_RESET) {
         bl->all_ready = true;

@@ -142,6 +142,7 @@ static void server__reset(resp_req *req)
     resp_auth_forget(rc);      /* as Redis: back to not authenticated */
     resp_tx_conn_reset(rc);    /* out of MULTI, nothing watched */
     resp_pubsub_conn_free(rc); /* no subscriptions */
+    resp_tracking_reset(rc);   /* no tracking */
     req->proto = 2;
     resp_write_simple(&req->reply, "RESET");
 }
@@ -306,18 +307,25 @@ static void server__client_line(buf *out, const resp_conn *rc, int64_t now_ms)
     uv_os_fd_t fd = -1;
     uv_fileno((const uv_handle_t *)&c->tcp, &fd);
     buf_printf(out, "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=", c->id, c->peer, laddr, (int)fd);
+    /* Redis' flags in its order: t R B (tracking), r (READONLY); else N */
+    char flags[8];
+    size_t nf = 0;
+    resp_tracking_flags(rc, flags, &nf);
+    if (rc->readonly) flags[nf++] = 'r';
+    if (!nf) flags[nf++] = 'N';
+    flags[nf] = '\0';
     buf_append(out, rc->name.data ? rc->name.data : "", rc->name.len);
     buf_printf(out,
                " age=%lld idle=%lld flags=%s db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu "
                "qbuf-free=0 argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 oll=0 omem=%zu tot-mem=%zu "
-               "events=r cmd=%s user=%.*s redir=-1 resp=%d lib-name=",
+               "events=r cmd=%s user=%.*s redir=%lld resp=%d lib-name=",
                (long long)((now_ms - rc->created_ms) / 1000),
-               (long long)((now_ms - rc->last_cmd_ms) / 1000), rc->readonly ? "r" : "N",
-               buf_unread_len(&c->in), c->in.cap,
-               buf_unread_len(&c->out) + buf_unread_len(&c->wbuf),
+               (long long)((now_ms - rc->last_cmd_ms) / 1000), flags, buf_unread_len(&c->in),
+               c->in.cap, buf_unread_len(&c->out) + buf_unread_len(&c->wbuf),
                c->in.cap + c->out.cap + c->wbuf.cap, rc->last_cmd,
                rc->user_name_len ? (int)rc->user_name_len : 7,
-               rc->user_name_len ? rc->user_name : "default", rc->proto);
+               rc->user_name_len ? rc->user_name : "default", (long long)resp_tracking_redirect(rc),
+               rc->proto);
     buf_append(out, rc->lib_name.data ? rc->lib_name.data : "", rc->lib_name.len);
     buf_append_str(out, " lib-ver=");
     buf_append(out, rc->lib_ver.data ? rc->lib_ver.data : "", rc->lib_ver.len);
@@ -377,6 +385,10 @@ static void server__client_list(resp_req *req)
 
 static const char *const server__client_help[] = {
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",
@@ -389,6 +401,11 @@ static const char *const server__client_help[] = {
     "    Assign the name <name> to the current connection.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
     "    Record the client library's name or version (shown by CLIENT LIST).",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
     "NO-EVICT (ON|OFF), NO-TOUCH (ON|OFF)",
     "    Accepted for compatibility; they change nothing in cairn.",
     "HELP",
@@ -401,7 +418,9 @@ static void server__client(resp_req *req)
     resp_conn *rc = req->rc;
     const resp_arg *sub = &req->argv[1];
     size_t argc = req->argc;
-    if (resp_format_arg_is(sub, "id")) {
+    if (resp_tracking_client(req)) {
+        /* TRACKING, CACHING, GETREDIR, TRACKINGINFO: resp_tracking.c */
+    } else if (resp_format_arg_is(sub, "id")) {
         if (argc != 2) {
             server__sub_arity(req, "client", "id");
             return;
@@ -751,6 +770,7 @@ static void server__info_text(resp_req *req, uint32_t want, buf *o)
     bool first = true;
     int64_t now = net_now_ms();
     uint64_t used = store->ks.mem_bytes, rss = api_rss_bytes();
+    resp_tracking_stats trk = resp_tracking_stats_of(ra);
     bool durable = cfg->persistence == PERSISTENCE_DURABLE;
     const char *role =
         strcmp(st.role, "leader") == 0 || strcmp(st.role, "standalone") == 0 ? "master" : "slave";
@@ -778,9 +798,10 @@ static void server__info_text(resp_req *req, uint32_t want, buf *o)
         server__section(o, "Clients", &first);
         buf_printf(o,
                    "connected_clients:%" PRIu64 "\r\ncluster_connections:0\r\nmaxclients:%" PRIu64
-                   "\r\nblocked_clients:%" PRIu64
-                   "\r\ntracking_clients:0\r\nclients_in_timeout_table:%" PRIu64 "\r\n",
-                   ra->n_conns, cfg->max_clients, resp_blocking_count(ra), resp_blocking_count(ra));
+                   "\r\nblocked_clients:%" PRIu64 "\r\ntracking_clients:%" PRIu64
+                   "\r\nclients_in_timeout_table:%" PRIu64 "\r\n",
+                   ra->n_conns, cfg->max_clients, resp_blocking_count(ra), trk.clients,
+                   resp_blocking_count(ra));
     }
     if (want & INFO_MEMORY) {
         server__section(o, "Memory", &first);
@@ -813,10 +834,12 @@ static void server__info_text(resp_req *req, uint32_t want, buf *o)
                    "total_connections_received:%" PRIu64 "\r\ntotal_commands_processed:%" PRIu64
                    "\r\ninstantaneous_ops_per_sec:0\r\nrejected_connections:0\r\n"
                    "expired_keys:%" PRIu64 "\r\nevicted_keys:%" PRIu64 "\r\nkeyspace_hits:%" PRIu64
-                   "\r\nkeyspace_misses:%" PRIu64 "\r\npubsub_channels:0\r\npubsub_patterns:0\r\n",
+                   "\r\nkeyspace_misses:%" PRIu64 "\r\npubsub_channels:0\r\npubsub_patterns:0\r\n"
+                   "tracking_total_keys:%" PRIu64 "\r\ntracking_total_items:%" PRIu64
+                   "\r\ntracking_total_prefixes:%" PRIu64 "\r\n",
                    ra->total_connections, ra->total_commands,
                    store->expired_keys - ra->expired_base, memory_evicted_keys() - ra->evicted_base,
-                   ra->keyspace_hits, ra->keyspace_misses);
+                   ra->keyspace_hits, ra->keyspace_misses, trk.keys, trk.items, trk.prefixes);
     }
     if (want & INFO_REPLICATION) {
         server__section(o, "Replication", &first);
@@ -929,6 +952,9 @@ static size_t server__config_all(resp_req *req, buf *o)
     char events[32];
     resp_notify_format(req->rc->ra->notify_flags, events);
     n += server__config_pair(req, o, "notify-keyspace-events", events);
+    char tk[24];
+    snprintf(tk, sizeof(tk), "%" PRIu64, resp_tracking_max_keys(req->rc->ra));
+    n += server__config_pair(req, o, "tracking-table-max-keys", tk);
     /* the encodings' limits: replicated state (CONFIG SET goes through
      * the log), this node's as applied so far; sets: Redis 7.2's listpack
      * sets */
@@ -1086,11 +1112,12 @@ enum {
     LOCAL_SLOWER_THAN,
     LOCAL_MAX_LEN,
     LOCAL_NOTIFY,
+    LOCAL_TRACKING_MAX_KEYS,
     LOCAL_COUNT_
 };
 static const char *const server__config_local[LOCAL_COUNT_] = {
-    "maxmemory", "maxmemory-policy", "slowlog-log-slower-than", "slowlog-max-len",
-    "notify-keyspace-events"};
+    "maxmemory",       "maxmemory-policy",       "slowlog-log-slower-than",
+    "slowlog-max-len", "notify-keyspace-events", "tracking-table-max-keys"};
 
 static int server__local_lookup(const resp_arg *a)
 {
@@ -1141,7 +1168,7 @@ static const char *server__local_parse(const api *a, int id, const resp_arg *v, 
             return "argument couldn't be parsed into an integer";
         if (id == LOCAL_SLOWER_THAN && n < -1)
             return "argument must be between -1 and 9223372036854775807 inclusive";
-        if (id == LOCAL_MAX_LEN && n < 0)
+        if ((id == LOCAL_MAX_LEN || id == LOCAL_TRACKING_MAX_KEYS) && n < 0)
             return "argument must be between 0 and 9223372036854775807 inclusive";
         *out = n;
         return NULL;
@@ -1158,6 +1185,8 @@ static void server__local_apply(resp_req *req)
     if (req->opt & (1u << LOCAL_SLOWER_THAN)) sl->slower_than = req->n[LOCAL_SLOWER_THAN];
     if (req->opt & (1u << LOCAL_MAX_LEN)) slowlog_set_max_len(sl, (uint64_t)req->n[LOCAL_MAX_LEN]);
     if (req->opt & (1u << LOCAL_NOTIFY)) req->rc->ra->notify_flags = (uint32_t)req->n[LOCAL_NOTIFY];
+    if (req->opt & (1u << LOCAL_TRACKING_MAX_KEYS))
+        resp_tracking_set_max_keys(req->rc->ra, (uint64_t)req->n[LOCAL_TRACKING_MAX_KEYS]);
 }
 
 static void server__config_set_done(resp_req *req, const kv_result *res)

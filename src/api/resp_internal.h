@@ -41,6 +41,7 @@ typedef struct resp_pubsub resp_pubsub; /* this node's subscriptions (resp_pubsu
 typedef struct resp_script_run resp_script_run; /* a Lua script running (resp_script.c) */
 typedef struct resp_waits resp_waits;           /* WAITs in progress (resp_wait.c) */
 typedef struct resp_waiter resp_waiter;
+typedef struct resp_tracking resp_tracking; /* CLIENT TRACKING's tables (resp_tracking.c) */
 
 typedef void (*resp_proc)(resp_req *req);
 typedef void (*resp_write_fn)(resp_req *req, const kv_result *res);
@@ -180,6 +181,7 @@ struct resp_api {
     struct script_lua *lua; /* the scripts' interpreter, made on first use (resp_script.c) */
     kv_overlay *overlay;    /* the scripts' overlay, reused run after run */
     resp_waits *waits;
+    resp_tracking *tracking;
 };
 
 struct resp_conn {
@@ -206,9 +208,10 @@ struct resp_conn {
     buf name, lib_name, lib_ver;
     int64_t created_ms, last_cmd_ms;
     const char *last_cmd;
-    resp_tx *tx;                 /* NULL until MULTI or WATCH */
-    struct resp_conn_subs *subs; /* NULL until SUBSCRIBE or PSUBSCRIBE */
-    bool push_queued;            /* messages wait for the pub/sub flush (held till then) */
+    resp_tx *tx;                         /* NULL until MULTI or WATCH */
+    struct resp_conn_subs *subs;         /* NULL until SUBSCRIBE or PSUBSCRIBE */
+    bool push_queued;                    /* messages wait for the pub/sub flush (held till then) */
+    struct resp_tracking_conn *tracking; /* NULL until CLIENT TRACKING */
     resp_conn *prev, *next;
 };
 
@@ -246,6 +249,8 @@ struct resp_req {
     size_t tx_index;          /* ... its position */
     resp_script_run *script;  /* a command a script runs (redis.call): on its overlay */
     resp_waiter *wait;        /* a WAIT waiting for replicas (resp_wait.c) */
+    bool track;               /* CLIENT TRACKING remembers the keys it reads */
+    bool tracking_after;      /* its own change's invalidation follows its reply */
     buf reply;
     resp_req *next;
 };
@@ -418,6 +423,45 @@ void resp_stream_write_entry(buf *o, const kv_stream_entry *x);
 
 /* A NOGROUP result's error, worded as Redis words it for req's command. */
 void resp_stream_group_error(resp_req *req, const kv_result *res);
+
+/* ---- CLIENT TRACKING (resp_tracking.c) ---- */
+
+void resp_tracking_init(resp_api *ra, uv_loop_t *loop);
+void resp_tracking_close(resp_api *ra);
+void resp_tracking_conn_free(resp_conn *rc);
+/* RESET: tracking off. */
+void resp_tracking_reset(resp_conn *rc);
+/* CLIENT TRACKING, CACHING, GETREDIR, TRACKINGINFO; false: another
+ * subcommand. */
+bool resp_tracking_client(resp_req *req);
+/* At dispatch: whether the keys cmd reads are remembered for the client
+ * (it consumes CLIENT CACHING's flag; queued: inside MULTI). */
+bool resp_tracking_take(resp_conn *rc, const resp_cmd *cmd, bool queued);
+/* A read-only command of a tracking client looked key up. */
+void resp_tracking_remember(resp_req *req, const resp_arg *key);
+/* A read ran (its answer is made): remember the keys its command declares
+ * (as Redis, which remembers a read-only command's keys after it ran;
+ * keys looked up elsewhere are remembered at the lookup). */
+void resp_tracking_read(resp_req *req);
+/* A change applied (kv_store on_notify). */
+void resp_tracking_change(resp_api *ra, const kv_change *c);
+/* rc proposed cmd (its log identity is set): NOLOOP knows it as rc's. */
+void resp_tracking_proposed(resp_conn *rc, const kv_command *cmd);
+/* rc's reply that made a change of its own was written: tell it now. */
+void resp_tracking_after_reply(resp_conn *rc);
+/* CLIENT LIST's: flags t (tracking), R (its redirect is gone), B (BCAST)
+ * appended at flags[*n]; redir= (-1: not tracking). */
+void resp_tracking_flags(const resp_conn *rc, char *flags, size_t *n);
+long long resp_tracking_redirect(const resp_conn *rc);
+/* tracking-table-max-keys (0: no limit) and the keys remembered. */
+void resp_tracking_set_max_keys(resp_api *ra, uint64_t max);
+uint64_t resp_tracking_max_keys(const resp_api *ra);
+/* INFO's: connections tracking, keys remembered, their (key, client)
+ * pairs, BCAST prefixes. */
+typedef struct resp_tracking_stats {
+    uint64_t clients, keys, items, prefixes;
+} resp_tracking_stats;
+resp_tracking_stats resp_tracking_stats_of(const resp_api *ra);
 
 /* ---- WAIT (resp_wait.c) ---- */
 

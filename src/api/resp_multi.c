@@ -227,6 +227,7 @@ static resp_req *tx__sub_new(resp_req *exec_req, resp_exec *x, tx_queued *q)
     sub->cmd = exec_req->rc->ra->cmds[q->cmd_index];
     sub->proto = exec_req->proto;
     sub->tx_exec = x;
+    sub->track = exec_req->track; /* CLIENT CACHING before EXEC counts for its commands */
     /* the arguments move from the queue into the sub-request */
     sub->own_argv = q->argv;
     sub->own_cap = q->argc;
@@ -289,6 +290,7 @@ void resp_tx_read(resp_req *sub, resp_proc ready)
 {
     if (sub->tx_exec->phase != PHASE_COMPILE) {
         ready(sub); /* applying: the store is at this step's point now */
+        if (sub->track) resp_tracking_read(sub);
         return;
     }
     sub->tx_step = STEP_READ;
@@ -342,6 +344,7 @@ static void tx__read_step(resp_req *sub, int64_t now_ms)
     sub->rreq.read_ms = now_ms;
     sub->rreq.read_unsettled = false;
     sub->on_ready(sub);
+    if (sub->track) resp_tracking_read(sub);
 }
 
 /* A transaction without writes: a linearizable read. */

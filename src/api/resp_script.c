@@ -91,6 +91,7 @@ void resp_script_read(resp_req *sub, resp_proc ready)
     sub->rreq.read_ms = sub->script->ov->now_ms;
     sub->rreq.read_unsettled = false;
     ready(sub);
+    if (sub->track) resp_tracking_read(sub);
 }
 
 /* ---- redis.call ------------------------------------------------------------------ */
@@ -164,6 +165,7 @@ static void script__call(void *ctx, const resp_arg *argv, size_t argc, int resp,
     sub.cmd_index = resp_api_index(ra, cmd);
     sub.proto = resp;
     sub.script = run;
+    sub.track = req->track; /* the keys its reads look up are the caller's */
     sub.argv = argv;
     sub.argc = argc;
     sub.rreq.read_ms = run->ov->now_ms;

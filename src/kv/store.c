@@ -893,6 +893,12 @@ static void store__flush(kv_store *s, const kv_command *cmd, kv_result *res)
         kv_keyspace_clear(&s->ks);
         s->revision++;
         store__changed(s, cmd, KV_CHANGE_FLUSH, NULL, 0, NULL, s->revision);
+    } else if (s->on_notify) {
+        /* nothing to remove, no revision; but Redis tells tracking
+         * clients of every flush, so on_notify hears of it */
+        kv_change c = {.revision = s->revision, .kind = KV_CHANGE_FLUSH, .now_ms = cmd->now_ms,
+                       .cmd = cmd};
+        s->on_notify(s->on_notify_ctx, &c);
     }
 }
 

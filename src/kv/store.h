@@ -82,7 +82,7 @@ typedef void (*kv_store_result_fn)(void *ctx, const kv_command *cmd, const kv_re
 typedef enum kv_change_kind {
     KV_CHANGE_PUT = 1,     /* key now holds value (and expire_ms, 0 = none) */
     KV_CHANGE_DELETE = 2,  /* key removed */
-    KV_CHANGE_FLUSH = 3,   /* every key removed */
+    KV_CHANGE_FLUSH = 3,   /* every key removed (on_notify also hears a flush of none) */
     KV_CHANGE_RESET = 4,   /* the whole state replaced (a snapshot): on_notify only */
     KV_CHANGE_EXPIRED = 5, /* an expired key reclaimed (no revision; its expiry was reported
                             * with it): on_notify only, for keyspace notifications */

@@ -41,30 +41,47 @@ static void replica__take_result(replica_req *req, const kv_result *res)
     req->result.value = req->value_buf.data ? req->value_buf.data : "";
 }
 
+/* This node's proposal of cmd, or the forward it sent it by (*forward). */
+static replica_op *replica__local_op(replica *r, const kv_command *cmd, bool *forward)
+{
+    *forward = false;
+    if (!r->durable || !cmd->origin) return NULL;
+    for (replica_op *op = r->proposals.head; op; op = op->next)
+        if (op->seq == cmd->seq && op->origin == cmd->origin) return op;
+    if (cmd->origin != r->id) return NULL;
+    for (replica_op *op = r->forwards.head; op; op = op->next) {
+        if (op->kind != OP_FORWARD_WRITE || op->seq != cmd->seq) continue;
+        *forward = true;
+        return op;
+    }
+    return NULL;
+}
+
+replica_req *replica_applying(const replica *r)
+{
+    return r->applying;
+}
+
 void replica__on_result(void *ctx, const kv_command *cmd, const kv_result *res)
 {
     replica *r = ctx;
-    if (!r->durable || !cmd->origin) return;
-    for (replica_op *op = r->proposals.head; op; op = op->next) {
-        if (op->seq != cmd->seq || op->origin != cmd->origin) continue;
+    bool forward;
+    replica_op *op = replica__local_op(r, cmd, &forward);
+    if (!op) return;
+    if (!forward) {
         if (op->req) replica__take_result(op->req, res);
         return;
     }
-    if (cmd->origin != r->id) return;
     /* A write this node forwarded: applied here, so committed. Its answer
      * is this result (values included); the leader's need not come. */
-    for (replica_op *op = r->forwards.head; op; op = op->next) {
-        if (op->kind != OP_FORWARD_WRITE || op->seq != cmd->seq) continue;
-        op->applied_here = true;
-        if (op->req) replica__take_result(op->req, res);
-        if (op->freq) {
-            r->env.peer->cancel(r->env.peer_ctx, op->freq);
-            op->freq = NULL;
-        }
-        metrics_counter_add(r->m_forwarded, 1);
-        replica_op_finish_later(op, REPLICA_OK); /* inside libraft's apply */
-        return;
+    op->applied_here = true;
+    if (op->req) replica__take_result(op->req, res);
+    if (op->freq) {
+        r->env.peer->cancel(r->env.peer_ctx, op->freq);
+        op->freq = NULL;
     }
+    metrics_counter_add(r->m_forwarded, 1);
+    replica_op_finish_later(op, REPLICA_OK); /* inside libraft's apply */
 }
 
 static int fsm__apply(struct raft_fsm *fsm, const struct raft_buffer *b, void **result)
@@ -89,8 +106,12 @@ static int fsm__apply(struct raft_fsm *fsm, const struct raft_buffer *b, void **
         return RAFT_MALFORMED;
     }
     if (cmd.now_ms > r->last_stamp) r->last_stamp = cmd.now_ms;
+    bool forward;
+    replica_op *own = replica__local_op(r, &cmd, &forward);
+    r->applying = own ? own->req : NULL;
     kv_result res;
     kv_store_apply(r->store, &cmd, &res);
+    r->applying = NULL;
     replica__wake_rev_waiters(r);
     return 0;
 }

@@ -122,7 +122,9 @@ static int replica__propose(replica *r, replica_req *req, kv_command *cmd, bool 
         cmd->now_ms = replica__stamp(r);
         cmd->origin = 0;
         kv_result res;
+        r->applying = req;
         kv_store_apply(r->store, cmd, &res);
+        r->applying = NULL;
         req->result = res;
         buf_reset(&req->value_buf);
         buf_append(&req->value_buf, res.value, res.value_len);

@@ -213,6 +213,12 @@ typedef void (*replica_raw_cb)(void *ctx, int http_status, const char *body, siz
 int replica_forward_raw(replica *r, const char *path, const void *body, size_t len,
                         replica_raw_cb cb, void *ctx);
 
+/* While the store applies an entry (inside its change callbacks): the
+ * request on this node that proposed or forwarded it, NULL when the entry
+ * came from elsewhere or its request is gone. Lets a client's own writes
+ * be told apart (CLIENT TRACKING's NOLOOP). */
+replica_req *replica_applying(const replica *r);
+
 /* Current time in ms since the epoch, as commands carry it. */
 int64_t replica_now_ms(void);
 /* The time a completed read judges expiry at (req->read_ms), or the

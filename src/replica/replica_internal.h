@@ -81,6 +81,7 @@ struct op_list {
 };
 
 struct replica {
+    replica_req *applying; /* during an apply: this node's request for the entry, if any */
     uv_loop_t *loop;
     const cairn_config *cfg;
     kv_store *store;

@@ -1132,13 +1132,38 @@ static void test_rename(void **state)
 
 /* ---- FLUSH, EXPIRE_KEYS, NOOP ---- */
 
+static int flush_heard;
+
+static void count_flush(void *ctx, const kv_change *c)
+{
+    (void)ctx;
+    flush_heard += c->kind == KV_CHANGE_FLUSH;
+}
+
+static int flush_logged;
+
+static void log_flush(void *ctx, const kv_change *c)
+{
+    (void)ctx;
+    flush_logged += c->kind == KV_CHANGE_FLUSH;
+}
+
 static void test_flush(void **state)
 {
     kv_store s;
     kv_store_init(&s, 18);
+    /* a flush of nothing: no revision, nothing for on_change (the log of
+     * changes), but on_notify hears it (Redis tells tracking clients) */
+    s.on_notify = count_flush;
+    s.on_change = log_flush;
+    flush_heard = flush_logged = 0;
     kv_result r = run(&s, mk(KV_OP_FLUSH, 0));
     assert_int_equal(r.integer, 0);
     assert_int_equal(r.revision, 0);
+    assert_int_equal(flush_heard, 1);
+    assert_int_equal(flush_logged, 0);
+    s.on_notify = NULL;
+    s.on_change = NULL;
     put(&s, "a", "1");
     put_ttl(&s, "b", "2", T0 + 10);
     put(&s, "c", "3");
