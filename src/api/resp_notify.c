@@ -312,6 +312,14 @@ void resp_notify_change(resp_api *ra, const kv_change *c)
     case KV_OP_XSETID:
         ev = "xsetid", cls = N_STREAM, emptied = false;
         break;
+    case KV_OP_XREADGROUP:
+    case KV_OP_XCLAIM:
+    case KV_OP_XAUTOCLAIM:
+        /* Redis tells only the consumer they made (not the reads, claims) */
+        if (!c->consumer_created) return;
+        ev = "xgroup-createconsumer", cls = N_STREAM, emptied = false;
+        put = false;
+        break;
     case KV_OP_XGROUP: {
         /* the store reports a change only when one happened (a consumer
          * created or deleted, a group destroyed), as Redis notifies */

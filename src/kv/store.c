@@ -122,8 +122,11 @@ static void store__describe(kv_result *res, const kv_entry *e)
     res->expire_ms = e->expire_ms;
 }
 
-static void store__changed(kv_store *s, const kv_command *cmd, kv_change_kind kind, const char *key,
-                           size_t key_len, const kv_entry *e, uint64_t rev)
+/* A change to report; consumer_created: a stream command made a consumer
+ * (its xgroup-createconsumer notification). */
+static void store__changed_as(kv_store *s, const kv_command *cmd, kv_change_kind kind,
+                              const char *key, size_t key_len, const kv_entry *e, uint64_t rev,
+                              bool consumer_created)
 {
     if (!s->on_change && !s->on_notify) return;
     kv_change c = {.revision = rev,
@@ -131,7 +134,8 @@ static void store__changed(kv_store *s, const kv_command *cmd, kv_change_kind ki
                    .key = key,
                    .key_len = key_len,
                    .now_ms = cmd->now_ms,
-                   .cmd = cmd};
+                   .cmd = cmd,
+                   .consumer_created = consumer_created};
     if (e) {
         c.created = e->create_rev == rev;
         c.type = e->type;
@@ -143,6 +147,12 @@ static void store__changed(kv_store *s, const kv_command *cmd, kv_change_kind ki
     }
     if (s->on_change) s->on_change(s->on_change_ctx, &c);
     if (s->on_notify) s->on_notify(s->on_notify_ctx, &c);
+}
+
+static void store__changed(kv_store *s, const kv_command *cmd, kv_change_kind kind, const char *key,
+                           size_t key_len, const kv_entry *e, uint64_t rev)
+{
+    store__changed_as(s, cmd, kind, key, key_len, e, rev, false);
 }
 
 /* e's current value and expiry (e->mod_rev is the change's revision). */
@@ -896,8 +906,8 @@ static void store__flush(kv_store *s, const kv_command *cmd, kv_result *res)
     } else if (s->on_notify) {
         /* nothing to remove, no revision; but Redis tells tracking
          * clients of every flush, so on_notify hears of it */
-        kv_change c = {.revision = s->revision, .kind = KV_CHANGE_FLUSH, .now_ms = cmd->now_ms,
-                       .cmd = cmd};
+        kv_change c = {
+            .revision = s->revision, .kind = KV_CHANGE_FLUSH, .now_ms = cmd->now_ms, .cmd = cmd};
         s->on_notify(s->on_notify_ctx, &c);
     }
 }
@@ -1921,6 +1931,15 @@ static void store__stream_changed(kv_store *s, const kv_command *cmd, kv_entry *
     store__changed_put(s, cmd, e);
 }
 
+/* A consumer group command's change: created, whether it made a consumer. */
+static void store__group_changed(kv_store *s, const kv_command *cmd, kv_entry *e, uint64_t rev,
+                                 bool created)
+{
+    e->version++;
+    e->mod_rev = rev;
+    store__changed_as(s, cmd, KV_CHANGE_PUT, kv_entry_key(e), e->key_len, e, e->mod_rev, created);
+}
+
 /* XADD's and XTRIM's trimming: a = KV_XTRIM_* | KV_XTRIM_APPROX, b = limit,
  * the threshold in args[at] (a decimal count, or an ID for MINID). */
 static uint64_t store__stream_trim(kv_store *s, const kv_command *cmd, kv_entry *e, uint32_t at)
@@ -2229,6 +2248,7 @@ static void store__xreadgroup(kv_store *s, const kv_command *cmd, kv_result *res
     uint32_t nstreams = 0;
     uint64_t rev = s->revision + 1;
     bool changed = false;
+    bool *made = xcalloc(nk, sizeof(*made)); /* per stream: its group got the consumer */
     uint64_t count = cmd->a > 0 ? (uint64_t)cmd->a : UINT64_MAX;
     for (uint64_t i = 0; i < nk; i++) {
         kv_slice key = cmd->args[2 + i], ida = cmd->args[2 + nk + i];
@@ -2241,6 +2261,7 @@ static void store__xreadgroup(kv_store *s, const kv_command *cmd, kv_result *res
         /* a read that found nothing for a known consumer is no change to
          * report (a blocked XREADGROUP proposed again must not wake itself) */
         changed |= created;
+        made[i] = created;
         size_t at = out.len;
         store__put32(&out, (uint32_t)key.len);
         buf_append(&out, key.ptr, key.len);
@@ -2294,9 +2315,10 @@ static void store__xreadgroup(kv_store *s, const kv_command *cmd, kv_result *res
         s->revision = rev;
         for (uint64_t i = 0; i < nk; i++) {
             kv_entry *e = kv_keyspace_find(&s->ks, cmd->args[2 + i].ptr, cmd->args[2 + i].len);
-            store__stream_changed(s, cmd, e, rev);
+            store__group_changed(s, cmd, e, rev, made[i]);
         }
     }
+    free(made);
     buf_reset(&s->scratch);
     buf_append(&s->scratch, out.data, out.len);
     buf_close(&out);
@@ -2432,7 +2454,7 @@ static void store__xclaim(kv_store *s, const kv_command *cmd, kv_result *res)
         if (k < g->npel) next = g->pel[k].id;
     }
     for (int b = 0; b < 4; b++) out.data[b] = (char)(n >> (8 * b));
-    store__stream_changed(s, cmd, e, ++s->revision);
+    store__group_changed(s, cmd, e, ++s->revision, created);
     buf_reset(&s->scratch);
     if (autoclaim) {
         store__le64(&s->scratch, next.ms);

@@ -100,6 +100,7 @@ typedef struct kv_change {
     int64_t now_ms;        /* the command's time */
     const kv_command *cmd; /* what made the change (NULL for RESET); valid during the call */
     bool created;          /* PUT: the key was created by it */
+    bool consumer_created; /* XREADGROUP, XCLAIM, XAUTOCLAIM: a consumer was made */
 } kv_change;
 
 typedef void (*kv_store_change_fn)(void *ctx, const kv_change *c);

@@ -44,6 +44,13 @@ SCRIPT = [
     ("XGROUP", "CREATECONSUMER", "xg", "g", "c"), ("XGROUP", "CREATECONSUMER", "xg", "g", "c"),
     ("XGROUP", "DELCONSUMER", "xg", "g", "nobody"), ("XGROUP", "DELCONSUMER", "xg", "g", "c"),
     ("XGROUP", "DESTROY", "xg", "g"), ("XGROUP", "DESTROY", "xg", "g"),
+    # consumers that XREADGROUP, XCLAIM and XAUTOCLAIM make
+    ("XADD", "xr", "1-1", "f", "v"), ("XGROUP", "CREATE", "xr", "g", "0"),
+    ("XREADGROUP", "GROUP", "g", "c1", "STREAMS", "xr", ">"),
+    ("XREADGROUP", "GROUP", "g", "c1", "STREAMS", "xr", "0"),
+    ("XCLAIM", "xr", "g", "c2", "0", "1-1"), ("XCLAIM", "xr", "g", "c2", "0", "1-1"),
+    ("XAUTOCLAIM", "xr", "g", "c3", "0", "0"), ("XAUTOCLAIM", "xr", "g", "c3", "0", "0"),
+    ("XACK", "xr", "g", "1-1"),
 ]
 
 
