@@ -67,6 +67,8 @@ TITLES = {
            "connection: time from sending the push to receiving the element)",
     "W12": "12. Transactions, streams, pub/sub in memory (cairn --persistence none vs "
            "redis-server --save '' --appendonly no)",
+    "W13": "13. Transactions, streams, scripts, pub/sub durable (cairn durable, one node, vs "
+           "redis-server --appendonly yes --appendfsync always)",
 }
 
 
@@ -501,7 +503,7 @@ def write(suite):
         "VmHWM from /proc/PID/status.",
     ]
     L += ["## Results", ""] + settings + [""]
-    for w in ("W1", "W9", "W12", "W2", "W10", "W3"):
+    for w in ("W1", "W9", "W12", "W2", "W10", "W13", "W3"):
         L += [f"### {TITLES[w]}", ""]
         t = workload_table(w, agg)
         L += t if t else ["Not measured."]

@@ -553,22 +553,39 @@ http {{
         """Issue 13's in-memory benchmarks, cairn --persistence none against
         redis-server without persistence, alternating: MULTI + 10 INCR +
         EXEC (the same Python driver for both), XADD * (redis-benchmark, 50
-        clients, -P 16), PUBLISH with 1 and with 100 subscribers (redis-cli
-        processes; the publisher is redis-benchmark, 50 clients, -P 16;
-        delivered messages/s = publishes/s x subscribers, checked with
-        PUBSUB NUMSUB that no subscriber was dropped)."""
+        clients, -P 16), XREADGROUP, EVALSHA, PUBLISH with 1 and with 100
+        subscribers (redis-cli processes; the publisher is redis-benchmark,
+        50 clients, -P 16; delivered messages/s = publishes/s x subscribers,
+        checked with PUBSUB NUMSUB that no subscriber was dropped)."""
         w = "W12"
         pair = self.in_memory_pair(w)
         if not pair:
             return
-        servers, c, r = pair
-        txs = max(200, self.v["rb_n"] // 40)
+        self.messaging(w, *pair, self.v["rb_n_pipe"])
+
+    def w13_messaging_durable(self):
+        """W12's commands durable: cairn durable (one node) against
+        redis-server --appendonly yes --appendfsync always, alternating. A
+        smaller n: every write is an fsync on both sides."""
+        w = "W13"
+        if not self.redis_comparable(w):
+            return
+        servers = self.start([self.cairn("w13-cairn-durable", "durable"),
+                              self.redis("w13-redis-aof-always", aof=True, fsync="always")], w)
+        by = {s.kind: s for s in servers}
+        if len(by) < 2:
+            self.stop(servers)
+            return
+        self.messaging(w, servers, by["cairn"], by["redis"], self.v["dur_n50"])
+
+    def messaging(self, w, servers, c, r, n):
+        """W12's and W13's runs on cairn c and redis r, n commands each."""
+        txs = max(200, self.v["rb_n"] // 40) if w == "W12" else max(100, n // 20)
 
         def tx(port):
             return lambda: drivers.multi_exec(port, conns=8, txs=txs, batch=20)
         self.alternate(w, "MULTI + 10 INCR + EXEC, 8 conns", [("cairn", c, tx(c.resp_port)),
                                                               ("redis", r, tx(r.resp_port))])
-        n = self.v["rb_n_pipe"]
 
         def xadd(port):
             return lambda: drivers.redis_benchmark_cmd(port, ["XADD", "bench:stream", "MAXLEN",
@@ -883,7 +900,8 @@ http {{
                  ("W3", self.w3_http), ("W4", self.w4_w5_memory_recovery),
                  ("W6", self.w6_overload), ("W8", self.w8_datatype_memory),
                  ("W9", self.w9_datatype_commands), ("W10", self.w10_datatype_durable),
-                 ("W11", self.w11_blocking_wakeup), ("W12", self.w12_messaging)]
+                 ("W11", self.w11_blocking_wakeup), ("W12", self.w12_messaging),
+                 ("W13", self.w13_messaging_durable)]
         if self.v["cluster"] or self.args.only:
             steps.append(("W7", self.w7_cluster))
         for w, fn in steps:
@@ -1046,7 +1064,7 @@ def main():
     ap.add_argument("--plots-dir", help="PNG plots (default: bench/plots for quick/full, "
                     "OUT/plots for smoke)")
     ap.add_argument("--out", help="raw results and logs (default bench/results/VARIANT-TIME)")
-    ap.add_argument("--only", help="comma-separated workloads: W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11 "
+    ap.add_argument("--only", help="comma-separated workloads: W1,W2,...,W13 "
                     "(W7, the 3-node clusters, is left out of smoke unless named here)")
     ap.add_argument("--rounds", type=int, help="override the variant's A/B rounds")
     ap.add_argument("--render", metavar="OUT",

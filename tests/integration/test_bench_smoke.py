@@ -48,7 +48,7 @@ def test_bench_smoke_writes_report(tmp_path):
     assert any(r["side"].startswith("cairn") and r.get("ok") for r in results["results"]), body
     # every workload either measured cairn successfully or says why not
     # (one good row somewhere is not enough)
-    for w in ("W1", "W2", "W3", "W6", "W9", "W10", "W11", "W12"):
+    for w in ("W1", "W2", "W3", "W6", "W9", "W10", "W11", "W12", "W13"):
         rows = [r for r in results["results"] if r["workload"] == w]
         if not rows:
             assert results["notes"].get(w), f"{w}: no rows and no note saying why"
