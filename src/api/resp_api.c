@@ -936,6 +936,23 @@ static bool resp__check_keys(resp_req *req)
     return true;
 }
 
+/* Whether nothing after cmd may start until it answered: a read, a write
+ * that may answer as a read (it must see the writes before it), or a
+ * command that blocks (as a blocked Redis client does). */
+static bool resp__ordered_as_read(const resp_cmd *cmd, const resp_arg *argv, size_t argc)
+{
+    if (!(cmd->flags & RESP_CMD_WRITE) || (cmd->flags & RESP_CMD_MAY_READ)) return true;
+    if (!(cmd->flags & RESP_CMD_BLOCKING)) return false;
+    if (!(cmd->flags & RESP_CMD_BLOCK_OPTION)) return true;
+    /* the options before STREAMS (XREADGROUP's after GROUP group consumer:
+     * names that read BLOCK are not options) */
+    for (size_t i = 4; i < argc && !resp_format_arg_is(&argv[i], "streams"); i++) {
+        if (resp_format_arg_is(&argv[i], "block")) return true;
+        if (resp_format_arg_is(&argv[i], "count")) i++;
+    }
+    return false;
+}
+
 static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size_t argc)
 {
     resp_api *ra = rc->ra;
@@ -969,9 +986,7 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
         rc->last_cmd = cmd->name;
         bool queues = resp_tx_queues(rc, cmd);
         if (rc->tracking) req->track = resp_tracking_take(rc, cmd, queues);
-        if (!queues && (!(cmd->flags & RESP_CMD_WRITE) ||
-                        (cmd->flags & (RESP_CMD_BLOCKING | RESP_CMD_MAY_READ))))
-            rc->pending_read = true;
+        if (!queues && resp__ordered_as_read(cmd, argv, argc)) rc->pending_read = true;
         if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
             (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
             resp_req_error_arity(req);
@@ -1121,8 +1136,7 @@ static void resp__process(resp_conn *rc)
          * starts until it answers, as on a blocked Redis client; so is a
          * write that may answer as a read, which must see the writes
          * before it */
-        bool is_write = idx < ra->ncmds && (ra->cmds[idx]->flags & RESP_CMD_WRITE) &&
-                        !(ra->cmds[idx]->flags & (RESP_CMD_BLOCKING | RESP_CMD_MAY_READ));
+        bool is_write = idx < ra->ncmds && !resp__ordered_as_read(ra->cmds[idx], p->argv, p->argc);
         bool observes = idx < ra->ncmds && !is_write;
         bool ordered = rc->pending && (observes || rc->pending_read);
         if (ordered || rc->pending >= ra->max_pending) {

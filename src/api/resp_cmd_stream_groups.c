@@ -632,8 +632,8 @@ const resp_cmd resp_cmds_stream_groups[] = {
     {"xgroup", sg__xgroup, -2, W, 2, 2, 1, "stream", "5.0.0", "Depends on subcommand.",
      "Consumer groups: CREATE, SETID, DESTROY, CREATECONSUMER, DELCONSUMER, HELP",
      "subcommand [argument ...]"},
-    {"xreadgroup", sg__xreadgroup, -7, W | RESP_CMD_BLOCKING, 0, 0, 0, "stream", "5.0.0",
-     "For each stream mentioned: O(M) with M the number of elements returned",
+    {"xreadgroup", sg__xreadgroup, -7, W | RESP_CMD_BLOCKING | RESP_CMD_BLOCK_OPTION, 0, 0, 0,
+     "stream", "5.0.0", "For each stream mentioned: O(M) with M the number of elements returned",
      "Return new entries from a stream using a consumer group, or access the history of the "
      "pending entries for a given consumer; BLOCK waits on any node",
      "GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key [key ...] id "

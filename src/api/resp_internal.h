@@ -75,6 +75,9 @@ enum {
                                         * check does not run inside a transaction's apply) */
     RESP_CMD_PUBSUB_CONTEXT = 1 << 16, /* allowed on a RESP2 connection that subscribed
                                         * (SUBSCRIBE and family, PING, QUIT, RESET) */
+    RESP_CMD_BLOCK_OPTION = 1 << 17,   /* BLOCKING only with a BLOCK argument (before
+                                        * STREAMS): without, XREADGROUP is a write that
+                                        * pipelines like one */
 };
 
 struct resp_cmd {

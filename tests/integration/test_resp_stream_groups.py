@@ -279,3 +279,21 @@ def test_dead_letter_recipe(anynode):
     assert [f[b"n"] for _, f in r.xrange("jobs:dead")] == [b"0", b"1"]
     pending = r.xpending("jobs", "workers")
     assert pending["pending"] == 2 and pending["min"] == b"3-1", pending
+
+
+def test_xreadgroup_without_block_pipelines_as_a_write(anynode):
+    """Without BLOCK, XREADGROUP is a write like XACK and pipelines like
+    one (it is not held behind the one before it): 200 of them sent at
+    once each deliver the next entry, in order, once."""
+    with RawResp(anynode.resp_port) as c:
+        for i in range(1, 201):
+            c.send_cmd("XADD", "p", f"{i}-1", "f", str(i))
+        for _ in range(200):
+            c.read()
+        c.cmd("XGROUP", "CREATE", "p", "g", "0")
+        for _ in range(200):
+            c.send_cmd("XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "p", ">")
+        c.send_cmd("XPENDING", "p", "g")
+        got = [c.read()[0][1][0][0] for _ in range(200)]
+        assert got == [f"{i}-1".encode() for i in range(1, 201)]
+        assert c.read()[0] == 200  # a read after them sees them all
