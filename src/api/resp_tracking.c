@@ -194,27 +194,44 @@ static void trk__send(resp_api *ra, resp_conn *rc, uint32_t count, const char *p
     buf_close(&out);
 }
 
+/* Whether rc is still there to be told (a send may close it: its output
+ * over --max-pending-output closes it at once, which frees t). */
+static bool trk__alive(const resp_conn *rc, const struct resp_tracking_conn *t)
+{
+    return !rc->dead && !rc->c->closing && rc->tracking == t;
+}
+
 /* Send what waits for rc: its default-mode messages in order, then its
- * BCAST prefixes' keys, a message per prefix (in prefix order). */
+ * BCAST prefixes' keys, a message per prefix (in prefix order). What waits
+ * is taken first, so that a send that closes rc frees nothing in use. */
 static void trk__deliver(resp_api *ra, resp_conn *rc)
 {
     struct resp_tracking_conn *t = rc->tracking;
-    const char *p = t->out.data, *end = p ? p + t->out.len : p;
-    while (p < end) {
+    buf out = t->out;
+    buf_init(&t->out);
+    size_t np = t->npfx;
+    buf *pk = xcalloc(np ? np : 1, sizeof(*pk));
+    uint32_t *pn = xcalloc(np ? np : 1, sizeof(*pn));
+    for (size_t i = 0; i < np; i++) {
+        pk[i] = t->pfx[i].keys;
+        buf_init(&t->pfx[i].keys);
+        pn[i] = t->pfx[i].nkeys;
+        t->pfx[i].nkeys = 0;
+    }
+    const char *p = out.data, *end = p ? p + out.len : p;
+    while (p < end && trk__alive(rc, t)) {
         uint32_t count = trk__get32(p);
         p += 4;
         const char *keys = p;
         for (uint32_t i = 0; count != FLUSH_ALL && i < count; i++) p += 4 + trk__get32(p);
         trk__send(ra, rc, count, keys);
     }
-    buf_reset(&t->out);
-    for (size_t i = 0; i < t->npfx; i++) {
-        trk_prefix *x = &t->pfx[i];
-        if (!x->nkeys) continue;
-        trk__send(ra, rc, x->nkeys, x->keys.data);
-        buf_reset(&x->keys);
-        x->nkeys = 0;
-    }
+    for (size_t i = 0; i < np && trk__alive(rc, t); i++)
+        if (pn[i]) trk__send(ra, rc, pn[i], pk[i].data);
+    for (size_t i = 0; i < np; i++) buf_close(&pk[i]);
+    free(pk);
+    free(pn);
+    buf_close(&out);
 }
 
 static void trk__flush_cb(uv_timer_t *timer)

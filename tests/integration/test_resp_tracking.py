@@ -292,3 +292,32 @@ def test_reset_turns_tracking_off(anynode):  # noqa: F811
         w.cmd("SET", "k", "v")
         time.sleep(0.1)
         assert _until_pong(t) == []  # nothing told
+
+
+def test_a_tracking_client_that_does_not_read_is_disconnected(make_node):
+    """Invalidations are output like any other: a BCAST client that never
+    reads is closed at --max-pending-output (counted) while invalidations
+    are being written to it, and the node goes on."""
+    from resp_helpers import metric_value, metrics
+
+    n = make_node(persistence="none", extra_args=["--max-pending-output", "256k"]).start()
+    slow = RawResp(n.resp_port)
+    try:
+        slow.cmd("HELLO", "3")
+        slow.cmd("CLIENT", "TRACKING", "ON", "BCAST")
+        key = "k" * 4000
+        with RawResp(n.resp_port) as w:
+            for i in range(1000):  # at most 16 MB of invalidations: past the limit
+                for j in range(4):
+                    w.send_cmd("SET", f"{key}{i}.{j}", "v")
+                for _ in range(4):
+                    w.read()
+                if i % 50 == 49 and \
+                        (metric_value(metrics(n), "cairn_output_overflow_total") or 0) >= 1:
+                    break
+            assert w.cmd("PING") == "PONG"
+        closed, _ = slow.wait_closed(10)
+        assert closed, "a tracking client that never read was not disconnected"
+        assert (metric_value(metrics(n), "cairn_output_overflow_total") or 0) >= 1
+    finally:
+        slow.close()
