@@ -557,6 +557,9 @@ static int trk__cmp_prefix(const void *a, const void *b)
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
+static void trk__switch_on(resp_req *req, bool on, bool bcast, bool optin, bool optout, bool noloop,
+                           int64_t redirect, const size_t *pfx_at, size_t npfx);
+
 /* CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p]... [OPTIN]
  * [OPTOUT] [NOLOOP], with Redis' checks in Redis' order. */
 static void trk__tracking(resp_req *req)
@@ -571,14 +574,19 @@ static void trk__tracking(resp_req *req)
     }
     bool bcast = false, optin = false, optout = false, noloop = false;
     int64_t redirect = 0;
-    size_t first_pfx = 0, npfx = 0;
+    size_t npfx = 0;
+    size_t *pfx_at = xcalloc(req->argc, sizeof(*pfx_at)); /* each PREFIX's argument */
     for (size_t i = 3; i < req->argc; i++) {
         const resp_arg *o = &req->argv[i];
         bool more = i + 1 < req->argc;
         if (resp_format_arg_is(o, "redirect") && more) {
-            if (!resp_req_int_arg(req, &req->argv[++i], &redirect)) return;
+            if (!resp_req_int_arg(req, &req->argv[++i], &redirect)) {
+                free(pfx_at);
+                return;
+            }
             if (redirect <= 0 || !trk__conn_by_id(ra, (uint64_t)redirect)) {
                 resp_req_error(req, "ERR The client ID you want redirect to does not exist");
+                free(pfx_at);
                 return;
             }
         } else if (resp_format_arg_is(o, "bcast")) {
@@ -590,15 +598,24 @@ static void trk__tracking(resp_req *req)
         } else if (resp_format_arg_is(o, "noloop")) {
             noloop = true;
         } else if (resp_format_arg_is(o, "prefix") && more) {
-            /* kept in req->argv: one run of PREFIX p pairs is not needed */
-            if (!npfx) first_pfx = i + 1;
-            npfx++;
-            i++;
+            pfx_at[npfx++] = ++i;
         } else {
             resp_req_error_syntax(req);
+            free(pfx_at);
             return;
         }
     }
+    trk__switch_on(req, on, bcast, optin, optout, noloop, redirect, pfx_at, npfx);
+    free(pfx_at);
+}
+
+/* CLIENT TRACKING's checks (Redis' order) and the switch, once the
+ * arguments parsed; pfx_at: the positions of the npfx prefixes. */
+static void trk__switch_on(resp_req *req, bool on, bool bcast, bool optin, bool optout, bool noloop,
+                           int64_t redirect, const size_t *pfx_at, size_t npfx)
+{
+    resp_conn *rc = req->rc;
+    resp_api *ra = rc->ra;
     struct resp_tracking_conn *t = trk__of(rc);
     if (!on) {
         trk__off(rc);
@@ -634,8 +651,8 @@ static void trk__tracking(resp_req *req)
     for (size_t i = 0; i < t->npfx; i++) all[i] = t->pfx[i];
     size_t n = t->npfx;
     for (size_t k = 0; bcast && k < (npfx ? npfx : 1); k++) {
-        const char *p = npfx ? req->argv[first_pfx + 2 * k].ptr : "";
-        size_t len = npfx ? req->argv[first_pfx + 2 * k].len : 0;
+        const char *p = npfx ? req->argv[pfx_at[k]].ptr : "";
+        size_t len = npfx ? req->argv[pfx_at[k]].len : 0;
         bool dup = false;
         for (size_t j = 0; j < n && !dup; j++) {
             bool ovl = all[j].len <= len ? memcmp(all[j].p, p, all[j].len) == 0

@@ -171,6 +171,10 @@ def _script(port):
         A("SET", "q1", "mine")
         B("SET", "q2", "theirs")
         A("CLIENT", "TRACKING", "OFF")
+        # options between the prefixes
+        A("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "a:", "NOLOOP", "PREFIX", "b:")
+        A("CLIENT", "TRACKINGINFO")
+        A("CLIENT", "TRACKING", "OFF")
         # RESP2 through REDIRECT: __redis__:invalidate messages
         rid = r.cmd("CLIENT", "ID")
         out.append(("r", "subscribe", r.raw_full_reply("SUBSCRIBE", "__redis__:invalidate")))
