@@ -4,7 +4,8 @@
 #   2. builds the Release configuration with GCC (-O3, what a packager
 #      builds; build-release/) and runs the unit tests and the cluster and
 #      fault tests on it (GCC -O3 once miscompiled the replica's op lists:
-#      docs/design.md),
+#      docs/design.md; the Jepsen run with a random seed only: the fixed
+#      seed's replay runs in step 1),
 #   3. builds with ASan+UBSan and assertions (build-asan/) and runs the
 #      unit and integration tests again,
 #   4. runs the normal build under Valgrind memcheck (scripts/valgrind.sh),
@@ -32,7 +33,8 @@ ctest --test-dir build-release --output-on-failure -j 2
 CAIRN_BUILD_DIR="$PWD/build-release" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
   tests/integration/test_cluster.py tests/integration/test_pause_leader.py \
   tests/integration/test_snapshot_catchup.py tests/integration/test_durability.py \
-  tests/integration/test_jepsen_short.py
+  tests/integration/test_jepsen_short.py \
+  --deselect "tests/integration/test_jepsen_short.py::test_jepsen_short[seed123708]"
 
 echo "== ASan+UBSan build: unit and integration tests ==" >&2
 scripts/build.sh build-asan -DCAIRN_SANITIZE=ON -DCMAKE_C_COMPILER=clang

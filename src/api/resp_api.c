@@ -198,6 +198,7 @@ resp_api *resp_api_create(api *a, uv_loop_t *loop)
     resp_pubsub_init(ra, loop);
     resp_tracking_init(ra, loop);
     resp_wait_init(ra, loop);
+    resp_script_init(ra, loop);
     resp_notify_init(ra);
     slowlog_init(&ra->slowlog);
     return ra;
@@ -255,6 +256,7 @@ static resp_req *resp__new_req(resp_conn *rc)
     req->block = NULL;
     req->exec = req->tx_exec = NULL;
     req->script = NULL;
+    req->script_waits = false;
     req->wait = NULL;
     req->track = req->tracking_after = false;
     req->tx_step = 0;
@@ -999,6 +1001,8 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
                             "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
                             "PING / QUIT / RESET are allowed in this context",
                             cmd->name);
+        } else if (resp_script_refuses(req)) {
+            resp_tx_flag(req);
         } else if (queues) {
             resp_tx_queue(req);
         } else {
@@ -1223,6 +1227,7 @@ static void resp__on_close(net_conn *c)
     for (resp_req *req = rc->head; req; req = req->next) {
         if (req->rreq.op) replica_cancel(&req->rreq);
         if (req->block) resp_block_detach(req);
+        resp_script_detach(req);
     }
     auth_wait_cancel(rc->auth_wait);
     resp_pubsub_conn_free(rc); /* no message may reach it any more */

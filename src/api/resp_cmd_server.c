@@ -955,6 +955,10 @@ static size_t server__config_all(resp_req *req, buf *o)
     char tk[24];
     snprintf(tk, sizeof(tk), "%" PRIu64, resp_tracking_max_keys(req->rc->ra));
     n += server__config_pair(req, o, "tracking-table-max-keys", tk);
+    char bt[24];
+    snprintf(bt, sizeof(bt), "%" PRIu64, resp_script_threshold(req->rc->ra));
+    n += server__config_pair(req, o, "lua-time-limit", bt);
+    n += server__config_pair(req, o, "busy-reply-threshold", bt);
     /* the encodings' limits: replicated state (CONFIG SET goes through
      * the log), this node's as applied so far; sets: Redis 7.2's listpack
      * sets */
@@ -980,7 +984,8 @@ static const char *const server__config_help[] = {
     "    Return parameters matching the glob-like <pattern>s and their values.",
     "SET <directive> <value> [<directive> <value> ...]",
     "    Set the encodings' limits (hash-, set-, zset-max-*), on every node through",
-    "    the log, and this node's maxmemory, maxmemory-policy and slowlog-*; the rest",
+    "    the log, and this node's maxmemory, maxmemory-policy, slowlog-* and",
+    "    busy-reply-threshold (lua-time-limit); the rest",
     "    of cairn's configuration comes from its flags.",
     "RESETSTAT",
     "    Reset the statistics reported by INFO (this node's).",
@@ -1113,16 +1118,19 @@ enum {
     LOCAL_MAX_LEN,
     LOCAL_NOTIFY,
     LOCAL_TRACKING_MAX_KEYS,
+    LOCAL_BUSY_THRESHOLD,
     LOCAL_COUNT_
 };
 static const char *const server__config_local[LOCAL_COUNT_] = {
-    "maxmemory",       "maxmemory-policy",       "slowlog-log-slower-than",
-    "slowlog-max-len", "notify-keyspace-events", "tracking-table-max-keys"};
+    "maxmemory",           "maxmemory-policy",       "slowlog-log-slower-than",
+    "slowlog-max-len",     "notify-keyspace-events", "tracking-table-max-keys",
+    "busy-reply-threshold"};
 
 static int server__local_lookup(const resp_arg *a)
 {
     for (int i = 0; i < LOCAL_COUNT_; i++)
         if (resp_format_arg_is(a, server__config_local[i])) return i;
+    if (resp_format_arg_is(a, "lua-time-limit")) return LOCAL_BUSY_THRESHOLD; /* its old name */
     return -1;
 }
 
@@ -1168,7 +1176,8 @@ static const char *server__local_parse(const api *a, int id, const resp_arg *v, 
             return "argument couldn't be parsed into an integer";
         if (id == LOCAL_SLOWER_THAN && n < -1)
             return "argument must be between -1 and 9223372036854775807 inclusive";
-        if ((id == LOCAL_MAX_LEN || id == LOCAL_TRACKING_MAX_KEYS) && n < 0)
+        if ((id == LOCAL_MAX_LEN || id == LOCAL_TRACKING_MAX_KEYS || id == LOCAL_BUSY_THRESHOLD) &&
+            n < 0)
             return "argument must be between 0 and 9223372036854775807 inclusive";
         *out = n;
         return NULL;
@@ -1187,6 +1196,8 @@ static void server__local_apply(resp_req *req)
     if (req->opt & (1u << LOCAL_NOTIFY)) req->rc->ra->notify_flags = (uint32_t)req->n[LOCAL_NOTIFY];
     if (req->opt & (1u << LOCAL_TRACKING_MAX_KEYS))
         resp_tracking_set_max_keys(req->rc->ra, (uint64_t)req->n[LOCAL_TRACKING_MAX_KEYS]);
+    if (req->opt & (1u << LOCAL_BUSY_THRESHOLD))
+        resp_script_set_threshold(req->rc->ra, (uint64_t)req->n[LOCAL_BUSY_THRESHOLD]);
 }
 
 static void server__config_set_done(resp_req *req, const kv_result *res)
@@ -1258,6 +1269,7 @@ static void server__config_set(resp_req *req)
             why = kv_limit_parse(id, v->ptr, v->len, &lim);
         } else {
             id = server__local_lookup(a);
+            if (id < 0) return; /* never: every name was checked above */
             why = server__local_parse(req->a, id, v, &req->n[id]);
             req->opt |= 1u << id;
         }

@@ -39,6 +39,7 @@ typedef struct resp_tx resp_tx;         /* a connection's MULTI and WATCH state 
 typedef struct resp_exec resp_exec;     /* an EXEC in progress (resp_multi.c) */
 typedef struct resp_pubsub resp_pubsub; /* this node's subscriptions (resp_pubsub.c) */
 typedef struct resp_script_run resp_script_run; /* a Lua script running (resp_script.c) */
+typedef struct resp_scripts resp_scripts;       /* busy scripts and who waits (resp_script.c) */
 typedef struct resp_waits resp_waits;           /* WAITs in progress (resp_wait.c) */
 typedef struct resp_waiter resp_waiter;
 typedef struct resp_tracking resp_tracking; /* CLIENT TRACKING's tables (resp_tracking.c) */
@@ -183,6 +184,7 @@ struct resp_api {
     uint64_t tx_nonce, tx_counter;
     struct script_lua *lua; /* the scripts' interpreter, made on first use (resp_script.c) */
     kv_overlay *overlay;    /* the scripts' overlay, reused run after run */
+    resp_scripts *scripts;  /* a script that went busy, requests waiting for the interpreter */
     resp_waits *waits;
     resp_tracking *tracking;
 };
@@ -243,7 +245,7 @@ struct resp_req {
     size_t own_cap;
     buf own_data;
     /* options parsed by the handler for its continuation */
-    int64_t n[6];
+    int64_t n[8];
     uint32_t opt;
     struct resp_block *block; /* a blocking pop's state, while it waits */
     resp_exec *exec;          /* EXEC: the transaction */
@@ -251,6 +253,7 @@ struct resp_req {
     int tx_step;              /* ... what it asked for (resp_multi.c) */
     size_t tx_index;          /* ... its position */
     resp_script_run *script;  /* a command a script runs (redis.call): on its overlay */
+    bool script_waits;        /* its script is busy, or waits for the busy one (resp_script.c) */
     resp_waiter *wait;        /* a WAIT waiting for replicas (resp_wait.c) */
     bool track;               /* CLIENT TRACKING remembers the keys it reads */
     bool tracking_after;      /* its own change's invalidation follows its reply */
@@ -476,6 +479,16 @@ void resp_wait_forget(resp_req *req);
 /* ---- scripts (resp_script.c) ---- */
 
 void resp_script_close(resp_api *ra);
+void resp_script_init(resp_api *ra, uv_loop_t *loop);
+/* While a script is busy (past busy-reply-threshold, yielding to the
+ * loop), most commands are refused as Redis refuses them: true after
+ * writing the BUSY error into req (EXEC: the transaction is discarded). */
+bool resp_script_refuses(resp_req *req);
+/* The client of req left: its busy script ends, or it waits no more. */
+void resp_script_detach(resp_req *req);
+/* busy-reply-threshold (lua-time-limit), this node's, in ms */
+uint64_t resp_script_threshold(const resp_api *ra);
+void resp_script_set_threshold(resp_api *ra, uint64_t ms);
 /* What a command run by a script (req->script set) asks for, instead of
  * resp_req_propose, resp_block_pop and resp_req_read: done at once, on
  * the script's overlay. */

@@ -36,18 +36,42 @@
 #include "util/strconv.h"
 
 #define SCRIPT_MAX_ATTEMPTS 64
-/* lua-time-limit: a script running longer is stopped (Redis' default
- * busy threshold) */
-#define SCRIPT_TIME_LIMIT_MS 5000
+/* busy-reply-threshold (lua-time-limit): Redis' default */
+#define SCRIPT_BUSY_THRESHOLD_MS 5000
 #define SCRIPT_REDIS_VERSION "7.0.0"
 
 enum { SCRIPT_BY_SHA = 1, SCRIPT_READ_ONLY = 2, SCRIPT_FUNCTION = 4 };
 
 struct resp_script_run {
-    resp_req *req;
+    resp_req *req; /* NULL once its client left (a busy run then ends) */
+    resp_api *ra;
     kv_overlay *ov; /* the node's (ra->overlay), reset for each run */
     api view;       /* the request's api, with the overlay as its store */
     bool read_only;
+    bool function; /* FCALL: "FUNCTION KILL" in the BUSY error */
+    uint64_t started_ms;
+    buf reply; /* what the script answers */
+};
+
+/* A script past the busy threshold yields every SCRIPT_SLICE_MS
+ * (api/script_lua.h); `turn` resumes it once the loop has served what
+ * came meanwhile: other clients get Redis' BUSY error, SCRIPT KILL and
+ * FUNCTION KILL end it. The interpreter runs one script at a time, so a
+ * script whose read completes while one is busy waits here, and so does
+ * FUNCTION LIST when the functions must be reloaded (never under a busy
+ * function). */
+typedef struct script_waiter {
+    resp_req *req;
+    resp_proc proc;
+} script_waiter;
+
+struct resp_scripts {
+    uv_idle_t turn; /* an idle handle: a timer restarted at 0 ms in its callback would run
+                     * again before the loop polls (libuv 1.44) */
+    resp_script_run *busy;
+    uint64_t threshold_ms;
+    script_waiter *q;
+    size_t head, n, cap; /* q[head .. head+n) */
 };
 
 static script_lua *script__lua(resp_api *ra)
@@ -56,8 +80,41 @@ static script_lua *script__lua(resp_api *ra)
     return ra->lua;
 }
 
+static void script__turn(uv_idle_t *t);
+
+void resp_script_init(resp_api *ra, uv_loop_t *loop)
+{
+    resp_scripts *sc = xcalloc(1, sizeof(*sc));
+    uv_idle_init(loop, &sc->turn);
+    sc->turn.data = ra;
+    sc->threshold_ms = SCRIPT_BUSY_THRESHOLD_MS;
+    ra->scripts = sc;
+}
+
+uint64_t resp_script_threshold(const resp_api *ra)
+{
+    return ra->scripts->threshold_ms;
+}
+
+void resp_script_set_threshold(resp_api *ra, uint64_t ms)
+{
+    ra->scripts->threshold_ms = ms;
+}
+
 void resp_script_close(resp_api *ra)
 {
+    resp_scripts *sc = ra->scripts;
+    if (sc) {
+        /* the timer handle goes with the loop's final walk, as WAIT's;
+         * connections are gone, and their requests with them */
+        if (sc->busy) {
+            buf_close(&sc->busy->reply);
+            free(sc->busy);
+        }
+        free(sc->q);
+        free(sc);
+        ra->scripts = NULL;
+    }
     script_lua_free(ra->lua);
     ra->lua = NULL;
     if (ra->overlay) kv_overlay_close(ra->overlay);
@@ -211,13 +268,20 @@ static void script__split(const resp_req *req, const resp_arg **keys, size_t *nk
 
 static void script__run(resp_req *req, int64_t now_ms);
 
+static void script__ready_later(resp_req *req)
+{
+    script__run(req, replica_now_ms());
+}
+
 /* The interpreter's functions are the store's (reloaded when a FUNCTION
  * change or a snapshot applied since). */
-static void script__functions_current(resp_api *ra, kv_store *store)
+static bool script__functions_current(resp_api *ra, kv_store *store)
 {
     script_lua *sl = script__lua(ra);
-    if (!script_lua_functions_current(sl, store->functions.gen))
-        script_lua_functions_reload(sl, &store->functions);
+    if (script_lua_functions_current(sl, store->functions.gen)) return true;
+    if (script_lua_busy(sl)) return false; /* a function may be running in them */
+    script_lua_functions_reload(sl, &store->functions);
+    return true;
 }
 
 /* A key the script looked at changed before its effects applied: run it
@@ -235,9 +299,142 @@ static void script__again(resp_req *req)
     script__run(req, replica_now_ms());
 }
 
+/* ---- busy scripts and the requests that wait for the interpreter ------------ */
+
+static void script__wait(resp_api *ra, resp_req *req, resp_proc proc)
+{
+    resp_scripts *sc = ra->scripts;
+    if (sc->head + sc->n == sc->cap) {
+        if (sc->head) {
+            memmove(sc->q, sc->q + sc->head, sc->n * sizeof(*sc->q));
+            sc->head = 0;
+        } else {
+            sc->cap = sc->cap ? 2 * sc->cap : 8;
+            sc->q = xrealloc(sc->q, sc->cap * sizeof(*sc->q));
+        }
+    }
+    sc->q[sc->head + sc->n++] = (script_waiter){req, proc};
+    req->script_waits = true;
+    req->waiting = true;
+}
+
+static const char *script__busy_error(const resp_scripts *sc)
+{
+    return sc->busy->function
+               ? "BUSY Redis is busy running a script. You can only call FUNCTION KILL or "
+                 "SHUTDOWN NOSAVE."
+               : "BUSY Redis is busy running a script. You can only call SCRIPT KILL or "
+                 "SHUTDOWN NOSAVE.";
+}
+
+static void script__after(resp_script_run *run, script_outcome outcome);
+
+/* The loop's turn is over: go on with the busy script, or, once none is,
+ * with the next request that waited for the interpreter. */
+static void script__turn(uv_idle_t *t)
+{
+    resp_api *ra = t->data;
+    resp_scripts *sc = ra->scripts;
+    uv_idle_stop(t); /* started again when the script is still busy */
+    if (sc->busy) {
+        resp_script_run *run = sc->busy;
+        sc->busy = NULL;
+        if (!run->req || ra->a->stopping) {
+            /* nobody waits for it, or the node stops: nothing was applied */
+            script_lua_kill(ra->lua, NULL);
+            if (run->req)
+                resp_write_error(&run->reply, "ERR script stopped: the node is shutting down; "
+                                              "none of its writes were applied");
+            script__after(run, SCRIPT_STOPPED);
+        } else {
+            /* the slice counts as the script's execution time (SLOWLOG) */
+            uint64_t t0 = uv_hrtime();
+            script_outcome outcome = script_lua_resume(ra->lua, &run->reply);
+            run->req->exec_ns += uv_hrtime() - t0;
+            script__after(run, outcome);
+        }
+    }
+    while (!sc->busy && sc->n) {
+        script_waiter w = sc->q[sc->head++];
+        sc->n--;
+        if (!sc->n) sc->head = 0;
+        w.req->script_waits = false;
+        w.req->waiting = false;
+        w.proc(w.req);
+        if (!w.req->waiting) resp_req_finish_async(w.req);
+    }
+}
+
+bool resp_script_refuses(resp_req *req)
+{
+    resp_scripts *sc = req->rc->ra->scripts;
+    if (!sc->busy) return false;
+    const resp_cmd *cmd = req->cmd;
+    static const char *const allowed[] = {"auth",  "hello",   "multi", "discard",
+                                          "watch", "unwatch", "quit",  "reset"};
+    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+        if (strcmp(cmd->name, allowed[i]) == 0) return false;
+    bool is_script = strcmp(cmd->name, "script") == 0,
+         is_function = strcmp(cmd->name, "function") == 0;
+    if ((is_script || is_function) && req->argc >= 2 &&
+        (resp_format_arg_is(&req->argv[1], "kill") ||
+         (is_function && resp_format_arg_is(&req->argv[1], "stats"))))
+        return false;
+    /* EXEC too, as Redis: resp_tx_flag then discards the transaction */
+    resp_req_error(req, script__busy_error(sc));
+    return true;
+}
+
+void resp_script_detach(resp_req *req)
+{
+    if (!req->script_waits) return;
+    resp_scripts *sc = req->rc->ra->scripts;
+    req->script_waits = false;
+    if (sc->busy && sc->busy->req == req) {
+        sc->busy->req = NULL; /* it ends at its next turn */
+        return;
+    }
+    for (size_t i = 0; i < sc->n; i++) {
+        if (sc->q[sc->head + i].req != req) continue;
+        memmove(sc->q + sc->head + i, sc->q + sc->head + i + 1, (sc->n - i - 1) * sizeof(*sc->q));
+        sc->n--;
+        return;
+    }
+}
+
+/* SCRIPT KILL / FUNCTION KILL: as Redis' answers, but a script that
+ * wrote is killed too: its writes were never applied (kv/overlay.h). */
+static void script__kill(resp_req *req, bool function)
+{
+    resp_scripts *sc = req->rc->ra->scripts;
+    if (!sc->busy) {
+        resp_req_error(req, "NOTBUSY No scripts in execution right now.");
+        return;
+    }
+    if (sc->busy->function != function) {
+        resp_req_error(req, script__busy_error(sc));
+        return;
+    }
+    resp_script_run *run = sc->busy;
+    sc->busy = NULL;
+    script_lua_kill(req->rc->ra->lua, run->req ? &run->reply : NULL);
+    script__after(run, SCRIPT_STOPPED);
+    uv_idle_start(&sc->turn, script__turn); /* whoever waited for the interpreter */
+    resp_req_ok(req);
+}
+
+/* ---- running a script ------------------------------------------------------------ */
+
 static void script__run(resp_req *req, int64_t now_ms)
 {
     resp_api *ra = req->rc->ra;
+    resp_scripts *sc = ra->scripts;
+    if (sc->busy) {
+        /* only a transaction's script can come here now (its EXEC was
+         * accepted before): it cannot wait */
+        resp_req_error(req, script__busy_error(sc));
+        return;
+    }
     script_lua *sl = script__lua(ra);
     char sha[SCRIPT_SHA_LEN + 1];
     const script_function *fn = NULL;
@@ -265,7 +462,11 @@ static void script__run(resp_req *req, int64_t now_ms)
     }
     resp_script_run *run = xcalloc(1, sizeof(*run));
     run->req = req;
+    run->ra = ra;
     run->read_only = read_only;
+    run->function = fn != NULL;
+    run->started_ms = (uint64_t)net_now_ms();
+    buf_init(&run->reply);
     if (!ra->overlay) {
         ra->overlay = xcalloc(1, sizeof(*ra->overlay));
         kv_overlay_init(ra->overlay, req->a->store, now_ms);
@@ -278,30 +479,62 @@ static void script__run(resp_req *req, int64_t now_ms)
     const resp_arg *keys, *args;
     size_t nkeys, nargs;
     script__split(req, &keys, &nkeys, &args, &nargs);
-    buf reply;
-    buf_init(&reply);
+    /* a transaction's script runs inside its apply, which cannot wait */
+    script_time time = {sc->threshold_ms, !req->tx_exec};
     script_outcome outcome = fn ? script_lua_fcall(sl, fn, keys, nkeys, args, nargs, req->proto,
-                                                   SCRIPT_TIME_LIMIT_MS, script__call, run, &reply)
+                                                   time, script__call, run, &run->reply)
                                 : script_lua_run(sl, sha, keys, nkeys, args, nargs, req->proto,
-                                                 SCRIPT_TIME_LIMIT_MS, script__call, run, &reply);
-    if (outcome == SCRIPT_STOPPED || run->ov->n_effects == 0) {
-        buf_append(&req->reply, reply.data, reply.len);
-        if (reply.len && reply.data[0] == '-') req->outcome = RESP_OUTCOME_ERROR;
+                                                 time, script__call, run, &run->reply);
+    script__after(run, outcome);
+}
+
+/* What a run came to: busy (the loop gets a turn, the request waits), or
+ * its answer, or its effects proposed. */
+static void script__after(resp_script_run *run, script_outcome outcome)
+{
+    resp_scripts *sc = run->ra->scripts;
+    resp_req *req = run->req;
+    if (outcome == SCRIPT_BUSY) {
+        sc->busy = run;
+        if (!req->script_waits) {
+            req->script_waits = true;
+            req->waiting = true;
+        }
+        uv_idle_start(&sc->turn, script__turn);
+        return;
+    }
+    bool resumed = req && req->script_waits; /* it was busy: complete it here */
+    if (resumed) {
+        req->script_waits = false;
+        req->waiting = false;
+    }
+    if (!req) {
+        /* its client left */
+    } else if (outcome == SCRIPT_STOPPED || run->ov->n_effects == 0) {
+        buf_append(&req->reply, run->reply.data, run->reply.len);
+        if (run->reply.len && run->reply.data[0] == '-') req->outcome = RESP_OUTCOME_ERROR;
     } else if (req->tx_exec) {
         /* queued in MULTI, it runs when the transaction applies: too late
          * to propose its writes (docs/resp.md, "Lua scripts") */
         resp_req_error(req, "ERR a Lua script that writes cannot run inside MULTI in cairn yet; "
                             "its writes were not applied");
     } else {
-        resp_tx_propose_effects(req, run->ov, &reply, script__again);
+        resp_tx_propose_effects(req, run->ov, &run->reply, script__again);
     }
-    buf_close(&reply);
+    buf_close(&run->reply);
     kv_overlay_clear(run->ov); /* what it faulted in goes now, not at the next run */
     free(run);
+    if (resumed && !req->waiting) resp_req_finish_async(req);
 }
 
 static void script__ready(resp_req *req)
 {
+    if (req->rc->ra->scripts->busy) {
+        /* the interpreter is another's: run when it is free, on the
+         * state then */
+        script__wait(req->rc->ra, req, script__ready_later);
+        return;
+    }
     script__run(req, replica_req_read_ms(&req->rreq));
 }
 
@@ -465,7 +698,10 @@ static void function__list_ready(resp_req *req)
 {
     resp_api *ra = req->rc->ra;
     kv_store *store = req->a->store;
-    script__functions_current(ra, store);
+    if (!script__functions_current(ra, store)) {
+        script__wait(ra, req, function__list_ready); /* until the busy script ends */
+        return;
+    }
     bool withcode = req->opt & 1;
     const resp_arg *pattern = req->n[0] ? &req->argv[req->n[0]] : NULL;
     const kv_functions *lf = &store->functions;
@@ -520,16 +756,35 @@ static void function__list(resp_req *req)
     resp_req_read(req, function__list_ready);
 }
 
+/* FUNCTION STATS: the running script is a function that went busy (one
+ * that has not is never seen running: it holds the loop). */
 static void function__stats_ready(resp_req *req)
 {
     resp_api *ra = req->rc->ra;
     kv_store *store = req->a->store;
-    script__functions_current(ra, store);
-    size_t nfns;
-    script_lua_functions(script__lua(ra), &nfns);
+    const resp_script_run *busy = ra->scripts->busy;
+    if (busy && !busy->function) {
+        resp_req_error(req, script__busy_error(ra->scripts));
+        return;
+    }
+    size_t nfns = 0;
+    for (uint32_t i = 0; i < store->functions.n; i++) nfns += store->functions.libs[i].nfn;
     resp_write_map(&req->reply, req->proto, 2);
     resp_write_bulk_str(&req->reply, "running_script");
-    resp_write_null(&req->reply, req->proto);
+    if (busy && busy->req) {
+        const resp_req *r = busy->req;
+        resp_write_map(&req->reply, req->proto, 3);
+        resp_write_bulk_str(&req->reply, "name");
+        resp_write_bulk(&req->reply, r->argv[1].ptr, r->argv[1].len);
+        resp_write_bulk_str(&req->reply, "command");
+        resp_write_array(&req->reply, r->argc);
+        for (size_t i = 0; i < r->argc; i++)
+            resp_write_bulk(&req->reply, r->argv[i].ptr, r->argv[i].len);
+        resp_write_bulk_str(&req->reply, "duration_ms");
+        resp_write_integer(&req->reply, (long long)((uint64_t)net_now_ms() - busy->started_ms));
+    } else {
+        resp_write_null(&req->reply, req->proto);
+    }
     resp_write_bulk_str(&req->reply, "engines");
     resp_write_map(&req->reply, req->proto, 1);
     resp_write_bulk_str(&req->reply, "LUA");
@@ -729,7 +984,7 @@ static void script__function(resp_req *req)
         else
             function__restore(req);
     } else if (resp_format_arg_is(sub, "kill") && req->argc == 2) {
-        resp_req_error(req, "NOTBUSY No scripts in execution right now.");
+        script__kill(req, true);
     } else if (resp_format_arg_is(sub, "help") && req->argc == 2) {
         static const char *const lines[] = {
             "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -816,12 +1071,15 @@ static void script__script(resp_req *req)
             resp_req_error(req, "ERR SCRIPT FLUSH only support SYNC|ASYNC option");
             return;
         }
+        if (ra->scripts->busy) {
+            /* (refused at dispatch; a transaction's could come here) */
+            resp_req_error(req, script__busy_error(ra->scripts));
+            return;
+        }
         if (ra->lua) script_lua_flush(ra->lua);
         resp_req_ok(req);
     } else if (resp_format_arg_is(sub, "kill") && req->argc == 2) {
-        /* a script never runs while a command is read: there is never one to kill
-         * (one running too long is stopped by the time limit) */
-        resp_req_error(req, "NOTBUSY No scripts in execution right now.");
+        script__kill(req, false);
     } else if (resp_format_arg_is(sub, "help") && req->argc == 2) {
         static const char *const lines[] = {
             "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

@@ -35,10 +35,20 @@ struct script_lua {
     /* the run in progress */
     script_call_fn call;
     void *call_ctx;
-    int resp; /* redis.setresp */
-    uint64_t deadline_ns;
-    bool out_of_time;
-    const char *sha; /* the script's SHA1, or the function's name: in errors */
+    int resp;                     /* redis.setresp */
+    int proto;                    /* the client's */
+    uint64_t check_ns;            /* when the hook acts on a run: its busy threshold, then the end
+                                   * of its slice */
+    uint64_t load_deadline_ns;    /* a library load's */
+    uint64_t unyielding_ns;       /* since when a busy run could not yield (0: it could) */
+    uint64_t unyielding_limit_ns; /* how long it may not: stopped then */
+    bool may_yield;
+    bool hook_yielded;      /* the hook, not the script, yielded the run */
+    const char *stop;       /* why the run is being stopped (raised at every line) */
+    char *name;             /* the script's SHA1, or the function's name: in errors */
+    lua_State *co;          /* the run's coroutine, while one runs or is busy */
+    lua_State **co_slot;    /* where it is kept between runs (co_L or co_F) */
+    lua_State *co_L, *co_F; /* a coroutine kept for the next run in L, in F */
     /* FUNCTION: an interpreter of its own, loaded from the store's libraries */
     lua_State *F;
     script_function *fns; /* every function, library by library */
@@ -570,43 +580,107 @@ static int sl__global_readonly(lua_State *L)
     return lua_error(L);
 }
 
-/* Called with the error object: Redis' error table, with where it was
- * raised (the Lua function, past a C function that raised it). */
+/* Make the error object at the top of L Redis' error table ({err = "ERR
+ * msg"} for a plain message), with where it was raised when known. */
+static void sl__error_table(lua_State *L, const lua_Debug *where)
+{
+    if (!lua_istable(L, -1)) {
+        const char *m = lua_tostring(L, -1);
+        lua_newtable(L);
+        lua_pushfstring(L, "ERR %s", m ? m : luaL_typename(L, -2));
+        lua_setfield(L, -2, "err");
+        lua_remove(L, -2);
+    }
+    if (where) {
+        lua_pushstring(L, where->source);
+        lua_setfield(L, -2, "source");
+        lua_pushnumber(L, where->currentline);
+        lua_setfield(L, -2, "line");
+    }
+}
+
+/* Where in the script L stands from level on: the Lua function there,
+ * or the one that called the C function there (error, redis.call). */
+static bool sl__where(lua_State *L, int level, lua_Debug *ar)
+{
+    bool have = lua_getstack(L, level, ar) && lua_getinfo(L, "nSl", ar);
+    if (have && strcmp(ar->what, "C") == 0)
+        have = lua_getstack(L, level + 1, ar) && lua_getinfo(L, "nSl", ar);
+    return have;
+}
+
+/* Called with the error object (a library's load): Redis' error table,
+ * with where it was raised. */
 static int sl__on_error(lua_State *L)
 {
     lua_Debug ar;
-    bool have = lua_getstack(L, 1, &ar) && lua_getinfo(L, "nSl", &ar);
-    if (have && strcmp(ar.what, "C") == 0)
-        have = lua_getstack(L, 2, &ar) && lua_getinfo(L, "nSl", &ar);
-    if (!lua_istable(L, 1)) {
-        const char *m = lua_tostring(L, 1);
-        lua_newtable(L);
-        lua_pushfstring(L, "ERR %s", m ? m : luaL_typename(L, 1));
-        lua_setfield(L, -2, "err");
-        lua_replace(L, 1);
-    }
+    bool have = sl__where(L, 1, &ar);
     lua_settop(L, 1);
-    if (have) {
-        lua_pushstring(L, ar.source);
-        lua_setfield(L, 1, "source");
-        lua_pushnumber(L, ar.currentline);
-        lua_setfield(L, 1, "line");
-    }
+    sl__error_table(L, have ? &ar : NULL);
     return 1;
+}
+
+/* Stop the run: the error is raised now and at every line from now on,
+ * so a pcall cannot catch it for good. */
+static void sl__stop(lua_State *L, const char *why)
+{
+    script_lua *sl = sl__of(L);
+    sl->stop = why;
+    lua_sethook(L, lua_gethook(L), LUA_MASKLINE | LUA_MASKCOUNT, SCRIPT_HOOK_EVERY);
+    sl__raise(L, why);
+}
+
+/* Whether the hook may yield L: Lua 5.1 yields from a hook only when no C
+ * call stands between the hook and lua_resume. Those are C functions
+ * (pcall, table.sort's comparator, string.gsub's function) and what the
+ * VM itself calls: a for-iterator ("(for generator)") and metamethods
+ * (called by an instruction that is not a call, which leaves their
+ * frame without a name while a Lua frame called it). A tail call's
+ * frame has no name either, but its caller's level is the "tail" mark. */
+static bool sl__can_yield(lua_State *L)
+{
+    lua_Debug ar, up;
+    for (int level = 0; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sn", &ar)) return false;
+        if (strcmp(ar.what, "tail") == 0) continue;
+        if (strcmp(ar.what, "C") == 0) return false;
+        if (ar.name && strncmp(ar.name, "(for ", 5) == 0) return false;
+        if (ar.namewhat[0] == '\0' && lua_getstack(L, level + 1, &up) && lua_getinfo(L, "S", &up) &&
+            strcmp(up.what, "tail") != 0)
+            return false;
+    }
+    return true;
 }
 
 static void sl__hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     script_lua *sl = sl__of(L);
-    if (!sl->out_of_time && sl__now_ns() < sl->deadline_ns) return;
-    if (!sl->out_of_time) {
-        sl->out_of_time = true;
-        /* from now on every line stops it, so a pcall cannot catch it for good */
-        lua_sethook(L, sl__hook, LUA_MASKLINE | LUA_MASKCOUNT, SCRIPT_HOOK_EVERY);
+    if (sl->stop) sl__raise(L, sl->stop);
+    uint64_t now = sl__now_ns();
+    if (sl->loading) {
+        if (now >= sl->load_deadline_ns)
+            sl__stop(L, "ERR script stopped: it ran longer than the script time limit "
+                        "(lua-time-limit); none of its writes were applied");
+        return;
     }
-    sl__raise(L, "ERR script stopped: it ran longer than the script time limit "
-                 "(lua-time-limit); none of its writes were applied");
+    if (now < sl->check_ns) return;
+    if (!sl->may_yield)
+        sl__stop(L, "ERR script stopped: it ran longer than the script time limit "
+                    "(lua-time-limit); none of its writes were applied");
+    if (L == sl->co && sl__can_yield(L)) {
+        sl->unyielding_ns = 0;
+        sl->hook_yielded = true;
+        lua_yield(L, 0);
+        return;
+    }
+    if (!sl->unyielding_ns) {
+        sl->unyielding_ns = now;
+    } else if (now - sl->unyielding_ns >= sl->unyielding_limit_ns) {
+        sl__stop(L, "ERR script stopped: it ran too long where it cannot give other clients a "
+                    "turn (inside pcall, a metamethod, an iterator or a coroutine); none of its "
+                    "writes were applied");
+    }
 }
 
 static void sl__open(lua_State *L, lua_CFunction f, const char *name)
@@ -737,14 +811,18 @@ static void sl__functions_drop(script_lua *sl);
 void script_lua_free(script_lua *sl)
 {
     if (!sl) return;
+    if (sl->co) script_lua_kill(sl, NULL);
     sl__functions_drop(sl);
     lua_close(sl->L);
+    free(sl->name);
     free(sl);
 }
 
 void script_lua_flush(script_lua *sl)
 {
+    if (sl->co) script_lua_kill(sl, NULL); /* never while busy (resp_script.c); to be safe */
     lua_close(sl->L);
+    sl->co_L = NULL;
     sl->used = 0;
     sl__setup(sl);
 }
@@ -825,7 +903,7 @@ static void sl__write_error(script_lua *sl, lua_State *L, buf *out)
 {
     if (!lua_istable(L, -1)) {
         const char *m = lua_tostring(L, -1);
-        resp_write_errorf(out, "ERR Error running script %s, %.100s", sl->sha,
+        resp_write_errorf(out, "ERR Error running script %s, %.100s", sl->name,
                           m ? m : "execution failure");
         return;
     }
@@ -843,8 +921,8 @@ static void sl__write_error(script_lua *sl, lua_State *L, buf *out)
     lua_getfield(L, t, "line");
     if (lua_isstring(L, -2) && lua_isnumber(L, -1)) {
         char tail[256];
-        int n = snprintf(tail, sizeof(tail), " script: %s, on %s:%d.", sl->sha, lua_tostring(L, -2),
-                         (int)lua_tonumber(L, -1));
+        int n = snprintf(tail, sizeof(tail), " script: %s, on %s:%d.", sl->name,
+                         lua_tostring(L, -2), (int)lua_tonumber(L, -1));
         buf_append(&msg, tail, (size_t)n < sizeof(tail) ? (size_t)n : sizeof(tail) - 1);
     }
     lua_pop(L, 2);
@@ -852,19 +930,55 @@ static void sl__write_error(script_lua *sl, lua_State *L, buf *out)
     buf_close(&msg);
 }
 
-/* Call the function below nargs arguments on L's stack (the error
- * handler at index 1), its answer converted to out. */
-static script_outcome sl__invoke(script_lua *sl, lua_State *L, int nargs, int proto,
-                                 uint64_t time_limit_ms, buf *out)
+/* The coroutine runs are made in, in owner (L or F): one kept from run to
+ * run (a coroutine that returned can start another function), anchored in
+ * owner's registry; a new one after one died of an error or was killed. */
+static lua_State *sl__coroutine(lua_State *owner, lua_State **slot)
 {
-    sl->out_of_time = false;
-    sl->deadline_ns = sl__now_ns() + time_limit_ms * 1000000u;
-    lua_sethook(L, sl__hook, LUA_MASKCOUNT, SCRIPT_HOOK_EVERY);
-    int st = lua_pcall(L, nargs, 1, 1);
-    lua_sethook(L, NULL, 0, 0);
+    if (*slot) return *slot;
+    *slot = lua_newthread(owner);
+    lua_setfield(owner, LUA_REGISTRYINDEX, "cairn_co");
+    return *slot;
+}
+
+/* The run is over: forget it (and its coroutine when it cannot run again). */
+static void sl__end(script_lua *sl, bool reusable)
+{
+    lua_State *owner = sl->co_slot == &sl->co_F ? sl->F : sl->L;
+    lua_sethook(sl->co, NULL, 0, 0);
+    if (reusable) {
+        lua_settop(sl->co, 0);
+    } else {
+        *sl->co_slot = NULL;
+        lua_pushnil(owner);
+        lua_setfield(owner, LUA_REGISTRYINDEX, "cairn_co");
+    }
+    sl->co = NULL;
+    sl->co_slot = NULL;
+    sl->call = NULL;
+    sl->call_ctx = NULL;
+    sl->stop = NULL;
+    free(sl->name);
+    sl->name = NULL;
+    lua_gc(owner, LUA_GCSTEP, 1); /* as Redis: a little collection per script */
+}
+
+/* Resume the run (nargs arguments on its stack the first time) until it
+ * returns, fails or yields. */
+static script_outcome sl__step(script_lua *sl, int nargs, buf *out)
+{
+    lua_State *co = sl->co;
+    sl->hook_yielded = false;
+    int st = lua_resume(co, nargs);
+    if (st == LUA_YIELD && sl->hook_yielded) {
+        sl->check_ns = sl__now_ns() + SCRIPT_SLICE_MS * 1000000ull;
+        return SCRIPT_BUSY;
+    }
+    lua_State *owner = sl->co_slot == &sl->co_F ? sl->F : sl->L;
     script_outcome outcome = SCRIPT_RAN;
     if (st == 0) {
-        sl__write_value(L, proto, out, 0);
+        lua_settop(co, 1); /* its first value (nil when none) */
+        sl__write_value(co, sl->proto, out, 0);
     } else if (st == LUA_ERRMEM) {
         resp_write_errorf(out,
                           "ERR script stopped: it used more than the Lua heap limit (%u MiB); "
@@ -872,15 +986,75 @@ static script_outcome sl__invoke(script_lua *sl, lua_State *L, int nargs, int pr
                           SCRIPT_LUA_MEMORY_LIMIT >> 20);
         outcome = SCRIPT_STOPPED;
     } else {
-        sl__write_error(sl, L, out);
-        if (sl->out_of_time) outcome = SCRIPT_STOPPED;
+        /* an error (the coroutine is dead, its frames still there to say
+         * where), or the script itself yielded (coroutine.yield outside a
+         * coroutine of its own: Redis' error, as from its pcall) */
+        lua_Debug ar;
+        bool have = sl__where(co, 0, &ar);
+        if (st == LUA_YIELD)
+            lua_pushstring(owner, "attempt to yield across metamethod/C-call boundary");
+        else
+            lua_xmove(co, owner, 1);
+        sl__error_table(owner, have ? &ar : NULL);
+        sl__write_error(sl, owner, out);
+        lua_settop(owner, 0);
+        if (sl->stop) outcome = SCRIPT_STOPPED;
     }
-    lua_settop(L, 0);
-    sl->call = NULL;
-    sl->call_ctx = NULL;
-    sl->sha = NULL;
-    lua_gc(L, LUA_GCSTEP, 1); /* as Redis: a little collection per script */
+    sl__end(sl, st == 0);
     return outcome;
+}
+
+/* Start the function under nargs arguments on owner's stack as the run. */
+static script_outcome sl__start(script_lua *sl, lua_State *owner, lua_State **slot, int nargs,
+                                int proto, script_time time, buf *out)
+{
+    lua_State *co = sl__coroutine(owner, slot);
+    lua_settop(co, 0);
+    lua_xmove(owner, co, nargs + 1);
+    sl->co = co;
+    sl->co_slot = slot;
+    sl->proto = proto;
+    sl->stop = NULL;
+    sl->unyielding_ns = 0;
+    sl->may_yield = time.may_yield;
+    /* at most ~31 years, so the nanoseconds cannot overflow */
+    uint64_t after_ms =
+        time.busy_after_ms < 1000000000000ull ? time.busy_after_ms : 1000000000000ull;
+    sl->check_ns = sl__now_ns() + after_ms * 1000000ull;
+    uint64_t limit_ms = after_ms > SCRIPT_UNYIELDING_MIN_MS ? after_ms : SCRIPT_UNYIELDING_MIN_MS;
+    sl->unyielding_limit_ns = limit_ms * 1000000ull;
+    lua_sethook(co, sl__hook, LUA_MASKCOUNT, SCRIPT_HOOK_EVERY);
+    return sl__step(sl, nargs, out);
+}
+
+bool script_lua_busy(const script_lua *sl)
+{
+    return sl->co != NULL;
+}
+
+script_outcome script_lua_resume(script_lua *sl, buf *out)
+{
+    return sl__step(sl, 0, out);
+}
+
+void script_lua_kill(script_lua *sl, buf *out)
+{
+    if (out) {
+        lua_State *owner = sl->co_slot == &sl->co_F ? sl->F : sl->L;
+        lua_Debug ar;
+        bool have = sl__where(sl->co, 0, &ar);
+        lua_pushstring(owner, "Script killed by user with SCRIPT KILL...");
+        sl__error_table(owner, NULL);
+        if (have) {
+            lua_pushstring(owner, ar.source);
+            lua_setfield(owner, -2, "source");
+            lua_pushnumber(owner, ar.currentline);
+            lua_setfield(owner, -2, "line");
+        }
+        sl__write_error(sl, owner, out);
+        lua_settop(owner, 0);
+    }
+    sl__end(sl, false); /* a suspended coroutine is garbage once unanchored */
 }
 
 static void sl__begin(script_lua *sl, lua_State *L, const char *name, script_call_fn call,
@@ -890,13 +1064,13 @@ static void sl__begin(script_lua *sl, lua_State *L, const char *name, script_cal
     sl->call = call;
     sl->call_ctx = ctx;
     sl->resp = 2;
-    sl->sha = name;
-    lua_pushcfunction(L, sl__on_error);
+    free(sl->name);
+    sl->name = xstrdup(name);
 }
 
 script_outcome script_lua_run(script_lua *sl, const char sha[SCRIPT_SHA_LEN + 1],
                               const resp_arg *keys, size_t nkeys, const resp_arg *args,
-                              size_t nargs, int proto, uint64_t time_limit_ms, script_call_fn call,
+                              size_t nargs, int proto, script_time time, script_call_fn call,
                               void *ctx, buf *out)
 {
     lua_State *L = sl->L;
@@ -904,12 +1078,14 @@ script_outcome script_lua_run(script_lua *sl, const char sha[SCRIPT_SHA_LEN + 1]
     sl__get_cached(L, sha);
     if (lua_isnil(L, -1)) {
         lua_settop(L, 0);
+        sl->call = NULL;
+        sl->call_ctx = NULL;
         resp_write_error(out, "NOSCRIPT No matching script. Please use EVAL.");
         return SCRIPT_RAN;
     }
     sl__set_array(L, "KEYS", keys, nkeys);
     sl__set_array(L, "ARGV", args, nargs);
-    return sl__invoke(sl, L, 0, proto, time_limit_ms, out);
+    return sl__start(sl, L, &sl->co_L, 0, proto, time, out);
 }
 
 /* ---- FUNCTION: libraries and their functions ------------------------------------------ */
@@ -1143,12 +1319,13 @@ static bool sl__load_library(script_lua *sl, lua_State *L, const char *code, siz
     sl__push_load_table(sl, L);
     lua_rawset(L, LUA_GLOBALSINDEX);
     sl->loading = ld;
-    sl->out_of_time = false;
-    sl->deadline_ns = sl__now_ns() + SCRIPT_LOAD_TIME_LIMIT_MS * 1000000u;
+    sl->stop = NULL; /* a busy run, if any, is suspended with none */
+    sl->load_deadline_ns = sl__now_ns() + SCRIPT_LOAD_TIME_LIMIT_MS * 1000000u;
     lua_sethook(L, sl__hook, LUA_MASKCOUNT, SCRIPT_HOOK_EVERY);
     st = lua_pcall(L, 0, 0, 1);
     lua_sethook(L, NULL, 0, 0);
     sl->loading = NULL;
+    sl->stop = NULL;
     lua_pushstring(L, "redis");
     lua_getfield(L, LUA_REGISTRYINDEX, "cairn_redis");
     lua_rawset(L, LUA_GLOBALSINDEX);
@@ -1216,6 +1393,8 @@ bool script_lua_check_library(script_lua *sl, const char *code, size_t len, buf 
 
 static void sl__functions_drop(script_lua *sl)
 {
+    if (sl->co && sl->co_slot == &sl->co_F) script_lua_kill(sl, NULL); /* never, to be safe */
+    sl->co_F = NULL;
     for (size_t i = 0; i < sl->nfns; i++) sl__fn_free(&sl->fns[i]);
     free(sl->fns);
     sl->fns = NULL;
@@ -1271,7 +1450,7 @@ const char *script_lua_flag_name(int bit)
 
 script_outcome script_lua_fcall(script_lua *sl, const script_function *fn, const resp_arg *keys,
                                 size_t nkeys, const resp_arg *args, size_t nargs, int proto,
-                                uint64_t time_limit_ms, script_call_fn call, void *ctx, buf *out)
+                                script_time time, script_call_fn call, void *ctx, buf *out)
 {
     lua_State *L = sl->F;
     sl__begin(sl, L, fn->name, call, ctx);
@@ -1285,5 +1464,5 @@ script_outcome script_lua_fcall(script_lua *sl, const script_function *fn, const
             lua_rawseti(L, -2, (int)i + 1);
         }
     }
-    return sl__invoke(sl, L, 2, proto, time_limit_ms, out);
+    return sl__start(sl, L, &sl->co_F, 2, proto, time, out);
 }

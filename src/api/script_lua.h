@@ -12,10 +12,19 @@
  * loaded when installed). Sandbox as Redis: no os, io, loadfile, dofile,
  * print, require; reading or creating an undeclared global is an error.
  *
- * Limits: the interpreter's heap (SCRIPT_LUA_MEMORY_LIMIT) and a run's
- * time: past time_limit_ms a script is stopped with an error. Since a
- * script's writes reach the store only when it has finished (effects
- * replication, kv/overlay.h), stopping one never leaves half its writes.
+ * Limits: the interpreter's heap (SCRIPT_LUA_MEMORY_LIMIT). Time: a run
+ * goes on while it runs (as in Redis), but past busy_after_ms (Redis'
+ * busy-reply-threshold) it gives the loop a turn every SCRIPT_SLICE_MS:
+ * it yields, script_lua_run answers SCRIPT_BUSY, and the caller serves
+ * others (Redis' -BUSY) and script_lua_resume()s it, or ends it with
+ * script_lua_kill(). A run is a Lua coroutine and its count hook yields
+ * it; where Lua 5.1 cannot yield (inside a C function such as pcall or
+ * table.sort, a metamethod or a for-iterator) it goes on, and one that
+ * cannot yield for as long again as busy_after_ms (at least
+ * SCRIPT_UNYIELDING_MIN_MS) is stopped with an error.
+ * Since a script's writes reach the store only when it has finished
+ * (effects replication, kv/overlay.h), stopping or killing one never
+ * leaves half its writes.
  *
  * Replies are converted as Redis converts them, both ways, for RESP2 and
  * RESP3 (redis.setresp(3)); errors carry Redis' "script: <sha>, on
@@ -55,17 +64,41 @@ void script_lua_flush(script_lua *sl);
 size_t script_lua_count(const script_lua *sl);
 size_t script_lua_memory(const script_lua *sl);
 
+/* A busy run gives the loop a turn this often (ms of running) */
+#define SCRIPT_SLICE_MS 10
+/* A busy run that cannot yield at least this long is not stopped yet */
+#define SCRIPT_UNYIELDING_MIN_MS 100
+
 typedef enum script_outcome {
     SCRIPT_RAN = 0, /* out holds its answer (which may be an error reply it returned or raised) */
-    SCRIPT_STOPPED = 1 /* out of time or memory: out holds the error; discard its writes */
+    SCRIPT_STOPPED =
+        1,          /* out of memory or time, or killed: out holds the error; discard its writes */
+    SCRIPT_BUSY = 2 /* past busy_after_ms it yielded: script_lua_resume or _kill it later */
 } script_outcome;
+
+/* How a run may take its time: past busy_after_ms it yields (SCRIPT_BUSY)
+ * when may_yield, else it is stopped (a script inside a transaction's
+ * apply, which cannot wait). */
+typedef struct script_time {
+    uint64_t busy_after_ms;
+    bool may_yield;
+} script_time;
 
 /* Run the cached script sha; its answer, in the client's protocol
  * proto, appended to out. */
 script_outcome script_lua_run(script_lua *sl, const char sha[SCRIPT_SHA_LEN + 1],
                               const resp_arg *keys, size_t nkeys, const resp_arg *args,
-                              size_t nargs, int proto, uint64_t time_limit_ms, script_call_fn call,
+                              size_t nargs, int proto, script_time time, script_call_fn call,
                               void *ctx, buf *out);
+/* Whether a run yielded and waits for script_lua_resume or _kill: the
+ * interpreter then runs nothing else and must not be flushed or have its
+ * functions reloaded. */
+bool script_lua_busy(const script_lua *sl);
+/* Go on with the busy run for another slice; as script_lua_run. */
+script_outcome script_lua_resume(script_lua *sl, buf *out);
+/* End the busy run: Redis' "Script killed by user with SCRIPT KILL..."
+ * with where it stood into out (NULL: nobody waits for it). */
+void script_lua_kill(script_lua *sl, buf *out);
 
 /* ---- FUNCTION ---- */
 
@@ -109,6 +142,6 @@ const char *script_lua_flag_name(int bit);
 /* FCALL: run fn with its keys and args tables (as script_lua_run). */
 script_outcome script_lua_fcall(script_lua *sl, const script_function *fn, const resp_arg *keys,
                                 size_t nkeys, const resp_arg *args, size_t nargs, int proto,
-                                uint64_t time_limit_ms, script_call_fn call, void *ctx, buf *out);
+                                script_time time, script_call_fn call, void *ctx, buf *out);
 
 #endif
