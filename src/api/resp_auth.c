@@ -130,7 +130,8 @@ static bool resp__needs_admin(const resp_req *req, char *sub, size_t cap)
         admin =
             resp_format_arg_is(&req->argv[1], "list") || resp_format_arg_is(&req->argv[1], "kill");
     sub[0] = '\0';
-    if (admin && req->argc >= 2 && strcmp(name, "info") != 0) {
+    /* INFO's and SHUTDOWN's arguments are options, not subcommands */
+    if (admin && req->argc >= 2 && strcmp(name, "info") != 0 && strcmp(name, "shutdown") != 0) {
         size_t n = req->argv[1].len < cap - 1 ? req->argv[1].len : cap - 1;
         for (size_t i = 0; i < n; i++) {
             char c = req->argv[1].ptr[i];

@@ -10,6 +10,7 @@
  * password, other users do not exist). */
 #include <ctype.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "kv/lazyfree.h"
 #include "kv/set.h"
 #include "kv/zset.h"
+#include "obs/log.h"
 #include "util/alloc.h"
 #include "util/glob.h"
 #include "util/strconv.h"
@@ -131,6 +133,55 @@ static void server__quit(resp_req *req)
     req->close_after = true;
     req->rc->failed = true; /* nothing after QUIT is read */
     net_conn_pause(req->rc->c);
+}
+
+/* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: the node stops as on
+ * SIGTERM (it raises one, so the one graceful path runs: in-flight
+ * requests finish, new ones are refused, leadership is handed over).
+ * Every acknowledged write is already in the log (durable) or nowhere
+ * (--persistence none): NOSAVE, NOW and FORCE change nothing; SAVE cannot
+ * be kept without a disk. As Redis, the client gets no reply: the
+ * connection closes. */
+static void server__shutdown(resp_req *req)
+{
+    bool nosave = false, save = false, abort_ = false, other = false;
+    for (size_t i = 1; i < req->argc; i++) {
+        const resp_arg *a = &req->argv[i];
+        if (resp_format_arg_is(a, "nosave"))
+            nosave = true;
+        else if (resp_format_arg_is(a, "save"))
+            save = true;
+        else if (resp_format_arg_is(a, "now") || resp_format_arg_is(a, "force"))
+            other = true;
+        else if (resp_format_arg_is(a, "abort"))
+            abort_ = true;
+        else {
+            resp_req_error_syntax(req);
+            return;
+        }
+    }
+    if ((abort_ && (nosave || save || other)) || (nosave && save)) {
+        resp_req_error_syntax(req);
+        return;
+    }
+    if (abort_) {
+        resp_req_error(req, req->a->stopping
+                                ? "ERR the shutdown in progress cannot be aborted: cairn stops "
+                                  "at once (it waits for no replica)"
+                                : "ERR No shutdown in progress.");
+        return;
+    }
+    if (save && req->a->cfg->persistence != PERSISTENCE_DURABLE) {
+        resp_req_error(req, "ERR Errors trying to SHUTDOWN. Check logs. (SAVE: this node keeps "
+                            "nothing on disk, --persistence none)");
+        return;
+    }
+    LOG_INFO("SHUTDOWN from a client", LF_I("conn", req->rc->c->id),
+             LF_S("peer", req->rc->c->peer));
+    req->close_after = true;
+    req->rc->failed = true; /* nothing after it is read */
+    net_conn_pause(req->rc->c);
+    raise(SIGTERM);
 }
 
 static void server__reset(resp_req *req)
@@ -1443,6 +1494,11 @@ const resp_cmd resp_cmds_server[] = {
     {"quit", server__quit, -1, F | N | L | S | U | RESP_CMD_TX_CONTROL | RESP_CMD_PUBSUB_CONTEXT, 0,
      0, 0, "connection", "1.0.0", "O(1)", "Close the connection once the earlier replies are sent",
      ""},
+    {"shutdown", server__shutdown, -1, A | N | L | S | RESP_CMD_DANGEROUS | RESP_CMD_NO_MULTI, 0, 0,
+     0, "server", "1.0.0", "O(N) when saving, where N is the total number of keys",
+     "Stop the node as SIGTERM does (in-flight requests finish; durable writes are already on "
+     "disk)",
+     "[NOSAVE | SAVE] [NOW] [FORCE] [ABORT]"},
     {"reset", server__reset, 1, F | N | L | S | U | RESP_CMD_TX_CONTROL | RESP_CMD_PUBSUB_CONTEXT,
      0, 0, 0, "connection", "6.2.0", "O(1)",
      "Reset the connection: RESP2, no name, linearizable reads", ""},

@@ -370,8 +370,8 @@ bool resp_script_refuses(resp_req *req)
     resp_scripts *sc = req->rc->ra->scripts;
     if (!sc->busy) return false;
     const resp_cmd *cmd = req->cmd;
-    static const char *const allowed[] = {"auth",  "hello",   "multi", "discard",
-                                          "watch", "unwatch", "quit",  "reset"};
+    static const char *const allowed[] = {"auth",    "hello", "multi", "discard", "watch",
+                                          "unwatch", "quit",  "reset", "shutdown"};
     for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
         if (strcmp(cmd->name, allowed[i]) == 0) return false;
     bool is_script = strcmp(cmd->name, "script") == 0,

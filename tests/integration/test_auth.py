@@ -807,6 +807,7 @@ def test_resp_noperm(anode):
         assert c.cmd("CLIENT", "LIST") == noperm_cmd("client|list")
         assert c.cmd("CLIENT", "KILL", "ID", "999999") == noperm_cmd("client|kill")
         assert isinstance(c.cmd("CLIENT", "ID"), int)  # not an admin command
+        assert c.cmd("SHUTDOWN", "NOSAVE") == noperm_cmd("shutdown")
         assert c.cmd("PING") == "PONG"
     with raw(anode) as c:
         assert c.cmd("AUTH", "ops", USERS["ops"][0]) == "OK"

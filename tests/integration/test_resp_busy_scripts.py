@@ -11,12 +11,13 @@ script run again on the newer state), a killed script - even one that
 wrote - leaves nothing applied, a client that leaves ends its script,
 and a script that cannot yield (inside pcall, a metamethod, an
 iterator) is stopped once it has not yielded for as long again as the
-threshold."""
+threshold. SHUTDOWN, which the BUSY error names, stops the node as
+SIGTERM does, busy script or not."""
 import time
 
 import pytest
 
-from resp_helpers import Err, RawResp, anynode, client  # noqa: F401
+from resp_helpers import ConnectionClosed, Err, RawResp, anynode, client  # noqa: F401
 from test_cluster import leader_of, make_cluster
 from test_resp_hashes import redis_server  # noqa: F401
 from conftest import wait_until
@@ -261,3 +262,35 @@ def test_a_busy_script_on_the_leader_causes_no_election(make_node):
     assert all(x.status()["term"] == term for x in nodes)
     for x in nodes:
         assert client(x).get("k") == b"v"
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_shutdown_stops_the_node_and_keeps_what_was_written(make_node, busy):
+    node = make_node(persistence="durable").start()
+    with RawResp(node.resp_port) as c:
+        assert c.cmd("SET", "kept", "v") == "OK"
+        assert c.cmd("SHUTDOWN", "ABORT") == Err("ERR No shutdown in progress.")
+        assert c.cmd("SHUTDOWN", "NOSAVE", "SAVE") == Err("ERR syntax error")
+        assert c.cmd("SHUTDOWN", "NOW", "ABORT") == Err("ERR syntax error")
+    spinner = None
+    if busy:
+        _set_threshold(node.resp_port, 100)
+        spinner = RawResp(node.resp_port, timeout=30)
+        spinner.send_cmd("EVAL", "redis.call('set', 'kept', 'no') " + SPIN, "0")
+    with RawResp(node.resp_port, timeout=30) as c:
+        if busy:
+            wait_until(lambda: str(c.cmd("PING")).startswith("BUSY"), 20, 0.02, "BUSY")
+        c.send_cmd("SHUTDOWN", "NOSAVE")
+        with pytest.raises(ConnectionClosed):  # as Redis: no reply, the connection closes
+            c.read()
+    assert node.wait_exit(20) == 0
+    if spinner:
+        try:
+            got = spinner.read()
+            assert "shutting down" in str(got), got
+        except ConnectionClosed:
+            pass
+        spinner.sock.close()
+    node.start()
+    with RawResp(node.resp_port) as c:
+        assert c.cmd("GET", "kept") == b"v"
