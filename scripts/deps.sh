@@ -5,7 +5,7 @@
 set -euo pipefail
 what=${1:-build}
 pkgs=(build-essential cmake pkg-config libuv1-dev libraft-dev libssl-dev libpq-dev libsystemd-dev liblzf-dev
-      liblua5.1-0-dev lua-cjson lua-bitop)
+      liblua5.1-0-dev lua-cjson lua-bitop lua-messagepack)
 if [ "$what" = test ] || [ "$what" = bench ] || [ "$what" = package ]; then
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-requests
          python3-redis python3-rq python3-celery redis-tools redis-server libhiredis-dev valgrind

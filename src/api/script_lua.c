@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "api/script_cmsgpack.h"
 #include "obs/log.h"
 #include "util/alloc.h"
 #include "util/strconv.h"
@@ -599,14 +600,16 @@ static void sl__error_table(lua_State *L, const lua_Debug *where)
     }
 }
 
-/* Where in the script L stands from level on: the Lua function there,
- * or the one that called the C function there (error, redis.call). */
+/* Where in the script L stands from level on: the first frame of the
+ * user's code (a C function that raised, error or redis.call, and a
+ * library's own Lua, cmsgpack's, are passed over). */
 static bool sl__where(lua_State *L, int level, lua_Debug *ar)
 {
-    bool have = lua_getstack(L, level, ar) && lua_getinfo(L, "nSl", ar);
-    if (have && strcmp(ar->what, "C") == 0)
-        have = lua_getstack(L, level + 1, ar) && lua_getinfo(L, "nSl", ar);
-    return have;
+    for (int i = level; i < level + 32; i++) {
+        if (!lua_getstack(L, i, ar) || !lua_getinfo(L, "nSl", ar)) return false;
+        if (strncmp(ar->source, "@user_", 6) == 0) return true;
+    }
+    return false;
 }
 
 /* Called with the error object (a library's load): Redis' error table,
@@ -762,6 +765,7 @@ static lua_State *sl__new_state(script_lua *sl)
     sl__open(L, luaopen_math, LUA_MATHLIBNAME);
     sl__open_shared(L, "liblua5.1-cjson.so.0", "luaopen_cjson", "cjson");
     sl__open_shared(L, "liblua5.1-bitop.so.0", "luaopen_bit", "bit");
+    script_cmsgpack_open(L);
     static const char *const removed[] = {"loadfile", "dofile",   "print",  "setfenv",
                                           "getfenv",  "newproxy", "module", "require"};
     for (size_t i = 0; i < sizeof(removed) / sizeof(removed[0]); i++) {

@@ -8,8 +8,8 @@
  * gives, which runs a command and answers with its RESP reply),
  * redis.error_reply, redis.status_reply, redis.sha1hex, redis.log,
  * redis.setresp, redis.REDIS_VERSION, and the base, table, string and
- * math libraries with cjson and bit (Debian's lua-cjson and lua-bitop,
- * loaded when installed). Sandbox as Redis: no os, io, loadfile, dofile,
+ * math libraries with cjson, bit and cmsgpack (Debian's lua-cjson,
+ * lua-bitop and lua-messagepack, loaded when installed; api/script_cmsgpack.h). Sandbox as Redis: no os, io, loadfile, dofile,
  * print, require; reading or creating an undeclared global is an error.
  *
  * Limits: the interpreter's heap (SCRIPT_LUA_MEMORY_LIMIT). Time: a run
