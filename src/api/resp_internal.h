@@ -486,6 +486,20 @@ void resp_script_init(resp_api *ra, uv_loop_t *loop);
 bool resp_script_refuses(resp_req *req);
 /* The client of req left: its busy script ends, or it waits no more. */
 void resp_script_detach(resp_req *req);
+/* A transaction with a script that may write runs at EXEC, every
+ * queued command in order on one overlay (resp_multi.c): begin a run at
+ * now_ms (never while a script is busy: resp_script_wait for that), look
+ * at the WATCHed keys (their revisions are then checked at apply), run
+ * each command (its reply appended to out; false when a script in it was
+ * stopped, its error in stopped), and end: the reply, or the effects
+ * proposed as one entry, on_abort when a key looked at changed first. */
+bool resp_script_busy(const resp_api *ra);
+void resp_script_wait(resp_req *req, resp_proc proc);
+resp_script_run *resp_script_begin(resp_req *req, int64_t now_ms);
+void resp_script_look(resp_script_run *run, const char *key, size_t len);
+bool resp_script_step(resp_script_run *run, const resp_arg *argv, size_t argc, buf *out,
+                      buf *stopped);
+void resp_script_end(resp_script_run *run, buf *reply, bool stopped, resp_proc on_abort);
 /* busy-reply-threshold (lua-time-limit), this node's, in ms */
 uint64_t resp_script_threshold(const resp_api *ra);
 void resp_script_set_threshold(resp_api *ra, uint64_t ms);

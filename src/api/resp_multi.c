@@ -61,6 +61,13 @@ struct resp_tx {
     buf wkeys;
     tx_watch *w;
     size_t nw, capw;
+    /* the transaction an EXEC runs on an overlay (it has a script that
+     * may write), kept for its runs until the next MULTI or EXEC */
+    tx_queued *run_q;
+    size_t run_nq;
+    buf run_wkeys;
+    tx_watch *run_w;
+    size_t run_nw;
 };
 
 enum { STEP_REPLIED = 0, STEP_WRITE, STEP_READ, STEP_POP };
@@ -126,11 +133,27 @@ void resp_tx_conn_reset(resp_conn *rc)
     tx__unwatch(rc->tx);
 }
 
+static void tx__drop_run(resp_tx *t)
+{
+    for (size_t i = 0; i < t->run_nq; i++) {
+        free(t->run_q[i].argv);
+        buf_close(&t->run_q[i].data);
+    }
+    free(t->run_q);
+    t->run_q = NULL;
+    t->run_nq = 0;
+    buf_close(&t->run_wkeys);
+    free(t->run_w);
+    t->run_w = NULL;
+    t->run_nw = 0;
+}
+
 void resp_tx_conn_free(resp_conn *rc)
 {
     resp_tx *t = rc->tx;
     if (!t) return;
     tx__drop_queue(t);
+    tx__drop_run(t);
     free(t->q);
     buf_close(&t->wkeys);
     free(t->w);
@@ -574,6 +597,7 @@ static void tx__multi(resp_req *req)
         resp_req_error(req, "ERR MULTI calls can not be nested");
         return;
     }
+    tx__drop_run(t);
     t->multi = true;
     resp_req_ok(req);
 }
@@ -587,6 +611,106 @@ static void tx__discard(resp_req *req)
     }
     resp_tx_conn_reset(req->rc);
     resp_req_ok(req);
+}
+
+/* ---- a transaction with a script that may write: on an overlay ---------------------------- *
+ *
+ * Its script must run before the entry is proposed (only this node runs
+ * Lua), yet see what the commands before it wrote. So such a transaction
+ * runs whole at EXEC, after a linearizable read, as a script would: every
+ * queued command in order on one overlay (api/resp_script.c), and its
+ * effects go out as one entry that watches every key the commands looked
+ * at and every WATCHed key. A WATCHed key that changed before the run
+ * answers nil, as ever; a key that changed between the run and the apply
+ * makes it run again (and a WATCHed one among them, nil). What an overlay
+ * cannot run (KEYS, SCAN, DBSIZE ..., commands refused in scripts)
+ * answers an error in its slot. */
+
+static bool tx__writing_script(const resp_cmd *cmd)
+{
+    return strcmp(cmd->name, "eval") == 0 || strcmp(cmd->name, "evalsha") == 0 ||
+           strcmp(cmd->name, "fcall") == 0;
+}
+
+static void tx__scripted_run(resp_req *req, int64_t now_ms);
+
+static void tx__scripted_ready(resp_req *req)
+{
+    tx__scripted_run(req, replica_req_read_ms(&req->rreq));
+}
+
+/* after waiting for a busy script, or for a key that moved: the node has
+ * applied what it waited for */
+static void tx__scripted_later(resp_req *req)
+{
+    tx__scripted_run(req, replica_now_ms());
+}
+
+static void tx__scripted_again(resp_req *req)
+{
+    resp_tx_exec_free(req);
+    if (++req->n[5] >= 64) {
+        resp_req_error(req, "ERR transaction not applied: the keys it reads changed under it 64 "
+                            "times in a row; retry later");
+        return;
+    }
+    tx__scripted_later(req);
+}
+
+static void tx__scripted_run(resp_req *req, int64_t now_ms)
+{
+    resp_tx *t = req->rc->tx;
+    if (resp_script_busy(req->rc->ra)) {
+        resp_script_wait(req, tx__scripted_later);
+        return;
+    }
+    kv_keyspace *ks = &req->a->store->ks;
+    for (size_t i = 0; i < t->run_nw; i++) {
+        const tx_watch *w = &t->run_w[i];
+        if (kv_tx_watch_rev(ks, t->run_wkeys.data + w->off, w->len, now_ms) != w->rev) {
+            resp_write_null_array(&req->reply, req->proto);
+            return;
+        }
+    }
+    resp_script_run *run = resp_script_begin(req, now_ms);
+    for (size_t i = 0; i < t->run_nw; i++)
+        resp_script_look(run, t->run_wkeys.data + t->run_w[i].off, t->run_w[i].len);
+    buf reply, stopped;
+    buf_init(&reply);
+    buf_init(&stopped);
+    resp_write_array(&reply, t->run_nq);
+    bool ok = true;
+    for (size_t i = 0; i < t->run_nq && ok; i++)
+        ok = resp_script_step(run, t->run_q[i].argv, t->run_q[i].argc, &reply, &stopped);
+    if (!ok) {
+        /* a stopped script keeps none of its writes: nor does its transaction */
+        const char *why = stopped.len > 3 ? stopped.data + 1 : ""; /* past '-' */
+        size_t n = stopped.len > 3 ? stopped.len - 3 : 0;          /* before CRLF */
+        if (n >= 4 && memcmp(why, "ERR ", 4) == 0) why += 4, n -= 4;
+        buf_reset(&reply);
+        resp_write_errorf(&reply, "EXECABORT Transaction discarded because of: %.*s", (int)n, why);
+    }
+    resp_script_end(run, &reply, !ok, tx__scripted_again);
+    buf_close(&reply);
+    buf_close(&stopped);
+}
+
+static void tx__exec_scripted(resp_req *req)
+{
+    resp_tx *t = req->rc->tx;
+    tx__drop_run(t);
+    t->run_q = t->q;
+    t->run_nq = t->nq;
+    t->q = NULL;
+    t->nq = t->capq = 0;
+    buf_init(&t->run_wkeys);
+    buf_append(&t->run_wkeys, t->wkeys.data, t->wkeys.len);
+    t->run_nw = t->nw;
+    t->run_w = xcalloc(t->nw ? t->nw : 1, sizeof(*t->run_w));
+    if (t->nw) memcpy(t->run_w, t->w, t->nw * sizeof(*t->w));
+    resp_tx_conn_reset(req->rc); /* MULTI ends, the keys are unwatched */
+    req->n[5] = 0;               /* runs */
+    resp_req_read(req, tx__scripted_ready);
 }
 
 static void tx__exec(resp_req *req)
@@ -605,6 +729,12 @@ static void tx__exec(resp_req *req)
         resp_tx_conn_reset(req->rc);
         resp_req_error(req, "ERR transaction too large: too many commands and watched keys");
         return;
+    }
+    for (size_t i = 0; i < t->nq; i++) {
+        if (tx__writing_script(req->rc->ra->cmds[t->q[i].cmd_index])) {
+            tx__exec_scripted(req);
+            return;
+        }
     }
     resp_exec *x = tx__compile(req);
     resp_tx_conn_reset(req->rc); /* MULTI ends, the keys are unwatched */

@@ -50,7 +50,8 @@ struct resp_script_run {
     bool read_only;
     bool function; /* FCALL: "FUNCTION KILL" in the BUSY error */
     uint64_t started_ms;
-    buf reply; /* what the script answers */
+    buf reply;          /* what the script answers */
+    resp_proc on_abort; /* a key it looked at changed before its effects applied */
 };
 
 /* A script past the busy threshold yields every SCRIPT_SLICE_MS
@@ -254,18 +255,6 @@ static void script__call(void *ctx, const resp_arg *argv, size_t argc, int resp,
 
 /* ---- EVAL and friends ---------------------------------------------------------- */
 
-/* KEYS and ARGV of an EVAL: argv[2] is numkeys (checked before). */
-static void script__split(const resp_req *req, const resp_arg **keys, size_t *nkeys,
-                          const resp_arg **args, size_t *nargs)
-{
-    int64_t n = 0;
-    strconv_parse_i64(req->argv[2].ptr, req->argv[2].len, &n);
-    *keys = req->argv + 3;
-    *nkeys = (size_t)n;
-    *args = req->argv + 3 + n;
-    *nargs = req->argc - 3 - (size_t)n;
-}
-
 static void script__run(resp_req *req, int64_t now_ms);
 
 static void script__ready_later(resp_req *req)
@@ -425,47 +414,48 @@ static void script__kill(resp_req *req, bool function)
 
 /* ---- running a script ------------------------------------------------------------ */
 
-static void script__run(resp_req *req, int64_t now_ms)
+/* The script an EVAL-family command names (opt: SCRIPT_*; name: the
+ * body, SHA1 or function name): its SHA1 or function, and whether it
+ * may write; false after writing Redis' error into err. */
+static bool script__resolve(resp_api *ra, kv_store *store, uint32_t opt, const resp_arg *name,
+                            char sha[SCRIPT_SHA_LEN + 1], const script_function **fn,
+                            bool *read_only, buf *err)
+{
+    script_lua *sl = script__lua(ra);
+    *fn = NULL;
+    *read_only = opt & SCRIPT_READ_ONLY;
+    if (opt & SCRIPT_FUNCTION) {
+        script__functions_current(ra, store);
+        *fn = script_lua_function(sl, name->ptr, name->len);
+        if (!*fn) {
+            resp_write_error(err, "ERR Function not found");
+            return false;
+        }
+        if (*read_only && !((*fn)->flags & SCRIPT_FLAG_NO_WRITES)) {
+            resp_write_error(err,
+                             "ERR Can not execute a script with write flag using *_ro command.");
+            return false;
+        }
+        *read_only = (*fn)->flags & SCRIPT_FLAG_NO_WRITES;
+        return true;
+    }
+    if (opt & SCRIPT_BY_SHA) {
+        if (script_lua_find(sl, name->ptr, name->len, sha)) return true;
+        resp_write_error(err, "NOSCRIPT No matching script. Please use EVAL.");
+        return false;
+    }
+    return script_lua_load(sl, name->ptr, name->len, sha, err);
+}
+
+/* A run on the node's overlay, reset to the store at now_ms. */
+static resp_script_run *script__begin(resp_req *req, int64_t now_ms)
 {
     resp_api *ra = req->rc->ra;
-    resp_scripts *sc = ra->scripts;
-    if (sc->busy) {
-        /* only a transaction's script can come here now (its EXEC was
-         * accepted before): it cannot wait */
-        resp_req_error(req, script__busy_error(sc));
-        return;
-    }
-    script_lua *sl = script__lua(ra);
-    char sha[SCRIPT_SHA_LEN + 1];
-    const script_function *fn = NULL;
-    bool read_only = req->opt & SCRIPT_READ_ONLY;
-    if (req->opt & SCRIPT_FUNCTION) {
-        script__functions_current(ra, req->a->store);
-        fn = script_lua_function(sl, req->argv[1].ptr, req->argv[1].len);
-        if (!fn) {
-            resp_req_error(req, "ERR Function not found");
-            return;
-        }
-        if (read_only && !(fn->flags & SCRIPT_FLAG_NO_WRITES)) {
-            resp_req_error(req, "ERR Can not execute a script with write flag using *_ro command.");
-            return;
-        }
-        read_only = fn->flags & SCRIPT_FLAG_NO_WRITES;
-    } else if (req->opt & SCRIPT_BY_SHA) {
-        if (!script_lua_find(sl, req->argv[1].ptr, req->argv[1].len, sha)) {
-            resp_req_error(req, "NOSCRIPT No matching script. Please use EVAL.");
-            return;
-        }
-    } else if (!script_lua_load(sl, req->argv[1].ptr, req->argv[1].len, sha, &req->reply)) {
-        req->outcome = RESP_OUTCOME_ERROR;
-        return;
-    }
     resp_script_run *run = xcalloc(1, sizeof(*run));
     run->req = req;
     run->ra = ra;
-    run->read_only = read_only;
-    run->function = fn != NULL;
     run->started_ms = (uint64_t)net_now_ms();
+    run->on_abort = script__again;
     buf_init(&run->reply);
     if (!ra->overlay) {
         ra->overlay = xcalloc(1, sizeof(*ra->overlay));
@@ -476,15 +466,50 @@ static void script__run(resp_req *req, int64_t now_ms)
     run->ov = ra->overlay;
     run->view = *req->a;
     run->view.store = &run->ov->store;
-    const resp_arg *keys, *args;
-    size_t nkeys, nargs;
-    script__split(req, &keys, &nkeys, &args, &nargs);
+    return run;
+}
+
+/* Run the script (sha or fn) on run, its answer appended to out. */
+static script_outcome script__lua_run(resp_script_run *run, const char *sha,
+                                      const script_function *fn, const resp_arg *argv, size_t argc,
+                                      int proto, bool may_yield, buf *out)
+{
+    int64_t n = 0;
+    strconv_parse_i64(argv[2].ptr, argv[2].len, &n); /* checked before */
+    const resp_arg *keys = argv + 3, *args = argv + 3 + n;
+    size_t nkeys = (size_t)n, nargs = argc - 3 - (size_t)n;
+    script_lua *sl = script__lua(run->ra);
+    script_time time = {run->ra->scripts->threshold_ms, may_yield};
+    return fn ? script_lua_fcall(sl, fn, keys, nkeys, args, nargs, proto, time, script__call, run,
+                                 out)
+              : script_lua_run(sl, sha, keys, nkeys, args, nargs, proto, time, script__call, run,
+                               out);
+}
+
+static void script__run(resp_req *req, int64_t now_ms)
+{
+    resp_api *ra = req->rc->ra;
+    resp_scripts *sc = ra->scripts;
+    if (sc->busy) {
+        /* only a transaction's script can come here now (its EXEC was
+         * accepted before): it cannot wait */
+        resp_req_error(req, script__busy_error(sc));
+        return;
+    }
+    char sha[SCRIPT_SHA_LEN + 1];
+    const script_function *fn;
+    bool read_only;
+    if (!script__resolve(ra, req->a->store, req->opt, &req->argv[1], sha, &fn, &read_only,
+                         &req->reply)) {
+        req->outcome = RESP_OUTCOME_ERROR;
+        return;
+    }
+    resp_script_run *run = script__begin(req, now_ms);
+    run->read_only = read_only;
+    run->function = fn != NULL;
     /* a transaction's script runs inside its apply, which cannot wait */
-    script_time time = {sc->threshold_ms, !req->tx_exec};
-    script_outcome outcome = fn ? script_lua_fcall(sl, fn, keys, nkeys, args, nargs, req->proto,
-                                                   time, script__call, run, &run->reply)
-                                : script_lua_run(sl, sha, keys, nkeys, args, nargs, req->proto,
-                                                 time, script__call, run, &run->reply);
+    script_outcome outcome =
+        script__lua_run(run, sha, fn, req->argv, req->argc, req->proto, !req->tx_exec, &run->reply);
     script__after(run, outcome);
 }
 
@@ -514,12 +539,13 @@ static void script__after(resp_script_run *run, script_outcome outcome)
         buf_append(&req->reply, run->reply.data, run->reply.len);
         if (run->reply.len && run->reply.data[0] == '-') req->outcome = RESP_OUTCOME_ERROR;
     } else if (req->tx_exec) {
-        /* queued in MULTI, it runs when the transaction applies: too late
-         * to propose its writes (docs/resp.md, "Lua scripts") */
-        resp_req_error(req, "ERR a Lua script that writes cannot run inside MULTI in cairn yet; "
-                            "its writes were not applied");
+        /* a read-only script, run where the transaction applies, cannot
+         * write (one that may write makes the whole EXEC run on an
+         * overlay, resp_multi.c): never reached */
+        resp_req_error(req, "ERR a script run inside a transaction's apply wrote; its writes "
+                            "were not applied");
     } else {
-        resp_tx_propose_effects(req, run->ov, &run->reply, script__again);
+        resp_tx_propose_effects(req, run->ov, &run->reply, run->on_abort);
     }
     buf_close(&run->reply);
     kv_overlay_clear(run->ov); /* what it faulted in goes now, not at the next run */
@@ -538,27 +564,113 @@ static void script__ready(resp_req *req)
     script__run(req, replica_req_read_ms(&req->rreq));
 }
 
-static void script__eval(resp_req *req, uint32_t opt)
+/* EVAL's numkeys and keys, checked; false after writing the error. */
+static bool script__check_keys(const api *a, const resp_arg *argv, size_t argc, buf *err)
 {
     int64_t numkeys;
-    if (!strconv_parse_i64(req->argv[2].ptr, req->argv[2].len, &numkeys)) {
-        resp_req_error(req, "ERR value is not an integer or out of range");
-        return;
+    if (!strconv_parse_i64(argv[2].ptr, argv[2].len, &numkeys)) {
+        resp_write_error(err, "ERR value is not an integer or out of range");
+        return false;
     }
     if (numkeys < 0) {
-        resp_req_error(req, "ERR Number of keys can't be negative");
-        return;
+        resp_write_error(err, "ERR Number of keys can't be negative");
+        return false;
     }
-    if ((uint64_t)numkeys > req->argc - 3) {
-        resp_req_error(req, "ERR Number of keys can't be greater than number of args");
-        return;
+    if ((uint64_t)numkeys > argc - 3) {
+        resp_write_error(err, "ERR Number of keys can't be greater than number of args");
+        return false;
     }
-    uint64_t max = req->a->cfg->max_key_bytes;
+    uint64_t max = a->cfg->max_key_bytes;
     for (int64_t i = 0; i < numkeys; i++)
-        if (req->argv[3 + i].len > max) {
-            resp_req_errorf(req, "ERR key too large (max %llu bytes)", (unsigned long long)max);
-            return;
+        if (argv[3 + i].len > max) {
+            resp_write_errorf(err, "ERR key too large (max %llu bytes)", (unsigned long long)max);
+            return false;
         }
+    return true;
+}
+
+/* SCRIPT_* of an EVAL-family command; -1 for any other. */
+static int script__opt_of(const resp_cmd *cmd)
+{
+    static const struct {
+        const char *name;
+        int opt;
+    } m[] = {{"eval", 0},
+             {"evalsha", SCRIPT_BY_SHA},
+             {"eval_ro", SCRIPT_READ_ONLY},
+             {"evalsha_ro", SCRIPT_BY_SHA | SCRIPT_READ_ONLY},
+             {"fcall", SCRIPT_FUNCTION},
+             {"fcall_ro", SCRIPT_FUNCTION | SCRIPT_READ_ONLY}};
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+        if (strcmp(cmd->name, m[i].name) == 0) return m[i].opt;
+    return -1;
+}
+
+/* ---- a transaction on the overlay (resp_multi.c) ------------------------------------ */
+
+bool resp_script_busy(const resp_api *ra)
+{
+    return ra->scripts->busy != NULL;
+}
+
+void resp_script_wait(resp_req *req, resp_proc proc)
+{
+    script__wait(req->rc->ra, req, proc);
+}
+
+resp_script_run *resp_script_begin(resp_req *req, int64_t now_ms)
+{
+    return script__begin(req, now_ms);
+}
+
+void resp_script_look(resp_script_run *run, const char *key, size_t len)
+{
+    kv_keyspace_find(&run->ov->store.ks, key, len); /* faults it in: its revision is watched */
+}
+
+bool resp_script_step(resp_script_run *run, const resp_arg *argv, size_t argc, buf *out,
+                      buf *stopped)
+{
+    resp_req *req = run->req;
+    const resp_cmd *cmd = resp_api_lookup(run->ra, argv[0].ptr, argv[0].len);
+    int opt = cmd ? script__opt_of(cmd) : -1;
+    if (opt < 0) {
+        script__call(run, argv, argc, req->proto, out);
+        return true;
+    }
+    /* a script, on the transaction's overlay: what it reads is what the
+     * commands before it wrote */
+    if (!script__check_keys(req->a, argv, argc, out)) return true;
+    char sha[SCRIPT_SHA_LEN + 1];
+    const script_function *fn;
+    bool read_only;
+    if (!script__resolve(run->ra, req->a->store, (uint32_t)opt, &argv[1], sha, &fn, &read_only,
+                         out))
+        return true;
+    run->read_only = read_only;
+    run->function = fn != NULL;
+    buf r;
+    buf_init(&r);
+    script_outcome outcome = script__lua_run(run, sha, fn, argv, argc, req->proto, false, &r);
+    run->read_only = false;
+    buf_append(outcome == SCRIPT_STOPPED ? stopped : out, r.data, r.len);
+    buf_close(&r);
+    return outcome != SCRIPT_STOPPED;
+}
+
+void resp_script_end(resp_script_run *run, buf *reply, bool stopped, resp_proc on_abort)
+{
+    buf_append(&run->reply, reply->data, reply->len);
+    run->on_abort = on_abort;
+    script__after(run, stopped ? SCRIPT_STOPPED : SCRIPT_RAN);
+}
+
+static void script__eval(resp_req *req, uint32_t opt)
+{
+    if (!script__check_keys(req->a, req->argv, req->argc, &req->reply)) {
+        req->outcome = RESP_OUTCOME_ERROR;
+        return;
+    }
     req->opt = opt;
     req->n[5] = 0; /* attempts */
     resp_req_read(req, script__ready);

@@ -111,6 +111,25 @@ def test_payloads_cross_between_redis_and_cairn(anynode, redis_server):  # noqa:
         r.cmd("FUNCTION", "FLUSH")
 
 
+def test_a_library_that_unpacks_past_max_value_bytes_is_refused(make_node, redis_server):  # noqa: F811
+    """redis-server compresses a long code (LZF) in its DUMP: a payload of a
+    few hundred bytes that unpacks past --max-value-bytes is refused with
+    the flag named, and nothing is restored."""
+    code = "#!lua name=big\n" + "-- padding\n" * 2000 + "redis.register_function('big', " \
+        "function() return 1 end)"
+    with RawResp(redis_server) as r:
+        r.cmd("FUNCTION", "FLUSH")
+        assert r.cmd("FUNCTION", "LOAD", code) == b"big"
+        payload = r.cmd("FUNCTION", "DUMP")
+        r.cmd("FUNCTION", "FLUSH")
+    assert len(payload) < 4096 < len(code), len(payload)
+    node = make_node(extra_args=["--max-value-bytes", "8192"]).start()
+    with RawResp(node.resp_port) as c:
+        got = c.cmd("FUNCTION", "RESTORE", payload)
+        assert got == "ERR a library's code is larger than --max-value-bytes (8192)", got
+        assert c.cmd("FUNCTION", "LIST") == []
+
+
 def test_the_release_candidates_format_is_refused(anynode):
     """Redis 7.0's release candidates wrote libraries as opcode 246 (name,
     engine, description, body); 7.0 GA translates them, cairn says no."""
