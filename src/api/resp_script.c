@@ -454,7 +454,7 @@ static resp_script_run *script__begin(resp_req *req, int64_t now_ms)
     resp_script_run *run = xcalloc(1, sizeof(*run));
     run->req = req;
     run->ra = ra;
-    run->started_ms = (uint64_t)net_now_ms();
+    run->started_ms = uv_now(ra->scripts->turn.loop); /* the loop's: no clock read */
     run->on_abort = script__again;
     buf_init(&run->reply);
     if (!ra->overlay) {
@@ -479,7 +479,7 @@ static script_outcome script__lua_run(resp_script_run *run, const char *sha,
     const resp_arg *keys = argv + 3, *args = argv + 3 + n;
     size_t nkeys = (size_t)n, nargs = argc - 3 - (size_t)n;
     script_lua *sl = script__lua(run->ra);
-    script_time time = {run->ra->scripts->threshold_ms, may_yield};
+    script_time time = {run->ra->scripts->threshold_ms, may_yield, run->started_ms};
     return fn ? script_lua_fcall(sl, fn, keys, nkeys, args, nargs, proto, time, script__call, run,
                                  out)
               : script_lua_run(sl, sha, keys, nkeys, args, nargs, proto, time, script__call, run,
@@ -893,7 +893,8 @@ static void function__stats_ready(resp_req *req)
         for (size_t i = 0; i < r->argc; i++)
             resp_write_bulk(&req->reply, r->argv[i].ptr, r->argv[i].len);
         resp_write_bulk_str(&req->reply, "duration_ms");
-        resp_write_integer(&req->reply, (long long)((uint64_t)net_now_ms() - busy->started_ms));
+        resp_write_integer(&req->reply,
+                           (long long)(uv_now(ra->scripts->turn.loop) - busy->started_ms));
     } else {
         resp_write_null(&req->reply, req->proto);
     }

@@ -9,8 +9,9 @@
  * redis.error_reply, redis.status_reply, redis.sha1hex, redis.log,
  * redis.setresp, redis.REDIS_VERSION, and the base, table, string and
  * math libraries with cjson, bit and cmsgpack (Debian's lua-cjson,
- * lua-bitop and lua-messagepack, loaded when installed; api/script_cmsgpack.h). Sandbox as Redis: no os, io, loadfile, dofile,
- * print, require; reading or creating an undeclared global is an error.
+ * lua-bitop and lua-messagepack, loaded when installed; api/script_cmsgpack.h). Sandbox as Redis:
+ * no os, io, loadfile, dofile, print, require; reading or creating an undeclared global is an
+ * error.
  *
  * Limits: the interpreter's heap (SCRIPT_LUA_MEMORY_LIMIT). Time: a run
  * goes on while it runs (as in Redis), but past busy_after_ms (Redis'
@@ -82,6 +83,7 @@ typedef enum script_outcome {
 typedef struct script_time {
     uint64_t busy_after_ms;
     bool may_yield;
+    uint64_t started_ms; /* when the run started, on CLOCK_MONOTONIC (uv_now) */
 } script_time;
 
 /* Run the cached script sha; its answer, in the client's protocol
