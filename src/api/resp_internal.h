@@ -493,6 +493,7 @@ void resp_script_detach(resp_req *req);
  * each command (its reply appended to out; false when a script in it was
  * stopped, its error in stopped), and end: the reply, or the effects
  * proposed as one entry, on_abort when a key looked at changed first. */
+#define RESP_SCRIPT_MAX_RUNS 64 /* runs of one script (or such a transaction) in a row */
 bool resp_script_busy(const resp_api *ra);
 void resp_script_wait(resp_req *req, resp_proc proc);
 resp_script_run *resp_script_begin(resp_req *req, int64_t now_ms);

@@ -109,12 +109,17 @@ static resp_tx *tx__of(resp_conn *rc)
     return rc->tx;
 }
 
+static void tx__free_queued(tx_queued *q, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(q[i].argv);
+        buf_close(&q[i].data);
+    }
+}
+
 static void tx__drop_queue(resp_tx *t)
 {
-    for (size_t i = 0; i < t->nq; i++) {
-        free(t->q[i].argv);
-        buf_close(&t->q[i].data);
-    }
+    tx__free_queued(t->q, t->nq);
     t->nq = 0;
     t->qbytes = 0;
     t->multi = t->dirty = false;
@@ -135,10 +140,7 @@ void resp_tx_conn_reset(resp_conn *rc)
 
 static void tx__drop_run(resp_tx *t)
 {
-    for (size_t i = 0; i < t->run_nq; i++) {
-        free(t->run_q[i].argv);
-        buf_close(&t->run_q[i].data);
-    }
+    tx__free_queued(t->run_q, t->run_nq);
     free(t->run_q);
     t->run_q = NULL;
     t->run_nq = 0;
@@ -166,22 +168,27 @@ bool resp_tx_queues(const resp_conn *rc, const resp_cmd *cmd)
     return rc->tx && rc->tx->multi && !(cmd->flags & RESP_CMD_TX_CONTROL);
 }
 
+/* The error reply in r becomes Redis' word for a discarded transaction:
+ * EXECABORT, then the error without its ERR code. */
+static void tx__execabort(buf *r)
+{
+    size_t from = 1, to = r->len;
+    if (to >= 2 && r->data[to - 2] == '\r') to -= 2;
+    if (to - from >= 4 && memcmp(r->data + from, "ERR ", 4) == 0) from += 4;
+    buf msg;
+    buf_init(&msg);
+    buf_append(&msg, r->data + from, to - from);
+    buf_reset(r);
+    resp_write_errorf(r, "EXECABORT Transaction discarded because of: %s", msg.data);
+    buf_close(&msg);
+}
+
 void resp_tx_flag(resp_req *req)
 {
     resp_conn *rc = req->rc;
     if (req->cmd && strcmp(req->cmd->name, "exec") == 0) {
-        /* a refused EXEC discards the transaction, and says so as Redis
-         * does: its error, without the ERR code, after EXECABORT */
-        buf *r = &req->reply;
-        size_t from = 1, to = r->len;
-        if (to >= 2 && r->data[to - 2] == '\r') to -= 2;
-        if (to - from >= 4 && memcmp(r->data + from, "ERR ", 4) == 0) from += 4;
-        buf msg;
-        buf_init(&msg);
-        buf_append(&msg, r->data + from, to - from);
-        buf_reset(r);
-        resp_write_errorf(r, "EXECABORT Transaction discarded because of: %s", msg.data);
-        buf_close(&msg);
+        /* a refused EXEC discards the transaction, and says so as Redis does */
+        tx__execabort(&req->reply);
         resp_tx_conn_reset(rc);
         return;
     }
@@ -649,9 +656,11 @@ static void tx__scripted_later(resp_req *req)
 static void tx__scripted_again(resp_req *req)
 {
     resp_tx_exec_free(req);
-    if (++req->n[5] >= 64) {
-        resp_req_error(req, "ERR transaction not applied: the keys it reads changed under it 64 "
-                            "times in a row; retry later");
+    if (++req->n[5] >= RESP_SCRIPT_MAX_RUNS) {
+        resp_req_errorf(req,
+                        "ERR transaction not applied: the keys it reads changed under it %d "
+                        "times in a row; retry later",
+                        RESP_SCRIPT_MAX_RUNS);
         return;
     }
     tx__scripted_later(req);
@@ -684,13 +693,9 @@ static void tx__scripted_run(resp_req *req, int64_t now_ms)
         ok = resp_script_step(run, t->run_q[i].argv, t->run_q[i].argc, &reply, &stopped);
     if (!ok) {
         /* a stopped script keeps none of its writes: nor does its transaction */
-        const char *why = stopped.len > 3 ? stopped.data + 1 : ""; /* past '-' */
-        size_t n = stopped.len > 3 ? stopped.len - 3 : 0;          /* before CRLF */
-        if (n >= 4 && memcmp(why, "ERR ", 4) == 0) why += 4, n -= 4;
-        buf_reset(&reply);
-        resp_write_errorf(&reply, "EXECABORT Transaction discarded because of: %.*s", (int)n, why);
+        tx__execabort(&stopped);
     }
-    resp_script_end(run, &reply, !ok, tx__scripted_again);
+    resp_script_end(run, ok ? &reply : &stopped, !ok, tx__scripted_again);
     buf_close(&reply);
     buf_close(&stopped);
 }

@@ -9,7 +9,7 @@
  * or not at all, on every node alike, without running Lua there. Should
  * another write have changed one of those keys in between, apply
  * refuses the entry and the script runs again on the newer state
- * (optimistic concurrency; at most SCRIPT_MAX_ATTEMPTS runs). The client
+ * (optimistic concurrency; at most RESP_SCRIPT_MAX_RUNS runs). The client
  * gets the script's answer once the entry has been applied on its node.
  *
  * Each redis.call runs the command's own handler in a sub-request whose
@@ -35,7 +35,6 @@
 #include "util/glob.h"
 #include "util/strconv.h"
 
-#define SCRIPT_MAX_ATTEMPTS 64
 /* busy-reply-threshold (lua-time-limit): Redis' default */
 #define SCRIPT_BUSY_THRESHOLD_MS 5000
 #define SCRIPT_REDIS_VERSION "7.0.0"
@@ -278,11 +277,11 @@ static bool script__functions_current(resp_api *ra, kv_store *store)
 static void script__again(resp_req *req)
 {
     resp_tx_exec_free(req);
-    if (++req->n[5] >= SCRIPT_MAX_ATTEMPTS) {
+    if (++req->n[5] >= RESP_SCRIPT_MAX_RUNS) {
         resp_req_errorf(req,
                         "ERR script not applied: the keys it reads changed under it %d times in "
                         "a row; retry later",
-                        SCRIPT_MAX_ATTEMPTS);
+                        RESP_SCRIPT_MAX_RUNS);
         return;
     }
     script__run(req, replica_now_ms());
