@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "net/tls.h"
+#include "replica/transport_mux.h"
 #include "obs/log.h"
 #include "replica/datadir.h"
 #include "replica/lazyfree.h"
@@ -406,13 +407,16 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
 
     lazyfree_install(loop);
     if (replica__forward_create(r, err, errlen) != 0) return -1;
-    int rv = raft_uv_tcp_init(&r->transport, loop);
-    if (rv == 0) rv = raft_uv_tcp_set_bind_address(&r->transport, cfg->listen_peer);
+    /* the peer port: one listener for every group of the process (one
+     * group today), libraft 0.15's handshake for group 0 */
+    if (transport_mux_create(&r->mux, loop, cfg->listen_peer, err, errlen) != 0) return -1;
+    int rv = transport_mux_port_init(&r->transport, r->mux, 0);
     if (rv != 0) {
         snprintf(err, errlen, "--listen-peer %s: cannot use this address (%s)", cfg->listen_peer,
                  raft_strerror(rv));
         return -1;
     }
+    r->transport_on = true;
     rv = raft_uv_init(r->io, loop, r->raft_dir, &r->transport);
     if (rv != 0) {
         snprintf(err, errlen, "cannot open raft storage in %s: %s", r->raft_dir, r->io->errmsg);
@@ -579,6 +583,14 @@ static void replica__tick_closed(uv_handle_t *h)
     if (r->close_cb) r->close_cb(r->close_ctx);
 }
 
+static void replica__transport_close(replica *r)
+{
+    if (r->transport_on) transport_mux_port_close(&r->transport);
+    r->transport_on = false;
+    transport_mux_release(r->mux); /* frees itself once its handles have closed */
+    r->mux = NULL;
+}
+
 static void replica__raft_closed(struct raft *raft)
 {
     replica *r = raft->data;
@@ -592,7 +604,7 @@ static void replica__raft_closed(struct raft *raft)
     snapshot_handoff_close(&r->handoff);
     barrier_guard_close(&r->guard);
     raft_uv_close(r->io);
-    raft_uv_tcp_close(&r->transport);
+    replica__transport_close(r);
     replica__drain_completions(r); /* what libraft failed while closing */
     uv_close((uv_handle_t *)&r->kick, NULL);
     uv_close((uv_handle_t *)&r->tick, replica__tick_closed);
@@ -630,7 +642,7 @@ void replica_close(replica *r, void (*cb)(void *ctx), void *ctx)
     } else if (r->durable) {
         barrier_guard_close(&r->guard);
         raft_uv_close(r->io);
-        raft_uv_tcp_close(&r->transport);
+        replica__transport_close(r);
     }
     replica__drain_completions(r);
     uv_close((uv_handle_t *)&r->kick, NULL);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "replica/replica_internal.h"
+#include "replica/transport_mux.h"
 #include "util/alloc.h"
 
 /* ---- metrics ------------------------------------------------------------- */
@@ -42,6 +43,21 @@ static double g_snapshots(void *c)
 static double g_snapshot_bytes(void *c)
 {
     return (double)((replica *)c)->snapshot_bytes;
+}
+static double g_peer_accepted(void *c)
+{
+    replica *r = c;
+    return r->mux ? (double)transport_mux_get_stats(r->mux).accepted : 0;
+}
+static double g_peer_refused(void *c)
+{
+    replica *r = c;
+    return r->mux ? (double)transport_mux_get_stats(r->mux).refused : 0;
+}
+static double g_peer_dial_failed(void *c)
+{
+    replica *r = c;
+    return r->mux ? (double)transport_mux_get_stats(r->mux).dial_failed : 0;
 }
 static double g_fork_max(void *c)
 {
@@ -186,6 +202,15 @@ void replica__register_metrics(replica *r)
     metrics_gauge_register("cairn_raft_is_leader", "1 if this node leads", "", g_is_leader, r);
     metrics_counter_fn_register("cairn_raft_leader_changes_total", "Leader changes seen", "",
                                 g_leader_changes, r);
+    metrics_counter_fn_register("cairn_peer_connections_accepted_total",
+                                "Peer connections handed to a Raft group", "", g_peer_accepted, r);
+    metrics_counter_fn_register("cairn_peer_connections_refused_total",
+                                "Peer connections closed at their preamble: malformed, too slow, "
+                                "or for a group this node does not run",
+                                "", g_peer_refused, r);
+    metrics_counter_fn_register("cairn_peer_connects_failed_total",
+                                "Outgoing peer connections that failed or timed out", "",
+                                g_peer_dial_failed, r);
     metrics_counter_fn_register("cairn_snapshots_total", "Snapshots taken", "", g_snapshots, r);
     metrics_gauge_register("cairn_snapshot_bytes", "Size of the last snapshot", "",
                            g_snapshot_bytes, r);

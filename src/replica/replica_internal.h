@@ -95,7 +95,9 @@ struct replica {
     bool owns_raft;
     struct raft own_raft;
     struct raft_io own_io;
-    struct raft_uv_transport transport;
+    struct raft_uv_transport transport; /* this group's port on mux */
+    bool transport_on;
+    struct transport_mux *mux;
     struct raft_fsm fsm;
     bool snapshot_in_process; /* no fork: the simulator's snapshots */
     replica_env env;          /* clocks and peer operations */
