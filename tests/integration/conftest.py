@@ -116,12 +116,13 @@ def dir_digest(path):
     return h.hexdigest()
 
 
-def repo_script(name, timeout, *args):
+def repo_script(name, timeout, *args, env=None):
     """Run one of scripts/ (package.sh, image.sh) from the checkout; return
     the last line it printed on stdout (what it built), failing with the
     tail of its stderr."""
     r = subprocess.run([f"scripts/{name}", *args], cwd=REPO, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=timeout)
+                       stderr=subprocess.PIPE, text=True, timeout=timeout,
+                       env=None if env is None else {**os.environ, **env})
     assert r.returncode == 0, r.stderr[-4000:]
     return r.stdout.strip().splitlines()[-1]
 
@@ -129,8 +130,10 @@ def repo_script(name, timeout, *args):
 @pytest.fixture(scope="session")
 def debian_package():
     """The Debian package of this checkout, built once (scripts/package.sh)
-    for the package's tests and the image's."""
-    path = REPO / repo_script("package.sh", timeout=480)
+    for the package's tests and the image's. Without the unit tests in the
+    build (DEB_BUILD_OPTIONS=nocheck): scripts/test.sh runs them on the
+    same Release configuration already."""
+    path = REPO / repo_script("package.sh", 480, env={"DEB_BUILD_OPTIONS": "nocheck"})
     assert path.is_file(), path
     return path
 
