@@ -373,6 +373,10 @@ static void resp__complete(resp_req *req)
 
 void resp_req_finish_async(resp_req *req)
 {
+    if (req->tx_exec) {
+        resp_tx_sub_finished(req); /* a command inside EXEC: EXEC goes on */
+        return;
+    }
     resp__complete(req);
 }
 

@@ -72,13 +72,16 @@ enum {
                                         * that checks its sources' types): ordered like a read */
     RESP_CMD_TX_CONTROL = 1 << 14,     /* runs at once inside MULTI, never queued (MULTI, EXEC,
                                         * DISCARD, WATCH, UNWATCH, QUIT, RESET) */
-    RESP_CMD_NO_MULTI = 1 << 15,       /* refused inside MULTI (AUTH and HELLO: their password
-                                        * check does not run inside a transaction's apply) */
+    RESP_CMD_NO_MULTI = 1 << 15,       /* refused inside MULTI (SHUTDOWN, as Redis) */
     RESP_CMD_PUBSUB_CONTEXT = 1 << 16, /* allowed on a RESP2 connection that subscribed
                                         * (SUBSCRIBE and family, PING, QUIT, RESET) */
     RESP_CMD_BLOCK_OPTION = 1 << 17,   /* BLOCKING only with a BLOCK argument (before
                                         * STREAMS): without, XREADGROUP is a write that
                                         * pipelines like one */
+    RESP_CMD_AT_EXEC = 1 << 18,        /* changes the connection (AUTH, HELLO, SUBSCRIBE
+                                        * and family): inside MULTI it runs once the
+                                        * transaction ran, when EXEC's reply is put together,
+                                        * never when EXEC answers nil or EXECABORT */
 };
 
 struct resp_cmd {
@@ -409,6 +412,8 @@ void resp_tx_conn_free(resp_conn *rc);
 void resp_tx_propose(resp_req *sub, kv_command *cmd, resp_write_fn done);
 void resp_tx_pop(resp_req *sub, const kv_command *cmd, resp_write_fn done, resp_proc empty);
 void resp_tx_read(resp_req *sub, resp_proc ready);
+/* A transaction's AUTH or HELLO whose password check waited is done. */
+void resp_tx_sub_finished(resp_req *sub);
 /* The request is done with: its transaction's state goes. */
 void resp_tx_exec_free(resp_req *req);
 /* A script ran on overlay o (resp_script.c): propose its effects as one

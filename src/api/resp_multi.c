@@ -33,6 +33,7 @@
 #include "api/resp_internal.h"
 #include "kv/transaction.h"
 #include "util/alloc.h"
+#include "util/strconv.h"
 
 /* Bounds of one transaction (each refused with a clear error, the
  * transaction discarded): commands queued, keys watched, queued bytes
@@ -70,7 +71,9 @@ struct resp_tx {
     size_t run_nw;
 };
 
-enum { STEP_REPLIED = 0, STEP_WRITE, STEP_READ, STEP_POP };
+/* STEP_AT_EXEC: a command that changes the connection (RESP_CMD_AT_EXEC),
+ * run when the reply is put together */
+enum { STEP_REPLIED = 0, STEP_WRITE, STEP_READ, STEP_POP, STEP_AT_EXEC };
 enum { PHASE_COMPILE = 0, PHASE_APPLY };
 
 struct resp_exec {
@@ -96,6 +99,7 @@ struct resp_exec {
     buf script_reply;
     resp_proc on_abort;
     int64_t now_ms;
+    size_t at_exec_next; /* the next sub to look at for STEP_AT_EXEC */
 };
 
 /* ---- the connection's state ----------------------------------------------------------- */
@@ -368,6 +372,40 @@ static void tx__write_replies(resp_req *req)
         buf_append(&req->reply, x->subs[i]->reply.data, x->subs[i]->reply.len);
 }
 
+/* The transaction ran: now, in order, the commands that change the
+ * connection (AUTH, HELLO, SUBSCRIBE ...), then the reply. A password
+ * check that waits for the thread pool makes EXEC wait with it
+ * (resp_tx_sub_finished resumes). Each runs once, even when a read
+ * continuation answers again. */
+static void tx__assemble(resp_req *req)
+{
+    resp_exec *x = req->exec;
+    for (; x->at_exec_next < x->n; x->at_exec_next++) {
+        resp_req *sub = x->subs[x->at_exec_next];
+        if (sub->tx_step != STEP_AT_EXEC) continue;
+        sub->tx_step = STEP_REPLIED;
+        sub->proto = req->rc->proto; /* a HELLO before it may have changed it */
+        sub->in_proc = sub->ran = true;
+        sub->cmd->proc(sub);
+        sub->in_proc = false;
+        if (sub->waiting) {
+            req->waiting = true;
+            return;
+        }
+    }
+    tx__write_replies(req);
+}
+
+void resp_tx_sub_finished(resp_req *sub)
+{
+    resp_exec *x = sub->tx_exec;
+    resp_req *req = x->req;
+    req->waiting = false;
+    x->at_exec_next++;
+    tx__assemble(req);
+    if (!req->waiting) resp_req_finish_async(req);
+}
+
 static void tx__read_step(resp_req *sub, int64_t now_ms)
 {
     buf_reset(&sub->reply);
@@ -392,7 +430,7 @@ static void tx__reads_ready(resp_req *req)
     }
     for (size_t i = 0; i < x->n; i++)
         if (x->subs[i]->tx_step == STEP_READ) tx__read_step(x->subs[i], now);
-    tx__write_replies(req);
+    tx__assemble(req);
 }
 
 static void tx__finish(resp_req *req)
@@ -410,7 +448,7 @@ static void tx__finish(resp_req *req)
     else if (!x->subs)
         buf_append(&req->reply, x->script_reply.data, x->script_reply.len);
     else
-        tx__write_replies(req);
+        tx__assemble(req);
 }
 
 static void tx__applied_here(replica_req *rr, int status)
@@ -497,6 +535,24 @@ static void tx__token(resp_api *ra, char out[TX_TOKEN_BYTES])
     }
 }
 
+/* The protocol a queued HELLO will select, if its arguments are good. */
+static int tx__hello_proto(const resp_req *hello, int proto)
+{
+    if (hello->argc < 2) return proto;
+    int64_t ver = 0;
+    if (!strconv_parse_i64(hello->argv[1].ptr, hello->argv[1].len, &ver) || ver < 2 || ver > 3)
+        return proto;
+    for (size_t i = 2; i < hello->argc; i++) {
+        if (resp_format_arg_is(&hello->argv[i], "auth") && i + 2 < hello->argc)
+            i += 2;
+        else if (resp_format_arg_is(&hello->argv[i], "setname") && i + 1 < hello->argc)
+            i++;
+        else
+            return proto;
+    }
+    return (int)ver;
+}
+
 /* Run the queued commands' handlers: each records its step. */
 static resp_exec *tx__compile(resp_req *req)
 {
@@ -516,12 +572,23 @@ static resp_exec *tx__compile(resp_req *req)
     x->w = xcalloc(t->nw ? t->nw : 1, sizeof(*x->w));
     if (t->nw) memcpy(x->w, t->w, t->nw * sizeof(*x->w));
     req->exec = x;
+    int proto = req->proto;
     for (size_t i = 0; i < x->n; i++) {
         x->subs[i] = tx__sub_new(req, x, &t->q[i]);
         x->subs[i]->tx_index = i;
+        /* a reply is formatted when its command runs or applies, before
+         * a HELLO queued ahead of it has run: in the protocol that HELLO
+         * will select (should it then fail, on a wrong password, the
+         * replies after it keep the protocol it named) */
+        x->subs[i]->proto = proto;
+        if (strcmp(x->subs[i]->cmd->name, "hello") == 0) proto = tx__hello_proto(x->subs[i], proto);
     }
     for (size_t i = 0; i < x->n; i++) {
         resp_req *sub = x->subs[i];
+        if (sub->cmd->flags & RESP_CMD_AT_EXEC) {
+            sub->tx_step = STEP_AT_EXEC;
+            continue;
+        }
         sub->in_proc = sub->ran = true;
         sub->cmd->proc(sub);
         sub->in_proc = false;
@@ -750,7 +817,7 @@ static void tx__exec(resp_req *req)
     } else if (reads || x->nw) {
         resp_req_read(req, tx__reads_ready);
     } else {
-        tx__write_replies(req); /* nothing that depends on the store */
+        tx__assemble(req); /* nothing that depends on the store */
     }
 }
 

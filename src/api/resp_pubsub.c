@@ -390,6 +390,11 @@ static int64_t ps__deliver(resp_api *ra, bool shard, kv_slice channel, kv_slice 
 static void ps__subscribe_in(resp_req *req, bool shard)
 {
     resp_pubsub *ps = req->rc->ra->pubsub;
+    if (shard && req->tx_exec) {
+        /* Redis 7.0 runs SUBSCRIBE and PSUBSCRIBE inside EXEC, not this one */
+        resp_req_error(req, "ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client");
+        return;
+    }
     for (size_t i = 1; i < req->argc; i++) {
         ps__subscribe(ps, req->rc, shard, req->argv[i].ptr, req->argv[i].len);
         ps__confirm(req, shard, shard ? "ssubscribe" : "subscribe", req->argv[i].ptr,
@@ -651,7 +656,7 @@ void resp_pubsub_close(resp_api *ra)
 #define L RESP_CMD_LOADING
 #define S RESP_CMD_STALE
 #define P RESP_CMD_PUBSUB_CONTEXT
-#define M RESP_CMD_NO_MULTI
+#define M RESP_CMD_AT_EXEC
 
 const resp_cmd resp_cmds_pubsub[] = {
     {"subscribe", ps__subscribe_cmd, -2, N | L | S | P | M, 0, 0, 0, "pubsub", "2.0.0",

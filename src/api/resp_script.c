@@ -191,7 +191,7 @@ static void script__call(void *ctx, const resp_arg *argv, size_t argc, int resp,
         return;
     }
     if ((cmd->flags & (RESP_CMD_NOSCRIPT | RESP_CMD_TX_CONTROL | RESP_CMD_NO_MULTI |
-                       RESP_CMD_BLOCKING | RESP_CMD_PUBSUB_CONTEXT) &&
+                       RESP_CMD_AT_EXEC | RESP_CMD_BLOCKING | RESP_CMD_PUBSUB_CONTEXT) &&
          strcmp(cmd->name, "ping") != 0 && strcmp(cmd->name, "xread") != 0 &&
          strcmp(cmd->name, "xreadgroup") != 0) ||
         (cmd->first_key == 0 && !script__keyless_allowed(cmd))) {

@@ -758,6 +758,38 @@ def test_resp_auth_forms(anode):
         client(anode, username="alice", password=USERS["alice"][0]).get("other/x")
 
 
+def test_resp_auth_inside_multi(anode):
+    """AUTH and HELLO AUTH queue inside MULTI and run in their place in
+    EXEC (as Redis): the password check, which runs on the thread pool,
+    makes EXEC wait for it; a wrong password answers WRONGPASS in its slot
+    and keeps the user; a transaction that does not run changes nobody."""
+    with raw(anode) as c:
+        assert c.cmd("AUTH", "alice", USERS["alice"][0]) == "OK"
+        assert c.cmd("MULTI") == "OK"
+        assert c.cmd("SET", "app/m", "1") == "QUEUED"
+        assert c.cmd("AUTH", "reader", USERS["reader"][0]) == "QUEUED"
+        assert c.cmd("AUTH", "root", "wrong") == "QUEUED"
+        assert c.cmd("GET", "app/m") == "QUEUED"
+        assert c.cmd("EXEC") == ["OK", "OK", WRONGPASS, b"1"]
+        # reader from here on: reads everything, writes nothing
+        assert c.cmd("GET", "app/m") == b"1"
+        assert c.cmd("SET", "app/m", "2").startswith("NOPERM"), "reader wrote"
+        # HELLO AUTH: a new user and protocol 3 for what follows EXEC
+        assert c.cmd("MULTI") == "OK"
+        assert c.cmd("HELLO", "3", "AUTH", "alice", USERS["alice"][0]) == "QUEUED"
+        r = c.cmd("EXEC")
+        assert isinstance(r, list) and isinstance(r[0], RespMap) and r[0][b"proto"] == 3, r
+        assert c.raw_reply("GET", "app/nothing") == b"_\r\n"
+        assert c.cmd("SET", "app/m", "3") == "OK"
+        # WATCH changed: nil, and still alice
+        assert c.cmd("WATCH", "app/m") == "OK"
+        assert c.cmd("SET", "app/m", "4") == "OK"
+        assert c.cmd("MULTI") == "OK"
+        assert c.cmd("AUTH", "reader", USERS["reader"][0]) == "QUEUED"
+        assert c.cmd("EXEC") == None  # noqa: E711 (RESP null)
+        assert c.cmd("SET", "app/m", "5") == "OK"
+
+
 def test_sort_patterns_need_access_to_every_key(anode):
     """SORT's BY pattern and GET read keys no argument names: as in Redis,
     only a user who may read every key may use them (alice may read app/

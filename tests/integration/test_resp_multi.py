@@ -10,6 +10,7 @@ optimistic increments through every node lose no update, and transfers
 between accounts keep their sum through a kill -9 of the leader: each
 EXEC is one log entry, applied whole or not at all."""
 import random
+import re
 import threading
 import time
 
@@ -136,13 +137,67 @@ def test_another_clients_write_aborts_with_watch_error(anynode):
     assert r.get("n") == b"51"
 
 
+# Commands that change the connection run inside EXEC, in their place
+# (Redis 7.0 queues them; only SHUTDOWN, SAVE, SYNC and PSYNC are refused).
+# Each script starts on a fresh connection.
+CONN_SCRIPTS = [
+    [("MULTI",), ("SUBSCRIBE", "a"), ("SET", "x", "1"), ("EXEC",), ("PING",),
+     ("SET", "x", "2")],
+    [("MULTI",), ("AUTH", "foo"), ("EXEC",)],
+    [("MULTI",), ("AUTH", "default", "nopass"), ("GET", "x"), ("EXEC",)],
+    [("MULTI",), ("HELLO", "3"), ("HGETALL", "nokey"), ("GET", "nokey"), ("EXEC",), ("PING",),
+     ("GET", "nokey")],
+    [("MULTI",), ("SET", "h", "1"), ("HELLO", "2"), ("EXEC",)],
+    [("HELLO", "3"), ("MULTI",), ("SUBSCRIBE", "a"), ("UNSUBSCRIBE", "a"), ("EXEC",),
+     ("PING",)],
+    [("HELLO", "3"), ("MULTI",), ("HELLO", "2"), ("HGETALL", "nokey"), ("EXEC",)],
+    [("MULTI",), ("PSUBSCRIBE", "a*"), ("PUNSUBSCRIBE",), ("UNSUBSCRIBE",), ("EXEC",),
+     ("PING",)],
+    [("MULTI",), ("SSUBSCRIBE", "a"), ("SUNSUBSCRIBE", "a"), ("EXEC",)],
+    [("MULTI",), ("HELLO", "4"), ("HELLO", "3", "NOSUCHOPTION"), ("EXEC",), ("GET", "nokey")],
+    [("MULTI",), ("SHUTDOWN",), ("EXEC",)],
+    # a transaction that does not run runs none of them either
+    [("WATCH", "w"), ("SET", "w", "1"), ("MULTI",), ("SUBSCRIBE", "a"), ("HELLO", "3"),
+     ("EXEC",), ("PING",), ("GET", "nokey")],
+    [("MULTI",), ("SUBSCRIBE", "a"), ("SET", "k"), ("EXEC",), ("PING",)],
+]
+
+
+def _conn_replies(port, script):
+    out = []
+    with RawResp(port) as c:
+        for cmd in script:
+            r = c.raw_full_reply(*cmd)
+            # HELLO's map names the server's version and the connection's id
+            r = re.sub(rb"\$7\r\nversion\r\n\$\d+\r\n[0-9.]+\r\n", b"<version>", r)
+            out.append(re.sub(rb"\$2\r\nid\r\n:\d+\r\n", b"<id>", r))
+    return out
+
+
+def test_connection_commands_inside_multi_match_redis(anynode, redis_server):  # noqa: F811
+    for script in CONN_SCRIPTS:
+        got = _conn_replies(anynode.resp_port, script)
+        want = _conn_replies(redis_server, script)
+        for cmd, g, w in zip(script, got, want):
+            assert g == w, (script, cmd, g, w)
+
+
+def test_a_subscribe_inside_multi_receives_messages(anynode):
+    with RawResp(anynode.resp_port) as c, RawResp(anynode.resp_port) as pub:
+        assert c.cmd("MULTI") == "OK"
+        assert c.cmd("SUBSCRIBE", "news") == "QUEUED"
+        assert c.cmd("INCR", "n") == "QUEUED"
+        assert c.cmd("EXEC") == [[b"subscribe", b"news", 1], 1]
+        assert pub.cmd("PUBLISH", "news", "hello") == 1
+        assert c.read(timeout=5) == [b"message", b"news", b"hello"]
+
+
 def test_queue_time_refusals_of_cairn(anynode):
-    """AUTH and HELLO cannot be queued (their password check does not run
-    inside a transaction's apply); the transaction is then aborted, as
-    with any refused command."""
+    """SHUTDOWN cannot be queued (as in Redis); the transaction is then
+    aborted, as with any refused command."""
     with RawResp(anynode.resp_port) as c:
         assert c.cmd("MULTI") == "OK"
-        err = c.cmd("AUTH", "pw")
+        err = c.cmd("SHUTDOWN")
         assert str(err) == "ERR Command not allowed inside a transaction", err
         assert c.cmd("SET", "k", "v") == "QUEUED"
         assert str(c.cmd("EXEC")).startswith("EXECABORT"), "EXEC ran after a refused command"
