@@ -259,6 +259,9 @@ static void replica__on_hup(uv_signal_t *s, int signum)
     else
         LOG_ERROR("TLS reload for forwarding failed; keeping the old certificate",
                   LF_S("error", err));
+    if (r->mux && transport_mux_reload_tls(r->mux, err, sizeof(err)) != 0)
+        LOG_ERROR("TLS reload for the peer port failed; keeping the old certificate",
+                  LF_S("error", err));
 }
 
 /* A node that serves TLS expects the other members to serve it too: the
@@ -410,6 +413,11 @@ int replica_create(replica **out, uv_loop_t *loop, const cairn_config *cfg, kv_s
     /* the peer port: one listener for every group of the process (one
      * group today), libraft 0.15's handshake for group 0 */
     if (transport_mux_create(&r->mux, loop, cfg->listen_peer, err, errlen) != 0) return -1;
+    /* a node that serves TLS speaks it to its peers too, mutually
+     * authenticated (the same files and trust as forwarding) */
+    if (cfg->tls_cert[0] && transport_mux_set_tls(r->mux, cfg->tls_cert, cfg->tls_key,
+                                                  cfg->tls_client_ca, err, errlen) != 0)
+        return -1;
     int rv = transport_mux_port_init(&r->transport, r->mux, 0);
     if (rv != 0) {
         snprintf(err, errlen, "--listen-peer %s: cannot use this address (%s)", cfg->listen_peer,

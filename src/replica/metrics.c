@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "replica/replica_internal.h"
+#include "net/tls_pump.h"
 #include "replica/transport_mux.h"
 #include "util/alloc.h"
 
@@ -58,6 +59,11 @@ static double g_peer_dial_failed(void *c)
 {
     replica *r = c;
     return r->mux ? (double)transport_mux_get_stats(r->mux).dial_failed : 0;
+}
+static double g_peer_tls_failures(void *c)
+{
+    (void)c;
+    return (double)tls_pump_failures();
 }
 static double g_fork_max(void *c)
 {
@@ -208,6 +214,10 @@ void replica__register_metrics(replica *r)
                                 "Peer connections closed at their preamble: malformed, too slow, "
                                 "or for a group this node does not run",
                                 "", g_peer_refused, r);
+    metrics_counter_fn_register("cairn_peer_tls_failures_total",
+                                "Peer connections whose TLS failed: an untrusted or misnamed "
+                                "certificate, not TLS, an error later",
+                                "", g_peer_tls_failures, r);
     metrics_counter_fn_register("cairn_peer_connects_failed_total",
                                 "Outgoing peer connections that failed or timed out", "",
                                 g_peer_dial_failed, r);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/tls_pump.h"
 #include "obs/log.h"
 #include "util/alloc.h"
 
@@ -27,6 +28,7 @@ struct transport_mux {
     transport_mux_stats stats;
     uint64_t last_refusal_log_ms;
     unsigned connect_timeout_ms, preamble_timeout_ms;
+    tls_ctx *tls_server, *tls_client; /* both or neither */
 };
 
 struct tmux_port {
@@ -49,12 +51,15 @@ struct tmux_port {
 struct tmux_dial {
     tmux_port *port;
     struct raft_uv_connect *req;
-    uv_tcp_t *tcp; /* malloc'd: libraft frees it once handed over */
+    uv_tcp_t *tcp;  /* malloc'd; a TLS pump's once it started */
+    uv_stream_t *s; /* what libraft gets: tcp, or the pump's pipe (malloc'd) */
     uv_timer_t deadline;
     uv_connect_t connect;
     uv_write_t write;
     uv_getaddrinfo_t gai;
     char port_str[16];
+    char host[256]; /* checked against the certificate (TLS) */
+    char ack;       /* TLS: the other side's TMUX_ACK */
     bool resolving;
     bool finished;
     int status;  /* for the request's callback */
@@ -67,7 +72,7 @@ struct tmux_dial {
 /* An incoming connection until its preamble is read. */
 struct tmux_incoming {
     transport_mux *mux;
-    uv_tcp_t *tcp; /* malloc'd: libraft frees it once handed over */
+    uv_stream_t *s; /* malloc'd (TCP, or a TLS pump's pipe): libraft frees it once handed over */
     uv_timer_t deadline;
     uint64_t words[4];
     size_t need, got; /* bytes of the stage being read */
@@ -157,7 +162,10 @@ static bool numeric_address(const char *host, const char *port, struct sockaddr_
 
 static void mux__maybe_free(transport_mux *m)
 {
-    if (m->released && m->handles == 0) free(m);
+    if (!m->released || m->handles != 0) return;
+    tls_ctx_free(m->tls_server);
+    tls_ctx_free(m->tls_client);
+    free(m);
 }
 
 static void mux__handle_closed(uv_handle_t *h)
@@ -184,7 +192,7 @@ static void in__closed(uv_handle_t *h)
 {
     tmux_incoming *in = h->data;
     transport_mux *m = in->mux;
-    if ((uv_handle_t *)in->tcp == h) free(in->tcp);
+    if ((uv_handle_t *)in->s == h) free(in->s);
     m->handles--;
     if (--in->pending == 0) free(in);
     mux__maybe_free(m);
@@ -201,10 +209,10 @@ static void in__finish(tmux_incoming *in, bool handed_over)
     uv_close((uv_handle_t *)&in->deadline, in__closed);
     if (handed_over) {
         in->mux->handles--; /* the socket is libraft's now */
-        in->tcp = NULL;
+        in->s = NULL;
     } else {
         in->pending++;
-        uv_close((uv_handle_t *)in->tcp, in__closed);
+        uv_close((uv_handle_t *)in->s, in__closed);
     }
 }
 
@@ -243,9 +251,15 @@ static tmux_port *mux__port(transport_mux *m, uint32_t group)
     return NULL;
 }
 
+static void free_write(uv_write_t *w, int status)
+{
+    (void)status;
+    free(w);
+}
+
 static void in__complete(tmux_incoming *in)
 {
-    uv_read_stop((uv_stream_t *)in->tcp);
+    uv_read_stop(in->s);
     if (memchr(in->address, '\0', in->address_len) == NULL) {
         in__refuse(in, "address not terminated");
         return;
@@ -255,11 +269,21 @@ static void in__complete(tmux_incoming *in)
         in__refuse(in, "no such group here");
         return;
     }
-    uv_tcp_t *tcp = in->tcp;
-    tcp->data = NULL;
+    uv_stream_t *stream = in->s;
+    stream->data = NULL;
     in->mux->stats.accepted++;
+    if (in->mux->tls_server) {
+        /* over TLS the dialer waits for this byte before it hands the
+         * stream to libraft: a refusal (an untrusted certificate, an
+         * unknown group) is then a failed connect, which libraft retries
+         * after its back-off, not a stream that dies at once */
+        static const char ack = TMUX_ACK;
+        uv_write_t *w = xmalloc(sizeof(*w));
+        uv_buf_t b = uv_buf_init((char *)&ack, 1);
+        if (uv_write(w, stream, &b, 1, free_write) != 0) free(w);
+    }
     in__finish(in, true);
-    p->accept_cb(p->t, in->id, in->address, (uv_stream_t *)tcp);
+    p->accept_cb(p->t, in->id, in->address, stream);
 }
 
 static void in__read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -308,16 +332,35 @@ static void in__read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     in__complete(in);
 }
 
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
 static void mux__connection(uv_stream_t *server, int status)
 {
     transport_mux *m = server->data;
     if (status != 0 || m->released) return;
+    uv_tcp_t *tcp = malloc(sizeof(*tcp));
+    if (!tcp) abort();
+    uv_tcp_init(m->loop, tcp);
+    if (uv_accept(server, (uv_stream_t *)tcp) != 0) {
+        uv_close((uv_handle_t *)tcp, free_handle);
+        return;
+    }
+    uv_stream_t *stream = (uv_stream_t *)tcp;
+    if (m->tls_server) {
+        /* the preamble and everything after it inside TLS */
+        stream = tls_pump_start(m->loop, tcp, tls_conn_new(m->tls_server), "peer, incoming");
+        if (!stream) {
+            m->stats.refused++;
+            return;
+        }
+    }
     tmux_incoming *in = xcalloc(1, sizeof(*in));
     in->mux = m;
-    in->tcp = malloc(sizeof(*in->tcp));
-    if (!in->tcp) abort();
-    uv_tcp_init(m->loop, in->tcp);
-    in->tcp->data = in;
+    in->s = stream;
+    stream->data = in;
     m->handles++;
     uv_timer_init(m->loop, &in->deadline);
     in->deadline.data = in;
@@ -326,8 +369,7 @@ static void mux__connection(uv_stream_t *server, int status)
     if (m->incoming) m->incoming->prev = in;
     m->incoming = in;
     in->need = 8;
-    if (uv_accept(server, (uv_stream_t *)in->tcp) != 0 ||
-        uv_read_start((uv_stream_t *)in->tcp, in__alloc, in__read) != 0) {
+    if (uv_read_start(stream, in__alloc, in__read) != 0) {
         in__finish(in, false);
         return;
     }
@@ -401,8 +443,9 @@ static void dial__settle(tmux_dial *d)
 static void dial__handle_closed(uv_handle_t *h)
 {
     tmux_dial *d = h->data;
-    if ((uv_handle_t *)d->tcp == h) {
-        free(d->tcp);
+    if ((uv_handle_t *)d->s == h) {
+        free(d->s);
+        d->s = NULL;
         d->tcp = NULL;
     }
     dial__settle(d);
@@ -424,15 +467,18 @@ static void dial__finish(tmux_dial *d, int status)
         uv_cancel((uv_req_t *)&d->gai);
     }
     if (status == 0) {
-        uv_tcp_t *tcp = d->tcp;
+        uv_stream_t *stream = d->s;
+        d->s = NULL;
         d->tcp = NULL;
-        tcp->data = NULL;
+        stream->data = NULL;
         p->mux->stats.dialed++;
-        d->req->cb(d->req, (uv_stream_t *)tcp, 0);
+        d->req->cb(d->req, stream, 0);
     } else {
         p->mux->stats.dial_failed++;
-        d->pending++;
-        uv_close((uv_handle_t *)d->tcp, dial__handle_closed);
+        if (d->s) {
+            d->pending++;
+            uv_close((uv_handle_t *)d->s, dial__handle_closed);
+        }
     }
 }
 
@@ -441,11 +487,37 @@ static void dial__deadline(uv_timer_t *timer)
     dial__finish(timer->data, RAFT_NOCONNECTION);
 }
 
+static void dial__ack_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)suggested;
+    tmux_dial *d = h->data;
+    *b = uv_buf_init(&d->ack, 1); /* one byte: nothing of libraft's is read */
+}
+
+static void dial__ack_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    (void)b;
+    tmux_dial *d = s->data;
+    if (n == 0 || d->finished) return;
+    uv_read_stop(s);
+    dial__finish(d, n == 1 && d->ack == TMUX_ACK ? 0 : RAFT_NOCONNECTION);
+}
+
 static void dial__written(uv_write_t *w, int status)
 {
     tmux_dial *d = w->data;
     if (d->finished) return;
-    dial__finish(d, status == 0 ? 0 : RAFT_NOCONNECTION);
+    if (status != 0) {
+        dial__finish(d, RAFT_NOCONNECTION);
+        return;
+    }
+    if (d->port->mux->tls_client) {
+        /* wait for the other side's acceptance (in__complete) */
+        if (uv_read_start(d->s, dial__ack_alloc, dial__ack_read) != 0)
+            dial__finish(d, RAFT_NOCONNECTION);
+        return;
+    }
+    dial__finish(d, 0);
 }
 
 static void dial__connected(uv_connect_t *c, int status)
@@ -456,10 +528,22 @@ static void dial__connected(uv_connect_t *c, int status)
         dial__finish(d, RAFT_NOCONNECTION);
         return;
     }
+    transport_mux *m = d->port->mux;
+    if (m->tls_client) {
+        /* the preamble goes out inside TLS; a handshake that fails (an
+         * untrusted certificate) ends the stream libraft was given */
+        d->s = tls_pump_start(m->loop, d->tcp, tls_conn_new_client(m->tls_client, d->host),
+                              "peer, outgoing");
+        d->tcp = NULL; /* the pump's, or closed */
+        if (!d->s) {
+            dial__finish(d, RAFT_NOCONNECTION);
+            return;
+        }
+        d->s->data = d;
+    }
     uv_buf_t b = uv_buf_init(d->preamble, (unsigned)d->preamble_len);
     d->write.data = d;
-    if (uv_write(&d->write, (uv_stream_t *)d->tcp, &b, 1, dial__written) != 0)
-        dial__finish(d, RAFT_NOCONNECTION);
+    if (uv_write(&d->write, d->s, &b, 1, dial__written) != 0) dial__finish(d, RAFT_NOCONNECTION);
 }
 
 static void dial__connect(tmux_dial *d, const struct sockaddr *sa)
@@ -513,6 +597,8 @@ static int port__connect(struct raft_uv_transport *t, struct raft_uv_connect *re
     if (!d->tcp) abort();
     uv_tcp_init(m->loop, d->tcp);
     d->tcp->data = d;
+    d->s = (uv_stream_t *)d->tcp;
+    snprintf(d->host, sizeof d->host, "%s", host);
     uv_timer_init(m->loop, &d->deadline);
     d->deadline.data = d;
     d->next = p->dials;
@@ -676,4 +762,27 @@ void transport_mux_set_timeouts(transport_mux *m, unsigned connect_ms, unsigned 
 {
     m->connect_timeout_ms = connect_ms;
     m->preamble_timeout_ms = preamble_ms;
+}
+
+int transport_mux_set_tls(transport_mux *m, const char *cert, const char *key, const char *ca,
+                          char *err, size_t errlen)
+{
+    /* peers authenticate each other: the server asks for a client
+     * certificate chaining to ca (else to the cert file itself, as the
+     * client's check of the server does) */
+    const char *trust = ca && ca[0] ? ca : cert;
+    if (tls_ctx_create(&m->tls_server, cert, key, trust, err, errlen) != 0) return -1;
+    if (tls_ctx_create_client(&m->tls_client, cert, key, ca, err, errlen) != 0) {
+        tls_ctx_free(m->tls_server);
+        m->tls_server = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int transport_mux_reload_tls(transport_mux *m, char *err, size_t errlen)
+{
+    if (!m || !m->tls_server) return 0;
+    if (tls_ctx_reload(m->tls_server, err, errlen) != 0) return -1;
+    return tls_ctx_reload(m->tls_client, err, errlen);
 }

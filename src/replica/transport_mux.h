@@ -16,6 +16,12 @@
  *              this transport and a node with libraft's talk to each other
  *              (a rolling upgrade of a one-group cluster keeps working);
  *   group g>0: [TMUX_PROTOCOL] [g] [sender id] [address bytes] [address].
+ * With TLS (transport_mux_set_tls) every connection is TLS from its
+ * first byte, mutually authenticated; the preamble goes inside, and the
+ * listener answers an accepted one with the byte TMUX_ACK, which the
+ * dialer waits for before handing the stream to libraft (so a refused
+ * peer is a failed connect, retried after libraft's back-off). The wire
+ * is then cairn's own: a TLS node and a plain one do not talk.
  * A connection whose preamble is malformed, too long, too slow (past
  * TMUX_PREAMBLE_TIMEOUT_MS) or names a group this process does not run is
  * closed, counted and logged (at most once a second). Outgoing
@@ -40,6 +46,7 @@
 #define TMUX_PROTOCOL UINT64_C(0x434149524e4d0001) /* "CAIRNM", version 1 */
 #define TMUX_LEGACY_PROTOCOL 1                     /* libraft 0.15's handshake */
 #define TMUX_ADDRESS_MAX 1024                      /* preamble's address, padding included */
+#define TMUX_ACK 0x01 /* over TLS: the listener accepted the preamble */
 #define TMUX_CONNECT_TIMEOUT_MS 3000
 #define TMUX_PREAMBLE_TIMEOUT_MS 5000
 
@@ -60,6 +67,15 @@ int transport_mux_create(transport_mux **out, uv_loop_t *loop, const char *bind_
  * port must have been closed (transport_mux_port_close) before. */
 void transport_mux_release(transport_mux *m);
 transport_mux_stats transport_mux_get_stats(const transport_mux *m);
+/* TLS on every peer connection, both ways, with mutual authentication:
+ * this node presents cert (and key); a peer's certificate must chain to
+ * ca, or when ca is NULL or "" to the cert file itself; the server's must
+ * also name the address dialed (an IP SAN, or a DNS name). The preamble
+ * goes inside TLS. Before the first listen or connect. */
+int transport_mux_set_tls(transport_mux *m, const char *cert, const char *key, const char *ca,
+                          char *err, size_t errlen);
+/* Re-read the files (SIGHUP): new connections use them. */
+int transport_mux_reload_tls(transport_mux *m, char *err, size_t errlen);
 /* Deadlines other than the defaults (tests). */
 void transport_mux_set_timeouts(transport_mux *m, unsigned connect_ms, unsigned preamble_ms);
 /* The bound port (0 before the listener is open): for tests that bind :0. */
