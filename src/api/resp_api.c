@@ -125,6 +125,7 @@ static void resp__index_commands(resp_api *ra)
         {resp_cmds_xinfo, resp_cmds_xinfo_count},
         {resp_cmds_wait, resp_cmds_wait_count},
         {resp_cmds_scripting, resp_cmds_scripting_count},
+        {resp_cmds_cluster, resp_cmds_cluster_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) total += tables[i].n;

@@ -134,6 +134,8 @@ extern const resp_cmd resp_cmds_transactions[];
 extern const size_t resp_cmds_transactions_count;
 extern const resp_cmd resp_cmds_pubsub[];
 extern const size_t resp_cmds_pubsub_count;
+extern const resp_cmd resp_cmds_cluster[];
+extern const size_t resp_cmds_cluster_count;
 extern const resp_cmd resp_cmds_streams[];
 extern const size_t resp_cmds_streams_count;
 extern const resp_cmd resp_cmds_stream_groups[];
