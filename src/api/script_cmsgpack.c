@@ -159,16 +159,23 @@ static int sl_cmsgpack_require(lua_State *L)
 
 bool script_cmsgpack_open(lua_State *L)
 {
+    /* a missing lua-messagepack is logged once per process: every
+     * FUNCTION LOAD makes a scratch interpreter */
+    static bool warned;
     int top = lua_gettop(L);
     lua_pushcfunction(L, sl_cmsgpack_require);
     lua_setglobal(L, "require");
     bool ok = false;
     if (luaL_loadfile(L, SCRIPT_CMSGPACK_PATH) != 0) {
-        LOG_WARN("Lua library not loaded: scripts lack cmsgpack (install lua-messagepack)",
-                 LF_S("file", SCRIPT_CMSGPACK_PATH), LF_S("error", lua_tostring(L, -1)));
+        if (!warned)
+            LOG_WARN("Lua library not loaded: scripts lack cmsgpack (install lua-messagepack)",
+                     LF_S("file", SCRIPT_CMSGPACK_PATH), LF_S("error", lua_tostring(L, -1)));
+        warned = true;
     } else if (lua_pcall(L, 0, 1, 0) != 0 || !lua_istable(L, -1)) {
-        LOG_WARN("lua-messagepack did not load: scripts lack cmsgpack",
-                 LF_S("error", lua_isstring(L, -1) ? lua_tostring(L, -1) : "not a module"));
+        if (!warned)
+            LOG_WARN("lua-messagepack did not load: scripts lack cmsgpack",
+                     LF_S("error", lua_isstring(L, -1) ? lua_tostring(L, -1) : "not a module"));
+        warned = true;
     } else if (luaL_loadbuffer(L, sl_cmsgpack_layer, sizeof(sl_cmsgpack_layer) - 1, "=cmsgpack") !=
                0) {
         LOG_ERROR("the cmsgpack layer does not compile", LF_S("error", lua_tostring(L, -1)));

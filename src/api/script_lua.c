@@ -696,19 +696,26 @@ static void sl__open(lua_State *L, lua_CFunction f, const char *name)
     lua_call(L, 1, 0);
 }
 
-/* cjson and bit, from Debian's packages when installed: luaopen_* via dl. */
-static void sl__open_shared(lua_State *L, const char *lib, const char *sym, const char *global)
+/* cjson and bit, from Debian's packages when installed: luaopen_* via dl.
+ * A missing one is logged once per process (every FUNCTION LOAD makes a
+ * scratch interpreter). */
+static void sl__open_shared(lua_State *L, const char *lib, const char *sym, const char *global,
+                            bool *warned)
 {
     void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
-        LOG_WARN("Lua library not loaded: scripts lack it", LF_S("lib", lib),
-                 LF_S("global", global));
+        if (!*warned)
+            LOG_WARN("Lua library not loaded: scripts lack it", LF_S("lib", lib),
+                     LF_S("global", global));
+        *warned = true;
         return;
     }
     lua_CFunction f = (lua_CFunction)(uintptr_t)dlsym(h, sym);
     if (!f) {
-        LOG_WARN("Lua library without its entry point: scripts lack it", LF_S("lib", lib),
-                 LF_S("global", global));
+        if (!*warned)
+            LOG_WARN("Lua library without its entry point: scripts lack it", LF_S("lib", lib),
+                     LF_S("global", global));
+        *warned = true;
         return; /* h stays open: harmless */
     }
     lua_pushcfunction(L, f);
@@ -766,8 +773,9 @@ static lua_State *sl__new_state(script_lua *sl)
     sl__open(L, luaopen_table, LUA_TABLIBNAME);
     sl__open(L, luaopen_string, LUA_STRLIBNAME);
     sl__open(L, luaopen_math, LUA_MATHLIBNAME);
-    sl__open_shared(L, "liblua5.1-cjson.so.0", "luaopen_cjson", "cjson");
-    sl__open_shared(L, "liblua5.1-bitop.so.0", "luaopen_bit", "bit");
+    static bool cjson_warned, bit_warned;
+    sl__open_shared(L, "liblua5.1-cjson.so.0", "luaopen_cjson", "cjson", &cjson_warned);
+    sl__open_shared(L, "liblua5.1-bitop.so.0", "luaopen_bit", "bit", &bit_warned);
     script_cmsgpack_open(L);
     static const char *const removed[] = {"loadfile", "dofile",   "print",  "setfenv",
                                           "getfenv",  "newproxy", "module", "require"};
