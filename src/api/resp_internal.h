@@ -241,6 +241,7 @@ struct resp_req {
     bool keep_args; /* a write whose continuation reads argv (else it is gone) */
     uint64_t start_ns;
     uint64_t exec_ns; /* time the loop spent executing it (SLOWLOG) */
+    uint64_t end_ns;  /* when its handler returned, if it finishes right then (else 0) */
     bool in_proc;     /* its handler is running */
     bool ran;         /* its handler ran (Redis logs no command refused before) */
     /* arguments: the parser's during dispatch, own copies once waiting */
@@ -552,6 +553,9 @@ void resp_req_replica_error(resp_req *req, int status);
 const resp_cmd *resp_api_lookup(const resp_api *ra, const char *name, size_t len);
 /* cmd's index in ra->cmds. */
 size_t resp_api_index(const resp_api *ra, const resp_cmd *cmd);
+/* The command of that name and its index (one lookup); NULL when unknown. */
+const resp_cmd *resp_api_lookup_index(const resp_api *ra, const char *name, size_t len,
+                                      size_t *idx);
 
 /* Reply helpers that depend only on the request's protocol. */
 static inline void resp_req_ok(resp_req *req)

@@ -178,12 +178,13 @@ static void script__call(void *ctx, const resp_arg *argv, size_t argc, int resp,
     resp_script_run *run = ctx;
     resp_req *req = run->req;
     resp_api *ra = req->rc->ra;
-    const resp_cmd *cmd = resp_api_lookup(ra, argv[0].ptr, argv[0].len);
+    size_t cmd_index;
+    const resp_cmd *cmd = resp_api_lookup_index(ra, argv[0].ptr, argv[0].len, &cmd_index);
     if (!cmd) {
         resp_write_error(out, "ERR Unknown Redis command called from script");
         return;
     }
-    if (script__walks_keyspace(cmd)) {
+    if (cmd->first_key == 0 && script__walks_keyspace(cmd)) { /* each of them is keyless */
         resp_write_errorf(out,
                           "ERR This Redis command is not allowed from script: '%s' walks the "
                           "whole keyspace, which a cairn script cannot see (docs/resp.md)",
@@ -213,13 +214,21 @@ static void script__call(void *ctx, const resp_arg *argv, size_t argc, int resp,
     }
     resp_req sub;
     memset(&sub, 0, sizeof(sub));
-    buf_init(&sub.reply);
+    /* the command answers straight into out when out is empty (redis.call's
+     * buffer); a transaction's replies so far stay out of its reach */
+    bool direct = out->len == 0;
+    if (direct) {
+        sub.reply = *out;
+        buf_init(out);
+    } else {
+        buf_init(&sub.reply);
+    }
     buf_init(&sub.own_data);
     replica_req_init(&sub.rreq, &sub, NULL);
     sub.rc = req->rc;
     sub.a = &run->view;
     sub.cmd = cmd;
-    sub.cmd_index = resp_api_index(ra, cmd);
+    sub.cmd_index = cmd_index;
     sub.proto = resp;
     sub.script = run;
     sub.track = req->track; /* the keys its reads look up are the caller's */
@@ -242,12 +251,17 @@ static void script__call(void *ctx, const resp_arg *argv, size_t argc, int resp,
         cmd->proc(&sub);
         sub.in_proc = false;
     }
-    if (sub.waiting) /* nothing a script may run waits; were it to, refuse it */
-        resp_write_error(out, "ERR This Redis command is not allowed from script");
-    else
+    if (sub.waiting) { /* nothing a script may run waits; were it to, refuse it */
+        buf_reset(&sub.reply);
+        resp_write_error(&sub.reply, "ERR This Redis command is not allowed from script");
+    }
+    if (direct) {
+        *out = sub.reply;
+    } else {
         buf_append(out, sub.reply.data, sub.reply.len);
+        buf_close(&sub.reply);
+    }
     replica_req_close(&sub.rreq);
-    buf_close(&sub.reply);
     buf_close(&sub.own_data);
     free(sub.own_argv);
 }
