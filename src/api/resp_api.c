@@ -90,11 +90,6 @@ static size_t resp__find(const resp_api *ra, const char *name, size_t len)
     return ra->ncmds;
 }
 
-size_t resp_api_index(const resp_api *ra, const resp_cmd *cmd)
-{
-    return resp__find(ra, cmd->name, strlen(cmd->name));
-}
-
 const resp_cmd *resp_api_lookup_index(const resp_api *ra, const char *name, size_t len, size_t *idx)
 {
     *idx = resp__find(ra, name, len);

@@ -551,8 +551,6 @@ void resp_req_replica_error(resp_req *req, int status);
 
 /* Lookup for COMMAND INFO/DOCS: NULL when unknown. */
 const resp_cmd *resp_api_lookup(const resp_api *ra, const char *name, size_t len);
-/* cmd's index in ra->cmds. */
-size_t resp_api_index(const resp_api *ra, const resp_cmd *cmd);
 /* The command of that name and its index (one lookup); NULL when unknown. */
 const resp_cmd *resp_api_lookup_index(const resp_api *ra, const char *name, size_t len,
                                       size_t *idx);

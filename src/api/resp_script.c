@@ -173,6 +173,8 @@ static bool script__keyless_allowed(const resp_cmd *cmd)
     return false;
 }
 
+/* redis.call: run one command for the script; its reply goes to out, which
+ * is empty on entry (the command's handler writes straight into it). */
 static void script__call(void *ctx, const resp_arg *argv, size_t argc, int resp, buf *out)
 {
     resp_script_run *run = ctx;
@@ -214,15 +216,9 @@ static void script__call(void *ctx, const resp_arg *argv, size_t argc, int resp,
     }
     resp_req sub;
     memset(&sub, 0, sizeof(sub));
-    /* the command answers straight into out when out is empty (redis.call's
-     * buffer); a transaction's replies so far stay out of its reach */
-    bool direct = out->len == 0;
-    if (direct) {
-        sub.reply = *out;
-        buf_init(out);
-    } else {
-        buf_init(&sub.reply);
-    }
+    /* the command answers straight into out (empty: the caller's, per call) */
+    sub.reply = *out;
+    buf_init(out);
     buf_init(&sub.own_data);
     replica_req_init(&sub.rreq, &sub, NULL);
     sub.rc = req->rc;
@@ -255,12 +251,7 @@ static void script__call(void *ctx, const resp_arg *argv, size_t argc, int resp,
         buf_reset(&sub.reply);
         resp_write_error(&sub.reply, "ERR This Redis command is not allowed from script");
     }
-    if (direct) {
-        *out = sub.reply;
-    } else {
-        buf_append(out, sub.reply.data, sub.reply.len);
-        buf_close(&sub.reply);
-    }
+    *out = sub.reply;
     replica_req_close(&sub.rreq);
     buf_close(&sub.own_data);
     free(sub.own_argv);
@@ -648,7 +639,13 @@ bool resp_script_step(resp_script_run *run, const resp_arg *argv, size_t argc, b
     const resp_cmd *cmd = resp_api_lookup(run->ra, argv[0].ptr, argv[0].len);
     int opt = cmd ? script__opt_of(cmd) : -1;
     if (opt < 0) {
-        script__call(run, argv, argc, req->proto, out);
+        /* script__call answers into a buffer of its own: out holds the
+         * transaction's replies so far */
+        buf r;
+        buf_init(&r);
+        script__call(run, argv, argc, req->proto, &r);
+        buf_append(out, r.data, r.len);
+        buf_close(&r);
         return true;
     }
     /* a script, on the transaction's overlay: what it reads is what the

@@ -17,8 +17,8 @@ typedef struct tls_pump {
     uv_tcp_t *tcp;  /* ciphertext */
     uv_pipe_t ours; /* plaintext: our end of the socketpair */
     tls_conn *tls;
-    char what[48]; /* for the log: "peer" ... */
-    int open;      /* handles not yet closed */
+    tls_pump_side side;
+    int open; /* handles not yet closed */
     bool closing;
     bool tcp_paused, ours_paused; /* reads stopped while the other side's writes wait */
     buf plain, cipher;
@@ -33,30 +33,8 @@ typedef struct pump_write {
 } pump_write;
 
 static uint64_t pump_failures;
-/* the last log line's time, per kind of connection (its `what`), so that
- * one kind failing every few milliseconds hides no other */
-static struct {
-    char what[48];
-    uint64_t ms;
-} last_logs[8];
-
-static bool pump__may_log(const char *what, uint64_t now)
-{
-    int slot = 0;
-    for (int i = 0; i < 8; i++) {
-        if (strcmp(last_logs[i].what, what) == 0 || !last_logs[i].what[0]) {
-            slot = i;
-            break;
-        }
-        if (last_logs[i].ms < last_logs[slot].ms) slot = i; /* table full: reuse the oldest */
-    }
-    if (strcmp(last_logs[slot].what, what) == 0 && last_logs[slot].ms &&
-        now - last_logs[slot].ms < 1000)
-        return false;
-    snprintf(last_logs[slot].what, sizeof last_logs[slot].what, "%s", what);
-    last_logs[slot].ms = now ? now : 1;
-    return true;
-}
+/* the last log line's time per side (tls_pump_side) */
+static uint64_t last_log_ms[2];
 
 uint64_t tls_pump_failures(void)
 {
@@ -85,9 +63,12 @@ static void pump__close(tls_pump *p)
 static void pump__fail(tls_pump *p, const char *why)
 {
     pump_failures++;
-    if (pump__may_log(p->what, uv_now(p->loop))) {
-        LOG_WARN("TLS connection closed", LF_S("conn", p->what), LF_S("why", why),
-                 LF_I("failures_total", (long long)pump_failures));
+    uint64_t now = uv_now(p->loop);
+    if (last_log_ms[p->side] == 0 || now - last_log_ms[p->side] >= 1000) {
+        last_log_ms[p->side] = now ? now : 1;
+        LOG_WARN("TLS connection closed",
+                 LF_S("conn", p->side == TLS_PUMP_DIALED ? "peer, outgoing" : "peer, incoming"),
+                 LF_S("why", why), LF_I("failures_total", (long long)pump_failures));
     }
     pump__close(p);
 }
@@ -199,7 +180,7 @@ static void free_handle(uv_handle_t *h)
     free(h);
 }
 
-uv_stream_t *tls_pump_start(uv_loop_t *loop, uv_tcp_t *tcp, tls_conn *tls, const char *what)
+uv_stream_t *tls_pump_start(uv_loop_t *loop, uv_tcp_t *tcp, tls_conn *tls, tls_pump_side side)
 {
     uv_os_sock_t sv[2];
     if (!tls || uv_socketpair(SOCK_STREAM, 0, sv, UV_NONBLOCK_PIPE, UV_NONBLOCK_PIPE) != 0) {
@@ -211,7 +192,7 @@ uv_stream_t *tls_pump_start(uv_loop_t *loop, uv_tcp_t *tcp, tls_conn *tls, const
     p->loop = loop;
     p->tcp = tcp;
     p->tls = tls;
-    snprintf(p->what, sizeof p->what, "%s", what);
+    p->side = side;
     buf_init(&p->plain);
     buf_init(&p->cipher);
     tcp->data = p;

@@ -28,11 +28,15 @@
 
 #define TLS_PUMP_MAX_QUEUED (4u << 20)
 
+/* Which side opened the TCP connection: for the log, rate-limited per
+ * side so that one side failing every few milliseconds hides no other. */
+typedef enum { TLS_PUMP_ACCEPTED = 0, TLS_PUMP_DIALED } tls_pump_side;
+
 /* tcp: connected, malloc'd, its data field free for the pump; tls: a
  * fresh server or client connection. Both become the pump's (also when it
  * fails). Returns a malloc'd uv_pipe_t (as uv_stream_t) that the caller
  * owns, closes and frees; NULL when no socketpair could be made. */
-uv_stream_t *tls_pump_start(uv_loop_t *loop, uv_tcp_t *tcp, tls_conn *tls, const char *what);
+uv_stream_t *tls_pump_start(uv_loop_t *loop, uv_tcp_t *tcp, tls_conn *tls, tls_pump_side side);
 
 /* Pumps whose TLS failed (handshake or later), since the start. */
 uint64_t tls_pump_failures(void);

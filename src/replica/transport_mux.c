@@ -351,7 +351,7 @@ static void mux__connection(uv_stream_t *server, int status)
     uv_stream_t *stream = (uv_stream_t *)tcp;
     if (m->tls_server) {
         /* the preamble and everything after it inside TLS */
-        stream = tls_pump_start(m->loop, tcp, tls_conn_new(m->tls_server), "peer, incoming");
+        stream = tls_pump_start(m->loop, tcp, tls_conn_new(m->tls_server), TLS_PUMP_ACCEPTED);
         if (!stream) {
             m->stats.refused++;
             return;
@@ -533,7 +533,7 @@ static void dial__connected(uv_connect_t *c, int status)
         /* the preamble goes out inside TLS; a handshake that fails (an
          * untrusted certificate) ends the stream libraft was given */
         d->s = tls_pump_start(m->loop, d->tcp, tls_conn_new_client(m->tls_client, d->host),
-                              "peer, outgoing");
+                              TLS_PUMP_DIALED);
         d->tcp = NULL; /* the pump's, or closed */
         if (!d->s) {
             dial__finish(d, RAFT_NOCONNECTION);
