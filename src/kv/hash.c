@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv/packed.h"
 #include "util/alloc.h"
 #include "util/hash.h"
 
@@ -20,9 +21,10 @@ static void hash__put32(char *p, uint32_t v)
     for (int i = 0; i < 4; i++) p[i] = (char)(v >> (8 * i));
 }
 
-/* Walk a packed buffer; each step yields one pair and the offset of the
- * pair. Callers have validated the buffer (it is ours, or kv_hash_load
- * checked it). */
+/* The packed layout in memory: u32 count | count x (field | value), each
+ * a kv/packed.h element (LEB128 length, bytes). Walk it; each step yields
+ * one pair and the offset of the pair. Callers have validated the buffer
+ * (it is ours, built by kv_hash_set or kv_hash_load). */
 typedef struct packed_walk {
     const char *data;
     size_t pos, left;
@@ -40,12 +42,8 @@ static bool packed__next(packed_walk *w, kv_slice *f, kv_slice *v)
 {
     if (!w->left) return false;
     w->at = w->pos;
-    f->len = hash__get32(w->data + w->pos);
-    f->ptr = w->data + w->pos + 4;
-    w->pos += 4 + f->len;
-    v->len = hash__get32(w->data + w->pos);
-    v->ptr = w->data + w->pos + 4;
-    w->pos += 4 + v->len;
+    w->pos += kv_packed_get(w->data + w->pos, f);
+    w->pos += kv_packed_get(w->data + w->pos, v);
     w->left--;
     return true;
 }
@@ -286,18 +284,16 @@ int kv_hash_set(kv_keyspace *ks, kv_entry *e, kv_slice field, kv_slice value)
             break;
         }
     }
-    size_t pair = 8 + field.len + value.len;
+    size_t pair = kv_packed_size(field.len) + kv_packed_size(value.len);
     size_t len = e->value_len - old_len + pair;
     char *b = xmalloc(len);
     size_t tail_from = found ? at + old_len : e->value_len;
     if (!found) at = e->value_len;
     memcpy(b, e->value, at);
     char *p = b + at;
-    hash__put32(p, (uint32_t)field.len);
-    if (field.len) memcpy(p + 4, field.ptr, field.len);
-    hash__put32(p + 4 + field.len, (uint32_t)value.len);
-    if (value.len) memcpy(p + 8 + field.len, value.ptr, value.len);
-    memcpy(p + pair, e->value + tail_from, e->value_len - tail_from);
+    p += kv_packed_put(p, field);
+    p += kv_packed_put(p, value);
+    memcpy(p, e->value + tail_from, e->value_len - tail_from);
     hash__put32(b, (uint32_t)(kv_hash_len(e) + (found ? 0 : 1)));
     kv_keyspace_set_value_owned(ks, e, b, len);
     return found ? 0 : 1;
@@ -404,13 +400,43 @@ uint64_t kv_hash_scan(const kv_entry *e, uint64_t cursor, kv_hash_scan_fn fn, vo
 
 size_t kv_hash_serialized_len(const kv_entry *e)
 {
-    if (!is_table(e)) return e->value_len;
     size_t n = 4;
     kv_hash_iter it;
     kv_slice f, v;
     kv_hash_iter_init(&it, e);
     while (kv_hash_iter_next(&it, &f, &v)) n += 8 + f.len + v.len;
     return n;
+}
+
+int kv_hash_serialize(const kv_entry *e, kv_hash_out_fn out, void *ctx)
+{
+    char n[4];
+    hash__put32(n, (uint32_t)kv_hash_len(e));
+    int rv = out(ctx, n, 4);
+    kv_hash_iter it;
+    kv_slice f, v;
+    kv_hash_iter_init(&it, e);
+    while (!rv && kv_hash_iter_next(&it, &f, &v)) {
+        hash__put32(n, (uint32_t)f.len);
+        rv = out(ctx, n, 4);
+        if (!rv && f.len) rv = out(ctx, f.ptr, f.len);
+        hash__put32(n, (uint32_t)v.len);
+        if (!rv) rv = out(ctx, n, 4);
+        if (!rv && v.len) rv = out(ctx, v.ptr, v.len);
+    }
+    return rv;
+}
+
+/* The serialized layout's pairs (already checked), one after another. */
+static bool serialized__next(const char *data, size_t *pos, kv_slice *f, kv_slice *v)
+{
+    f->len = hash__get32(data + *pos);
+    f->ptr = data + *pos + 4;
+    *pos += 4 + f->len;
+    v->len = hash__get32(data + *pos);
+    v->ptr = data + *pos + 4;
+    *pos += 4 + v->len;
+    return true;
 }
 
 bool kv_hash_load(kv_keyspace *ks, kv_entry *e, int encoding, const char *data, size_t len)
@@ -432,11 +458,14 @@ bool kv_hash_load(kv_keyspace *ks, kv_entry *e, int encoding, const char *data, 
     if (pos != len) return false;
     /* duplicate fields would make HLEN lie: refuse them */
     htable *t = table__new(ks->seed);
-    packed_walk w;
     kv_slice f, v;
-    packed__begin(&w, data);
+    size_t packed_len = 4;
     bool dup = false;
-    while (!dup && packed__next(&w, &f, &v)) dup = table__set(t, f, v) == 0;
+    pos = 4;
+    for (uint32_t i = 0; !dup && i < count && serialized__next(data, &pos, &f, &v); i++) {
+        dup = table__set(t, f, v) == 0;
+        packed_len += kv_packed_size(f.len) + kv_packed_size(v.len);
+    }
     if (dup) {
         kv_hash_table_free(t);
         return false;
@@ -452,7 +481,15 @@ bool kv_hash_load(kv_keyspace *ks, kv_entry *e, int encoding, const char *data, 
         return true;
     }
     kv_hash_table_free(t);
-    kv_keyspace_set_value(ks, e, data, len);
+    /* the in-memory packed layout, from the serialized one */
+    char *b = xmalloc(packed_len), *p = b + 4;
+    hash__put32(b, count);
+    pos = 4;
+    for (uint32_t i = 0; i < count && serialized__next(data, &pos, &f, &v); i++) {
+        p += kv_packed_put(p, f);
+        p += kv_packed_put(p, v);
+    }
+    kv_keyspace_set_value_owned(ks, e, b, packed_len);
     e->type = KV_TYPE_HASH;
     e->encoding = KV_ENC_LISTPACK;
     return true;

@@ -3,8 +3,9 @@
  *
  * Two encodings, as Redis 7 has them:
  *  - listpack: a packed array in the entry's value buffer,
- *      u32 count | count x (u32 field_len | field | u32 value_len | value)
- *    in insertion order (HSET of a new field appends, HDEL closes the gap),
+ *      u32 count | count x (field | value)
+ *    each a kv/packed.h element (LEB128 length, then bytes), in insertion
+ *    order (HSET of a new field appends, HDEL closes the gap),
  *    while the hash has at most hash-max-listpack-entries fields and no
  *    field or value is longer than hash-max-listpack-value bytes;
  *  - hashtable: a chained hash table behind e->value (e->value_len 0),
@@ -75,11 +76,17 @@ uint64_t kv_hash_scan(const kv_entry *e, uint64_t cursor, kv_hash_scan_fn fn, vo
 size_t kv_hash_table_mem(const void *table);
 void kv_hash_table_free(void *table);
 
-/* Snapshots: a hash is written in the listpack layout whatever its
- * encoding (serialized_len bytes, then the encoding byte decides how it is
- * loaded). kv_hash_load checks the layout and builds the encoding named;
+/* Snapshots: a hash is written in one layout whatever its encoding,
+ *      u32 count | count x (u32 field_len | field | u32 value_len | value)
+ * (serialized_len bytes, then the encoding byte decides how it is loaded;
+ * the layout is that of the listpack encoding before it took LEB128
+ * lengths, so every snapshot ever written loads). kv_hash_serialize hands
+ * it to out piece by piece and stops at out's first nonzero answer, which
+ * it returns. kv_hash_load checks the layout and builds the encoding named;
  * false (nothing changed) when data is not a well-formed hash. */
+typedef int (*kv_hash_out_fn)(void *ctx, const void *p, size_t n);
 size_t kv_hash_serialized_len(const kv_entry *e);
+int kv_hash_serialize(const kv_entry *e, kv_hash_out_fn out, void *ctx);
 bool kv_hash_load(kv_keyspace *ks, kv_entry *e, int encoding, const char *data, size_t len);
 
 #endif

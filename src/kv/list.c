@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv/packed.h"
 #include "util/alloc.h"
 
 typedef struct lnode {
@@ -10,7 +11,7 @@ typedef struct lnode {
     uint32_t count; /* elements */
     uint32_t bytes; /* used bytes of data */
     uint32_t cap;   /* allocated bytes of data */
-    char data[];    /* count x (len | bytes), len as LEB128 (elem__put) */
+    char data[];    /* count x (len | bytes), len as LEB128 (kv_packed_put) */
 } lnode;
 
 typedef struct qlist {
@@ -22,55 +23,6 @@ typedef struct qlist {
 static size_t node__mem(const lnode *n)
 {
     return kv_alloc_size(sizeof(lnode) + n->cap);
-}
-
-/* An element in a node: its length as LEB128 (7 bits a byte, low first:
- * one byte under 128, as most elements are), then its bytes. Redis'
- * listpack spends 1-5 bytes before and 1-5 after; a fixed u32 cost cairn
- * 10% more memory than Redis on lists of short elements. */
-static uint32_t elem__hdr(size_t len)
-{
-    uint32_t n = 1;
-    while (len >= 128) {
-        len >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint32_t elem__size(size_t len)
-{
-    return elem__hdr(len) + (uint32_t)len;
-}
-
-/* Write an element at p; returns its size. */
-static uint32_t elem__put(char *p, kv_slice v)
-{
-    uint32_t n = 0;
-    size_t len = v.len;
-    while (len >= 128) {
-        p[n++] = (char)((len & 127) | 128);
-        len >>= 7;
-    }
-    p[n++] = (char)len;
-    if (v.len) memcpy(p + n, v.ptr, v.len);
-    return n + (uint32_t)v.len;
-}
-
-/* The element at p; returns its size. */
-static uint32_t elem__get(const char *p, kv_slice *v)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    size_t len = 0;
-    uint32_t n = 0;
-    int shift = 0;
-    do {
-        len |= (size_t)(u[n] & 127) << shift;
-        shift += 7;
-    } while (u[n++] & 128);
-    v->ptr = p + n;
-    v->len = len;
-    return n + (uint32_t)len;
 }
 
 static uint32_t get32(const char *p)
@@ -90,19 +42,19 @@ static qlist *list__of(const kv_entry *e)
 static void node__elems(const lnode *n, kv_slice *out)
 {
     uint32_t pos = 0;
-    for (uint32_t i = 0; i < n->count; i++) pos += elem__get(n->data + pos, &out[i]);
+    for (uint32_t i = 0; i < n->count; i++) pos += kv_packed_get(n->data + pos, &out[i]);
 }
 
 static lnode *node__build(const kv_slice *elems, size_t n)
 {
     size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) bytes += elem__size(elems[i].len);
+    for (size_t i = 0; i < n; i++) bytes += kv_packed_size(elems[i].len);
     lnode *node = xmalloc(sizeof(lnode) + bytes);
     node->prev = node->next = NULL;
     node->count = (uint32_t)n;
     node->bytes = node->cap = (uint32_t)bytes;
     char *p = node->data;
-    for (size_t i = 0; i < n; i++) p += elem__put(p, elems[i]);
+    for (size_t i = 0; i < n; i++) p += kv_packed_put(p, elems[i]);
     return node;
 }
 
@@ -146,9 +98,9 @@ static void list__replace(qlist *q, lnode *at, const kv_slice *elems, size_t n)
     while (i < n) {
         size_t j = i, bytes = 0;
         do {
-            bytes += elem__size(elems[j].len);
+            bytes += kv_packed_size(elems[j].len);
             j++;
-        } while (j < n && bytes + elem__size(elems[j].len) <= KV_LIST_NODE_BYTES);
+        } while (j < n && bytes + kv_packed_size(elems[j].len) <= KV_LIST_NODE_BYTES);
         lnode *node = node__build(elems + i, j - i);
         list__link_after(q, prev, node);
         prev = node;
@@ -249,14 +201,14 @@ void kv_list_push(kv_keyspace *ks, kv_entry *e, kv_slice v, bool head)
     LIST_ACCOUNT_BEGIN(ks, e);
     qlist *q = list__of(e);
     lnode *end = head ? q->head : q->tail;
-    size_t need = elem__size(v.len);
+    size_t need = kv_packed_size(v.len);
     if (end && end->bytes + need <= KV_LIST_NODE_BYTES) {
         /* In place at either end: a head push moves the node's bytes up
          * once, as Redis' listpack insert does (rebuilding the node from
          * its elements cost LPUSH a third of its speed). */
         end = list__reserve(q, end, need);
         if (head) memmove(end->data + need, end->data, end->bytes);
-        elem__put(end->data + (head ? 0 : end->bytes), v);
+        kv_packed_put(end->data + (head ? 0 : end->bytes), v);
         end->bytes += (uint32_t)need;
         end->count++;
         q->count++;
@@ -276,8 +228,8 @@ bool kv_list_pop(kv_keyspace *ks, kv_entry *e, bool head, buf *out)
     uint32_t at = 0;
     kv_slice v;
     if (!head) /* the last element's offset */
-        for (uint32_t i = 0; i + 1 < n->count; i++) at += elem__get(n->data + at, &v);
-    uint32_t gap = elem__get(n->data + at, &v);
+        for (uint32_t i = 0; i + 1 < n->count; i++) at += kv_packed_get(n->data + at, &v);
+    uint32_t gap = kv_packed_get(n->data + at, &v);
     buf_append(out, v.ptr, v.len);
     if (n->count == 1) {
         list__unlink(q, n);
@@ -300,8 +252,8 @@ bool kv_list_index(const kv_entry *e, int64_t index, kv_slice *v)
     if (!list__position(q, index, &pos)) return false;
     const lnode *n = list__find(q, pos, &rank);
     uint32_t at = 0;
-    for (uint32_t i = 0; i < rank; i++) at += elem__get(n->data + at, v);
-    elem__get(n->data + at, v);
+    for (uint32_t i = 0; i < rank; i++) at += kv_packed_get(n->data + at, v);
+    kv_packed_get(n->data + at, v);
     return true;
 }
 
@@ -463,7 +415,7 @@ bool kv_list_insert(kv_keyspace *ks, kv_entry *e, bool before, kv_slice pivot, k
         uint32_t at = 0;
         for (uint32_t i = 0; i < n->count; i++) {
             kv_slice cur;
-            at += elem__get(n->data + at, &cur);
+            at += kv_packed_get(n->data + at, &cur);
             if (!slice_eq(cur, pivot)) continue;
             insert_edit ins = {.at = before ? i : i + 1, .v = v};
             LIST_ACCOUNT_BEGIN(ks, e);
@@ -484,7 +436,7 @@ void kv_list_iter_init(kv_list_iter *it, const kv_entry *e, uint64_t from)
     const lnode *n = list__find(q, from, &rank);
     uint32_t at = 0;
     kv_slice skip;
-    for (uint32_t i = 0; i < rank; i++) at += elem__get(n->data + at, &skip);
+    for (uint32_t i = 0; i < rank; i++) at += kv_packed_get(n->data + at, &skip);
     it->node = n;
     it->pos = at;
     it->left = n->count - rank;
@@ -500,7 +452,7 @@ bool kv_list_iter_next(kv_list_iter *it, kv_slice *v)
         it->left = n ? n->count : 0;
     }
     if (!n) return false;
-    it->pos += elem__get(n->data + it->pos, v);
+    it->pos += kv_packed_get(n->data + it->pos, v);
     it->left--;
     return true;
 }
@@ -514,7 +466,7 @@ void kv_list_walk(const kv_entry *e, bool from_tail, kv_list_visit_fn fn, void *
             uint32_t at = 0;
             for (uint32_t i = 0; i < n->count; i++, pos++) {
                 kv_slice v;
-                at += elem__get(n->data + at, &v);
+                at += kv_packed_get(n->data + at, &v);
                 if (!fn(ctx, pos, v)) return;
             }
         }
@@ -540,7 +492,7 @@ size_t kv_list_serialized_len(const kv_entry *e)
     for (const lnode *node = q->head; node; node = node->next) {
         uint32_t at = 0;
         for (uint32_t i = 0; i < node->count; i++) {
-            at += elem__get(node->data + at, &v);
+            at += kv_packed_get(node->data + at, &v);
             n += v.len;
         }
     }

@@ -58,6 +58,11 @@ static int snap__put(snap_writer *w, const void *p, size_t n)
     return 0;
 }
 
+static int snap__put_fn(void *w, const void *p, size_t n)
+{
+    return snap__put(w, p, n);
+}
+
 static void snap__le32(char *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) p[i] = (char)(v >> (8 * i));
@@ -120,22 +125,8 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
         eh[41] = (char)e->encoding;
         rv = snap__put(&w, eh, sizeof(eh));
         if (!rv) rv = snap__put(&w, kv_entry_key(e), e->key_len);
-        if (!rv && hash && e->encoding == KV_ENC_HASHTABLE) {
-            /* the listpack layout, from the table */
-            char n[4];
-            snap__le32(n, (uint32_t)kv_hash_len(e));
-            rv = snap__put(&w, n, 4);
-            kv_hash_iter it;
-            kv_slice f, v;
-            kv_hash_iter_init(&it, e);
-            while (!rv && kv_hash_iter_next(&it, &f, &v)) {
-                snap__le32(n, (uint32_t)f.len);
-                rv = snap__put(&w, n, 4);
-                if (!rv && f.len) rv = snap__put(&w, f.ptr, f.len);
-                snap__le32(n, (uint32_t)v.len);
-                if (!rv) rv = snap__put(&w, n, 4);
-                if (!rv && v.len) rv = snap__put(&w, v.ptr, v.len);
-            }
+        if (!rv && hash) {
+            rv = kv_hash_serialize(e, snap__put_fn, &w);
         } else if (!rv && zset && e->encoding == KV_ENC_SKIPLIST) {
             /* the listpack layout, from the skiplist (allocating nothing) */
             char n[12];

@@ -277,6 +277,70 @@ static void test_malformed_hashes_in_snapshots_are_refused(void **state)
     kv_store_close(&b);
 }
 
+/* The listpack encoding's lengths are LEB128 (kv/packed.h): elements of
+ * 0, 127, 128 and up to 70,000 bytes (limits raised as CONFIG SET would)
+ * read back, survive a replace with another length and a delete in the
+ * middle, and a snapshot round trip keeps the encoding and the bytes. */
+static void test_listpack_lengths_of_every_size(void **state)
+{
+    (void)state;
+    kv_store a, b;
+    kv_store_init(&a, 10);
+    kv_store_init(&b, 11);
+    a.ks.limits.v[KV_LIMIT_HASH_VALUE] = 100000;
+    b.ks.limits.v[KV_LIMIT_HASH_VALUE] = 100000;
+    static const size_t sizes[] = {0, 1, 127, 128, 129, 16383, 16384, 70000};
+    enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+    static char field[N][16], value[N][70001];
+    kv_entry *e = kv_keyspace_insert(&a.ks, "h", 1, NULL, 0);
+    kv_hash_init(&a.ks, e);
+    for (size_t i = 0; i < N; i++) {
+        snprintf(field[i], sizeof(field[i]), "f%zu", i);
+        memset(value[i], 'a' + (int)i, sizes[i]);
+        assert_int_equal(
+            kv_hash_set(&a.ks, e, unit_slice(field[i]), (kv_slice){value[i], sizes[i]}), 1);
+    }
+    /* an empty field name and a long one are elements too */
+    assert_int_equal(kv_hash_set(&a.ks, e, (kv_slice){"", 0}, (kv_slice){value[7], 300}), 1);
+    assert_int_equal(kv_hash_set(&a.ks, e, (kv_slice){value[5], 200}, unit_slice("x")), 1);
+    assert_int_equal(e->encoding, KV_ENC_LISTPACK);
+    assert_int_equal(kv_hash_len(e), N + 2);
+    /* replace in the middle with a longer, then a shorter value */
+    memset(value[3], 'z', 20000);
+    assert_int_equal(kv_hash_set(&a.ks, e, unit_slice(field[3]), (kv_slice){value[3], 20000}), 0);
+    assert_int_equal(kv_hash_set(&a.ks, e, unit_slice(field[6]), (kv_slice){value[6], 5}), 0);
+    assert_true(kv_hash_del(&a.ks, e, unit_slice(field[4])));
+    assert_int_equal(e->encoding, KV_ENC_LISTPACK);
+    size_t want[N];
+    memcpy(want, sizes, sizeof(want));
+    want[3] = 20000;
+    want[6] = 5;
+    for (int round = 0; round < 2; round++) {
+        kv_store *s = round ? &b : &a;
+        kv_entry *x = kv_store_get(s, "h", 1, 0);
+        assert_non_null(x);
+        assert_int_equal(x->encoding, KV_ENC_LISTPACK);
+        assert_int_equal(kv_hash_len(x), N + 1);
+        kv_slice v;
+        for (size_t i = 0; i < N; i++) {
+            if (i == 4) {
+                assert_false(kv_hash_get(x, unit_slice(field[i]), &v));
+                continue;
+            }
+            assert_true(kv_hash_get(x, unit_slice(field[i]), &v));
+            assert_int_equal(v.len, want[i]);
+            if (v.len) assert_memory_equal(v.ptr, value[i], v.len);
+        }
+        assert_true(kv_hash_get(x, (kv_slice){"", 0}, &v));
+        assert_int_equal(v.len, 300);
+        assert_true(kv_hash_get(x, (kv_slice){value[5], 200}, &v));
+        assert_int_equal(v.len, 1);
+        if (!round) snapshot_round_trip(&a, &b);
+    }
+    kv_store_close(&a);
+    kv_store_close(&b);
+}
+
 static void count_field(void *ctx, kv_slice f, kv_slice v)
 {
     (void)v;
@@ -357,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_hincrby_and_float),
         cmocka_unit_test(test_conversion_and_snapshots),
         cmocka_unit_test(test_malformed_hashes_in_snapshots_are_refused),
+        cmocka_unit_test(test_listpack_lengths_of_every_size),
         cmocka_unit_test(test_scan_covers_fields_across_growth),
         cmocka_unit_test(test_big_collections_are_freed_in_the_background),
     };
