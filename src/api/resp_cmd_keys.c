@@ -406,7 +406,7 @@ static void keys__dump_ready(resp_req *req)
     }
     buf payload;
     buf_init(&payload);
-    kv_dump_value(e, &payload);
+    kv_dump_value(&req->a->store->ks.limits, e, &payload);
     resp_write_bulk(&req->reply, payload.data + payload.off, payload.len - payload.off);
     buf_close(&payload);
 }

@@ -1016,12 +1016,13 @@ static size_t server__config_all(resp_req *req, buf *o)
     const kv_limits *lim = &req->a->store->ks.limits;
     for (int i = 0; i < KV_LIMIT_COUNT_; i++) {
         char v[24];
-        snprintf(v, sizeof(v), "%" PRIu64, lim->v[i]);
+        if (kv_limit_signed(i))
+            snprintf(v, sizeof(v), "%" PRId64, (int64_t)lim->v[i]);
+        else
+            snprintf(v, sizeof(v), "%" PRIu64, lim->v[i]);
         n += server__config_pair(req, o, kv_limit_name(i), v);
         if (kv_limit_alias(i)) n += server__config_pair(req, o, kv_limit_alias(i), v);
     }
-    n += server__config_pair(req, o, "list-max-listpack-size", "-2"); /* 8 KiB nodes */
-    n += server__config_pair(req, o, "list-max-ziplist-size", "-2");
     n += server__config_pair(req, o, "list-compress-depth", "0");
     n += server__config_pair(req, o, "cairn-persistence", durable ? "durable" : "none");
     n += server__config_pair(req, o, "cairn-max-key-bytes", n5);
@@ -1151,8 +1152,6 @@ static const char *const server__config_fixed[] = {"bind",
                                                    "loglevel",
                                                    "client-output-buffer-limit",
                                                    "cluster-enabled",
-                                                   "list-max-listpack-size",
-                                                   "list-max-ziplist-size",
                                                    "list-compress-depth",
                                                    "cairn-persistence",
                                                    "cairn-max-key-bytes",

@@ -50,7 +50,6 @@ enum {
 #define RDB_LEN64 0x81
 #define QUICKLIST_PLAIN 1
 #define QUICKLIST_PACKED 2
-#define QUICKLIST_NODE_BYTES 8192 /* list-max-listpack-size -2 */
 #define DUMP_FOOTER 10
 #define RDB_OPCODE_FUNCTION2 245    /* a library: its code as a string (Redis 7.0 GA) */
 #define RDB_OPCODE_FUNCTION_PRE 246 /* the 7.0 release candidates' format */
@@ -182,14 +181,18 @@ static void w__hash(buf *out, const kv_entry *e)
 
 /* Redis 7.0's _quicklistNodeAllowInsert for pushes at the tail: a node
  * takes an element while its listpack, plus the element and 8 bytes (the
- * most an entry's encoding and back length add), stays within 8 KiB. */
-static bool w__node_takes(const kv_lp_writer *w, size_t len)
+ * most an entry's encoding and back length add), stays within the size
+ * list-max-listpack-size gives (kv_limit_list_node), and while it holds
+ * fewer elements than the count it gives. */
+static bool w__node_takes(const kv_lp_writer *w, size_t len, uint32_t max_bytes, uint32_t max_count)
 {
-    return w->count == 0 || kv_lp_bytes(w) + len + 8 <= QUICKLIST_NODE_BYTES;
+    return w->count == 0 || (w->count < max_count && kv_lp_bytes(w) + len + 8 <= max_bytes);
 }
 
-static void w__list(buf *out, const kv_entry *e)
+static void w__list(buf *out, const kv_limits *lim, const kv_entry *e)
 {
+    uint32_t max_bytes, max_count;
+    kv_limit_list_node(lim, &max_bytes, &max_count);
     buf nodes;
     buf_init(&nodes);
     kv_lp_writer w;
@@ -199,7 +202,7 @@ static void w__list(buf *out, const kv_entry *e)
     kv_slice v;
     kv_list_iter_init(&it, e, 0);
     while (kv_list_iter_next(&it, &v)) {
-        if (!w__node_takes(&w, v.len)) {
+        if (!w__node_takes(&w, v.len, max_bytes, max_count)) {
             w__len(&nodes, QUICKLIST_PACKED);
             w__listpack(&nodes, &w);
             kv_lp_writer_reset(&w);
@@ -298,7 +301,7 @@ static void w__footer(buf *out, size_t start)
     buf_append(out, footer, 8);
 }
 
-void kv_dump_value(const kv_entry *e, buf *out)
+void kv_dump_value(const kv_limits *lim, const kv_entry *e, buf *out)
 {
     size_t start = out->len;
     switch (e->type) {
@@ -306,7 +309,7 @@ void kv_dump_value(const kv_entry *e, buf *out)
         w__hash(out, e);
         break;
     case KV_TYPE_LIST:
-        w__list(out, e);
+        w__list(out, lim, e);
         break;
     case KV_TYPE_SET:
         w__set(out, e);

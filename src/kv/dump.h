@@ -38,8 +38,9 @@
 #define KV_DUMP_RDB_VERSION 10     /* what DUMP writes: Redis 7.0's */
 #define KV_DUMP_RDB_VERSION_MAX 11 /* what RESTORE reads: up to Redis 7.2's */
 
-/* Append e's payload to out. */
-void kv_dump_value(const kv_entry *e, buf *out);
+/* Append e's payload to out. A list's nodes are packed as Redis 7.0
+ * packs a list pushed at its tail under lim's list-max-listpack-size. */
+void kv_dump_value(const kv_limits *lim, const kv_entry *e, buf *out);
 
 typedef enum kv_dump_status {
     KV_DUMP_OK = 0,

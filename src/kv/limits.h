@@ -27,6 +27,7 @@ typedef enum kv_limit_id {
     KV_LIMIT_ZSET_ENTRIES,       /* zset-max-listpack-entries */
     KV_LIMIT_ZSET_VALUE,         /* zset-max-listpack-value (bytes) */
     KV_LIMIT_HLL_SPARSE,         /* hll-sparse-max-bytes */
+    KV_LIMIT_LIST_SIZE,          /* list-max-listpack-size: signed, see below */
     KV_LIMIT_COUNT_
 } kv_limit_id;
 
@@ -47,8 +48,19 @@ const char *kv_limit_alias(int id);
 
 /* Parse a value as Redis' CONFIG SET does: an entries limit is an integer
  * from 0 to INT64_MAX, a value limit a memory value (digits with an
- * optional k kb m mb g gb). NULL and *out, or Redis' reason why not. */
+ * optional k kb m mb g gb), list-max-listpack-size an int from INT_MIN to
+ * INT_MAX kept as an int64_t in the u64 (kv_limit_signed). NULL and *out,
+ * or Redis' reason why not. */
 const char *kv_limit_parse(int id, const char *s, size_t len, uint64_t *out);
+/* Whether a limit's value is signed (stored as an int64_t's bits). */
+bool kv_limit_signed(int id);
+/* list-max-listpack-size as Redis' quicklist reads it: a node holds
+ * elements while they fit in *bytes (a negative size -1..-5: 4, 8, 16, 32
+ * or 64 KiB; smaller ones count as -5) and number at most *count (a
+ * positive size, at most 32767; 0 counts as 1; with a count, 8 KiB is the
+ * size too). A node with no element takes any one. */
+void kv_limit_list_node(const kv_limits *l, uint32_t *bytes, uint32_t *count);
+
 /* A memory value as Redis' memtoull reads it (also for maxmemory). */
 bool kv_limit_parse_memory(const char *s, size_t len, uint64_t *out);
 

@@ -18,6 +18,9 @@ typedef struct qlist {
     lnode *head, *tail;
     uint64_t count;
     size_t mem;
+    /* how much a node may hold: list-max-listpack-size as it stood at the
+     * last write (kv_limit_list_node); list__writable sets them */
+    uint32_t node_bytes, node_count;
 } qlist;
 
 static size_t node__mem(const lnode *n)
@@ -34,6 +37,18 @@ static uint32_t get32(const char *p)
 static qlist *list__of(const kv_entry *e)
 {
     return (qlist *)(void *)e->value;
+}
+
+/* The list about to be written, its node limits as the keyspace's
+ * list-max-listpack-size says now (replicated state: every replica builds
+ * the same nodes). A node built earlier keeps what it holds (Redis keeps
+ * a list's fill from its creation instead; nodes are invisible but to
+ * memory, and DUMP packs nodes afresh). */
+static qlist *list__writable(const kv_keyspace *ks, const kv_entry *e)
+{
+    qlist *q = list__of(e);
+    kv_limit_list_node(&ks->limits, &q->node_bytes, &q->node_count);
+    return q;
 }
 
 /* ---- nodes -------------------------------------------------------------------- */
@@ -100,7 +115,8 @@ static void list__replace(qlist *q, lnode *at, const kv_slice *elems, size_t n)
         do {
             bytes += kv_packed_size(elems[j].len);
             j++;
-        } while (j < n && bytes + kv_packed_size(elems[j].len) <= KV_LIST_NODE_BYTES);
+        } while (j < n && j - i < q->node_count &&
+                 bytes + kv_packed_size(elems[j].len) <= q->node_bytes);
         lnode *node = node__build(elems + i, j - i);
         list__link_after(q, prev, node);
         prev = node;
@@ -152,6 +168,7 @@ void kv_list_init(kv_keyspace *ks, kv_entry *e)
     LIST_ACCOUNT_BEGIN(ks, e);
     qlist *q = xcalloc(1, sizeof(*q));
     q->mem = kv_alloc_size(sizeof(*q));
+    kv_limit_list_node(&ks->limits, &q->node_bytes, &q->node_count);
     e->value = (char *)(void *)q;
     e->value_len = 0;
     e->type = KV_TYPE_LIST;
@@ -162,6 +179,19 @@ void kv_list_init(kv_keyspace *ks, kv_entry *e)
 uint64_t kv_list_len(const kv_entry *e)
 {
     return list__of(e)->count;
+}
+
+void kv_list_stats(const kv_entry *e, kv_list_node_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    for (const lnode *n = list__of(e)->head; n; n = n->next) {
+        st->nodes++;
+        if (n->count > st->most_elements) st->most_elements = n->count;
+        if (n->bytes > st->most_bytes) {
+            st->most_bytes = n->bytes;
+            st->most_bytes_elements = n->count;
+        }
+    }
 }
 
 size_t kv_list_mem(const void *list)
@@ -189,7 +219,7 @@ static lnode *list__reserve(qlist *q, lnode *n, size_t need)
     lnode *prev = n->prev;
     list__unlink(q, n);
     size_t cap = n->cap * 2 > n->bytes + need ? n->cap * 2 : n->bytes + need;
-    if (cap > KV_LIST_NODE_BYTES) cap = KV_LIST_NODE_BYTES;
+    if (cap > q->node_bytes) cap = q->node_bytes;
     n = xrealloc(n, sizeof(lnode) + cap);
     n->cap = (uint32_t)cap;
     list__link_after(q, prev, n);
@@ -199,10 +229,10 @@ static lnode *list__reserve(qlist *q, lnode *n, size_t need)
 void kv_list_push(kv_keyspace *ks, kv_entry *e, kv_slice v, bool head)
 {
     LIST_ACCOUNT_BEGIN(ks, e);
-    qlist *q = list__of(e);
+    qlist *q = list__writable(ks, e);
     lnode *end = head ? q->head : q->tail;
     size_t need = kv_packed_size(v.len);
-    if (end && end->bytes + need <= KV_LIST_NODE_BYTES) {
+    if (end && end->count < q->node_count && end->bytes + need <= q->node_bytes) {
         /* In place at either end: a head push moves the node's bytes up
          * once, as Redis' listpack insert does (rebuilding the node from
          * its elements cost LPUSH a third of its speed). */
@@ -284,7 +314,7 @@ static size_t list__set_fn(kv_slice *elems, size_t n, void *ctx)
 
 bool kv_list_set(kv_keyspace *ks, kv_entry *e, int64_t index, kv_slice v)
 {
-    qlist *q = list__of(e);
+    qlist *q = list__writable(ks, e);
     uint64_t pos;
     set_edit s = {.v = v};
     if (!list__position(q, index, &pos)) return false;
@@ -327,7 +357,7 @@ static size_t list__rem_fn(kv_slice *elems, size_t n, void *ctx)
 
 int64_t kv_list_rem(kv_keyspace *ks, kv_entry *e, int64_t count, kv_slice v)
 {
-    qlist *q = list__of(e);
+    qlist *q = list__writable(ks, e);
     rem_edit r = {.v = v,
                   .left = count == 0  ? -1
                           : count < 0 ? (count == INT64_MIN ? INT64_MAX : -count)
@@ -379,7 +409,7 @@ static void list__drop(qlist *q, uint64_t n, bool head)
 
 void kv_list_trim(kv_keyspace *ks, kv_entry *e, int64_t start, int64_t stop)
 {
-    qlist *q = list__of(e);
+    qlist *q = list__writable(ks, e);
     int64_t len = (int64_t)q->count;
     if (start < 0) start += len;
     if (stop < 0) stop += len;
@@ -410,7 +440,7 @@ static size_t list__insert_fn(kv_slice *elems, size_t n, void *ctx)
 
 bool kv_list_insert(kv_keyspace *ks, kv_entry *e, bool before, kv_slice pivot, kv_slice v)
 {
-    qlist *q = list__of(e);
+    qlist *q = list__writable(ks, e);
     for (lnode *n = q->head; n; n = n->next) {
         uint32_t at = 0;
         for (uint32_t i = 0; i < n->count; i++) {

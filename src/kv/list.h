@@ -1,8 +1,9 @@
 /* list: Redis lists stored on keyspace entries (kv_entry.type
  * KV_TYPE_LIST), in the encoding Redis 7.0 gives every list: a quicklist,
  * a doubly linked chain of nodes, each a packed run of elements
- * (LEB128 length | bytes, ...) of at most KV_LIST_NODE_BYTES (8 KiB: the default
- * list-max-listpack-size -2) unless one element alone is larger. Pushing
+ * (LEB128 length | bytes, ...) within list-max-listpack-size's limits
+ * (kv/limits.h: by default 8 KiB of elements, -2) unless one element alone
+ * is larger. Pushing
  * and popping at either end touch one node; an index walks the nodes by
  * their counts. The chain lives behind e->value (e->value_len 0).
  *
@@ -19,8 +20,6 @@
 #include "kv/command.h"
 #include "kv/keyspace.h"
 #include "util/buf.h"
-
-#define KV_LIST_NODE_BYTES 8192
 
 /* Make e (a fresh entry with no value) an empty list. */
 void kv_list_init(kv_keyspace *ks, kv_entry *e);
@@ -53,6 +52,15 @@ bool kv_list_iter_next(kv_list_iter *it, kv_slice *v);
  * the tail, until fn returns false. */
 typedef bool (*kv_list_visit_fn)(void *ctx, uint64_t pos, kv_slice v);
 void kv_list_walk(const kv_entry *e, bool from_tail, kv_list_visit_fn fn, void *ctx);
+
+/* The shape of a list's nodes (tests check the node limits with it). */
+typedef struct kv_list_node_stats {
+    uint64_t nodes;
+    uint32_t most_elements;       /* in one node */
+    uint32_t most_bytes;          /* of one node's packed elements */
+    uint32_t most_bytes_elements; /* elements of that node */
+} kv_list_node_stats;
+void kv_list_stats(const kv_entry *e, kv_list_node_stats *st);
 
 size_t kv_list_mem(const void *list);
 void kv_list_free(void *list);

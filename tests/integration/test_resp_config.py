@@ -50,6 +50,21 @@ SCRIPT = [
     ("CONFIG", "SET", "hash-max-ziplist-entries", "7", "hash-max-listpack-entries", "8"),
     ("CONFIG", "GET", "hash-max-listpack-entries"), ("CONFIG", "GET", "hash-max-ziplist-entries"),
     ("CONFIG", "GET", "hash-max-*"), ("CONFIG", "GET", "zset-max-*"),
+    # list-max-listpack-size: any int (a count, or -1..-5 for 4..64 KiB nodes)
+    ("CONFIG", "GET", "list-max-listpack-size"), ("CONFIG", "GET", "list-max-ziplist-size"),
+    ("CONFIG", "SET", "list-max-listpack-size", "5"), ("CONFIG", "GET", "list-max-ziplist-size"),
+    ("CONFIG", "SET", "list-max-ziplist-size", "-7"), ("CONFIG", "GET", "list-max-listpack-size"),
+    ("CONFIG", "SET", "list-max-listpack-size", "2147483647"), ("CONFIG", "GET", "list-max-listpack-size"),
+    ("CONFIG", "SET", "list-max-listpack-size", "-2147483648"), ("CONFIG", "GET", "list-max-listpack-size"),
+    ("CONFIG", "SET", "list-max-listpack-size", "2147483648"),
+    ("CONFIG", "SET", "list-max-listpack-size", "-2147483649"),
+    ("CONFIG", "SET", "list-max-listpack-size", "abc"), ("CONFIG", "SET", "list-max-listpack-size", "1k"),
+    ("CONFIG", "SET", "list-max-listpack-size", "1.5"), ("CONFIG", "SET", "list-max-listpack-size", ""),
+    ("CONFIG", "GET", "list-max-listpack-size"),
+    ("CONFIG", "SET", "list-max-listpack-size", "3"), ("RPUSH", "l", "a", "b", "c", "d", "e"),
+    ("LRANGE", "l", "0", "-1"), ("OBJECT", "ENCODING", "l"), ("LINSERT", "l", "BEFORE", "c", "x"),
+    ("LSET", "l", "4", "y"), ("LRANGE", "l", "0", "-1"),
+    ("CONFIG", "GET", "list-*"),
 ]
 
 
@@ -108,3 +123,42 @@ def test_config_set_reaches_every_node_and_outlives_the_log(make_node):
         assert r.cmd("CONFIG", "GET", "hash-max-listpack-entries") == [b"hash-max-listpack-entries", b"3"]
         r.cmd("READONLY")
         assert r.cmd("OBJECT", "ENCODING", "h") == b"hashtable"
+
+
+def list_elements(seed, n):
+    """n elements of lengths from 1 to 300 bytes and a few of 9,000 (past
+    any node of -2), some of them integers (a listpack keeps those as
+    integers)."""
+    import random
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        r = rnd.random()
+        if r < 0.02:
+            out.append(b"L" * 9000)
+        elif r < 0.3:
+            out.append(str(rnd.randint(-10 ** 12, 10 ** 12)).encode())
+        else:
+            out.append(bytes([97 + i % 26]) * rnd.randint(1, 300))
+    return out
+
+
+@pytest.mark.parametrize("fill", ["-2", "5", "1", "0", "-1", "-3", "-5", "-9", "40000"])
+def test_list_node_size_matches_redis_dump(anynode, redis_server, fill):  # noqa: F811
+    """A list pushed at its tail under each list-max-listpack-size DUMPs to
+    the bytes redis-server 7.0 writes for it (the payload lists its nodes:
+    their number and contents follow the setting), and the setting reads
+    back the same."""
+    from resp_helpers import RawResp
+    elems = list_elements(int(fill) & 0xffff, 400)
+    with raw(anynode) as c, RawResp(redis_server) as r:
+        for x in (c, r):
+            assert x.cmd("CONFIG", "SET", "list-max-listpack-size", fill) == "OK"
+            for i in range(0, len(elems), 50):
+                x.cmd("RPUSH", "l", *elems[i:i + 50])
+            x.cmd("RPUSH", "small", "a", "1", "b")
+        assert c.cmd("CONFIG", "GET", "list-max-listpack-size") == \
+            r.cmd("CONFIG", "GET", "list-max-listpack-size") == [b"list-max-listpack-size", fill.encode()]
+        for key in ("l", "small"):
+            assert c.cmd("LRANGE", key, "0", "-1") == r.cmd("LRANGE", key, "0", "-1")
+            assert c.cmd("DUMP", key) == r.cmd("DUMP", key), (key, fill)

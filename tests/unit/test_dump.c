@@ -172,8 +172,10 @@ static void build(kv_keyspace *ks, kv_entry *e, int kind)
 
 static void dump_of(const kv_entry *e, buf *out)
 {
+    kv_limits lim;
+    kv_limits_default(&lim);
     buf_reset(out);
-    kv_dump_value(e, out);
+    kv_dump_value(&lim, e, out);
 }
 
 static void test_every_encoding_round_trips(void **state)
@@ -320,7 +322,7 @@ static void try_variant(kv_keyspace *ks, const char *body, size_t len, int *ok, 
     if (st == KV_DUMP_OK) {
         buf again;
         buf_init(&again);
-        kv_dump_value(&e, &again); /* whatever loaded is a whole value */
+        kv_dump_value(&ks->limits, &e, &again); /* whatever loaded is a whole value */
         buf_close(&again);
         kv_keyspace_reset_value(ks, &e);
         (*ok)++;

@@ -65,11 +65,16 @@ static char *element(void)
     return s;
 }
 
-static void test_random_operations_match_a_model(void **state)
+/* Under list-max-listpack-size `fill` (kept for the whole run), random
+ * pushes, pops, sets, inserts, removes and trims agree with the model, and
+ * no node holds more than the fill allows (but a node of one element). */
+static void random_operations(int64_t fill)
 {
-    (void)state;
     kv_keyspace ks;
     kv_keyspace_init(&ks, 1);
+    ks.limits.v[KV_LIMIT_LIST_SIZE] = (uint64_t)fill;
+    uint32_t max_bytes, max_count;
+    kv_limit_list_node(&ks.limits, &max_bytes, &max_count);
     kv_entry *e = kv_keyspace_insert(&ks, "l", 1, NULL, 0);
     size_t base = ks.mem_bytes;
     kv_list_init(&ks, e);
@@ -144,7 +149,14 @@ static void test_random_operations_match_a_model(void **state)
             memmove(m.v, m.v + start, (size_t)(last - start + 1) * sizeof(char *));
             m.n = (size_t)(last - start + 1);
         }
-        if (step % 500 == 0) check(e, &m);
+        if (step % 500 == 0) {
+            check(e, &m);
+            kv_list_node_stats st;
+            kv_list_stats(e, &st);
+            assert_true(st.most_elements <= max_count);
+            assert_true(st.most_bytes <= max_bytes || st.most_bytes_elements == 1);
+            assert_true(st.nodes <= m.n);
+        }
     }
     check(e, &m);
     kv_list_trim(&ks, e, 1, 0); /* empties it */
@@ -154,6 +166,37 @@ static void test_random_operations_match_a_model(void **state)
     for (size_t i = 0; i < m.n; i++) free(m.v[i]);
     buf_close(&out);
     kv_keyspace_close(&ks);
+}
+
+static void test_random_operations_match_a_model(void **state)
+{
+    (void)state;
+    random_operations(-2); /* the default: 8 KiB nodes */
+}
+
+/* list-max-listpack-size's other shapes: a count (1, 3; 0 counts as 1),
+ * the other sizes (4 and 64 KiB; -9 counts as -5) */
+static void test_every_node_limit(void **state)
+{
+    (void)state;
+    static const int64_t fills[] = {1, 3, 0, -1, -5, -9, 40000};
+    for (size_t i = 0; i < sizeof(fills) / sizeof(fills[0]); i++) random_operations(fills[i]);
+    kv_limits l;
+    kv_limits_default(&l);
+    uint32_t bytes, count;
+    kv_limit_list_node(&l, &bytes, &count);
+    assert_int_equal(bytes, 8192);
+    assert_int_equal(count, UINT32_MAX);
+    l.v[KV_LIMIT_LIST_SIZE] = (uint64_t)(int64_t)-9;
+    kv_limit_list_node(&l, &bytes, &count);
+    assert_int_equal(bytes, 65536);
+    l.v[KV_LIMIT_LIST_SIZE] = 40000;
+    kv_limit_list_node(&l, &bytes, &count);
+    assert_int_equal(bytes, 8192);
+    assert_int_equal(count, 32767);
+    l.v[KV_LIMIT_LIST_SIZE] = 0;
+    kv_limit_list_node(&l, &bytes, &count);
+    assert_int_equal(count, 1);
 }
 
 static void test_snapshot_round_trip_and_malformed(void **state)
@@ -217,6 +260,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_operations_match_a_model),
+        cmocka_unit_test(test_every_node_limit),
         cmocka_unit_test(test_snapshot_round_trip_and_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
