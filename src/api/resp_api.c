@@ -249,7 +249,7 @@ static resp_req *resp__new_req(resp_conn *rc)
     req->outcome = RESP_OUTCOME_OK;
     req->done = req->waiting = req->close_after = req->keep_args = false;
     req->start_ns = resp__now_ns();
-    req->exec_ns = req->end_ns = 0;
+    req->exec_ns = req->end_ns = req->cont_ns = 0;
     req->in_proc = req->ran = false;
     req->argv = NULL;
     req->argc = 0;
@@ -361,6 +361,15 @@ static void resp__finish(resp_req *req)
 {
     resp_api *ra = req->rc->ra;
     req->done = true;
+    if (req->in_proc && !req->end_ns) {
+        /* finished inside its handler (a script whose effects applied at
+         * once): the handler's time ends here */
+        req->end_ns = resp__now_ns();
+        req->exec_ns += req->end_ns - req->start_ns;
+    } else if (req->cont_ns) { /* finished inside its read continuation */
+        req->exec_ns += resp__now_ns() - req->cont_ns;
+        req->cont_ns = 0;
+    }
     resp__slowlog(req);
     metrics_counter_add(resp__counter(ra, req->cmd_index, req->outcome), 1);
     uint64_t end = req->end_ns ? req->end_ns : resp__now_ns();
@@ -829,10 +838,17 @@ static void resp__read_cb(replica_req *rr, int status)
         kv_store *store = req->a->store;
         uint64_t hidden = store->hidden_expired;
         size_t mark = req->reply.len;
-        uint64_t t0 = resp__now_ns();
+        /* answered inside its handler (a read that completed at once),
+         * the handler's own timing covers it */
+        req->cont_ns = req->in_proc ? 0 : resp__now_ns();
         req->on_ready(req);
         if (req->track) resp_tracking_read(req);
-        req->exec_ns += resp__now_ns() - t0;
+        if (req->cont_ns) {
+            req->exec_ns += resp__now_ns() - req->cont_ns;
+            req->cont_ns = 0;
+        }
+        /* a script whose effects applied at once completed inside */
+        if (req->done) return;
         if (req->waiting) return; /* blocked (XREAD BLOCK): its answer comes later */
         if (rr->read_unsettled && store->hidden_expired != hidden) {
             /* the answer hid an expired entry while earlier writes were in
@@ -1019,8 +1035,10 @@ static void resp__dispatch(resp_conn *rc, size_t idx, const resp_arg *argv, size
             req->in_proc = req->ran = true;
             cmd->proc(req);
             req->in_proc = false;
-            req->end_ns = resp__now_ns();
-            req->exec_ns += req->end_ns - req->start_ns;
+            if (!req->done) {
+                req->end_ns = resp__now_ns();
+                req->exec_ns += req->end_ns - req->start_ns;
+            }
         }
     }
     if (req->waiting) {

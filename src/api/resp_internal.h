@@ -242,8 +242,11 @@ struct resp_req {
     uint64_t start_ns;
     uint64_t exec_ns; /* time the loop spent executing it (SLOWLOG) */
     uint64_t end_ns;  /* when its handler returned, if it finishes right then (else 0) */
-    bool in_proc;     /* its handler is running */
-    bool ran;         /* its handler ran (Redis logs no command refused before) */
+    /* when its read continuation started, while it runs outside the
+     * handler (0 otherwise): a finish inside it counts the time so far */
+    uint64_t cont_ns;
+    bool in_proc; /* its handler is running */
+    bool ran;     /* its handler ran (Redis logs no command refused before) */
     /* arguments: the parser's during dispatch, own copies once waiting */
     const resp_arg *argv;
     size_t argc;

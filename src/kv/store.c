@@ -2476,7 +2476,9 @@ static void store__dispatch(kv_store *s, const kv_command *cmd, kv_result *res);
 
 void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
 {
-    uint64_t t0 = clock_mono_ns();
+    bool timed = s->time_applies && s->apply_depth == 0;
+    uint64_t t0 = timed ? clock_mono_ns() : 0;
+    s->apply_depth++;
     memset(res, 0, sizeof(*res));
     res->value = "";
     if (!(cmd->flags & KV_FLAG_IDEMPOTENT)) {
@@ -2512,7 +2514,8 @@ void kv_store_apply(kv_store *s, const kv_command *cmd, kv_result *res)
         }
     }
     res->revision = s->revision;
-    res->apply_ns = clock_mono_ns() - t0;
+    s->apply_depth--;
+    if (timed) res->apply_ns = clock_mono_ns() - t0;
     if (s->on_result) s->on_result(s->on_result_ctx, cmd, res);
 }
 

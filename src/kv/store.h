@@ -66,7 +66,7 @@ typedef struct kv_result {
     uint64_t create_rev, mod_rev, version;
     int64_t expire_ms;
     bool replayed;     /* an idempotent repeat: the remembered result */
-    uint64_t apply_ns; /* how long the apply took (SLOWLOG); not state */
+    uint64_t apply_ns; /* how long the apply took (SLOWLOG; time_applies); not state */
 } kv_result;
 
 /* Called after each apply, on every node; the replica layer uses it to hand
@@ -139,6 +139,11 @@ typedef struct kv_store {
     kv_dedup dedup;
     kv_store_result_fn on_result;
     void *on_result_ctx;
+    /* time the outermost applies into kv_result.apply_ns (SLOWLOG of a
+     * write applied after its request returned); off, an apply reads no
+     * clock: a script's or a transaction's nested applies never do */
+    bool time_applies;
+    unsigned apply_depth;
     kv_store_change_fn on_change; /* optional */
     void *on_change_ctx;
     /* optional, a second listener of the node's own (blocked clients wait

@@ -344,6 +344,10 @@ static replica *replica__new(uv_loop_t *loop, const cairn_config *cfg, kv_store 
     buf_init(&r->expiry_keys);
     store->on_result = replica__on_result;
     store->on_result_ctx = r;
+    /* a durable write applies after its handler returned: SLOWLOG adds
+     * its apply time (resp__write_cb); in memory it runs inside the
+     * handler's own timing */
+    store->time_applies = r->durable;
     replica__register_metrics(r);
     uv_timer_init(loop, &r->tick);
     r->tick.data = r;
@@ -369,6 +373,7 @@ int replica_create_detached(replica **out, uv_loop_t *loop, const cairn_config *
 {
     replica *r = replica__new(loop, cfg, store, env);
     r->durable = true;
+    store->time_applies = true;
     r->snapshot_in_process = true;
     disk_guard_init(&r->disk, 0, "");
     replica__fsm_setup(r);

@@ -16,7 +16,7 @@ and CONFIG RESETSTAT (issue 12).
   value is bad, neither."""
 import pytest
 
-from resp_helpers import Err, RawResp, anynode, info, raw  # noqa: F401
+from resp_helpers import Err, RawResp, anynode, info, metric_value, metrics, raw  # noqa: F401
 from test_resp_hashes import assert_same, redis_server  # noqa: F401
 
 SCRIPT = [
@@ -116,6 +116,28 @@ def test_slowlog_max_len_keeps_the_newest(anynode):  # noqa: F811
         c.cmd("SLOWLOG", "RESET")
         c.cmd("SET", "a", "b")
         assert c.cmd("SLOWLOG", "LEN") == 0
+
+
+def test_a_slow_script_is_logged_with_its_time(anynode):  # noqa: F811
+    """A script's run is its command's execution, whether it only read or
+    its effects applied before the handler returned (in memory) or after
+    (durable): each slow one is logged with at least its loop's time."""
+    loop = "local t = 0 for i = 1, 3000000 do t = t + i end "
+    with raw(anynode, timeout=60) as c:
+        c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "1000")
+        c.cmd("SLOWLOG", "RESET")
+        assert c.cmd("EVAL", loop + "return t", "0") > 0
+        assert c.cmd("EVAL", loop + "return redis.call('set', KEYS[1], t)", "1", "k") == "OK"
+        assert c.cmd("EVAL", loop + "return redis.call('get', KEYS[1])", "1", "k") is not None
+        got = c.cmd("SLOWLOG", "GET", "-1")
+        c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "-1")
+    evals = [e for e in got if e[3][:1] == [b"EVAL"]]
+    assert len(evals) == 3, got  # each once: a request finishes once
+    text = metrics(anynode)
+    assert metric_value(text, "cairn_resp_commands_total", command="eval", outcome="ok") == 3
+    # the loop alone takes ~10 ms or more; logged under 1 ms would mean
+    # the run was not counted
+    assert all(e[2] >= 1000 for e in evals), evals
 
 
 def test_a_slow_apply_is_logged_on_a_durable_node(make_node):
