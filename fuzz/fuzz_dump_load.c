@@ -96,10 +96,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(st != KV_DUMP_BAD_FOOTER);
         CHECK(a.value == NULL && ks.mem_bytes == 0);
     } else {
-        kv_dump_value(&a, &d1);
+        kv_dump_value(&ks.limits, &a, &d1);
         CHECK(kv_dump_load(&ks, &b, d1.data + d1.off, d1.len - d1.off, MAX_STRING) == KV_DUMP_OK);
         CHECK(a.type == b.type && a.encoding == b.encoding);
-        kv_dump_value(&b, &d2);
+        kv_dump_value(&ks.limits, &b, &d2);
         CHECK(d1.len - d1.off == d2.len - d2.off);
         CHECK(memcmp(d1.data + d1.off, d2.data + d2.off, d1.len - d1.off) == 0);
         kv_keyspace_reset_value(&ks, &a);

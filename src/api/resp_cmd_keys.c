@@ -400,10 +400,6 @@ static void keys__dump_ready(resp_req *req)
         resp_write_null(&req->reply, req->proto);
         return;
     }
-    if (e->type == KV_TYPE_STREAM) { /* Redis' stream encoding is not written yet */
-        resp_req_error(req, "ERR DUMP of a stream is not supported by cairn yet");
-        return;
-    }
     buf payload;
     buf_init(&payload);
     kv_dump_value(&req->a->store->ks.limits, e, &payload);

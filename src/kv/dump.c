@@ -4,6 +4,7 @@
  * encoding (8, 16 or 32-bit integer, LZF), doubles in binary (little
  * endian) or as a length byte and text. */
 #include "kv/dump.h"
+#include "kv/dump_internal.h"
 
 #include <limits.h>
 #include <lzf.h>
@@ -22,32 +23,6 @@
 #include "util/crc64.h"
 #include "util/strconv.h"
 
-/* RDB object types (rdb.h) */
-enum {
-    RDB_STRING = 0,
-    RDB_LIST = 1,
-    RDB_SET = 2,
-    RDB_ZSET = 3,
-    RDB_HASH = 4,
-    RDB_ZSET_2 = 5,
-    RDB_HASH_ZIPMAP = 9,
-    RDB_LIST_ZIPLIST = 10,
-    RDB_SET_INTSET = 11,
-    RDB_ZSET_ZIPLIST = 12,
-    RDB_HASH_ZIPLIST = 13,
-    RDB_LIST_QUICKLIST = 14,
-    RDB_HASH_LISTPACK = 16,
-    RDB_ZSET_LISTPACK = 17,
-    RDB_LIST_QUICKLIST_2 = 18,
-    RDB_SET_LISTPACK = 20,
-};
-
-#define RDB_ENC_INT8 0xc0
-#define RDB_ENC_INT16 0xc1
-#define RDB_ENC_INT32 0xc2
-#define RDB_ENC_LZF 0xc3
-#define RDB_LEN32 0x80
-#define RDB_LEN64 0x81
 #define QUICKLIST_PLAIN 1
 #define QUICKLIST_PACKED 2
 #define DUMP_FOOTER 10
@@ -57,7 +32,7 @@ enum {
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-static void w__len(buf *b, uint64_t len)
+void kv_dump__w_len(buf *b, uint64_t len)
 {
     unsigned char c[9];
     size_t n;
@@ -109,7 +84,7 @@ static __attribute__((noinline)) void w__clear_lzf_stack(void)
 
 /* rdbSaveRawString: an integer, else LZF when it saves at least 4 bytes
  * of a string over 20, else the bytes */
-static void w__string(buf *b, const char *s, size_t len)
+void kv_dump__w_string(buf *b, const char *s, size_t len)
 {
     if (w__int_string(b, s, len)) return;
     if (len > 20 && len <= UINT_MAX) {
@@ -119,15 +94,15 @@ static void w__string(buf *b, const char *s, size_t len)
         unsigned int clen = lzf_compress(s, (unsigned int)len, out, (unsigned int)cap);
         if (clen > 0) {
             buf_append_char(b, (char)RDB_ENC_LZF);
-            w__len(b, clen);
-            w__len(b, len);
+            kv_dump__w_len(b, clen);
+            kv_dump__w_len(b, len);
             buf_append(b, out, clen);
             free(out);
             return;
         }
         free(out);
     }
-    w__len(b, len);
+    kv_dump__w_len(b, len);
     buf_append(b, s, len);
 }
 
@@ -135,7 +110,7 @@ static void w__listpack(buf *b, kv_lp_writer *w)
 {
     size_t n;
     const char *lp = kv_lp_finish(w, &n);
-    w__string(b, lp, n);
+    kv_dump__w_string(b, lp, n);
 }
 
 /* A zset score in a listpack as Redis 7.0's zzlInsertAt writes it: an
@@ -172,10 +147,10 @@ static void w__hash(buf *out, const kv_entry *e)
         return;
     }
     buf_append_char(out, RDB_HASH);
-    w__len(out, kv_hash_len(e));
+    kv_dump__w_len(out, kv_hash_len(e));
     while (kv_hash_iter_next(&it, &f, &v)) {
-        w__string(out, f.ptr, f.len);
-        w__string(out, v.ptr, v.len);
+        kv_dump__w_string(out, f.ptr, f.len);
+        kv_dump__w_string(out, v.ptr, v.len);
     }
 }
 
@@ -203,7 +178,7 @@ static void w__list(buf *out, const kv_limits *lim, const kv_entry *e)
     kv_list_iter_init(&it, e, 0);
     while (kv_list_iter_next(&it, &v)) {
         if (!w__node_takes(&w, v.len, max_bytes, max_count)) {
-            w__len(&nodes, QUICKLIST_PACKED);
+            kv_dump__w_len(&nodes, QUICKLIST_PACKED);
             w__listpack(&nodes, &w);
             kv_lp_writer_reset(&w);
             n++;
@@ -211,12 +186,12 @@ static void w__list(buf *out, const kv_limits *lim, const kv_entry *e)
         kv_lp_append(&w, v.ptr, v.len);
     }
     if (w.count) {
-        w__len(&nodes, QUICKLIST_PACKED);
+        kv_dump__w_len(&nodes, QUICKLIST_PACKED);
         w__listpack(&nodes, &w);
         n++;
     }
     buf_append_char(out, RDB_LIST_QUICKLIST_2);
-    w__len(out, n);
+    kv_dump__w_len(out, n);
     buf_append(out, nodes.data + nodes.off, nodes.len - nodes.off);
     kv_lp_writer_close(&w);
     buf_close(&nodes);
@@ -230,8 +205,8 @@ static void w__set(buf *out, const kv_entry *e)
     kv_set_iter_init(&it, e);
     if (e->encoding != KV_ENC_INTSET) {
         buf_append_char(out, RDB_SET);
-        w__len(out, n);
-        while (kv_set_iter_next(&it, &m)) w__string(out, m.ptr, m.len);
+        kv_dump__w_len(out, n);
+        while (kv_set_iter_next(&it, &m)) kv_dump__w_string(out, m.ptr, m.len);
         return;
     }
     /* Redis' intset: the narrowest width for every member, ascending */
@@ -252,7 +227,7 @@ static void w__set(buf *out, const kv_entry *e)
         for (uint32_t k = 0; k < width; k++)
             blob[8 + i * width + k] = (unsigned char)((uint64_t)vals[i] >> (8 * k));
     buf_append_char(out, RDB_SET_INTSET);
-    w__string(out, (const char *)blob, len);
+    kv_dump__w_string(out, (const char *)blob, len);
     free(blob);
     free(vals);
 }
@@ -277,10 +252,10 @@ static void w__zset(buf *out, const kv_entry *e)
     }
     /* highest first, as Redis walks its skiplist from the tail */
     buf_append_char(out, RDB_ZSET_2);
-    w__len(out, kv_zset_len(e));
+    kv_dump__w_len(out, kv_zset_len(e));
     kv_zset_iter_init(&it, e, 0, true);
     while (kv_zset_iter_next(&it, &m, &score)) {
-        w__string(out, m.ptr, m.len);
+        kv_dump__w_string(out, m.ptr, m.len);
         uint64_t bits;
         memcpy(&bits, &score, 8);
         unsigned char c[8];
@@ -317,9 +292,13 @@ void kv_dump_value(const kv_limits *lim, const kv_entry *e, buf *out)
     case KV_TYPE_ZSET:
         w__zset(out, e);
         break;
+    case KV_TYPE_STREAM:
+        buf_append_char(out, RDB_STREAM_LISTPACKS_2);
+        kv_dump__w_stream(out, e);
+        break;
     default:
         buf_append_char(out, RDB_STRING);
-        w__string(out, e->value, e->value_len);
+        kv_dump__w_string(out, e->value, e->value_len);
         break;
     }
     w__footer(out, start);
@@ -330,7 +309,7 @@ void kv_dump_functions(const kv_slice *codes, size_t n, buf *out)
     size_t start = out->len;
     for (size_t i = 0; i < n; i++) {
         buf_append_char(out, (char)RDB_OPCODE_FUNCTION2);
-        w__string(out, codes[i].ptr, codes[i].len);
+        kv_dump__w_string(out, codes[i].ptr, codes[i].len);
     }
     w__footer(out, start);
 }
@@ -348,31 +327,27 @@ kv_dump_status kv_dump_check(const char *p, size_t len)
     return crc64(0, p, len - 8) == want ? KV_DUMP_OK : KV_DUMP_BAD_FOOTER;
 }
 
-typedef struct rd {
-    const unsigned char *p, *end;
-    uint64_t max_string;
-    kv_dump_status err; /* the first error met */
-} rd;
+typedef kv_dump_rd rd;
 
-static bool rd__fail(rd *r, kv_dump_status st)
+bool kv_dump__fail(rd *r, kv_dump_status st)
 {
     if (r->err == KV_DUMP_OK) r->err = st;
     return false;
 }
 
-static bool rd__bytes(rd *r, size_t n, const unsigned char **out)
+bool kv_dump__bytes(rd *r, size_t n, const unsigned char **out)
 {
-    if ((size_t)(r->end - r->p) < n) return rd__fail(r, KV_DUMP_BAD_DATA);
+    if ((size_t)(r->end - r->p) < n) return kv_dump__fail(r, KV_DUMP_BAD_DATA);
     *out = r->p;
     r->p += n;
     return true;
 }
 
 /* A length, or (*special set) a string's special encoding in *len. */
-static bool rd__len(rd *r, uint64_t *len, bool *special)
+bool kv_dump__len(rd *r, uint64_t *len, bool *special)
 {
     const unsigned char *c;
-    if (!rd__bytes(r, 1, &c)) return false;
+    if (!kv_dump__bytes(r, 1, &c)) return false;
     if (special) *special = false;
     switch (c[0] >> 6) {
     case 0:
@@ -380,19 +355,20 @@ static bool rd__len(rd *r, uint64_t *len, bool *special)
         return true;
     case 1: {
         const unsigned char *d;
-        if (!rd__bytes(r, 1, &d)) return false;
+        if (!kv_dump__bytes(r, 1, &d)) return false;
         *len = (uint64_t)(c[0] & 0x3f) << 8 | d[0];
         return true;
     }
     case 3:
-        if (!special) return rd__fail(r, KV_DUMP_BAD_DATA);
+        if (!special) return kv_dump__fail(r, KV_DUMP_BAD_DATA);
         *special = true;
         *len = c[0];
         return true;
     default: {
         int bytes = c[0] == RDB_LEN32 ? 4 : c[0] == RDB_LEN64 ? 8 : 0;
         const unsigned char *d;
-        if (!bytes || !rd__bytes(r, (size_t)bytes, &d)) return rd__fail(r, KV_DUMP_BAD_DATA);
+        if (!bytes || !kv_dump__bytes(r, (size_t)bytes, &d))
+            return kv_dump__fail(r, KV_DUMP_BAD_DATA);
         uint64_t v = 0;
         for (int i = 0; i < bytes; i++) v = v << 8 | d[i];
         *len = v;
@@ -405,20 +381,20 @@ static bool rd__len(rd *r, uint64_t *len, bool *special)
  * more than the bytes left could hold */
 static bool rd__count(rd *r, uint64_t *n)
 {
-    if (!rd__len(r, n, NULL)) return false;
-    if (*n == 0 || *n > (uint64_t)(r->end - r->p)) return rd__fail(r, KV_DUMP_BAD_DATA);
+    if (!kv_dump__len(r, n, NULL)) return false;
+    if (*n == 0 || *n > (uint64_t)(r->end - r->p)) return kv_dump__fail(r, KV_DUMP_BAD_DATA);
     return true;
 }
 
 /* A string: into *out, pointing into the payload or into scratch. */
-static bool rd__string(rd *r, buf *scratch, kv_slice *out)
+bool kv_dump__string(rd *r, buf *scratch, kv_slice *out)
 {
     uint64_t len;
     bool special;
-    if (!rd__len(r, &len, &special)) return false;
+    if (!kv_dump__len(r, &len, &special)) return false;
     if (!special) {
         const unsigned char *d;
-        if (!rd__bytes(r, len, &d)) return false;
+        if (!kv_dump__bytes(r, len, &d)) return false;
         *out = (kv_slice){(const char *)d, (size_t)len};
         return true;
     }
@@ -426,22 +402,23 @@ static bool rd__string(rd *r, buf *scratch, kv_slice *out)
     if (len == RDB_ENC_LZF) {
         uint64_t clen, ulen;
         const unsigned char *d;
-        if (!rd__len(r, &clen, NULL) || !rd__len(r, &ulen, NULL) || !rd__bytes(r, clen, &d))
+        if (!kv_dump__len(r, &clen, NULL) || !kv_dump__len(r, &ulen, NULL) ||
+            !kv_dump__bytes(r, clen, &d))
             return false;
-        if (ulen > r->max_string) return rd__fail(r, KV_DUMP_TOO_LARGE);
+        if (ulen > r->max_string) return kv_dump__fail(r, KV_DUMP_TOO_LARGE);
         if (ulen == 0 || clen == 0 || ulen > clen * LZF_MAX_RATIO + 64)
-            return rd__fail(r, KV_DUMP_BAD_DATA);
+            return kv_dump__fail(r, KV_DUMP_BAD_DATA);
         buf_reserve(scratch, ulen);
         char *dst = scratch->data + scratch->len;
         if (lzf_decompress(d, (unsigned int)clen, dst, (unsigned int)ulen) != ulen)
-            return rd__fail(r, KV_DUMP_BAD_DATA);
+            return kv_dump__fail(r, KV_DUMP_BAD_DATA);
         scratch->len += ulen;
         *out = (kv_slice){dst, (size_t)ulen};
         return true;
     }
     int bytes = len == RDB_ENC_INT8 ? 1 : len == RDB_ENC_INT16 ? 2 : len == RDB_ENC_INT32 ? 4 : 0;
     const unsigned char *d;
-    if (!bytes || !rd__bytes(r, (size_t)bytes, &d)) return rd__fail(r, KV_DUMP_BAD_DATA);
+    if (!bytes || !kv_dump__bytes(r, (size_t)bytes, &d)) return kv_dump__fail(r, KV_DUMP_BAD_DATA);
     uint64_t u = 0;
     for (int i = bytes - 1; i >= 0; i--) u = u << 8 | d[i];
     if (bytes < 8 && (u >> (8 * bytes - 1))) u |= ~(uint64_t)0 << (8 * bytes);
@@ -455,24 +432,25 @@ static bool rd__string(rd *r, buf *scratch, kv_slice *out)
 static bool rd__text_double(rd *r, double *out)
 {
     const unsigned char *c, *d;
-    if (!rd__bytes(r, 1, &c)) return false;
+    if (!kv_dump__bytes(r, 1, &c)) return false;
     if (c[0] == 254 || c[0] == 255) {
         *out = c[0] == 254 ? INFINITY : -INFINITY;
         return true;
     }
-    if (c[0] == 253 || !rd__bytes(r, c[0], &d) || !kv_zset_parse_score((const char *)d, c[0], out))
-        return rd__fail(r, KV_DUMP_BAD_DATA);
+    if (c[0] == 253 || !kv_dump__bytes(r, c[0], &d) ||
+        !kv_zset_parse_score((const char *)d, c[0], out))
+        return kv_dump__fail(r, KV_DUMP_BAD_DATA);
     return true;
 }
 
 static bool rd__binary_double(rd *r, double *out)
 {
     const unsigned char *d;
-    if (!rd__bytes(r, 8, &d)) return false;
+    if (!kv_dump__bytes(r, 8, &d)) return false;
     uint64_t bits = 0;
     for (int i = 7; i >= 0; i--) bits = bits << 8 | d[i];
     memcpy(out, &bits, 8);
-    return isnan(*out) ? rd__fail(r, KV_DUMP_BAD_DATA) : true;
+    return isnan(*out) ? kv_dump__fail(r, KV_DUMP_BAD_DATA) : true;
 }
 
 /* ---- rebuilding a value: elements go through the types' own writes ---- */
@@ -526,11 +504,11 @@ static bool rd__packed(rd *r, sink *k, bool ziplist, bool may_be_empty)
     buf scratch;
     buf_init(&scratch);
     kv_slice blob;
-    bool ok = rd__string(r, &scratch, &blob);
+    bool ok = kv_dump__string(r, &scratch, &blob);
     kv_lp_iter it;
     if (ok && !(ziplist ? kv_zl_iter_init(&it, blob.ptr, blob.len)
                         : kv_lp_iter_init(&it, blob.ptr, blob.len)))
-        ok = rd__fail(r, KV_DUMP_BAD_DATA);
+        ok = kv_dump__fail(r, KV_DUMP_BAD_DATA);
     uint64_t before = k->n;
     kv_lp_elem el;
     int got = 0;
@@ -538,9 +516,10 @@ static bool rd__packed(rd *r, sink *k, bool ziplist, bool may_be_empty)
     while (ok && (got = kv_lp_iter_next(&it, &el)) == 1) {
         size_t n;
         const char *s = kv_lp_elem_str(&el, tmp, &n);
-        if (!sink__elem(k, (kv_slice){s, n})) ok = rd__fail(r, KV_DUMP_BAD_DATA);
+        if (!sink__elem(k, (kv_slice){s, n})) ok = kv_dump__fail(r, KV_DUMP_BAD_DATA);
     }
-    if (ok && (got < 0 || (!may_be_empty && k->n == before))) ok = rd__fail(r, KV_DUMP_BAD_DATA);
+    if (ok && (got < 0 || (!may_be_empty && k->n == before)))
+        ok = kv_dump__fail(r, KV_DUMP_BAD_DATA);
     buf_close(&scratch);
     return ok;
 }
@@ -554,7 +533,8 @@ static bool rd__plain(rd *r, sink *k, uint64_t per_element)
     bool ok = true;
     for (uint64_t i = 0; ok && i < n * per_element; i++) {
         kv_slice v;
-        ok = rd__string(r, &scratch, &v) && (sink__elem(k, v) || rd__fail(r, KV_DUMP_BAD_DATA));
+        ok = kv_dump__string(r, &scratch, &v) &&
+             (sink__elem(k, v) || kv_dump__fail(r, KV_DUMP_BAD_DATA));
     }
     buf_close(&scratch);
     return ok;
@@ -570,9 +550,9 @@ static bool rd__zset_plain(rd *r, sink *k, bool binary)
     for (uint64_t i = 0; ok && i < n; i++) {
         kv_slice m;
         double score;
-        ok = rd__string(r, &scratch, &m) &&
+        ok = kv_dump__string(r, &scratch, &m) &&
              (binary ? rd__binary_double(r, &score) : rd__text_double(r, &score)) &&
-             (sink__zset_pair(k, m, score) || rd__fail(r, KV_DUMP_BAD_DATA));
+             (sink__zset_pair(k, m, score) || kv_dump__fail(r, KV_DUMP_BAD_DATA));
     }
     buf_close(&scratch);
     return ok;
@@ -587,18 +567,18 @@ static bool rd__quicklist(rd *r, sink *k, bool v2)
     bool ok = true;
     for (uint64_t i = 0; ok && i < nodes; i++) {
         uint64_t container = QUICKLIST_PACKED;
-        if (v2 && !rd__len(r, &container, NULL)) ok = false;
+        if (v2 && !kv_dump__len(r, &container, NULL)) ok = false;
         if (!ok) break;
         if (container == QUICKLIST_PLAIN) {
             kv_slice v;
-            ok = rd__string(r, &scratch, &v) && sink__elem(k, v);
+            ok = kv_dump__string(r, &scratch, &v) && sink__elem(k, v);
         } else if (container == QUICKLIST_PACKED) {
             ok = rd__packed(r, k, !v2, true);
         } else {
-            ok = rd__fail(r, KV_DUMP_BAD_DATA);
+            ok = kv_dump__fail(r, KV_DUMP_BAD_DATA);
         }
     }
-    if (ok && k->n == 0) ok = rd__fail(r, KV_DUMP_BAD_DATA);
+    if (ok && k->n == 0) ok = kv_dump__fail(r, KV_DUMP_BAD_DATA);
     buf_close(&scratch);
     return ok;
 }
@@ -609,13 +589,13 @@ static bool rd__intset(rd *r, sink *k)
     buf_init(&scratch);
     kv_slice blob;
     uint32_t n = 0;
-    bool ok = rd__string(r, &scratch, &blob);
+    bool ok = kv_dump__string(r, &scratch, &blob);
     if (ok && (!kv_intset_check(blob.ptr, blob.len, &n) || n == 0))
-        ok = rd__fail(r, KV_DUMP_BAD_DATA);
+        ok = kv_dump__fail(r, KV_DUMP_BAD_DATA);
     for (uint32_t i = 0; ok && i < n; i++) {
         char tmp[24];
         int len = snprintf(tmp, sizeof(tmp), "%lld", (long long)kv_intset_get(blob.ptr, i));
-        ok = sink__elem(k, (kv_slice){tmp, (size_t)len}) || rd__fail(r, KV_DUMP_BAD_DATA);
+        ok = sink__elem(k, (kv_slice){tmp, (size_t)len}) || kv_dump__fail(r, KV_DUMP_BAD_DATA);
     }
     buf_close(&scratch);
     return ok;
@@ -628,7 +608,7 @@ static bool rd__object(rd *r, sink *k, int rdb_type)
         buf scratch;
         buf_init(&scratch);
         kv_slice v;
-        bool ok = rd__string(r, &scratch, &v);
+        bool ok = kv_dump__string(r, &scratch, &v);
         if (ok) kv_keyspace_set_value(k->ks, k->e, v.ptr, v.len);
         buf_close(&scratch);
         return ok;
@@ -654,12 +634,16 @@ static bool rd__object(rd *r, sink *k, int rdb_type)
     case RDB_ZSET_LISTPACK:
         return rd__packed(r, k, rdb_type == RDB_HASH_ZIPLIST || rdb_type == RDB_ZSET_ZIPLIST,
                           false) &&
-               (!k->have_first || rd__fail(r, KV_DUMP_BAD_DATA));
+               (!k->have_first || kv_dump__fail(r, KV_DUMP_BAD_DATA));
     case RDB_ZSET:
     case RDB_ZSET_2:
         return rd__zset_plain(r, k, rdb_type == RDB_ZSET_2);
-    default: /* zipmap, streams, modules */
-        return rd__fail(r, KV_DUMP_BAD_DATA);
+    case RDB_STREAM_LISTPACKS:
+    case RDB_STREAM_LISTPACKS_2:
+    case RDB_STREAM_LISTPACKS_3:
+        return kv_dump__rd_stream(r, k->ks, k->e, rdb_type);
+    default: /* zipmap, modules */
+        return kv_dump__fail(r, KV_DUMP_BAD_DATA);
     }
 }
 
@@ -686,6 +670,10 @@ static int dump__kv_type(int rdb_type)
     case RDB_HASH_ZIPLIST:
     case RDB_HASH_LISTPACK:
         return KV_TYPE_HASH;
+    case RDB_STREAM_LISTPACKS:
+    case RDB_STREAM_LISTPACKS_2:
+    case RDB_STREAM_LISTPACKS_3:
+        return KV_TYPE_STREAM;
     default:
         return -1;
     }
@@ -720,7 +708,7 @@ kv_dump_status kv_dump_load(kv_keyspace *ks, kv_entry *e, const char *p, size_t 
     default:
         break;
     }
-    if (!rd__object(&r, &k, rdb_type) || r.p != r.end) rd__fail(&r, KV_DUMP_BAD_DATA);
+    if (!rd__object(&r, &k, rdb_type) || r.p != r.end) kv_dump__fail(&r, KV_DUMP_BAD_DATA);
     if (r.err == KV_DUMP_OK && type == KV_TYPE_STRING && e->value_len > r.max_string)
         r.err = KV_DUMP_TOO_LARGE;
     buf_close(&k.first);
@@ -748,7 +736,7 @@ kv_dump_status kv_dump_functions_load(const char *p, size_t len, uint64_t max_st
             *why = "given type is not a function";
         } else {
             kv_slice code;
-            if (!rd__string(&r, &scratch, &code))
+            if (!kv_dump__string(&r, &scratch, &code))
                 *why = r.err == KV_DUMP_TOO_LARGE ? NULL : "Failed loading library payload";
             else if (!each(ctx, code))
                 break;

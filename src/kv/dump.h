@@ -9,16 +9,19 @@
  * Redis listpack, a big one as a plain RDB hash or a sorted set with
  * binary scores from the highest; an integer set as an intset, another
  * set as a plain RDB set; a list as a quicklist of listpack nodes filled
- * front to back by Redis' 8 KiB rule. For what Redis 7.0 would hold the
+ * front to back by Redis' list-max-listpack-size rule; a stream as
+ * kv/dump_stream.c says. For what Redis 7.0 would hold the
  * same way the bytes are Redis' own (checked against redis-server in
  * tests/integration/test_resp_dump.py); a hash or set in a hash table
  * lists its elements in cairn's order, a list pushed at the head may be
- * cut into other nodes: the value is the same.
+ * cut into other nodes, a stream's deleted entries leave no tombstones:
+ * the value is the same.
  *
  * Reading (kv_dump_load) takes every encoding Redis 2.6 to 7.2 writes for
- * strings, hashes, lists, sets and sorted sets (RDB versions up to 11:
- * ziplists, intsets, listpacks, quicklists of both; not the Redis 2.x
- * zipmap, streams or module types) and rebuilds the value with cairn's own
+ * strings, hashes, lists, sets, sorted sets and streams (RDB versions up
+ * to 11: ziplists, intsets, listpacks, quicklists of both, stream
+ * listpacks of Redis 5 to 7.2; not the Redis 2.x zipmap or module types)
+ * and rebuilds the value with cairn's own
  * encodings, by its own conversion rules, so a RESTOREd value is encoded
  * as one built by commands. Unlike Redis with its default
  * sanitize-dump-payload no, every payload is checked whole: a duplicate

@@ -285,7 +285,7 @@ static bool sg__tombstones_after(const kv_entry *e, kv_stream_id id)
 }
 
 /* Redis' streamEstimateDistanceFromFirstEverEntry. */
-static int64_t sg__estimate_read(const kv_entry *e, kv_stream_id id)
+int64_t kv_sg_estimate_read(const kv_entry *e, kv_stream_id id)
 {
     uint64_t added = kv_stream_entries_added(e), len = kv_stream_len(e);
     if (!added) return 0;
@@ -309,7 +309,7 @@ bool kv_sg_lag(const kv_entry *e, const kv_sg *g, int64_t *lag)
     *lag = 0;
     if (!added) return true;
     int64_t read = g->entries_read;
-    if (read < 0 || sg__tombstones_after(e, g->last_id)) read = sg__estimate_read(e, g->last_id);
+    if (read < 0 || sg__tombstones_after(e, g->last_id)) read = kv_sg_estimate_read(e, g->last_id);
     if (read < 0) return false;
     *lag = added - read;
     return true;
@@ -322,7 +322,7 @@ void kv_sg_deliver(kv_keyspace *ks, kv_entry *e, kv_sg *g, kv_sg_consumer *c, kv
         if (g->entries_read != -1 && !sg__tombstones_after(e, id))
             g->entries_read++;
         else if (kv_stream_entries_added(e))
-            g->entries_read = sg__estimate_read(e, id);
+            g->entries_read = kv_sg_estimate_read(e, id);
         g->last_id = id;
     }
     if (!noack) kv_sg_pel_add(ks, e, g, c, id, now_ms);

@@ -84,6 +84,9 @@ kv_sg_pending *kv_sg_pel_add(kv_keyspace *ks, kv_entry *e, kv_sg *g, kv_sg_consu
 /* XINFO's lag of g: entries added minus the group's entries read, when
  * Redis can tell it (streamReplyWithCGLag); false when it cannot (null). */
 bool kv_sg_lag(const kv_entry *e, const kv_sg *g, int64_t *lag);
+/* Redis' streamEstimateDistanceFromFirstEverEntry: the entries read by a
+ * group whose last ID is id, when the stream can tell (else -1). */
+int64_t kv_sg_estimate_read(const kv_entry *e, kv_stream_id id);
 bool kv_sg_ack(kv_keyspace *ks, kv_entry *e, kv_sg *g, kv_stream_id id);
 /* kv_sg_claim's deliveries other than a count */
 enum { KV_SG_DELIVERIES_ADD = -1, KV_SG_DELIVERIES_KEEP = -2 };

@@ -106,7 +106,42 @@ VALUES = [
      True),
     ("z_long_member", [("ZADD", "z_long_member", "1", "a", "2", "b" * 80)], True),
     ("hll", [("PFADD", "hll", *[f"e{i}" for i in range(100)])], True),
+    # streams: Redis 7.0's node packing (100 entries, 4096 bytes, master
+    # fields), negative seq differences, groups without consumers
+    ("x_small", [("XADD", "x_small", "1-1", "a", "1", "b", "hello"),
+                 ("XADD", "x_small", "1-2", "a", "2", "b", "world"),
+                 ("XADD", "x_small", "2-0", "c", "3")], True),
+    ("x_nodes", [("XADD", "x_nodes", f"{i}-{i % 7}", *(("f", f"v{i}") if i % 5 else ("g", str(i), "h", "-7")))
+                 for i in range(1, 251)], True),
+    ("x_big", [("XADD", "x_big", f"{i}-0", "f", "x" * (300 * (i % 9)), "n", str(i))
+               for i in range(1, 60)], True),
+    ("x_seq", [("XADD", "x_seq", "5-10", "a", "1"), ("XADD", "x_seq", "6-0", "a", "2"),
+               ("XADD", "x_seq", "6-3", "a", "99999999999"), ("XADD", "x_seq", "18446744073709551615-0", "b", "")],
+     True),
+    ("x_groups", [("XADD", "x_groups", "1-0", "a", "1"), ("XADD", "x_groups", "2-0", "a", "2"),
+                  ("XGROUP", "CREATE", "x_groups", "g1", "0"),
+                  ("XGROUP", "CREATE", "x_groups", "g2", "$"),
+                  ("XGROUP", "CREATE", "x_groups", "g3", "1-0", "ENTRIESREAD", "1")], True),
+    ("x_emptied", [("XADD", "x_emptied", "5-0", "a", "1"), ("XDEL", "x_emptied", "5-0")], True),
+    ("x_deleted", [*[("XADD", "x_deleted", f"{i}-0", "a", str(i)) for i in range(1, 300)],
+                   ("XDEL", "x_deleted", "2-0", "150-0"), ("XTRIM", "x_deleted", "MAXLEN", "250")], False),
+    ("x_pending", [*[("XADD", "x_pending", f"{i}-0", "a", str(i)) for i in range(1, 20)],
+                   ("XGROUP", "CREATE", "x_pending", "g", "0"),
+                   ("XREADGROUP", "GROUP", "g", "alice", "COUNT", "3", "STREAMS", "x_pending", ">"),
+                   ("XREADGROUP", "GROUP", "g", "bob", "COUNT", "2", "STREAMS", "x_pending", ">"),
+                   ("XGROUP", "CREATECONSUMER", "x_pending", "g", "carol"),
+                   ("XCLAIM", "x_pending", "g", "carol", "0", "2-0", "RETRYCOUNT", "7"),
+                   ("XACK", "x_pending", "g", "1-0"), ("XDEL", "x_pending", "3-0"),
+                   ("XGROUP", "CREATE", "x_pending", "other", "$")], False),
 ]
+
+
+def stream_value(c, key):
+    """XINFO STREAM FULL without the radix tree's shape (Redis' nodes
+    follow their history, cairn's a count of appends)."""
+    got = c.cmd("XINFO", "STREAM", key, "FULL")
+    return [(got[i], got[i + 1]) for i in range(0, len(got), 2)
+            if got[i] not in (b"radix-tree-keys", b"radix-tree-nodes")]
 
 TYPE_READ = {
     "string": lambda c, k: c.cmd("GET", k),
@@ -114,6 +149,7 @@ TYPE_READ = {
     "list": lambda c, k: c.cmd("LRANGE", k, "0", "-1"),
     "set": lambda c, k: sorted(c.cmd("SMEMBERS", k)),
     "zset": lambda c, k: c.cmd("ZRANGE", k, "0", "-1", "WITHSCORES"),
+    "stream": stream_value,
 }
 
 
@@ -238,7 +274,7 @@ def test_corrupt_payloads_are_refused_or_whole(anynode, redis_server):  # noqa: 
     with RawResp(redis_server) as r:
         build(r)
         payloads = [r.cmd("DUMP", k) for k in ("s_lzf", "h_listpack", "l_small", "i_32", "z_listpack",
-                                                "z_skiplist", "h_long_value")]
+                                                "z_skiplist", "h_long_value", "x_small", "x_pending")]
     rng = random.Random(12)
     tried = refused = 0
     with raw(anynode) as c:
@@ -276,3 +312,49 @@ def test_restore_replays_after_restart(make_node):
         wait_until(lambda: c.cmd("EXISTS", "hll:copy") == 1, 10, 0.1, "the log to replay")
         for k, p in dumps.items():
             assert c.cmd("DUMP", k + ":copy") == p, k
+
+
+def stream_payload(rdb_type, owned=True):
+    """A stream of two entries (1-0 a=x, 2-0 a=y) with a group g (last ID
+    1-0) whose consumer c owns 1-0 (delivered at 1,700,000,000,000 ms, 3
+    times), in Redis 5/6's layout (15), 7.0's (19) or 7.2's (21)."""
+    s = rdb_str
+    nums = [str(v).encode() for v in (2, 0, 1)]
+    node = lp(*nums, b"a", b"0", b"2", b"0", b"0", b"x", b"4", b"2", b"1", b"0", b"y", b"4")
+    key = (1).to_bytes(8, "big") + (0).to_bytes(8, "big")
+    body = bytes([rdb_type]) + b"\x01" + s(key) + s(node) + b"\x02" + b"\x02\x00"
+    if rdb_type != 15:
+        body += b"\x01\x00" + b"\x00\x00" + b"\x02"  # first ID, deleted, added
+    body += b"\x01" + s(b"g") + b"\x01\x00"  # one group, last ID 1-0
+    if rdb_type != 15:
+        body += b"\x01"  # entries read
+    t = (1700000000000).to_bytes(8, "little")
+    body += b"\x01" + key + t + b"\x03"  # its PEL
+    body += b"\x01" + s(b"c") + t + (t if rdb_type == 21 else b"")
+    body += b"\x01" + key if owned else b"\x00"  # c's pending entries
+    return payload(body, 11 if rdb_type == 21 else 10)
+
+
+def test_restore_streams_of_every_redis_version(anynode, redis_server):  # noqa: F811
+    """Redis 5/6's and 7.0's stream layouts read as redis-server 7.0 reads
+    them (XINFO STREAM FULL equal: a 5/6 group's entries read estimated);
+    7.2's too (redis-server 7.0 refuses its RDB version 11); a payload
+    whose pending entry no consumer owns, or whose IDs go backwards, is
+    refused."""
+    with raw(anynode) as c, RawResp(redis_server) as r:
+        for t in (15, 19):
+            p = stream_payload(t)
+            assert c.cmd("RESTORE", f"x{t}", "0", p) == "OK" == r.cmd("RESTORE", f"x{t}", "0", p), t
+            assert stream_value(c, f"x{t}") == stream_value(r, f"x{t}"), t
+        assert c.cmd("RESTORE", "x21", "0", stream_payload(21)) == "OK"
+        assert stream_value(c, "x21") == stream_value(c, "x19")
+        assert c.cmd("XPENDING", "x21", "g") == [1, b"1-0", b"1-0", [[b"c", b"1"]]]
+        # a pending entry no consumer owns (Redis' deep check refuses it too)
+        assert c.cmd("RESTORE", "bad1", "0", stream_payload(19, owned=False)) == "ERR Bad data format"
+        assert r.cmd("RESTORE", "bad1", "0", stream_payload(19, owned=True)) == "OK"
+        # the second entry's ID equal to the first's
+        node = lp(b"2", b"0", b"1", b"a", b"0", b"2", b"1", b"0", b"x", b"4", b"2", b"0", b"0", b"y", b"4")
+        key = (1).to_bytes(8, "big") + (0).to_bytes(8, "big")
+        body = b"\x13\x01" + rdb_str(key) + rdb_str(node) + b"\x02\x02\x00\x01\x00\x00\x00\x02\x00"
+        assert c.cmd("RESTORE", "bad2", "0", payload(body)) == "ERR Bad data format"
+        assert c.cmd("EXISTS", "bad2") == 0
