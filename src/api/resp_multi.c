@@ -76,6 +76,8 @@ struct resp_tx {
 enum { STEP_REPLIED = 0, STEP_WRITE, STEP_READ, STEP_POP, STEP_AT_EXEC };
 enum { PHASE_COMPILE = 0, PHASE_APPLY };
 
+#define TX_INLINE 4
+
 struct resp_exec {
     resp_req *req; /* the EXEC */
     resp_api *ra;
@@ -100,7 +102,24 @@ struct resp_exec {
     resp_proc on_abort;
     int64_t now_ms;
     size_t at_exec_next; /* the next sub to look at for STEP_AT_EXEC */
+    /* at, len and w of a small transaction (most scripts: a few keys and
+     * writes) point here, saving three allocations a call */
+    size_t at_in[TX_INLINE], len_in[TX_INLINE];
+    tx_watch w_in[TX_INLINE];
 };
+
+/* Room for n of at/len (steps) or w (watches): the inline arrays when
+ * they are enough. */
+static void tx__steps_room(resp_exec *x, size_t n)
+{
+    x->at = n <= TX_INLINE ? x->at_in : xcalloc(n, sizeof(*x->at));
+    x->len = n <= TX_INLINE ? x->len_in : xcalloc(n, sizeof(*x->len));
+}
+
+static void tx__watch_room(resp_exec *x, size_t n)
+{
+    x->w = n <= TX_INLINE ? x->w_in : xcalloc(n, sizeof(*x->w));
+}
 
 /* ---- the connection's state ----------------------------------------------------------- */
 
@@ -354,12 +373,12 @@ void resp_tx_exec_free(resp_req *req)
     for (size_t i = 0; x->subs && i < x->n; i++)
         if (x->subs[i]) tx__sub_free(x->subs[i]);
     free(x->subs);
-    free(x->at);
-    free(x->len);
+    if (x->at != x->at_in) free(x->at);
+    if (x->len != x->len_in) free(x->len);
     buf_close(&x->steps);
     buf_close(&x->wkeys);
     buf_close(&x->script_reply);
-    free(x->w);
+    if (x->w != x->w_in) free(x->w);
     free(x);
 }
 
@@ -563,13 +582,12 @@ static resp_exec *tx__compile(resp_req *req)
     x->ra = rc->ra;
     x->n = t->nq;
     x->subs = xcalloc(x->n ? x->n : 1, sizeof(*x->subs));
-    x->at = xcalloc(x->n ? x->n : 1, sizeof(*x->at));
-    x->len = xcalloc(x->n ? x->n : 1, sizeof(*x->len));
+    tx__steps_room(x, x->n);
     buf_init(&x->steps);
     buf_init(&x->wkeys);
     buf_append(&x->wkeys, t->wkeys.data, t->wkeys.len);
     x->nw = t->nw;
-    x->w = xcalloc(t->nw ? t->nw : 1, sizeof(*x->w));
+    tx__watch_room(x, t->nw);
     if (t->nw) memcpy(x->w, t->w, t->nw * sizeof(*x->w));
     req->exec = x;
     int proto = req->proto;
@@ -601,8 +619,11 @@ static void tx__propose(resp_req *req)
 {
     resp_exec *x = req->exec;
     size_t nargs = 1 + 2 * x->nw + x->n;
-    kv_slice *args = xcalloc(nargs, sizeof(*args));
-    char(*revs)[8] = xcalloc(x->nw ? x->nw : 1, 8);
+    /* on the stack for a small transaction */
+    kv_slice args_in[1 + 3 * TX_INLINE];
+    char revs_in[TX_INLINE][8];
+    kv_slice *args = nargs <= 1 + 3 * TX_INLINE ? args_in : xcalloc(nargs, sizeof(*args));
+    char(*revs)[8] = x->nw <= TX_INLINE ? revs_in : xcalloc(x->nw, 8);
     tx__token(x->ra, x->token);
     args[0] = (kv_slice){x->token, TX_TOKEN_BYTES};
     for (size_t i = 0; i < x->nw; i++) {
@@ -626,8 +647,8 @@ static void tx__propose(resp_req *req)
     ra->execs = x;
     x->registered = true;
     resp_req_propose(req, &cmd, tx__exec_done);
-    free(args);
-    free(revs);
+    if (args != args_in) free(args);
+    if (revs != revs_in) free(revs);
 }
 
 void resp_tx_propose_effects(resp_req *req, const kv_overlay *o, buf *reply, resp_proc on_abort)
@@ -636,8 +657,7 @@ void resp_tx_propose_effects(resp_req *req, const kv_overlay *o, buf *reply, res
     x->req = req;
     x->ra = req->rc->ra;
     x->n = o->n_effects;
-    x->at = xcalloc(x->n ? x->n : 1, sizeof(*x->at));
-    x->len = xcalloc(x->n ? x->n : 1, sizeof(*x->len));
+    tx__steps_room(x, x->n);
     buf_init(&x->steps);
     buf_append(&x->steps, o->effects.data, o->effects.len);
     for (size_t i = 0; i < x->n; i++) {
@@ -648,7 +668,7 @@ void resp_tx_propose_effects(resp_req *req, const kv_overlay *o, buf *reply, res
     x->nwrites = x->n;
     buf_init(&x->wkeys);
     size_t nw = (size_t)kv_keyspace_count(&o->seen);
-    x->w = xcalloc(nw ? nw : 1, sizeof(*x->w));
+    tx__watch_room(x, nw);
     for (kv_entry *e = kv_keyspace_first(&o->seen); e; e = kv_keyspace_next(e)) {
         x->w[x->nw++] = (tx_watch){x->wkeys.len, e->key_len, kv_overlay_seen_rev(e)};
         buf_append(&x->wkeys, kv_entry_key(e), e->key_len);

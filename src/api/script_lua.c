@@ -49,6 +49,8 @@ struct script_lua {
     bool hook_yielded;      /* the hook, not the script, yielded the run */
     const char *stop;       /* why the run is being stopped (raised at every line) */
     char *name;             /* the script's SHA1, or the function's name: in errors */
+    size_t name_cap;        /* name's allocation, kept from run to run */
+    buf call_reply;         /* redis.call's reply (sl__call) */
     lua_State *co;          /* the run's coroutine, while one runs or is busy */
     lua_State **co_slot;    /* where it is kept between runs (co_L or co_F) */
     lua_State *co_L, *co_F; /* a coroutine kept for the next run in L, in F */
@@ -409,6 +411,18 @@ static void sl__write_value(lua_State *L, int proto, buf *out, int depth)
 
 /* ---- the redis table ------------------------------------------------------------- */
 
+/* A call's reply buffer is kept for the next call unless a big reply
+ * grew it (a script's LRANGE of a long list must not pin its memory). */
+#define SL_REPLY_KEEP (64 * 1024)
+
+static void sl__reply_done(buf *reply)
+{
+    if (reply->cap > SL_REPLY_KEEP)
+        buf_close(reply);
+    else
+        buf_reset(reply);
+}
+
 static int sl__call(lua_State *L, bool raise)
 {
     script_lua *sl = sl__of(L);
@@ -432,21 +446,23 @@ static int sl__call(lua_State *L, bool raise)
         }
         argv[i - 1].ptr = lua_tolstring(L, i, &argv[i - 1].len);
     }
-    buf reply;
-    buf_init(&reply);
-    sl->call(sl->call_ctx, argv, (size_t)argc, sl->resp, &reply);
+    /* one buffer for every call's reply, kept (empty) between calls:
+     * redis.call does not nest */
+    buf *reply = &sl->call_reply;
+    buf_reset(reply);
+    sl->call(sl->call_ctx, argv, (size_t)argc, sl->resp, reply);
     if (argv != stack_argv) free(argv);
-    if (raise && reply.len && reply.data[0] == '-') {
+    if (raise && reply->len && reply->data[0] == '-') {
         size_t n;
-        const char *s = sl__line(reply.data + 1, reply.data + reply.len, &n);
+        const char *s = sl__line(reply->data + 1, reply->data + reply->len, &n);
         lua_newtable(L);
-        lua_pushlstring(L, reply.data + 1, s ? n : reply.len - 1);
+        lua_pushlstring(L, reply->data + 1, s ? n : reply->len - 1);
         lua_setfield(L, -2, "err");
-        buf_close(&reply);
+        sl__reply_done(reply);
         return lua_error(L);
     }
-    const char *end = sl__push_reply(L, reply.data, reply.data + reply.len, 0);
-    buf_close(&reply);
+    const char *end = sl__push_reply(L, reply->data, reply->data + reply->len, 0);
+    sl__reply_done(reply);
     if (!end) return sl__raise(L, "ERR reply of the command could not be read");
     return 1;
 }
@@ -830,6 +846,7 @@ void script_lua_free(script_lua *sl)
     sl__functions_drop(sl);
     lua_close(sl->L);
     free(sl->name);
+    buf_close(&sl->call_reply);
     free(sl);
 }
 
@@ -973,8 +990,7 @@ static void sl__end(script_lua *sl, bool reusable)
     sl->call = NULL;
     sl->call_ctx = NULL;
     sl->stop = NULL;
-    free(sl->name);
-    sl->name = NULL;
+    if (sl->name) sl->name[0] = '\0'; /* its allocation serves the next run */
     /* as Redis: a step of collection every SCRIPT_GC_PERIOD runs, sized for
      * them (a step after every run cost a sixth of EVALSHA's time) */
     if (++sl->runs_since_gc >= SCRIPT_GC_PERIOD) {
@@ -1086,8 +1102,12 @@ static void sl__begin(script_lua *sl, lua_State *L, const char *name, script_cal
     sl->call = call;
     sl->call_ctx = ctx;
     sl->resp = 2;
-    free(sl->name);
-    sl->name = xstrdup(name);
+    size_t n = strlen(name) + 1;
+    if (n > sl->name_cap) {
+        sl->name = xrealloc(sl->name, n);
+        sl->name_cap = n;
+    }
+    memcpy(sl->name, name, n);
 }
 
 script_outcome script_lua_run(script_lua *sl, const char sha[SCRIPT_SHA_LEN + 1],

@@ -239,6 +239,30 @@ void kv_keyspace_clear(kv_keyspace *ks)
     ks__clear(ks, true);
 }
 
+/* A table this small is kept by kv_keyspace_empty. */
+#define KS_KEEP_BUCKETS 64
+
+void kv_keyspace_empty(kv_keyspace *ks)
+{
+    kv_table *t = &ks->t[0];
+    size_t table_bytes = t->buckets ? (t->mask + 1) * sizeof(kv_entry *) : 0;
+    if (ks->rehash_index >= 0 || !t->buckets || t->mask + 1 > KS_KEEP_BUCKETS ||
+        ks->mem_bytes - table_bytes >= KV_LAZYFREE_MIN_BYTES) {
+        ks__clear(ks, true);
+        return;
+    }
+    for (kv_entry *e = ks->head->next[0], *next; e; e = next) {
+        next = e->next[0];
+        ks__free_entry(e);
+    }
+    memset(t->buckets, 0, table_bytes);
+    t->used = 0;
+    memset(ks->head->next, 0, KV_SKIPLIST_MAX_LEVEL * sizeof(kv_entry *));
+    ks->level = 1;
+    ks->mem_bytes = table_bytes;
+    ks->volatile_count = 0;
+}
+
 void kv_keyspace_drop(kv_keyspace *ks)
 {
     ks__clear(ks, true);

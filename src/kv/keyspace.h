@@ -113,6 +113,10 @@ typedef struct kv_keyspace {
 
 void kv_keyspace_init(kv_keyspace *ks, uint64_t seed);
 void kv_keyspace_close(kv_keyspace *ks);
+/* Remove every entry, keeping a small hash table for the next ones (a
+ * scratch keyspace emptied and filled again for every script run; a big
+ * one is cleared as kv_keyspace_clear clears it). */
+void kv_keyspace_empty(kv_keyspace *ks);
 
 static inline uint64_t kv_keyspace_count(const kv_keyspace *ks)
 {

@@ -11,10 +11,8 @@ static kv_entry *overlay__miss(void *ctx, kv_keyspace *ks, const char *key, size
     kv_overlay *o = ctx;
     if (kv_keyspace_find(&o->seen, key, key_len)) return NULL; /* absent, or deleted here */
     kv_entry *b = kv_store_get(o->base, key, key_len, o->now_ms);
-    uint64_t rev = b ? b->mod_rev : 0;
-    char le[8];
-    for (int i = 0; i < 8; i++) le[i] = (char)(rev >> (8 * i));
-    kv_keyspace_insert(&o->seen, key, key_len, le, sizeof(le));
+    /* the base's revision rides in the seen entry's own mod_rev: no value */
+    kv_keyspace_insert(&o->seen, key, key_len, NULL, 0)->mod_rev = b ? b->mod_rev : 0;
     if (!b) return NULL;
     ks->on_miss = NULL; /* the insert below must not fault again */
     kv_entry *e = kv_keyspace_insert(ks, key, key_len, NULL, 0);
@@ -54,9 +52,9 @@ void kv_overlay_reset(kv_overlay *o, kv_store *base, int64_t now_ms)
 void kv_overlay_clear(kv_overlay *o)
 {
     o->store.ks.on_miss = NULL;
-    kv_keyspace_clear(&o->store.ks);
+    kv_keyspace_empty(&o->store.ks);
     o->store.ks.on_miss = overlay__miss;
-    kv_keyspace_clear(&o->seen);
+    kv_keyspace_empty(&o->seen);
     buf_reset(&o->effects);
     o->n_effects = 0;
 }
@@ -93,7 +91,5 @@ kv_slice kv_overlay_effect(const kv_overlay *o, size_t i)
 
 uint64_t kv_overlay_seen_rev(const kv_entry *seen)
 {
-    uint64_t rev = 0;
-    for (int i = 0; i < 8; i++) rev |= (uint64_t)(unsigned char)seen->value[i] << (8 * i);
-    return rev;
+    return seen->mod_rev;
 }

@@ -29,7 +29,7 @@ typedef struct kv_overlay {
     kv_store store; /* what the script sees and changes */
     kv_store *base;
     int64_t now_ms;     /* the script's time: reads and writes judge expiry at it */
-    kv_keyspace seen;   /* every key looked up; value: the base's revision, u64 LE */
+    kv_keyspace seen;   /* every key looked up; its mod_rev: the base's revision */
     buf effects;        /* the commands applied, encoded back to back */
     size_t *effect_end; /* end offset of each */
     size_t n_effects, cap_effects;

@@ -958,10 +958,48 @@ static void test_entries_stable_across_resize(void **state)
     kv_keyspace_close(&ks);
 }
 
+/* kv_keyspace_empty: every entry gone, a small table kept (and reused),
+ * a big one released as kv_keyspace_clear releases it. */
+static void test_empty_keeps_a_small_table(void **state)
+{
+    (void)state;
+    kv_keyspace ks;
+    kv_keyspace_init(&ks, 5);
+    char k[32];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 10; i++) {
+            snprintf(k, sizeof(k), "k%d", i);
+            kv_entry *e = kv_keyspace_insert(&ks, k, strlen(k), "v", 1);
+            kv_keyspace_set_expire(&ks, e, 1000 + i);
+        }
+        assert_int_equal(kv_keyspace_count(&ks), 10);
+        kv_entry **buckets = ks.t[0].buckets;
+        kv_keyspace_empty(&ks);
+        assert_int_equal(kv_keyspace_count(&ks), 0);
+        assert_ptr_equal(ks.t[0].buckets, buckets); /* kept */
+        assert_int_equal(ks.mem_bytes, (ks.t[0].mask + 1) * sizeof(kv_entry *));
+        assert_int_equal(ks.volatile_count, 0);
+        assert_null(kv_keyspace_find(&ks, "k3", 2));
+        assert_null(kv_keyspace_first(&ks));
+    }
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof(k), "k%d", i);
+        kv_keyspace_insert(&ks, k, strlen(k), "v", 1);
+    }
+    while (ks.rehash_index >= 0) kv_keyspace_rehash_step(&ks, 100);
+    kv_keyspace_empty(&ks); /* past 64 buckets: released */
+    assert_null(ks.t[0].buckets);
+    assert_int_equal(ks.mem_bytes, 0);
+    assert_non_null(kv_keyspace_insert(&ks, "again", 5, "v", 1));
+    assert_int_equal(kv_keyspace_count(&ks), 1);
+    kv_keyspace_close(&ks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_insert_find_delete),
+        cmocka_unit_test(test_empty_keeps_a_small_table),
         cmocka_unit_test(test_binary_keys),
         cmocka_unit_test(test_many_keys_rehash_and_shrink),
         cmocka_unit_test(test_rehash_step),
