@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv/dump.h"
 #include "kv/keyspace.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -62,13 +63,21 @@ int replica_seed(uv_loop_t *loop, replica *r, kv_store *from, double timeout_s, 
         run->slots[i].run = run;
     }
     int64_t now = replica_now_ms();
+    buf payload; /* a collection's DUMP payload: proposing copies it */
+    buf_init(&payload);
     for (kv_entry *e = kv_keyspace_first(&from->ks); e && !run->failed; e = kv_keyspace_next(e)) {
-        if (kv_entry_expired(e, now) || e->type != KV_TYPE_STRING) continue; /* strings only */
+        if (kv_entry_expired(e, now)) continue;
         seed_slot *s;
         while (!(s = seed__free_slot(run)) && !run->failed) uv_run(loop, UV_RUN_ONCE);
         if (run->failed) break;
         kv_slice a[2] = {{kv_entry_key(e), e->key_len}, {e->value, e->value_len}};
         kv_command cmd = {.op = KV_OP_PUT, .nargs = 2, .args = a, .expire_ms = e->expire_ms};
+        if (e->type != KV_TYPE_STRING) { /* a hash, list ...: RESTORE of its payload */
+            buf_reset(&payload);
+            kv_dump_value(&from->ks.limits, e, &payload);
+            a[1] = (kv_slice){payload.data + payload.off, payload.len - payload.off};
+            cmd.op = KV_OP_RESTORE;
+        }
         s->busy = true;
         run->inflight++;
         int rv = replica_propose(r, &s->req, &cmd);
@@ -78,6 +87,7 @@ int replica_seed(uv_loop_t *loop, replica *r, kv_store *from, double timeout_s, 
             run->failed = rv;
         }
     }
+    buf_close(&payload);
     while (run->inflight) uv_run(loop, UV_RUN_ONCE);
     for (unsigned i = 0; i < SEED_WINDOW; i++) replica_req_close(&run->slots[i].req);
     *written = run->written;

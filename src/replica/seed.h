@@ -2,7 +2,9 @@
  * Raft, before it serves clients: how a restore (--restore-from-postgres;
  * later backups and RDB files) becomes an ordinary, replicated and
  * durable history. Each key is one PUT (value and absolute expiry; keys
- * already expired are left out), at most SEED_WINDOW in flight. The
+ * already expired are left out), or for a hash, list, set, sorted set or
+ * stream one RESTORE of its DUMP payload (kv/dump.h), at most SEED_WINDOW
+ * in flight. The
  * revisions are the new cluster's own, starting at 1.
  *
  * Runs the loop itself until done (the node is not listening yet): waits

@@ -1,4 +1,5 @@
 #include "txlog/replay.h"
+#include "txlog/txlog.h"
 
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -68,6 +69,12 @@ static int replay_row(PGresult *res, int i, kv_store *into, txlog_replay_stats *
         c.op = KV_OP_PUT;
         c.nargs = 2;
         c.expire_ms = PQgetisnull(res, i, 5) ? 0 : (int64_t)be64(PQgetvalue(res, i, 5));
+    } else if (kind == TXLOG_EVENT_TYPED && !PQgetisnull(res, i, 3) && !PQgetisnull(res, i, 4)) {
+        /* a collection's whole value: RESTORE ... REPLACE of its payload */
+        c.op = KV_OP_RESTORE;
+        c.flags = KV_FLAG_XX;
+        c.nargs = 2;
+        c.expire_ms = PQgetisnull(res, i, 5) ? 0 : (int64_t)be64(PQgetvalue(res, i, 5));
     } else if (kind == KV_CHANGE_DELETE && !PQgetisnull(res, i, 3)) {
         c.op = KV_OP_DEL;
         c.nargs = 1;
@@ -82,6 +89,13 @@ static int replay_row(PGresult *res, int i, kv_store *into, txlog_replay_stats *
     }
     kv_result r;
     kv_store_apply(into, &c, &r);
+    if (c.op == KV_OP_RESTORE && r.status != KV_OK) {
+        snprintf(err, errlen,
+                 "--restore-from-postgres: cairn_txlog revision %" PRIu64 " seq %" PRIu32
+                 ": the value of type %d does not load (status %d)",
+                 rev, seq, kind, (int)r.status);
+        return -1;
+    }
     st->events++;
     return 0;
 }

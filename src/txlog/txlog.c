@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "obs/log.h"
+#include "kv/dump.h"
 #include "kv/keyspace.h"
 #include "obs/metrics.h"
 #include "util/alloc.h"
@@ -52,6 +53,7 @@ struct txlog_event {
 
 struct txlog {
     char *url;
+    uint64_t skipped_typed; /* atomic: txlog_status.skipped_typed_total */
     size_t limit;
     pthread_t thread;
     bool thread_started;
@@ -154,6 +156,22 @@ void txlog_attach_store(txlog *t, kv_store *store)
     t->store = store;
 }
 
+/* A hash, list, set, sorted set or stream as its DUMP payload into out;
+ * false (nothing written, counted) when it holds more memory than a
+ * change may serialize on the loop. */
+static bool txlog__typed(txlog *t, const kv_entry *e, buf *out)
+{
+    if (kv_entry_mem_bytes(e) > TXLOG_TYPED_MAX_BYTES) {
+        /* counted outside mu: the base copy calls this holding it */
+        if (__atomic_fetch_add(&t->skipped_typed, 1, __ATOMIC_RELAXED) == 0)
+            LOG_WARN("txlog: a collection too big to record whole is recorded as deleted",
+                     LF_I("max_bytes", TXLOG_TYPED_MAX_BYTES));
+        return false;
+    }
+    kv_dump_value(&t->store->ks.limits, e, out);
+    return true;
+}
+
 void txlog_tick(txlog *t, int64_t now_ms)
 {
     if (!t->store) return;
@@ -174,13 +192,24 @@ void txlog_tick(txlog *t, int64_t now_ms)
         kv_entry *e = t->base_cursor.len ? kv_keyspace_seek(&t->store->ks, t->base_cursor.data,
                                                             t->base_cursor.len, true)
                                          : kv_keyspace_first(&t->store->ks);
+        buf payload;
+        buf_init(&payload);
         for (int n = 0; e && n < BASE_KEYS_PER_TICK; e = kv_keyspace_next(e), n++) {
-            if (kv_entry_expired(e, now_ms) || e->type != KV_TYPE_STRING) continue;
-            txlog__base_push(t, KV_CHANGE_PUT, kv_entry_key(e), e->key_len, e->value, e->value_len,
-                             e->expire_ms, now_ms);
+            if (kv_entry_expired(e, now_ms)) continue;
+            if (e->type == KV_TYPE_STRING) {
+                txlog__base_push(t, KV_CHANGE_PUT, kv_entry_key(e), e->key_len, e->value,
+                                 e->value_len, e->expire_ms, now_ms);
+            } else {
+                buf_reset(&payload);
+                if (txlog__typed(t, e, &payload))
+                    txlog__base_push(t, TXLOG_EVENT_TYPED, kv_entry_key(e), e->key_len,
+                                     payload.data + payload.off, payload.len - payload.off,
+                                     e->expire_ms, now_ms);
+            }
             buf_reset(&t->base_cursor);
             buf_append(&t->base_cursor, kv_entry_key(e), e->key_len);
         }
+        buf_close(&payload);
         if (!e) {
             t->base_state = BASE_READY;
             pthread_cond_signal(&t->cond);
@@ -192,15 +221,31 @@ void txlog_tick(txlog *t, int64_t now_ms)
 void txlog_on_change(void *ctx, const kv_change *c)
 {
     txlog *t = ctx;
-    /* The table holds strings only (yet): a key that now holds another
-     * type (a hash) is recorded as deleted, so that a restore never brings
-     * back a value the key no longer has. docs/operations.md says so. */
-    kv_change_kind kind = c->kind;
-    if (kind == KV_CHANGE_PUT && c->type != KV_TYPE_STRING) kind = KV_CHANGE_DELETE;
-    size_t klen = kind == KV_CHANGE_FLUSH ? 0 : c->key_len;
+    /* A key that now holds another type (a hash) is recorded with its
+     * whole value as DUMP serializes it; one too big for that is recorded
+     * as deleted, so that a restore never brings back a value the key no
+     * longer has. docs/operations.md says so. */
+    int kind = c->kind;
+    const char *value = c->value;
     size_t vlen = kind == KV_CHANGE_PUT ? c->value_len : 0;
-    txlog_event *e = event_new(c->revision, (uint8_t)kind, c->key, klen, c->value, vlen,
-                               kind == KV_CHANGE_PUT ? c->expire_ms : 0, c->now_ms);
+    buf payload;
+    buf_init(&payload);
+    if (kind == KV_CHANGE_PUT && c->type != KV_TYPE_STRING) {
+        const kv_entry *now = t->store ? kv_keyspace_find(&t->store->ks, c->key, c->key_len) : NULL;
+        if (now && txlog__typed(t, now, &payload)) {
+            kind = TXLOG_EVENT_TYPED;
+            value = payload.data + payload.off;
+            vlen = payload.len - payload.off;
+        } else {
+            kind = KV_CHANGE_DELETE;
+            vlen = 0;
+        }
+    }
+    size_t klen = kind == KV_CHANGE_FLUSH ? 0 : c->key_len;
+    bool put = kind == KV_CHANGE_PUT || kind == TXLOG_EVENT_TYPED;
+    txlog_event *e = event_new(c->revision, (uint8_t)kind, c->key, klen, value, vlen,
+                               put ? c->expire_ms : 0, c->now_ms);
+    buf_close(&payload);
 
     pthread_mutex_lock(&t->mu);
     if (c->revision == t->recorded) {
@@ -253,6 +298,7 @@ void txlog_get_status(txlog *t, txlog_status *st)
 {
     pthread_mutex_lock(&t->mu);
     *st = t->st;
+    st->skipped_typed_total = __atomic_load_n(&t->skipped_typed, __ATOMIC_RELAXED);
     st->leader = t->leader;
     st->recorded = t->recorded;
     st->buffered_events = t->n;
@@ -279,6 +325,7 @@ TXLOG_METRIC(m_events, st.shipped_events_total)
 TXLOG_METRIC(m_errors, st.errors_total)
 TXLOG_METRIC(m_dropped, st.dropped_events_total)
 TXLOG_METRIC(m_bases, st.bases_total)
+TXLOG_METRIC(m_skipped_typed, st.skipped_typed_total)
 
 void txlog_register_metrics(txlog *t)
 {
@@ -298,6 +345,9 @@ void txlog_register_metrics(txlog *t)
                                 t);
     metrics_counter_fn_register("cairn_txlog_dropped_events_total",
                                 "Changes dropped from a full buffer", "", m_dropped, t);
+    metrics_counter_fn_register("cairn_txlog_skipped_typed_total",
+                                "Collections too big to record whole, recorded as deleted", "",
+                                m_skipped_typed, t);
     metrics_counter_fn_register("cairn_txlog_bases_total",
                                 "Keyspace copies written to PostgreSQL to fill a gap", "", m_bases,
                                 t);
@@ -384,11 +434,12 @@ static void copy_row(buf *b, const txlog_event *e)
     else
         copy_bytea(b, e->data, e->key_len);
     buf_append(b, "\t", 1);
-    if (e->kind == KV_CHANGE_PUT)
+    bool put = e->kind == KV_CHANGE_PUT || e->kind == TXLOG_EVENT_TYPED;
+    if (put)
         copy_bytea(b, e->data + e->key_len, e->value_len);
     else
         buf_append(b, "\\N", 2);
-    if (e->kind == KV_CHANGE_PUT && e->expire_ms)
+    if (put && e->expire_ms)
         buf_printf(b, "\t%" PRId64, e->expire_ms);
     else
         buf_append(b, "\t\\N", 3);

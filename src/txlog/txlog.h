@@ -22,10 +22,17 @@
  * revision (txlog.c; docs/operations.md).
  *
  * Tables (created if missing):
- *   cairn_txlog(revision bigint, seq int, event_type smallint (1 put,
- *     2 delete, 3 flush, 4 base: what came before is replaced by the puts
- *     of this revision), key bytea, value bytea, expire_ms bigint (NULL: no
- *     expiry), commit_ms bigint, PRIMARY KEY (revision, seq))
+ *   cairn_txlog(revision bigint, seq int, event_type smallint (1 put of a
+ *     string, 2 delete, 3 flush, 4 base: what came before is replaced by
+ *     the puts of this revision, 5 put of a hash, list, set, sorted set or
+ *     stream: value is the key's whole value after the change as Redis'
+ *     DUMP serializes it, kv/dump.h), key bytea, value bytea, expire_ms
+ *     bigint (NULL: no expiry), commit_ms bigint, PRIMARY KEY (revision,
+ *     seq))
+ * A value of type 5 costs a serialization of the whole collection per
+ * change, so collections holding more than TXLOG_TYPED_MAX_BYTES of
+ * memory are recorded as deleted (counted: skipped_typed_total) rather
+ * than stall the loop; docs/operations.md says so.
  *   cairn_txlog_progress(id = 1, revision bigint, updated_at timestamptz)
  * A revision is the primary key of a change; commands that change several
  * keys at one revision (MSET, DEL k1 k2, RENAME) number them with seq.
@@ -42,6 +49,8 @@
 #include "kv/store.h"
 
 #define TXLOG_DEFAULT_BUFFER_BYTES (64u * 1024 * 1024)
+#define TXLOG_EVENT_TYPED 5              /* event_type of a DUMP-serialized value */
+#define TXLOG_TYPED_MAX_BYTES (1u << 20) /* bigger collections: recorded as deleted */
 
 typedef struct txlog txlog;
 
@@ -59,6 +68,7 @@ typedef struct txlog_status {
     uint64_t errors_total;
     uint64_t dropped_events_total; /* dropped from a full buffer */
     uint64_t bases_total;          /* keyspace copies written to fill a gap */
+    uint64_t skipped_typed_total;  /* collections past TXLOG_TYPED_MAX_BYTES */
     char last_error[256];
 } txlog_status;
 

@@ -76,7 +76,8 @@ class Postgres:
 
 def replay(pg):
     """The book's ReadEvents: the table replayed in revision order into a
-    dict key -> (value, expire_ms). Checks that revisions are contiguous
+    dict key -> (value, expire_ms), value ("dump", payload) for a key of
+    another type than string. Checks that revisions are contiguous
     from 1 and that each revision's seq runs 0, 1, ..."""
     rows = pg.sql("SELECT revision, seq, event_type, encode(key, 'hex'), encode(value, 'hex'), "
                   "coalesce(expire_ms, 0) FROM cairn_txlog ORDER BY revision, seq")
@@ -93,6 +94,8 @@ def replay(pg):
         prev_rev, prev_seq = rev, seq
         if kind == 1:
             state[bytes.fromhex(key)] = (bytes.fromhex(value), expire)
+        elif kind == 5:  # a hash, list, set, zset or stream: its DUMP payload
+            state[bytes.fromhex(key)] = (("dump", bytes.fromhex(value)), expire)
         elif kind == 4:
             state.clear()
         elif kind == 2:
