@@ -7,11 +7,14 @@
  * that is as safe as a crash. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -20,6 +23,7 @@
 #include "api/http_api.h"
 #include "api/memory.h"
 #include "api/resp_api.h"
+#include "kv/rdb.h"
 #include "kv/store.h"
 #include "net/server.h"
 #include "net/tls.h"
@@ -226,12 +230,12 @@ static void daemon__on_sighup(uv_signal_t *s, int signum)
 }
 
 /* --restore-from-postgres: refuse a data dir that holds anything. */
-static int daemon__restore_target_empty(const char *dir, char *err, size_t errlen)
+static int daemon__restore_target_empty(const char *flag, const char *dir, char *err, size_t errlen)
 {
     DIR *d = opendir(dir);
     if (!d) {
         if (errno == ENOENT) return 0;
-        snprintf(err, errlen, "--restore-from-postgres: data dir %.300s: %s", dir, strerror(errno));
+        snprintf(err, errlen, "%s: data dir %.300s: %s", flag, dir, strerror(errno));
         return -1;
     }
     struct dirent *e;
@@ -239,8 +243,43 @@ static int daemon__restore_target_empty(const char *dir, char *err, size_t errle
     while ((e = readdir(d)))
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
     closedir(d);
-    if (n) snprintf(err, errlen, "--restore-from-postgres: data dir %.300s is not empty", dir);
+    if (n) snprintf(err, errlen, "%s: data dir %.300s is not empty", flag, dir);
     return n ? -1 : 0;
+}
+
+/* --restore FILE: a Redis RDB file into `into`, mapped read-only. */
+static int daemon__load_rdb(const char *path, kv_store *into, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        snprintf(err, errlen, "--restore %.300s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode) || sb.st_size == 0) {
+        snprintf(err, errlen, "--restore %.300s: not a regular file with data", path);
+        close(fd);
+        return -1;
+    }
+    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) {
+        snprintf(err, errlen, "--restore %.300s: %s", path, strerror(errno));
+        return -1;
+    }
+    kv_rdb_stats rs;
+    char why[400];
+    int rv = kv_rdb_load(m, (size_t)sb.st_size, into, replica_now_ms(), &rs, why, sizeof(why));
+    munmap(m, (size_t)sb.st_size);
+    if (rv != 0) {
+        snprintf(err, errlen, "--restore %.100s: %.380s", path, why);
+        return -1;
+    }
+    LOG_INFO("read the Redis RDB file", LF_S("file", path), LF_I("rdb_version", rs.version),
+             LF_S("redis_version", rs.redis_ver), LF_I("keys", rs.keys),
+             LF_I("expired_left_out", rs.expired));
+    return 0;
 }
 
 static uint64_t daemon__random_seed(void)
@@ -289,14 +328,22 @@ int main(int argc, char **argv)
     /* a restore reads and checks the whole table before anything is
      * created: a refused table leaves no data dir behind */
     static kv_store restored;
-    bool restoring = d.cfg.restore_from_postgres[0] != 0;
+    bool from_pg = d.cfg.restore_from_postgres[0] != 0, from_rdb = d.cfg.restore[0] != 0;
+    bool restoring = from_pg || from_rdb;
     if (restoring) {
         if (d.cfg.persistence == PERSISTENCE_DURABLE &&
-            daemon__restore_target_empty(d.cfg.data_dir, err, sizeof(err)) != 0) {
+            daemon__restore_target_empty(from_pg ? "--restore-from-postgres" : "--restore",
+                                         d.cfg.data_dir, err, sizeof(err)) != 0) {
             fprintf(stderr, "cairnd: %s\n", err);
             return 2;
         }
         kv_store_init(&restored, daemon__random_seed());
+    }
+    if (from_rdb && daemon__load_rdb(d.cfg.restore, &restored, err, sizeof(err)) != 0) {
+        LOG_ERROR("cannot restore", LF_S("error", err));
+        return 1;
+    }
+    if (from_pg) {
         txlog_replay_stats rs;
         if (txlog_replay(d.cfg.restore_from_postgres, &restored, &rs, err, sizeof(err)) != 0) {
             LOG_ERROR("cannot restore", LF_S("error", err));
@@ -336,8 +383,8 @@ int main(int argc, char **argv)
             return 1;
         }
         kv_store_close(&restored);
-        LOG_INFO("restored from PostgreSQL", LF_I("keys", written),
-                 LF_I("revision", d.store.revision));
+        LOG_INFO(from_pg ? "restored from PostgreSQL" : "restored from the RDB file",
+                 LF_I("keys", written), LF_I("revision", d.store.revision));
     }
 
     net_limits limits = {.max_clients = d.cfg.max_clients,

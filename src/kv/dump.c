@@ -679,17 +679,10 @@ static int dump__kv_type(int rdb_type)
     }
 }
 
-kv_dump_status kv_dump_load(kv_keyspace *ks, kv_entry *e, const char *p, size_t len,
-                            uint64_t max_string)
+bool kv_dump__rd_value(kv_dump_rd *r, kv_keyspace *ks, kv_entry *e, int rdb_type)
 {
-    kv_dump_status st = kv_dump_check(p, len);
-    if (st != KV_DUMP_OK) return st;
-    rd r = {.p = (const unsigned char *)p + 1,
-            .end = (const unsigned char *)p + len - DUMP_FOOTER,
-            .max_string = max_string && max_string < UINT32_MAX ? max_string : UINT32_MAX};
-    if (len == DUMP_FOOTER) return KV_DUMP_BAD_DATA;
-    int rdb_type = (unsigned char)p[0], type = dump__kv_type(rdb_type);
-    if (type < 0) return KV_DUMP_BAD_DATA;
+    int type = dump__kv_type(rdb_type);
+    if (type < 0) return kv_dump__fail(r, KV_DUMP_BAD_DATA);
     sink k = {.ks = ks, .e = e, .type = type};
     buf_init(&k.first);
     switch (type) {
@@ -708,11 +701,27 @@ kv_dump_status kv_dump_load(kv_keyspace *ks, kv_entry *e, const char *p, size_t 
     default:
         break;
     }
-    if (!rd__object(&r, &k, rdb_type) || r.p != r.end) kv_dump__fail(&r, KV_DUMP_BAD_DATA);
-    if (r.err == KV_DUMP_OK && type == KV_TYPE_STRING && e->value_len > r.max_string)
-        r.err = KV_DUMP_TOO_LARGE;
+    if (!rd__object(r, &k, rdb_type)) kv_dump__fail(r, KV_DUMP_BAD_DATA);
+    if (r->err == KV_DUMP_OK && type == KV_TYPE_STRING && e->value_len > r->max_string)
+        r->err = KV_DUMP_TOO_LARGE;
     buf_close(&k.first);
-    if (r.err != KV_DUMP_OK) kv_keyspace_reset_value(ks, e);
+    if (r->err != KV_DUMP_OK) kv_keyspace_reset_value(ks, e);
+    return r->err == KV_DUMP_OK;
+}
+
+kv_dump_status kv_dump_load(kv_keyspace *ks, kv_entry *e, const char *p, size_t len,
+                            uint64_t max_string)
+{
+    kv_dump_status st = kv_dump_check(p, len);
+    if (st != KV_DUMP_OK) return st;
+    rd r = {.p = (const unsigned char *)p + 1,
+            .end = (const unsigned char *)p + len - DUMP_FOOTER,
+            .max_string = max_string && max_string < UINT32_MAX ? max_string : UINT32_MAX};
+    if (len == DUMP_FOOTER) return KV_DUMP_BAD_DATA;
+    if (kv_dump__rd_value(&r, ks, e, (unsigned char)p[0]) && r.p != r.end) {
+        kv_keyspace_reset_value(ks, e); /* trailing bytes */
+        r.err = KV_DUMP_BAD_DATA;
+    }
     return r.err;
 }
 

@@ -62,6 +62,11 @@ bool kv_dump__string(kv_dump_rd *r, buf *scratch, kv_slice *out);
 void kv_dump__w_len(buf *b, uint64_t len);
 void kv_dump__w_string(buf *b, const char *s, size_t len);
 
+/* One object of type rdb_type (the payload's first byte, or an RDB
+ * file's value type) read into e, a fresh entry: false (e holds nothing,
+ * r->err says why) when it does not parse. r->p ends after the object. */
+bool kv_dump__rd_value(kv_dump_rd *r, kv_keyspace *ks, kv_entry *e, int rdb_type);
+
 /* Streams (dump_stream.c): the object after its type byte, as Redis 7.0
  * writes RDB_STREAM_LISTPACKS_2; and read back from any of the three
  * stream types into e (a fresh entry). */

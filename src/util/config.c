@@ -76,6 +76,8 @@ static const flag_def flags[] = {
      "unsent reply bytes per client before it is disconnected"},
     {"txlog-postgres", T_STR, OFF(txlog_postgres), SZ(txlog_postgres), NULL,
      "also append every committed write to a PostgreSQL table (libpq URL)"},
+    {"restore", T_STR, OFF(restore), SZ(restore), NULL,
+     "seed an empty data dir from a backup file (today: a Redis RDB file, dump.rdb), then start"},
     {"restore-from-postgres", T_STR, OFF(restore_from_postgres), SZ(restore_from_postgres), NULL,
      "seed an empty data dir by replaying a --txlog-postgres table, then start"},
     {"min-free-disk", T_BYTES, OFF(min_free_disk), 0, NULL,
@@ -391,6 +393,16 @@ int config_parse(cairn_config *c, int argc, char **argv, char *err, size_t errle
     if (c->heartbeat_interval < 0.005 || c->heartbeat_interval > 0.1) {
         /* the election timeout is 1 s: ten heartbeats at least fit in it */
         snprintf(err, errlen, "--heartbeat-interval: must be between 0.005 and 0.1 seconds");
+        return -1;
+    }
+    if (c->restore[0] && c->restore_from_postgres[0]) {
+        snprintf(err, errlen, "--restore and --restore-from-postgres: one source at a time");
+        return -1;
+    }
+    if (c->restore[0] && (c->join[0] || strchr(c->initial_cluster, ','))) {
+        snprintf(err, errlen,
+                 "--restore seeds a new cluster of one: not with --join or a several-member "
+                 "--initial-cluster (grow it with --join afterwards)");
         return -1;
     }
     if (c->restore_from_postgres[0] && (c->join[0] || strchr(c->initial_cluster, ','))) {

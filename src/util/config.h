@@ -48,6 +48,7 @@ typedef struct cairn_config {
     uint64_t txlog_buffer;            /* bytes of changes held for it */
     uint64_t min_free_disk;           /* writes refused below this free space; 0 = never */
     char restore_from_postgres[1024]; /* replay this table into a new data dir */
+    char restore[1024];               /* load this Redis RDB file into a new data dir */
     uint64_t max_inflight;            /* proposals in flight before shedding */
     double write_timeout;             /* seconds a write may wait for a quorum */
     double read_wait_timeout;         /* seconds min_revision may wait */
