@@ -528,7 +528,8 @@ def write(suite):
         L += _section(suite, "W8",
                       "Each data set in a fresh server, loaded with `redis-cli --pipe` (batches "
                       "of 100 elements a command; as many small hashes as the others have "
-                      "elements, one `HSET` of 10 fields each); bytes per element (a hash field, "
+                      "elements, one `HSET` of 10 fields each; a tenth as many small sorted sets, "
+                      "one `ZADD` of 10 members with whole-number scores each); bytes per element (a hash field, "
                       "a list element, a member) = (RSS once steady − RSS before) / elements. "
                       "Fields, members and elements of 8-15 bytes.", datatype_memory_table(suite))
     L += [f"### {TITLES['W5']}", "",

@@ -953,13 +953,19 @@ def _count_keys(s):
 
 def _datatype_sets(n):
     """(name, elements, generator of commands) for W8, as issue 12 names
-    them: n small hashes of 10 fields; one hash, one list, one set and one
-    sorted set of n elements (fields and members of 8-15 bytes)."""
+    them: n small hashes of 10 fields; n/10 small sorted sets of 10 members
+    (whole-number scores); one hash, one list, one set and one sorted set
+    of n elements (fields and members of 8-15 bytes)."""
     batch = 100
 
     def small_hashes():
         for i in range(n):
             yield ["HSET", f"h:{i:08d}"] + sum(([f"f{j}", f"value-{j:04d}"] for j in range(10)), [])
+
+    def small_zsets():  # leaderboards, rate-limit windows: whole-number scores
+        for i in range(n // 10):
+            yield ["ZADD", f"z:{i:08d}"] + sum(([str(1700000000 + 37 * j), f"member-{j:02d}"]
+                                                 for j in range(10)), [])
 
     def big(cmd, key, item):
         def gen():
@@ -969,6 +975,7 @@ def _datatype_sets(n):
 
     return [
         ("small hashes", 10 * n, small_hashes),
+        ("small sorted sets", n, small_zsets),
         ("one hash", n, big("HSET", "bighash", lambda i: [f"field:{i:08d}", f"v{i % 1000}"])),
         ("one list", n, big("RPUSH", "biglist", lambda i: [f"item:{i:08d}"])),
         ("one set", n, big("SADD", "bigset", lambda i: [f"member:{i:08d}"])),

@@ -14,15 +14,47 @@
 
 #include "kv/command.h"
 
-/* Bytes of the length prefix of an element of len bytes. */
-static inline uint32_t kv_packed_hdr(size_t len)
+/* An unsigned LEB128 number: its size, writing it, reading it (the
+ * caller knows p holds a well-formed one); each returns bytes. */
+static inline uint32_t kv_packed_uint_size(uint64_t v)
 {
     uint32_t n = 1;
-    while (len >= 128) {
-        len >>= 7;
+    while (v >= 128) {
+        v >>= 7;
         n++;
     }
     return n;
+}
+
+static inline uint32_t kv_packed_put_uint(char *p, uint64_t v)
+{
+    uint32_t n = 0;
+    while (v >= 128) {
+        p[n++] = (char)((v & 127) | 128);
+        v >>= 7;
+    }
+    p[n++] = (char)v;
+    return n;
+}
+
+static inline uint32_t kv_packed_get_uint(const char *p, uint64_t *v)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    uint64_t x = 0;
+    uint32_t n = 0;
+    int shift = 0;
+    do {
+        x |= (uint64_t)(u[n] & 127) << shift;
+        shift += 7;
+    } while (u[n++] & 128);
+    *v = x;
+    return n;
+}
+
+/* Bytes of the length prefix of an element of len bytes. */
+static inline uint32_t kv_packed_hdr(size_t len)
+{
+    return kv_packed_uint_size(len);
 }
 
 /* Bytes an element of len bytes takes, prefix included. */
@@ -34,13 +66,7 @@ static inline uint32_t kv_packed_size(size_t len)
 /* Write v at p; returns its size. */
 static inline uint32_t kv_packed_put(char *p, kv_slice v)
 {
-    uint32_t n = 0;
-    size_t len = v.len;
-    while (len >= 128) {
-        p[n++] = (char)((len & 127) | 128);
-        len >>= 7;
-    }
-    p[n++] = (char)len;
+    uint32_t n = kv_packed_put_uint(p, v.len);
     if (v.len) memcpy(p + n, v.ptr, v.len);
     return n + (uint32_t)v.len;
 }
@@ -49,16 +75,10 @@ static inline uint32_t kv_packed_put(char *p, kv_slice v)
  * its size. */
 static inline uint32_t kv_packed_get(const char *p, kv_slice *v)
 {
-    const unsigned char *u = (const unsigned char *)p;
-    size_t len = 0;
-    uint32_t n = 0;
-    int shift = 0;
-    do {
-        len |= (size_t)(u[n] & 127) << shift;
-        shift += 7;
-    } while (u[n++] & 128);
+    uint64_t len;
+    uint32_t n = kv_packed_get_uint(p, &len);
     v->ptr = p + n;
-    v->len = len;
+    v->len = (size_t)len;
     return n + (uint32_t)len;
 }
 

@@ -127,8 +127,8 @@ int kv_snapshot_write(const kv_store *s, kv_snapshot_sink sink, void *ctx)
         if (!rv) rv = snap__put(&w, kv_entry_key(e), e->key_len);
         if (!rv && hash) {
             rv = kv_hash_serialize(e, snap__put_fn, &w);
-        } else if (!rv && zset && e->encoding == KV_ENC_SKIPLIST) {
-            /* the listpack layout, from the skiplist (allocating nothing) */
+        } else if (!rv && zset) {
+            /* the serialized layout, from either encoding (allocating nothing) */
             char n[12];
             snap__le32(n, (uint32_t)kv_zset_len(e));
             rv = snap__put(&w, n, 4);

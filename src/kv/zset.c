@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv/packed.h"
 #include "kv/set.h"
 #include "util/alloc.h"
 #include "util/hash.h"
@@ -59,13 +60,64 @@ static void lp__put_score(char *p, double d)
     for (int i = 0; i < 8; i++) p[i] = (char)(bits >> (8 * i));
 }
 
-/* One packed entry at pos: its score, member and the next offset. */
+/* A score in memory: a whole number of at most 53 bits (exact in a
+ * double; most scores are: counters, timestamps, ranks) as ZSCORE_INT and
+ * its zigzag LEB128, 2-9 bytes; any other as ZSCORE_DOUBLE and its 8 bytes.
+ * Redis' listpack keeps integer scores as integers too. */
+#define ZSCORE_DOUBLE 0
+#define ZSCORE_INT 1
+#define ZSCORE_INT_MAX 9007199254740992.0 /* 2^53 */
+
+static bool lp__int_score(double d, int64_t *v)
+{
+    if (!(d >= -ZSCORE_INT_MAX && d <= ZSCORE_INT_MAX) || d != (double)(int64_t)d) return false;
+    *v = (int64_t)d;
+    return true;
+}
+
+static uint64_t lp__zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static size_t lp__score_size(double d)
+{
+    int64_t v;
+    return lp__int_score(d, &v) ? 1 + kv_packed_uint_size(lp__zigzag(v)) : 9;
+}
+
+/* Write d at p; returns its size. */
+static size_t lp__put_packed_score(char *p, double d)
+{
+    int64_t v;
+    if (!lp__int_score(d, &v)) {
+        p[0] = ZSCORE_DOUBLE;
+        lp__put_score(p + 1, d);
+        return 9;
+    }
+    p[0] = ZSCORE_INT;
+    return 1 + kv_packed_put_uint(p + 1, lp__zigzag(v));
+}
+
+static size_t lp__get_packed_score(const char *p, double *d)
+{
+    if (p[0] == ZSCORE_DOUBLE) {
+        *d = lp__score(p + 1);
+        return 9;
+    }
+    uint64_t z;
+    size_t n = kv_packed_get_uint(p + 1, &z);
+    *d = (double)(int64_t)((z >> 1) ^ (~(z & 1) + 1));
+    return 1 + n;
+}
+
+/* One packed entry at pos: its score, member and the next offset. In
+ * memory an entry is its packed score, then its member as a kv/packed.h
+ * element (LEB128 length, bytes). */
 static size_t lp__entry(const char *data, size_t pos, double *score, kv_slice *m)
 {
-    *score = lp__score(data + pos);
-    m->len = lp__get32(data + pos + 8);
-    m->ptr = data + pos + 12;
-    return pos + 12 + m->len;
+    pos += lp__get_packed_score(data + pos, score);
+    return pos + kv_packed_get(data + pos, m);
 }
 
 /* A walk over a packed buffer: each step yields the entry at `at` and its
@@ -404,12 +456,11 @@ static void lp__insert(kv_keyspace *ks, kv_entry *e, double score, kv_slice memb
             break;
         }
     }
-    size_t add = 12 + member.len, size = e->value_len + add;
+    size_t add = lp__score_size(score) + kv_packed_size(member.len), size = e->value_len + add;
     char *b = xmalloc(size);
     memcpy(b, e->value, pos);
-    lp__put_score(b + pos, score);
-    lp__put32(b + pos + 8, (uint32_t)member.len);
-    if (member.len) memcpy(b + pos + 12, member.ptr, member.len);
+    size_t at = pos + lp__put_packed_score(b + pos, score);
+    kv_packed_put(b + at, member);
     memcpy(b + pos + add, e->value + pos, e->value_len - pos);
     lp__put32(b, n + 1);
     kv_keyspace_set_value_owned(ks, e, b, size);
@@ -603,8 +654,15 @@ uint64_t kv_zset_scan(const kv_entry *e, uint64_t cursor, kv_zset_scan_fn fn, vo
 
 size_t kv_zset_serialized_len(const kv_entry *e)
 {
-    if (!is_skiplist(e)) return e->value_len;
     size_t n = 4;
+    if (!is_skiplist(e)) {
+        lp_walk w;
+        kv_slice m;
+        double s;
+        lp__begin(&w, e->value);
+        while (lp__next(&w, &s, &m)) n += 12 + m.len;
+        return n;
+    }
     for (const zsl_node *x = zs(e)->header->lv[0].fwd; x; x = x->lv[0].fwd) n += 12 + x->len;
     return n;
 }
@@ -636,22 +694,35 @@ bool kv_zset_load(kv_keyspace *ks, kv_entry *e, int encoding, const char *data, 
     }
     if (pos != len) return false;
     /* one member under two scores passes the order check: build the
-     * skiplist (which a skiplist entry keeps) and refuse a repeat */
+     * skiplist (which a skiplist entry keeps) and refuse a repeat; a
+     * listpack entry gets the in-memory packed layout */
     zsl *z = zsl__new(ks->seed);
-    lp_walk w;
-    double s;
-    kv_slice m;
-    lp__begin(&w, data);
-    while (lp__next(&w, &s, &m)) {
+    size_t packed_len = 4;
+    pos = 4;
+    for (uint32_t i = 0; i < n; i++) {
+        double s = lp__score(data + pos);
+        kv_slice m = {data + pos + 12, lp__get32(data + pos + 8)};
+        pos += 12 + m.len;
         if (zsl__find(z, m)) {
             kv_zset_free(z);
             return false;
         }
         zsl__insert(z, s, m);
+        packed_len += lp__score_size(s) + kv_packed_size(m.len);
     }
     if (encoding == KV_ENC_LISTPACK) {
         kv_zset_free(z);
-        kv_keyspace_set_value(ks, e, data, len);
+        char *b = xmalloc(packed_len), *p = b + 4;
+        lp__put32(b, n);
+        pos = 4;
+        for (uint32_t i = 0; i < n; i++) {
+            double s = lp__score(data + pos);
+            kv_slice m = {data + pos + 12, lp__get32(data + pos + 8)};
+            pos += 12 + m.len;
+            p += lp__put_packed_score(p, s);
+            p += kv_packed_put(p, m);
+        }
+        kv_keyspace_set_value_owned(ks, e, b, packed_len);
         e->type = KV_TYPE_ZSET;
         e->encoding = KV_ENC_LISTPACK;
         return true;

@@ -3,8 +3,10 @@
  * Members ordered by (score, member bytes), as Redis orders them. Two
  * encodings, as Redis 7 has them:
  *  - listpack: a packed array in the entry's value buffer, in that order,
- *      u32 count | count x (f64 score | u32 len | member)
- *    while there are at most zset-max-listpack-entries members of at most
+ *      u32 count | count x (score | member)
+ *    the score a whole number as a tag and its zigzag LEB128 or else a tag
+ *    and 8 bytes, the member a kv/packed.h element (zset.c), while there
+ *    are at most zset-max-listpack-entries members of at most
  *    zset-max-listpack-value bytes (kv/limits.h);
  *  - skiplist: Redis' skiplist with spans (rank in O(log n)) plus a hash
  *    of the members, an object behind e->value (value_len 0).
@@ -115,7 +117,9 @@ uint64_t kv_zset_intercard(const kv_entry *const *srcs, size_t n, uint64_t limit
 size_t kv_zset_mem(const void *zs);
 void kv_zset_free(void *zs);
 
-/* Snapshots: the listpack layout whatever the encoding; an entry's first
+/* Snapshots: one layout whatever the encoding, u32 count | count x (f64
+ * score | u32 len | member) (the listpack encoding's before it packed its
+ * scores and lengths: every snapshot ever written loads); an entry's first
  * 12 bytes (score, member length) for a writer that allocates nothing. */
 size_t kv_zset_serialized_len(const kv_entry *e);
 void kv_zset_entry_header(char out[12], double score, uint32_t len);
