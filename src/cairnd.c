@@ -23,6 +23,8 @@
 #include "api/http_api.h"
 #include "api/memory.h"
 #include "api/resp_api.h"
+#include "api/script_lua.h"
+#include "kv/functions.h"
 #include "kv/rdb.h"
 #include "kv/store.h"
 #include "net/server.h"
@@ -35,6 +37,8 @@
 #include "txlog/replay.h"
 #include "txlog/txlog.h"
 #include "util/config.h"
+#include "util/buf.h"
+#include "util/alloc.h"
 #include "util/hash.h"
 #include "util/ratelimit.h"
 #include "util/sdnotify.h"
@@ -247,8 +251,101 @@ static int daemon__restore_target_empty(const char *flag, const char *dir, char 
     return n ? -1 : 0;
 }
 
-/* --restore FILE: a Redis RDB file into `into`, mapped read-only. */
-static int daemon__load_rdb(const char *path, kv_store *into, char *err, size_t errlen)
+/* A Redis RDB file's function libraries, checked as FUNCTION LOAD checks
+ * them (compiled in an interpreter of their own) and kept as the arguments
+ * of one KV_OP_FUNCTION_RESTORE: name code nfn fname... per library. */
+typedef struct rdb_libraries {
+    script_lua *sl;
+    buf data;          /* the arguments, back to back */
+    size_t *off, *len; /* of each argument */
+    size_t nargs, cap;
+    buf names; /* every library and function name so far, NUL-separated */
+    char *err;
+    size_t errlen;
+} rdb_libraries;
+
+static void rdb_lib__arg(rdb_libraries *l, const char *p, size_t n)
+{
+    if (l->nargs == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->off = xrealloc(l->off, l->cap * sizeof(*l->off));
+        l->len = xrealloc(l->len, l->cap * sizeof(*l->len));
+    }
+    l->off[l->nargs] = l->data.len;
+    l->len[l->nargs++] = n;
+    buf_append(&l->data, p, n);
+}
+
+/* A name not seen before (libraries and functions each have one
+ * namespace in Redis; cairn refuses a repeat of either kind). */
+static bool rdb_lib__new_name(rdb_libraries *l, char kind, const char *p, size_t n)
+{
+    for (size_t at = 0; at < l->names.len;) {
+        size_t k = strlen(l->names.data + at);
+        if (l->names.data[at] == kind && k - 1 == n && memcmp(l->names.data + at + 1, p, n) == 0)
+            return false;
+        at += k + 1;
+    }
+    buf_append_char(&l->names, kind);
+    buf_append(&l->names, p, n);
+    buf_append_char(&l->names, '\0');
+    return true;
+}
+
+static bool rdb_lib__each(void *ctx, kv_slice code)
+{
+    rdb_libraries *l = ctx;
+    if (!l->sl) l->sl = script_lua_new(SCRIPT_REDIS_VERSION);
+    buf name, fnames, why;
+    buf_init(&name);
+    buf_init(&fnames);
+    buf_init(&why);
+    uint32_t nfn = 0;
+    bool ok = script_lua_check_library(l->sl, code.ptr, code.len, &name, &fnames, &nfn, &why);
+    if (!ok) {
+        snprintf(l->err, l->errlen, "RDB file: a function library does not load: %.*s",
+                 (int)(why.len > 2 ? why.len - 2 : why.len), why.data ? why.data + 1 : "");
+    } else if (!rdb_lib__new_name(l, 'L', name.data, name.len)) {
+        snprintf(l->err, l->errlen, "RDB file: library %.*s appears twice", (int)name.len,
+                 name.data);
+        ok = false;
+    }
+    if (ok) {
+        rdb_lib__arg(l, name.data, name.len);
+        rdb_lib__arg(l, code.ptr, code.len);
+        char num[16];
+        rdb_lib__arg(l, num, (size_t)snprintf(num, sizeof(num), "%u", nfn));
+        for (size_t j = 0, at = 0; ok && j < nfn; j++) {
+            uint32_t n;
+            memcpy(&n, fnames.data + at, sizeof(n));
+            const char *fn = fnames.data + at + sizeof(n);
+            if (!rdb_lib__new_name(l, 'F', fn, n)) {
+                snprintf(l->err, l->errlen, "RDB file: function %.*s appears twice", (int)n, fn);
+                ok = false;
+            }
+            rdb_lib__arg(l, fn, n);
+            at += sizeof(n) + n;
+        }
+    }
+    buf_close(&name);
+    buf_close(&fnames);
+    buf_close(&why);
+    return ok;
+}
+
+static void rdb_lib__close(rdb_libraries *l)
+{
+    if (l->sl) script_lua_free(l->sl);
+    buf_close(&l->data);
+    buf_close(&l->names);
+    free(l->off);
+    free(l->len);
+}
+
+/* --restore FILE: a Redis RDB file into `into`, mapped read-only; its
+ * function libraries into libs. */
+static int daemon__load_rdb(const char *path, kv_store *into, rdb_libraries *libs, char *err,
+                            size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
@@ -270,7 +367,10 @@ static int daemon__load_rdb(const char *path, kv_store *into, char *err, size_t 
     }
     kv_rdb_stats rs;
     char why[400];
-    int rv = kv_rdb_load(m, (size_t)sb.st_size, into, replica_now_ms(), &rs, why, sizeof(why));
+    libs->err = why;
+    libs->errlen = sizeof(why);
+    int rv = kv_rdb_load(m, (size_t)sb.st_size, into, replica_now_ms(), rdb_lib__each, libs, &rs,
+                         why, sizeof(why));
     munmap(m, (size_t)sb.st_size);
     if (rv != 0) {
         snprintf(err, errlen, "--restore %.100s: %.380s", path, why);
@@ -278,7 +378,7 @@ static int daemon__load_rdb(const char *path, kv_store *into, char *err, size_t 
     }
     LOG_INFO("read the Redis RDB file", LF_S("file", path), LF_I("rdb_version", rs.version),
              LF_S("redis_version", rs.redis_ver), LF_I("keys", rs.keys),
-             LF_I("expired_left_out", rs.expired));
+             LF_I("expired_left_out", rs.expired), LF_I("function_libraries", rs.libraries));
     return 0;
 }
 
@@ -339,7 +439,8 @@ int main(int argc, char **argv)
         }
         kv_store_init(&restored, daemon__random_seed());
     }
-    if (from_rdb && daemon__load_rdb(d.cfg.restore, &restored, err, sizeof(err)) != 0) {
+    static rdb_libraries libs;
+    if (from_rdb && daemon__load_rdb(d.cfg.restore, &restored, &libs, err, sizeof(err)) != 0) {
         LOG_ERROR("cannot restore", LF_S("error", err));
         return 1;
     }
@@ -383,6 +484,22 @@ int main(int argc, char **argv)
             return 1;
         }
         kv_store_close(&restored);
+        if (libs.nargs) { /* the file's function libraries: one entry, all or none */
+            kv_slice *args = xcalloc(libs.nargs, sizeof(*args));
+            for (size_t i = 0; i < libs.nargs; i++)
+                args[i] = (kv_slice){libs.data.data + libs.off[i], libs.len[i]};
+            kv_command cmd = {.op = KV_OP_FUNCTION_RESTORE,
+                              .a = KV_FUNCTION_RESTORE_APPEND,
+                              .nargs = (uint32_t)libs.nargs,
+                              .args = args};
+            int frv = replica_seed_command(d.loop, d.replica, &cmd, err, sizeof(err));
+            free(args);
+            if (frv != 0) {
+                LOG_ERROR("cannot restore the function libraries", LF_S("error", err));
+                return 1;
+            }
+        }
+        rdb_lib__close(&libs);
         LOG_INFO(from_pg ? "restored from PostgreSQL" : "restored from the RDB file",
                  LF_I("keys", written), LF_I("revision", d.store.revision));
     }

@@ -37,7 +37,6 @@
 
 /* busy-reply-threshold (lua-time-limit): Redis' default */
 #define SCRIPT_BUSY_THRESHOLD_MS 5000
-#define SCRIPT_REDIS_VERSION "7.0.0"
 
 enum { SCRIPT_BY_SHA = 1, SCRIPT_READ_ONLY = 2, SCRIPT_FUNCTION = 4 };
 

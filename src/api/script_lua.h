@@ -50,6 +50,9 @@ typedef struct script_lua script_lua;
  * in RESP version resp (2 or 3), to out; an error reply starts with '-'. */
 typedef void (*script_call_fn)(void *ctx, const resp_arg *argv, size_t argc, int resp, buf *out);
 
+/* The Redis version scripts see (redis.REDIS_VERSION): the one whose
+ * scripting cairn follows. */
+#define SCRIPT_REDIS_VERSION "7.0.0"
 script_lua *script_lua_new(const char *redis_version);
 void script_lua_free(script_lua *sl);
 

@@ -46,8 +46,8 @@ static int rdb__fail(const kv_dump_rd *r, const char *data, const char *what, ch
     return -1;
 }
 
-int kv_rdb_load(const char *data, size_t len, kv_store *into, int64_t now_ms, kv_rdb_stats *st,
-                char *err, size_t errlen)
+int kv_rdb_load(const char *data, size_t len, kv_store *into, int64_t now_ms,
+                kv_rdb_library_fn on_library, void *ctx, kv_rdb_stats *st, char *err, size_t errlen)
 {
     memset(st, 0, sizeof(*st));
     if (len < RDB_HEADER || memcmp(data, "REDIS", 5) != 0) {
@@ -164,10 +164,24 @@ int kv_rdb_load(const char *data, size_t len, kv_store *into, int64_t now_ms, kv
             snprintf(err, errlen, "RDB file: it holds module data, which cairn cannot read");
             goto out;
         case RDB_OP_FUNCTION2:
+            if (!on_library) {
+                snprintf(err, errlen,
+                         "RDB file: it holds Redis functions, which this reader "
+                         "does not take");
+                goto out;
+            }
+            if (!kv_dump__string(&r, &scratch, &s1)) {
+                rdb__fail(&r, data, "a function library", err, errlen);
+                goto out;
+            }
+            if (!on_library(ctx, s1)) goto out;
+            st->libraries++;
+            break;
         case RDB_OP_FUNCTION_PRE:
             snprintf(err, errlen,
-                     "RDB file: it holds Redis functions, which --restore does not import "
-                     "(FUNCTION DUMP on Redis, FUNCTION RESTORE on cairn)");
+                     "RDB file: it holds functions in the format of Redis 7.0's release "
+                     "candidates, which cairn does not read (FUNCTION DUMP on Redis, FUNCTION "
+                     "RESTORE on cairn)");
             goto out;
         default: {
             int type = op[0];

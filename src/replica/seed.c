@@ -100,3 +100,36 @@ int replica_seed(uv_loop_t *loop, replica *r, kv_store *from, double timeout_s, 
     }
     return 0;
 }
+
+typedef struct seed_one {
+    bool done;
+    int status;
+    kv_status result;
+} seed_one;
+
+static void seed__one_done(replica_req *req, int status)
+{
+    seed_one *o = req->data;
+    o->done = true;
+    o->status = status;
+    o->result = req->result.status;
+}
+
+int replica_seed_command(uv_loop_t *loop, replica *r, kv_command *cmd, char *err, size_t errlen)
+{
+    seed_one o = {0};
+    replica_req req;
+    replica_req_init(&req, &o, seed__one_done);
+    int rv = replica_propose(r, &req, cmd);
+    if (rv == REPLICA_OK)
+        while (!o.done) uv_run(loop, UV_RUN_ONCE);
+    else
+        o.status = rv;
+    replica_req_close(&req);
+    if (o.status != REPLICA_OK || o.result != KV_OK) {
+        snprintf(err, errlen, "restore: a write failed: %s",
+                 o.status != REPLICA_OK ? replica_status_text(o.status) : "refused by the store");
+        return -1;
+    }
+    return 0;
+}

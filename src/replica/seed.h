@@ -25,5 +25,8 @@
  * write that failed). */
 int replica_seed(uv_loop_t *loop, replica *r, kv_store *from, double timeout_s, uint64_t *written,
                  char *err, size_t errlen);
+/* One more write through the log (a restore's function libraries), after
+ * replica_seed made this node the leader: 0, or -1 with err. */
+int replica_seed_command(uv_loop_t *loop, replica *r, kv_command *cmd, char *err, size_t errlen);
 
 #endif
