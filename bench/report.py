@@ -538,6 +538,9 @@ def write(suite):
           "as a command); redis RDB: the same data saved with `SAVE`, started with "
           "`--appendonly no`. cairn: its latest snapshot plus the log tail.", ""]
     L += recovery_table(agg) or ["Not measured."]
+    L += ["", "\"cairn --restore of redis' RDB\" is a migration, not a restart: a fresh node "
+          "reads redis' file and writes every key through its own Raft log (durable) before "
+          "it is ready; compare it with \"redis RDB\", redis loading the same file."]
     L += [f"- {n}" for n in suite.notes.get("W5", [])] + [""]
     L += [f"### {TITLES['W6']}", ""]
     L += overload_table(suite, agg) or ["Not measured."]

@@ -763,6 +763,13 @@ http {{
                                                           datadir=rd.datadir)))
             sides.append(("redis RDB", lambda: self.redis("w5-redis-rdb", aof=False,
                                                           datadir=rd.datadir)))
+            # migration: the same RDB file imported by a fresh cairn node
+            # (cairnd --restore: parse, then every key through its Raft log)
+            rdb = os.path.join(rd.datadir, "dump.rdb")
+            runs = iter(range(1, 1000))
+            sides.append(("cairn --restore of redis' RDB",
+                          lambda: self.cairn(f"w5-cairn-import-{next(runs)}", "durable",
+                                             extra=["--restore", rdb], resp=False)))
         elif rd:
             self.note(w, "redis recovery not measured: no RDB file was written")
         if not sides:
