@@ -3,8 +3,9 @@
  * later backups and RDB files) becomes an ordinary, replicated and
  * durable history. Each key is one PUT (value and absolute expiry; keys
  * already expired are left out), or for a hash, list, set, sorted set or
- * stream one RESTORE of its DUMP payload (kv/dump.h), at most SEED_WINDOW
- * in flight. The
+ * stream one RESTORE of its DUMP payload (kv/dump.h); up to
+ * SEED_BATCH_KEYS of them are the steps of one transaction entry
+ * (kv/transaction.h), at most SEED_WINDOW entries in flight. The
  * revisions are the new cluster's own, starting at 1.
  *
  * Runs the loop itself until done (the node is not listening yet): waits
@@ -19,7 +20,9 @@
 #include "kv/store.h"
 #include "replica/replica.h"
 
-#define SEED_WINDOW 256
+#define SEED_WINDOW 16                 /* entries in flight */
+#define SEED_BATCH_KEYS 512            /* keys per entry, at most */
+#define SEED_BATCH_BYTES (1024 * 1024) /* and about this many bytes */
 
 /* 0 with *written set, or -1 with err (no leader within timeout_s, or a
  * write that failed). */
