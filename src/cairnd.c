@@ -479,6 +479,7 @@ int main(int argc, char **argv)
     }
     if (restoring) {
         uint64_t written = 0;
+        kv_keyspace_reserve(&d.store.ks, kv_keyspace_count(&restored.ks)); /* sized once */
         if (replica_seed(d.loop, d.replica, &restored, 30, &written, err, sizeof(err)) != 0) {
             LOG_ERROR("cannot restore", LF_S("error", err));
             return 1;
