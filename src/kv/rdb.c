@@ -118,9 +118,13 @@ int kv_rdb_load(const char *data, size_t len, kv_store *into, int64_t now_ms,
                 rdb__fail(&r, data, "RESIZEDB", err, errlen);
                 goto out;
             }
-            /* the keys to come: the table sized once (bounded by the
-             * bytes left, which a lying count cannot exceed) */
-            if (db == 0 && a <= (uint64_t)(r.end - r.p)) kv_keyspace_reserve(&into->ks, a);
+            /* the keys to come: the table sized once; a count that lies
+             * gets no more than a key per 16 bytes left (smaller keys only
+             * grow the table later) */
+            if (db == 0) {
+                uint64_t most = (uint64_t)(r.end - r.p) / 16;
+                kv_keyspace_reserve(&into->ks, a < most ? a : most);
+            }
             break;
         case RDB_OP_EXPIRETIME:
             if (!kv_dump__bytes(&r, 4, &d)) {
