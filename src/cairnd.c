@@ -25,6 +25,7 @@
 #include "api/resp_api.h"
 #include "api/script_lua.h"
 #include "kv/functions.h"
+#include "kv/keyspace.h"
 #include "kv/rdb.h"
 #include "kv/store.h"
 #include "net/server.h"
@@ -259,7 +260,9 @@ typedef struct rdb_libraries {
     buf data;          /* the arguments, back to back */
     size_t *off, *len; /* of each argument */
     size_t nargs, cap;
-    buf names; /* every library and function name so far, NUL-separated */
+    uint32_t nlibs;
+    kv_keyspace names; /* every library ('L' + name) and function ('F' + name) so far */
+    bool names_ready;
     char *err;
     size_t errlen;
 } rdb_libraries;
@@ -280,16 +283,18 @@ static void rdb_lib__arg(rdb_libraries *l, const char *p, size_t n)
  * namespace in Redis; cairn refuses a repeat of either kind). */
 static bool rdb_lib__new_name(rdb_libraries *l, char kind, const char *p, size_t n)
 {
-    for (size_t at = 0; at < l->names.len;) {
-        size_t k = strlen(l->names.data + at);
-        if (l->names.data[at] == kind && k - 1 == n && memcmp(l->names.data + at + 1, p, n) == 0)
-            return false;
-        at += k + 1;
+    if (!l->names_ready) {
+        kv_keyspace_init(&l->names, 1);
+        l->names_ready = true;
     }
-    buf_append_char(&l->names, kind);
-    buf_append(&l->names, p, n);
-    buf_append_char(&l->names, '\0');
-    return true;
+    buf key;
+    buf_init(&key);
+    buf_append_char(&key, kind);
+    buf_append(&key, p, n);
+    bool fresh = !kv_keyspace_find(&l->names, key.data, key.len);
+    if (fresh) kv_keyspace_insert(&l->names, key.data, key.len, NULL, 0);
+    buf_close(&key);
+    return fresh;
 }
 
 static bool rdb_lib__each(void *ctx, kv_slice code)
@@ -305,6 +310,13 @@ static bool rdb_lib__each(void *ctx, kv_slice code)
     if (!ok) {
         snprintf(l->err, l->errlen, "RDB file: a function library does not load: %.*s",
                  (int)(why.len > 2 ? why.len - 2 : why.len), why.data ? why.data + 1 : "");
+    } else if (nfn > KV_FUNCTIONS_MAX_PER_LIBRARY || l->nlibs >= KV_FUNCTIONS_MAX_LIBRARIES) {
+        /* FUNCTION RESTORE's limits, checked before anything is written */
+        snprintf(l->err, l->errlen,
+                 "RDB file: more function libraries (or functions in one) than cairn holds "
+                 "(%u libraries of %u functions)",
+                 KV_FUNCTIONS_MAX_LIBRARIES, KV_FUNCTIONS_MAX_PER_LIBRARY);
+        ok = false;
     } else if (!rdb_lib__new_name(l, 'L', name.data, name.len)) {
         snprintf(l->err, l->errlen, "RDB file: library %.*s appears twice", (int)name.len,
                  name.data);
@@ -326,6 +338,7 @@ static bool rdb_lib__each(void *ctx, kv_slice code)
             rdb_lib__arg(l, fn, n);
             at += sizeof(n) + n;
         }
+        l->nlibs++;
     }
     buf_close(&name);
     buf_close(&fnames);
@@ -337,7 +350,7 @@ static void rdb_lib__close(rdb_libraries *l)
 {
     if (l->sl) script_lua_free(l->sl);
     buf_close(&l->data);
-    buf_close(&l->names);
+    if (l->names_ready) kv_keyspace_close(&l->names);
     free(l->off);
     free(l->len);
 }

@@ -173,6 +173,11 @@ def test_what_cairn_cannot_take_is_refused_and_nothing_written(make_node, rdir, 
     err = refused(case("db1.rdb", rdir.save().read_bytes()))
     assert "database 1" in err and "elsewhere" in err, err
     rdir.r.flushall()
+    # more function libraries than cairn holds (FUNCTION RESTORE's 1024)
+    for i in range(1025):
+        rdir.r.function_load(f"#!lua name=l{i}\nredis.register_function('f{i}', function() return 1 end)")
+    assert "more function libraries" in refused(case("libs.rdb", rdir.save().read_bytes()))
+    rdir.r.function_flush()
     # a data dir that holds anything: refused before the file is read
     n = make_node(extra_args=["--restore", str(cases / "cut.rdb")])
     n.data_dir.mkdir(parents=True)
